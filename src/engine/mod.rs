@@ -1,0 +1,351 @@
+//! A deterministic discrete-event engine, generic over a closed set of actors.
+//!
+//! The engine knows nothing of KMS or AWS. It owns the actors, a queue of messages ordered by
+//! (time, scheduling order), one ChaCha stream per actor, and the record counter. Actors react to
+//! messages through a [`Ctx`], which offers a small set of verbs: [`Ctx::now`], [`Ctx::rng`],
+//! [`Ctx::send`], [`Ctx::cancel`] and [`Ctx::record`]. Records go to a [`Sink`], which observes
+//! the run and cannot change it.
+//!
+//! Determinism contract: for the same actors, inputs and seed, the sequence of records is
+//! identical on every machine. Messages at the same instant are delivered in the order they were
+//! scheduled. Every record names its [`Cause`], so any outcome can be traced back to an input.
+
+mod queue;
+pub mod time;
+
+use std::collections::BTreeSet;
+use std::panic::{self, AssertUnwindSafe};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use queue::Queue;
+pub use time::{SimDuration, SimTime};
+
+/// Index of an actor in its simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActorId(pub u32);
+
+impl ActorId {
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Identifies a record: its position in the run's sequence of records, from 0.
+pub type RecordId = u64;
+
+/// Why something happened: the record that led to it, or an input given to the run from outside
+/// (in kmsim, a timeline action, by its index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Input(u32),
+    Record(RecordId),
+}
+
+/// A handle on a scheduled message, for [`Ctx::cancel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scheduled(u64);
+
+/// A fact an actor recorded, with when, who and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<O> {
+    pub id: RecordId,
+    pub at: SimTime,
+    pub actor: ActorId,
+    /// What led to this record: the record current when the message being handled was sent.
+    pub cause: Cause,
+    /// An earlier record that explains the outcome (for instance the state change that made a
+    /// call fail), when it differs from the cause.
+    pub reason: Option<RecordId>,
+    pub obs: O,
+}
+
+/// Receives every record of a run, in order. Sinks observe; they cannot change the run.
+pub trait Sink<O> {
+    fn record(&mut self, rec: Record<O>);
+}
+
+impl<O> Sink<O> for Vec<Record<O>> {
+    fn record(&mut self, rec: Record<O>) {
+        self.push(rec);
+    }
+}
+
+/// A sink that drops every record.
+pub struct NullSink;
+
+impl<O> Sink<O> for NullSink {
+    fn record(&mut self, _rec: Record<O>) {}
+}
+
+/// A participant in the simulation. An actor holds only domain state; the engine lends it a
+/// [`Ctx`] for the duration of each message.
+pub trait Actor {
+    type Msg;
+    type Obs;
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self::Msg, Self::Obs>);
+}
+
+struct Delivery<M> {
+    to: ActorId,
+    msg: M,
+    cause: Cause,
+}
+
+/// Per-actor randomness: created on first use from (seed, the actor's stream).
+struct Stream {
+    key: u64,
+    rng: Option<ChaCha8Rng>,
+}
+
+/// The verbs an actor may use while it handles one message.
+pub struct Ctx<'a, M, O> {
+    now: SimTime,
+    me: ActorId,
+    cause: Cause,
+    seed: u64,
+    stream: &'a mut Stream,
+    queue: &'a mut Queue<Delivery<M>>,
+    cancelled: &'a mut BTreeSet<u64>,
+    next_record: &'a mut RecordId,
+    sink: &'a mut dyn Sink<O>,
+}
+
+impl<M, O> Ctx<'_, M, O> {
+    /// The current simulated instant.
+    #[must_use]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// The actor handling the message.
+    #[must_use]
+    pub fn me(&self) -> ActorId {
+        self.me
+    }
+
+    /// What the next record or message will name as its cause.
+    #[must_use]
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    /// This actor's own random stream. Draws by one actor never shift the draws of another.
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        let (seed, key) = (self.seed, self.stream.key);
+        self.stream.rng.get_or_insert_with(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(key);
+            rng
+        })
+    }
+
+    /// Delivers `msg` to `to` after `after` (zero: later in this same instant, after everything
+    /// already scheduled for it). The message carries the current cause.
+    pub fn send(&mut self, to: ActorId, msg: M, after: SimDuration) -> Scheduled {
+        let at = self.now + after;
+        Scheduled(self.queue.push(at, Delivery { to, msg, cause: self.cause }))
+    }
+
+    /// Cancels a message that has not been delivered yet; cancelling twice or too late is harmless.
+    pub fn cancel(&mut self, handle: Scheduled) {
+        self.cancelled.insert(handle.0);
+    }
+
+    /// Records a fact. It becomes the cause of whatever this handler records or sends next.
+    pub fn record(&mut self, obs: O) -> RecordId {
+        self.record_because(obs, None)
+    }
+
+    /// Records a fact together with an earlier record that explains it.
+    pub fn record_because(&mut self, obs: O, reason: Option<RecordId>) -> RecordId {
+        let id = *self.next_record;
+        *self.next_record += 1;
+        self.sink.record(Record { id, at: self.now, actor: self.me, cause: self.cause, reason, obs });
+        self.cause = Cause::Record(id);
+        id
+    }
+}
+
+/// When a run stops.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Messages due after this instant are not delivered.
+    pub horizon: SimTime,
+    /// Stop with [`EngineError::EventLimit`] after delivering this many messages.
+    pub max_events: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunStats {
+    /// Messages delivered.
+    pub events: u64,
+    /// Records made.
+    pub records: u64,
+    /// The instant of the last delivered message.
+    pub last_event_at: SimTime,
+    /// True if messages were still pending past the horizon.
+    pub stopped_at_horizon: bool,
+}
+
+/// A run that could not complete. Not fatal to the process: the records made so far stand.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error(
+        "stopped after {limit} events at {at} (next event for actor {actor}); \
+         the run looks runaway: raise --max-events if this is expected"
+    )]
+    EventLimit { limit: u64, at: SimTime, actor: String },
+}
+
+/// Actors, their names, the pending messages and the clock.
+pub struct Simulation<A: Actor> {
+    actors: Vec<A>,
+    names: Vec<String>,
+    streams: Vec<Stream>,
+    queue: Queue<Delivery<A::Msg>>,
+    cancelled: BTreeSet<u64>,
+    now: SimTime,
+    seed: u64,
+    next_record: RecordId,
+    events: u64,
+}
+
+impl<A: Actor> Simulation<A> {
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Simulation {
+            actors: Vec::new(),
+            names: Vec::new(),
+            streams: Vec::new(),
+            queue: Queue::new(),
+            cancelled: BTreeSet::new(),
+            now: SimTime::ZERO,
+            seed,
+            next_record: 0,
+            events: 0,
+        }
+    }
+
+    /// Adds an actor. Its random stream is derived from its name, so adding other actors never
+    /// changes its draws.
+    pub fn add_actor(&mut self, name: impl Into<String>, actor: A) -> ActorId {
+        let name = name.into();
+        let id = ActorId(u32::try_from(self.actors.len()).expect("more than 2^32 actors"));
+        self.streams.push(Stream { key: stream_key(&name), rng: None });
+        self.names.push(name);
+        self.actors.push(actor);
+        id
+    }
+
+    #[must_use]
+    pub fn actor(&self, id: ActorId) -> &A {
+        &self.actors[id.index()]
+    }
+
+    #[must_use]
+    pub fn actors(&self) -> &[A] {
+        &self.actors
+    }
+
+    #[must_use]
+    pub fn name(&self, id: ActorId) -> &str {
+        &self.names[id.index()]
+    }
+
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    #[must_use]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Schedules an input from outside the simulation.
+    pub fn schedule(&mut self, at: SimTime, to: ActorId, msg: A::Msg, cause: Cause) {
+        self.queue.push(at, Delivery { to, msg, cause });
+    }
+
+    /// Delivers messages in (time, scheduling order) until none is left or the next is past the
+    /// horizon. The clock ends at the horizon in the latter case.
+    pub fn run(&mut self, limits: Limits, sink: &mut dyn Sink<A::Obs>) -> Result<RunStats, EngineError> {
+        let first_record = self.next_record;
+        let mut last_event_at = self.now;
+        let mut stopped_at_horizon = false;
+        while let Some(at) = self.queue.peek_time() {
+            if at > limits.horizon {
+                stopped_at_horizon = true;
+                break;
+            }
+            let entry = self.queue.pop().expect("peeked");
+            if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
+                continue;
+            }
+            let Delivery { to, msg, cause } = entry.payload;
+            if limits.max_events.is_some_and(|max| self.events >= max) {
+                return Err(EngineError::EventLimit {
+                    limit: self.events,
+                    at,
+                    actor: self.names[to.index()].clone(),
+                });
+            }
+            self.events += 1;
+            self.now = at;
+            last_event_at = at;
+            let mut ctx = Ctx {
+                now: at,
+                me: to,
+                cause,
+                seed: self.seed,
+                stream: &mut self.streams[to.index()],
+                queue: &mut self.queue,
+                cancelled: &mut self.cancelled,
+                next_record: &mut self.next_record,
+                sink,
+            };
+            let actor = &mut self.actors[to.index()];
+            // A panic in an actor is a bug; say where in the run it happened so it can be replayed.
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| actor.handle(msg, &mut ctx))) {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                panic!(
+                    "bug: actor {} panicked at {} (seed {}): {what}",
+                    self.names[to.index()],
+                    at,
+                    self.seed
+                );
+            }
+        }
+        if stopped_at_horizon {
+            self.now = limits.horizon;
+        }
+        Ok(RunStats {
+            events: self.events,
+            records: self.next_record - first_record,
+            last_event_at,
+            stopped_at_horizon,
+        })
+    }
+
+    /// Messages still waiting, cancelled ones included.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// FNV-1a: a stable hash of an actor's name, used as its ChaCha stream number.
+fn stream_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests;

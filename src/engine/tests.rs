@@ -1,0 +1,169 @@
+//! The engine's contract, shown with a toy ping-pong actor that knows nothing of AWS.
+
+use rand::RngExt;
+
+use super::*;
+
+#[derive(Debug)]
+enum Msg {
+    Ping { to: ActorId, left: u32, gap: SimDuration },
+    Draw,
+    Timer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Obs {
+    Got(u32),
+    Drew(u64),
+    Rang,
+}
+
+struct Player;
+
+impl Actor for Player {
+    type Msg = Msg;
+    type Obs = Obs;
+    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg, Obs>) {
+        match msg {
+            Msg::Ping { to, left, gap } => {
+                ctx.record(Obs::Got(left));
+                if left > 0 {
+                    let me = ctx.me();
+                    ctx.send(to, Msg::Ping { to: me, left: left - 1, gap }, gap);
+                }
+            }
+            Msg::Draw => {
+                let x = ctx.rng().random::<u64>();
+                ctx.record(Obs::Drew(x));
+            }
+            Msg::Timer => {
+                ctx.record(Obs::Rang);
+            }
+        }
+    }
+}
+
+fn limits(horizon_ms: u64) -> Limits {
+    Limits { horizon: SimTime::from_ms(horizon_ms), max_events: None }
+}
+
+#[test]
+fn ping_pong_records_chain_back_to_the_input() {
+    let mut sim = Simulation::new(1);
+    let a = sim.add_actor("a", Player);
+    let b = sim.add_actor("b", Player);
+    sim.schedule(SimTime::ZERO, a, Msg::Ping { to: b, left: 3, gap: SimDuration::from_secs(1) }, Cause::Input(0));
+    let mut trace = Vec::new();
+    let stats = sim.run(limits(60_000), &mut trace).unwrap();
+    assert_eq!(stats.events, 4);
+    let got: Vec<_> = trace.iter().map(|r| (r.at.as_ms(), r.actor, r.obs.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            (0, a, Obs::Got(3)),
+            (1_000, b, Obs::Got(2)),
+            (2_000, a, Obs::Got(1)),
+            (3_000, b, Obs::Got(0)),
+        ]
+    );
+    assert_eq!(trace[0].cause, Cause::Input(0));
+    for pair in trace.windows(2) {
+        assert_eq!(pair[1].cause, Cause::Record(pair[0].id));
+    }
+}
+
+#[test]
+fn same_instant_messages_run_in_scheduling_order() {
+    let mut sim = Simulation::new(1);
+    let a = sim.add_actor("a", Player);
+    let gap = SimDuration::ZERO;
+    for i in 0..5 {
+        sim.schedule(SimTime::from_ms(10), a, Msg::Ping { to: a, left: 0, gap }, Cause::Input(i));
+    }
+    let mut trace = Vec::new();
+    sim.run(limits(100), &mut trace).unwrap();
+    let causes: Vec<_> = trace.iter().map(|r| r.cause).collect();
+    assert_eq!(causes, (0..5).map(Cause::Input).collect::<Vec<_>>());
+}
+
+#[test]
+fn horizon_stops_the_run_and_leaves_later_messages_pending() {
+    let mut sim = Simulation::new(1);
+    let a = sim.add_actor("a", Player);
+    let b = sim.add_actor("b", Player);
+    sim.schedule(SimTime::ZERO, a, Msg::Ping { to: b, left: 100, gap: SimDuration::from_secs(1) }, Cause::Input(0));
+    let mut trace = Vec::new();
+    let stats = sim.run(limits(2_500), &mut trace).unwrap();
+    assert_eq!(trace.len(), 3, "deliveries at 0 s, 1 s and 2 s only");
+    assert!(stats.stopped_at_horizon);
+    assert_eq!(sim.now(), SimTime::from_ms(2_500));
+    assert_eq!(sim.pending(), 1);
+}
+
+#[test]
+fn event_limit_stops_a_runaway_run_with_a_message() {
+    let mut sim = Simulation::new(1);
+    let a = sim.add_actor("a", Player);
+    sim.schedule(SimTime::ZERO, a, Msg::Ping { to: a, left: u32::MAX, gap: SimDuration::ZERO }, Cause::Input(0));
+    let err = sim
+        .run(Limits { horizon: SimTime::MAX, max_events: Some(1_000) }, &mut NullSink)
+        .unwrap_err();
+    assert_eq!(err, EngineError::EventLimit { limit: 1_000, at: SimTime::ZERO, actor: "a".into() });
+    assert!(err.to_string().contains("--max-events"));
+}
+
+#[test]
+fn cancelled_messages_are_never_delivered() {
+    struct Canceller;
+    impl Actor for Canceller {
+        type Msg = Msg;
+        type Obs = Obs;
+        fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg, Obs>) {
+            if let Msg::Draw = msg {
+                let me = ctx.me();
+                let doomed = ctx.send(me, Msg::Timer, SimDuration::from_secs(5));
+                ctx.send(me, Msg::Timer, SimDuration::from_secs(6));
+                ctx.cancel(doomed);
+            } else {
+                ctx.record(Obs::Rang);
+            }
+        }
+    }
+    let mut sim = Simulation::new(1);
+    let a = sim.add_actor("a", Canceller);
+    sim.schedule(SimTime::ZERO, a, Msg::Draw, Cause::Input(0));
+    let mut trace = Vec::new();
+    sim.run(limits(60_000), &mut trace).unwrap();
+    assert_eq!(trace.len(), 1);
+    assert_eq!(trace[0].at, SimTime::from_ms(6_000));
+}
+
+fn draws_of(names: &[&str], who: &str, seed: u64) -> Vec<u64> {
+    let mut sim = Simulation::new(seed);
+    let ids: Vec<_> = names.iter().map(|n| sim.add_actor(*n, Player)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        for k in 0..3 {
+            sim.schedule(SimTime::from_ms(k), *id, Msg::Draw, Cause::Input(u32::try_from(i).unwrap()));
+        }
+    }
+    let mut trace = Vec::new();
+    sim.run(limits(10), &mut trace).unwrap();
+    let who = ids[names.iter().position(|n| *n == who).unwrap()];
+    trace
+        .iter()
+        .filter(|r| r.actor == who)
+        .map(|r| match r.obs {
+            Obs::Drew(x) => x,
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn adding_an_actor_does_not_change_another_actors_draws() {
+    let alone = draws_of(&["vol-a"], "vol-a", 7);
+    let crowded = draws_of(&["new-first", "vol-a", "new-last"], "vol-a", 7);
+    assert_eq!(alone, crowded);
+    assert_ne!(draws_of(&["vol-a"], "vol-a", 8), alone, "the seed matters");
+    assert_ne!(draws_of(&["vol-b"], "vol-b", 7), alone, "each actor has its own stream");
+}
