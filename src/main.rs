@@ -1,3 +1,4 @@
-fn main() {
-    println!("Hello, world!");
+//! The `kmsim` binary: everything is in the library; see `kmsim --help`.
+fn main() -> std::process::ExitCode {
+    kmsim::cli::main()
 }

@@ -288,11 +288,7 @@ impl<A: Actor> Simulation<A> {
             }
             let Delivery { to, msg, cause } = entry.payload;
             if limits.max_events.is_some_and(|max| self.events >= max) {
-                return Err(EngineError::EventLimit {
-                    limit: self.events,
-                    at,
-                    actor: self.names[to.index()].clone(),
-                });
+                return Err(EngineError::EventLimit { limit: self.events, at, actor: self.names[to.index()].clone() });
             }
             self.events += 1;
             self.now = at;
@@ -316,12 +312,7 @@ impl<A: Actor> Simulation<A> {
                     .map(ToString::to_string)
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                panic!(
-                    "bug: actor {} panicked at {} (seed {}): {what}",
-                    self.names[to.index()],
-                    at,
-                    self.seed
-                );
+                panic!("bug: actor {} panicked at {} (seed {}): {what}", self.names[to.index()], at, self.seed);
             }
         }
         if stopped_at_horizon {
@@ -342,8 +333,9 @@ impl<A: Actor> Simulation<A> {
     }
 }
 
-/// FNV-1a: a stable hash of an actor's name, used as its ChaCha stream number.
-fn stream_key(name: &str) -> u64 {
+/// FNV-1a: a stable hash of a name, used as a ChaCha stream number (per actor, per generated ID).
+#[must_use]
+pub fn stream_key(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 

@@ -57,15 +57,7 @@ fn ping_pong_records_chain_back_to_the_input() {
     let stats = sim.run(limits(60_000), &mut trace).unwrap();
     assert_eq!(stats.events, 4);
     let got: Vec<_> = trace.iter().map(|r| (r.at.as_ms(), r.actor, r.obs.clone())).collect();
-    assert_eq!(
-        got,
-        [
-            (0, a, Obs::Got(3)),
-            (1_000, b, Obs::Got(2)),
-            (2_000, a, Obs::Got(1)),
-            (3_000, b, Obs::Got(0)),
-        ]
-    );
+    assert_eq!(got, [(0, a, Obs::Got(3)), (1_000, b, Obs::Got(2)), (2_000, a, Obs::Got(1)), (3_000, b, Obs::Got(0)),]);
     assert_eq!(trace[0].cause, Cause::Input(0));
     for pair in trace.windows(2) {
         assert_eq!(pair[1].cause, Cause::Record(pair[0].id));
@@ -105,9 +97,7 @@ fn event_limit_stops_a_runaway_run_with_a_message() {
     let mut sim = Simulation::new(1);
     let a = sim.add_actor("a", Player);
     sim.schedule(SimTime::ZERO, a, Msg::Ping { to: a, left: u32::MAX, gap: SimDuration::ZERO }, Cause::Input(0));
-    let err = sim
-        .run(Limits { horizon: SimTime::MAX, max_events: Some(1_000) }, &mut NullSink)
-        .unwrap_err();
+    let err = sim.run(Limits { horizon: SimTime::MAX, max_events: Some(1_000) }, &mut NullSink).unwrap_err();
     assert_eq!(err, EngineError::EventLimit { limit: 1_000, at: SimTime::ZERO, actor: "a".into() });
     assert!(err.to_string().contains("--max-events"));
 }

@@ -103,13 +103,7 @@ impl Add for SimDuration {
 impl fmt::Display for SimDuration {
     /// Compact, exact, largest units first: `2d 4h`, `90s` is `1m 30s`, `250ms`, `0s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 5] = [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ];
+        const UNITS: [(&str, u64); 5] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
         if self.0 == 0 {
             return f.write_str("0s");
         }
@@ -145,10 +139,7 @@ mod tests {
     fn durations_format_exactly_with_largest_units_first() {
         assert_eq!(SimDuration::ZERO.to_string(), "0s");
         assert_eq!(SimDuration::from_secs(90).to_string(), "1m 30s");
-        assert_eq!(
-            (SimDuration::from_days(2) + SimDuration::from_hours(4)).to_string(),
-            "2d 4h"
-        );
+        assert_eq!((SimDuration::from_days(2) + SimDuration::from_hours(4)).to_string(), "2d 4h");
         assert_eq!(SimDuration::from_days(60).to_string(), "60d");
         assert_eq!(SimDuration::from_ms(1_250).to_string(), "1s 250ms");
     }

@@ -1,0 +1,444 @@
+//! EBS volumes: an encrypted data key kept with the volume, and the calls that need KMS.
+//!
+//! ```text
+//!   (not created) ──CreateVolume: GenerateDataKeyWithoutPlaintext──> available
+//!   available ──AttachVolume: CreateGrant, Decrypt──> in-use (plaintext key in the host's cache)
+//!       ^    └──KMS refuses (D4: CustomerKeyHasBeenRevoked)──> stays available
+//!       └──DetachVolume / instance terminated── in-use  (key leaves the cache)
+//! ```
+//!
+//! A volume makes every KMS call about itself, as EBS and EC2 do on the user's behalf, so the
+//! record of a refusal sits on the volume that broke. The plaintext key lives in the instance's
+//! cache ([`super::ec2`]); the volume keeps a mirror of whether it is there, which the instance
+//! updates, so disk I/O can be answered here.
+//!
+//! A4 (undocumented): EC2 makes one grant per (volume, instance) and keeps it while the volume
+//! goes back to that instance; it retires it when the instance terminates or the volume is
+//! attached elsewhere. A reattach to the same instance therefore calls only Decrypt, and the
+//! refused call is the Decrypt, as D4 describes. Simplifications: a failed CreateVolume leaves no
+//! volume behind (the scenario may create it again); attaching to a stopped instance decrypts
+//! the key at once and the instance discards it until it starts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::engine::{ActorId, SimDuration, SimTime};
+
+use super::ec2::{Ec2Error, InstanceMsg};
+use super::kms::{
+    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsMsg, KmsOp, KmsOutput,
+    KmsReply, KmsRequest, Service,
+};
+use super::latency::Latency;
+use super::{Msg, Obs, WorldCtx};
+
+/// The EBS volume states kmsim uses, named as EBS names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeState {
+    Creating,
+    Available,
+    /// Available, with an attachment on its way (EBS's attachment state `attaching`).
+    Attaching(ActorId),
+    InUse(ActorId),
+}
+
+impl VolumeState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeState::Creating => "creating",
+            VolumeState::Available => "available",
+            VolumeState::Attaching(_) => "attaching",
+            VolumeState::InUse(_) => "in-use",
+        }
+    }
+}
+
+/// A disk operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoKind {
+    Read,
+    Write,
+}
+
+impl IoKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoKind::Read => "Read",
+            IoKind::Write => "Write",
+        }
+    }
+}
+
+/// Why disk I/O failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoFailure {
+    /// The volume is not attached to any instance.
+    NotAttached,
+    /// Attached, but its plaintext data key is not in the host's memory (the instance is stopped
+    /// or could not decrypt it at start).
+    NoDataKey,
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoFailure::NotAttached => "the volume is not attached",
+            IoFailure::NoDataKey => "no plaintext data key in the host's memory",
+        })
+    }
+}
+
+/// Messages a volume handles.
+#[derive(Debug)]
+pub enum VolumeMsg {
+    Create,
+    Attach {
+        instance: ActorId,
+    },
+    Detach,
+    Io(IoKind),
+    /// Periodic I/O every `every` until `until`, starting now.
+    IoLoad {
+        kind: IoKind,
+        every: SimDuration,
+        until: SimTime,
+    },
+    IoTick {
+        kind: IoKind,
+        every: SimDuration,
+        until: SimTime,
+    },
+    /// From the instance: the attachment is in place; `cached` if the instance runs.
+    Attached {
+        instance: ActorId,
+        cached: bool,
+    },
+    AttachRejected {
+        instance: ActorId,
+        error: Ec2Error,
+    },
+    /// From the instance, at start: decrypt the data key again.
+    LoadKey {
+        instance: ActorId,
+    },
+    KeyCached,
+    KeyDropped,
+    InstanceTerminated {
+        instance: ActorId,
+    },
+}
+
+/// Facts a volume records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VolumeObs {
+    Created,
+    CreateFailed {
+        error: KmsError,
+    },
+    AttachRequested {
+        instance: ActorId,
+    },
+    Attached {
+        instance: ActorId,
+    },
+    /// `kms` is the refused KMS call's error when KMS is why (the EBS event's `cause`).
+    AttachFailed {
+        instance: ActorId,
+        error: Ec2Error,
+        kms: Option<KmsError>,
+    },
+    Detached {
+        instance: ActorId,
+    },
+    /// CreateVolume or DetachVolume refused by EC2.
+    Refused {
+        action: &'static str,
+        error: Ec2Error,
+    },
+    /// The instance started (or moved host) and KMS refused this volume's data key.
+    KeyLoadFailed {
+        instance: ActorId,
+        error: Ec2Error,
+        kms: KmsError,
+    },
+    Io {
+        kind: IoKind,
+        result: Result<(), IoFailure>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    CreateDataKey,
+    AttachGrant(ActorId),
+    AttachDecrypt(ActorId),
+    StartDecrypt(ActorId),
+}
+
+/// An EBS volume encrypted under a KMS key.
+#[derive(Debug)]
+pub struct Volume {
+    name: Arc<str>,
+    kms: ActorId,
+    key: KeyRef,
+    latency: Latency,
+    state: Option<VolumeState>,
+    data_key: Option<Ciphertext>,
+    /// The grant EC2 made for the instance this volume was last attached to (A4: kept across
+    /// detach and reattach to the same instance).
+    grant: Option<(GrantId, ActorId)>,
+    key_in_memory: bool,
+    call: Option<(u32, Pending)>,
+    next_tag: u32,
+}
+
+impl Volume {
+    /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
+    #[must_use]
+    pub fn new(name: Arc<str>, kms: ActorId, key: KeyRef, latency: Latency) -> Self {
+        Volume {
+            name,
+            kms,
+            key,
+            latency,
+            state: None,
+            data_key: None,
+            grant: None,
+            key_in_memory: false,
+            call: None,
+            next_tag: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[must_use]
+    pub fn state(&self) -> Option<VolumeState> {
+        self.state
+    }
+
+    /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).
+    #[must_use]
+    pub fn key_in_memory(&self) -> bool {
+        self.key_in_memory
+    }
+
+    pub fn handle(&mut self, msg: VolumeMsg, ctx: &mut WorldCtx<'_>) {
+        match msg {
+            VolumeMsg::Create => self.on_create(ctx),
+            VolumeMsg::Attach { instance } => self.on_attach(instance, ctx),
+            VolumeMsg::Detach => self.on_detach(ctx),
+            VolumeMsg::Io(kind) => self.on_io(kind, ctx),
+            VolumeMsg::IoLoad { kind, every, until } | VolumeMsg::IoTick { kind, every, until } => {
+                self.on_io(kind, ctx);
+                if ctx.now() + every <= until {
+                    let me = ctx.me();
+                    ctx.send(me, Msg::Volume(VolumeMsg::IoTick { kind, every, until }), every);
+                }
+            }
+            VolumeMsg::Attached { instance, cached } => {
+                self.state = Some(VolumeState::InUse(instance));
+                self.key_in_memory = cached;
+                ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
+            }
+            VolumeMsg::AttachRejected { instance, error } => {
+                self.state = Some(VolumeState::Available);
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+            }
+            VolumeMsg::LoadKey { instance } => self.on_load_key(instance, ctx),
+            VolumeMsg::KeyCached => self.key_in_memory = true,
+            VolumeMsg::KeyDropped => self.key_in_memory = false,
+            VolumeMsg::InstanceTerminated { instance } => {
+                if self.state == Some(VolumeState::InUse(instance)) {
+                    self.detach_from(instance, false, ctx);
+                }
+                if self.grant.is_some_and(|(_, i)| i == instance) {
+                    self.retire_grant(ctx);
+                }
+            }
+        }
+    }
+
+    fn on_create(&mut self, ctx: &mut WorldCtx<'_>) {
+        if self.state.is_some() {
+            let error = self.incorrect_state("it already exists");
+            ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
+            return;
+        }
+        self.state = Some(VolumeState::Creating);
+        let op = KmsOp::GenerateDataKeyWithoutPlaintext {
+            key: self.key.clone(),
+            context: Some(self.name.clone()),
+            name: None,
+        };
+        self.call_kms(Caller::UserVia(Service::Ebs), op, Pending::CreateDataKey, ctx);
+    }
+
+    fn on_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
+        ctx.record(Obs::Volume(VolumeObs::AttachRequested { instance }));
+        let error = match self.state {
+            Some(VolumeState::Available) => None,
+            None => Some(Ec2Error {
+                code: "InvalidVolume.NotFound",
+                message: format!("The volume '{}' does not exist.", self.name),
+            }),
+            Some(VolumeState::InUse(_) | VolumeState::Attaching(_)) => Some(Ec2Error {
+                code: "VolumeInUse",
+                message: format!("{} is already attached to an instance", self.name),
+            }),
+            Some(VolumeState::Creating) => Some(self.incorrect_state("it is creating")),
+        };
+        if let Some(error) = error {
+            ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+            return;
+        }
+        self.state = Some(VolumeState::Attaching(instance));
+        if self.grant.is_some_and(|(_, i)| i == instance) {
+            self.decrypt_for_attach(instance, ctx);
+            return;
+        }
+        self.retire_grant(ctx);
+        let op = KmsOp::CreateGrant {
+            key: self.key.clone(),
+            grantee: Grantee::Instance(instance),
+            context: Some(self.name.clone()),
+            name: None,
+        };
+        self.call_kms(Caller::UserVia(Service::Ec2), op, Pending::AttachGrant(instance), ctx);
+    }
+
+    fn on_detach(&mut self, ctx: &mut WorldCtx<'_>) {
+        match self.state {
+            Some(VolumeState::InUse(instance)) => self.detach_from(instance, true, ctx),
+            other => {
+                let what = other.map_or("it does not exist", |s| match s {
+                    VolumeState::Attaching(_) => "it is attaching",
+                    _ => "it is not attached",
+                });
+                let error = self.incorrect_state(what);
+                ctx.record(Obs::Volume(VolumeObs::Refused { action: "DetachVolume", error }));
+            }
+        }
+    }
+
+    fn detach_from(&mut self, instance: ActorId, tell_instance: bool, ctx: &mut WorldCtx<'_>) {
+        self.state = Some(VolumeState::Available);
+        self.key_in_memory = false;
+        // A start may be waiting on this volume's Decrypt; its answer no longer matters.
+        if matches!(self.call, Some((_, Pending::StartDecrypt(_)))) {
+            self.call = None;
+        }
+        ctx.record(Obs::Volume(VolumeObs::Detached { instance }));
+        if tell_instance {
+            let me = ctx.me();
+            ctx.send(instance, Msg::Instance(InstanceMsg::Detached { volume: me }), SimDuration::ZERO);
+        }
+    }
+
+    fn decrypt_for_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
+        let data_key = self.data_key.clone().expect("an available volume has a data key");
+        let op =
+            KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(data_key), key: None, context: Some(self.name.clone()) };
+        self.call_kms(Caller::Instance(instance), op, Pending::AttachDecrypt(instance), ctx);
+    }
+
+    /// EC2 retires its grant when the instance it was made for no longer needs it.
+    fn retire_grant(&mut self, ctx: &mut WorldCtx<'_>) {
+        if let Some((grant, instance)) = self.grant.take() {
+            let op = KmsOp::RetireGrant { grant: GrantRef::Id(grant) };
+            let request = KmsRequest { caller: Caller::Instance(instance), op, reply_to: None };
+            let after = self.latency.draw(ctx.rng());
+            ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+        }
+    }
+
+    fn on_load_key(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
+        let me = ctx.me();
+        match (&self.data_key, self.state) {
+            (Some(data_key), Some(VolumeState::InUse(i))) if i == instance => {
+                let op = KmsOp::Decrypt {
+                    ciphertext: CiphertextRef::Blob(data_key.clone()),
+                    key: None,
+                    context: Some(self.name.clone()),
+                };
+                self.call_kms(Caller::Instance(instance), op, Pending::StartDecrypt(instance), ctx);
+            }
+            _ => {
+                // Detached meanwhile: nothing to load.
+                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: true }), SimDuration::ZERO);
+            }
+        }
+    }
+
+    fn on_io(&mut self, kind: IoKind, ctx: &mut WorldCtx<'_>) {
+        let result = match self.state {
+            Some(VolumeState::InUse(_)) if self.key_in_memory => Ok(()),
+            Some(VolumeState::InUse(_)) => Err(IoFailure::NoDataKey),
+            _ => Err(IoFailure::NotAttached),
+        };
+        ctx.record(Obs::Volume(VolumeObs::Io { kind, result }));
+    }
+
+    /// The answer to this volume's outstanding KMS call. Answers to abandoned calls are ignored.
+    pub fn on_kms_reply(&mut self, reply: KmsReply, ctx: &mut WorldCtx<'_>) {
+        let Some((tag, pending)) = self.call else { return };
+        if tag != reply.tag {
+            return;
+        }
+        self.call = None;
+        let me = ctx.me();
+        match (pending, reply.result) {
+            (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
+                self.data_key = Some(c);
+                self.state = Some(VolumeState::Available);
+                ctx.record(Obs::Volume(VolumeObs::Created));
+            }
+            (Pending::CreateDataKey, Err(error)) => {
+                self.state = None;
+                ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
+            }
+            (Pending::AttachGrant(instance), Ok(KmsOutput::Grant(grant))) => {
+                self.grant = Some((grant, instance));
+                self.decrypt_for_attach(instance, ctx);
+            }
+            (Pending::AttachDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
+                ctx.send(instance, Msg::Instance(InstanceMsg::Attach { volume: me }), SimDuration::ZERO);
+            }
+            (Pending::AttachGrant(instance) | Pending::AttachDecrypt(instance), Err(kms)) => {
+                self.state = Some(VolumeState::Available);
+                let error = Ec2Error::key_revoked(&self.name);
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
+            }
+            (Pending::StartDecrypt(instance), result) => {
+                let ok = result.is_ok();
+                if let Err(kms) = result {
+                    let error = Ec2Error::key_revoked(&self.name);
+                    ctx.record(Obs::Volume(VolumeObs::KeyLoadFailed { instance, error, kms }));
+                }
+                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
+            }
+            (pending, result) => panic!("unexpected KMS answer {result:?} to {pending:?}"),
+        }
+    }
+
+    fn call_kms(&mut self, caller: Caller, op: KmsOp, pending: Pending, ctx: &mut WorldCtx<'_>) {
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.call = Some((tag, pending));
+        let request = KmsRequest { caller, op, reply_to: Some((ctx.me(), tag)) };
+        let after = self.latency.draw(ctx.rng());
+        ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+    }
+
+    fn incorrect_state(&self, why: &str) -> Ec2Error {
+        Ec2Error {
+            code: "IncorrectState",
+            message: format!("The volume '{}' is not in a valid state: {why}.", self.name),
+        }
+    }
+}

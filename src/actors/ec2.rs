@@ -1,0 +1,321 @@
+//! EC2 instances, each with the hypervisor key cache of its host.
+//!
+//! ```text
+//!   running ──Stop──> stopped ──Start──> pending ──all volumes decrypted──> running
+//!      │                 ^                  └──a Decrypt refused (D6)────> stopped (Client.InternalError)
+//!      ├─Reboot─> running (keys kept, no KMS call)
+//!      ├─HostMaintenance (D5)─> pending on a new host, as Start
+//!      └─Terminate─> terminated (volumes detached, keys dropped)
+//! ```
+//!
+//! The cache holds the plaintext data key of every attached volume while the instance runs. It is
+//! the only thing disk I/O needs, so a volume keeps working whatever its KMS key's state until the
+//! key leaves the cache: detach, stop, terminate, or host maintenance. Simplifications: stopping
+//! and shutting-down are instantaneous; a start re-decrypts every attached volume at once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::engine::{ActorId, SimDuration};
+
+use super::ebs::VolumeMsg;
+use super::{Msg, Obs, WorldCtx};
+
+/// The EC2 instance states kmsim uses, named as EC2 names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopped,
+    Terminated,
+}
+
+impl InstanceState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An EC2 API error, with EC2's own code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ec2Error {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Ec2Error {
+    /// D4: what AttachVolume and the reattach at start report when KMS refuses the data key.
+    #[must_use]
+    pub fn key_revoked(volume: &str) -> Self {
+        Ec2Error {
+            code: "CustomerKeyHasBeenRevoked",
+            message: format!(
+                "Volume {volume} cannot be attached. The encrypted volume was unable to access the KMS master key."
+            ),
+        }
+    }
+
+    #[must_use]
+    pub fn incorrect_instance_state(instance: &str, state: InstanceState) -> Self {
+        Ec2Error {
+            code: "IncorrectInstanceState",
+            message: format!("The instance '{instance}' is not in a state from which it can do this (it is {state})."),
+        }
+    }
+}
+
+impl fmt::Display for Ec2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Why a plaintext data key left the hypervisor cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    Detach,
+    Stop,
+    Terminate,
+    HostMaintenance,
+}
+
+/// The EC2 state reason of D6, for a start that could not decrypt a volume.
+pub const START_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.InternalError: Client error on launch");
+
+/// The EC2 actions an instance takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceAction {
+    Stop,
+    Start,
+    Reboot,
+    Terminate,
+    HostMaintenance,
+}
+
+impl InstanceAction {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceAction::Stop => "StopInstances",
+            InstanceAction::Start => "StartInstances",
+            InstanceAction::Reboot => "RebootInstances",
+            InstanceAction::Terminate => "TerminateInstances",
+            InstanceAction::HostMaintenance => "HostMaintenance",
+        }
+    }
+}
+
+/// Messages an instance handles.
+#[derive(Debug)]
+pub enum InstanceMsg {
+    /// Brings a declared instance into existence, running (RunInstances).
+    Run,
+    Do(InstanceAction),
+    /// A volume whose data key was decrypted asks to be attached.
+    Attach {
+        volume: ActorId,
+    },
+    /// A volume was detached.
+    Detached {
+        volume: ActorId,
+    },
+    /// A volume's answer to [`VolumeMsg::LoadKey`] during a start.
+    KeyLoaded {
+        volume: ActorId,
+        ok: bool,
+    },
+}
+
+/// Facts an instance records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InstanceObs {
+    StateChanged { from: Option<InstanceState>, to: InstanceState, reason: Option<(&'static str, &'static str)> },
+    Rebooted,
+    HostMaintenance { from_host: u32, to_host: u32 },
+    DataKeyCached { volume: ActorId },
+    DataKeyEvicted { volume: ActorId, why: Eviction },
+    Refused { action: InstanceAction, error: Ec2Error },
+}
+
+#[derive(Debug)]
+struct Attachment {
+    volume: ActorId,
+    cached: bool,
+}
+
+/// An EC2 instance and its host's key cache.
+#[derive(Debug)]
+pub struct Instance {
+    name: Arc<str>,
+    state: Option<InstanceState>,
+    host: u32,
+    attachments: Vec<Attachment>,
+    /// During a start: volumes still decrypting, and whether any failed.
+    start: Option<(Vec<ActorId>, bool)>,
+}
+
+impl Instance {
+    #[must_use]
+    pub fn new(name: Arc<str>, host: u32) -> Self {
+        Instance { name, state: None, host, attachments: Vec::new(), start: None }
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[must_use]
+    pub fn state(&self) -> Option<InstanceState> {
+        self.state
+    }
+
+    /// Volumes attached, with whether each one's plaintext data key is in the cache.
+    pub fn attachments(&self) -> impl Iterator<Item = (ActorId, bool)> + '_ {
+        self.attachments.iter().map(|a| (a.volume, a.cached))
+    }
+
+    pub fn handle(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) {
+        match msg {
+            InstanceMsg::Run => self.set_state(InstanceState::Running, None, ctx),
+            InstanceMsg::Do(action) => self.on_action(action, ctx),
+            InstanceMsg::Attach { volume } => self.on_attach(volume, ctx),
+            InstanceMsg::Detached { volume } => self.on_detached(volume, ctx),
+            InstanceMsg::KeyLoaded { volume, ok } => self.on_key_loaded(volume, ok, ctx),
+        }
+    }
+
+    fn on_action(&mut self, action: InstanceAction, ctx: &mut WorldCtx<'_>) {
+        let state = self.state.expect("instances exist from the start");
+        let allowed = match action {
+            InstanceAction::Stop | InstanceAction::Reboot | InstanceAction::HostMaintenance => {
+                state == InstanceState::Running
+            }
+            InstanceAction::Start => state == InstanceState::Stopped,
+            InstanceAction::Terminate => state != InstanceState::Terminated,
+        };
+        if !allowed {
+            let error = Ec2Error::incorrect_instance_state(&self.name, state);
+            ctx.record(Obs::Instance(InstanceObs::Refused { action, error }));
+            return;
+        }
+        match action {
+            InstanceAction::Stop => {
+                self.set_state(InstanceState::Stopped, None, ctx);
+                self.evict_all(Eviction::Stop, ctx);
+            }
+            InstanceAction::Start => self.begin_start(ctx),
+            InstanceAction::Reboot => {
+                ctx.record(Obs::Instance(InstanceObs::Rebooted));
+            }
+            InstanceAction::HostMaintenance => {
+                let (from_host, to_host) = (self.host, self.host + 1);
+                self.host = to_host;
+                ctx.record(Obs::Instance(InstanceObs::HostMaintenance { from_host, to_host }));
+                self.evict_all(Eviction::HostMaintenance, ctx);
+                self.begin_start(ctx);
+            }
+            InstanceAction::Terminate => {
+                self.set_state(InstanceState::Terminated, None, ctx);
+                self.evict_all(Eviction::Terminate, ctx);
+                self.start = None;
+                for a in std::mem::take(&mut self.attachments) {
+                    let me = ctx.me();
+                    ctx.send(a.volume, Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }), SimDuration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn begin_start(&mut self, ctx: &mut WorldCtx<'_>) {
+        self.set_state(InstanceState::Pending, None, ctx);
+        let me = ctx.me();
+        let waiting: Vec<ActorId> = self.attachments.iter().map(|a| a.volume).collect();
+        for &v in &waiting {
+            ctx.send(v, Msg::Volume(VolumeMsg::LoadKey { instance: me }), SimDuration::ZERO);
+        }
+        self.start = Some((waiting, false));
+        self.finish_start_if_done(ctx);
+    }
+
+    fn on_key_loaded(&mut self, volume: ActorId, ok: bool, ctx: &mut WorldCtx<'_>) {
+        let Some((waiting, failed)) = &mut self.start else { return };
+        waiting.retain(|v| *v != volume);
+        *failed |= !ok;
+        self.finish_start_if_done(ctx);
+    }
+
+    fn finish_start_if_done(&mut self, ctx: &mut WorldCtx<'_>) {
+        let Some((waiting, failed)) = &self.start else { return };
+        if !waiting.is_empty() {
+            return;
+        }
+        let failed = *failed;
+        self.start = None;
+        if failed {
+            // D6: a start that cannot decrypt a volume goes back to stopped.
+            self.set_state(InstanceState::Stopped, Some(START_FAILED_REASON), ctx);
+            return;
+        }
+        for a in &mut self.attachments {
+            a.cached = true;
+            ctx.record(Obs::Instance(InstanceObs::DataKeyCached { volume: a.volume }));
+            ctx.send(a.volume, Msg::Volume(VolumeMsg::KeyCached), SimDuration::ZERO);
+        }
+        self.set_state(InstanceState::Running, None, ctx);
+    }
+
+    fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) {
+        let me = ctx.me();
+        let state = self.state.expect("instances exist from the start");
+        if !matches!(state, InstanceState::Running | InstanceState::Stopped) {
+            let error = Ec2Error::incorrect_instance_state(&self.name, state);
+            ctx.send(volume, Msg::Volume(VolumeMsg::AttachRejected { instance: me, error }), SimDuration::ZERO);
+            return;
+        }
+        debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
+        let cached = state == InstanceState::Running;
+        self.attachments.push(Attachment { volume, cached });
+        if cached {
+            ctx.record(Obs::Instance(InstanceObs::DataKeyCached { volume }));
+        }
+        ctx.send(volume, Msg::Volume(VolumeMsg::Attached { instance: me, cached }), SimDuration::ZERO);
+    }
+
+    fn on_detached(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) {
+        let Some(i) = self.attachments.iter().position(|a| a.volume == volume) else { return };
+        let a = self.attachments.remove(i);
+        if a.cached {
+            ctx.record(Obs::Instance(InstanceObs::DataKeyEvicted { volume, why: Eviction::Detach }));
+        }
+        if let Some((waiting, _)) = &mut self.start {
+            waiting.retain(|v| *v != volume);
+            self.finish_start_if_done(ctx);
+        }
+    }
+
+    fn evict_all(&mut self, why: Eviction, ctx: &mut WorldCtx<'_>) {
+        for a in self.attachments.iter_mut().filter(|a| a.cached) {
+            a.cached = false;
+            ctx.record(Obs::Instance(InstanceObs::DataKeyEvicted { volume: a.volume, why }));
+            ctx.send(a.volume, Msg::Volume(VolumeMsg::KeyDropped), SimDuration::ZERO);
+        }
+    }
+
+    fn set_state(&mut self, to: InstanceState, reason: Option<(&'static str, &'static str)>, ctx: &mut WorldCtx<'_>) {
+        let from = self.state.replace(to);
+        ctx.record(Obs::Instance(InstanceObs::StateChanged { from, to, reason }));
+    }
+}

@@ -1,0 +1,819 @@
+//! The KMS service of one account and Region: keys, imported material, grants, and its own timers.
+//!
+//! ```text
+//!   CreateKey(EXTERNAL) ──> PendingImport ──ImportKeyMaterial──> Enabled <──EnableKey── Disabled
+//!                              ^    ^                              │  └───DisableKey───────^  │
+//!                              │    └─DeleteImportedKeyMaterial────┘     (or ValidTo passes)  │
+//!                              │      (Enabled or Disabled)                                   │
+//!   ScheduleKeyDeletion (from Enabled, Disabled, PendingImport) ──> PendingDeletion ──window──> deleted
+//!   CancelKeyDeletion: PendingDeletion ──> Disabled, or PendingImport without material (D8)
+//! ```
+//!
+//! Every call is checked against the key-state table ([`table::admit`]) and recorded with its
+//! outcome. Expiry at `ValidTo` and deletion at the end of the waiting period are KMS's own timers,
+//! recorded as service events. Simplifications: one material per key (no on-demand rotation),
+//! symmetric single-Region keys in the default key store (D14), and an encryption context that is
+//! at most one `aws:ebs:id` pair. kmsim never holds key bytes: materials are names, ciphertexts are
+//! values bound to (key, material, context).
+
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::engine::{ActorId, RecordId, Scheduled, SimDuration, SimTime};
+
+use super::{Msg, Obs, WorldCtx};
+pub use table::{KeyState, KmsError, KmsException, Operation, Origin, admit};
+
+/// A key's position in the KMS actor's key table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyIdx(pub u32);
+
+/// A key material, by the name the scenario gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MaterialId(pub u32);
+
+/// A grant, by issue order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GrantId(pub u32);
+
+/// How a caller names a key, as the `KeyId` parameter allows: key ID, key ARN or alias.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyRef {
+    Id(KeyIdx),
+    Arn(KeyIdx),
+    Alias(Arc<str>),
+}
+
+/// `ValidTo` and `ExpirationModel` of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// `KEY_MATERIAL_DOES_NOT_EXPIRE`.
+    Never,
+    /// `KEY_MATERIAL_EXPIRES` with this `ValidTo`.
+    At(SimTime),
+}
+
+/// The AWS service that makes a call on the user's behalf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Ebs,
+    Ec2,
+}
+
+/// Who makes a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The scenario's user principal.
+    User,
+    /// A service in the user's identity (EBS creating a data key, EC2 creating a grant).
+    UserVia(Service),
+    /// The `aws:ec2-infrastructure` role session of an instance, which decrypts its volumes' keys.
+    Instance(ActorId),
+}
+
+/// Who a grant is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grantee {
+    Instance(ActorId),
+    Principal(Arc<str>),
+}
+
+/// A ciphertext blob: bound to its key, its key material and its encryption context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ciphertext {
+    pub key: KeyIdx,
+    pub material: MaterialId,
+    pub serial: u64,
+    /// The `aws:ebs:id` value of the encryption context, if any.
+    pub context: Option<Arc<str>>,
+}
+
+/// A ciphertext passed to Decrypt or ReEncrypt: a blob, or one the scenario named when it was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CiphertextRef {
+    Blob(Ciphertext),
+    Named(Arc<str>),
+}
+
+/// The import token of an ImportKeyMaterial call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenRef {
+    /// A token the scenario named in an earlier GetParametersForImport.
+    Named(Arc<str>),
+    /// One step: KMS makes the GetParametersForImport call and uses its token at once.
+    Fresh,
+}
+
+/// A grant passed to RetireGrant or RevokeGrant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantRef {
+    Id(GrantId),
+    /// A grant the scenario named when it created it.
+    Named(Arc<str>),
+    /// The live grant whose constraint names this `aws:ebs:id` (the grant EC2 made for a volume).
+    ForContext(Arc<str>),
+}
+
+/// A KMS API call. Optional `name`s let a scenario refer to what the call returns later.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KmsOp {
+    DescribeKey { key: KeyRef },
+    EnableKey { key: KeyRef },
+    DisableKey { key: KeyRef },
+    ScheduleKeyDeletion { key: KeyRef, pending_window_days: u32 },
+    CancelKeyDeletion { key: KeyRef },
+    GetParametersForImport { key: KeyRef, name: Option<Arc<str>> },
+    ImportKeyMaterial { key: KeyRef, token: TokenRef, material: MaterialId, expiry: Expiry },
+    DeleteImportedKeyMaterial { key: KeyRef },
+    Encrypt { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
+    Decrypt { ciphertext: CiphertextRef, key: Option<KeyRef>, context: Option<Arc<str>> },
+    ReEncrypt { ciphertext: CiphertextRef, destination: KeyRef, name: Option<Arc<str>> },
+    GenerateDataKey { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
+    GenerateDataKeyWithoutPlaintext { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
+    CreateGrant { key: KeyRef, grantee: Grantee, context: Option<Arc<str>>, name: Option<Arc<str>> },
+    RetireGrant { grant: GrantRef },
+    RevokeGrant { key: KeyRef, grant: GrantRef },
+}
+
+impl KmsOp {
+    #[must_use]
+    pub fn operation(&self) -> Operation {
+        match self {
+            KmsOp::DescribeKey { .. } => Operation::DescribeKey,
+            KmsOp::EnableKey { .. } => Operation::EnableKey,
+            KmsOp::DisableKey { .. } => Operation::DisableKey,
+            KmsOp::ScheduleKeyDeletion { .. } => Operation::ScheduleKeyDeletion,
+            KmsOp::CancelKeyDeletion { .. } => Operation::CancelKeyDeletion,
+            KmsOp::GetParametersForImport { .. } => Operation::GetParametersForImport,
+            KmsOp::ImportKeyMaterial { .. } => Operation::ImportKeyMaterial,
+            KmsOp::DeleteImportedKeyMaterial { .. } => Operation::DeleteImportedKeyMaterial,
+            KmsOp::Encrypt { .. } => Operation::Encrypt,
+            KmsOp::Decrypt { .. } => Operation::Decrypt,
+            KmsOp::ReEncrypt { .. } => Operation::ReEncrypt,
+            KmsOp::GenerateDataKey { .. } => Operation::GenerateDataKey,
+            KmsOp::GenerateDataKeyWithoutPlaintext { .. } => Operation::GenerateDataKeyWithoutPlaintext,
+            KmsOp::CreateGrant { .. } => Operation::CreateGrant,
+            KmsOp::RetireGrant { .. } => Operation::RetireGrant,
+            KmsOp::RevokeGrant { .. } => Operation::RevokeGrant,
+        }
+    }
+}
+
+/// What a successful call returns (only what later steps or the trace need).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KmsOutput {
+    Done,
+    Described { state: KeyState },
+    DeletionScheduled { deletion_date: SimTime },
+    ImportParameters { parameters_valid_to: SimTime },
+    Imported { material: MaterialId, expiry: Expiry },
+    MaterialDeleted { material: Option<MaterialId> },
+    Ciphertext(Ciphertext),
+    Decrypted { key: KeyIdx },
+    Grant(GrantId),
+}
+
+/// A request to KMS, and where to send the answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KmsRequest {
+    pub caller: Caller,
+    pub op: KmsOp,
+    /// The actor to answer, and a tag it uses to match the answer to its call.
+    pub reply_to: Option<(ActorId, u32)>,
+}
+
+/// The answer to a [`KmsRequest`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KmsReply {
+    pub tag: u32,
+    pub result: Result<KmsOutput, KmsError>,
+}
+
+/// Messages the KMS actor handles.
+#[derive(Debug)]
+pub enum KmsMsg {
+    /// Brings a declared key into existence (CreateKey).
+    CreateKey(KeyIdx),
+    Request(KmsRequest),
+    /// KMS's own timer: the material's `ValidTo` (plus `material_expiry_lag`) has passed.
+    ExpireMaterial(KeyIdx),
+    /// KMS's own timer: the waiting period (plus `key_deletion_lag`) has ended.
+    DeleteKey(KeyIdx),
+}
+
+/// Facts the KMS actor records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KmsObs {
+    /// An API call and its outcome. `key` is the key the call resolved to, if any.
+    Called { caller: Caller, op: KmsOp, key: Option<KeyIdx>, result: Result<KmsOutput, KmsError> },
+    /// A key changed state; `from` is `None` when the key is created.
+    StateChanged { key: KeyIdx, from: Option<KeyState>, to: KeyState },
+    /// KMS deleted expired material (CloudTrail `DeleteExpiredKeyMaterial`, a service event).
+    MaterialExpired { key: KeyIdx, material: MaterialId },
+    /// KMS deleted the key at the end of its waiting period (CloudTrail `DeleteKey`, a service event).
+    KeyDeleted { key: KeyIdx },
+}
+
+/// Where the documentation is silent (reference "Modelling decisions"): KMS's numeric choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KmsParams {
+    /// D2: from `ValidTo` to the deletion of the expired material.
+    pub material_expiry_lag: SimDuration,
+    /// D3: from the end of the waiting period to the deletion of the key (AWS: up to 24 h).
+    pub key_deletion_lag: SimDuration,
+    /// D13: how long a state change takes to reach the cryptographic operations.
+    pub kms_propagation_delay: SimDuration,
+}
+
+/// The identity of a declared key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    pub key_id: String,
+    pub arn: String,
+    pub origin: Origin,
+    pub aliases: Vec<Arc<str>>,
+}
+
+/// How long an import token and its public key stay valid.
+pub const IMPORT_TOKEN_LIFE: SimDuration = SimDuration::from_hours(24);
+/// The latest `ValidTo` an import may set, after the request.
+pub const MAX_VALID_FOR: SimDuration = SimDuration::from_days(365);
+
+#[derive(Debug)]
+struct Key {
+    spec: KeySpec,
+    /// `None` until CreateKey, and again once the key is deleted.
+    state: Option<KeyState>,
+    deleted: bool,
+    /// The material currently imported.
+    material: Option<MaterialId>,
+    /// The material permanently associated with the key by its first import.
+    associated: Option<MaterialId>,
+    valid_to: Option<SimTime>,
+    expiry_timer: Option<Scheduled>,
+    deletion_timer: Option<Scheduled>,
+    /// The record that put the key in its current state: the reason a refused call cites.
+    state_record: Option<RecordId>,
+    /// (since, state) history, for D13's propagation delay.
+    history: Vec<(SimTime, KeyState)>,
+}
+
+#[derive(Debug)]
+struct Token {
+    key: KeyIdx,
+    valid_to: SimTime,
+}
+
+#[derive(Debug)]
+struct Grant {
+    key: KeyIdx,
+    grantee: Grantee,
+    context: Option<Arc<str>>,
+    live: bool,
+}
+
+/// The KMS actor.
+#[derive(Debug)]
+pub struct Kms {
+    params: KmsParams,
+    keys: Vec<Key>,
+    tokens: Vec<Token>,
+    named_tokens: BTreeMap<Arc<str>, usize>,
+    named_ciphertexts: BTreeMap<Arc<str>, Ciphertext>,
+    grants: Vec<Grant>,
+    named_grants: BTreeMap<Arc<str>, GrantId>,
+    next_serial: u64,
+}
+
+type Outcome = Result<KmsOutput, KmsError>;
+
+impl Kms {
+    #[must_use]
+    pub fn new(params: KmsParams, keys: Vec<KeySpec>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|spec| Key {
+                spec,
+                state: None,
+                deleted: false,
+                material: None,
+                associated: None,
+                valid_to: None,
+                expiry_timer: None,
+                deletion_timer: None,
+                state_record: None,
+                history: Vec::new(),
+            })
+            .collect();
+        Kms {
+            params,
+            keys,
+            tokens: Vec::new(),
+            named_tokens: BTreeMap::new(),
+            named_ciphertexts: BTreeMap::new(),
+            grants: Vec::new(),
+            named_grants: BTreeMap::new(),
+            next_serial: 0,
+        }
+    }
+
+    /// The identity of a key, for messages and outputs.
+    #[must_use]
+    pub fn spec(&self, key: KeyIdx) -> &KeySpec {
+        &self.keys[key.0 as usize].spec
+    }
+
+    /// A key's current state, `None` before creation or after deletion.
+    #[must_use]
+    pub fn state(&self, key: KeyIdx) -> Option<KeyState> {
+        self.keys[key.0 as usize].state
+    }
+
+    pub fn handle(&mut self, msg: KmsMsg, ctx: &mut WorldCtx<'_>) {
+        match msg {
+            KmsMsg::CreateKey(key) => self.on_create_key(key, ctx),
+            KmsMsg::Request(req) => self.on_request(req, ctx),
+            KmsMsg::ExpireMaterial(key) => self.on_expire_material(key, ctx),
+            KmsMsg::DeleteKey(key) => self.on_delete_key(key, ctx),
+        }
+    }
+
+    fn on_create_key(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+        let state = match self.keys[key.0 as usize].spec.origin {
+            Origin::AwsKms => KeyState::Enabled,
+            Origin::External => KeyState::PendingImport,
+        };
+        self.set_state(key, state, ctx);
+    }
+
+    fn on_request(&mut self, req: KmsRequest, ctx: &mut WorldCtx<'_>) {
+        let KmsRequest { caller, op, reply_to } = req;
+        let mut result = Ok(KmsOutput::Done);
+        if let KmsOp::ImportKeyMaterial { key, token: TokenRef::Fresh, .. } = &op {
+            // One step: the GetParametersForImport a user makes first, recorded as its own call.
+            let get = KmsOp::GetParametersForImport { key: key.clone(), name: Some(FRESH_TOKEN.into()) };
+            result = self.call_and_record(caller, get, ctx);
+        }
+        if result.is_ok() {
+            result = self.call_and_record(caller, op, ctx);
+        }
+        if let Some((to, tag)) = reply_to {
+            ctx.send(to, Msg::KmsReply(KmsReply { tag, result }), SimDuration::ZERO);
+        }
+    }
+
+    fn call_and_record(&mut self, caller: Caller, op: KmsOp, ctx: &mut WorldCtx<'_>) -> Outcome {
+        let (key, result) = self.call(caller, &op, ctx.now());
+        let reason = self.reason_for(key, &result);
+        let effect = match (&result, key) {
+            (Ok(_), Some(key)) => Effect::of(&op).map(|e| (key, e)),
+            _ => None,
+        };
+        ctx.record_because(Obs::Kms(KmsObs::Called { caller, op, key, result: result.clone() }), reason);
+        if let Some((key, effect)) = effect {
+            self.apply(key, effect, ctx);
+        }
+        result
+    }
+
+    /// A refusal caused by the key's state cites the record that put the key in that state.
+    fn reason_for(&self, key: Option<KeyIdx>, result: &Outcome) -> Option<RecordId> {
+        match (key, result) {
+            (Some(k), Err(e)) if matches!(e.exception, KmsException::InvalidState | KmsException::Disabled) => {
+                self.keys[k.0 as usize].state_record
+            }
+            _ => None,
+        }
+    }
+
+    /// Evaluates a call without changing key states (those follow in [`Kms::apply`], after the
+    /// call is recorded, so that state changes name the call as their cause).
+    fn call(&mut self, caller: Caller, op: &KmsOp, now: SimTime) -> (Option<KeyIdx>, Outcome) {
+        let operation = op.operation();
+        let key_ref = match op {
+            KmsOp::DescribeKey { key }
+            | KmsOp::EnableKey { key }
+            | KmsOp::DisableKey { key }
+            | KmsOp::ScheduleKeyDeletion { key, .. }
+            | KmsOp::CancelKeyDeletion { key }
+            | KmsOp::GetParametersForImport { key, .. }
+            | KmsOp::ImportKeyMaterial { key, .. }
+            | KmsOp::DeleteImportedKeyMaterial { key }
+            | KmsOp::Encrypt { key, .. }
+            | KmsOp::GenerateDataKey { key, .. }
+            | KmsOp::GenerateDataKeyWithoutPlaintext { key, .. }
+            | KmsOp::CreateGrant { key, .. }
+            | KmsOp::RevokeGrant { key, .. }
+            | KmsOp::ReEncrypt { destination: key, .. } => Some(key),
+            KmsOp::Decrypt { key, .. } => key.as_ref(),
+            KmsOp::RetireGrant { .. } => None,
+        };
+        let named = match key_ref {
+            Some(r) => match self.resolve(r, operation) {
+                Ok(k) => Some(k),
+                Err(e) => return (None, Err(e)),
+            },
+            None => None,
+        };
+        // The key a Decrypt is about is the one its ciphertext names.
+        let subject = match op {
+            KmsOp::Decrypt { ciphertext, .. } => self.blob(ciphertext).map(|c| c.key).or(named),
+            _ => named,
+        };
+        let outcome = match op {
+            KmsOp::Decrypt { ciphertext, context, .. } => {
+                self.decrypt(caller, named, ciphertext, context.as_ref(), now)
+            }
+            KmsOp::ReEncrypt { ciphertext, name, .. } => {
+                let dest = named.expect("ReEncrypt names a destination key");
+                match self.decrypt(caller, None, ciphertext, None, now) {
+                    Ok(_) => self.check(operation, dest, now).map(|()| self.new_ciphertext(dest, None, name.as_ref())),
+                    Err(e) => Err(e),
+                }
+            }
+            KmsOp::RetireGrant { grant } => return self.retire(grant, None),
+            _ => {
+                let key = named.expect("every other operation names a key");
+                self.check(operation, key, now).and_then(|()| self.evaluate(caller, op, key, now))
+            }
+        };
+        (subject, outcome)
+    }
+
+    /// Finds a live key by ID, ARN or alias; aliases only where the operation accepts them.
+    fn resolve(&self, key: &KeyRef, op: Operation) -> Result<KeyIdx, KmsError> {
+        match key {
+            KeyRef::Id(k) | KeyRef::Arn(k) => {
+                let entry = &self.keys[k.0 as usize];
+                if entry.deleted || entry.state.is_none() {
+                    Err(KmsError::new(KmsException::NotFound, format!("Key '{}' does not exist", entry.spec.arn)))
+                } else {
+                    Ok(*k)
+                }
+            }
+            KeyRef::Alias(alias) => {
+                if !op.accepts_alias() {
+                    // A1: the API takes only a key ID or ARN here; an alias is not found as a key.
+                    return Err(KmsError::new(KmsException::NotFound, format!("Invalid keyId {alias}")));
+                }
+                self.keys
+                    .iter()
+                    .position(|k| !k.deleted && k.state.is_some() && k.spec.aliases.contains(alias))
+                    .map(|i| KeyIdx(u32::try_from(i).expect("key count fits u32")))
+                    .ok_or_else(|| KmsError::new(KmsException::NotFound, format!("Alias {alias} is not found.")))
+            }
+        }
+    }
+
+    /// The key-state table, applied to the state the operation sees.
+    fn check(&self, op: Operation, key: KeyIdx, now: SimTime) -> Result<(), KmsError> {
+        let k = &self.keys[key.0 as usize];
+        let state = if op.is_crypto() { self.visible_state(key, now) } else { k.state.expect("live key") };
+        admit(op, state, k.spec.origin, &k.spec.arn)
+    }
+
+    /// D13: cryptographic operations see a state change only `kms_propagation_delay` after it.
+    fn visible_state(&self, key: KeyIdx, now: SimTime) -> KeyState {
+        let k = &self.keys[key.0 as usize];
+        let delay = self.params.kms_propagation_delay;
+        if delay == SimDuration::ZERO {
+            return k.state.expect("live key");
+        }
+        let seen_at = now.saturating_sub(delay);
+        k.history
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= seen_at)
+            .or_else(|| k.history.first())
+            .map(|(_, s)| *s)
+            .expect("a live key has a state history")
+    }
+
+    fn evaluate(&mut self, caller: Caller, op: &KmsOp, key: KeyIdx, now: SimTime) -> Outcome {
+        let k = &self.keys[key.0 as usize];
+        match op {
+            KmsOp::DescribeKey { .. } => Ok(KmsOutput::Described { state: k.state.expect("live key") }),
+            KmsOp::EnableKey { .. } | KmsOp::DisableKey { .. } | KmsOp::CancelKeyDeletion { .. } => Ok(KmsOutput::Done),
+            KmsOp::ScheduleKeyDeletion { pending_window_days, .. } => {
+                if !(7..=30).contains(pending_window_days) {
+                    return Err(KmsError::new(
+                        KmsException::Validation,
+                        format!(
+                            "1 validation error detected: Value '{pending_window_days}' at 'pendingWindowInDays' \
+                             failed to satisfy constraint: Member must have value between 7 and 30"
+                        ),
+                    ));
+                }
+                let window = SimDuration::from_days(u64::from(*pending_window_days));
+                Ok(KmsOutput::DeletionScheduled { deletion_date: now + window })
+            }
+            KmsOp::GetParametersForImport { name, .. } => {
+                let valid_to = now + IMPORT_TOKEN_LIFE;
+                self.tokens.push(Token { key, valid_to });
+                if let Some(name) = name {
+                    self.named_tokens.insert(name.clone(), self.tokens.len() - 1);
+                }
+                Ok(KmsOutput::ImportParameters { parameters_valid_to: valid_to })
+            }
+            KmsOp::ImportKeyMaterial { token, material, expiry, .. } => {
+                self.check_import(key, token, *material, *expiry, now)
+            }
+            KmsOp::DeleteImportedKeyMaterial { .. } => Ok(KmsOutput::MaterialDeleted { material: k.material }),
+            KmsOp::Encrypt { context, name, .. }
+            | KmsOp::GenerateDataKey { context, name, .. }
+            | KmsOp::GenerateDataKeyWithoutPlaintext { context, name, .. } => {
+                Ok(self.new_ciphertext(key, context.clone(), name.as_ref()))
+            }
+            KmsOp::CreateGrant { grantee, context, name, .. } => {
+                let id = GrantId(u32::try_from(self.grants.len()).expect("grant count fits u32"));
+                self.grants.push(Grant { key, grantee: grantee.clone(), context: context.clone(), live: true });
+                if let Some(name) = name {
+                    self.named_grants.insert(name.clone(), id);
+                }
+                Ok(KmsOutput::Grant(id))
+            }
+            KmsOp::RevokeGrant { grant, .. } => self.retire(grant, Some(key)).1,
+            KmsOp::Decrypt { .. } | KmsOp::ReEncrypt { .. } | KmsOp::RetireGrant { .. } => {
+                unreachable!("handled in call: {caller:?} {op:?}")
+            }
+        }
+    }
+
+    fn check_import(
+        &self,
+        key: KeyIdx,
+        token: &TokenRef,
+        material: MaterialId,
+        expiry: Expiry,
+        now: SimTime,
+    ) -> Outcome {
+        let k = &self.keys[key.0 as usize];
+        let token = match token {
+            TokenRef::Named(name) => self.named_tokens.get(name).map(|&i| &self.tokens[i]),
+            TokenRef::Fresh => self.named_tokens.get(FRESH_TOKEN).map(|&i| &self.tokens[i]),
+        };
+        let arn = &k.spec.arn;
+        match token {
+            Some(t) if t.key != key => {
+                return Err(KmsError::new(
+                    KmsException::InvalidImportToken,
+                    format!("The import token is not valid for {arn}: it was issued for another key."),
+                ));
+            }
+            Some(t) if now >= t.valid_to => {
+                return Err(KmsError::new(
+                    KmsException::ExpiredImportToken,
+                    "The import token has expired: call GetParametersForImport for a new one.",
+                ));
+            }
+            Some(_) => {}
+            None => return Err(KmsError::new(KmsException::InvalidImportToken, "The import token is not valid.")),
+        }
+        if let Some(associated) = k.associated
+            && associated != material
+        {
+            return Err(KmsError::new(
+                KmsException::IncorrectKeyMaterial,
+                format!("The key material is not the key material previously imported into {arn}."),
+            ));
+        }
+        if let Expiry::At(valid_to) = expiry
+            && (valid_to <= now || valid_to > now + MAX_VALID_FOR)
+        {
+            return Err(KmsError::new(
+                KmsException::Validation,
+                "ValidTo must be in the future and at most 365 days after the request.",
+            ));
+        }
+        Ok(KmsOutput::Imported { material, expiry })
+    }
+
+    fn decrypt(
+        &self,
+        caller: Caller,
+        named_key: Option<KeyIdx>,
+        ciphertext: &CiphertextRef,
+        context: Option<&Arc<str>>,
+        now: SimTime,
+    ) -> Outcome {
+        let Some(blob) = self.blob(ciphertext) else { return Err(invalid_ciphertext()) };
+        let k = &self.keys[blob.key.0 as usize];
+        if k.deleted {
+            // A2: a ciphertext whose key was deleted names a key that no longer exists.
+            return Err(KmsError::new(KmsException::NotFound, format!("Key '{}' does not exist", k.spec.arn)));
+        }
+        if let Some(named) = named_key
+            && named != blob.key
+        {
+            return Err(KmsError::new(
+                KmsException::IncorrectKey,
+                "The key ID in the request does not identify a KMS key that can perform this operation.",
+            ));
+        }
+        if let Caller::Instance(instance) = caller
+            && !self.grants.iter().any(|g| {
+                g.live && g.key == blob.key && g.grantee == Grantee::Instance(instance) && g.context == blob.context
+            })
+        {
+            return Err(KmsError::new(
+                KmsException::AccessDenied,
+                format!(
+                    "The ec2-infrastructure role session of the instance is not authorized to perform: \
+                     kms:Decrypt on resource: {} because no grant allows it",
+                    k.spec.arn
+                ),
+            ));
+        }
+        self.check(Operation::Decrypt, blob.key, now)?;
+        if context != blob.context.as_ref() {
+            return Err(invalid_ciphertext());
+        }
+        // With one material per key, an Enabled key always holds the material its ciphertexts
+        // were made with; D13's delay may show Enabled a moment after the material is gone.
+        if k.material.is_some_and(|m| m != blob.material) {
+            return Err(KmsError::new(KmsException::IncorrectKey, "The ciphertext was made with other key material."));
+        }
+        Ok(KmsOutput::Decrypted { key: blob.key })
+    }
+
+    fn blob<'a>(&'a self, c: &'a CiphertextRef) -> Option<&'a Ciphertext> {
+        match c {
+            CiphertextRef::Blob(c) => Some(c),
+            CiphertextRef::Named(name) => self.named_ciphertexts.get(name),
+        }
+    }
+
+    fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
+        let material = self.keys[key.0 as usize].material.unwrap_or(MaterialId(u32::MAX));
+        let c = Ciphertext { key, material, serial: self.next_serial, context };
+        self.next_serial += 1;
+        if let Some(name) = name {
+            self.named_ciphertexts.insert(name.clone(), c.clone());
+        }
+        KmsOutput::Ciphertext(c)
+    }
+
+    fn retire(&mut self, grant: &GrantRef, key: Option<KeyIdx>) -> (Option<KeyIdx>, Outcome) {
+        let found = match grant {
+            GrantRef::Id(id) => Some(*id),
+            GrantRef::Named(name) => self.named_grants.get(name).copied(),
+            GrantRef::ForContext(ctx) => self
+                .grants
+                .iter()
+                .rposition(|g| g.live && g.context.as_ref() == Some(ctx) && key.is_none_or(|k| g.key == k))
+                .map(|i| GrantId(u32::try_from(i).expect("grant count fits u32"))),
+        };
+        match found.map(|id| (id, &mut self.grants[id.0 as usize])) {
+            Some((id, g)) if g.live && key.is_none_or(|k| g.key == k) => {
+                g.live = false;
+                (Some(g.key), Ok(KmsOutput::Grant(id)))
+            }
+            _ => (key, Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
+        }
+    }
+
+    /// The state changes and timers of a successful call, recorded after the call itself.
+    fn apply(&mut self, key: KeyIdx, effect: Effect, ctx: &mut WorldCtx<'_>) {
+        let now = ctx.now();
+        let me = ctx.me();
+        let state = self.keys[key.0 as usize].state.expect("live key");
+        match effect {
+            Effect::Enable if state == KeyState::Disabled => self.set_state(key, KeyState::Enabled, ctx),
+            Effect::Disable if state == KeyState::Enabled => self.set_state(key, KeyState::Disabled, ctx),
+            Effect::Enable | Effect::Disable => {}
+            Effect::ScheduleDeletion { window } => {
+                let timer = ctx.send(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);
+                self.keys[key.0 as usize].deletion_timer = Some(timer);
+                self.set_state(key, KeyState::PendingDeletion, ctx);
+            }
+            Effect::CancelDeletion => {
+                let k = &mut self.keys[key.0 as usize];
+                if let Some(t) = k.deletion_timer.take() {
+                    ctx.cancel(t);
+                }
+                // D8: without material the key cannot be Disabled; it is PendingImport.
+                let to = if k.material.is_some() { KeyState::Disabled } else { KeyState::PendingImport };
+                self.set_state(key, to, ctx);
+            }
+            Effect::Import { material, expiry } => {
+                let k = &mut self.keys[key.0 as usize];
+                k.material = Some(material);
+                k.associated = Some(material);
+                if let Some(t) = k.expiry_timer.take() {
+                    ctx.cancel(t);
+                }
+                k.valid_to = match expiry {
+                    Expiry::Never => None,
+                    Expiry::At(t) => Some(t),
+                };
+                if let Some(valid_to) = k.valid_to {
+                    let after = (valid_to + self.params.material_expiry_lag) - now;
+                    k.expiry_timer = Some(ctx.send(me, Msg::Kms(KmsMsg::ExpireMaterial(key)), after));
+                }
+                // D9: PendingImport becomes Enabled. A3: a Disabled key stays Disabled (its
+                // material was present; a reimport only refreshes the expiration).
+                if state == KeyState::PendingImport {
+                    self.set_state(key, KeyState::Enabled, ctx);
+                }
+            }
+            Effect::DeleteMaterial => self.remove_material(key, ctx),
+        }
+    }
+
+    /// Material gone, by the user or by expiry: the key is PendingImport unless PendingDeletion.
+    fn remove_material(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+        let k = &mut self.keys[key.0 as usize];
+        if k.material.take().is_none() {
+            return;
+        }
+        k.valid_to = None;
+        if let Some(t) = k.expiry_timer.take() {
+            ctx.cancel(t);
+        }
+        if k.state != Some(KeyState::PendingDeletion) {
+            self.set_state(key, KeyState::PendingImport, ctx);
+        }
+    }
+
+    fn on_expire_material(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+        let k = &mut self.keys[key.0 as usize];
+        k.expiry_timer = None;
+        let Some(material) = k.material else { return };
+        if k.deleted {
+            return;
+        }
+        ctx.record(Obs::Kms(KmsObs::MaterialExpired { key, material }));
+        self.remove_material(key, ctx);
+    }
+
+    fn on_delete_key(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+        let k = &mut self.keys[key.0 as usize];
+        k.deletion_timer = None;
+        if let Some(t) = k.expiry_timer.take() {
+            ctx.cancel(t);
+        }
+        k.deleted = true;
+        k.state = None;
+        k.material = None;
+        for g in self.grants.iter_mut().filter(|g| g.key == key) {
+            g.live = false;
+        }
+        let id = ctx.record(Obs::Kms(KmsObs::KeyDeleted { key }));
+        self.keys[key.0 as usize].state_record = Some(id);
+    }
+
+    fn set_state(&mut self, key: KeyIdx, to: KeyState, ctx: &mut WorldCtx<'_>) {
+        let k = &mut self.keys[key.0 as usize];
+        let from = k.state;
+        if from == Some(to) {
+            return;
+        }
+        k.state = Some(to);
+        k.history.push((ctx.now(), to));
+        let id = ctx.record(Obs::Kms(KmsObs::StateChanged { key, from, to }));
+        self.keys[key.0 as usize].state_record = Some(id);
+    }
+}
+
+/// What a successful call does to its key, decided before the call is recorded.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    Enable,
+    Disable,
+    ScheduleDeletion { window: SimDuration },
+    CancelDeletion,
+    Import { material: MaterialId, expiry: Expiry },
+    DeleteMaterial,
+}
+
+impl Effect {
+    fn of(op: &KmsOp) -> Option<Effect> {
+        Some(match op {
+            KmsOp::EnableKey { .. } => Effect::Enable,
+            KmsOp::DisableKey { .. } => Effect::Disable,
+            KmsOp::ScheduleKeyDeletion { pending_window_days, .. } => {
+                Effect::ScheduleDeletion { window: SimDuration::from_days(u64::from(*pending_window_days)) }
+            }
+            KmsOp::CancelKeyDeletion { .. } => Effect::CancelDeletion,
+            KmsOp::ImportKeyMaterial { material, expiry, .. } => {
+                Effect::Import { material: *material, expiry: *expiry }
+            }
+            KmsOp::DeleteImportedKeyMaterial { .. } => Effect::DeleteMaterial,
+            _ => return None,
+        })
+    }
+}
+
+const FRESH_TOKEN: &str = "#one-step import";
+
+fn invalid_ciphertext() -> KmsError {
+    KmsError::new(
+        KmsException::InvalidCiphertext,
+        "The ciphertext is not valid, or its encryption context does not match.",
+    )
+}
+
+#[cfg(test)]
+mod tests;

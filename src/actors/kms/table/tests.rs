@@ -1,0 +1,113 @@
+//! Every cell of the key-state table (reference §1.2), written as the reference's grid.
+
+use super::*;
+
+/// Columns, in the reference's order, with PendingReplicaDeletion sharing PendingDeletion's column.
+const COLUMNS: [KeyState; 8] = [
+    KeyState::Enabled,
+    KeyState::Disabled,
+    KeyState::PendingDeletion,
+    KeyState::PendingReplicaDeletion,
+    KeyState::PendingImport,
+    KeyState::Unavailable,
+    KeyState::Creating,
+    KeyState::Updating,
+];
+
+/// Expected outcome per cell for an `EXTERNAL` key. `ok` succeeds; otherwise the footnote's
+/// exception and the message after the ARN.
+const GRID: [(Operation, [&str; 8]); 17] = {
+    use Operation as O;
+    const CRYPTO: [&str; 8] = ["ok", "dis", "pd", "pd", "pi", "ua", "cr", "ok"];
+    const ALL_OK: [&str; 8] = ["ok"; 8];
+    const ENABLE: [&str; 8] = ["ok", "ok", "pd", "pd", "pi", "ok", "cr", "up"];
+    [
+        (O::Encrypt, CRYPTO),
+        (O::Decrypt, CRYPTO),
+        (O::ReEncrypt, CRYPTO),
+        (O::GenerateDataKey, CRYPTO),
+        (O::GenerateDataKeyWithoutPlaintext, CRYPTO),
+        (O::CreateGrant, ["ok", "dis", "pd", "pd", "pi", "ok", "cr", "ok"]),
+        (O::RetireGrant, ALL_OK),
+        (O::RevokeGrant, ALL_OK),
+        (O::ListGrants, ALL_OK),
+        (O::DescribeKey, ALL_OK),
+        (O::EnableKey, ENABLE),
+        (O::DisableKey, ENABLE),
+        (O::ScheduleKeyDeletion, ["ok", "ok", "pd", "pd", "ok", "ok", "ok", "up"]),
+        (O::CancelKeyDeletion, ["npd", "npd", "ok", "ok", "npd", "npd", "npd", "npd"]),
+        (O::GetParametersForImport, ["ok", "ok", "pd", "pd", "ok", "uns", "cr", "up"]),
+        (O::ImportKeyMaterial, ["ok", "ok", "pd", "pd", "ok", "uns", "cr", "ok"]),
+        (O::DeleteImportedKeyMaterial, ["ok", "ok", "ok", "ok", "ok", "uns", "cr", "up"]),
+    ]
+};
+
+const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn expected(code: &str) -> Result<(), KmsError> {
+    let (e, what) = match code {
+        "ok" => return Ok(()),
+        "dis" => (KmsException::Disabled, "is disabled."),
+        "pd" => (KmsException::InvalidState, "is pending deletion."),
+        "pi" => (KmsException::InvalidState, "is pending import."),
+        "ua" => (KmsException::InvalidState, "is unavailable."),
+        "cr" => (KmsException::InvalidState, "is creating."),
+        "up" => (KmsException::InvalidState, "is updating."),
+        "npd" => (KmsException::InvalidState, "is not pending deletion."),
+        "uns" => {
+            (KmsException::UnsupportedOperation, "is in a custom key store, which is not valid for this operation.")
+        }
+        other => panic!("unknown code {other}"),
+    };
+    Err(KmsError::new(e, format!("{ARN} {what}")))
+}
+
+#[test]
+fn every_cell_of_the_key_state_table_for_an_external_key() {
+    let mut cells = 0;
+    for (op, row) in GRID {
+        for (state, code) in COLUMNS.iter().zip(row) {
+            assert_eq!(admit(op, *state, Origin::External, ARN), expected(code), "{op} in {state}");
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, Operation::TABLE.len() * KeyState::ALL.len(), "the grid covers the whole table");
+}
+
+#[test]
+fn import_operations_on_an_aws_kms_key_are_unsupported_in_every_state() {
+    for op in [Operation::GetParametersForImport, Operation::ImportKeyMaterial, Operation::DeleteImportedKeyMaterial] {
+        for state in KeyState::ALL {
+            let err = admit(op, state, Origin::AwsKms, ARN).unwrap_err();
+            assert_eq!(err.exception, KmsException::UnsupportedOperation, "{op} in {state}");
+            assert_eq!(err.message, format!("{ARN} origin is AWS_KMS which is not valid for this operation."));
+        }
+    }
+}
+
+#[test]
+fn other_operations_do_not_depend_on_origin() {
+    for (op, _) in GRID {
+        if matches!(
+            op,
+            Operation::GetParametersForImport | Operation::ImportKeyMaterial | Operation::DeleteImportedKeyMaterial
+        ) {
+            continue;
+        }
+        for state in KeyState::ALL {
+            assert_eq!(
+                admit(op, state, Origin::AwsKms, ARN),
+                admit(op, state, Origin::External, ARN),
+                "{op} in {state}"
+            );
+        }
+    }
+}
+
+#[test]
+fn exception_names_are_spelled_as_aws_spells_them() {
+    let json = serde_json::to_string(&KmsException::InvalidState).unwrap();
+    assert_eq!(json, "\"KMSInvalidStateException\"");
+    assert_eq!(KmsException::InvalidState.as_str(), "KMSInvalidStateException");
+    assert_eq!(KmsException::IncorrectKeyMaterial.as_str(), "IncorrectKeyMaterialException");
+}

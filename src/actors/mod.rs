@@ -1,0 +1,56 @@
+//! The AWS actors: one KMS service, EBS volumes and EC2 instances, as a closed set.
+//!
+//! Actors hold only domain state and talk through the engine: EBS asks KMS for data keys, EC2's
+//! instances keep plaintext data keys in their host's memory. They know nothing of RON, files,
+//! charts or the terminal; what they observe goes out as [`Obs`] records for the outputs to read.
+//! A refused AWS call is an observation carrying the exception, never a Rust error or a panic.
+
+pub mod ebs;
+pub mod ec2;
+pub mod kms;
+pub mod latency;
+
+use crate::engine::{Actor, Ctx};
+
+/// Every message any actor can receive.
+#[derive(Debug)]
+pub enum Msg {
+    Kms(kms::KmsMsg),
+    KmsReply(kms::KmsReply),
+    Volume(ebs::VolumeMsg),
+    Instance(ec2::InstanceMsg),
+}
+
+/// Every fact any actor can record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Obs {
+    Kms(kms::KmsObs),
+    Volume(ebs::VolumeObs),
+    Instance(ec2::InstanceObs),
+}
+
+/// The context every actor handler receives.
+pub type WorldCtx<'a> = Ctx<'a, Msg, Obs>;
+
+/// The closed set of actors.
+#[derive(Debug)]
+pub enum World {
+    Kms(kms::Kms),
+    Volume(ebs::Volume),
+    Instance(ec2::Instance),
+}
+
+impl Actor for World {
+    type Msg = Msg;
+    type Obs = Obs;
+
+    fn handle(&mut self, msg: Msg, ctx: &mut WorldCtx<'_>) {
+        match (self, msg) {
+            (World::Kms(kms), Msg::Kms(m)) => kms.handle(m, ctx),
+            (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
+            (World::Volume(v), Msg::KmsReply(r)) => v.on_kms_reply(r, ctx),
+            (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
+            (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! One record in words: who it concerns, the event's stable name, its outcome and a sentence.
+//!
+//! Every output (the text timeline, the JSON Lines trace, explanations) renders records through
+//! [`describe`], so they all say the same thing the same way.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::actors::Obs;
+use crate::actors::ebs::VolumeObs;
+use crate::actors::ec2::{Eviction, InstanceObs};
+use crate::actors::kms::{Caller, Expiry, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
+use crate::engine::{ActorId, Record, SimTime};
+use crate::run::Run;
+
+/// Whether an event succeeded, failed, or simply happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Info,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Info => "info",
+        }
+    }
+}
+
+/// A record in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Described {
+    /// The key's scenario name for key events, else the actor's name.
+    pub subject: String,
+    /// The key's scenario name, for KMS events about a key.
+    pub key: Option<String>,
+    /// A stable event name: the AWS API or event name where there is one.
+    pub event: &'static str,
+    pub outcome: Outcome,
+    /// The AWS exception or EC2 error code of a failure.
+    pub error: Option<String>,
+    pub message: String,
+}
+
+/// Who made a call, as `by alice`, `by EBS for alice`, `by i-app (aws:ec2-infrastructure)`.
+#[must_use]
+pub fn caller_words(run: &Run<'_>, caller: Caller) -> String {
+    let user = &run.scenario.user;
+    match caller {
+        Caller::User => format!("by {user}"),
+        Caller::UserVia(Service::Ebs) => format!("by EBS for {user}"),
+        Caller::UserVia(Service::Ec2) => format!("by EC2 for {user}"),
+        Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", run.actor_name(i)),
+    }
+}
+
+#[must_use]
+#[allow(clippy::too_many_lines)] // one arm per observation
+pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
+    let s = run.scenario;
+    let actor = run.actor_name(rec.actor).to_string();
+    let key_name = |k: crate::actors::kms::KeyIdx| s.key(k).name.clone();
+    let material = |m: MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_else(|| "?".into());
+    let name = |a: ActorId| run.actor_name(a).to_string();
+    let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
+    let plain = |subject: String, event, outcome, message: String| Described {
+        subject,
+        key: None,
+        event,
+        outcome,
+        error: None,
+        message,
+    };
+    match &rec.obs {
+        Obs::Kms(KmsObs::Called { caller, op, key, result }) => {
+            let mut message = match (op, result) {
+                (KmsOp::ImportKeyMaterial { material: m, expiry, .. }, _) => {
+                    let valid = match expiry {
+                        Expiry::Never => "does not expire".to_string(),
+                        Expiry::At(t) => format!("ValidTo {}", at(*t)),
+                    };
+                    format!("material {}, {valid}", material(*m))
+                }
+                (
+                    KmsOp::GetParametersForImport { name: Some(n), .. },
+                    Ok(KmsOutput::ImportParameters { parameters_valid_to }),
+                ) => {
+                    let token = if n.starts_with('#') { String::new() } else { format!("token {n}, ") };
+                    format!("{token}valid to {}", at(*parameters_valid_to))
+                }
+                (
+                    KmsOp::ScheduleKeyDeletion { pending_window_days, .. },
+                    Ok(KmsOutput::DeletionScheduled { deletion_date }),
+                ) => {
+                    format!("{pending_window_days}-day waiting period, deletion date {}", at(*deletion_date))
+                }
+                (KmsOp::DeleteImportedKeyMaterial { .. }, Ok(KmsOutput::MaterialDeleted { material: Some(m) })) => {
+                    format!("material {} deleted", material(*m))
+                }
+                (KmsOp::DeleteImportedKeyMaterial { .. }, Ok(_)) => "no material to delete".to_string(),
+                (KmsOp::DescribeKey { .. }, Ok(KmsOutput::Described { state })) => format!("KeyState {state}"),
+                (KmsOp::CreateGrant { grantee, context, .. }, _) => {
+                    let who = match grantee {
+                        Grantee::Instance(i) => format!("{}'s ec2-infrastructure role", name(*i)),
+                        Grantee::Principal(p) => p.to_string(),
+                    };
+                    match context {
+                        Some(c) => format!("grant for {who} on {c}"),
+                        None => format!("grant for {who}"),
+                    }
+                }
+                (
+                    KmsOp::Decrypt { context: Some(c), .. }
+                    | KmsOp::GenerateDataKeyWithoutPlaintext { context: Some(c), .. },
+                    _,
+                ) => format!("data key of {c}"),
+                (KmsOp::RetireGrant { .. } | KmsOp::RevokeGrant { .. }, Ok(_)) => "grant retired".to_string(),
+                _ => String::new(),
+            };
+            let by = caller_words(run, *caller);
+            message = if message.is_empty() { by } else { format!("{message}, {by}") };
+            let (outcome, error) = match result {
+                Ok(_) => (Outcome::Ok, None),
+                Err(e) => {
+                    let _ = write!(message, ": {}", e.message);
+                    (Outcome::Failed, Some(e.exception.as_str().to_string()))
+                }
+            };
+            let key = key.map(key_name);
+            Described {
+                subject: key.clone().unwrap_or(actor),
+                key,
+                event: op.operation().as_str(),
+                outcome,
+                error,
+                message,
+            }
+        }
+        Obs::Kms(KmsObs::StateChanged { key, from, to }) => {
+            let message = match from {
+                None => format!("key created, {to}"),
+                Some(from) => format!("{from} -> {to}"),
+            };
+            Described { key: Some(key_name(*key)), ..plain(key_name(*key), "KeyStateChanged", Outcome::Info, message) }
+        }
+        Obs::Kms(KmsObs::MaterialExpired { key, material: m }) => {
+            let message = format!("KMS deleted material {} at its ValidTo (service event)", material(*m));
+            Described {
+                key: Some(key_name(*key)),
+                ..plain(key_name(*key), "DeleteExpiredKeyMaterial", Outcome::Ok, message)
+            }
+        }
+        Obs::Kms(KmsObs::KeyDeleted { key }) => {
+            let message =
+                "KMS deleted the key at the end of its waiting period (service event): irreversible".to_string();
+            Described { key: Some(key_name(*key)), ..plain(key_name(*key), "DeleteKey", Outcome::Ok, message) }
+        }
+        Obs::Volume(v) => match v {
+            VolumeObs::Created => {
+                plain(actor, "CreateVolume", Outcome::Ok, "volume available, encrypted data key stored with it".into())
+            }
+            VolumeObs::CreateFailed { error } => Described {
+                error: Some(error.exception.as_str().into()),
+                ..plain(actor, "CreateVolume", Outcome::Failed, format!("EBS createVolume failed: {}", error.message))
+            },
+            VolumeObs::AttachRequested { instance } => {
+                plain(actor, "AttachVolumeRequested", Outcome::Info, format!("attach to {} requested", name(*instance)))
+            }
+            VolumeObs::Attached { instance } => {
+                plain(actor, "AttachVolume", Outcome::Ok, format!("attached to {}", name(*instance)))
+            }
+            VolumeObs::AttachFailed { instance, error, kms } => {
+                let mut message = format!("attach to {} failed: {}", name(*instance), error.message);
+                if let Some(k) = kms {
+                    let _ = write!(message, " (KMS: {})", k.exception.as_str());
+                }
+                Described { error: Some(error.code.into()), ..plain(actor, "AttachVolume", Outcome::Failed, message) }
+            }
+            VolumeObs::Detached { instance } => plain(
+                actor,
+                "DetachVolume",
+                Outcome::Ok,
+                format!("detached from {}; its plaintext data key leaves host memory", name(*instance)),
+            ),
+            VolumeObs::Refused { action, error } => Described {
+                error: Some(error.code.into()),
+                ..plain(actor, action, Outcome::Failed, error.message.clone())
+            },
+            VolumeObs::KeyLoadFailed { instance, error, kms } => Described {
+                error: Some(error.code.into()),
+                ..plain(
+                    actor,
+                    "ReattachVolume",
+                    Outcome::Failed,
+                    format!(
+                        "{} started but could not decrypt the data key (KMS: {})",
+                        name(*instance),
+                        kms.exception.as_str()
+                    ),
+                )
+            },
+            VolumeObs::Io { kind, result } => match result {
+                Ok(()) => plain(
+                    actor,
+                    kind.as_str(),
+                    Outcome::Ok,
+                    "disk I/O with the plaintext data key in host memory".into(),
+                ),
+                Err(f) => Described {
+                    error: Some(format!("{f:?}")),
+                    ..plain(actor, kind.as_str(), Outcome::Failed, format!("disk I/O failed: {f}"))
+                },
+            },
+        },
+        Obs::Instance(i) => match i {
+            InstanceObs::StateChanged { from, to, reason } => {
+                let mut message = match from {
+                    None => format!("instance {to}"),
+                    Some(from) => format!("{from} -> {to}"),
+                };
+                let (outcome, error) = match reason {
+                    Some((code, text)) => {
+                        let _ = write!(message, " ({text})");
+                        (Outcome::Failed, Some((*code).to_string()))
+                    }
+                    None => (Outcome::Info, None),
+                };
+                Described { error, ..plain(actor, "InstanceStateChanged", outcome, message) }
+            }
+            InstanceObs::Rebooted => {
+                plain(actor, "RebootInstances", Outcome::Ok, "rebooted; plaintext data keys stay in host memory".into())
+            }
+            InstanceObs::HostMaintenance { from_host, to_host } => plain(
+                actor,
+                "HostMaintenance",
+                Outcome::Info,
+                format!("AWS moves the instance from host {from_host} to host {to_host} (a stop and start)"),
+            ),
+            InstanceObs::DataKeyCached { volume } => plain(
+                actor,
+                "DataKeyCached",
+                Outcome::Info,
+                format!("plaintext data key of {} in host memory", name(*volume)),
+            ),
+            InstanceObs::DataKeyEvicted { volume, why } => {
+                let why = match why {
+                    Eviction::Detach => "detach",
+                    Eviction::Stop => "stop",
+                    Eviction::Terminate => "terminate",
+                    Eviction::HostMaintenance => "host maintenance",
+                };
+                plain(
+                    actor,
+                    "DataKeyEvicted",
+                    Outcome::Info,
+                    format!("plaintext data key of {} leaves host memory ({why})", name(*volume)),
+                )
+            }
+            InstanceObs::Refused { action, error } => Described {
+                error: Some(error.code.into()),
+                ..plain(actor, action.as_str(), Outcome::Failed, error.message.clone())
+            },
+        },
+    }
+}

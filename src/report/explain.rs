@@ -1,0 +1,108 @@
+//! Why something happened: the chain of records from an outcome back to the action behind it.
+//!
+//! From a record, the chain follows its `reason` when it has one (a refused Decrypt points at
+//! the state change that made the key unusable), otherwise its `cause`, until it reaches a
+//! scenario action. A second line names the action that triggered the record itself.
+
+use std::fmt::Write as _;
+
+use crate::actors::Obs;
+use crate::engine::{Cause, Record, RecordId};
+use crate::run::Run;
+use crate::scenario::ActionSource;
+
+use super::describe::{Outcome, describe};
+
+/// The records worth explaining when none is named: failures caused by a key.
+#[must_use]
+pub fn key_failures(run: &Run<'_>) -> Vec<RecordId> {
+    use crate::actors::ebs::VolumeObs;
+    run.records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.obs,
+                Obs::Volume(
+                    VolumeObs::AttachFailed { kms: Some(_), .. }
+                        | VolumeObs::KeyLoadFailed { .. }
+                        | VolumeObs::CreateFailed { .. }
+                )
+            )
+        })
+        .map(|r| r.id)
+        .collect()
+}
+
+fn line(run: &Run<'_>, rec: &Record<Obs>) -> String {
+    let d = describe(run, rec);
+    let outcome = match (d.outcome, &d.error) {
+        (Outcome::Failed, Some(e)) => format!(" FAILED {e}"),
+        (Outcome::Failed, None) => " FAILED".to_string(),
+        (Outcome::Ok, _) => " ok".to_string(),
+        (Outcome::Info, _) => String::new(),
+    };
+    format!("#{} {} {} {}{outcome}: {}", rec.id, rec.at, d.subject, d.event, d.message)
+}
+
+fn action_line(run: &Run<'_>, index: u32) -> String {
+    let action = &run.scenario.actions[index as usize];
+    match &action.source {
+        ActionSource::Declared => format!("declared in the scenario (created at {})", action.at),
+        ActionSource::Timeline { index, line, text } => {
+            let at = line.map_or(String::new(), |l| format!(", line {l}"));
+            let text = text.as_deref().map_or(String::new(), |t| format!(": {t}"));
+            format!("timeline[{index}]{at}{text}")
+        }
+    }
+}
+
+/// The explanation of one record, or `None` if there is no such record.
+#[must_use]
+pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
+    let head = run.record(id)?;
+    let mut out = line(run, head);
+    out.push('\n');
+    let mut current = head;
+    // Chains are acyclic (every link points to an earlier record), so this ends.
+    loop {
+        let (next, label) = match (current.reason, current.cause) {
+            (Some(r), _) => (Cause::Record(r), "because"),
+            (None, c) => (c, "<-"),
+        };
+        match next {
+            Cause::Record(r) => {
+                let Some(rec) = run.record(r) else { break };
+                let _ = writeln!(out, "  {label} {}", line(run, rec));
+                current = rec;
+            }
+            Cause::Input(i) => {
+                let _ = writeln!(out, "  <- {}", action_line(run, i));
+                break;
+            }
+        }
+    }
+    if head.reason.is_some() || has_reason_on_path(run, head) {
+        let mut c = head.cause;
+        while let Cause::Record(r) = c {
+            c = run.record(r).map_or(Cause::Input(u32::MAX), |rec| rec.cause);
+        }
+        if let Cause::Input(i) = c
+            && i != u32::MAX
+        {
+            let _ = writeln!(out, "  triggered by {}", action_line(run, i));
+        }
+    }
+    Some(out)
+}
+
+fn has_reason_on_path(run: &Run<'_>, head: &Record<Obs>) -> bool {
+    let mut c = head.cause;
+    while let Cause::Record(r) = c {
+        let Some(rec) = run.record(r) else { return false };
+        if rec.reason.is_some() {
+            return true;
+        }
+        c = rec.cause;
+    }
+    false
+}

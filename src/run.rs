@@ -1,0 +1,150 @@
+//! The one bridge between a [`Scenario`] and the engine: build the actors, schedule the actions,
+//! run, and hand back the records with the final state of the world.
+
+use crate::actors::ebs::{Volume, VolumeMsg};
+use crate::actors::ec2::{Instance, InstanceMsg};
+use crate::actors::kms::{Caller, KeyRef, Kms, KmsMsg, KmsRequest};
+use crate::actors::{Msg, Obs, World};
+use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
+use crate::scenario::{ActionKind, Scenario, VolumeOp};
+
+/// Limits a caller may put on a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    pub max_events: Option<u64>,
+}
+
+/// A finished run: every record, and the actors as the run left them.
+pub struct Run<'s> {
+    pub scenario: &'s Scenario,
+    pub records: Vec<Record<Obs>>,
+    pub stats: RunStats,
+    /// The instant the run ended: the horizon, or the last event if the queue ran dry first.
+    pub end: SimTime,
+    sim: Simulation<World>,
+}
+
+/// The actor ids the bridge gave each declared thing.
+pub const KMS_ACTOR: ActorId = ActorId(0);
+
+/// Actor of the `i`-th declared instance.
+#[must_use]
+pub fn instance_actor(i: usize) -> ActorId {
+    ActorId(1 + u32::try_from(i).expect("instance count fits u32"))
+}
+
+/// Actor of the `i`-th declared volume.
+#[must_use]
+pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
+    ActorId(1 + u32::try_from(scenario.instances.len() + i).expect("actor count fits u32"))
+}
+
+/// Builds the world of a scenario and runs it to its horizon. Records also go to `extra`, if
+/// given, as they are made (a streaming trace, for instance).
+pub fn run<'s>(
+    scenario: &'s Scenario,
+    options: RunOptions,
+    extra: Option<&mut dyn Sink<Obs>>,
+) -> Result<Run<'s>, EngineError> {
+    let mut sim = build(scenario);
+    let mut records = Vec::new();
+    let limits = Limits { horizon: scenario.horizon, max_events: options.max_events };
+    let stats = match extra {
+        None => sim.run(limits, &mut records)?,
+        Some(extra) => sim.run(limits, &mut Tee(&mut records, extra))?,
+    };
+    let end = if stats.stopped_at_horizon || scenario.horizon != SimTime::MAX {
+        scenario.horizon
+    } else {
+        stats.last_event_at
+    };
+    Ok(Run { scenario, records, stats, end, sim })
+}
+
+struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);
+
+impl Sink<Obs> for Tee<'_> {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.1.record(rec.clone());
+        self.0.push(rec);
+    }
+}
+
+fn build(scenario: &Scenario) -> Simulation<World> {
+    let mut sim = Simulation::new(scenario.seed);
+    let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
+    let kms = sim.add_actor("kms", World::Kms(Kms::new(scenario.kms, specs)));
+    debug_assert_eq!(kms, KMS_ACTOR);
+    for (i, name) in scenario.instances.iter().enumerate() {
+        let id = sim.add_actor(name.to_string(), World::Instance(Instance::new(name.clone(), 1)));
+        debug_assert_eq!(id, instance_actor(i));
+    }
+    for (i, v) in scenario.volumes.iter().enumerate() {
+        let volume = Volume::new(v.name.clone(), kms, KeyRef::Id(v.key), scenario.kms_latency);
+        let id = sim.add_actor(v.name.to_string(), World::Volume(volume));
+        debug_assert_eq!(id, volume_actor(scenario, i));
+    }
+    for (i, action) in scenario.actions.iter().enumerate() {
+        let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
+        let (to, msg) = match &action.what {
+            ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),
+            ActionKind::RunInstance(i) => (instance_actor(*i), Msg::Instance(InstanceMsg::Run)),
+            ActionKind::Kms(op) => {
+                let request = KmsRequest { caller: Caller::User, op: op.clone(), reply_to: None };
+                (kms, Msg::Kms(KmsMsg::Request(request)))
+            }
+            ActionKind::Instance { instance, op } => (instance_actor(*instance), Msg::Instance(InstanceMsg::Do(*op))),
+            ActionKind::Volume { volume, op } => {
+                let msg = match *op {
+                    VolumeOp::Create => VolumeMsg::Create,
+                    VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(instance) },
+                    VolumeOp::Detach => VolumeMsg::Detach,
+                    VolumeOp::Io(kind) => VolumeMsg::Io(kind),
+                    VolumeOp::IoLoad { kind, every, until } => VolumeMsg::IoLoad { kind, every, until },
+                };
+                (volume_actor(scenario, *volume), Msg::Volume(msg))
+            }
+        };
+        sim.schedule(action.at, to, msg, cause);
+    }
+    sim
+}
+
+impl Run<'_> {
+    /// The name of an actor: `kms`, an instance id or a volume id.
+    #[must_use]
+    pub fn actor_name(&self, id: ActorId) -> &str {
+        self.sim.name(id)
+    }
+
+    #[must_use]
+    pub fn kms(&self) -> &Kms {
+        match self.sim.actor(KMS_ACTOR) {
+            World::Kms(k) => k,
+            _ => unreachable!("actor 0 is KMS"),
+        }
+    }
+
+    #[must_use]
+    pub fn volume(&self, i: usize) -> &Volume {
+        match self.sim.actor(volume_actor(self.scenario, i)) {
+            World::Volume(v) => v,
+            _ => unreachable!("volume actors follow the instances"),
+        }
+    }
+
+    #[must_use]
+    pub fn instance(&self, i: usize) -> &Instance {
+        match self.sim.actor(instance_actor(i)) {
+            World::Instance(x) => x,
+            _ => unreachable!("instance actors follow KMS"),
+        }
+    }
+
+    /// The record with this id.
+    #[must_use]
+    pub fn record(&self, id: u64) -> Option<&Record<Obs>> {
+        // Records are made in id order from 0, so the id is the index.
+        self.records.get(usize::try_from(id).ok()?)
+    }
+}

@@ -1,0 +1,187 @@
+//! Scenario files: RON text in, a validated [`Scenario`] out, or every problem found.
+//!
+//! Parsing happens in two steps, as in ripgrep's low-level and high-level arguments: [`raw`] mirrors
+//! the file with serde, then [`validate`] resolves names, parses times and checks every rule,
+//! collecting all problems rather than stopping at the first. Nothing downstream re-checks input.
+//! The format is documented in `scenarios/README.md`.
+
+mod locate;
+pub mod raw;
+mod timefmt;
+mod validate;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::actors::ebs::IoKind;
+use crate::actors::ec2::InstanceAction;
+use crate::actors::kms::{KeyIdx, KeySpec, KmsOp, KmsParams};
+use crate::actors::latency::Latency;
+use crate::engine::{SimDuration, SimTime};
+
+pub use timefmt::{format_instant, parse_duration};
+
+/// The scenario format version this build reads.
+pub const VERSION: u32 = 1;
+
+/// A scenario whose every name resolves and every time lies within the horizon.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// The instant simulated time 0 stands for.
+    pub start: jiff::Timestamp,
+    pub horizon: SimTime,
+    pub seed: u64,
+    pub account: String,
+    pub region: String,
+    /// The IAM user who performs the timeline's actions.
+    pub user: String,
+    pub kms: KmsParams,
+    /// Delay of each call a service makes to KMS.
+    pub kms_latency: Latency,
+    pub keys: Vec<KeyDecl>,
+    /// Key materials, by the names the timeline gives them; `MaterialId(i)` is `materials[i]`.
+    pub materials: Vec<String>,
+    pub instances: Vec<Arc<str>>,
+    pub volumes: Vec<VolumeDecl>,
+    /// Declared creations first (keys, instances), then the timeline, in file order.
+    pub actions: Vec<Action>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyDecl {
+    /// The scenario's name for the key.
+    pub name: String,
+    pub spec: KeySpec,
+}
+
+#[derive(Clone, Debug)]
+pub struct VolumeDecl {
+    pub name: Arc<str>,
+    pub key: KeyIdx,
+    pub size_gib: u32,
+}
+
+/// Something that happens to the world at a given time, from outside it.
+#[derive(Clone, Debug)]
+pub struct Action {
+    pub at: SimTime,
+    pub what: ActionKind,
+    pub source: ActionSource,
+}
+
+/// Where an action comes from, for explanations.
+#[derive(Clone, Debug)]
+pub enum ActionSource {
+    /// A key or instance declared in the scenario, created at time 0.
+    Declared,
+    /// The `index`-th timeline entry, on `line` of the file, reading `text`.
+    Timeline { index: usize, line: Option<usize>, text: Option<String> },
+}
+
+#[derive(Clone, Debug)]
+pub enum ActionKind {
+    CreateKey(KeyIdx),
+    RunInstance(usize),
+    /// A KMS call by the scenario's user.
+    Kms(KmsOp),
+    Volume {
+        volume: usize,
+        op: VolumeOp,
+    },
+    Instance {
+        instance: usize,
+        op: InstanceAction,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum VolumeOp {
+    Create,
+    Attach { instance: usize },
+    Detach,
+    Io(IoKind),
+    IoLoad { kind: IoKind, every: SimDuration, until: SimTime },
+}
+
+/// Command-line overrides, applied before validation so that every rule holds after them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    pub horizon: Option<SimDuration>,
+}
+
+/// One thing wrong with a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line and column, where known.
+    pub position: Option<(usize, usize)>,
+    /// Where in the scenario, as a field path: `timeline[3]`, `volumes[0].key`.
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found in one scenario file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ScenarioError {
+    /// One line per problem, `file:line:col: path: message`, the form editors jump to.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file)?;
+            if let Some((line, col)) = p.position {
+                write!(f, ":{line}:{col}")?;
+            }
+            if p.path.is_empty() {
+                write!(f, ": {}", p.message)?;
+            } else {
+                write!(f, ": {}: {}", p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses and validates scenario text. `file` names it in error messages.
+pub fn parse(file: &str, text: &str, overrides: Overrides) -> Result<Scenario, ScenarioError> {
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let raw: raw::RawScenario = options.from_str(text).map_err(|e| ScenarioError {
+        file: file.to_string(),
+        problems: vec![Problem {
+            position: Some((e.span.start.line, e.span.start.col)),
+            path: String::new(),
+            message: e.code.to_string(),
+        }],
+    })?;
+    validate::validate(raw, text, overrides).map_err(|problems| ScenarioError { file: file.to_string(), problems })
+}
+
+impl Scenario {
+    /// The key a name, alias or ARN in this scenario refers to, if any.
+    #[must_use]
+    pub fn key_named(&self, name: &str) -> Option<KeyIdx> {
+        self.keys.iter().position(|k| k.name == name).map(|i| KeyIdx(u32::try_from(i).expect("few keys")))
+    }
+
+    #[must_use]
+    pub fn key(&self, key: KeyIdx) -> &KeyDecl {
+        &self.keys[key.0 as usize]
+    }
+
+    /// The absolute instant a simulated time stands for, as RFC 3339 with milliseconds.
+    #[must_use]
+    pub fn instant(&self, t: SimTime) -> String {
+        format_instant(self.start, t)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The scenario file as written: a serde mirror of the RON grammar, with no meaning checked yet.
+//!
+//! Every struct denies unknown fields, so a typo is an error that lists the allowed names.
+//! Times and durations stay strings here; [`super::validate`] parses and checks them.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Scenario")]
+pub struct RawScenario {
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub start: String,
+    pub horizon: String,
+    pub seed: u64,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<RawParameters>,
+    #[serde(default)]
+    pub latency: Option<RawLatencies>,
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    #[serde(default)]
+    pub instances: Vec<RawInstance>,
+    #[serde(default)]
+    pub volumes: Vec<RawVolume>,
+    #[serde(default)]
+    pub timeline: Vec<At>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename = "Parameters")]
+pub struct RawParameters {
+    #[serde(default)]
+    pub material_expiry_lag: Option<String>,
+    #[serde(default)]
+    pub key_deletion_lag: Option<String>,
+    #[serde(default)]
+    pub kms_propagation_delay: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename = "Latency")]
+pub struct RawLatencies {
+    #[serde(default)]
+    pub kms: Option<RawLatency>,
+}
+
+#[derive(Debug, Deserialize)]
+pub enum RawLatency {
+    Fixed(String),
+    Uniform(String, String),
+    Exponential(String),
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum RawOrigin {
+    #[serde(alias = "AWS_KMS")]
+    AwsKms,
+    #[serde(alias = "EXTERNAL")]
+    External,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Key")]
+pub struct RawKey {
+    pub id: String,
+    pub origin: RawOrigin,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Instance")]
+pub struct RawInstance {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Volume")]
+pub struct RawVolume {
+    pub id: String,
+    pub key: String,
+    #[serde(default)]
+    pub size_gib: Option<u32>,
+}
+
+/// One timeline entry: `At("2d 4h", Action(...))`; the time is an offset or an RFC 3339 instant.
+#[derive(Debug, Deserialize)]
+pub struct At(pub String, pub RawAction);
+
+#[derive(Debug, Deserialize, Clone)]
+pub enum RawExpires {
+    Never,
+    /// `ValidTo` as an offset from the start or an RFC 3339 instant.
+    At(String),
+    /// `ValidTo` this long after the import.
+    After(String),
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub enum RawIo {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum RawAction {
+    // KMS, called by the scenario's user.
+    DescribeKey {
+        key: String,
+    },
+    EnableKey {
+        key: String,
+    },
+    DisableKey {
+        key: String,
+    },
+    ScheduleKeyDeletion {
+        key: String,
+        #[serde(default)]
+        pending_window_days: Option<u32>,
+    },
+    CancelKeyDeletion {
+        key: String,
+    },
+    GetParametersForImport {
+        key: String,
+        token: String,
+    },
+    ImportKeyMaterial {
+        key: String,
+        material: String,
+        expires: RawExpires,
+        #[serde(default)]
+        token: Option<String>,
+    },
+    DeleteImportedKeyMaterial {
+        key: String,
+    },
+    Encrypt {
+        key: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    Decrypt {
+        ciphertext: String,
+        #[serde(default)]
+        key: Option<String>,
+    },
+    ReEncrypt {
+        ciphertext: String,
+        destination_key: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    GenerateDataKey {
+        key: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    GenerateDataKeyWithoutPlaintext {
+        key: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    CreateGrant {
+        key: String,
+        grantee: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    RetireGrant {
+        grant: String,
+    },
+    RevokeGrant {
+        key: String,
+        grant: String,
+    },
+    // EBS and EC2.
+    CreateVolume {
+        volume: String,
+    },
+    AttachVolume {
+        volume: String,
+        instance: String,
+    },
+    DetachVolume {
+        volume: String,
+    },
+    StopInstances {
+        instance: String,
+    },
+    StartInstances {
+        instance: String,
+    },
+    RebootInstances {
+        instance: String,
+    },
+    TerminateInstances {
+        instance: String,
+    },
+    HostMaintenance {
+        instance: String,
+    },
+    // Disk I/O inside the guest.
+    Read {
+        volume: String,
+    },
+    Write {
+        volume: String,
+    },
+    IoLoad {
+        volume: String,
+        io: RawIo,
+        every: String,
+        #[serde(default)]
+        until: Option<String>,
+    },
+}

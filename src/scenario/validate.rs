@@ -1,0 +1,636 @@
+//! From [`RawScenario`] to [`Scenario`]: resolve every name, parse every time, check every rule,
+//! and report all problems at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::locate::{line_text, nth_call};
+use super::raw::{At, RawAction, RawExpires, RawIo, RawLatency, RawOrigin, RawScenario};
+use super::timefmt::{parse_duration, parse_time};
+use super::{Action, ActionKind, ActionSource, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl, VolumeOp};
+use crate::actors::ebs::IoKind;
+use crate::actors::ec2::InstanceAction;
+use crate::actors::kms::{
+    CiphertextRef, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MAX_VALID_FOR, MaterialId,
+    Origin, TokenRef,
+};
+use crate::actors::latency::Latency;
+use crate::engine::{SimDuration, SimTime};
+
+/// The longest horizon a scenario may have: ten years of simulated time.
+const MAX_HORIZON: SimDuration = SimDuration::from_days(3_653);
+/// D3: the documentation allows up to 24 h between the end of the window and the deletion.
+const MAX_KEY_DELETION_LAG: SimDuration = SimDuration::from_hours(24);
+/// An `IoLoad` may schedule at most this many operations.
+const MAX_IO_TICKS: u64 = 1_000_000;
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, position: Option<(usize, usize)>, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { position, path: path.into(), message: message.into() });
+    }
+
+    fn at(&self, ident: &str, n: usize) -> Option<(usize, usize)> {
+        nth_call(self.text, ident, n)
+    }
+
+    /// Parses a duration, or records a problem and returns `None`.
+    fn duration(&mut self, pos: Option<(usize, usize)>, path: &str, s: &str) -> Option<SimDuration> {
+        parse_duration(s).map_err(|e| self.problem(pos, path, e)).ok()
+    }
+}
+
+/// The names a timeline can refer to.
+struct Names {
+    keys: BTreeMap<String, KeyIdx>,
+    aliases: BTreeSet<String>,
+    arns: BTreeMap<String, KeyIdx>,
+    volumes: BTreeMap<String, usize>,
+    instances: BTreeMap<String, usize>,
+}
+
+pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Result<Scenario, Vec<Problem>> {
+    let mut c = Checker { text, problems: Vec::new() };
+    let top = c.at("Scenario", 0).or(Some((1, 1)));
+
+    if raw.version != VERSION {
+        c.problem(
+            top,
+            "version",
+            format!("version {} is not supported: this kmsim reads version {VERSION}", raw.version),
+        );
+    }
+    if raw.name.trim().is_empty() {
+        c.problem(top, "name", "the scenario needs a name: say in a line what it shows");
+    }
+    let start = raw.start.trim().parse::<jiff::Timestamp>().map_err(|e| {
+        c.problem(
+            top,
+            "start",
+            format!("{:?} is not an RFC 3339 instant ({e}); write it like \"2026-03-01T09:00:00Z\"", raw.start),
+        );
+    });
+    let start = start.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let horizon = match overrides.horizon {
+        Some(h) => Some(SimTime::ZERO + h),
+        None => parse_time(&raw.horizon, start).map_err(|e| c.problem(top, "horizon", e)).ok(),
+    };
+    let horizon = match horizon {
+        Some(h) if h == SimTime::ZERO => {
+            c.problem(top, "horizon", "the horizon must be after the start");
+            SimTime::ZERO
+        }
+        Some(h) if h.since_start() > MAX_HORIZON => {
+            c.problem(top, "horizon", format!("{} is longer than the ten years a scenario may span", h.since_start()));
+            h
+        }
+        Some(h) => h,
+        None => SimTime::MAX,
+    };
+    let seed = overrides.seed.unwrap_or(raw.seed);
+    let account = raw.account.unwrap_or_else(|| "111122223333".to_string());
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        c.problem(top, "account", format!("{account:?} is not an AWS account ID: it must be 12 digits"));
+    }
+    let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
+    if !region.split('-').count().eq(&3) || !region.ends_with(|ch: char| ch.is_ascii_digit()) {
+        c.problem(top, "region", format!("{region:?} is not a Region name like \"us-east-1\""));
+    }
+    let user = raw.user.unwrap_or_else(|| "alice".to_string());
+
+    let kms = parameters(&mut c, raw.parameters.unwrap_or_default(), top);
+    let kms_latency = match raw.latency.and_then(|l| l.kms) {
+        None => Latency::default(),
+        Some(l) => latency(&mut c, &l, top).unwrap_or_default(),
+    };
+
+    // Declarations.
+    let mut seen_ids: BTreeMap<String, &str> = BTreeMap::new();
+    seen_ids.insert("kms".into(), "the KMS service");
+    let mut names = Names {
+        keys: BTreeMap::new(),
+        aliases: BTreeSet::new(),
+        arns: BTreeMap::new(),
+        volumes: BTreeMap::new(),
+        instances: BTreeMap::new(),
+    };
+    let mut keys = Vec::new();
+    for (i, k) in raw.keys.into_iter().enumerate() {
+        let pos = c.at("Key", i);
+        let path = format!("keys[{i}]");
+        check_id(&mut c, &mut seen_ids, pos, &path, &k.id, "key");
+        let idx = KeyIdx(u32::try_from(i).expect("few keys"));
+        let key_id = match k.key_id {
+            Some(id) => {
+                if !is_key_id(&id) {
+                    c.problem(
+                        pos,
+                        format!("{path}.key_id"),
+                        format!("{id:?} is not a key ID like \"1234abcd-12ab-34cd-56ef-1234567890ab\""),
+                    );
+                }
+                id
+            }
+            None => generated_key_id(seed, &k.id),
+        };
+        let arn = format!("arn:aws:kms:{region}:{account}:key/{key_id}");
+        if names.arns.insert(arn.clone(), idx).is_some() {
+            c.problem(pos, format!("{path}.key_id"), format!("key ID {key_id} is used by two keys"));
+        }
+        let mut aliases = Vec::new();
+        for a in k.aliases {
+            if !a.starts_with("alias/") || a.len() <= "alias/".len() {
+                c.problem(
+                    pos,
+                    format!("{path}.aliases"),
+                    format!("{a:?} is not an alias: aliases start with \"alias/\""),
+                );
+            } else if a.starts_with("alias/aws/") {
+                c.problem(
+                    pos,
+                    format!("{path}.aliases"),
+                    format!("{a:?}: aliases starting with \"alias/aws/\" are reserved for AWS managed keys"),
+                );
+            } else if !names.aliases.insert(a.clone()) {
+                c.problem(pos, format!("{path}.aliases"), format!("alias {a:?} is given to two keys"));
+            }
+            aliases.push(Arc::from(a.as_str()));
+        }
+        names.keys.insert(k.id.clone(), idx);
+        let origin = match k.origin {
+            RawOrigin::AwsKms => Origin::AwsKms,
+            RawOrigin::External => Origin::External,
+        };
+        keys.push(KeyDecl { name: k.id, spec: KeySpec { key_id, arn, origin, aliases } });
+    }
+    let mut instances: Vec<Arc<str>> = Vec::new();
+    for (i, inst) in raw.instances.into_iter().enumerate() {
+        let pos = c.at("Instance", i);
+        check_id(&mut c, &mut seen_ids, pos, &format!("instances[{i}]"), &inst.id, "instance");
+        names.instances.insert(inst.id.clone(), i);
+        instances.push(inst.id.into());
+    }
+    let mut volumes = Vec::new();
+    for (i, v) in raw.volumes.into_iter().enumerate() {
+        let pos = c.at("Volume", i);
+        let path = format!("volumes[{i}]");
+        check_id(&mut c, &mut seen_ids, pos, &path, &v.id, "volume");
+        let key = match names.keys.get(&v.key) {
+            Some(k) => *k,
+            None => {
+                let msg = unknown("key", &v.key, names.keys.keys());
+                c.problem(pos, format!("{path}.key"), msg);
+                KeyIdx(0)
+            }
+        };
+        let size_gib = v.size_gib.unwrap_or(8);
+        if !(1..=65_536).contains(&size_gib) {
+            c.problem(
+                pos,
+                format!("{path}.size_gib"),
+                format!("{size_gib} GiB is out of range: EBS volumes are 1 to 65,536 GiB"),
+            );
+        }
+        names.volumes.insert(v.id.clone(), i);
+        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib });
+    }
+
+    // Declared creations run first, at time 0, in declaration order.
+    let mut actions: Vec<Action> = (0..keys.len())
+        .map(|i| Action {
+            at: SimTime::ZERO,
+            what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
+            source: ActionSource::Declared,
+        })
+        .chain((0..instances.len()).map(|i| Action {
+            at: SimTime::ZERO,
+            what: ActionKind::RunInstance(i),
+            source: ActionSource::Declared,
+        }))
+        .collect();
+
+    let mut materials: Vec<String> = Vec::new();
+    let mut timeline =
+        Timeline { names: &names, materials: &mut materials, start, horizon, defined: Defined::default() };
+    // Names defined by earlier actions (tokens, ciphertexts, grants) must be defined *earlier in
+    // time*; resolve in time order, keeping file order for ties.
+    let mut order: Vec<(usize, &At, Option<SimTime>)> =
+        raw.timeline.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start).ok())).collect();
+    order.sort_by_key(|(i, _, t)| (t.unwrap_or(SimTime::ZERO), *i));
+    let mut resolved: Vec<Option<Action>> = (0..raw.timeline.len()).map(|_| None).collect();
+    for (i, At(when, action), _) in order {
+        let pos = c.at("At", i);
+        let path = format!("timeline[{i}]");
+        let at = match parse_time(when, start) {
+            Ok(t) if t > horizon => {
+                c.problem(
+                    pos,
+                    &path,
+                    format!(
+                        "{when:?} is after the horizon ({}): move it earlier or extend the horizon",
+                        horizon.since_start()
+                    ),
+                );
+                continue;
+            }
+            Ok(t) => t,
+            Err(e) => {
+                c.problem(pos, &path, e);
+                continue;
+            }
+        };
+        match timeline.action(action, at) {
+            Ok(what) => {
+                let line = pos.map(|p| p.0);
+                let text = line.and_then(|l| line_text(c.text, l));
+                resolved[i] = Some(Action { at, what, source: ActionSource::Timeline { index: i, line, text } });
+            }
+            Err(errors) => {
+                for (field, msg) in errors {
+                    let p = if field.is_empty() { path.clone() } else { format!("{path}.{field}") };
+                    c.problem(pos, p, msg);
+                }
+            }
+        }
+    }
+    actions.extend(resolved.into_iter().flatten());
+
+    if c.problems.is_empty() {
+        Ok(Scenario {
+            name: raw.name,
+            description: raw.description,
+            start,
+            horizon,
+            seed,
+            account,
+            region,
+            user,
+            kms,
+            kms_latency,
+            keys,
+            materials,
+            instances,
+            volumes,
+            actions,
+        })
+    } else {
+        c.problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, 0)));
+        Err(c.problems)
+    }
+}
+
+fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(usize, usize)>) -> KmsParams {
+    let get = |c: &mut Checker<'_>, name: &str, v: Option<String>| {
+        v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)).unwrap_or(SimDuration::ZERO)
+    };
+    let params = KmsParams {
+        material_expiry_lag: get(c, "material_expiry_lag", p.material_expiry_lag),
+        key_deletion_lag: get(c, "key_deletion_lag", p.key_deletion_lag),
+        kms_propagation_delay: get(c, "kms_propagation_delay", p.kms_propagation_delay),
+    };
+    if params.key_deletion_lag > MAX_KEY_DELETION_LAG {
+        c.problem(
+            pos,
+            "parameters.key_deletion_lag",
+            format!(
+                "{} is out of range: AWS deletes a key at most 24h after its deletion date (D3)",
+                params.key_deletion_lag
+            ),
+        );
+    }
+    params
+}
+
+fn latency(c: &mut Checker<'_>, l: &RawLatency, pos: Option<(usize, usize)>) -> Option<Latency> {
+    let path = "latency.kms";
+    Some(match l {
+        RawLatency::Fixed(d) => Latency::Fixed(c.duration(pos, path, d)?),
+        RawLatency::Exponential(d) => Latency::Exponential(c.duration(pos, path, d)?),
+        RawLatency::Uniform(lo, hi) => {
+            let (lo, hi) = (c.duration(pos, path, lo)?, c.duration(pos, path, hi)?);
+            if lo > hi {
+                c.problem(pos, path, format!("Uniform({lo}, {hi}): the lower bound is above the upper one"));
+                return None;
+            }
+            Latency::Uniform(lo, hi)
+        }
+    })
+}
+
+fn check_id(
+    c: &mut Checker<'_>,
+    seen: &mut BTreeMap<String, &'static str>,
+    pos: Option<(usize, usize)>,
+    path: &str,
+    id: &str,
+    kind: &'static str,
+) {
+    if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+        c.problem(
+            pos,
+            format!("{path}.id"),
+            format!("{id:?} is not a usable id: ids are non-empty and have no spaces"),
+        );
+    } else if let Some(other) = seen.insert(id.to_string(), kind) {
+        c.problem(pos, format!("{path}.id"), format!("duplicate id {id:?}: it already names {}", article(other)));
+    }
+}
+
+fn article(kind: &str) -> String {
+    if kind.starts_with("the ") { kind.to_string() } else { format!("a {kind}") }
+}
+
+fn unknown<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    if known.is_empty() {
+        format!("unknown {kind} {name:?}: the scenario declares no {kind}s")
+    } else {
+        format!("unknown {kind} {name:?}: declared {kind}s are {}", known.join(", "))
+    }
+}
+
+fn is_key_id(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+}
+
+/// A UUID-shaped key ID drawn from the seed and the key's name, so that adding a key leaves the
+/// others' IDs unchanged.
+fn generated_key_id(seed: u64, name: &str) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(crate::engine::stream_key(name));
+    let b: [u8; 16] = rng.random();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
+}
+
+/// Names that earlier actions define: import tokens, ciphertexts, grants.
+#[derive(Default)]
+struct Defined {
+    tokens: BTreeSet<String>,
+    ciphertexts: BTreeSet<String>,
+    grants: BTreeSet<String>,
+}
+
+struct Timeline<'a> {
+    names: &'a Names,
+    materials: &'a mut Vec<String>,
+    start: jiff::Timestamp,
+    horizon: SimTime,
+    defined: Defined,
+}
+
+type FieldErrors = Vec<(&'static str, String)>;
+
+impl Timeline<'_> {
+    fn action(&mut self, action: &RawAction, at: SimTime) -> Result<ActionKind, FieldErrors> {
+        let mut errs: FieldErrors = Vec::new();
+        let kind = self.resolve(action, at, &mut errs);
+        if errs.is_empty() { Ok(kind.expect("no errors means resolved")) } else { Err(errs) }
+    }
+
+    fn key(&self, s: &str, errs: &mut FieldErrors, field: &'static str) -> KeyRef {
+        if let Some(k) = self.names.keys.get(s) {
+            KeyRef::Id(*k)
+        } else if let Some(k) = self.names.arns.get(s) {
+            KeyRef::Arn(*k)
+        } else if s.starts_with("alias/") && self.names.aliases.contains(s) {
+            KeyRef::Alias(s.into())
+        } else {
+            let what = if s.starts_with("alias/") { "alias" } else { "key" };
+            let msg = if what == "alias" {
+                let known: Vec<&str> = self.names.aliases.iter().map(String::as_str).collect();
+                format!(
+                    "unknown alias {s:?}: declared aliases are {}",
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                )
+            } else {
+                unknown("key", s, self.names.keys.keys())
+            };
+            errs.push((field, msg));
+            KeyRef::Id(KeyIdx(0))
+        }
+    }
+
+    fn volume(&self, s: &str, errs: &mut FieldErrors) -> usize {
+        self.names.volumes.get(s).copied().unwrap_or_else(|| {
+            errs.push(("volume", unknown("volume", s, self.names.volumes.keys())));
+            0
+        })
+    }
+
+    fn instance(&self, s: &str, errs: &mut FieldErrors) -> usize {
+        self.names.instances.get(s).copied().unwrap_or_else(|| {
+            errs.push(("instance", unknown("instance", s, self.names.instances.keys())));
+            0
+        })
+    }
+
+    fn material(&mut self, name: &str) -> MaterialId {
+        let i = self.materials.iter().position(|m| m == name).unwrap_or_else(|| {
+            self.materials.push(name.to_string());
+            self.materials.len() - 1
+        });
+        MaterialId(u32::try_from(i).expect("few materials"))
+    }
+
+    fn defines(set: &mut BTreeSet<String>, name: Option<&String>) -> Option<Arc<str>> {
+        name.map(|n| {
+            set.insert(n.clone());
+            Arc::from(n.as_str())
+        })
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per action of the grammar
+    fn resolve(&mut self, action: &RawAction, at: SimTime, errs: &mut FieldErrors) -> Option<ActionKind> {
+        use RawAction as A;
+        let kms = |op| Some(ActionKind::Kms(op));
+        match action {
+            A::DescribeKey { key } => kms(KmsOp::DescribeKey { key: self.key(key, errs, "key") }),
+            A::EnableKey { key } => kms(KmsOp::EnableKey { key: self.key(key, errs, "key") }),
+            A::DisableKey { key } => kms(KmsOp::DisableKey { key: self.key(key, errs, "key") }),
+            A::ScheduleKeyDeletion { key, pending_window_days } => {
+                let days = pending_window_days.unwrap_or(30);
+                if !(7..=30).contains(&days) {
+                    errs.push((
+                        "pending_window_days",
+                        format!("{days} days is out of range: the waiting period is 7 to 30 days"),
+                    ));
+                }
+                kms(KmsOp::ScheduleKeyDeletion { key: self.key(key, errs, "key"), pending_window_days: days })
+            }
+            A::CancelKeyDeletion { key } => kms(KmsOp::CancelKeyDeletion { key: self.key(key, errs, "key") }),
+            A::GetParametersForImport { key, token } => {
+                let name = Self::defines(&mut self.defined.tokens, Some(token));
+                kms(KmsOp::GetParametersForImport { key: self.key(key, errs, "key"), name })
+            }
+            A::ImportKeyMaterial { key, material, expires, token } => {
+                let key = self.key(key, errs, "key");
+                let token = match token {
+                    None => TokenRef::Fresh,
+                    Some(t) if self.defined.tokens.contains(t) => TokenRef::Named(t.as_str().into()),
+                    Some(t) => {
+                        errs.push(("token", format!("no earlier GetParametersForImport names the token {t:?}")));
+                        TokenRef::Fresh
+                    }
+                };
+                let expiry = self.expiry(expires, at, errs);
+                let material = self.material(material);
+                kms(KmsOp::ImportKeyMaterial { key, token, material, expiry })
+            }
+            A::DeleteImportedKeyMaterial { key } => {
+                kms(KmsOp::DeleteImportedKeyMaterial { key: self.key(key, errs, "key") })
+            }
+            A::Encrypt { key, name } => {
+                let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
+                kms(KmsOp::Encrypt { key: self.key(key, errs, "key"), context: None, name })
+            }
+            A::GenerateDataKey { key, name } => {
+                let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
+                kms(KmsOp::GenerateDataKey { key: self.key(key, errs, "key"), context: None, name })
+            }
+            A::GenerateDataKeyWithoutPlaintext { key, name } => {
+                let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
+                kms(KmsOp::GenerateDataKeyWithoutPlaintext { key: self.key(key, errs, "key"), context: None, name })
+            }
+            A::Decrypt { ciphertext, key } => {
+                let ciphertext = self.ciphertext(ciphertext, errs);
+                let key = key.as_ref().map(|k| self.key(k, errs, "key"));
+                kms(KmsOp::Decrypt { ciphertext, key, context: None })
+            }
+            A::ReEncrypt { ciphertext, destination_key, name } => {
+                let ciphertext = self.ciphertext(ciphertext, errs);
+                let destination = self.key(destination_key, errs, "destination_key");
+                let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
+                kms(KmsOp::ReEncrypt { ciphertext, destination, name })
+            }
+            A::CreateGrant { key, grantee, name } => {
+                let name = Self::defines(&mut self.defined.grants, name.as_ref());
+                let grantee = Grantee::Principal(grantee.as_str().into());
+                kms(KmsOp::CreateGrant { key: self.key(key, errs, "key"), grantee, context: None, name })
+            }
+            A::RetireGrant { grant } => kms(KmsOp::RetireGrant { grant: self.grant(grant, errs) }),
+            A::RevokeGrant { key, grant } => {
+                kms(KmsOp::RevokeGrant { key: self.key(key, errs, "key"), grant: self.grant(grant, errs) })
+            }
+            A::CreateVolume { volume } => self.on_volume(volume, VolumeOp::Create, errs),
+            A::AttachVolume { volume, instance } => {
+                let instance = self.instance(instance, errs);
+                self.on_volume(volume, VolumeOp::Attach { instance }, errs)
+            }
+            A::DetachVolume { volume } => self.on_volume(volume, VolumeOp::Detach, errs),
+            A::Read { volume } => self.on_volume(volume, VolumeOp::Io(IoKind::Read), errs),
+            A::Write { volume } => self.on_volume(volume, VolumeOp::Io(IoKind::Write), errs),
+            A::IoLoad { volume, io, every, until } => {
+                let kind = match io {
+                    RawIo::Read => IoKind::Read,
+                    RawIo::Write => IoKind::Write,
+                };
+                let every =
+                    parse_duration(every).map_err(|e| errs.push(("every", e))).unwrap_or(SimDuration::from_secs(1));
+                let until = match until {
+                    None => self.horizon,
+                    Some(u) => match parse_time(u, self.start) {
+                        Ok(t) if t > self.horizon => {
+                            errs.push(("until", format!("{u:?} is after the horizon")));
+                            self.horizon
+                        }
+                        Ok(t) if t < at => {
+                            errs.push(("until", format!("{u:?} is before the load starts")));
+                            at
+                        }
+                        Ok(t) => t,
+                        Err(e) => {
+                            errs.push(("until", e));
+                            at
+                        }
+                    },
+                };
+                if every == SimDuration::ZERO {
+                    errs.push(("every", "the period must be longer than zero".into()));
+                } else if (until - at).as_ms() / every.as_ms() > MAX_IO_TICKS {
+                    errs.push((
+                        "every",
+                        format!(
+                            "{every} over {} is more than {MAX_IO_TICKS} operations: lengthen the period",
+                            until - at
+                        ),
+                    ));
+                }
+                self.on_volume(volume, VolumeOp::IoLoad { kind, every, until }, errs)
+            }
+            A::StopInstances { instance } => self.on_instance(instance, InstanceAction::Stop, errs),
+            A::StartInstances { instance } => self.on_instance(instance, InstanceAction::Start, errs),
+            A::RebootInstances { instance } => self.on_instance(instance, InstanceAction::Reboot, errs),
+            A::TerminateInstances { instance } => self.on_instance(instance, InstanceAction::Terminate, errs),
+            A::HostMaintenance { instance } => self.on_instance(instance, InstanceAction::HostMaintenance, errs),
+        }
+    }
+
+    fn on_volume(&self, volume: &str, op: VolumeOp, errs: &mut FieldErrors) -> Option<ActionKind> {
+        Some(ActionKind::Volume { volume: self.volume(volume, errs), op })
+    }
+
+    fn on_instance(&self, instance: &str, op: InstanceAction, errs: &mut FieldErrors) -> Option<ActionKind> {
+        Some(ActionKind::Instance { instance: self.instance(instance, errs), op })
+    }
+
+    fn ciphertext(&self, name: &str, errs: &mut FieldErrors) -> CiphertextRef {
+        if !self.defined.ciphertexts.contains(name) {
+            errs.push((
+                "ciphertext",
+                format!("no earlier Encrypt, GenerateDataKey or ReEncrypt names the ciphertext {name:?} (give it with `name: {name:?}`)"),
+            ));
+        }
+        CiphertextRef::Named(name.into())
+    }
+
+    fn grant(&self, name: &str, errs: &mut FieldErrors) -> GrantRef {
+        if self.defined.grants.contains(name) {
+            GrantRef::Named(name.into())
+        } else if self.names.volumes.contains_key(name) {
+            // The grant EC2 created when it attached this volume.
+            GrantRef::ForContext(name.into())
+        } else {
+            errs.push(("grant", format!("{name:?} names no grant: give a CreateGrant's `name`, or a volume for the grant EC2 made when attaching it")));
+            GrantRef::Named(name.into())
+        }
+    }
+
+    fn expiry(&self, expires: &RawExpires, at: SimTime, errs: &mut FieldErrors) -> Expiry {
+        let valid_to = match expires {
+            RawExpires::Never => return Expiry::Never,
+            RawExpires::After(d) => match parse_duration(d) {
+                Ok(d) => at + d,
+                Err(e) => {
+                    errs.push(("expires", e));
+                    return Expiry::Never;
+                }
+            },
+            RawExpires::At(t) => match parse_time(t, self.start) {
+                Ok(t) => t,
+                Err(e) => {
+                    errs.push(("expires", e));
+                    return Expiry::Never;
+                }
+            },
+        };
+        if valid_to <= at {
+            errs.push(("expires", "ValidTo must be after the import".into()));
+        } else if valid_to - at > MAX_VALID_FOR {
+            errs.push((
+                "expires",
+                format!("ValidTo is {} after the import; ImportKeyMaterial allows at most 365 days", valid_to - at),
+            ));
+        }
+        Expiry::At(valid_to)
+    }
+}
