@@ -187,6 +187,7 @@ impl Instance {
         self.attachments.iter().map(|a| (a.volume, a.cached))
     }
 
+    #[allow(clippy::needless_pass_by_value)] // messages are handed over, whatever they hold
     pub fn handle(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
             InstanceMsg::Run => self.set_state(InstanceState::Running, None, ctx),

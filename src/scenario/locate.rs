@@ -71,7 +71,7 @@ mod tests {
     fn skips_comments_and_strings() {
         let text = "// At(\"x\")\n  At(\"0s\", X), /* At( */ At(\"1s\", Y),\n  \"At(\" At(\"2s\", Z)";
         assert_eq!(nth_call(text, "At", 0), Some((2, 3)));
-        assert_eq!(nth_call(text, "At", 1), Some((2, 27)));
+        assert_eq!(nth_call(text, "At", 1), Some((2, 26)));
         assert_eq!(nth_call(text, "At", 2), Some((3, 9)));
         assert_eq!(nth_call(text, "At", 3), None);
         assert_eq!(line_text(text, 2).unwrap(), "At(\"0s\", X), /* At( */ At(\"1s\", Y)");

@@ -1,1 +1,131 @@
+//! Each class of invalid input gets a precise message with its position; valid input resolves.
 
+use super::*;
+
+const VALID: &str = r#"Scenario(
+    version: 1,
+    name: "t",
+    start: "2026-03-01T09:00:00Z",
+    horizon: "10d",
+    seed: 7,
+    keys: [Key(id: "cmk", origin: External, aliases: ["alias/a"])],
+    instances: [Instance(id: "i-1")],
+    volumes: [Volume(id: "vol-1", key: "cmk")],
+    timeline: [
+        At("0s", ImportKeyMaterial(key: "cmk", material: "m1", expires: After("30d"))),
+        At("1h", CreateVolume(volume: "vol-1")),
+        At("2h", AttachVolume(volume: "vol-1", instance: "i-1")),
+    ],
+)"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match parse("s.ron", text, Overrides::default()) {
+        Ok(_) => panic!("expected the scenario to be invalid"),
+        Err(e) => e.to_string().lines().map(String::from).collect(),
+    }
+}
+
+fn one_problem(text: &str) -> String {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    p.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_valid_scenario_resolves_names_and_times() {
+    let s = parse("s.ron", VALID, Overrides::default()).unwrap();
+    assert_eq!(s.keys[0].spec.origin, crate::actors::kms::Origin::External);
+    assert!(s.keys[0].spec.arn.starts_with("arn:aws:kms:us-east-1:111122223333:key/"));
+    // Two declared creations, then the three timeline actions.
+    assert_eq!(s.actions.len(), 5);
+    assert_eq!(s.actions[4].at.as_ms(), 2 * 3_600_000);
+    assert_eq!(s.horizon.as_ms(), 10 * 86_400_000);
+    let ActionSource::Timeline { line, .. } = &s.actions[2].source else { panic!() };
+    assert_eq!(*line, Some(11));
+}
+
+#[test]
+fn key_ids_come_from_the_seed_and_the_key_name() {
+    let a = parse("s.ron", VALID, Overrides::default()).unwrap();
+    let b = parse("s.ron", VALID, Overrides::default()).unwrap();
+    let c = parse("s.ron", VALID, Overrides { seed: Some(8), ..Overrides::default() }).unwrap();
+    assert_eq!(a.keys[0].spec.key_id, b.keys[0].spec.key_id);
+    assert_ne!(a.keys[0].spec.key_id, c.keys[0].spec.key_id);
+    assert_eq!(c.seed, 8);
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let text = VALID.replace(r#"At("1h", CreateVolume(volume: "vol-1")),"#, r#"At("1h" CreateVolume(volume: "vol-1")),"#);
+    let p = one_problem(&text);
+    assert!(p.starts_with("s.ron:12:"), "{p}");
+}
+
+#[test]
+fn unknown_fields_are_named_with_the_allowed_ones() {
+    let text = VALID.replace("seed: 7,", "seed: 7,\n    sede: 8,");
+    let p = one_problem(&text);
+    assert!(p.starts_with("s.ron:7:"), "{p}");
+    assert!(p.contains("sede") && p.contains("seed"), "{p}");
+}
+
+#[test]
+fn dangling_references_name_what_exists() {
+    let text = VALID.replace(r#"instance: "i-1")"#, r#"instance: "i-2")"#).replace(r#"key: "cmk")]"#, r#"key: "cmk-x")]"#);
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_eq!(p[0], r#"s.ron:9:15: volumes[0].key: unknown key "cmk-x": declared keys are cmk"#);
+    assert_eq!(p[1], r#"s.ron:13:9: timeline[2].instance: unknown instance "i-2": declared instances are i-1"#);
+}
+
+#[test]
+fn duplicate_ids_are_refused_across_kinds() {
+    let text = VALID.replace(r#"Instance(id: "i-1")"#, r#"Instance(id: "i-1"), Instance(id: "cmk")"#);
+    let p = one_problem(&text);
+    assert_eq!(p, r#"s.ron:8:38: instances[1].id: duplicate id "cmk": it already names a key"#);
+}
+
+#[test]
+fn times_after_the_horizon_are_refused() {
+    let text = VALID.replace(r#"At("2h","#, r#"At("11d","#);
+    let p = one_problem(&text);
+    assert!(p.contains("timeline[2]: \"11d\" is after the horizon (10d)"), "{p}");
+}
+
+#[test]
+fn durations_out_of_range_are_refused() {
+    let text = VALID
+        .replace(r#"After("30d")"#, r#"After("366d")"#)
+        .replace(r#"At("1h", CreateVolume(volume: "vol-1")),"#, r#"At("1h", ScheduleKeyDeletion(key: "cmk", pending_window_days: 3)),"#);
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains("timeline[0].expires: ValidTo is 366d after the import"), "{}", p[0]);
+    assert!(p[1].contains("timeline[1].pending_window_days: 3 days is out of range"), "{}", p[1]);
+}
+
+#[test]
+fn unreadable_durations_say_how_to_write_them() {
+    let text = VALID.replace(r#"horizon: "10d""#, r#"horizon: "ten days""#);
+    let p = one_problem(&text);
+    assert!(p.contains("horizon") && p.contains(r#"write it like "90s", "6h", "30d" or "2d 4h""#), "{p}");
+}
+
+#[test]
+fn names_must_be_defined_by_an_earlier_action() {
+    let text = VALID.replace(
+        r#"At("1h", CreateVolume(volume: "vol-1")),"#,
+        r#"At("1h", ImportKeyMaterial(key: "cmk", material: "m1", expires: Never, token: "t9")),
+        At("1h", Decrypt(ciphertext: "c1")),
+        At("2h", Encrypt(key: "cmk", name: "c1")),"#,
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains(r#"no earlier GetParametersForImport names the token "t9""#), "{}", p[0]);
+    assert!(p[1].contains(r#"names the ciphertext "c1""#), "{}", p[1]);
+}
+
+#[test]
+fn unsupported_versions_are_refused() {
+    let p = one_problem(&VALID.replace("version: 1", "version: 2"));
+    assert!(p.contains("version 2 is not supported"), "{p}");
+}
