@@ -71,7 +71,8 @@ impl Status {
 /// A resource's first failure during one loss of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
-    pub loss_at: SimTime,
+    /// When the key became unusable; `None` if it had never been usable.
+    pub loss_at: Option<SimTime>,
     pub last_good_use: Option<(SimTime, &'static str)>,
     pub broke_at: SimTime,
     /// The failed operation and its error code.
@@ -81,8 +82,8 @@ pub struct Break {
 
 impl Break {
     #[must_use]
-    pub fn latent_window(&self) -> SimDuration {
-        self.broke_at - self.loss_at
+    pub fn latent_window(&self) -> Option<SimDuration> {
+        self.loss_at.map(|l| self.broke_at - l)
     }
 }
 
@@ -176,6 +177,7 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
     let mut breaks: Vec<Break> = Vec::new();
     for r in &run.records {
         let good = match &r.obs {
+            Obs::Volume(VolumeObs::Created) if r.actor == me => Some("CreateVolume"),
             Obs::Volume(VolumeObs::Attached { .. }) if r.actor == me => Some("AttachVolume"),
             Obs::Volume(VolumeObs::Io { kind, result: Ok(()) }) if r.actor == me => Some(kind.as_str()),
             Obs::Instance(InstanceObs::DataKeyCached { volume }) if *volume == me => Some("decrypted at start"),
@@ -201,7 +203,7 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
             _ => None,
         };
         if let Some(how) = failure {
-            let loss_at = loss_at(key, r.at).map_or(SimTime::ZERO, |l| l.at);
+            let loss_at = loss_at(key, r.at).map(|l| l.at);
             if breaks.iter().any(|b| b.loss_at == loss_at && b.recovered_at.is_none()) {
                 continue;
             }
@@ -259,7 +261,7 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
                 if reason.is_some() {
                     let loss = failed_key.and_then(|k| loss_at(&keys[k.0 as usize], r.at));
                     breaks.push(Break {
-                        loss_at: loss.map_or(r.at, |l| l.at),
+                        loss_at: loss.map(|l| l.at),
                         last_good_use: last_good,
                         broke_at: r.at,
                         how: "StartInstances Client.InternalError".to_string(),
@@ -347,10 +349,10 @@ pub fn render(summary: &Summary) -> String {
             rows.push([
                 r.name.clone(),
                 key.clone(),
-                b.loss_at.to_string(),
+                b.loss_at.map_or("never usable".into(), |t| t.to_string()),
                 good(b.last_good_use),
                 format!("{} {}", b.broke_at, b.how),
-                b.latent_window().to_string(),
+                b.latent_window().map_or("-".into(), |d| d.to_string()),
                 b.recovered_at.map_or("-".into(), |t| t.to_string()),
                 r.status.as_str().into(),
             ]);

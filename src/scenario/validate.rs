@@ -367,7 +367,8 @@ fn is_key_id(s: &str) -> bool {
 fn generated_key_id(seed: u64, name: &str) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(crate::engine::stream_key(name));
-    let b: [u8; 16] = rng.random();
+    let mut b: [u8; 16] = rng.random();
+    b[8] = 0x80 | (b[8] & 0x3f); // RFC 4122 variant
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
 }

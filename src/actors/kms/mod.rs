@@ -413,7 +413,14 @@ impl Kms {
         let named = match key_ref {
             Some(r) => match self.resolve(r, operation) {
                 Ok(k) => Some(k),
-                Err(e) => return (None, Err(e)),
+                // A deleted key is still the key the caller meant: the record names it.
+                Err(e) => {
+                    let meant = match r {
+                        KeyRef::Id(k) | KeyRef::Arn(k) => Some(*k),
+                        KeyRef::Alias(_) => None,
+                    };
+                    return (meant, Err(e));
+                }
             },
             None => None,
         };
