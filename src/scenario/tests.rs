@@ -56,7 +56,8 @@ fn key_ids_come_from_the_seed_and_the_key_name() {
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    let text = VALID.replace(r#"At("1h", CreateVolume(volume: "vol-1")),"#, r#"At("1h" CreateVolume(volume: "vol-1")),"#);
+    let text =
+        VALID.replace(r#"At("1h", CreateVolume(volume: "vol-1")),"#, r#"At("1h" CreateVolume(volume: "vol-1")),"#);
     let p = one_problem(&text);
     assert!(p.starts_with("s.ron:12:"), "{p}");
 }
@@ -71,7 +72,8 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
 
 #[test]
 fn dangling_references_name_what_exists() {
-    let text = VALID.replace(r#"instance: "i-1")"#, r#"instance: "i-2")"#).replace(r#"key: "cmk")]"#, r#"key: "cmk-x")]"#);
+    let text =
+        VALID.replace(r#"instance: "i-1")"#, r#"instance: "i-2")"#).replace(r#"key: "cmk")]"#, r#"key: "cmk-x")]"#);
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
     assert_eq!(p[0], r#"s.ron:9:15: volumes[0].key: unknown key "cmk-x": declared keys are cmk"#);
@@ -94,9 +96,10 @@ fn times_after_the_horizon_are_refused() {
 
 #[test]
 fn durations_out_of_range_are_refused() {
-    let text = VALID
-        .replace(r#"After("30d")"#, r#"After("366d")"#)
-        .replace(r#"At("1h", CreateVolume(volume: "vol-1")),"#, r#"At("1h", ScheduleKeyDeletion(key: "cmk", pending_window_days: 3)),"#);
+    let text = VALID.replace(r#"After("30d")"#, r#"After("366d")"#).replace(
+        r#"At("1h", CreateVolume(volume: "vol-1")),"#,
+        r#"At("1h", ScheduleKeyDeletion(key: "cmk", pending_window_days: 3)),"#,
+    );
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(p[0].contains("timeline[0].expires: ValidTo is 366d after the import"), "{}", p[0]);

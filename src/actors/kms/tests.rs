@@ -29,7 +29,12 @@ fn harness(params: KmsParams, origins: &[Origin]) -> Harness {
     let specs = origins.iter().enumerate().map(|(i, o)| spec(u32::try_from(i).unwrap(), *o)).collect();
     let kms = sim.add_actor("kms", World::Kms(Kms::new(params, specs)));
     for i in 0..origins.len() {
-        sim.schedule(SimTime::ZERO, kms, Msg::Kms(KmsMsg::CreateKey(KeyIdx(u32::try_from(i).unwrap()))), Cause::Input(0));
+        sim.schedule(
+            SimTime::ZERO,
+            kms,
+            Msg::Kms(KmsMsg::CreateKey(KeyIdx(u32::try_from(i).unwrap()))),
+            Cause::Input(0),
+        );
     }
     Harness { sim, inputs: 1 }
 }
@@ -126,7 +131,12 @@ fn deleted_material_makes_the_key_pending_import_and_only_the_same_material_rest
     let recs = h.run(10 * DAY);
     assert_eq!(
         states(&recs, K0),
-        [(0, KeyState::PendingImport), (0, KeyState::Enabled), (2 * DAY, KeyState::PendingImport), (4 * DAY, KeyState::Enabled)]
+        [
+            (0, KeyState::PendingImport),
+            (0, KeyState::Enabled),
+            (2 * DAY, KeyState::PendingImport),
+            (4 * DAY, KeyState::Enabled)
+        ]
     );
     let c = calls(&recs);
     assert!(c.contains(&(2 * DAY + 1, Operation::Decrypt, Some(KmsException::InvalidState))));
@@ -140,8 +150,11 @@ fn material_expires_at_valid_to_as_a_service_event_after_the_configured_lag() {
     let mut h = harness(params, &[Origin::External]);
     h.at(0, import(K0, M1, Expiry::At(SimTime::from_ms(3 * DAY))));
     let recs = h.run(10 * DAY);
-    let expired: Vec<_> =
-        recs.iter().filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. }))).map(|r| r.at.as_ms()).collect();
+    let expired: Vec<_> = recs
+        .iter()
+        .filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. })))
+        .map(|r| r.at.as_ms())
+        .collect();
     assert_eq!(expired, [3 * DAY + HOUR]);
     assert_eq!(states(&recs, K0).last(), Some(&(3 * DAY + HOUR, KeyState::PendingImport)));
 }
@@ -152,8 +165,11 @@ fn reimport_with_a_new_valid_to_replaces_the_old_expiry() {
     h.at(0, import(K0, M1, Expiry::At(SimTime::from_ms(3 * DAY))))
         .at(DAY, import(K0, M1, Expiry::At(SimTime::from_ms(5 * DAY))));
     let recs = h.run(10 * DAY);
-    let expired: Vec<_> =
-        recs.iter().filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. }))).map(|r| r.at.as_ms()).collect();
+    let expired: Vec<_> = recs
+        .iter()
+        .filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. })))
+        .map(|r| r.at.as_ms())
+        .collect();
     assert_eq!(expired, [5 * DAY], "the day-3 expiry was replaced (D10)");
 }
 
@@ -292,9 +308,13 @@ fn propagation_delay_lets_crypto_see_the_old_state_for_a_while() {
 #[test]
 fn refusals_cite_the_state_change_that_caused_them() {
     let mut h = harness(KmsParams::default(), &[Origin::External]);
-    h.at(0, import(K0, M1, Expiry::Never)).at(1, encrypt(K0, "c")).at(DAY, delete_material(K0)).at(2 * DAY, decrypt("c"));
+    h.at(0, import(K0, M1, Expiry::Never))
+        .at(1, encrypt(K0, "c"))
+        .at(DAY, delete_material(K0))
+        .at(2 * DAY, decrypt("c"));
     let recs = h.run(3 * DAY);
-    let change = recs.iter().find(|r| r.at.as_ms() == DAY && matches!(r.obs, Obs::Kms(KmsObs::StateChanged { .. }))).unwrap();
+    let change =
+        recs.iter().find(|r| r.at.as_ms() == DAY && matches!(r.obs, Obs::Kms(KmsObs::StateChanged { .. }))).unwrap();
     let refusal = recs.iter().find(|r| r.at.as_ms() == 2 * DAY).unwrap();
     assert_eq!(refusal.reason, Some(change.id));
     let deletion_call = recs.iter().find(|r| r.at.as_ms() == DAY).unwrap();

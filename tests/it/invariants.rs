@@ -1,0 +1,121 @@
+//! A cheap swarm: one busy scenario with random KMS latency, run under many seeds, checking
+//! invariants that must hold whatever the interleaving.
+
+use std::collections::BTreeMap;
+
+use kmsim::actors::Obs;
+use kmsim::actors::ebs::VolumeState;
+use kmsim::actors::ec2::InstanceState;
+use kmsim::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp};
+use kmsim::engine::Cause;
+use kmsim::run::{RunOptions, instance_actor, run};
+use kmsim::scenario::{self, Overrides};
+
+/// Attaches, detaches, stops, starts, reboots and key changes, bunched so that calls in flight
+/// (random latency, mean 300 ms) race with key changes.
+fn busy_scenario() -> String {
+    let mut timeline = String::new();
+    let mut at = |t: &str, action: String| timeline.push_str(&format!("        At(\"{t}\", {action}),\n"));
+    for k in ["k0", "k1"] {
+        at("0s", format!("ImportKeyMaterial(key: \"{k}\", material: \"m-{k}\", expires: After(\"2h\"))"));
+    }
+    for v in 0..6 {
+        at("1m", format!("CreateVolume(volume: \"vol-{v}\")"));
+        at("2m", format!("AttachVolume(volume: \"vol-{v}\", instance: \"i-{}\")", v % 3));
+    }
+    for round in 0..6u32 {
+        let base = 10 + round * 20; // minutes
+        at(&format!("{base}m"), "DeleteImportedKeyMaterial(key: \"k0\")".into());
+        at(&format!("{base}m 300ms"), format!("DetachVolume(volume: \"vol-{}\")", round % 6));
+        at(&format!("{base}m 500ms"), format!("StopInstances(instance: \"i-{}\")", round % 3));
+        at(
+            &format!("{}m", base + 1),
+            format!("AttachVolume(volume: \"vol-{}\", instance: \"i-{}\")", round % 6, (round + 1) % 3),
+        );
+        at(
+            &format!("{}m 200ms", base + 1),
+            "ImportKeyMaterial(key: \"k0\", material: \"m-k0\", expires: After(\"3h\"))".into(),
+        );
+        at(&format!("{}m 400ms", base + 1), format!("StartInstances(instance: \"i-{}\")", round % 3));
+        at(&format!("{}m", base + 2), format!("RebootInstances(instance: \"i-{}\")", (round + 2) % 3));
+        at(&format!("{}m", base + 3), "DisableKey(key: \"k1\")".into());
+        at(&format!("{}m 100ms", base + 3), format!("HostMaintenance(instance: \"i-{}\")", (round + 1) % 3));
+        at(&format!("{}m 300ms", base + 3), "EnableKey(key: \"k1\")".into());
+        for v in 0..6 {
+            at(&format!("{}m", base + 4), format!("Write(volume: \"vol-{v}\")"));
+        }
+    }
+    let volumes: Vec<String> = (0..6).map(|v| format!("Volume(id: \"vol-{v}\", key: \"k{}\")", v % 2)).collect();
+    format!(
+        r#"Scenario(
+    version: 1, name: "swarm", start: "2026-01-01T00:00:00Z", horizon: "6h", seed: 0,
+    latency: (kms: Exponential("300ms")),
+    keys: [Key(id: "k0", origin: External), Key(id: "k1", origin: External)],
+    instances: [Instance(id: "i-0"), Instance(id: "i-1"), Instance(id: "i-2")],
+    volumes: [{}],
+    timeline: [
+{timeline}    ],
+)"#,
+        volumes.join(", ")
+    )
+}
+
+#[test]
+fn invariants_hold_across_seeds() {
+    let text = busy_scenario();
+    let mut failures_seen = 0;
+    for seed in 0..40 {
+        let s = scenario::parse("swarm", &text, Overrides { seed: Some(seed), ..Overrides::default() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&s, RunOptions::default(), None).unwrap();
+
+        // Links point backwards: every cause and reason is an earlier record.
+        for rec in &r.records {
+            if let Cause::Record(c) = rec.cause {
+                assert!(c < rec.id, "seed {seed}: #{} caused by later #{c}", rec.id);
+            }
+            if let Some(reason) = rec.reason {
+                assert!(reason < rec.id);
+            }
+        }
+
+        // No successful cryptographic call on a key that is not Enabled.
+        let mut state: BTreeMap<KeyIdx, Option<KeyState>> = BTreeMap::new();
+        for rec in &r.records {
+            match &rec.obs {
+                Obs::Kms(KmsObs::StateChanged { key, to, .. }) => {
+                    state.insert(*key, Some(*to));
+                }
+                Obs::Kms(KmsObs::Called { op, key: Some(key), result, .. }) => {
+                    let crypto = matches!(op, KmsOp::Decrypt { .. } | KmsOp::GenerateDataKeyWithoutPlaintext { .. });
+                    if crypto && result.is_ok() {
+                        assert_eq!(state.get(key), Some(&Some(KeyState::Enabled)), "seed {seed}: #{}", rec.id);
+                    }
+                    if crypto && result.is_err() {
+                        failures_seen += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // Both sides of every attachment agree, and so do the two views of the key cache.
+        for v in 0..s.volumes.len() {
+            let vol = r.volume(v);
+            let me = kmsim::run::volume_actor(&s, v);
+            for i in 0..s.instances.len() {
+                let inst = r.instance(i);
+                let listed = inst.attachments().find(|(vol_id, _)| *vol_id == me);
+                let attached_here = vol.state() == Some(VolumeState::InUse(instance_actor(i)));
+                assert_eq!(listed.is_some(), attached_here, "seed {seed}: vol-{v} and i-{i} disagree");
+                if let Some((_, cached)) = listed {
+                    assert_eq!(cached, vol.key_in_memory(), "seed {seed}: cache views of vol-{v} differ");
+                    if inst.state() != Some(InstanceState::Running) {
+                        assert!(!cached, "seed {seed}: a stopped instance holds a key");
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures_seen > 0, "the swarm should reach refused calls");
+}

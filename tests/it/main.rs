@@ -1,0 +1,43 @@
+//! One integration-test binary. Modules:
+//! - `scenarios`: every bundled scenario runs, and its key outcomes are the documented ones;
+//! - `determinism`: same scenario and seed give byte-identical traces; sinks do not change runs;
+//! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
+//! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary.
+
+mod cli;
+mod determinism;
+mod invariants;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+
+use kmsim::scenario::{self, Overrides, Scenario};
+
+/// The repository's `scenarios/` folder.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Every `.ron` file under `scenarios/`, sorted.
+pub fn all_scenarios() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "ron") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&scenarios_dir(), &mut out);
+    out.sort();
+    out
+}
+
+pub fn load(rel: &str) -> Scenario {
+    let path = scenarios_dir().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    scenario::parse(rel, &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"))
+}

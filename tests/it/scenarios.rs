@@ -1,0 +1,178 @@
+//! The bundled scenarios show what the reference documents. Each test states the outcome the
+//! reference predicts and reads it off the run's summary and records.
+
+use kmsim::actors::Obs;
+use kmsim::actors::kms::{KeyState, KmsObs};
+use kmsim::report::describe::{Outcome, describe};
+use kmsim::report::summary::{Status, Summary, summarize};
+use kmsim::run::{Run, RunOptions, run};
+
+use super::{all_scenarios, load};
+
+const H: u64 = 3_600_000;
+const D: u64 = 24 * H;
+
+fn resource<'a>(s: &'a Summary, name: &str) -> &'a kmsim::report::summary::ResourceSummary {
+    s.resources.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no resource {name}"))
+}
+
+/// (t_ms, event, outcome, error) of every record about `subject`.
+fn events(run: &Run<'_>, subject: &str) -> Vec<(u64, &'static str, Outcome, Option<String>)> {
+    run.records
+        .iter()
+        .map(|r| (r, describe(run, r)))
+        .filter(|(_, d)| d.subject == subject)
+        .map(|(r, d)| (r.at.as_ms(), d.event, d.outcome, d.error))
+        .collect()
+}
+
+fn failed(run: &Run<'_>, subject: &str, event: &str) -> Vec<(u64, Option<String>)> {
+    events(run, subject).into_iter().filter(|e| e.1 == event && e.2 == Outcome::Failed).map(|e| (e.0, e.3)).collect()
+}
+
+fn ok(run: &Run<'_>, subject: &str, event: &str) -> Vec<u64> {
+    events(run, subject).into_iter().filter(|e| e.1 == event && e.2 == Outcome::Ok).map(|e| e.0).collect()
+}
+
+#[test]
+fn every_bundled_scenario_parses_and_runs_to_its_horizon() {
+    let files = all_scenarios();
+    assert!(files.len() >= 8, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let s = kmsim::scenario::parse(&path.display().to_string(), &text, Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.trim_start().starts_with("//"), "{}: starts with a comment naming the behaviour", path.display());
+        let r = run(&s, RunOptions { max_events: Some(1_000_000) }, None).unwrap();
+        assert_eq!(r.end, s.horizon);
+        assert!(!r.records.is_empty());
+    }
+}
+
+#[test]
+fn ebs_story_volume_outlives_deleted_material_until_the_next_attach() {
+    let s = load("ebs/ebs-story.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    // Writes before and after the deletion at 2d both succeed: the data key is in memory.
+    assert_eq!(ok(&r, "vol-data", "Write"), [D, 3 * D, 7 * D]);
+    // The reattach at 4d 1h fails with EC2's error, because KMS refused the Decrypt.
+    assert_eq!(failed(&r, "vol-data", "AttachVolume"), [(4 * D + H, Some("CustomerKeyHasBeenRevoked".into()))]);
+    assert_eq!(failed(&r, "cmk", "Decrypt"), [(4 * D + H, Some("KMSInvalidStateException".into()))]);
+    // After m1 is reimported at 6d, the attach at 6d 1h works.
+    assert_eq!(ok(&r, "vol-data", "AttachVolume"), [5 * 60_000, 6 * D + H]);
+    let sum = summarize(&r);
+    let vol = resource(&sum, "vol-data");
+    assert_eq!(vol.status, Status::Recovered);
+    let b = &vol.breaks[0];
+    assert_eq!(b.loss_at.map(|t| t.as_ms()), Some(2 * D));
+    assert_eq!(b.broke_at.as_ms(), 4 * D + H);
+    assert_eq!(b.latent_window().unwrap().as_ms(), 2 * D + H);
+    assert_eq!(b.last_good_use.map(|(t, what)| (t.as_ms(), what)), Some((3 * D, "Write")));
+    assert_eq!(b.recovered_at.map(|t| t.as_ms()), Some(6 * D + H));
+}
+
+#[test]
+fn expiry_is_a_service_event_and_breaks_the_next_start() {
+    let s = load("import/expiry-valid-to.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    let expired: Vec<_> = r
+        .records
+        .iter()
+        .filter(|x| matches!(x.obs, Obs::Kms(KmsObs::MaterialExpired { .. })))
+        .map(|x| x.at.as_ms())
+        .collect();
+    assert_eq!(expired, [3 * D], "KMS deletes the material at ValidTo, by itself");
+    assert!(!ok(&r, "cmk", "DeleteImportedKeyMaterial").iter().any(|_| true), "no user call deleted it");
+    // Writes every 12 h from 1d go on past the expiry until the stop at 5d.
+    let writes = ok(&r, "vol-web", "Write");
+    assert!(writes.contains(&(4 * D + 12 * H)), "{writes:?}");
+    assert_eq!(
+        failed(&r, "vol-web", "ReattachVolume"),
+        [(5 * D + 10 * 60_000, Some("CustomerKeyHasBeenRevoked".into()))]
+    );
+    // D6: the failed start puts the instance back to stopped with Client.InternalError.
+    assert_eq!(
+        failed(&r, "i-web", "InstanceStateChanged"),
+        [(5 * D + 10 * 60_000, Some("Client.InternalError".into()))]
+    );
+    assert_eq!(r.instance(0).state().map(|st| st.as_str()), Some("running"), "started again after the reimport");
+}
+
+#[test]
+fn reimporting_a_different_material_is_refused() {
+    let s = load("import/reimport-different-material.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(failed(&r, "cmk", "ImportKeyMaterial"), [(2 * D, Some("IncorrectKeyMaterialException".into()))]);
+    assert_eq!(failed(&r, "vol-db", "AttachVolume").len(), 1);
+    assert_eq!(ok(&r, "vol-db", "AttachVolume"), [10 * 60_000, 4 * D + H]);
+    assert_eq!(r.kms().state(s.key_named("cmk").unwrap()), Some(KeyState::Enabled));
+}
+
+#[test]
+fn import_tokens_expire_after_24_hours_and_belong_to_their_key() {
+    let s = load("import/import-token-expiry.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(failed(&r, "cmk-a", "ImportKeyMaterial"), [(25 * H, Some("ExpiredImportTokenException".into()))]);
+    assert_eq!(failed(&r, "cmk-b", "ImportKeyMaterial"), [(2 * D + H, Some("InvalidImportTokenException".into()))]);
+    assert_eq!(failed(&r, "vol-a", "CreateVolume"), [(26 * H, Some("KMSInvalidStateException".into()))]);
+    assert_eq!(ok(&r, "vol-a", "CreateVolume"), [2 * D + 3 * H]);
+    assert_eq!(r.kms().state(s.key_named("cmk-b").unwrap()), Some(KeyState::PendingImport));
+}
+
+#[test]
+fn disable_and_material_deletion_differ_in_error_and_way_back() {
+    let s = load("lifecycle/disable-vs-delete-material.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(ok(&r, "vol-a", "Write"), [D + 12 * H]);
+    assert_eq!(ok(&r, "vol-b", "Write"), [D + 12 * H]);
+    assert_eq!(failed(&r, "cmk-disabled", "Decrypt"), [(2 * D + H, Some("DisabledException".into()))]);
+    assert_eq!(
+        failed(&r, "cmk-deleted", "Decrypt"),
+        [(2 * D + H, Some("KMSInvalidStateException".into())), (3 * D + H, Some("KMSInvalidStateException".into()))]
+    );
+    assert_eq!(failed(&r, "cmk-deleted", "EnableKey"), [(3 * D, Some("KMSInvalidStateException".into()))]);
+    assert_eq!(ok(&r, "vol-a", "AttachVolume"), [10 * 60_000, 3 * D + H], "EnableKey brings vol-a back");
+    assert_eq!(ok(&r, "vol-b", "AttachVolume"), [10 * 60_000, 4 * D + H], "only the reimport brings vol-b back");
+}
+
+#[test]
+fn scheduled_deletion_makes_the_volume_permanently_unrecoverable() {
+    let s = load("lifecycle/scheduled-deletion-irreversible.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    let deleted: Vec<_> = r
+        .records
+        .iter()
+        .filter(|x| matches!(x.obs, Obs::Kms(KmsObs::KeyDeleted { .. })))
+        .map(|x| x.at.as_ms())
+        .collect();
+    assert_eq!(deleted, [8 * D + 6 * H], "7-day window from 1d, plus the scenario's 6h key_deletion_lag");
+    assert_eq!(ok(&r, "vol-archive", "Write"), [8 * D + 12 * H], "the cached key outlives even the key");
+    assert_eq!(failed(&r, "vol-archive", "AttachVolume").iter().map(|f| f.0).collect::<Vec<_>>(), [9 * D + H, 10 * D]);
+    assert_eq!(failed(&r, "cmk", "CancelKeyDeletion"), [(9 * D + 2 * H, Some("NotFoundException".into()))]);
+    let sum = summarize(&r);
+    assert_eq!(resource(&sum, "vol-archive").status, Status::Broken);
+    assert_eq!(sum.keys[0].state_at_end, None);
+}
+
+#[test]
+fn reboot_keeps_keys_while_stop_start_and_host_maintenance_break() {
+    let s = load("ec2/stop-start-vs-reboot.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(ok(&r, "vol-reboot", "Write"), [2 * D + 6 * H]);
+    assert_eq!(failed(&r, "vol-stop", "Write"), [(2 * D + 6 * H, Some("NoDataKey".into()))]);
+    assert_eq!(failed(&r, "i-stop", "InstanceStateChanged").len(), 1);
+    assert_eq!(failed(&r, "vol-moved", "ReattachVolume"), [(3 * D, Some("CustomerKeyHasBeenRevoked".into()))]);
+    let sum = summarize(&r);
+    assert_eq!(resource(&sum, "vol-reboot").status, Status::Latent);
+    assert_eq!(resource(&sum, "vol-stop").status, Status::Broken);
+    assert_eq!(resource(&sum, "i-moved").status, Status::Broken);
+}
+
+#[test]
+fn latency_lets_a_deletion_land_between_grant_and_decrypt() {
+    let s = load("races/deletion-between-attach-and-decrypt.ron");
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(ok(&r, "cmk", "CreateGrant"), [D + 400]);
+    assert_eq!(failed(&r, "cmk", "Decrypt"), [(D + 800, Some("KMSInvalidStateException".into()))]);
+    assert_eq!(failed(&r, "vol-batch", "AttachVolume"), [(D + 800, Some("CustomerKeyHasBeenRevoked".into()))]);
+}
