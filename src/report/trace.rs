@@ -1,11 +1,14 @@
 //! The run as JSON Lines: one object per record, with stable, documented fields.
 //!
-//! Fields: `seq` (record number from 0), `t_ms` (simulated ms since the start), `time` (RFC 3339),
-//! `actor` (`kms`, an instance or a volume id), `key` (the key's scenario name, KMS events only),
-//! `event`, `outcome` (`ok`, `failed`, `info`), `error` (AWS exception or EC2 code, or null),
-//! `message`, `cause` (the `seq` of the record that led to this one, or null), `action` (the
-//! index of the scenario action that led to it directly, or null), `reason` (the `seq` of a
-//! record that explains a failure, such as the key's last state change, or null).
+//! Fields, stable across versions of the format:
+//! - `seq`: the record's number, from 0; `t_ms`: simulated milliseconds since the start;
+//!   `time`: the instant, RFC 3339 with milliseconds;
+//! - `actor`: `kms`, an instance id or a volume id; `key`: the key's scenario name (KMS events);
+//! - `event`: the AWS API or event name; `outcome`: `ok`, `failed` or `info`;
+//!   `error`: the AWS exception or EC2 error code of a failure, else null; `message`: in words;
+//! - `cause`: the `seq` of the record that led to this one, or null when an action did;
+//!   `action`: that action's place in the scenario (`timeline[3]`, `keys[0]`), or null;
+//!   `reason`: the `seq` of a record that explains a failure (the key's last state change), or null.
 
 use std::io::{self, Write};
 
@@ -30,7 +33,7 @@ struct Line<'a> {
     error: Option<String>,
     message: String,
     cause: Option<u64>,
-    action: Option<u32>,
+    action: Option<String>,
     reason: Option<u64>,
 }
 
@@ -39,7 +42,7 @@ pub fn write_record(run: &Run<'_>, rec: &Record<Obs>, out: &mut impl Write) -> i
     let d = describe(run, rec);
     let (cause, action) = match rec.cause {
         Cause::Record(id) => (Some(id), None),
-        Cause::Input(i) => (None, Some(i)),
+        Cause::Input(i) => (None, Some(run.scenario.actions[i as usize].source.path())),
     };
     let line = Line {
         seq: rec.id,

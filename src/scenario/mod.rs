@@ -74,8 +74,8 @@ pub struct Action {
 /// Where an action comes from, for explanations.
 #[derive(Clone, Debug)]
 pub enum ActionSource {
-    /// A key or instance declared in the scenario, created at time 0.
-    Declared,
+    /// A key or instance declared in the scenario (`keys[0]`, `instances[1]`), created at time 0.
+    Declared { path: String },
     /// The `index`-th timeline entry, on `line` of the file, reading `text`.
     Timeline { index: usize, line: Option<usize>, text: Option<String> },
 }
@@ -162,6 +162,17 @@ pub fn parse(file: &str, text: &str, overrides: Overrides) -> Result<Scenario, S
         }],
     })?;
     validate::validate(raw, text, overrides).map_err(|problems| ScenarioError { file: file.to_string(), problems })
+}
+
+impl ActionSource {
+    /// Where in the file the action is: `timeline[3]`, `keys[0]`.
+    #[must_use]
+    pub fn path(&self) -> String {
+        match self {
+            ActionSource::Declared { path } => path.clone(),
+            ActionSource::Timeline { index, .. } => format!("timeline[{index}]"),
+        }
+    }
 }
 
 impl Scenario {

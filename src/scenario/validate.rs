@@ -207,12 +207,12 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         .map(|i| Action {
             at: SimTime::ZERO,
             what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
-            source: ActionSource::Declared,
+            source: ActionSource::Declared { path: format!("keys[{i}]") },
         })
         .chain((0..instances.len()).map(|i| Action {
             at: SimTime::ZERO,
             what: ActionKind::RunInstance(i),
-            source: ActionSource::Declared,
+            source: ActionSource::Declared { path: format!("instances[{i}]") },
         }))
         .collect();
 

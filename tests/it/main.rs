@@ -2,11 +2,13 @@
 //! - `scenarios`: every bundled scenario runs, and its key outcomes are the documented ones;
 //! - `determinism`: same scenario and seed give byte-identical traces; sinks do not change runs;
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
-//! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary.
+//! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
+//! - `reports`: the committed `reports/` match what the code produces (`KMSIM_BLESS=1` rewrites them).
 
 mod cli;
 mod determinism;
 mod invariants;
+mod reports;
 mod scenarios;
 
 use std::path::{Path, PathBuf};

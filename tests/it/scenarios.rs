@@ -176,3 +176,23 @@ fn latency_lets_a_deletion_land_between_grant_and_decrypt() {
     assert_eq!(failed(&r, "cmk", "Decrypt"), [(D + 800, Some("KMSInvalidStateException".into()))]);
     assert_eq!(failed(&r, "vol-batch", "AttachVolume"), [(D + 800, Some("CustomerKeyHasBeenRevoked".into()))]);
 }
+
+#[test]
+fn the_complete_example_in_the_format_documentation_is_valid_and_runs() {
+    let doc = std::fs::read_to_string(super::scenarios_dir().join("README.md")).unwrap();
+    let start = doc.find("```ron\n").expect("a ron block") + "```ron\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let s = kmsim::scenario::parse("scenarios/README.md", &doc[start..end], Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&s, RunOptions::default(), None).unwrap();
+    assert_eq!(failed(&r, "vol-data", "AttachVolume").len(), 1, "the attach at 4d 1h fails");
+    assert_eq!(ok(&r, "cmk", "RevokeGrant"), [6 * D], "a volume id names EC2's grant");
+    assert_eq!(ok(&r, "cmk", "CancelKeyDeletion"), [11 * D]);
+    let unexpected: Vec<_> = r
+        .records
+        .iter()
+        .map(|x| describe(&r, x))
+        .filter(|d| d.outcome == Outcome::Failed && d.event != "AttachVolume" && d.event != "Decrypt")
+        .collect();
+    assert!(unexpected.is_empty(), "only the documented failure happens: {unexpected:#?}");
+}
