@@ -95,6 +95,11 @@ fn calls(records: &[Record<Obs>]) -> Vec<(u64, Operation, Option<KmsException>)>
         .collect()
 }
 
+/// When the KMS observations matching `pred` happened.
+fn times(records: &[Record<Obs>], pred: impl Fn(&KmsObs) -> bool) -> Vec<u64> {
+    records.iter().filter(|r| matches!(&r.obs, Obs::Kms(o) if pred(o))).map(|r| r.at.as_ms()).collect()
+}
+
 fn states(records: &[Record<Obs>], key: KeyIdx) -> Vec<(u64, KeyState)> {
     records
         .iter()
@@ -150,11 +155,7 @@ fn material_expires_at_valid_to_as_a_service_event_after_the_configured_lag() {
     let mut h = harness(params, &[Origin::External]);
     h.at(0, import(K0, M1, Expiry::At(SimTime::from_ms(3 * DAY))));
     let recs = h.run(10 * DAY);
-    let expired: Vec<_> = recs
-        .iter()
-        .filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. })))
-        .map(|r| r.at.as_ms())
-        .collect();
+    let expired = times(&recs, |o| matches!(o, KmsObs::MaterialExpired { .. }));
     assert_eq!(expired, [3 * DAY + HOUR]);
     assert_eq!(states(&recs, K0).last(), Some(&(3 * DAY + HOUR, KeyState::PendingImport)));
 }
@@ -165,11 +166,7 @@ fn reimport_with_a_new_valid_to_replaces_the_old_expiry() {
     h.at(0, import(K0, M1, Expiry::At(SimTime::from_ms(3 * DAY))))
         .at(DAY, import(K0, M1, Expiry::At(SimTime::from_ms(5 * DAY))));
     let recs = h.run(10 * DAY);
-    let expired: Vec<_> = recs
-        .iter()
-        .filter(|r| matches!(r.obs, Obs::Kms(KmsObs::MaterialExpired { .. })))
-        .map(|r| r.at.as_ms())
-        .collect();
+    let expired = times(&recs, |o| matches!(o, KmsObs::MaterialExpired { .. }));
     assert_eq!(expired, [5 * DAY], "the day-3 expiry was replaced (D10)");
 }
 
