@@ -264,8 +264,7 @@ fn deletion_at_the_end_of_the_window_is_irreversible() {
         .at(8 * DAY, decrypt("c"))
         .at(8 * DAY, KmsOp::DescribeKey { key: KeyRef::Alias("alias/k0".into()) });
     let recs = h.run(30 * DAY);
-    let deleted: Vec<_> =
-        recs.iter().filter(|r| matches!(r.obs, Obs::Kms(KmsObs::KeyDeleted { .. }))).map(|r| r.at.as_ms()).collect();
+    let deleted = times(&recs, |o| matches!(o, KmsObs::KeyDeleted { .. }));
     assert_eq!(deleted, [HOUR + 7 * DAY + 6 * HOUR], "window plus D3's lag");
     let c = calls(&recs);
     assert!(c.contains(&(HOUR + 1, Operation::Decrypt, Some(KmsException::InvalidState))), "D1");
