@@ -29,6 +29,76 @@ pub enum Obs {
     Instance(ec2::InstanceObs),
 }
 
+impl Obs {
+    /// The stable name of the event: the AWS API or event name where there is one. Traces,
+    /// reports and scenario expectations all use it.
+    #[must_use]
+    pub fn event_name(&self) -> &'static str {
+        use ebs::VolumeObs as V;
+        use ec2::InstanceObs as I;
+        use kms::KmsObs as K;
+        match self {
+            Obs::Kms(K::Called { op, .. }) => op.operation().as_str(),
+            Obs::Kms(K::StateChanged { .. }) => "KeyStateChanged",
+            Obs::Kms(K::MaterialExpired { .. }) => "DeleteExpiredKeyMaterial",
+            Obs::Kms(K::KeyDeleted { .. }) => "DeleteKey",
+            Obs::Volume(V::Created | V::CreateFailed { .. }) => "CreateVolume",
+            Obs::Volume(V::AttachRequested { .. }) => "AttachVolumeRequested",
+            Obs::Volume(V::Attached { .. } | V::AttachFailed { .. }) => "AttachVolume",
+            Obs::Volume(V::Detached { .. }) => "DetachVolume",
+            Obs::Volume(V::Refused { action, .. }) => action,
+            Obs::Volume(V::KeyLoadFailed { .. }) => "ReattachVolume",
+            Obs::Volume(V::Io { kind, .. }) => kind.as_str(),
+            Obs::Instance(I::StateChanged { .. }) => "InstanceStateChanged",
+            Obs::Instance(I::Rebooted) => "RebootInstances",
+            Obs::Instance(I::HostMaintenance { .. }) => "HostMaintenance",
+            Obs::Instance(I::DataKeyCached { .. }) => "DataKeyCached",
+            Obs::Instance(I::DataKeyEvicted { .. }) => "DataKeyEvicted",
+            Obs::Instance(I::Refused { action, .. }) => action.as_str(),
+        }
+    }
+}
+
+/// Every name [`Obs::event_name`] can return, for validating expectations.
+pub const EVENT_NAMES: &[&str] = &[
+    "KeyStateChanged",
+    "DeleteExpiredKeyMaterial",
+    "DeleteKey",
+    "CreateKey",
+    "DescribeKey",
+    "EnableKey",
+    "DisableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "GetParametersForImport",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "CreateGrant",
+    "RetireGrant",
+    "RevokeGrant",
+    "ListGrants",
+    "CreateVolume",
+    "AttachVolumeRequested",
+    "AttachVolume",
+    "DetachVolume",
+    "ReattachVolume",
+    "Read",
+    "Write",
+    "InstanceStateChanged",
+    "RebootInstances",
+    "StopInstances",
+    "StartInstances",
+    "TerminateInstances",
+    "HostMaintenance",
+    "DataKeyCached",
+    "DataKeyEvicted",
+];
+
 /// The context every actor handler receives.
 pub type WorldCtx<'a> = Ctx<'a, Msg, Obs>;
 

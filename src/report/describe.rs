@@ -70,10 +70,11 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
     let material = |m: MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_else(|| "?".into());
     let name = |a: ActorId| run.actor_name(a).to_string();
     let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
-    let plain = |subject: String, event, outcome, message: String| Described {
+    let ev = rec.obs.event_name();
+    let plain = |subject: String, outcome, message: String| Described {
         subject,
         key: None,
-        event,
+        event: ev,
         outcome,
         error: None,
         message,
@@ -148,56 +149,48 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                 None => format!("key created, {to}"),
                 Some(from) => format!("{from} -> {to}"),
             };
-            Described { key: Some(key_name(*key)), ..plain(key_name(*key), "KeyStateChanged", Outcome::Info, message) }
+            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Info, message) }
         }
         Obs::Kms(KmsObs::MaterialExpired { key, material: m }) => {
             let message = format!("KMS deleted material {} at its ValidTo (service event)", material(*m));
-            Described {
-                key: Some(key_name(*key)),
-                ..plain(key_name(*key), "DeleteExpiredKeyMaterial", Outcome::Ok, message)
-            }
+            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Ok, message) }
         }
         Obs::Kms(KmsObs::KeyDeleted { key }) => {
             let message =
                 "KMS deleted the key at the end of its waiting period (service event): irreversible".to_string();
-            Described { key: Some(key_name(*key)), ..plain(key_name(*key), "DeleteKey", Outcome::Ok, message) }
+            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Ok, message) }
         }
         Obs::Volume(v) => match v {
             VolumeObs::Created => {
-                plain(actor, "CreateVolume", Outcome::Ok, "volume available, encrypted data key stored with it".into())
+                plain(actor, Outcome::Ok, "volume available, encrypted data key stored with it".into())
             }
             VolumeObs::CreateFailed { error } => Described {
                 error: Some(error.exception.as_str().into()),
-                ..plain(actor, "CreateVolume", Outcome::Failed, format!("EBS createVolume failed: {}", error.message))
+                ..plain(actor, Outcome::Failed, format!("EBS createVolume failed: {}", error.message))
             },
             VolumeObs::AttachRequested { instance } => {
-                plain(actor, "AttachVolumeRequested", Outcome::Info, format!("attach to {} requested", name(*instance)))
+                plain(actor, Outcome::Info, format!("attach to {} requested", name(*instance)))
             }
-            VolumeObs::Attached { instance } => {
-                plain(actor, "AttachVolume", Outcome::Ok, format!("attached to {}", name(*instance)))
-            }
+            VolumeObs::Attached { instance } => plain(actor, Outcome::Ok, format!("attached to {}", name(*instance))),
             VolumeObs::AttachFailed { instance, error, kms } => {
                 let mut message = format!("attach to {} failed: {}", name(*instance), error.message);
                 if let Some(k) = kms {
                     let _ = write!(message, " (KMS: {})", k.exception.as_str());
                 }
-                Described { error: Some(error.code.into()), ..plain(actor, "AttachVolume", Outcome::Failed, message) }
+                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, message) }
             }
             VolumeObs::Detached { instance } => plain(
                 actor,
-                "DetachVolume",
                 Outcome::Ok,
                 format!("detached from {}; its plaintext data key leaves host memory", name(*instance)),
             ),
-            VolumeObs::Refused { action, error } => Described {
-                error: Some(error.code.into()),
-                ..plain(actor, action, Outcome::Failed, error.message.clone())
-            },
+            VolumeObs::Refused { error, .. } => {
+                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, error.message.clone()) }
+            }
             VolumeObs::KeyLoadFailed { instance, error, kms } => Described {
                 error: Some(error.code.into()),
                 ..plain(
                     actor,
-                    "ReattachVolume",
                     Outcome::Failed,
                     format!(
                         "{} started but could not decrypt the data key (KMS: {})",
@@ -206,16 +199,11 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                     ),
                 )
             },
-            VolumeObs::Io { kind, result } => match result {
-                Ok(()) => plain(
-                    actor,
-                    kind.as_str(),
-                    Outcome::Ok,
-                    "disk I/O with the plaintext data key in host memory".into(),
-                ),
+            VolumeObs::Io { result, .. } => match result {
+                Ok(()) => plain(actor, Outcome::Ok, "disk I/O with the plaintext data key in host memory".into()),
                 Err(f) => Described {
                     error: Some(format!("{f:?}")),
-                    ..plain(actor, kind.as_str(), Outcome::Failed, format!("disk I/O failed: {f}"))
+                    ..plain(actor, Outcome::Failed, format!("disk I/O failed: {f}"))
                 },
             },
         },
@@ -232,23 +220,19 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                     }
                     None => (Outcome::Info, None),
                 };
-                Described { error, ..plain(actor, "InstanceStateChanged", outcome, message) }
+                Described { error, ..plain(actor, outcome, message) }
             }
             InstanceObs::Rebooted => {
-                plain(actor, "RebootInstances", Outcome::Ok, "rebooted; plaintext data keys stay in host memory".into())
+                plain(actor, Outcome::Ok, "rebooted; plaintext data keys stay in host memory".into())
             }
             InstanceObs::HostMaintenance { from_host, to_host } => plain(
                 actor,
-                "HostMaintenance",
                 Outcome::Info,
                 format!("AWS moves the instance from host {from_host} to host {to_host} (a stop and start)"),
             ),
-            InstanceObs::DataKeyCached { volume } => plain(
-                actor,
-                "DataKeyCached",
-                Outcome::Info,
-                format!("plaintext data key of {} in host memory", name(*volume)),
-            ),
+            InstanceObs::DataKeyCached { volume } => {
+                plain(actor, Outcome::Info, format!("plaintext data key of {} in host memory", name(*volume)))
+            }
             InstanceObs::DataKeyEvicted { volume, why } => {
                 let why = match why {
                     Eviction::Detach => "detach",
@@ -258,15 +242,13 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                 };
                 plain(
                     actor,
-                    "DataKeyEvicted",
                     Outcome::Info,
                     format!("plaintext data key of {} leaves host memory ({why})", name(*volume)),
                 )
             }
-            InstanceObs::Refused { action, error } => Described {
-                error: Some(error.code.into()),
-                ..plain(actor, action.as_str(), Outcome::Failed, error.message.clone())
-            },
+            InstanceObs::Refused { error, .. } => {
+                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, error.message.clone()) }
+            }
         },
     }
 }
