@@ -8,8 +8,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::check::{self, FileResult};
 use crate::engine::SimDuration;
 use crate::report::{self, explain, summary, trace};
 use crate::run::{Run, RunOptions, run};
@@ -47,6 +48,30 @@ enum Command {
         #[arg(value_name = "SEQ")]
         seq: Vec<u64>,
     },
+    /// Run scenarios and check their expectations: the regression suite.
+    ///
+    /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
+    /// any fails, 2 when any scenario is invalid.
+    Check {
+        /// Scenario files, or folders searched recursively for `.ron` files.
+        #[arg(value_name = "PATH", default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// `text` for people, `json` for machines.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Scenarios run in parallel on this many threads (default: every core).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Stop a runaway scenario after this many events (it then counts as invalid).
+        #[arg(long, value_name = "N", default_value_t = 100_000_000)]
+        max_events: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug)]
@@ -72,6 +97,8 @@ fn parse_horizon(s: &str) -> Result<SimDuration, String> {
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error("{0}")]
+    Expectations(String),
+    #[error("{0}")]
     Input(String),
     #[error("{0}")]
     Limit(String),
@@ -82,6 +109,7 @@ enum Failure {
 impl Failure {
     fn code(&self) -> u8 {
         match self {
+            Failure::Expectations(_) => 1,
             Failure::Input(_) => 2,
             Failure::Limit(_) => 3,
             Failure::Output(_) => 4,
@@ -113,6 +141,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             if !quiet {
                 print_run(&run, &common.file).map_err(|e| Failure::Output(format!("stdout: {e}")))?;
             }
+            let failed = check::evaluate(&run, &summary::summarize(&run)).iter().filter(|v| !v.held).count();
+            if failed > 0 {
+                return Err(Failure::Expectations(format!("{failed} expectation(s) failed")));
+            }
             Ok(())
         }
         Command::Explain { common, seq } => {
@@ -135,7 +167,140 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
         }
+        Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
     }
+}
+
+/// Every `.ron` file at or under the given paths, sorted, without duplicates.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "ron") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut files).map_err(|e| Failure::Input(format!("{}: cannot read the folder: {e}", p.display())))?;
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(Failure::Input(format!("{}: no such file or folder", p.display())));
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Failure::Input(format!("no scenario (.ron) files under {}", shown.join(", "))));
+    }
+    Ok(files)
+}
+
+fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_events: u64) -> Result<(), Failure> {
+    let files = scenario_files(paths)?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let options = RunOptions { max_events: Some(max_events) };
+    let check_one = |path: &PathBuf| {
+        let name = path.display().to_string();
+        match fs::read_to_string(path) {
+            Ok(text) => check::check_text(&name, &text, Overrides::default(), options),
+            Err(e) => FileResult::Invalid { errors: vec![format!("{name}: cannot read the scenario: {e}")] },
+        }
+    };
+    let results = parallel_map(&files, jobs, check_one);
+    let count = |status| results.iter().filter(|r| r.status() == status).count();
+    let (passed, failed, invalid) = (count("passed"), count("failed"), count("invalid"));
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            let scenarios: Vec<serde_json::Value> = files
+                .iter()
+                .zip(&results)
+                .map(|(f, r)| {
+                    let mut v = serde_json::to_value(r).expect("results serialize");
+                    v["file"] = serde_json::Value::String(f.display().to_string());
+                    v
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "scenarios": scenarios,
+                "total": files.len(), "passed": passed, "failed": failed, "invalid": invalid,
+            });
+            out = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+        }
+        Format::Text => {
+            for (f, r) in files.iter().zip(&results) {
+                render_check(&mut out, f, r);
+            }
+            let n = files.len();
+            let s = if n == 1 { "" } else { "s" };
+            out.push_str(&format!("{n} scenario{s}: {passed} passed, {failed} failed, {invalid} invalid\n"));
+        }
+    }
+    io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))?;
+    if invalid > 0 {
+        Err(Failure::Input(format!("{invalid} invalid scenario file(s)")))
+    } else if failed > 0 {
+        Err(Failure::Expectations(format!("{failed} scenario(s) with failed expectations")))
+    } else {
+        Ok(())
+    }
+}
+
+fn render_check(out: &mut String, file: &Path, r: &FileResult) {
+    use std::fmt::Write as _;
+    let file = file.display();
+    match r {
+        FileResult::Passed { verdicts } => {
+            let _ = writeln!(out, "ok       {file} ({} expectations)", verdicts.len());
+        }
+        FileResult::Failed { verdicts } => {
+            let bad = verdicts.iter().filter(|v| !v.held).count();
+            let _ = writeln!(out, "FAILED   {file} ({bad} of {} expectations failed)", verdicts.len());
+            for v in verdicts.iter().filter(|v| !v.held) {
+                let at = v.line.map_or(String::new(), |l| format!(":{l}"));
+                let _ = writeln!(out, "           {file}{at}: expected {}", v.expected);
+                let _ = writeln!(out, "             found: {}", v.found.as_deref().unwrap_or(""));
+            }
+        }
+        FileResult::Invalid { errors } => {
+            let _ = writeln!(out, "INVALID  {file}");
+            for e in errors {
+                let _ = writeln!(out, "           {e}");
+            }
+        }
+    }
+}
+
+/// `f` over `items` on `jobs` threads; results in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a check thread panicked")).collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 fn load(common: &Common) -> Result<Scenario, Failure> {
@@ -170,7 +335,20 @@ fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
     )?;
     out.write_all(report::timeline(run).as_bytes())?;
     writeln!(out)?;
-    out.write_all(summary::render(&summary::summarize(run)).as_bytes())?;
+    let summary = summary::summarize(run);
+    out.write_all(summary::render(&summary).as_bytes())?;
+    let verdicts = check::evaluate(run, &summary);
+    if !verdicts.is_empty() {
+        let held = verdicts.iter().filter(|v| v.held).count();
+        writeln!(out, "\nExpectations: {held} of {} held", verdicts.len())?;
+        for v in &verdicts {
+            let mark = if v.held { "ok  " } else { "FAIL" };
+            writeln!(out, "  {mark} {}", v.expected)?;
+            if let Some(found) = &v.found {
+                writeln!(out, "         found: {found}")?;
+            }
+        }
+    }
     out.flush()
 }
 

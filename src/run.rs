@@ -1,9 +1,9 @@
 //! The one bridge between a [`Scenario`] and the engine: build the actors, schedule the actions,
 //! run, and hand back the records with the final state of the world.
 
-use crate::actors::ebs::{Volume, VolumeMsg};
-use crate::actors::ec2::{Instance, InstanceMsg};
-use crate::actors::kms::{Caller, KeyRef, Kms, KmsMsg, KmsRequest};
+use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
+use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
+use crate::actors::kms::{Caller, KeyIdx, KeyRef, KeyState, Kms, KmsMsg, KmsRequest};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
 use crate::scenario::{ActionKind, Scenario, VolumeOp};
@@ -14,10 +14,23 @@ pub struct RunOptions {
     pub max_events: Option<u64>,
 }
 
+/// The state of every key, volume and instance at one instant, after every event at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub at: SimTime,
+    /// `None`: not created yet, or deleted.
+    pub keys: Vec<Option<KeyState>>,
+    /// Each volume's state and whether its plaintext data key is in host memory.
+    pub volumes: Vec<(Option<VolumeState>, bool)>,
+    pub instances: Vec<Option<InstanceState>>,
+}
+
 /// A finished run: every record, and the actors as the run left them.
 pub struct Run<'s> {
     pub scenario: &'s Scenario,
     pub records: Vec<Record<Obs>>,
+    /// The world at each instant a state expectation looks at, in time order.
+    pub snapshots: Vec<Snapshot>,
     pub stats: RunStats,
     /// The instant the run ended: the horizon, or the last event if the queue ran dry first.
     pub end: SimTime,
@@ -44,21 +57,54 @@ pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
 pub fn run<'s>(
     scenario: &'s Scenario,
     options: RunOptions,
-    extra: Option<&mut dyn Sink<Obs>>,
+    mut extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Run<'s>, EngineError> {
     let mut sim = build(scenario);
     let mut records = Vec::new();
-    let limits = Limits { horizon: scenario.horizon, max_events: options.max_events };
-    let stats = match extra {
-        None => sim.run(limits, &mut records)?,
-        Some(extra) => sim.run(limits, &mut Tee(&mut records, extra))?,
-    };
-    let end = if stats.stopped_at_horizon || scenario.horizon != SimTime::MAX {
-        scenario.horizon
-    } else {
-        stats.last_event_at
-    };
-    Ok(Run { scenario, records, stats, end, sim })
+    let mut probes: Vec<SimTime> = scenario.expectations.iter().filter_map(|e| e.expect.probe()).collect();
+    probes.sort_unstable();
+    probes.dedup();
+    let mut snapshots = Vec::with_capacity(probes.len());
+    // The engine pauses at each probe and resumes: the order of events is unchanged.
+    let mut last_event_at = SimTime::ZERO;
+    let mut events = 0;
+    let mut stopped_at_horizon = false;
+    for (leg, horizon) in probes.iter().copied().chain([scenario.horizon]).enumerate() {
+        let limits = Limits { horizon, max_events: options.max_events };
+        let s = match extra.as_deref_mut() {
+            None => sim.run(limits, &mut records)?,
+            Some(extra) => sim.run(limits, &mut Tee(&mut records, extra))?,
+        };
+        if s.events > events {
+            last_event_at = s.last_event_at;
+        }
+        events = s.events;
+        stopped_at_horizon = s.stopped_at_horizon;
+        if leg < probes.len() {
+            snapshots.push(snapshot(&sim, scenario, horizon));
+        }
+    }
+    let records_made = records.len() as u64;
+    let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
+    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim })
+}
+
+fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapshot {
+    let World::Kms(kms) = sim.actor(KMS_ACTOR) else { unreachable!("actor 0 is KMS") };
+    let keys = (0..scenario.keys.len()).map(|k| kms.state(KeyIdx(u32::try_from(k).expect("few keys")))).collect();
+    let volumes = (0..scenario.volumes.len())
+        .map(|v| match sim.actor(volume_actor(scenario, v)) {
+            World::Volume(v) => (v.state(), v.key_in_memory()),
+            _ => unreachable!("volume actors follow the instances"),
+        })
+        .collect();
+    let instances = (0..scenario.instances.len())
+        .map(|i| match sim.actor(instance_actor(i)) {
+            World::Instance(x) => x.state(),
+            _ => unreachable!("instance actors follow KMS"),
+        })
+        .collect();
+    Snapshot { at, keys, volumes, instances }
 }
 
 struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);

@@ -5,6 +5,7 @@
 //! collecting all problems rather than stopping at the first. Nothing downstream re-checks input.
 //! The format is documented in `scenarios/README.md`.
 
+pub mod expect;
 mod locate;
 pub mod raw;
 mod timefmt;
@@ -47,6 +48,8 @@ pub struct Scenario {
     pub volumes: Vec<VolumeDecl>,
     /// Declared creations first (keys, instances), then the timeline, in file order.
     pub actions: Vec<Action>,
+    /// What must be true of the run, in file order.
+    pub expectations: Vec<expect::Expectation>,
 }
 
 #[derive(Clone, Debug)]

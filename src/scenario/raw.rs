@@ -33,6 +33,8 @@ pub struct RawScenario {
     pub volumes: Vec<RawVolume>,
     #[serde(default)]
     pub timeline: Vec<At>,
+    #[serde(default)]
+    pub expect: Vec<RawExpect>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -227,4 +229,80 @@ pub enum RawAction {
         #[serde(default)]
         until: Option<String>,
     },
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub enum RawKeyState {
+    Enabled,
+    Disabled,
+    PendingImport,
+    PendingDeletion,
+    /// The key no longer exists: deleted at the end of its waiting period.
+    Deleted,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub enum RawOutcome {
+    Ok,
+    Failed,
+    Info,
+}
+
+/// What a scenario expects of its run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum RawExpect {
+    /// A key's state at a time.
+    Key { key: String, at: String, is: RawKeyState },
+    /// A volume's state at a time: `not-created`, `creating`, `available`, `attaching`, `in-use`.
+    Volume { volume: String, at: String, is: String },
+    /// An instance's state at a time: `pending`, `running`, `stopped`, `terminated`.
+    Instance { instance: String, at: String, is: String },
+    /// Whether a volume's plaintext data key is in its host's memory at a time.
+    Cached { volume: String, at: String, is: bool },
+    /// An event happens: at an exact time, inside a window, or anywhere in the run.
+    Event {
+        subject: String,
+        event: String,
+        #[serde(default)]
+        outcome: Option<RawOutcome>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        at: Option<String>,
+        #[serde(default)]
+        between: Option<(String, String)>,
+    },
+    /// No such event happens in the window (default: the whole run).
+    Never {
+        subject: String,
+        event: String,
+        #[serde(default)]
+        outcome: Option<RawOutcome>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        between: Option<(String, String)>,
+    },
+    /// Exactly `is` such events happen in the window (default: the whole run).
+    Count {
+        subject: String,
+        event: String,
+        #[serde(default)]
+        outcome: Option<RawOutcome>,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        between: Option<(String, String)>,
+        is: u64,
+    },
+    /// The instant a resource first failed because of its key, within a tolerance.
+    BrokeAt {
+        resource: String,
+        at: String,
+        #[serde(default)]
+        within: Option<String>,
+    },
+    /// A resource's status at the end of the run: `unaffected`, `recovered`, `latent`, `blocked`, `broken`.
+    Status { resource: String, is: String },
 }

@@ -262,6 +262,12 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     }
     actions.extend(resolved.into_iter().flatten());
 
+    let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+    let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
+    let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
+    let names = super::expect::Names { keys: &key_names, volumes: &volume_names, instances: &instance_names };
+    let expectations = super::expect::validate(raw.expect, &names, text, start, horizon, &mut c.problems);
+
     if c.problems.is_empty() {
         Ok(Scenario {
             name: raw.name,
@@ -279,6 +285,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             instances,
             volumes,
             actions,
+            expectations,
         })
     } else {
         c.problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, 0)));

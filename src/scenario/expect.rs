@@ -1,0 +1,342 @@
+//! Expectations: what a scenario says must be true of its run, validated like the rest.
+
+use std::fmt;
+
+use super::Problem;
+use super::locate::nth_call;
+use super::raw::{RawExpect, RawKeyState, RawOutcome};
+use super::timefmt::{parse_duration, parse_time};
+use crate::actors::EVENT_NAMES;
+use crate::actors::kms::{KeyIdx, KeyState};
+use crate::engine::{SimDuration, SimTime};
+
+/// Volume states an expectation may name, as EBS spells them (plus `not-created`).
+pub const VOLUME_STATES: [&str; 5] = ["not-created", "creating", "available", "attaching", "in-use"];
+/// Instance states an expectation may name, as EC2 spells them.
+pub const INSTANCE_STATES: [&str; 4] = ["pending", "running", "stopped", "terminated"];
+/// Resource statuses at the end of a run (see the summary).
+pub const STATUSES: [&str; 5] = ["unaffected", "recovered", "latent", "blocked", "broken"];
+/// Outcomes an event may have.
+pub const OUTCOMES: [&str; 3] = ["ok", "failed", "info"];
+
+/// An inclusive span of simulated time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub from: SimTime,
+    pub to: SimTime,
+}
+
+impl Window {
+    #[must_use]
+    pub fn contains(self, t: SimTime) -> bool {
+        self.from <= t && t <= self.to
+    }
+}
+
+/// Which events an expectation is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPattern {
+    /// A key's scenario name, a volume or instance id, or `kms`.
+    pub subject: String,
+    pub event: &'static str,
+    pub outcome: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// `None` means deleted.
+    KeyState { key: KeyIdx, at: SimTime, is: Option<KeyState> },
+    VolumeState { volume: usize, at: SimTime, is: &'static str },
+    InstanceState { instance: usize, at: SimTime, is: &'static str },
+    Cached { volume: usize, at: SimTime, is: bool },
+    Event { pattern: EventPattern, when: Window },
+    Never { pattern: EventPattern, when: Window },
+    Count { pattern: EventPattern, when: Window, is: u64 },
+    BrokeAt { resource: String, at: SimTime, within: SimDuration },
+    Status { resource: String, is: &'static str },
+}
+
+/// One expectation, with where it is in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// Its index in the `expect` list.
+    pub index: usize,
+    pub line: Option<usize>,
+    pub expect: Expect,
+    /// The expectation in words, with the scenario's names.
+    pub text: String,
+}
+
+impl Expect {
+    /// The instant at which the world's state must be looked at, for state expectations.
+    #[must_use]
+    pub fn probe(&self) -> Option<SimTime> {
+        match self {
+            Expect::KeyState { at, .. }
+            | Expect::VolumeState { at, .. }
+            | Expect::InstanceState { at, .. }
+            | Expect::Cached { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.subject, self.event)?;
+        if let Some(o) = self.outcome {
+            write!(f, " {o}")?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, " with {e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn window_words(w: Window, horizon: SimTime) -> String {
+    if w.from == w.to {
+        format!("at {}", w.from)
+    } else if w.from == SimTime::ZERO && w.to == horizon {
+        "during the run".to_string()
+    } else {
+        format!("between {} and {}", w.from, w.to)
+    }
+}
+
+/// The names an expectation can refer to.
+pub(super) struct Names<'a> {
+    pub keys: &'a [String],
+    pub volumes: &'a [String],
+    pub instances: &'a [String],
+}
+
+impl Names<'_> {
+    fn index(list: &[String], name: &str) -> Option<usize> {
+        list.iter().position(|n| n == name)
+    }
+
+    fn is_subject(&self, s: &str) -> bool {
+        s == "kms" || [self.keys, self.volumes, self.instances].iter().any(|l| l.iter().any(|n| n == s))
+    }
+
+    fn is_resource(&self, s: &str) -> bool {
+        self.volumes.iter().chain(self.instances).any(|n| n == s)
+    }
+}
+
+fn pick(list: &[&'static str], s: &str) -> Option<&'static str> {
+    list.iter().copied().find(|x| *x == s)
+}
+
+fn one_of(what: &str, got: &str, list: &[&str]) -> String {
+    format!("{got:?} is not a {what}: use one of {}", list.join(", "))
+}
+
+pub(super) fn validate(
+    raw: Vec<RawExpect>,
+    names: &Names<'_>,
+    text: &str,
+    start: jiff::Timestamp,
+    horizon: SimTime,
+    problems: &mut Vec<Problem>,
+) -> Vec<Expectation> {
+    let mut out = Vec::new();
+    // Positions: the n-th expectation is the n-th struct-like name of any expectation kind
+    // after `expect:`; find the list and count entries in order.
+    let expect_at = expect_field(text);
+    let positions = entry_positions(text, expect_at);
+    for (index, raw) in raw.into_iter().enumerate() {
+        let pos = positions.get(index).copied();
+        let path = format!("expect[{index}]");
+        let mut errs: Vec<(&str, String)> = Vec::new();
+        let time = |field: &'static str, s: &str, errs: &mut Vec<(&str, String)>| match parse_time(s, start) {
+            Ok(t) if t > horizon => {
+                errs.push((field, format!("{s:?} is after the horizon ({})", horizon.since_start())));
+                SimTime::ZERO
+            }
+            Ok(t) => t,
+            Err(e) => {
+                errs.push((field, e));
+                SimTime::ZERO
+            }
+        };
+        let whole = Window { from: SimTime::ZERO, to: horizon };
+        let window = |between: Option<(String, String)>, errs: &mut Vec<(&str, String)>| match between {
+            None => whole,
+            Some((a, b)) => {
+                let (from, to) = (time("between", &a, errs), time("between", &b, errs));
+                if from > to {
+                    errs.push(("between", format!("({a:?}, {b:?}) ends before it starts")));
+                }
+                Window { from, to }
+            }
+        };
+        let pattern = |subject: String, event: String, outcome: Option<RawOutcome>, error: Option<String>, errs: &mut Vec<(&str, String)>| {
+            if !names.is_subject(&subject) {
+                errs.push(("subject", format!("{subject:?} is not a declared key, volume or instance (or \"kms\")")));
+            }
+            let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
+                errs.push(("event", format!("{event:?} is not an event kmsim records; events: {}", EVENT_NAMES.join(", "))));
+                "?"
+            });
+            let outcome = outcome.map(|o| match o {
+                RawOutcome::Ok => "ok",
+                RawOutcome::Failed => "failed",
+                RawOutcome::Info => "info",
+            });
+            EventPattern { subject, event: ev, outcome, error }
+        };
+        let expect = match raw {
+            RawExpect::Key { key, at, is } => {
+                let k = Names::index(names.keys, &key).unwrap_or_else(|| {
+                    errs.push(("key", format!("unknown key {key:?}")));
+                    0
+                });
+                let is = match is {
+                    RawKeyState::Enabled => Some(KeyState::Enabled),
+                    RawKeyState::Disabled => Some(KeyState::Disabled),
+                    RawKeyState::PendingImport => Some(KeyState::PendingImport),
+                    RawKeyState::PendingDeletion => Some(KeyState::PendingDeletion),
+                    RawKeyState::Deleted => None,
+                };
+                Expect::KeyState { key: KeyIdx(u32::try_from(k).expect("few keys")), at: time("at", &at, &mut errs), is }
+            }
+            RawExpect::Volume { volume, at, is } => {
+                let v = Names::index(names.volumes, &volume).unwrap_or_else(|| {
+                    errs.push(("volume", format!("unknown volume {volume:?}")));
+                    0
+                });
+                let st = pick(&VOLUME_STATES, &is).unwrap_or_else(|| {
+                    errs.push(("is", one_of("volume state", &is, &VOLUME_STATES)));
+                    "?"
+                });
+                Expect::VolumeState { volume: v, at: time("at", &at, &mut errs), is: st }
+            }
+            RawExpect::Instance { instance, at, is } => {
+                let i = Names::index(names.instances, &instance).unwrap_or_else(|| {
+                    errs.push(("instance", format!("unknown instance {instance:?}")));
+                    0
+                });
+                let st = pick(&INSTANCE_STATES, &is).unwrap_or_else(|| {
+                    errs.push(("is", one_of("instance state", &is, &INSTANCE_STATES)));
+                    "?"
+                });
+                Expect::InstanceState { instance: i, at: time("at", &at, &mut errs), is: st }
+            }
+            RawExpect::Cached { volume, at, is } => {
+                let v = Names::index(names.volumes, &volume).unwrap_or_else(|| {
+                    errs.push(("volume", format!("unknown volume {volume:?}")));
+                    0
+                });
+                Expect::Cached { volume: v, at: time("at", &at, &mut errs), is }
+            }
+            RawExpect::Event { subject, event, outcome, error, at, between } => {
+                let pattern = pattern(subject, event, outcome, error, &mut errs);
+                let when = match (at, between) {
+                    (Some(_), Some(_)) => {
+                        errs.push(("at", "give `at` or `between`, not both".into()));
+                        whole
+                    }
+                    (Some(at), None) => {
+                        let t = time("at", &at, &mut errs);
+                        Window { from: t, to: t }
+                    }
+                    (None, between) => window(between, &mut errs),
+                };
+                Expect::Event { pattern, when }
+            }
+            RawExpect::Never { subject, event, outcome, error, between } => {
+                let pattern = pattern(subject, event, outcome, error, &mut errs);
+                Expect::Never { pattern, when: window(between, &mut errs) }
+            }
+            RawExpect::Count { subject, event, outcome, error, between, is } => {
+                let pattern = pattern(subject, event, outcome, error, &mut errs);
+                Expect::Count { pattern, when: window(between, &mut errs), is }
+            }
+            RawExpect::BrokeAt { resource, at, within } => {
+                if !names.is_resource(&resource) {
+                    errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
+                }
+                let within = within
+                    .map(|w| parse_duration(&w).map_err(|e| errs.push(("within", e))).unwrap_or_default())
+                    .unwrap_or_default();
+                Expect::BrokeAt { resource, at: time("at", &at, &mut errs), within }
+            }
+            RawExpect::Status { resource, is } => {
+                if !names.is_resource(&resource) {
+                    errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
+                }
+                let st = pick(&STATUSES, &is).unwrap_or_else(|| {
+                    errs.push(("is", one_of("status", &is, &STATUSES)));
+                    "?"
+                });
+                Expect::Status { resource, is: st }
+            }
+        };
+        if errs.is_empty() {
+            let text = words(&expect, names, horizon);
+            out.push(Expectation { index, line: pos.map(|p| p.0), expect, text });
+        } else {
+            for (field, message) in errs {
+                problems.push(Problem { position: pos, path: format!("{path}.{field}"), message });
+            }
+        }
+    }
+    out
+}
+
+fn words(e: &Expect, names: &Names<'_>, horizon: SimTime) -> String {
+    match e {
+        Expect::KeyState { key, at, is } => {
+            let is = is.map_or("deleted", KeyState::as_str);
+            format!("key {} is {is} at {at}", names.keys[key.0 as usize])
+        }
+        Expect::VolumeState { volume, at, is } => format!("volume {} is {is} at {at}", names.volumes[*volume]),
+        Expect::InstanceState { instance, at, is } => format!("instance {} is {is} at {at}", names.instances[*instance]),
+        Expect::Cached { volume, at, is } => {
+            let not = if *is { "" } else { "not " };
+            format!("the plaintext data key of {} is {not}in host memory at {at}", names.volumes[*volume])
+        }
+        Expect::Event { pattern, when } => format!("{pattern} {}", window_words(*when, horizon)),
+        Expect::Never { pattern, when } => format!("no {pattern} {}", window_words(*when, horizon)),
+        Expect::Count { pattern, when, is } => format!("{is} x {pattern} {}", window_words(*when, horizon)),
+        Expect::BrokeAt { resource, at, within } => {
+            if *within == SimDuration::ZERO {
+                format!("{resource} finally breaks at {at}")
+            } else {
+                format!("{resource} finally breaks at {at} (within {within})")
+            }
+        }
+        Expect::Status { resource, is } => format!("{resource} is {is} at the end"),
+    }
+}
+
+/// Where the `expect:` field starts: the last `expect` followed by `:` outside a comment.
+fn expect_field(text: &str) -> usize {
+    let mut best = 0;
+    for (i, _) in text.match_indices("expect") {
+        let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+        let in_comment = text[line_start..i].contains("//");
+        let followed_by_colon = text[i + "expect".len()..].trim_start().starts_with(':');
+        if followed_by_colon && !in_comment {
+            best = line_start;
+        }
+    }
+    best
+}
+
+/// Positions of the entries of the `expect` list, in order.
+fn entry_positions(text: &str, from: usize) -> Vec<(usize, usize)> {
+    const KINDS: [&str; 9] = ["Key", "Volume", "Instance", "Cached", "Event", "Never", "Count", "BrokeAt", "Status"];
+    let line_offset = text[..from].matches('\n').count();
+    let tail = &text[from..];
+    let mut found: Vec<(usize, usize)> = KINDS
+        .iter()
+        .flat_map(|k| (0..).map_while(move |n| nth_call(tail, k, n)))
+        .map(|(line, col)| (line + line_offset, col))
+        .collect();
+    found.sort_unstable();
+    found
+}
