@@ -141,7 +141,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             if !quiet {
                 print_run(&run, &common.file).map_err(|e| Failure::Output(format!("stdout: {e}")))?;
             }
-            let failed = check::evaluate(&run, &summary::summarize(&run)).iter().filter(|v| !v.held).count();
+            let failed = report::verdicts::evaluate(&run, &summary::summarize(&run)).iter().filter(|v| !v.held).count();
             if failed > 0 {
                 return Err(Failure::Expectations(format!("{failed} expectation(s) failed")));
             }
@@ -321,34 +321,8 @@ fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Fail
 }
 
 fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
-    let s = run.scenario;
-    let mut out = BufWriter::new(io::stdout().lock());
-    writeln!(out, "{}", s.name)?;
-    writeln!(
-        out,
-        "{} · seed {} · start {} · horizon {} · {} events\n",
-        file.display(),
-        s.seed,
-        s.instant(crate::engine::SimTime::ZERO),
-        s.horizon.since_start(),
-        run.stats.events
-    )?;
-    out.write_all(report::timeline(run).as_bytes())?;
-    writeln!(out)?;
-    let summary = summary::summarize(run);
-    out.write_all(summary::render(&summary).as_bytes())?;
-    let verdicts = check::evaluate(run, &summary);
-    if !verdicts.is_empty() {
-        let held = verdicts.iter().filter(|v| v.held).count();
-        writeln!(out, "\nExpectations: {held} of {} held", verdicts.len())?;
-        for v in &verdicts {
-            let mark = if v.held { "ok  " } else { "FAIL" };
-            writeln!(out, "  {mark} {}", v.expected)?;
-            if let Some(found) = &v.found {
-                writeln!(out, "         found: {found}")?;
-            }
-        }
-    }
+    let mut out = io::stdout().lock();
+    out.write_all(report::run_text(run, &file.display().to_string()).as_bytes())?;
     out.flush()
 }
 

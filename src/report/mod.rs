@@ -4,17 +4,53 @@
 //! - [`timeline`]: the run as aligned text, one line per record;
 //! - [`trace`]: the run as JSON Lines, with stable fields;
 //! - [`explain`]: the cause chain of a record;
-//! - [`summary`]: per key and resource, what broke and when.
+//! - [`summary`]: per key and resource, what broke and when;
+//! - [`verdicts`]: the scenario's expectations, judged against the run.
 
 pub mod describe;
 pub mod explain;
 pub mod summary;
 pub mod trace;
+pub mod verdicts;
 
 use std::fmt::Write as _;
 
+use crate::engine::SimTime;
 use crate::run::Run;
 use describe::{Outcome, describe};
+
+/// Everything `kmsim run` prints: a header, the timeline, the summary and the expectations.
+#[must_use]
+pub fn run_text(run: &Run<'_>, file: &str) -> String {
+    let s = run.scenario;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", s.name);
+    let _ = writeln!(
+        out,
+        "{file} · seed {} · start {} · horizon {} · {} events\n",
+        s.seed,
+        s.instant(SimTime::ZERO),
+        s.horizon.since_start(),
+        run.stats.events
+    );
+    out.push_str(&timeline(run));
+    out.push('\n');
+    let sum = summary::summarize(run);
+    out.push_str(&summary::render(&sum));
+    let verdicts = verdicts::evaluate(run, &sum);
+    if !verdicts.is_empty() {
+        let held = verdicts.iter().filter(|v| v.held).count();
+        let _ = writeln!(out, "\nExpectations: {held} of {} held", verdicts.len());
+        for v in &verdicts {
+            let mark = if v.held { "ok  " } else { "FAIL" };
+            let _ = writeln!(out, "  {mark} {}", v.expected);
+            if let Some(found) = &v.found {
+                let _ = writeln!(out, "         found: {found}");
+            }
+        }
+    }
+    out
+}
 
 /// The run's records as a text timeline: `#seq  instant  offset  subject  event  outcome  detail`.
 #[must_use]

@@ -130,6 +130,24 @@ fn pick(list: &[&'static str], s: &str) -> Option<&'static str> {
     list.iter().copied().find(|x| *x == s)
 }
 
+/// Suggests the event names that look like what was written, or lists them all.
+fn unknown_event(event: &str) -> String {
+    let lower = event.to_ascii_lowercase();
+    let close: Vec<&str> = EVENT_NAMES
+        .iter()
+        .copied()
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            !lower.is_empty() && (n.contains(&lower) || lower.contains(&n))
+        })
+        .collect();
+    if close.is_empty() {
+        format!("{event:?} is not an event kmsim records; events: {}", EVENT_NAMES.join(", "))
+    } else {
+        format!("{event:?} is not an event kmsim records; did you mean {}?", close.join(" or "))
+    }
+}
+
 fn one_of(what: &str, got: &str, list: &[&str]) -> String {
     format!("{got:?} is not a {what}: use one of {}", list.join(", "))
 }
@@ -178,7 +196,7 @@ pub(super) fn validate(
                 errs.push(("subject", format!("{subject:?} is not a declared key, volume or instance (or \"kms\")")));
             }
             let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
-                errs.push(("event", format!("{event:?} is not an event kmsim records; events: {}", EVENT_NAMES.join(", "))));
+                errs.push(("event", unknown_event(&event)));
                 "?"
             });
             let outcome = outcome.map(|o| match o {

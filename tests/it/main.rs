@@ -3,10 +3,14 @@
 //! - `determinism`: same scenario and seed give byte-identical traces; sinks do not change runs;
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
 //! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
-//! - `reports`: the committed `reports/` match what the code produces (`KMSIM_BLESS=1` rewrites them).
+//! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
+//! - `reports`: the committed `reports/` match what the code produces;
+//! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
+mod check;
 mod cli;
 mod determinism;
+mod golden;
 mod invariants;
 mod reports;
 mod scenarios;
