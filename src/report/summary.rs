@@ -213,16 +213,17 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
     let v = run.volume(i);
     let key_usable = key.state_at_end == Some(KeyState::Enabled);
     let open_loss = key.losses.last().filter(|l| l.restored_at.is_none());
-    let (status, latent_since) = if key_usable {
-        (if breaks.is_empty() { Status::Unaffected } else { Status::Recovered }, None)
-    } else if v.key_in_memory() {
-        (Status::Latent, open_loss.map(|l| l.at))
-    } else if breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
+    let unrecovered = breaks.last().is_some_and(|b| b.recovered_at.is_none());
+    let (status, latent_since) = if unrecovered {
         (Status::Broken, None)
-    } else if open_loss.is_some() || key.state_at_end.is_none() {
+    } else if !key_usable && v.key_in_memory() {
+        (Status::Latent, open_loss.map(|l| l.at))
+    } else if !key_usable && (open_loss.is_some() || key.state_at_end.is_none()) {
         (Status::Blocked, None)
+    } else if breaks.is_empty() {
+        (Status::Unaffected, None)
     } else {
-        (if breaks.is_empty() { Status::Unaffected } else { Status::Recovered }, None)
+        (Status::Recovered, None)
     };
     let at_end = match v.state() {
         None => "not created".to_string(),

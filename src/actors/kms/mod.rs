@@ -223,7 +223,7 @@ pub struct KmsParams {
     pub material_expiry_lag: SimDuration,
     /// D3: from the end of the waiting period to the deletion of the key (AWS: up to 24 h).
     pub key_deletion_lag: SimDuration,
-    /// D13: how long a state change takes to reach the cryptographic operations.
+    /// D13: how long a state change takes to reach the operations that use the key.
     pub kms_propagation_delay: SimDuration,
 }
 
@@ -477,11 +477,14 @@ impl Kms {
     /// The key-state table, applied to the state the operation sees.
     fn check(&self, op: Operation, key: KeyIdx, now: SimTime) -> Result<(), KmsError> {
         let k = &self.keys[key.0 as usize];
-        let state = if op.is_crypto() { self.visible_state(key, now) } else { k.state.expect("live key") };
+        // D13 applies to the operations that use the key (crypto and CreateGrant), not to the
+        // calls that manage it, which must act on its real state.
+        let uses_key = op.is_crypto() || op == Operation::CreateGrant;
+        let state = if uses_key { self.visible_state(key, now) } else { k.state.expect("live key") };
         admit(op, state, k.spec.origin, &k.spec.arn)
     }
 
-    /// D13: cryptographic operations see a state change only `kms_propagation_delay` after it.
+    /// D13: operations that use the key see a state change only `kms_propagation_delay` after it.
     fn visible_state(&self, key: KeyIdx, now: SimTime) -> KeyState {
         let k = &self.keys[key.0 as usize];
         let delay = self.params.kms_propagation_delay;
@@ -677,7 +680,9 @@ impl Kms {
                 g.live = false;
                 (Some(g.key), Ok(KmsOutput::Grant(id)))
             }
-            _ => (key, Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
+            // A grant already retired is still the grant of its key: the record names the key.
+            Some((_, g)) => (key.or(Some(g.key)), Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
+            None => (key, Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
         }
     }
 

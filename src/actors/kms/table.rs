@@ -227,7 +227,7 @@ impl Operation {
         )
     }
 
-    /// The cryptographic operations, which see D13's propagation delay.
+    /// The cryptographic operations.
     #[must_use]
     pub fn is_crypto(self) -> bool {
         matches!(
