@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
-use crate::actors::kms::{Caller, Expiry, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
+use crate::actors::kms::{Caller, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
 use crate::engine::{ActorId, Record, SimTime};
 use crate::run::Run;
 
@@ -122,7 +122,15 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                     | KmsOp::GenerateDataKeyWithoutPlaintext { context: Some(c), .. },
                     _,
                 ) => format!("data key of {c}"),
-                (KmsOp::RetireGrant { .. } | KmsOp::RevokeGrant { .. }, Ok(_)) => "grant retired".to_string(),
+                (KmsOp::RetireGrant { grant } | KmsOp::RevokeGrant { grant, .. }, _) => {
+                    let which = match grant {
+                        GrantRef::Id(id) => format!("grant #{}", id.0),
+                        GrantRef::Named(n) => format!("grant {n}"),
+                        GrantRef::ForContext(v) => format!("EC2's grant for {v}"),
+                    };
+                    let done = if matches!(op, KmsOp::RetireGrant { .. }) { "retired" } else { "revoked" };
+                    if result.is_ok() { format!("{which} {done}") } else { which }
+                }
                 _ => String::new(),
             };
             let by = caller_words(run, *caller);

@@ -324,6 +324,10 @@ pub fn render(summary: &Summary) -> String {
         }
     }
     let _ = writeln!(out, "\nResources");
+    if summary.resources.is_empty() {
+        let _ = writeln!(out, "  (the scenario has no volumes or instances)");
+        return out;
+    }
     let header =
         ["RESOURCE", "KEY", "KEY UNUSABLE", "LAST GOOD USE", "FINALLY BROKE", "LATENT WINDOW", "RECOVERED", "STATUS"];
     let mut rows: Vec<[String; 8]> = Vec::new();
