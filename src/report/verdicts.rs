@@ -113,7 +113,11 @@ fn verdict(run: &Run<'_>, summary: &Summary, described: &[Described], e: &Expect
             (found.len() as u64 != *is).then(|| {
                 let times: Vec<String> = found.iter().take(8).map(|(i, _)| run.records[*i].at.to_string()).collect();
                 let more = if found.len() > 8 { ", ..." } else { "" };
-                format!("{} happened (at {}{more})", found.len(), if times.is_empty() { "-".into() } else { times.join(", ") })
+                format!(
+                    "{} happened (at {}{more})",
+                    found.len(),
+                    if times.is_empty() { "-".into() } else { times.join(", ") }
+                )
             })
         }
         Expect::BrokeAt { resource, at, within } => {
@@ -136,4 +140,3 @@ fn verdict(run: &Run<'_>, summary: &Summary, described: &[Described], e: &Expect
         }
     }
 }
-

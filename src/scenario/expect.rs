@@ -46,15 +46,48 @@ pub struct EventPattern {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// `None` means deleted.
-    KeyState { key: KeyIdx, at: SimTime, is: Option<KeyState> },
-    VolumeState { volume: usize, at: SimTime, is: &'static str },
-    InstanceState { instance: usize, at: SimTime, is: &'static str },
-    Cached { volume: usize, at: SimTime, is: bool },
-    Event { pattern: EventPattern, when: Window },
-    Never { pattern: EventPattern, when: Window },
-    Count { pattern: EventPattern, when: Window, is: u64 },
-    BrokeAt { resource: String, at: SimTime, within: SimDuration },
-    Status { resource: String, is: &'static str },
+    KeyState {
+        key: KeyIdx,
+        at: SimTime,
+        is: Option<KeyState>,
+    },
+    VolumeState {
+        volume: usize,
+        at: SimTime,
+        is: &'static str,
+    },
+    InstanceState {
+        instance: usize,
+        at: SimTime,
+        is: &'static str,
+    },
+    Cached {
+        volume: usize,
+        at: SimTime,
+        is: bool,
+    },
+    Event {
+        pattern: EventPattern,
+        when: Window,
+    },
+    Never {
+        pattern: EventPattern,
+        when: Window,
+    },
+    Count {
+        pattern: EventPattern,
+        when: Window,
+        is: u64,
+    },
+    BrokeAt {
+        resource: String,
+        at: SimTime,
+        within: SimDuration,
+    },
+    Status {
+        resource: String,
+        is: &'static str,
+    },
 }
 
 /// One expectation, with where it is in the file.
@@ -191,7 +224,11 @@ pub(super) fn validate(
                 Window { from, to }
             }
         };
-        let pattern = |subject: String, event: String, outcome: Option<RawOutcome>, error: Option<String>, errs: &mut Vec<(&str, String)>| {
+        let pattern = |subject: String,
+                       event: String,
+                       outcome: Option<RawOutcome>,
+                       error: Option<String>,
+                       errs: &mut Vec<(&str, String)>| {
             if !names.is_subject(&subject) {
                 errs.push(("subject", format!("{subject:?} is not a declared key, volume or instance (or \"kms\")")));
             }
@@ -219,7 +256,11 @@ pub(super) fn validate(
                     RawKeyState::PendingDeletion => Some(KeyState::PendingDeletion),
                     RawKeyState::Deleted => None,
                 };
-                Expect::KeyState { key: KeyIdx(u32::try_from(k).expect("few keys")), at: time("at", &at, &mut errs), is }
+                Expect::KeyState {
+                    key: KeyIdx(u32::try_from(k).expect("few keys")),
+                    at: time("at", &at, &mut errs),
+                    is,
+                }
             }
             RawExpect::Volume { volume, at, is } => {
                 let v = Names::index(names.volumes, &volume).unwrap_or_else(|| {
@@ -312,7 +353,9 @@ fn words(e: &Expect, names: &Names<'_>, horizon: SimTime) -> String {
             format!("key {} is {is} at {at}", names.keys[key.0 as usize])
         }
         Expect::VolumeState { volume, at, is } => format!("volume {} is {is} at {at}", names.volumes[*volume]),
-        Expect::InstanceState { instance, at, is } => format!("instance {} is {is} at {at}", names.instances[*instance]),
+        Expect::InstanceState { instance, at, is } => {
+            format!("instance {} is {is} at {at}", names.instances[*instance])
+        }
         Expect::Cached { volume, at, is } => {
             let not = if *is { "" } else { "not " };
             format!("the plaintext data key of {} is {not}in host memory at {at}", names.volumes[*volume])

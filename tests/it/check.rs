@@ -33,7 +33,12 @@ fn every_bundled_scenario_meets_its_expectations() {
             FileResult::Passed { .. } => failures.push(format!("{name}: has no expectations")),
             FileResult::Failed { verdicts } => {
                 for v in verdicts.iter().filter(|v| !v.held) {
-                    failures.push(format!("{name}:{}: expected {}; found {}", v.line.unwrap_or(0), v.expected, v.found.as_deref().unwrap_or("")));
+                    failures.push(format!(
+                        "{name}:{}: expected {}; found {}",
+                        v.line.unwrap_or(0),
+                        v.expected,
+                        v.found.as_deref().unwrap_or("")
+                    ));
                 }
             }
             FileResult::Invalid { errors } => failures.push(errors.join("\n")),
@@ -90,7 +95,11 @@ fn wrong_beliefs_are_reported_with_what_happened_instead() {
     assert_eq!(
         failed,
         [
-            (23, "vol-data Write failed at +3d", "no such event; nearest vol-data Write: #14 at +3d: vol-data Write ok"),
+            (
+                23,
+                "vol-data Write failed at +3d",
+                "no such event; nearest vol-data Write: #14 at +3d: vol-data Write ok"
+            ),
             (
                 25,
                 "vol-data AttachVolume ok at +4d 1h",
@@ -123,10 +132,14 @@ fn invalid_expectations_are_reported_with_positions() {
     assert_eq!(
         errors,
         [
-            format!("{f}:12:9: expect[0].event: \"Attach\" is not an event kmsim records; did you mean AttachVolumeRequested or AttachVolume or ReattachVolume?"),
+            format!(
+                "{f}:12:9: expect[0].event: \"Attach\" is not an event kmsim records; did you mean AttachVolumeRequested or AttachVolume or ReattachVolume?"
+            ),
             format!("{f}:13:9: expect[1].subject: \"vol-9\" is not a declared key, volume or instance (or \"kms\")"),
             format!("{f}:14:9: expect[2].at: \"2d\" is after the horizon (1d)"),
-            format!("{f}:15:9: expect[3].is: \"attached\" is not a volume state: use one of not-created, creating, available, attaching, in-use"),
+            format!(
+                "{f}:15:9: expect[3].is: \"attached\" is not a volume state: use one of not-created, creating, available, attaching, in-use"
+            ),
         ]
     );
 }

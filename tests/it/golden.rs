@@ -18,7 +18,17 @@ pub fn check_or_bless(rel: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
         let diff = TextDiff::from_lines(&expected, actual);
-        let shown: String = diff.unified_diff().context_radius(2).header(rel, "now").to_string().lines().take(40).collect::<Vec<_>>().join("\n");
-        panic!("{rel} differs from what the code produces now (first differences):\n{shown}\n\nIf the change is intended, re-bless: KMSIM_BLESS=1 cargo test");
+        let shown: String = diff
+            .unified_diff()
+            .context_radius(2)
+            .header(rel, "now")
+            .to_string()
+            .lines()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "{rel} differs from what the code produces now (first differences):\n{shown}\n\nIf the change is intended, re-bless: KMSIM_BLESS=1 cargo test"
+        );
     }
 }

@@ -196,3 +196,14 @@ fn the_complete_example_in_the_format_documentation_is_valid_and_runs() {
         .collect();
     assert!(unexpected.is_empty(), "only the documented failure happens: {unexpected:#?}");
 }
+
+#[test]
+fn the_complete_example_meets_every_kind_of_expectation() {
+    let doc = std::fs::read_to_string(super::scenarios_dir().join("README.md")).unwrap();
+    let start = doc.find("```ron\n").expect("a ron block") + "```ron\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let result =
+        kmsim::check::check_text("scenarios/README.md", &doc[start..end], Default::default(), RunOptions::default());
+    let kmsim::check::FileResult::Passed { verdicts } = result else { panic!("{result:#?}") };
+    assert_eq!(verdicts.len(), 11);
+}

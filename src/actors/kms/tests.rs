@@ -298,7 +298,10 @@ fn propagation_delay_lets_crypto_see_the_old_state_for_a_while() {
     let c = calls(&recs);
     assert!(c.contains(&(HOUR + 29_999, Operation::Decrypt, None)), "{c:?}");
     assert!(c.contains(&(HOUR + 30_000, Operation::Decrypt, Some(KmsException::InvalidState))));
-    assert!(c.contains(&(HOUR + 1, Operation::EnableKey, Some(KmsException::InvalidState))), "D13 is for the calls that use the key, not those that manage it");
+    assert!(
+        c.contains(&(HOUR + 1, Operation::EnableKey, Some(KmsException::InvalidState))),
+        "D13 is for the calls that use the key, not those that manage it"
+    );
 }
 
 #[test]
