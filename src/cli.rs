@@ -33,6 +33,10 @@ enum Command {
         /// Write the full event trace as JSON Lines to this file.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Write a report to this folder: timeline.svg, timeline.png, report.html, summary.md,
+        /// trace.jsonl.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         /// Print nothing on success (errors still go to stderr).
         #[arg(long, short)]
         quiet: bool,
@@ -132,11 +136,18 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { common, trace, quiet } => {
+        Command::Run { common, trace, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let run = simulate(&scenario, &common)?;
             if let Some(path) = trace {
                 write_atomically(&path, |out| trace::write_all(&run, out))?;
+            }
+            if let Some(dir) = report_dir {
+                fs::create_dir_all(&dir)
+                    .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", dir.display())))?;
+                for (name, bytes) in report::bundle(&run, &common.file.display().to_string()) {
+                    write_atomically(&dir.join(name), |out| out.write_all(&bytes))?;
+                }
             }
             if !quiet {
                 print_run(&run, &common.file).map_err(|e| Failure::Output(format!("stdout: {e}")))?;

@@ -8,7 +8,10 @@
 //! - [`verdicts`]: the scenario's expectations, judged against the run.
 
 pub mod describe;
+pub mod chart;
 pub mod explain;
+pub mod html;
+pub mod lanes;
 pub mod summary;
 pub mod trace;
 pub mod verdicts;
@@ -18,6 +21,31 @@ use std::fmt::Write as _;
 use crate::engine::SimTime;
 use crate::run::Run;
 use describe::{Outcome, describe};
+
+/// The files of a report folder, by name, in the order they are written.
+#[must_use]
+pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let sum = summary::summarize(run);
+    let verdicts = verdicts::evaluate(run, &sum);
+    let lanes = lanes::build(run, &sum);
+    let start = run.scenario.start.strftime("%Y-%m-%d %H:%M UTC");
+    let subtitle =
+        format!("{file} · seed {} · {start} + {}", run.scenario.seed, run.scenario.horizon.since_start());
+    let input = chart::ChartInput { title: &run.scenario.name, subtitle: &subtitle, start: run.scenario.start, lanes: &lanes };
+    let svg = chart::svg(&input);
+    let png = chart::png(&input);
+    let html = html::render(run, &html::HtmlInput { file, summary: &sum, verdicts: &verdicts, svg: &svg });
+    let md = summary::markdown(&sum, &run.scenario.name);
+    let mut jsonl = Vec::new();
+    trace::write_all(run, &mut jsonl).expect("writing to memory cannot fail");
+    vec![
+        ("timeline.svg", svg.into_bytes()),
+        ("timeline.png", png),
+        ("summary.md", md.into_bytes()),
+        ("trace.jsonl", jsonl),
+        ("report.html", html.into_bytes()),
+    ]
+}
 
 /// Everything `kmsim run` prints: a header, the timeline, the summary and the expectations.
 #[must_use]
@@ -31,7 +59,7 @@ pub fn run_text(run: &Run<'_>, file: &str) -> String {
         s.seed,
         s.instant(SimTime::ZERO),
         s.horizon.since_start(),
-        run.stats.events
+        run.records.len()
     );
     out.push_str(&timeline(run));
     out.push('\n');

@@ -298,38 +298,10 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
     }
 }
 
-/// The summary as text, for the terminal.
+/// One row per resource and break: resource, key, key unusable from, last good use, finally
+/// broke, latent window, recovered, status.
 #[must_use]
-pub fn render(summary: &Summary) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Keys");
-    for k in &summary.keys {
-        let end = k.state_at_end.map_or("deleted".to_string(), |s| s.to_string());
-        let _ = writeln!(out, "  {}: {end} at the end", k.name);
-        for (t, from, to, why) in &k.changes {
-            let to = to.map_or("deleted".to_string(), |s| s.to_string());
-            let change = match from {
-                None => format!("created, {to}"),
-                Some(f) => format!("{f} -> {to}"),
-            };
-            let _ = writeln!(out, "    {:<10} {change:<32} {why}", t.to_string());
-        }
-        for l in &k.losses {
-            let span = match (l.restored_at, l.deleted_at) {
-                (Some(r), _) => format!("usable again at {r}, after {}", r - l.at),
-                (None, Some(d)) => format!("deleted at {d}: never usable again"),
-                (None, None) => format!("still unusable at the end ({} so far)", summary.end - l.at),
-            };
-            let _ = writeln!(out, "    unusable from {} ({}): {span}", l.at, l.why);
-        }
-    }
-    let _ = writeln!(out, "\nResources");
-    if summary.resources.is_empty() {
-        let _ = writeln!(out, "  (the scenario has no volumes or instances)");
-        return out;
-    }
-    let header =
-        ["RESOURCE", "KEY", "KEY UNUSABLE", "LAST GOOD USE", "FINALLY BROKE", "LATENT WINDOW", "RECOVERED", "STATUS"];
+pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
     let mut rows: Vec<[String; 8]> = Vec::new();
     for r in &summary.resources {
         let key = r.key.clone().unwrap_or_else(|| "-".into());
@@ -363,6 +335,42 @@ pub fn render(summary: &Summary) -> String {
             ]);
         }
     }
+    rows
+}
+
+/// The summary as text, for the terminal.
+#[must_use]
+pub fn render(summary: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Keys");
+    for k in &summary.keys {
+        let end = k.state_at_end.map_or("deleted".to_string(), |s| s.to_string());
+        let _ = writeln!(out, "  {}: {end} at the end", k.name);
+        for (t, from, to, why) in &k.changes {
+            let to = to.map_or("deleted".to_string(), |s| s.to_string());
+            let change = match from {
+                None => format!("created, {to}"),
+                Some(f) => format!("{f} -> {to}"),
+            };
+            let _ = writeln!(out, "    {:<10} {change:<32} {why}", t.to_string());
+        }
+        for l in &k.losses {
+            let span = match (l.restored_at, l.deleted_at) {
+                (Some(r), _) => format!("usable again at {r}, after {}", r - l.at),
+                (None, Some(d)) => format!("deleted at {d}: never usable again"),
+                (None, None) => format!("still unusable at the end ({} so far)", summary.end - l.at),
+            };
+            let _ = writeln!(out, "    unusable from {} ({}): {span}", l.at, l.why);
+        }
+    }
+    let _ = writeln!(out, "\nResources");
+    if summary.resources.is_empty() {
+        let _ = writeln!(out, "  (the scenario has no volumes or instances)");
+        return out;
+    }
+    let header =
+        ["RESOURCE", "KEY", "KEY UNUSABLE", "LAST GOOD USE", "FINALLY BROKE", "LATENT WINDOW", "RECOVERED", "STATUS"];
+    let rows = rows(summary);
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -395,6 +403,28 @@ pub fn render(summary: &Summary) -> String {
     let _ = writeln!(out);
     for n in notes {
         let _ = writeln!(out, "  {n}");
+    }
+    out
+}
+
+/// The per-resource table as Markdown, for tickets and pull requests.
+#[must_use]
+pub fn markdown(summary: &Summary, title: &str) -> String {
+    let mut out = format!("### {title}\n\n");
+    out.push_str("| Resource | Key | Key unusable from | Last good use | Finally broke | Latent window | Recovered | Status |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for row in rows(summary) {
+        let _ = writeln!(out, "| {} |", row.map(|c| c.replace('|', "\\|")).join(" | "));
+    }
+    for k in &summary.keys {
+        for l in &k.losses {
+            let span = match (l.restored_at, l.deleted_at) {
+                (Some(r), _) => format!("usable again at {r}"),
+                (None, Some(d)) => format!("deleted at {d}"),
+                (None, None) => "still unusable at the end".to_string(),
+            };
+            let _ = writeln!(out, "\nKey `{}` unusable from {} ({}); {span}.", k.name, l.at, l.why);
+        }
     }
     out
 }

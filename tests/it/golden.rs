@@ -32,3 +32,21 @@ pub fn check_or_bless(rel: &str, actual: &str) {
         );
     }
 }
+
+/// Like [`check_or_bless`], for binary files (the PNG chart): equal bytes, or a re-bless hint.
+pub fn check_or_bless_bytes(rel: &str, actual: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    if std::env::var_os("KMSIM_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{rel} differs from what the code produces now ({} bytes committed, {} now). \
+         If the change is intended, re-bless: KMSIM_BLESS=1 cargo test",
+        expected.len(),
+        actual.len()
+    );
+}

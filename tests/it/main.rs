@@ -4,6 +4,7 @@
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
 //! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
+//! - `report`: the chart (SVG, PNG), the HTML report and the Markdown summary;
 //! - `reports`: the committed `reports/` match what the code produces;
 //! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
@@ -12,6 +13,7 @@ mod cli;
 mod determinism;
 mod golden;
 mod invariants;
+mod report;
 mod reports;
 mod scenarios;
 

@@ -1,0 +1,502 @@
+//! The timeline chart: one lane per key, volume and instance, drawn with plotters to SVG and PNG.
+//!
+//! Keys sit above the volumes that depend on them. Each lane shows coloured bands (see
+//! [`super::lanes::Band`]), failed operations as red diamonds at the instant they failed, and the
+//! latent window as an amber bracket labelled with its length: from the key going away to the
+//! resource breaking, the chart's point. Vertical markers label material deletions, expiries,
+//! reimports and key deletions. Beyond [`MAX_LANES`] resources the chart shows the keys and, below
+//! them, how many volumes are working, latent or unusable over time, as stacked areas.
+//!
+//! Text in the PNG is drawn with the bundled DejaVu Sans (`src/assets`), so no system font or
+//! library is needed; SVG text names `sans-serif` and uses the viewer's fonts.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, register_font};
+
+use crate::actors::ec2::InstanceState;
+use crate::actors::kms::KeyState;
+use crate::engine::SimTime;
+
+use super::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
+
+/// Above this many volume and instance lanes, the chart aggregates them.
+pub const MAX_LANES: usize = 60;
+
+const WIDTH: u32 = 1400;
+const LABEL_W: i32 = 190;
+const RIGHT: i32 = 50;
+const LANE_H: i32 = 40;
+const MARKER_ROW_H: i32 = 16;
+const MARKER_ROWS: usize = 4;
+const AREA_H: i32 = 240;
+
+static FONTS: Once = Once::new();
+
+fn register_fonts() {
+    FONTS.call_once(|| {
+        // InvalidFont has no Debug; a bundled font that fails to load is a build defect.
+        let normal = register_font("sans-serif", FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
+        let bold = register_font("sans-serif", FontStyle::Bold, include_bytes!("../assets/DejaVuSans-Bold.ttf"));
+        assert!(normal.is_ok() && bold.is_ok(), "the bundled DejaVu Sans font does not load");
+    });
+}
+
+fn rgb(hex: u32) -> RGBColor {
+    RGBColor(((hex >> 16) & 0xff) as u8, ((hex >> 8) & 0xff) as u8, (hex & 0xff) as u8)
+}
+
+/// The colour of a band; the same in the chart, its legend and the HTML report.
+#[must_use]
+pub fn band_colour(b: &Band) -> u32 {
+    match b {
+        Band::Key(KeyState::Enabled) => 0x4caf50,
+        Band::Key(KeyState::Disabled) => 0x9e9e9e,
+        Band::Key(KeyState::PendingImport) => 0xff9800,
+        Band::Key(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion) => 0x9c27b0,
+        Band::Key(_) => 0x607d8b,
+        Band::KeyDeleted => 0x212121,
+        Band::Working(_) => 0x81c784,
+        Band::Latent(_) => 0xffc107,
+        Band::Idle(_) => 0xb0bec5,
+        Band::Detached => 0xe0e0e0,
+        Band::Unusable => 0xef9a9a,
+        Band::Instance(InstanceState::Running) => 0x90caf9,
+        Band::Instance(InstanceState::Pending) => 0xbbdefb,
+        Band::Instance(InstanceState::Stopped) => 0xcfd8dc,
+        Band::Instance(InstanceState::Terminated) => 0x616161,
+    }
+}
+
+const FAILURE: u32 = 0xd50000;
+const LATENT: u32 = 0xff6f00;
+
+fn marker_colour(k: MarkerKind) -> u32 {
+    match k {
+        MarkerKind::MaterialDeleted | MarkerKind::MaterialExpired => 0xe65100,
+        MarkerKind::Reimported | MarkerKind::Enabled | MarkerKind::DeletionCancelled => 0x2e7d32,
+        MarkerKind::Disabled => 0x616161,
+        MarkerKind::DeletionScheduled => 0x7b1fa2,
+        MarkerKind::KeyDeleted => 0x000000,
+    }
+}
+
+/// What the chart needs besides the lanes.
+pub struct ChartInput<'a> {
+    pub title: &'a str,
+    pub subtitle: &'a str,
+    pub start: jiff::Timestamp,
+    pub lanes: &'a Lanes,
+}
+
+struct Layout {
+    height: u32,
+    x0: i32,
+    x1: i32,
+    lanes_top: i32,
+    aggregate: bool,
+    shown: Vec<usize>,
+    /// The label row of each marker.
+    marker_rows: Vec<usize>,
+}
+
+fn x_of(t: SimTime, end: SimTime, x0: i32, x1: i32) -> i32 {
+    let end = end.as_ms().max(1);
+    x0 + ((t.as_ms().min(end) as f64 / end as f64) * f64::from(x1 - x0)).round() as i32
+}
+
+/// Puts each marker's label in the first row where it does not overlap the previous label.
+fn marker_rows(lanes: &Lanes, x0: i32, x1: i32) -> Vec<usize> {
+    let mut row_end = [i32::MIN; MARKER_ROWS];
+    lanes
+        .markers
+        .iter()
+        .map(|m| {
+            let x = x_of(m.at, lanes.end, x0, x1);
+            let width = 7 * m.label.chars().count() as i32 + 16;
+            let row = row_end.iter().position(|e| *e < x).unwrap_or(MARKER_ROWS - 1);
+            row_end[row] = x + width;
+            row
+        })
+        .collect()
+}
+
+fn layout(input: &ChartInput<'_>) -> Layout {
+    let resources = input.lanes.lanes.iter().filter(|l| l.kind != LaneKind::Key).count();
+    let aggregate = resources > MAX_LANES;
+    let shown: Vec<usize> = input
+        .lanes
+        .lanes
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !aggregate || l.kind == LaneKind::Key)
+        .map(|(i, _)| i)
+        .collect();
+    let (x0, x1) = (LABEL_W + 10, WIDTH as i32 - RIGHT);
+    let marker_rows = marker_rows(input.lanes, x0, x1);
+    let rows_used = marker_rows.iter().max().map_or(0, |r| r + 1) as i32;
+    let lanes_top = 60 + rows_used * MARKER_ROW_H + 6;
+    let body = shown.len() as i32 * LANE_H + if aggregate { AREA_H + 20 } else { 0 };
+    let legend = 80;
+    let height = u32::try_from(lanes_top + body + 30 + legend).expect("positive height");
+    Layout { height, x0, x1, lanes_top, aggregate, shown, marker_rows }
+}
+
+/// The chart as SVG text.
+#[must_use]
+pub fn svg(input: &ChartInput<'_>) -> String {
+    register_fonts();
+    let l = layout(input);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, l.height)).into_drawing_area();
+        draw(&root, input, &l).expect("drawing to a string cannot fail");
+        root.present().expect("drawing to a string cannot fail");
+    }
+    out
+}
+
+/// The chart as PNG bytes.
+#[must_use]
+pub fn png(input: &ChartInput<'_>) -> Vec<u8> {
+    register_fonts();
+    let l = layout(input);
+    let mut rgb_buf = vec![0u8; (WIDTH * l.height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb_buf, (WIDTH, l.height)).into_drawing_area();
+        draw(&root, input, &l).expect("drawing to memory cannot fail");
+        root.present().expect("drawing to memory cannot fail");
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgb_buf, WIDTH, l.height, image::ColorType::Rgb8)
+        .expect("encoding a PNG in memory cannot fail");
+    png
+}
+
+use image::ImageEncoder as _;
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn font(size: i32) -> TextStyle<'static> {
+    ("sans-serif", size).into_font().color(&BLACK)
+}
+
+fn bold(size: i32) -> TextStyle<'static> {
+    ("sans-serif", size, FontStyle::Bold).into_font().color(&BLACK)
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, input: &ChartInput<'_>, l: &Layout) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let x_of = |t: SimTime| x_of(t, input.lanes.end, l.x0, l.x1);
+    root.draw(&Text::new(input.title.to_string(), (12, 12), bold(18)))?;
+    let grey = rgb(0x555555);
+    root.draw(&Text::new(input.subtitle.to_string(), (12, 36), font(13).color(&grey)))?;
+
+    let lanes_bottom = l.lanes_top + l.shown.len() as i32 * LANE_H;
+    let plot_bottom = lanes_bottom + if l.aggregate { AREA_H + 20 } else { 0 };
+
+    // Time grid and axis.
+    let ticks = ticks(input.start, input.lanes.end);
+    let axis_y = plot_bottom + 6;
+    for (t, label) in &ticks {
+        let x = x_of(*t);
+        root.draw(&PathElement::new(vec![(x, l.lanes_top), (x, plot_bottom)], rgb(0xeeeeee)))?;
+        root.draw(&PathElement::new(vec![(x, plot_bottom), (x, plot_bottom + 4)], rgb(0x777777)))?;
+        let grey = rgb(0x444444);
+        let style = font(11).color(&grey).pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(label.clone(), (x, axis_y), style))?;
+    }
+    root.draw(&PathElement::new(vec![(l.x0, plot_bottom), (l.x1, plot_bottom)], rgb(0x777777)))?;
+
+    // Lanes.
+    let mut prev_kind = None;
+    for (row, &li) in l.shown.iter().enumerate() {
+        let lane = &input.lanes.lanes[li];
+        let top = l.lanes_top + row as i32 * LANE_H;
+        if lane.kind == LaneKind::Key && row > 0 || (lane.kind == LaneKind::Instance && prev_kind != Some(LaneKind::Instance)) {
+            root.draw(&PathElement::new(vec![(8, top), (l.x1, top)], rgb(0xbdbdbd)))?;
+        }
+        prev_kind = Some(lane.kind);
+        draw_lane(root, lane, top, &x_of, l)?;
+    }
+    if l.aggregate {
+        draw_aggregate(root, input.lanes, lanes_bottom + 10, plot_bottom - 4, &x_of, l)?;
+    }
+
+    // Markers: a dashed line through the lanes, the label in the first free row above.
+    for (m, row) in input.lanes.markers.iter().zip(&l.marker_rows) {
+        let x = x_of(m.at);
+        let colour = rgb(marker_colour(m.kind));
+        let label_y = 60 + *row as i32 * MARKER_ROW_H;
+        let mut y = label_y + 12;
+        while y < plot_bottom {
+            root.draw(&PathElement::new(vec![(x, y), (x, (y + 5).min(plot_bottom))], colour.stroke_width(1)))?;
+            y += 9;
+        }
+        let style = font(12).color(&colour).pos(Pos::new(HPos::Left, VPos::Top));
+        root.draw(&Text::new(format!("▼ {}", m.label), (x - 4, label_y), style))?;
+    }
+
+    draw_legend(root, input.lanes, plot_bottom + 32, l)?;
+    Ok(())
+}
+
+fn draw_lane<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    lane: &Lane,
+    top: i32,
+    x_of: &impl Fn(SimTime) -> i32,
+    l: &Layout,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (band_top, band_bottom) = (top + 16, top + LANE_H - 4);
+    let mid = (band_top + band_bottom) / 2;
+    let (label_style, indent) = match lane.kind {
+        LaneKind::Key => (bold(13), 12),
+        LaneKind::Volume => (font(12), 26),
+        LaneKind::Instance => (font(12), 12),
+    };
+    let prefix = match lane.kind {
+        LaneKind::Key => "key ",
+        LaneKind::Volume => "",
+        LaneKind::Instance => "",
+    };
+    root.draw(&Text::new(format!("{prefix}{}", lane.name), (indent, mid), label_style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+    root.draw(&Rectangle::new([(l.x0, band_top), (l.x1, band_bottom)], rgb(0xfafafa).filled()))?;
+    for s in &lane.segments {
+        let (a, b) = (x_of(s.from), x_of(s.to).max(x_of(s.from) + 1));
+        root.draw(&Rectangle::new([(a, band_top), (b, band_bottom)], rgb(band_colour(&s.band)).filled()))?;
+        let text = s.band.label();
+        let fits = 7 * text.chars().count() as i32 + 8 < b - a;
+        if fits {
+            let colour = if matches!(s.band, Band::KeyDeleted | Band::Instance(InstanceState::Terminated)) { WHITE } else { BLACK };
+            let style = font(11).color(&colour).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(text, (a + 4, mid), style))?;
+        }
+    }
+    // The latent window: an amber bracket above the band, labelled with its length.
+    for &(from, to, broke) in &lane.latent {
+        let (a, b) = (x_of(from), x_of(to).max(x_of(from) + 2));
+        let y = top + 10;
+        let colour = rgb(LATENT);
+        root.draw(&Rectangle::new([(a, y - 2), (b, y + 2)], colour.filled()))?;
+        root.draw(&PathElement::new(vec![(a, y - 4), (a, band_bottom)], colour.stroke_width(2)))?;
+        if broke {
+            root.draw(&PathElement::new(vec![(b, y - 4), (b, band_bottom)], colour.stroke_width(2)))?;
+        }
+        let len = crate::engine::SimDuration::from_ms(to.as_ms() - from.as_ms());
+        let text = if broke { format!("latent {len}") } else { format!("latent {len}, still running") };
+        let dark = rgb(0xbf360c);
+        let style = bold(11).color(&dark).pos(Pos::new(HPos::Center, VPos::Bottom));
+        root.draw(&Text::new(text, ((a + b) / 2, y - 3), style))?;
+    }
+    for f in &lane.failures {
+        let x = x_of(f.at);
+        let r = 6;
+        let diamond = vec![(x, mid - r), (x + r, mid), (x, mid + r), (x - r, mid)];
+        root.draw(&Polygon::new(diamond.clone(), rgb(FAILURE).filled()))?;
+        let mut outline = diamond;
+        outline.push((x, mid - r));
+        root.draw(&PathElement::new(outline, WHITE.stroke_width(1)))?;
+    }
+    Ok(())
+}
+
+/// Counts of volumes per band over time, drawn as stacked areas.
+fn draw_aggregate<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    lanes: &Lanes,
+    top: i32,
+    bottom: i32,
+    x_of: &impl Fn(SimTime) -> i32,
+    l: &Layout,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let kinds = aggregate_kinds();
+    let series = aggregate(lanes);
+    let total = lanes.lanes.iter().filter(|x| x.kind == LaneKind::Volume).count().max(1);
+    let y_of = |n: usize| bottom - ((n as f64 / total as f64) * f64::from(bottom - top)).round() as i32;
+    root.draw(&Text::new(
+        format!("volumes ({total})"),
+        (12, (top + bottom) / 2),
+        bold(13).pos(Pos::new(HPos::Left, VPos::Center)),
+    ))?;
+    root.draw(&Rectangle::new([(l.x0, top), (l.x1, bottom)], rgb(0xfafafa).filled()))?;
+    for (i, (t, counts)) in series.iter().enumerate() {
+        let next = series.get(i + 1).map_or(lanes.end, |s| s.0);
+        let (a, b) = (x_of(*t), x_of(next).max(x_of(*t) + 1));
+        let mut acc = 0;
+        for (k, n) in kinds.iter().zip(counts) {
+            if *n == 0 {
+                continue;
+            }
+            let (lo, hi) = (y_of(acc), y_of(acc + n));
+            root.draw(&Rectangle::new([(a, hi), (b, lo)], rgb(band_colour(k)).filled()))?;
+            acc += n;
+        }
+    }
+    for n in [0, total / 2, total] {
+        let grey = rgb(0x555555);
+        let style = font(10).color(&grey).pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(n.to_string(), (l.x0 - 4, y_of(n)), style))?;
+    }
+    Ok(())
+}
+
+fn aggregate_kinds() -> [Band; 5] {
+    [Band::Working(String::new()), Band::Latent(String::new()), Band::Idle(String::new()), Band::Detached, Band::Unusable]
+}
+
+fn same_kind(a: &Band, b: &Band) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// Volumes per band kind at each instant anything changes.
+#[must_use]
+pub fn aggregate(lanes: &Lanes) -> Vec<(SimTime, [usize; 5])> {
+    let kinds = aggregate_kinds();
+    let mut deltas: Vec<(SimTime, usize, i64)> = Vec::new();
+    for lane in lanes.lanes.iter().filter(|x| x.kind == LaneKind::Volume) {
+        for s in &lane.segments {
+            if let Some(k) = kinds.iter().position(|k| same_kind(k, &s.band)) {
+                deltas.push((s.from, k, 1));
+                deltas.push((s.to, k, -1));
+            }
+        }
+    }
+    deltas.sort_by_key(|d| (d.0, d.2));
+    let mut out: Vec<(SimTime, [usize; 5])> = Vec::new();
+    let mut counts = [0i64; 5];
+    for (t, k, d) in deltas {
+        counts[k] += d;
+        let snapshot = counts.map(|c| usize::try_from(c.max(0)).unwrap_or(0));
+        match out.last_mut() {
+            Some(last) if last.0 == t => last.1 = snapshot,
+            _ => out.push((t, snapshot)),
+        }
+    }
+    out
+}
+
+fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lanes: &Lanes, top: i32, l: &Layout) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    // Only what this chart shows, in a fixed order.
+    let mut bands: Vec<Band> = Vec::new();
+    let order = [
+        Band::Key(KeyState::Enabled),
+        Band::Key(KeyState::Disabled),
+        Band::Key(KeyState::PendingImport),
+        Band::Key(KeyState::PendingDeletion),
+        Band::KeyDeleted,
+        Band::Working(String::new()),
+        Band::Latent(String::new()),
+        Band::Idle(String::new()),
+        Band::Detached,
+        Band::Unusable,
+        Band::Instance(InstanceState::Running),
+        Band::Instance(InstanceState::Pending),
+        Band::Instance(InstanceState::Stopped),
+        Band::Instance(InstanceState::Terminated),
+    ];
+    // In the aggregate view the instance lanes are not drawn, nor are single failures.
+    let drawn = |x: &&Lane| !l.aggregate || x.kind != LaneKind::Instance;
+    for b in order {
+        let exact = matches!(b, Band::Key(_) | Band::Instance(_));
+        let present = lanes
+            .lanes
+            .iter()
+            .filter(drawn)
+            .flat_map(|x| &x.segments)
+            .any(|s| same_kind(&s.band, &b) && (!exact || s.band == b));
+        if present {
+            bands.push(b);
+        }
+    }
+    let mut x = 12;
+    let mut y = top;
+    let mut item = |root: &DrawingArea<DB, Shift>, swatch: &dyn Fn(&DrawingArea<DB, Shift>, i32, i32) -> DrawResult, text: &str| -> DrawResult {
+        let w = 7 * text.chars().count() as i32 + 34;
+        if x + w > l.x1 {
+            x = 12;
+            y += 22;
+        }
+        swatch(root, x, y)?;
+        root.draw(&Text::new(text.to_string(), (x + 22, y + 7), font(12).pos(Pos::new(HPos::Left, VPos::Center))))?;
+        x += w;
+        Ok(())
+    };
+    for b in &bands {
+        let colour = rgb(band_colour(b));
+        item(root, &|r, x, y| Ok(r.draw(&Rectangle::new([(x, y), (x + 16, y + 14)], colour.filled()))?), b.legend())?;
+    }
+    if l.aggregate {
+        return Ok(());
+    }
+    item(
+        root,
+        &|r, x, y| {
+            let d = vec![(x + 8, y), (x + 15, y + 7), (x + 8, y + 14), (x + 1, y + 7)];
+            Ok(r.draw(&Polygon::new(d, rgb(FAILURE).filled()))?)
+        },
+        "failed operation",
+    )?;
+    item(
+        root,
+        &|r, x, y| Ok(r.draw(&Rectangle::new([(x, y + 5), (x + 16, y + 9)], rgb(LATENT).filled()))?),
+        "latent window: key gone, resource still working",
+    )?;
+    Ok(())
+}
+
+/// Tick instants and labels in units that fit the span: minutes to months, aligned to UTC.
+#[must_use]
+pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
+    const MIN: u64 = 60_000;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+    let steps = [
+        (MIN, "%H:%M"),
+        (5 * MIN, "%H:%M"),
+        (15 * MIN, "%H:%M"),
+        (30 * MIN, "%H:%M"),
+        (HOUR, "%H:%M"),
+        (3 * HOUR, "%b %d %H:%M"),
+        (6 * HOUR, "%b %d %H:%M"),
+        (12 * HOUR, "%b %d %H:%M"),
+        (DAY, "%b %d"),
+        (2 * DAY, "%b %d"),
+        (7 * DAY, "%b %d"),
+        (14 * DAY, "%b %d"),
+        (30 * DAY, "%Y-%m-%d"),
+        (91 * DAY, "%Y-%m-%d"),
+        (365 * DAY, "%Y"),
+    ];
+    let span = end.as_ms().max(1);
+    let (step, fmt) = steps.iter().copied().find(|(s, _)| span / s <= 12).unwrap_or((365 * DAY, "%Y"));
+    let start_ms = start.as_millisecond();
+    let step_i = i64::try_from(step).expect("small step");
+    // First multiple of the step (in absolute UTC time) at or after the start.
+    let first = start_ms.div_euclid(step_i) * step_i + if start_ms.rem_euclid(step_i) == 0 { 0 } else { step_i };
+    let mut out = Vec::new();
+    let mut t = first;
+    while t - start_ms <= i64::try_from(span).expect("span fits") {
+        let rel = SimTime::from_ms(u64::try_from(t - start_ms).expect("after start"));
+        let label = jiff::Timestamp::from_millisecond(t).map_or_else(|_| rel.to_string(), |ts| ts.strftime(fmt).to_string());
+        out.push((rel, label));
+        t += step_i;
+    }
+    out
+}

@@ -1,0 +1,226 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, no script, no fetch) that a
+//! browser opens and a printer prints.
+
+use std::fmt::Write as _;
+
+use crate::engine::SimTime;
+use crate::run::Run;
+
+use super::describe::{Outcome, describe};
+use super::summary::{Status, Summary, rows};
+use super::verdicts::Verdict;
+
+/// Escapes text for HTML content and attribute values.
+#[must_use]
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg-soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
+       max-width: 1440px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+p.desc { margin: 4px 0 8px; max-width: 75em; }
+p.meta { color: var(--muted); font-size: 13px; margin: 0; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--bg-soft); font-weight: 600; white-space: nowrap; }
+td.num, td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fff1f0; }
+.pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
+.st-unaffected { background: #e8f5e9; color: #1b5e20; } .st-recovered { background: #e3f2fd; color: #0d47a1; }
+.st-latent { background: #fff8e1; color: #e65100; } .st-blocked { background: #fce4ec; color: #880e4f; }
+.st-broken { background: #ffebee; color: #b71c1c; }
+.ok { color: #1b5e20; font-weight: 600; } .fail { color: #b71c1c; font-weight: 600; }
+.chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; }
+.chart svg { width: 100%; height: auto; display: block; }
+.keys li { margin: 2px 0; }
+code { font-size: 12px; background: var(--bg-soft); padding: 1px 4px; border-radius: 4px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 11px; }
+  h2 { break-after: avoid; }
+  .chart { border: none; padding: 0; }
+  table { font-size: 10px; } tr { break-inside: avoid; }
+  section.events { break-before: page; }
+}
+"#;
+
+/// What the report shows besides the run itself.
+pub struct HtmlInput<'a> {
+    pub file: &'a str,
+    pub summary: &'a Summary,
+    pub verdicts: &'a [Verdict],
+    /// The timeline chart as SVG.
+    pub svg: &'a str,
+}
+
+/// The report as one HTML document.
+#[must_use]
+pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
+    let s = run.scenario;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>kmsim: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        esc(&s.name)
+    );
+    let _ = writeln!(h, "<header>\n<h1>{}</h1>", esc(&s.name));
+    if let Some(d) = &s.description {
+        let _ = writeln!(h, "<p class=\"desc\">{}</p>", esc(d));
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\"><code>{}</code> · seed {} · start {} · horizon {} · {} events · account {} · {}</p>\n</header>",
+        esc(input.file),
+        s.seed,
+        esc(&s.instant(SimTime::ZERO)),
+        s.horizon.since_start(),
+        run.records.len(),
+        esc(&s.account),
+        esc(&s.region)
+    );
+
+    h.push_str("<section>\n<h2>What broke, and when</h2>\n");
+    if input.summary.resources.is_empty() {
+        h.push_str("<p>The scenario has no volumes or instances.</p>\n");
+    } else {
+        h.push_str(
+            "<table>\n<thead><tr><th>Resource</th><th>Key</th><th>Key unusable from</th><th>Last good use</th>\
+             <th>Finally broke</th><th>Latent window</th><th>Recovered</th><th>Status</th></tr></thead>\n<tbody>\n",
+        );
+        for row in rows(input.summary) {
+            let status = &row[7];
+            let _ = write!(h, "<tr>");
+            for (i, cell) in row.iter().enumerate() {
+                if i == 7 {
+                    let _ = write!(h, "<td><span class=\"pill st-{0}\">{0}</span></td>", esc(cell));
+                } else {
+                    let class = if (2..=6).contains(&i) { " class=\"time\"" } else { "" };
+                    let _ = write!(h, "<td{class}>{}</td>", esc(cell));
+                }
+            }
+            let _ = writeln!(h, "</tr>");
+            let _ = status;
+        }
+        h.push_str("</tbody>\n</table>\n");
+        let notes: Vec<String> = input
+            .summary
+            .resources
+            .iter()
+            .filter_map(|r| match r.status {
+                Status::Latent => Some(format!(
+                    "<strong>{}</strong> still runs on its cached plaintext data key: it breaks at its next detach, stop or host maintenance.",
+                    esc(&r.name)
+                )),
+                Status::Blocked => Some(format!("<strong>{}</strong>: its key is unusable, so its next attach will fail.", esc(&r.name))),
+                _ => None,
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(h, "<ul>{}</ul>", notes.iter().map(|n| format!("<li>{n}</li>")).collect::<String>());
+        }
+    }
+    h.push_str("</section>\n");
+
+    let _ = writeln!(h, "<section>\n<h2>Timeline</h2>\n<div class=\"chart\">\n{}\n</div>\n</section>", inline_svg(input.svg));
+
+    h.push_str("<section>\n<h2>Keys</h2>\n<ul class=\"keys\">\n");
+    for k in &input.summary.keys {
+        let end = k.state_at_end.map_or("deleted".to_string(), |st| st.to_string());
+        let arn = &s.key(k.key).spec.arn;
+        let _ = writeln!(h, "<li><strong>{}</strong> <code>{}</code>: {} at the end", esc(&k.name), esc(arn), esc(&end));
+        h.push_str("<ul>");
+        for (t, from, to, why) in &k.changes {
+            let to = to.map_or("deleted".to_string(), |st| st.to_string());
+            let change = from.map_or(format!("created, {to}"), |f| format!("{f} → {to}"));
+            let _ = write!(h, "<li>{} {}: {}</li>", t, esc(&change), esc(why));
+        }
+        h.push_str("</ul></li>\n");
+    }
+    h.push_str("</ul>\n</section>\n");
+
+    if !input.verdicts.is_empty() {
+        let held = input.verdicts.iter().filter(|v| v.held).count();
+        let _ = writeln!(h, "<section>\n<h2>Expectations: {held} of {} held</h2>", input.verdicts.len());
+        h.push_str("<table>\n<thead><tr><th></th><th>Expected</th><th>Found</th></tr></thead>\n<tbody>\n");
+        for v in input.verdicts {
+            let (class, mark) = if v.held { ("ok", "held") } else { ("fail", "FAILED") };
+            let row_class = if v.held { "" } else { " class=\"failed\"" };
+            let _ = writeln!(
+                h,
+                "<tr{row_class}><td class=\"{class}\">{mark}</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.expected),
+                esc(v.found.as_deref().unwrap_or(""))
+            );
+        }
+        h.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    let _ = writeln!(h, "<section class=\"events\">\n<h2>All events ({})</h2>", run.records.len());
+    h.push_str(
+        "<table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
+    );
+    for r in &run.records {
+        let d = describe(run, r);
+        let (row_class, result) = match d.outcome {
+            Outcome::Ok => ("", "ok".to_string()),
+            Outcome::Failed => (" class=\"failed\"", format!("<span class=\"fail\">{}</span>", esc(d.error.as_deref().unwrap_or("failed")))),
+            Outcome::Info => ("", String::new()),
+        };
+        let _ = writeln!(
+            h,
+            "<tr{row_class}><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td><td>{}</td><td>{}</td><td>{result}</td><td>{}</td></tr>",
+            r.id,
+            esc(&s.instant(r.at)),
+            r.at,
+            esc(&d.subject),
+            esc(d.event),
+            esc(&d.message)
+        );
+    }
+    h.push_str("</tbody>\n</table>\n</section>\n");
+    let _ = writeln!(
+        h,
+        "<footer>Generated by kmsim {} from <code>{}</code>. Same scenario and seed, same report.</footer>\n</body>\n</html>",
+        env!("CARGO_PKG_VERSION"),
+        esc(input.file)
+    );
+    h
+}
+
+/// The chart's SVG without its XML declaration, scalable to the page's width.
+fn inline_svg(svg: &str) -> String {
+    let body = svg.trim_start();
+    let body = if body.starts_with("<?xml") { body.split_once("?>").map_or(body, |(_, b)| b.trim_start()) } else { body };
+    match (body.find("width=\""), body.find("height=\"")) {
+        (Some(_), Some(_)) if !body.contains("viewBox") => {
+            let w = attr(body, "width").unwrap_or_default();
+            let ht = attr(body, "height").unwrap_or_default();
+            body.replacen("<svg ", &format!("<svg viewBox=\"0 0 {w} {ht}\" "), 1)
+        }
+        _ => body.to_string(),
+    }
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
