@@ -10,6 +10,14 @@
 //! Text in the PNG is drawn with the bundled DejaVu Sans (`src/assets`), so no system font or
 //! library is needed; SVG text names `sans-serif` and uses the viewer's fonts.
 
+// Pixel geometry: counts and times become pixel offsets bounded by the image's size.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -220,7 +228,9 @@ where
     for (row, &li) in l.shown.iter().enumerate() {
         let lane = &input.lanes.lanes[li];
         let top = l.lanes_top + row as i32 * LANE_H;
-        if lane.kind == LaneKind::Key && row > 0 || (lane.kind == LaneKind::Instance && prev_kind != Some(LaneKind::Instance)) {
+        if lane.kind == LaneKind::Key && row > 0
+            || (lane.kind == LaneKind::Instance && prev_kind != Some(LaneKind::Instance))
+        {
             root.draw(&PathElement::new(vec![(8, top), (l.x1, top)], rgb(0xbdbdbd)))?;
         }
         prev_kind = Some(lane.kind);
@@ -265,12 +275,12 @@ where
         LaneKind::Volume => (font(12), 26),
         LaneKind::Instance => (font(12), 12),
     };
-    let prefix = match lane.kind {
-        LaneKind::Key => "key ",
-        LaneKind::Volume => "",
-        LaneKind::Instance => "",
-    };
-    root.draw(&Text::new(format!("{prefix}{}", lane.name), (indent, mid), label_style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+    let prefix = if lane.kind == LaneKind::Key { "key " } else { "" };
+    root.draw(&Text::new(
+        format!("{prefix}{}", lane.name),
+        (indent, mid),
+        label_style.pos(Pos::new(HPos::Left, VPos::Center)),
+    ))?;
     root.draw(&Rectangle::new([(l.x0, band_top), (l.x1, band_bottom)], rgb(0xfafafa).filled()))?;
     for s in &lane.segments {
         let (a, b) = (x_of(s.from), x_of(s.to).max(x_of(s.from) + 1));
@@ -278,7 +288,11 @@ where
         let text = s.band.label();
         let fits = 7 * text.chars().count() as i32 + 8 < b - a;
         if fits {
-            let colour = if matches!(s.band, Band::KeyDeleted | Band::Instance(InstanceState::Terminated)) { WHITE } else { BLACK };
+            let colour = if matches!(s.band, Band::KeyDeleted | Band::Instance(InstanceState::Terminated)) {
+                WHITE
+            } else {
+                BLACK
+            };
             let style = font(11).color(&colour).pos(Pos::new(HPos::Left, VPos::Center));
             root.draw(&Text::new(text, (a + 4, mid), style))?;
         }
@@ -355,7 +369,13 @@ where
 }
 
 fn aggregate_kinds() -> [Band; 5] {
-    [Band::Working(String::new()), Band::Latent(String::new()), Band::Idle(String::new()), Band::Detached, Band::Unusable]
+    [
+        Band::Working(String::new()),
+        Band::Latent(String::new()),
+        Band::Idle(String::new()),
+        Band::Detached,
+        Band::Unusable,
+    ]
 }
 
 fn same_kind(a: &Band, b: &Band) -> bool {
@@ -425,40 +445,36 @@ where
             bands.push(b);
         }
     }
-    let mut x = 12;
-    let mut y = top;
-    let mut item = |root: &DrawingArea<DB, Shift>, swatch: &dyn Fn(&DrawingArea<DB, Shift>, i32, i32) -> DrawResult, text: &str| -> DrawResult {
+    let mut items: Vec<(Swatch, &str)> = bands.iter().map(|b| (Swatch::Colour(band_colour(b)), b.legend())).collect();
+    if !l.aggregate {
+        items.push((Swatch::Failure, "failed operation"));
+        items.push((Swatch::Latent, "latent window: key gone, resource still working"));
+    }
+    let (mut x, mut y) = (12, top);
+    for (swatch, text) in items {
         let w = 7 * text.chars().count() as i32 + 34;
         if x + w > l.x1 {
             x = 12;
             y += 22;
         }
-        swatch(root, x, y)?;
+        match swatch {
+            Swatch::Colour(c) => root.draw(&Rectangle::new([(x, y), (x + 16, y + 14)], rgb(c).filled()))?,
+            Swatch::Failure => {
+                let d = vec![(x + 8, y), (x + 15, y + 7), (x + 8, y + 14), (x + 1, y + 7)];
+                root.draw(&Polygon::new(d, rgb(FAILURE).filled()))?;
+            }
+            Swatch::Latent => root.draw(&Rectangle::new([(x, y + 5), (x + 16, y + 9)], rgb(LATENT).filled()))?,
+        }
         root.draw(&Text::new(text.to_string(), (x + 22, y + 7), font(12).pos(Pos::new(HPos::Left, VPos::Center))))?;
         x += w;
-        Ok(())
-    };
-    for b in &bands {
-        let colour = rgb(band_colour(b));
-        item(root, &|r, x, y| Ok(r.draw(&Rectangle::new([(x, y), (x + 16, y + 14)], colour.filled()))?), b.legend())?;
     }
-    if l.aggregate {
-        return Ok(());
-    }
-    item(
-        root,
-        &|r, x, y| {
-            let d = vec![(x + 8, y), (x + 15, y + 7), (x + 8, y + 14), (x + 1, y + 7)];
-            Ok(r.draw(&Polygon::new(d, rgb(FAILURE).filled()))?)
-        },
-        "failed operation",
-    )?;
-    item(
-        root,
-        &|r, x, y| Ok(r.draw(&Rectangle::new([(x, y + 5), (x + 16, y + 9)], rgb(LATENT).filled()))?),
-        "latent window: key gone, resource still working",
-    )?;
     Ok(())
+}
+
+enum Swatch {
+    Colour(u32),
+    Failure,
+    Latent,
 }
 
 /// Tick instants and labels in units that fit the span: minutes to months, aligned to UTC.
@@ -494,7 +510,8 @@ pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
     let mut t = first;
     while t - start_ms <= i64::try_from(span).expect("span fits") {
         let rel = SimTime::from_ms(u64::try_from(t - start_ms).expect("after start"));
-        let label = jiff::Timestamp::from_millisecond(t).map_or_else(|_| rel.to_string(), |ts| ts.strftime(fmt).to_string());
+        let label =
+            jiff::Timestamp::from_millisecond(t).map_or_else(|_| rel.to_string(), |ts| ts.strftime(fmt).to_string());
         out.push((rel, label));
         t += step_i;
     }

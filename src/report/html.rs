@@ -103,10 +103,10 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
     } else {
         h.push_str(
             "<table>\n<thead><tr><th>Resource</th><th>Key</th><th>Key unusable from</th><th>Last good use</th>\
-             <th>Finally broke</th><th>Latent window</th><th>Recovered</th><th>Status</th></tr></thead>\n<tbody>\n",
+             <th>Finally broke</th><th>Latent window</th><th>Recovered</th><th>Status</th><th>At the end</th></tr></thead>\n<tbody>\n",
         );
         for row in rows(input.summary) {
-            let status = &row[7];
+            let at_end = input.summary.resources.iter().find(|r| r.name == row[0]).map_or("", |r| r.at_end.as_str());
             let _ = write!(h, "<tr>");
             for (i, cell) in row.iter().enumerate() {
                 if i == 7 {
@@ -116,8 +116,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     let _ = write!(h, "<td{class}>{}</td>", esc(cell));
                 }
             }
-            let _ = writeln!(h, "</tr>");
-            let _ = status;
+            let _ = writeln!(h, "<td>{}</td></tr>", esc(at_end));
         }
         h.push_str("</tbody>\n</table>\n");
         let notes: Vec<String> = input
@@ -139,13 +138,18 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
     }
     h.push_str("</section>\n");
 
-    let _ = writeln!(h, "<section>\n<h2>Timeline</h2>\n<div class=\"chart\">\n{}\n</div>\n</section>", inline_svg(input.svg));
+    let _ = writeln!(
+        h,
+        "<section>\n<h2>Timeline</h2>\n<div class=\"chart\">\n{}\n</div>\n</section>",
+        inline_svg(input.svg)
+    );
 
     h.push_str("<section>\n<h2>Keys</h2>\n<ul class=\"keys\">\n");
     for k in &input.summary.keys {
         let end = k.state_at_end.map_or("deleted".to_string(), |st| st.to_string());
         let arn = &s.key(k.key).spec.arn;
-        let _ = writeln!(h, "<li><strong>{}</strong> <code>{}</code>: {} at the end", esc(&k.name), esc(arn), esc(&end));
+        let _ =
+            writeln!(h, "<li><strong>{}</strong> <code>{}</code>: {} at the end", esc(&k.name), esc(arn), esc(&end));
         h.push_str("<ul>");
         for (t, from, to, why) in &k.changes {
             let to = to.map_or("deleted".to_string(), |st| st.to_string());
@@ -181,7 +185,10 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         let d = describe(run, r);
         let (row_class, result) = match d.outcome {
             Outcome::Ok => ("", "ok".to_string()),
-            Outcome::Failed => (" class=\"failed\"", format!("<span class=\"fail\">{}</span>", esc(d.error.as_deref().unwrap_or("failed")))),
+            Outcome::Failed => (
+                " class=\"failed\"",
+                format!("<span class=\"fail\">{}</span>", esc(d.error.as_deref().unwrap_or("failed"))),
+            ),
             Outcome::Info => ("", String::new()),
         };
         let _ = writeln!(
@@ -208,7 +215,8 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
 /// The chart's SVG without its XML declaration, scalable to the page's width.
 fn inline_svg(svg: &str) -> String {
     let body = svg.trim_start();
-    let body = if body.starts_with("<?xml") { body.split_once("?>").map_or(body, |(_, b)| b.trim_start()) } else { body };
+    let body =
+        if body.starts_with("<?xml") { body.split_once("?>").map_or(body, |(_, b)| b.trim_start()) } else { body };
     match (body.find("width=\""), body.find("height=\"")) {
         (Some(_), Some(_)) if !body.contains("viewBox") => {
             let w = attr(body, "width").unwrap_or_default();

@@ -176,7 +176,9 @@ fn key_segments(run: &Run<'_>, key: KeyIdx, end: SimTime) -> Vec<Segment> {
             Obs::Kms(KmsObs::StateChanged { key: k, to, .. }) if *k == key => {
                 close(&mut out, r.at, Some(Band::Key(*to)), &mut open);
             }
-            Obs::Kms(KmsObs::KeyDeleted { key: k }) if *k == key => close(&mut out, r.at, Some(Band::KeyDeleted), &mut open),
+            Obs::Kms(KmsObs::KeyDeleted { key: k }) if *k == key => {
+                close(&mut out, r.at, Some(Band::KeyDeleted), &mut open);
+            }
             _ => {}
         }
     }
@@ -323,8 +325,12 @@ fn markers(run: &Run<'_>) -> Vec<Marker> {
                     }
                     (KmsOp::DisableKey { .. }, _) => (MarkerKind::Disabled, format!("{key} disabled")),
                     (KmsOp::EnableKey { .. }, _) => (MarkerKind::Enabled, format!("{key} enabled")),
-                    (KmsOp::ScheduleKeyDeletion { .. }, _) => (MarkerKind::DeletionScheduled, format!("{key} deletion scheduled")),
-                    (KmsOp::CancelKeyDeletion { .. }, _) => (MarkerKind::DeletionCancelled, format!("{key} deletion cancelled")),
+                    (KmsOp::ScheduleKeyDeletion { .. }, _) => {
+                        (MarkerKind::DeletionScheduled, format!("{key} deletion scheduled"))
+                    }
+                    (KmsOp::CancelKeyDeletion { .. }, _) => {
+                        (MarkerKind::DeletionCancelled, format!("{key} deletion cancelled"))
+                    }
                     _ => continue,
                 }
             }

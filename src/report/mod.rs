@@ -7,8 +7,8 @@
 //! - [`summary`]: per key and resource, what broke and when;
 //! - [`verdicts`]: the scenario's expectations, judged against the run.
 
-pub mod describe;
 pub mod chart;
+pub mod describe;
 pub mod explain;
 pub mod html;
 pub mod lanes;
@@ -29,9 +29,9 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
     let verdicts = verdicts::evaluate(run, &sum);
     let lanes = lanes::build(run, &sum);
     let start = run.scenario.start.strftime("%Y-%m-%d %H:%M UTC");
-    let subtitle =
-        format!("{file} · seed {} · {start} + {}", run.scenario.seed, run.scenario.horizon.since_start());
-    let input = chart::ChartInput { title: &run.scenario.name, subtitle: &subtitle, start: run.scenario.start, lanes: &lanes };
+    let subtitle = format!("{file} · seed {} · {start} + {}", run.scenario.seed, run.scenario.horizon.since_start());
+    let input =
+        chart::ChartInput { title: &run.scenario.name, subtitle: &subtitle, start: run.scenario.start, lanes: &lanes };
     let svg = chart::svg(&input);
     let png = chart::png(&input);
     let html = html::render(run, &html::HtmlInput { file, summary: &sum, verdicts: &verdicts, svg: &svg });

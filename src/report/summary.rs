@@ -411,7 +411,9 @@ pub fn render(summary: &Summary) -> String {
 #[must_use]
 pub fn markdown(summary: &Summary, title: &str) -> String {
     let mut out = format!("### {title}\n\n");
-    out.push_str("| Resource | Key | Key unusable from | Last good use | Finally broke | Latent window | Recovered | Status |\n");
+    out.push_str(
+        "| Resource | Key | Key unusable from | Last good use | Finally broke | Latent window | Recovered | Status |\n",
+    );
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     for row in rows(summary) {
         let _ = writeln!(out, "| {} |", row.map(|c| c.replace('|', "\\|")).join(" | "));

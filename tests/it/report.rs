@@ -29,7 +29,10 @@ fn story() -> String {
 fn svg_texts(svg: &str) -> Vec<String> {
     let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
-    doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text().map(|t| t.trim().to_string())).collect()
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
 }
 
 #[test]
@@ -70,10 +73,12 @@ fn the_png_has_the_svg_size_is_not_blank_and_has_text_in_the_label_column() {
     let share = non_white as f64 / f64::from(w * h);
     assert!(share > 0.05, "the chart is almost blank: {share}");
     // The label column (x < 190) holds the lane names in dark text.
-    let dark_labels = rgb.enumerate_pixels().filter(|(x, y, p)| *x < 190 && *y > 80 && p.0.iter().all(|c| *c < 100)).count();
+    let dark_labels =
+        rgb.enumerate_pixels().filter(|(x, y, p)| *x < 190 && *y > 80 && p.0.iter().all(|c| *c < 100)).count();
     assert!(dark_labels > 100, "no text in the label column: {dark_labels} dark pixels");
     // The title is drawn too.
-    let dark_title = rgb.enumerate_pixels().filter(|(x, y, p)| *x < 600 && *y < 30 && p.0.iter().all(|c| *c < 100)).count();
+    let dark_title =
+        rgb.enumerate_pixels().filter(|(x, y, p)| *x < 600 && *y < 30 && p.0.iter().all(|c| *c < 100)).count();
     assert!(dark_title > 300, "no title text: {dark_title}");
 }
 
@@ -105,7 +110,9 @@ fn the_html_report_is_self_contained_and_complete() {
 fn summary_markdown_has_the_table() {
     let b = bundle_of(&story());
     let md = std::str::from_utf8(file(&b, "summary.md")).unwrap();
-    assert!(md.contains("| Resource | Key | Key unusable from | Last good use | Finally broke | Latent window | Recovered | Status |"));
+    assert!(md.contains(
+        "| Resource | Key | Key unusable from | Last good use | Finally broke | Latent window | Recovered | Status |"
+    ));
     assert!(md.contains("| vol-data | cmk | +2d | +3d Write | +4d 1h AttachVolume CustomerKeyHasBeenRevoked | 2d 1h | +6d 1h | recovered |"));
 }
 
@@ -165,7 +172,13 @@ fn run_with_report_writes_five_files_and_nothing_else() {
     names.sort();
     assert_eq!(names, ["report.html", "summary.md", "timeline.png", "timeline.svg", "trace.jsonl"]);
     let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
-        .args(["run", scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(), "--quiet", "--report", "/proc/kmsim"])
+        .args([
+            "run",
+            scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(),
+            "--quiet",
+            "--report",
+            "/proc/kmsim",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));

@@ -10,8 +10,10 @@ use kmsim::scenario::{self, Overrides};
 
 use super::golden::{check_or_bless, check_or_bless_bytes};
 
-const HEADLINES: [(&str, &str); 2] =
-    [("scenarios/ebs/ebs-story.ron", "reports/ebs-story"), ("scenarios/import/expiry-valid-to.ron", "reports/expiry-valid-to")];
+const HEADLINES: [(&str, &str); 2] = [
+    ("scenarios/ebs/ebs-story.ron", "reports/ebs-story"),
+    ("scenarios/import/expiry-valid-to.ron", "reports/expiry-valid-to"),
+];
 
 #[test]
 fn the_headline_reports_are_current() {
