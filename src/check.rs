@@ -32,7 +32,7 @@ impl FileResult {
 
 /// Parses, runs and checks one scenario's text. `file` names it in messages.
 #[must_use]
-pub fn check_text(file: &str, text: &str, overrides: Overrides, options: RunOptions) -> FileResult {
+pub fn check_text(file: &str, text: &str, overrides: Overrides, options: &RunOptions) -> FileResult {
     let s = match scenario::parse(file, text, overrides) {
         Ok(s) => s,
         Err(ScenarioError { problems, .. }) => {
@@ -40,7 +40,7 @@ pub fn check_text(file: &str, text: &str, overrides: Overrides, options: RunOpti
             return FileResult::Invalid { errors: e.to_string().lines().map(String::from).collect() };
         }
     };
-    let r = match run(&s, options, None) {
+    let r = match run(&s, options.clone(), None) {
         Ok(r) => r,
         Err(e) => return FileResult::Invalid { errors: vec![format!("{file}: {e}")] },
     };

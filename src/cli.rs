@@ -217,11 +217,11 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_events: u64) -> Result<(), Failure> {
     let files = scenario_files(paths)?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
-    let options = RunOptions { max_events: Some(max_events) };
+    let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
         match fs::read_to_string(path) {
-            Ok(text) => check::check_text(&name, &text, Overrides::default(), options),
+            Ok(text) => check::check_text(&name, &text, Overrides::default(), &options),
             Err(e) => FileResult::Invalid { errors: vec![format!("{name}: cannot read the scenario: {e}")] },
         }
     };
@@ -327,7 +327,7 @@ fn load(common: &Common) -> Result<Scenario, Failure> {
 }
 
 fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Failure> {
-    run(scenario, RunOptions { max_events: Some(common.max_events) }, None)
+    run(scenario, RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None)
         .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
 }
 

@@ -3,15 +3,17 @@
 
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
-use crate::actors::kms::{Caller, KeyIdx, KeyRef, KeyState, Kms, KmsMsg, KmsRequest};
+use crate::actors::kms::{Caller, Grantee, KeyIdx, KeyRef, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
 use crate::scenario::{ActionKind, Scenario, VolumeOp};
 
-/// Limits a caller may put on a run.
-#[derive(Clone, Copy, Debug, Default)]
+/// Limits a caller may put on a run, and instants at which to take extra snapshots.
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub max_events: Option<u64>,
+    /// Instants (within the horizon) at which to record a [`Snapshot`] of the world.
+    pub probes: Vec<SimTime>,
 }
 
 /// The state of every key, volume and instance at one instant, after every event at it.
@@ -20,16 +22,21 @@ pub struct Snapshot {
     pub at: SimTime,
     /// `None`: not created yet, or deleted.
     pub keys: Vec<Option<KeyState>>,
+    /// The material each key holds.
+    pub materials: Vec<Option<MaterialId>>,
     /// Each volume's state and whether its plaintext data key is in host memory.
     pub volumes: Vec<(Option<VolumeState>, bool)>,
-    pub instances: Vec<Option<InstanceState>>,
+    /// Each instance's state and host.
+    pub instances: Vec<(Option<InstanceState>, u32)>,
+    /// Live grants to instances: (key, instance index).
+    pub grants: Vec<(KeyIdx, usize)>,
 }
 
 /// A finished run: every record, and the actors as the run left them.
 pub struct Run<'s> {
     pub scenario: &'s Scenario,
     pub records: Vec<Record<Obs>>,
-    /// The world at each instant a state expectation looks at, in time order.
+    /// The world at each instant a state expectation or a probe looks at, in time order.
     pub snapshots: Vec<Snapshot>,
     pub stats: RunStats,
     /// The instant the run ended: the horizon, or the last event if the queue ran dry first.
@@ -62,6 +69,7 @@ pub fn run<'s>(
     let mut sim = build(scenario);
     let mut records = Vec::new();
     let mut probes: Vec<SimTime> = scenario.expectations.iter().filter_map(|e| e.expect.probe()).collect();
+    probes.extend(options.probes.iter().copied());
     probes.sort_unstable();
     probes.dedup();
     let mut snapshots = Vec::with_capacity(probes.len());
@@ -91,7 +99,16 @@ pub fn run<'s>(
 
 fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapshot {
     let World::Kms(kms) = sim.actor(KMS_ACTOR) else { unreachable!("actor 0 is KMS") };
-    let keys = (0..scenario.keys.len()).map(|k| kms.state(KeyIdx(u32::try_from(k).expect("few keys")))).collect();
+    let key_ids = (0..scenario.keys.len()).map(|k| KeyIdx(u32::try_from(k).expect("few keys")));
+    let keys = key_ids.clone().map(|k| kms.state(k)).collect();
+    let materials = key_ids.map(|k| kms.material(k)).collect();
+    let grants = kms
+        .live_grants()
+        .filter_map(|(k, grantee, _)| match grantee {
+            Grantee::Instance(a) => Some((k, a.index() - instance_actor(0).index())),
+            Grantee::Principal(_) => None,
+        })
+        .collect();
     let volumes = (0..scenario.volumes.len())
         .map(|v| match sim.actor(volume_actor(scenario, v)) {
             World::Volume(v) => (v.state(), v.key_in_memory()),
@@ -100,11 +117,11 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
         .collect();
     let instances = (0..scenario.instances.len())
         .map(|i| match sim.actor(instance_actor(i)) {
-            World::Instance(x) => x.state(),
+            World::Instance(x) => (x.state(), x.host()),
             _ => unreachable!("instance actors follow KMS"),
         })
         .collect();
-    Snapshot { at, keys, volumes, instances }
+    Snapshot { at, keys, materials, volumes, instances, grants }
 }
 
 struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);
@@ -157,6 +174,12 @@ fn build(scenario: &Scenario) -> Simulation<World> {
 }
 
 impl Run<'_> {
+    /// The world as it was at `at`, if the run took a snapshot then.
+    #[must_use]
+    pub fn snapshot_at(&self, at: SimTime) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|s| s.at == at)
+    }
+
     /// The name of an actor: `kms`, an instance id or a volume id.
     #[must_use]
     pub fn actor_name(&self, id: ActorId) -> &str {

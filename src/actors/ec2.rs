@@ -182,6 +182,12 @@ impl Instance {
         self.state
     }
 
+    /// The host the instance runs on (changes with host maintenance).
+    #[must_use]
+    pub fn host(&self) -> u32 {
+        self.host
+    }
+
     /// Volumes attached, with whether each one's plaintext data key is in the cache.
     pub fn attachments(&self) -> impl Iterator<Item = (ActorId, bool)> + '_ {
         self.attachments.iter().map(|a| (a.volume, a.cached))

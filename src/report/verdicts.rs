@@ -67,7 +67,7 @@ fn nearest(run: &Run<'_>, described: &[Described], p: &EventPattern, t: SimTime)
 }
 
 fn snapshot_at<'r>(run: &'r Run<'_>, at: SimTime) -> &'r Snapshot {
-    run.snapshots.iter().find(|s| s.at == at).expect("the run probes every state expectation's time")
+    run.snapshot_at(at).expect("the run probes every state expectation's time")
 }
 
 fn in_window<'a>(
@@ -91,7 +91,7 @@ fn verdict(run: &Run<'_>, summary: &Summary, described: &[Described], e: &Expect
             (got != *is).then(|| format!("it is {got}"))
         }
         Expect::InstanceState { instance, at, is } => {
-            let got = snapshot_at(run, *at).instances[*instance].map_or("not launched", |s| s.as_str());
+            let got = snapshot_at(run, *at).instances[*instance].0.map_or("not launched", |s| s.as_str());
             (got != *is).then(|| format!("it is {got}"))
         }
         Expect::Cached { volume, at, is } => {

@@ -28,7 +28,7 @@ fn every_bundled_scenario_meets_its_expectations() {
     for path in all_scenarios() {
         let name = rel(&path);
         let text = std::fs::read_to_string(&path).unwrap();
-        match check_text(&name, &text, Overrides::default(), RunOptions::default()) {
+        match check_text(&name, &text, Overrides::default(), &RunOptions::default()) {
             FileResult::Passed { verdicts } if !verdicts.is_empty() => {}
             FileResult::Passed { .. } => failures.push(format!("{name}: has no expectations")),
             FileResult::Failed { verdicts } => {
@@ -79,7 +79,7 @@ fn every_bundled_scenario_matches_its_golden_trace() {
 
 fn fixture(rel_path: &str) -> FileResult {
     let text = std::fs::read_to_string(root().join(rel_path)).unwrap();
-    check_text(rel_path, &text, Overrides::default(), RunOptions::default())
+    check_text(rel_path, &text, Overrides::default(), &RunOptions::default())
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn every_bundled_scenario_parses_and_runs_to_its_horizon() {
         let s = kmsim::scenario::parse(&path.display().to_string(), &text, Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(text.trim_start().starts_with("//"), "{}: starts with a comment naming the behaviour", path.display());
-        let r = run(&s, RunOptions { max_events: Some(1_000_000) }, None).unwrap();
+        let r = run(&s, RunOptions { max_events: Some(1_000_000), ..RunOptions::default() }, None).unwrap();
         assert_eq!(r.end, s.horizon);
         assert!(!r.records.is_empty());
     }
@@ -203,7 +203,7 @@ fn the_complete_example_meets_every_kind_of_expectation() {
     let start = doc.find("```ron\n").expect("a ron block") + "```ron\n".len();
     let end = start + doc[start..].find("```").unwrap();
     let result =
-        kmsim::check::check_text("scenarios/README.md", &doc[start..end], Default::default(), RunOptions::default());
+        kmsim::check::check_text("scenarios/README.md", &doc[start..end], Default::default(), &RunOptions::default());
     let kmsim::check::FileResult::Passed { verdicts } = result else { panic!("{result:#?}") };
     assert_eq!(verdicts.len(), 11);
 }

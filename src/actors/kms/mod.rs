@@ -331,6 +331,17 @@ impl Kms {
         self.keys[key.0 as usize].state
     }
 
+    /// The material a key holds now, if any.
+    #[must_use]
+    pub fn material(&self, key: KeyIdx) -> Option<MaterialId> {
+        self.keys[key.0 as usize].material
+    }
+
+    /// Live grants: key, grantee and the `aws:ebs:id` constraint, in creation order.
+    pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<&Arc<str>>)> {
+        self.grants.iter().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context.as_ref()))
+    }
+
     pub fn handle(&mut self, msg: KmsMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
             KmsMsg::CreateKey(key) => self.on_create_key(key, ctx),
