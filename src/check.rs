@@ -40,7 +40,7 @@ pub fn check_text(file: &str, text: &str, overrides: Overrides, options: &RunOpt
             return FileResult::Invalid { errors: e.to_string().lines().map(String::from).collect() };
         }
     };
-    let r = match run(&s, options.clone(), None) {
+    let r = match run(&s, options, None) {
         Ok(r) => r,
         Err(e) => return FileResult::Invalid { errors: vec![format!("{file}: {e}")] },
     };

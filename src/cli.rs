@@ -52,6 +52,31 @@ enum Command {
         #[arg(value_name = "SEQ")]
         seq: Vec<u64>,
     },
+    /// What depends on a key, and how each dependent stands: unaffected, latent or broken.
+    ///
+    /// With --delete-material-at, adds that deletion to the scenario first (what if?), and looks
+    /// at that instant unless --at says otherwise. Latent resources are listed with the time the
+    /// scenario breaks them (their next detach, stop or restart).
+    Impact {
+        #[command(flatten)]
+        common: Common,
+        /// The key: its id in the scenario, an alias, or its ARN.
+        #[arg(long)]
+        key: String,
+        /// The instant to look at: an offset ("2d 4h") or an RFC 3339 instant. Default: the end
+        /// of the run, or the deletion added by --delete-material-at.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Add DeleteImportedKeyMaterial for the key at this time before running.
+        #[arg(long, value_name = "TIME")]
+        delete_material_at: Option<String>,
+        /// `text` for people, `json` for machines.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also write the dependency graph in Graphviz DOT, nodes coloured by standing.
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+    },
     /// Run scenarios and check their expectations: the regression suite.
     ///
     /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
@@ -179,7 +204,70 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
+        Command::Impact { common, key, at, delete_material_at, format, dot } => {
+            impact_command(&common, &key, at.as_deref(), delete_material_at.as_deref(), format, dot.as_deref())
+        }
     }
+}
+
+fn impact_command(
+    common: &Common,
+    key: &str,
+    at: Option<&str>,
+    delete_at: Option<&str>,
+    format: Format,
+    dot_file: Option<&Path>,
+) -> Result<(), Failure> {
+    use crate::actors::kms::{KeyRef, KmsOp};
+    use crate::scenario::{Action, ActionKind, ActionSource, parse_time};
+    let mut scenario = load(common)?;
+    let k = scenario
+        .keys
+        .iter()
+        .position(|d| {
+            d.name == key || d.spec.arn == key || d.spec.key_id == key || d.spec.aliases.iter().any(|a| &**a == key)
+        })
+        .ok_or_else(|| {
+            let known: Vec<&str> = scenario.keys.iter().map(|d| d.name.as_str()).collect();
+            Failure::Input(format!("--key {key:?}: no such key in the scenario (keys: {})", known.join(", ")))
+        })?;
+    let key_idx = crate::actors::kms::KeyIdx(u32::try_from(k).expect("few keys"));
+    let time = |flag: &str, s: &str| -> Result<crate::engine::SimTime, Failure> {
+        let t = parse_time(s, scenario.start).map_err(|e| Failure::Input(format!("{flag}: {e}")))?;
+        if t > scenario.horizon {
+            return Err(Failure::Input(format!(
+                "{flag} {s:?} is after the horizon ({})",
+                scenario.horizon.since_start()
+            )));
+        }
+        Ok(t)
+    };
+    let delete_at = delete_at.map(|s| time("--delete-material-at", s)).transpose()?;
+    let at = match (at.map(|s| time("--at", s)).transpose()?, delete_at) {
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => scenario.horizon,
+    };
+    if let Some(t) = delete_at {
+        scenario.actions.push(Action {
+            at: t,
+            what: ActionKind::Kms(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key_idx) }),
+            source: ActionSource::Declared { path: "--delete-material-at".into() },
+        });
+    }
+    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at] };
+    let run = run(&scenario, &options, None).map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
+    let impact = crate::impact::analyze(&run, key_idx, at);
+    if let Some(path) = dot_file {
+        let snap = run.snapshot_at(at).cloned().unwrap_or_else(|| run.final_snapshot());
+        let g = crate::impact::graph(&run, &snap);
+        let text = crate::impact::dot(&g, &impact);
+        write_atomically(path, |out| out.write_all(text.as_bytes()))?;
+    }
+    let text = match format {
+        Format::Text => crate::impact::render(&impact, &run),
+        Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
+    };
+    io::stdout().write_all(text.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
 }
 
 /// Every `.ron` file at or under the given paths, sorted, without duplicates.
@@ -327,7 +415,7 @@ fn load(common: &Common) -> Result<Scenario, Failure> {
 }
 
 fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Failure> {
-    run(scenario, RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None)
+    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None)
         .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
 }
 

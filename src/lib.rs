@@ -22,7 +22,7 @@
 //!     ],
 //! )"#;
 //! let scenario = kmsim::scenario::parse("doc.ron", text, Default::default()).unwrap();
-//! let run = kmsim::run::run(&scenario, Default::default(), None).unwrap();
+//! let run = kmsim::run::run(&scenario, &Default::default(), None).unwrap();
 //! let summary = kmsim::report::summary::summarize(&run);
 //! let vol = &summary.resources[0];
 //! assert_eq!(vol.breaks[0].broke_at.to_string(), "+2d 1h");
@@ -35,6 +35,7 @@ pub mod actors;
 pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod impact;
 pub mod report;
 pub mod run;
 pub mod scenario;

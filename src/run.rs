@@ -63,7 +63,7 @@ pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
 /// given, as they are made (a streaming trace, for instance).
 pub fn run<'s>(
     scenario: &'s Scenario,
-    options: RunOptions,
+    options: &RunOptions,
     mut extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Run<'s>, EngineError> {
     let mut sim = build(scenario);
@@ -174,6 +174,18 @@ fn build(scenario: &Scenario) -> Simulation<World> {
 }
 
 impl Run<'_> {
+    /// The material the data key of the `v`-th volume was encrypted with (fixed once created).
+    #[must_use]
+    pub fn data_key_material(&self, v: usize) -> Option<MaterialId> {
+        self.volume(v).data_key_material()
+    }
+
+    /// The world as the run left it, at its end.
+    #[must_use]
+    pub fn final_snapshot(&self) -> Snapshot {
+        snapshot(&self.sim, self.scenario, self.end)
+    }
+
     /// The world as it was at `at`, if the run took a snapshot then.
     #[must_use]
     pub fn snapshot_at(&self, at: SimTime) -> Option<&Snapshot> {

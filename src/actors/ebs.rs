@@ -222,6 +222,12 @@ impl Volume {
         self.state
     }
 
+    /// The key material the volume's data key was encrypted with, once the volume exists.
+    #[must_use]
+    pub fn data_key_material(&self) -> Option<super::kms::MaterialId> {
+        self.data_key.as_ref().and_then(|c| c.material)
+    }
+
     /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).
     #[must_use]
     pub fn key_in_memory(&self) -> bool {

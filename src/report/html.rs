@@ -45,6 +45,8 @@ tr.failed td { background: #fff1f0; }
 .st-unaffected { background: #e8f5e9; color: #1b5e20; } .st-recovered { background: #e3f2fd; color: #0d47a1; }
 .st-latent { background: #fff8e1; color: #e65100; } .st-blocked { background: #fce4ec; color: #880e4f; }
 .st-broken { background: #ffebee; color: #b71c1c; }
+.sd-unaffected { background: #e8f5e9; color: #1b5e20; } .sd-latent { background: #fff8e1; color: #e65100; }
+.sd-broken { background: #ffebee; color: #b71c1c; }
 .ok { color: #1b5e20; font-weight: 600; } .fail { color: #b71c1c; font-weight: 600; }
 .chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; }
 .chart svg { width: 100%; height: auto; display: block; }
@@ -67,6 +69,8 @@ pub struct HtmlInput<'a> {
     pub verdicts: &'a [Verdict],
     /// The timeline chart as SVG.
     pub svg: &'a str,
+    /// Each key's blast radius at the end of the run.
+    pub impacts: &'a [crate::impact::Impact],
 }
 
 /// The report as one HTML document.
@@ -137,6 +141,29 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         }
     }
     h.push_str("</section>\n");
+
+    if input.impacts.iter().any(|i| !i.dependents.is_empty()) {
+        let _ = writeln!(h, "<section>\n<h2>Blast radius at the end ({})</h2>", run.end);
+        h.push_str(
+            "<table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
+        );
+        for i in input.impacts {
+            for d in &i.dependents {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{0} ({1})</td><td>{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td>{4}</td><td>{5}</td><td>{6}</td></tr>",
+                    esc(&i.key),
+                    esc(&i.key_state),
+                    esc(&d.name),
+                    esc(d.standing.as_str()),
+                    esc(&d.state),
+                    esc(&crate::impact::when_words(d)),
+                    esc(&d.via)
+                );
+            }
+        }
+        h.push_str("</tbody>\n</table>\n</section>\n");
+    }
 
     let _ = writeln!(
         h,

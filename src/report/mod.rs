@@ -34,7 +34,9 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
         chart::ChartInput { title: &run.scenario.name, subtitle: &subtitle, start: run.scenario.start, lanes: &lanes };
     let svg = chart::svg(&input);
     let png = chart::png(&input);
-    let html = html::render(run, &html::HtmlInput { file, summary: &sum, verdicts: &verdicts, svg: &svg });
+    let impacts = crate::impact::at_end(run, &sum);
+    let html =
+        html::render(run, &html::HtmlInput { file, summary: &sum, verdicts: &verdicts, svg: &svg, impacts: &impacts });
     let md = summary::markdown(&sum, &run.scenario.name);
     let mut jsonl = Vec::new();
     trace::write_all(run, &mut jsonl).expect("writing to memory cannot fail");
@@ -65,6 +67,8 @@ pub fn run_text(run: &Run<'_>, file: &str) -> String {
     out.push('\n');
     let sum = summary::summarize(run);
     out.push_str(&summary::render(&sum));
+    let _ = writeln!(out, "\nBlast radius at the end ({})", run.end);
+    out.push_str(&crate::impact::render_compact(&crate::impact::at_end(run, &sum)));
     let verdicts = verdicts::evaluate(run, &sum);
     if !verdicts.is_empty() {
         let held = verdicts.iter().filter(|v| v.held).count();

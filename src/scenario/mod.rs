@@ -20,7 +20,7 @@ use crate::actors::kms::{KeyIdx, KeySpec, KmsOp, KmsParams};
 use crate::actors::latency::Latency;
 use crate::engine::{SimDuration, SimTime};
 
-pub use timefmt::{format_instant, parse_duration};
+pub use timefmt::{format_instant, parse_duration, parse_time};
 
 /// The scenario format version this build reads.
 pub const VERSION: u32 = 1;

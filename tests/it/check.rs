@@ -56,7 +56,7 @@ fn every_bundled_scenario_matches_its_golden_trace() {
         let name = rel(&path);
         let text = std::fs::read_to_string(&path).unwrap();
         let s = scenario::parse(&name, &text, Overrides::default()).unwrap();
-        let r = run(&s, RunOptions::default(), None).unwrap();
+        let r = run(&s, &RunOptions::default(), None).unwrap();
         let golden = format!("tests/golden/{}", name.trim_start_matches("scenarios/").replace(".ron", ".txt"));
         check_or_bless(&golden, &report::run_text(&r, &name));
         expected_goldens.push(root().join(&golden));

@@ -10,7 +10,7 @@ use super::all_scenarios;
 
 fn trace_bytes(text: &str, overrides: Overrides) -> Vec<u8> {
     let s = scenario::parse("s", text, overrides).unwrap();
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     let mut out = Vec::new();
     trace::write_all(&r, &mut out).unwrap();
     out.extend_from_slice(report::timeline(&r).as_bytes());
@@ -49,9 +49,9 @@ fn an_extra_sink_sees_every_record_and_changes_nothing() {
     for path in all_scenarios() {
         let text = std::fs::read_to_string(&path).unwrap();
         let s = scenario::parse("s", &text, Overrides::default()).unwrap();
-        let plain = run(&s, RunOptions::default(), None).unwrap();
+        let plain = run(&s, &RunOptions::default(), None).unwrap();
         let mut counter = Counter(0);
-        let observed = run(&s, RunOptions::default(), Some(&mut counter)).unwrap();
+        let observed = run(&s, &RunOptions::default(), Some(&mut counter)).unwrap();
         assert_eq!(plain.records, observed.records, "{}", path.display());
         assert_eq!(counter.0, plain.records.len());
     }

@@ -67,7 +67,7 @@ fn invariants_hold_across_seeds() {
     for seed in 0..40 {
         let s = scenario::parse("swarm", &text, Overrides { seed: Some(seed), ..Overrides::default() })
             .unwrap_or_else(|e| panic!("{e}"));
-        let r = run(&s, RunOptions::default(), None).unwrap();
+        let r = run(&s, &RunOptions::default(), None).unwrap();
 
         // Links point backwards: every cause and reason is an earlier record.
         for rec in &r.records {

@@ -1,6 +1,7 @@
 //! One integration-test binary. Modules:
 //! - `scenarios`: every bundled scenario runs, and its key outcomes are the documented ones;
 //! - `determinism`: same scenario and seed give byte-identical traces; sinks do not change runs;
+//! - `impact`: the dependency graph, blast radius, what-if and DOT;
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
 //! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
@@ -12,6 +13,7 @@ mod check;
 mod cli;
 mod determinism;
 mod golden;
+mod impact;
 mod invariants;
 mod report;
 mod reports;

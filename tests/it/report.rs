@@ -13,7 +13,7 @@ use super::scenarios_dir;
 
 fn bundle_of(text: &str) -> Vec<(&'static str, Vec<u8>)> {
     let s = scenario::parse("s.ron", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     report::bundle(&r, "s.ron")
 }
 
@@ -148,7 +148,7 @@ fn beyond_sixty_resources_the_chart_aggregates() {
     assert!(!texts.iter().any(|t| t == "vol-05"), "no per-volume lanes in the aggregate view");
     // At 12h 30m every volume is latent; by 1d 9h every one is detached with its key unusable.
     let s = scenario::parse("s", &text, Overrides::default()).unwrap();
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     let sum = report::summary::summarize(&r);
     let lanes = report::lanes::build(&r, &sum);
     let series = report::chart::aggregate(&lanes);

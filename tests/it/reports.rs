@@ -21,7 +21,7 @@ fn the_headline_reports_are_current() {
     for (file, dir) in HEADLINES {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         let s = scenario::parse(file, &text, Overrides::default()).unwrap();
-        let r = run(&s, RunOptions::default(), None).unwrap();
+        let r = run(&s, &RunOptions::default(), None).unwrap();
         check_or_bless(&format!("{dir}/run.txt"), &report::run_text(&r, file));
         for (name, bytes) in report::bundle(&r, file) {
             let rel = format!("{dir}/{name}");

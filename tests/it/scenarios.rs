@@ -43,7 +43,7 @@ fn every_bundled_scenario_parses_and_runs_to_its_horizon() {
         let s = kmsim::scenario::parse(&path.display().to_string(), &text, Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(text.trim_start().starts_with("//"), "{}: starts with a comment naming the behaviour", path.display());
-        let r = run(&s, RunOptions { max_events: Some(1_000_000), ..RunOptions::default() }, None).unwrap();
+        let r = run(&s, &RunOptions { max_events: Some(1_000_000), ..RunOptions::default() }, None).unwrap();
         assert_eq!(r.end, s.horizon);
         assert!(!r.records.is_empty());
     }
@@ -52,7 +52,7 @@ fn every_bundled_scenario_parses_and_runs_to_its_horizon() {
 #[test]
 fn ebs_story_volume_outlives_deleted_material_until_the_next_attach() {
     let s = load("ebs/ebs-story.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     // Writes before and after the deletion at 2d both succeed: the data key is in memory.
     assert_eq!(ok(&r, "vol-data", "Write"), [D, 3 * D, 7 * D]);
     // The reattach at 4d 1h fails with EC2's error, because KMS refused the Decrypt.
@@ -74,7 +74,7 @@ fn ebs_story_volume_outlives_deleted_material_until_the_next_attach() {
 #[test]
 fn expiry_is_a_service_event_and_breaks_the_next_start() {
     let s = load("import/expiry-valid-to.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     let expired: Vec<_> = r
         .records
         .iter()
@@ -101,7 +101,7 @@ fn expiry_is_a_service_event_and_breaks_the_next_start() {
 #[test]
 fn reimporting_a_different_material_is_refused() {
     let s = load("import/reimport-different-material.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(failed(&r, "cmk", "ImportKeyMaterial"), [(2 * D, Some("IncorrectKeyMaterialException".into()))]);
     assert_eq!(failed(&r, "vol-db", "AttachVolume").len(), 1);
     assert_eq!(ok(&r, "vol-db", "AttachVolume"), [10 * 60_000, 4 * D + H]);
@@ -111,7 +111,7 @@ fn reimporting_a_different_material_is_refused() {
 #[test]
 fn import_tokens_expire_after_24_hours_and_belong_to_their_key() {
     let s = load("import/import-token-expiry.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(failed(&r, "cmk-a", "ImportKeyMaterial"), [(25 * H, Some("ExpiredImportTokenException".into()))]);
     assert_eq!(failed(&r, "cmk-b", "ImportKeyMaterial"), [(2 * D + H, Some("InvalidImportTokenException".into()))]);
     assert_eq!(failed(&r, "vol-a", "CreateVolume"), [(26 * H, Some("KMSInvalidStateException".into()))]);
@@ -122,7 +122,7 @@ fn import_tokens_expire_after_24_hours_and_belong_to_their_key() {
 #[test]
 fn disable_and_material_deletion_differ_in_error_and_way_back() {
     let s = load("lifecycle/disable-vs-delete-material.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(ok(&r, "vol-a", "Write"), [D + 12 * H]);
     assert_eq!(ok(&r, "vol-b", "Write"), [D + 12 * H]);
     assert_eq!(failed(&r, "cmk-disabled", "Decrypt"), [(2 * D + H, Some("DisabledException".into()))]);
@@ -138,7 +138,7 @@ fn disable_and_material_deletion_differ_in_error_and_way_back() {
 #[test]
 fn scheduled_deletion_makes_the_volume_permanently_unrecoverable() {
     let s = load("lifecycle/scheduled-deletion-irreversible.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     let deleted: Vec<_> = r
         .records
         .iter()
@@ -157,7 +157,7 @@ fn scheduled_deletion_makes_the_volume_permanently_unrecoverable() {
 #[test]
 fn reboot_keeps_keys_while_stop_start_and_host_maintenance_break() {
     let s = load("ec2/stop-start-vs-reboot.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(ok(&r, "vol-reboot", "Write"), [2 * D + 6 * H]);
     assert_eq!(failed(&r, "vol-stop", "Write"), [(2 * D + 6 * H, Some("NoDataKey".into()))]);
     assert_eq!(failed(&r, "i-stop", "InstanceStateChanged").len(), 1);
@@ -171,7 +171,7 @@ fn reboot_keeps_keys_while_stop_start_and_host_maintenance_break() {
 #[test]
 fn latency_lets_a_deletion_land_between_grant_and_decrypt() {
     let s = load("races/deletion-between-attach-and-decrypt.ron");
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(ok(&r, "cmk", "CreateGrant"), [D + 400]);
     assert_eq!(failed(&r, "cmk", "Decrypt"), [(D + 800, Some("KMSInvalidStateException".into()))]);
     assert_eq!(failed(&r, "vol-batch", "AttachVolume"), [(D + 800, Some("CustomerKeyHasBeenRevoked".into()))]);
@@ -184,7 +184,7 @@ fn the_complete_example_in_the_format_documentation_is_valid_and_runs() {
     let end = start + doc[start..].find("```").unwrap();
     let s = kmsim::scenario::parse("scenarios/README.md", &doc[start..end], Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let r = run(&s, RunOptions::default(), None).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
     assert_eq!(failed(&r, "vol-data", "AttachVolume").len(), 1, "the attach at 4d 1h fails");
     assert_eq!(ok(&r, "cmk", "RevokeGrant"), [6 * D], "a volume id names EC2's grant");
     assert_eq!(ok(&r, "cmk", "CancelKeyDeletion"), [11 * D]);

@@ -84,7 +84,9 @@ pub enum Grantee {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ciphertext {
     pub key: KeyIdx,
-    pub material: MaterialId,
+    /// The imported material it was made with; `None` for the material KMS generated for an
+    /// `AWS_KMS` key.
+    pub material: Option<MaterialId>,
     pub serial: u64,
     /// The `aws:ebs:id` value of the encryption context, if any.
     pub context: Option<Arc<str>>,
@@ -653,7 +655,7 @@ impl Kms {
         }
         // With one material per key, an Enabled key always holds the material its ciphertexts
         // were made with; D13's delay may show Enabled a moment after the material is gone.
-        if k.material.is_some_and(|m| m != blob.material) {
+        if k.material.is_some_and(|m| Some(m) != blob.material) {
             return Err(KmsError::new(KmsException::IncorrectKey, "The ciphertext was made with other key material."));
         }
         Ok(KmsOutput::Decrypted { key: blob.key })
@@ -667,7 +669,7 @@ impl Kms {
     }
 
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
-        let material = self.keys[key.0 as usize].material.unwrap_or(MaterialId(u32::MAX));
+        let material = self.keys[key.0 as usize].material;
         let c = Ciphertext { key, material, serial: self.next_serial, context };
         self.next_serial += 1;
         if let Some(name) = name {

@@ -1,0 +1,433 @@
+//! Blast radius: what depends on a key at an instant, how, and how each dependent stands.
+//!
+//! From a [`Snapshot`] the module builds a dependency graph with petgraph: keys, their key
+//! material, the encrypted data keys made under it, the volumes they protect, the instances the
+//! volumes are attached to and the hosts whose memory caches the plaintext keys, plus the grants
+//! keys give instances. Edges point from what is depended on to what depends on it. A walk from
+//! one key finds its dependents, and the run (which knows the future of the scenario) says when
+//! each latent one breaks.
+//!
+//! ```text
+//!   key ──material-of──> material ──encrypts──> data key ──protects──> volume ──attached-to──> instance ──runs-on──> host
+//!    └──────────────────────────granted-to──────────────────────────────────────────────────────┘       volume ──cached-in──> host
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use petgraph::Direction;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{Bfs, EdgeRef};
+use serde::Serialize;
+
+use crate::actors::ebs::VolumeState;
+use crate::actors::ec2::InstanceState;
+use crate::actors::kms::{KeyIdx, KeyState};
+use crate::engine::SimTime;
+use crate::report::summary::{Summary, summarize};
+use crate::run::{Run, Snapshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Key,
+    Material,
+    DataKey,
+    Volume,
+    Instance,
+    Host,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeKind {
+    MaterialOf,
+    Encrypts,
+    Protects,
+    AttachedTo,
+    CachedIn,
+    RunsOn,
+    GrantedTo,
+}
+
+impl EdgeKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::MaterialOf => "material-of",
+            EdgeKind::Encrypts => "encrypts",
+            EdgeKind::Protects => "protects",
+            EdgeKind::AttachedTo => "attached-to",
+            EdgeKind::CachedIn => "cached-in",
+            EdgeKind::RunsOn => "runs-on",
+            EdgeKind::GrantedTo => "granted-to",
+        }
+    }
+}
+
+/// The dependency graph of a whole scenario at one instant.
+pub struct Graph {
+    pub graph: StableDiGraph<Node, EdgeKind>,
+    keys: Vec<NodeIndex>,
+    volumes: Vec<Option<NodeIndex>>,
+    instances: Vec<NodeIndex>,
+}
+
+/// Builds the graph of the world in `snap`.
+#[must_use]
+pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
+    let s = run.scenario;
+    let mut g = StableDiGraph::new();
+    let add = |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String| g.add_node(Node { kind, name });
+    let keys: Vec<NodeIndex> = s.keys.iter().map(|k| add(&mut g, NodeKind::Key, k.name.clone())).collect();
+    // Materials a key holds now, or that its volumes' data keys were made with.
+    let mut materials: BTreeMap<(usize, String), NodeIndex> = BTreeMap::new();
+    for (k, m) in snap.materials.iter().enumerate() {
+        if let Some(m) = m {
+            let name = s.materials[m.0 as usize].clone();
+            let n = add(&mut g, NodeKind::Material, format!("{}/{name}", s.keys[k].name));
+            g.add_edge(keys[k], n, EdgeKind::MaterialOf);
+            materials.insert((k, name), n);
+        }
+    }
+    let mut instances = Vec::new();
+    let mut hosts = Vec::new();
+    for (i, name) in s.instances.iter().enumerate() {
+        let n = add(&mut g, NodeKind::Instance, name.to_string());
+        let (state, host) = snap.instances[i];
+        let h = add(&mut g, NodeKind::Host, format!("host {host} of {name}"));
+        if state.is_some_and(|st| st != InstanceState::Terminated) {
+            g.add_edge(n, h, EdgeKind::RunsOn);
+        }
+        instances.push(n);
+        hosts.push(h);
+    }
+    let mut volumes = Vec::new();
+    for (v, decl) in s.volumes.iter().enumerate() {
+        let (state, cached) = snap.volumes[v];
+        let Some(state) = state else {
+            volumes.push(None);
+            continue;
+        };
+        let k = decl.key.0 as usize;
+        let vol = add(&mut g, NodeKind::Volume, decl.name.to_string());
+        let dk = add(&mut g, NodeKind::DataKey, format!("data key of {}", decl.name));
+        // The data key is encrypted under the key's material; without material now, under the key.
+        let parent = run
+            .data_key_material(v)
+            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
+            .unwrap_or(keys[k]);
+        g.add_edge(parent, dk, EdgeKind::Encrypts);
+        g.add_edge(dk, vol, EdgeKind::Protects);
+        if let VolumeState::InUse(a) | VolumeState::Attaching(a) = state {
+            let i = a.index() - crate::run::instance_actor(0).index();
+            g.add_edge(vol, instances[i], EdgeKind::AttachedTo);
+            if cached {
+                g.add_edge(vol, hosts[i], EdgeKind::CachedIn);
+            }
+        }
+        volumes.push(Some(vol));
+    }
+    for &(k, i) in &snap.grants {
+        if !g.edges_connecting(keys[k.0 as usize], instances[i]).any(|e| *e.weight() == EdgeKind::GrantedTo) {
+            g.add_edge(keys[k.0 as usize], instances[i], EdgeKind::GrantedTo);
+        }
+    }
+    Graph { graph: g, keys, volumes, instances }
+}
+
+/// How a dependent stands at the instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Already failing, or certain to fail on its next use: it holds no plaintext key.
+    Broken,
+    /// Still working on a plaintext data key cached in host memory.
+    Latent,
+    /// Its key is usable.
+    Unaffected,
+}
+
+impl Standing {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Broken => "broken",
+            Standing::Latent => "latent",
+            Standing::Unaffected => "unaffected",
+        }
+    }
+}
+
+/// One resource that depends on the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Dependent {
+    pub name: String,
+    pub kind: NodeKind,
+    /// How it depends on the key: the path through the graph, in words.
+    pub via: String,
+    /// Its state at the instant.
+    pub state: String,
+    pub standing: Standing,
+    /// Latent: when it breaks later in the scenario (its next detach, stop or restart), if it
+    /// does before the horizon. Broken: since when.
+    #[serde(serialize_with = "ser_time")]
+    pub when: Option<SimTime>,
+    /// The operation that fails then, for latent ones.
+    pub how: Option<String>,
+}
+
+#[allow(clippy::ref_option)] // serde's serialize_with passes a reference
+fn ser_time<S: serde::Serializer>(t: &Option<SimTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&t.as_ms()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The blast radius of one key at one instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    pub key: String,
+    pub arn: String,
+    #[serde(serialize_with = "ser_at")]
+    pub at: SimTime,
+    /// The key's state at the instant (`deleted` once deleted).
+    pub key_state: String,
+    /// Broken first, then latent, then unaffected; by time within each.
+    pub dependents: Vec<Dependent>,
+}
+
+fn ser_at<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(t.as_ms())
+}
+
+/// The dependents of `key` in `g` (volumes and instances, in graph order).
+#[must_use]
+pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
+    let mut out = Vec::new();
+    let mut bfs = Bfs::new(&g.graph, g.keys[key.0 as usize]);
+    while let Some(n) = bfs.next(&g.graph) {
+        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Analyses `key` at `at`, which must be an instant the run took a snapshot at (or its end).
+#[must_use]
+pub fn analyze(run: &Run<'_>, key: KeyIdx, at: SimTime) -> Impact {
+    let summary = summarize(run);
+    let snap = if at == run.end { run.final_snapshot() } else { run.snapshot_at(at).expect("probed").clone() };
+    let g = graph(run, &snap);
+    analyze_graph(run, &summary, &snap, &g, key, at)
+}
+
+/// [`analyze`] on a graph already built (for repeated queries on one instant).
+#[must_use]
+pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Graph, key: KeyIdx, at: SimTime) -> Impact {
+    let s = run.scenario;
+    let k = key.0 as usize;
+    let key_name = &s.keys[k].name;
+    let usable = snap.keys[k] == Some(KeyState::Enabled);
+    let material = snap.materials[k].map(|m| s.materials[m.0 as usize].clone());
+    let mut dependents = Vec::new();
+    for n in dependents_of(g, key) {
+        let node = &g.graph[n];
+        let resource = summary.resources.iter().find(|r| r.name == node.name);
+        let after = resource.and_then(|r| r.breaks.iter().find(|b| b.broke_at > at));
+        let before = resource
+            .and_then(|r| r.breaks.iter().rev().find(|b| b.broke_at <= at && b.recovered_at.is_none_or(|t| t > at)));
+        let loss = summary.keys[k].losses.iter().rev().find(|l| l.at <= at).map(|l| l.at);
+        let (standing, state, via) = match node.kind {
+            NodeKind::Volume => {
+                let v = g.volumes.iter().position(|x| *x == Some(n)).expect("volume node");
+                let (st, cached) = snap.volumes[v];
+                let state = match st {
+                    Some(VolumeState::InUse(a)) => {
+                        let mem = if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
+                        format!("in-use on {}, {mem}", run.actor_name(a))
+                    }
+                    Some(other) => other.as_str().to_string(),
+                    None => "not created".to_string(),
+                };
+                let via = match &material {
+                    Some(m) => format!("data key encrypted under {key_name} (material {m})"),
+                    None => format!("data key encrypted under {key_name} (its material is gone)"),
+                };
+                let standing = match (usable, cached) {
+                    (true, _) => Standing::Unaffected,
+                    (false, true) => Standing::Latent,
+                    (false, false) => Standing::Broken,
+                };
+                (standing, state, via)
+            }
+            _ => {
+                let i = g.instances.iter().position(|x| *x == n).expect("instance node");
+                let (st, _) = snap.instances[i];
+                let mut mine: Vec<String> = g
+                    .graph
+                    .edges_directed(n, Direction::Incoming)
+                    .filter(|e| *e.weight() == EdgeKind::AttachedTo)
+                    .map(|e| g.graph[e.source()].name.clone())
+                    .collect();
+                mine.sort();
+                let via = if mine.is_empty() {
+                    format!("a grant on {key_name}")
+                } else {
+                    format!("attached {} (data keys under {key_name})", mine.join(", "))
+                };
+                let running = st == Some(InstanceState::Running);
+                let standing = match (usable || mine.is_empty(), running) {
+                    (true, _) => Standing::Unaffected,
+                    (false, true) => Standing::Latent,
+                    (false, false) => Standing::Broken,
+                };
+                (standing, st.map_or("not launched", InstanceState::as_str).to_string(), via)
+            }
+        };
+        let (when, how) = match standing {
+            Standing::Latent => (after.map(|b| b.broke_at), after.map(|b| b.how.clone())),
+            Standing::Broken => (before.map(|b| b.broke_at).or(loss), before.map(|b| b.how.clone())),
+            Standing::Unaffected => (None, None),
+        };
+        dependents.push(Dependent { name: node.name.clone(), kind: node.kind, via, state, standing, when, how });
+    }
+    dependents.sort_by_key(|d| (d.standing, d.when.is_none(), d.when, d.name.clone()));
+    let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
+    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, dependents }
+}
+
+/// The impact as text, grouped by standing.
+#[must_use]
+pub fn render(impact: &Impact, run: &Run<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Key {} ({}) at {} ({}): {}",
+        impact.key,
+        impact.arn,
+        impact.at,
+        run.scenario.instant(impact.at),
+        impact.key_state
+    );
+    if impact.dependents.is_empty() {
+        out.push_str("  nothing depends on this key\n");
+        return out;
+    }
+    let count = |st: Standing| impact.dependents.iter().filter(|d| d.standing == st).count();
+    let _ = writeln!(
+        out,
+        "  {} broken, {} latent, {} unaffected",
+        count(Standing::Broken),
+        count(Standing::Latent),
+        count(Standing::Unaffected)
+    );
+    let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
+    let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
+    for (standing, title) in GROUPS {
+        let members: Vec<&Dependent> = impact.dependents.iter().filter(|d| d.standing == standing).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} ({})", members.len());
+        for d in members {
+            let _ = writeln!(out, "  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
+            let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
+        }
+    }
+    out
+}
+
+const GROUPS: [(Standing, &str); 3] = [
+    (Standing::Broken, "BROKEN: no plaintext key in memory; every attach or start fails"),
+    (Standing::Latent, "LATENT: still working on a plaintext data key cached in host memory"),
+    (Standing::Unaffected, "UNAFFECTED: the key is usable"),
+];
+
+/// When a dependent broke or will break, in words.
+#[must_use]
+pub fn when_words(d: &Dependent) -> String {
+    match (d.standing, d.when) {
+        (Standing::Latent, Some(t)) => {
+            format!("breaks at {t} ({})", d.how.as_deref().unwrap_or("its next use of the key"))
+        }
+        (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
+        (Standing::Broken, Some(t)) => match &d.how {
+            Some(how) => format!("broke at {t} ({how})"),
+            None => format!("unusable since {t}"),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Per key, its dependents grouped by standing, for the run summary.
+#[must_use]
+pub fn render_compact(impacts: &[Impact]) -> String {
+    let mut out = String::new();
+    let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
+    for i in impacts {
+        let count = |st: Standing| i.dependents.iter().filter(|d| d.standing == st).count();
+        let _ = writeln!(
+            out,
+            "  key {} ({}): {} broken, {} latent, {} unaffected",
+            i.key,
+            i.key_state,
+            count(Standing::Broken),
+            count(Standing::Latent),
+            count(Standing::Unaffected)
+        );
+        for d in &i.dependents {
+            let _ = writeln!(out, "    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
+        }
+    }
+    out
+}
+
+/// The blast radius of every key at the end of the run.
+#[must_use]
+pub fn at_end(run: &Run<'_>, summary: &Summary) -> Vec<Impact> {
+    let snap = run.final_snapshot();
+    let g = graph(run, &snap);
+    (0..run.scenario.keys.len())
+        .map(|k| analyze_graph(run, summary, &snap, &g, KeyIdx(u32::try_from(k).expect("few keys")), run.end))
+        .collect()
+}
+
+/// The graph in Graphviz DOT, nodes coloured by the standing of `impact`'s dependents.
+#[must_use]
+pub fn dot(g: &Graph, impact: &Impact) -> String {
+    let standing: BTreeMap<&str, Standing> = impact.dependents.iter().map(|d| (d.name.as_str(), d.standing)).collect();
+    let mut out = String::from(
+        "digraph kmsim {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];\n",
+    );
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    for n in g.graph.node_indices() {
+        let node = &g.graph[n];
+        let colour = match standing.get(node.name.as_str()) {
+            Some(Standing::Broken) => "#ef9a9a",
+            Some(Standing::Latent) => "#ffe082",
+            Some(Standing::Unaffected) => "#c8e6c9",
+            None if node.kind == NodeKind::Key && node.name == impact.key => "#ffcc80",
+            None => "#eceff1",
+        };
+        let label = match standing.get(node.name.as_str()) {
+            Some(st) => format!("{}\\n{}", quote(&node.name), st.as_str()),
+            None => quote(&node.name),
+        };
+        let _ = writeln!(out, "  n{} [label=\"{label}\", fillcolor=\"{colour}\"];", n.index());
+    }
+    for e in g.graph.edge_indices() {
+        let (a, b) = g.graph.edge_endpoints(e).expect("edge");
+        let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", a.index(), b.index(), g.graph[e].as_str());
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,148 @@
+//! Blast radius: the dependency graph's nodes and edges, every standing reached, what-if
+//! deletions, and DOT output that parses.
+
+use std::process::Command;
+
+use kmsim::actors::kms::KeyIdx;
+use kmsim::engine::SimTime;
+use kmsim::impact::{self, EdgeKind, NodeKind, Standing};
+use kmsim::run::{RunOptions, run};
+
+use super::{load, scenarios_dir};
+
+const H: u64 = 3_600_000;
+const D: u64 = 24 * H;
+
+/// (kind of source, name of source, edge, name of target), sorted.
+fn edges(g: &impact::Graph) -> Vec<(String, &'static str, String)> {
+    let mut out: Vec<_> = g
+        .graph
+        .edge_indices()
+        .map(|e| {
+            let (a, b) = g.graph.edge_endpoints(e).unwrap();
+            (g.graph[a].name.clone(), g.graph[e].as_str(), g.graph[b].name.clone())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn story_at(ms: u64) -> (Vec<(String, &'static str, String)>, impact::Impact) {
+    let s = load("ebs/ebs-story.ron");
+    let at = SimTime::from_ms(ms);
+    let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
+    let g = impact::graph(&r, r.snapshot_at(at).unwrap());
+    (edges(&g), impact::analyze(&r, KeyIdx(0), at))
+}
+
+fn e(a: &str, kind: EdgeKind, b: &str) -> (String, &'static str, String) {
+    (a.to_string(), kind.as_str(), b.to_string())
+}
+
+#[test]
+fn the_graph_of_the_ebs_story_before_and_after_the_deletion() {
+    let (before, impact) = story_at(D);
+    assert_eq!(
+        before,
+        [
+            e("cmk", EdgeKind::GrantedTo, "i-app"),
+            e("cmk", EdgeKind::MaterialOf, "cmk/m1"),
+            e("cmk/m1", EdgeKind::Encrypts, "data key of vol-data"),
+            e("data key of vol-data", EdgeKind::Protects, "vol-data"),
+            e("i-app", EdgeKind::RunsOn, "host 1 of i-app"),
+            e("vol-data", EdgeKind::AttachedTo, "i-app"),
+            e("vol-data", EdgeKind::CachedIn, "host 1 of i-app"),
+        ]
+    );
+    assert!(impact.dependents.iter().all(|d| d.standing == Standing::Unaffected));
+    // After the deletion the material node is gone: the data key hangs on the key itself.
+    let (after, impact) = story_at(3 * D);
+    assert!(after.contains(&e("cmk", EdgeKind::Encrypts, "data key of vol-data")));
+    assert!(!after.iter().any(|x| x.1 == EdgeKind::MaterialOf.as_str()));
+    let vol = impact.dependents.iter().find(|d| d.name == "vol-data").unwrap();
+    assert_eq!((vol.standing, vol.when.map(SimTime::as_ms)), (Standing::Latent, Some(4 * D + H)));
+    // Detached, with the key unusable: broken, since the material was deleted.
+    let (detached, impact) = story_at(4 * D + 30 * 60_000);
+    assert!(!detached.iter().any(|x| x.1 == EdgeKind::AttachedTo.as_str()));
+    let vol = impact.dependents.iter().find(|d| d.name == "vol-data").unwrap();
+    assert_eq!((vol.standing, vol.when.map(SimTime::as_ms)), (Standing::Broken, Some(2 * D)));
+    assert_eq!(impact.dependents[0].name, "vol-data", "broken comes first");
+}
+
+#[test]
+fn every_standing_is_reached_and_grouped_in_order() {
+    let s = load("ec2/stop-start-vs-reboot.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let i = impact::analyze(&r, KeyIdx(0), r.end);
+    let standings: Vec<(&str, Standing)> = i.dependents.iter().map(|d| (d.name.as_str(), d.standing)).collect();
+    assert_eq!(
+        standings,
+        [
+            ("i-stop", Standing::Broken),
+            ("vol-stop", Standing::Broken),
+            ("i-moved", Standing::Broken),
+            ("vol-moved", Standing::Broken),
+            ("i-reboot", Standing::Latent),
+            ("vol-reboot", Standing::Latent),
+        ]
+    );
+    let s = load("ebs/ebs-story.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    assert!(impact::analyze(&r, KeyIdx(0), r.end).dependents.iter().all(|d| d.standing == Standing::Unaffected));
+}
+
+#[test]
+fn what_if_adds_the_deletion_and_looks_at_that_instant() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(), "--key", "alias/app-data"])
+        .args(["--delete-material-at", "1d", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["key"], "cmk");
+    assert_eq!(v["at"], D);
+    assert_eq!(v["key_state"], "PendingImport");
+    let vol = v["dependents"].as_array().unwrap().iter().find(|d| d["name"] == "vol-data").unwrap();
+    assert_eq!(vol["standing"], "latent");
+    assert_eq!(vol["when"], 4 * D + H, "it breaks at the scenario's reattach");
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(), "--key", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn dot_output_parses_and_has_every_node_and_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let dot = dir.path().join("g.dot");
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("fleet/many-volumes-staggered-detach.ron").to_str().unwrap()])
+        .args(["--key", "cmk", "--at", "3d", "--dot", dot.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&dot).unwrap();
+    let ast = dot_parser::ast::Graph::try_from(text.as_str()).expect("valid DOT");
+    let g = dot_parser::canonical::Graph::from(ast);
+    assert!(g.is_digraph);
+    // 1 key, 6 data keys, 6 volumes, 3 instances, 3 hosts (no material: it was deleted at 1d).
+    assert_eq!(g.nodes.set.len(), 19);
+    let labels: Vec<String> = g
+        .nodes
+        .set
+        .values()
+        .flat_map(|n| n.attr.elems.iter())
+        .filter(|(k, _)| format!("{k:?}") == "ID(\"label\")")
+        .map(|(_, v)| format!("{v:?}"))
+        .collect();
+    assert!(labels.iter().any(|l| l.contains("vol-1") && l.contains("broken")), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("vol-6") && l.contains("latent")));
+    let s = load("fleet/many-volumes-staggered-detach.ron");
+    let at = SimTime::from_ms(3 * D);
+    let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
+    let graph = impact::graph(&r, r.snapshot_at(at).unwrap());
+    assert_eq!(g.edges.set.len(), graph.graph.edge_count());
+    assert_eq!(graph.graph.node_weights().filter(|n| n.kind == NodeKind::Volume).count(), 6);
+}
