@@ -239,7 +239,8 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     let usable = snap.keys[k] == Some(KeyState::Enabled);
     let material = snap.materials[k].map(|m| s.materials[m.0 as usize].clone());
     let mut dependents = Vec::new();
-    for n in dependents_of(g, key) {
+    let reached = dependents_of(g, key);
+    for &n in &reached {
         let node = &g.graph[n];
         let resource = summary.resources.iter().find(|r| r.name == node.name);
         let after = resource.and_then(|r| r.breaks.iter().find(|b| b.broke_at > at));
@@ -275,7 +276,8 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                 let mut mine: Vec<String> = g
                     .graph
                     .edges_directed(n, Direction::Incoming)
-                    .filter(|e| *e.weight() == EdgeKind::AttachedTo)
+                    // Only volumes under this key count; others may be attached too.
+                    .filter(|e| *e.weight() == EdgeKind::AttachedTo && reached.contains(&e.source()))
                     .map(|e| g.graph[e.source()].name.clone())
                     .collect();
                 mine.sort();
@@ -339,7 +341,8 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
         }
         let _ = writeln!(out, "\n{title} ({})", members.len());
         for d in members {
-            let _ = writeln!(out, "  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
+            let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
+            let _ = writeln!(out, "{}", line.trim_end());
             let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
         }
     }
@@ -385,7 +388,8 @@ pub fn render_compact(impacts: &[Impact]) -> String {
             count(Standing::Unaffected)
         );
         for d in &i.dependents {
-            let _ = writeln!(out, "    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
+            let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
+            let _ = writeln!(out, "{}", line.trim_end());
         }
     }
     out

@@ -146,3 +146,16 @@ fn dot_output_parses_and_has_every_node_and_edge() {
     assert_eq!(g.edges.set.len(), graph.graph.edge_count());
     assert_eq!(graph.graph.node_weights().filter(|n| n.kind == NodeKind::Volume).count(), 6);
 }
+
+/// An instance is latent for a key only through volumes under that key, not through volumes
+/// under other keys that happen to be attached to it.
+#[test]
+fn an_instance_depends_on_a_key_only_through_that_keys_volumes() {
+    let s = load("ec2/instance-several-keys.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let data = s.key_named("cmk-data").unwrap();
+    let i = impact::analyze(&r, data, r.end);
+    let app = i.dependents.iter().find(|d| d.name == "i-app").unwrap();
+    assert_eq!(app.standing, Standing::Unaffected, "vol-data was detached: i-app keeps only a grant on cmk-data");
+    assert_eq!(app.via, "a grant on cmk-data");
+}
