@@ -42,6 +42,11 @@ pub struct Run<'s> {
     /// The instant the run ended: the horizon, or the last event if the queue ran dry first.
     pub end: SimTime,
     sim: Simulation<World>,
+    /// Record indices per actor (a volume's list also holds the cache records about it and an
+    /// instance's the failed reattaches of its volumes), and per key: outputs read one
+    /// resource's records without scanning the whole run.
+    by_actor: Vec<Vec<usize>>,
+    by_key: Vec<Vec<usize>>,
 }
 
 /// The actor ids the bridge gave each declared thing.
@@ -94,7 +99,33 @@ pub fn run<'s>(
     }
     let records_made = records.len() as u64;
     let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
-    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim })
+    let (by_actor, by_key) = index(&records, sim.names().len(), scenario.keys.len());
+    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key })
+}
+
+fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    use crate::actors::ebs::VolumeObs;
+    use crate::actors::ec2::InstanceObs;
+    use crate::actors::kms::KmsObs;
+    let mut by_actor = vec![Vec::new(); actors];
+    let mut by_key = vec![Vec::new(); keys];
+    for (i, r) in records.iter().enumerate() {
+        by_actor[r.actor.index()].push(i);
+        match &r.obs {
+            Obs::Instance(InstanceObs::DataKeyCached { volume } | InstanceObs::DataKeyEvicted { volume, .. }) => {
+                by_actor[volume.index()].push(i);
+            }
+            Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) => by_actor[instance.index()].push(i),
+            Obs::Kms(
+                KmsObs::Called { key: Some(k), .. }
+                | KmsObs::StateChanged { key: k, .. }
+                | KmsObs::MaterialExpired { key: k, .. }
+                | KmsObs::KeyDeleted { key: k },
+            ) => by_key[k.0 as usize].push(i),
+            _ => {}
+        }
+    }
+    (by_actor, by_key)
 }
 
 fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapshot {
@@ -220,6 +251,16 @@ impl Run<'_> {
             World::Instance(x) => x,
             _ => unreachable!("instance actors follow KMS"),
         }
+    }
+
+    /// The records about one actor, in order (see the field's documentation for what counts).
+    pub fn records_of(&self, actor: ActorId) -> impl Iterator<Item = &Record<Obs>> {
+        self.by_actor[actor.index()].iter().map(|&i| &self.records[i])
+    }
+
+    /// The KMS records about one key, in order.
+    pub fn records_of_key(&self, key: KeyIdx) -> impl Iterator<Item = &Record<Obs>> {
+        self.by_key[key.0 as usize].iter().map(|&i| &self.records[i])
     }
 
     /// The record with this id.

@@ -171,7 +171,7 @@ fn close(segments: &mut Vec<Segment>, at: SimTime, band: Option<Band>, open: &mu
 fn key_segments(run: &Run<'_>, key: KeyIdx, end: SimTime) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut open = None;
-    for r in &run.records {
+    for r in run.records_of_key(key) {
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key: k, to, .. }) if *k == key => {
                 close(&mut out, r.at, Some(Band::Key(*to)), &mut open);
@@ -204,7 +204,7 @@ fn volume_lane(
     let mut changes: Vec<(SimTime, bool, Option<String>, bool)> = Vec::new();
     let (mut exists, mut attached, mut cached): (bool, Option<String>, bool) = (false, None, false);
     let mut failures = Vec::new();
-    for r in &run.records {
+    for r in run.records_of(me) {
         let before = (exists, attached.clone(), cached);
         match &r.obs {
             Obs::Volume(o) if r.actor == me => match o {
@@ -282,7 +282,7 @@ fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> La
     let mut segments = Vec::new();
     let mut open = None;
     let mut failures = Vec::new();
-    for r in &run.records {
+    for r in run.records_of(me) {
         match &r.obs {
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
                 if let Some((code, _)) = reason {

@@ -138,7 +138,7 @@ fn cause_words(run: &Run<'_>, cause: Cause) -> String {
 fn key_summary(run: &Run<'_>, key: KeyIdx) -> KeySummary {
     let mut changes = Vec::new();
     let mut losses: Vec<Loss> = Vec::new();
-    for r in &run.records {
+    for r in run.records_of_key(key) {
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key: k, from, to }) if *k == key => {
                 let why = cause_words(run, r.cause);
@@ -175,7 +175,7 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
     let me = volume_actor(s, i);
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
-    for r in &run.records {
+    for r in run.records_of(me) {
         let good = match &r.obs {
             Obs::Volume(VolumeObs::Created) if r.actor == me => Some("CreateVolume"),
             Obs::Volume(VolumeObs::Attached { .. }) if r.actor == me => Some("AttachVolume"),
@@ -252,11 +252,11 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
     let mut failed_key: Option<KeyIdx> = None;
-    for r in &run.records {
+    for r in run.records_of(me) {
         match &r.obs {
             Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) if *instance == me => {
-                let vol = (0..s.volumes.len()).find(|&v| volume_actor(s, v) == r.actor);
-                failed_key = vol.map(|v| s.volumes[v].key);
+                let vol = r.actor.index() - volume_actor(s, 0).index();
+                failed_key = s.volumes.get(vol).map(|v| v.key);
             }
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
                 if reason.is_some() {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::Problem;
-use super::locate::nth_call;
+use super::locate::Calls;
 use super::raw::{RawExpect, RawKeyState, RawOutcome};
 use super::timefmt::{parse_duration, parse_time};
 use crate::actors::EVENT_NAMES;
@@ -189,6 +189,7 @@ pub(super) fn validate(
     raw: Vec<RawExpect>,
     names: &Names<'_>,
     text: &str,
+    calls: &Calls<'_>,
     start: jiff::Timestamp,
     horizon: SimTime,
     problems: &mut Vec<Problem>,
@@ -196,8 +197,7 @@ pub(super) fn validate(
     let mut out = Vec::new();
     // Positions: the n-th expectation is the n-th struct-like name of any expectation kind
     // after `expect:`; find the list and count entries in order.
-    let expect_at = expect_field(text);
-    let positions = entry_positions(text, expect_at);
+    let positions = calls.all_after(&KINDS, expect_field(text));
     for (index, raw) in raw.into_iter().enumerate() {
         let pos = positions.get(index).copied();
         let path = format!("expect[{index}]");
@@ -388,16 +388,5 @@ fn expect_field(text: &str) -> usize {
     best
 }
 
-/// Positions of the entries of the `expect` list, in order.
-fn entry_positions(text: &str, from: usize) -> Vec<(usize, usize)> {
-    const KINDS: [&str; 9] = ["Key", "Volume", "Instance", "Cached", "Event", "Never", "Count", "BrokeAt", "Status"];
-    let line_offset = text[..from].matches('\n').count();
-    let tail = &text[from..];
-    let mut found: Vec<(usize, usize)> = KINDS
-        .iter()
-        .flat_map(|k| (0..).map_while(move |n| nth_call(tail, k, n)))
-        .map(|(line, col)| (line + line_offset, col))
-        .collect();
-    found.sort_unstable();
-    found
-}
+/// The names of expectation kinds, to find the entries of the `expect` list.
+const KINDS: [&str; 9] = ["Key", "Volume", "Instance", "Cached", "Event", "Never", "Count", "BrokeAt", "Status"];

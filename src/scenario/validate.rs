@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::locate::{line_text, nth_call};
+use super::locate::Calls;
 use super::raw::{At, RawAction, RawExpires, RawIo, RawLatency, RawOrigin, RawScenario};
 use super::timefmt::{parse_duration, parse_time};
 use super::{Action, ActionKind, ActionSource, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl, VolumeOp};
@@ -28,7 +28,7 @@ const MAX_KEY_DELETION_LAG: SimDuration = SimDuration::from_hours(24);
 const MAX_IO_TICKS: u64 = 1_000_000;
 
 struct Checker<'a> {
-    text: &'a str,
+    calls: Calls<'a>,
     problems: Vec<Problem>,
 }
 
@@ -38,7 +38,7 @@ impl Checker<'_> {
     }
 
     fn at(&self, ident: &str, n: usize) -> Option<(usize, usize)> {
-        nth_call(self.text, ident, n)
+        self.calls.nth(ident, n)
     }
 
     /// Parses a duration, or records a problem and returns `None`.
@@ -57,7 +57,7 @@ struct Names {
 }
 
 pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Result<Scenario, Vec<Problem>> {
-    let mut c = Checker { text, problems: Vec::new() };
+    let mut c = Checker { calls: Calls::new(text), problems: Vec::new() };
     let top = c.at("Scenario", 0).or(Some((1, 1)));
 
     if raw.version != VERSION {
@@ -249,7 +249,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         match timeline.action(action, at) {
             Ok(what) => {
                 let line = pos.map(|p| p.0);
-                let text = line.and_then(|l| line_text(c.text, l));
+                let text = c.calls.nth_text("At", i, 160);
                 resolved[i] = Some(Action { at, what, source: ActionSource::Timeline { index: i, line, text } });
             }
             Err(errors) => {
@@ -266,7 +266,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
     let names = super::expect::Names { keys: &key_names, volumes: &volume_names, instances: &instance_names };
-    let expectations = super::expect::validate(raw.expect, &names, text, start, horizon, &mut c.problems);
+    let expectations = super::expect::validate(raw.expect, &names, text, &c.calls, start, horizon, &mut c.problems);
 
     if c.problems.is_empty() {
         Ok(Scenario {

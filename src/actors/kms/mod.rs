@@ -286,6 +286,8 @@ pub struct Kms {
     named_ciphertexts: BTreeMap<Arc<str>, Ciphertext>,
     grants: Vec<Grant>,
     named_grants: BTreeMap<Arc<str>, GrantId>,
+    /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
+    grants_by_context: BTreeMap<Arc<str>, Vec<GrantId>>,
     next_serial: u64,
 }
 
@@ -317,6 +319,7 @@ impl Kms {
             named_ciphertexts: BTreeMap::new(),
             grants: Vec::new(),
             named_grants: BTreeMap::new(),
+            grants_by_context: BTreeMap::new(),
             next_serial: 0,
         }
     }
@@ -552,6 +555,9 @@ impl Kms {
             KmsOp::CreateGrant { grantee, context, name, .. } => {
                 let id = GrantId(u32::try_from(self.grants.len()).expect("grant count fits u32"));
                 self.grants.push(Grant { key, grantee: grantee.clone(), context: context.clone(), live: true });
+                if let Some(c) = context {
+                    self.grants_by_context.entry(c.clone()).or_default().push(id);
+                }
                 if let Some(name) = name {
                     self.named_grants.insert(name.clone(), id);
                 }
@@ -636,7 +642,7 @@ impl Kms {
             ));
         }
         if let Caller::Instance(instance) = caller
-            && !self.grants.iter().any(|g| {
+            && !self.grant_for_context(blob.context.as_ref()).any(|g| {
                 g.live && g.key == blob.key && g.grantee == Grantee::Instance(instance) && g.context == blob.context
             })
         {
@@ -668,6 +674,16 @@ impl Kms {
         }
     }
 
+    /// The grants that may carry this context: those constrained to it, or all without one.
+    fn grant_for_context(&self, context: Option<&Arc<str>>) -> Box<dyn Iterator<Item = &Grant> + '_> {
+        match context {
+            Some(c) => {
+                Box::new(self.grants_by_context.get(c).into_iter().flatten().map(|id| &self.grants[id.0 as usize]))
+            }
+            None => Box::new(self.grants.iter()),
+        }
+    }
+
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
         let material = self.keys[key.0 as usize].material;
         let c = Ciphertext { key, material, serial: self.next_serial, context };
@@ -682,11 +698,12 @@ impl Kms {
         let found = match grant {
             GrantRef::Id(id) => Some(*id),
             GrantRef::Named(name) => self.named_grants.get(name).copied(),
-            GrantRef::ForContext(ctx) => self
-                .grants
-                .iter()
-                .rposition(|g| g.live && g.context.as_ref() == Some(ctx) && key.is_none_or(|k| g.key == k))
-                .map(|i| GrantId(u32::try_from(i).expect("grant count fits u32"))),
+            GrantRef::ForContext(ctx) => self.grants_by_context.get(ctx).and_then(|ids| {
+                ids.iter().rev().copied().find(|id| {
+                    let g = &self.grants[id.0 as usize];
+                    g.live && key.is_none_or(|k| g.key == k)
+                })
+            }),
         };
         match found.map(|id| (id, &mut self.grants[id.0 as usize])) {
             Some((id, g)) if g.live && key.is_none_or(|k| g.key == k) => {
