@@ -133,6 +133,8 @@ pub enum VolumeMsg {
 /// Facts a volume records.
 #[derive(Clone, Debug, PartialEq)]
 pub enum VolumeObs {
+    /// CreateVolume accepted: EBS asks KMS for the volume's data key.
+    CreateRequested,
     Created,
     CreateFailed {
         error: KmsError,
@@ -277,6 +279,7 @@ impl Volume {
             return;
         }
         self.state = Some(VolumeState::Creating);
+        ctx.record(Obs::Volume(VolumeObs::CreateRequested));
         let op = KmsOp::GenerateDataKeyWithoutPlaintext {
             key: self.key.clone(),
             context: Some(self.name.clone()),

@@ -98,12 +98,12 @@ fn wrong_beliefs_are_reported_with_what_happened_instead() {
             (
                 23,
                 "vol-data Write failed at +3d",
-                "no such event; nearest vol-data Write: #14 at +3d: vol-data Write ok"
+                "no such event; nearest vol-data Write: #15 at +3d: vol-data Write ok"
             ),
             (
                 25,
                 "vol-data AttachVolume ok at +4d 1h",
-                "no such event; nearest vol-data AttachVolume: #19 at +4d 1h: vol-data AttachVolume failed CustomerKeyHasBeenRevoked"
+                "no such event; nearest vol-data AttachVolume: #20 at +4d 1h: vol-data AttachVolume failed CustomerKeyHasBeenRevoked"
             ),
             (
                 27,
@@ -114,7 +114,7 @@ fn wrong_beliefs_are_reported_with_what_happened_instead() {
             (
                 31,
                 "no vol-data AttachVolume failed during the run",
-                "it happened: #19 at +4d 1h: vol-data AttachVolume failed CustomerKeyHasBeenRevoked"
+                "it happened: #20 at +4d 1h: vol-data AttachVolume failed CustomerKeyHasBeenRevoked"
             ),
             (33, "3 x vol-data AttachVolume during the run", "2 happened (at +5m, +4d 1h)"),
             (36, "vol-data is latent at the end", "it is broken"),

@@ -98,7 +98,7 @@ fn the_html_report_is_self_contained_and_complete() {
         "<span class=\"pill st-recovered\">recovered</span>",
         "<svg",
         "Expectations: 12 of 12 held",
-        "All events (29)",
+        "All events (30)",
         "CustomerKeyHasBeenRevoked",
         "@media print",
     ] {
