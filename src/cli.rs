@@ -33,6 +33,9 @@ enum Command {
         /// Write the full event trace as JSON Lines to this file.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Write the run's KMS and EC2 activity as a CloudTrail log file (`{"Records": [...]}`).
+        #[arg(long, value_name = "FILE")]
+        cloudtrail: Option<PathBuf>,
         /// Write a report to this folder: timeline.svg, timeline.png, report.html, summary.md,
         /// trace.jsonl.
         #[arg(long, value_name = "DIR")]
@@ -76,6 +79,22 @@ enum Command {
         /// Also write the dependency graph in Graphviz DOT, nodes coloured by standing.
         #[arg(long, value_name = "FILE")]
         dot: Option<PathBuf>,
+    },
+    /// Read CloudTrail logs and write a scenario that replays them.
+    ///
+    /// Accepts delivered log files ({"Records": [...]}, plain or gzip) and JSON Lines. The
+    /// scenario's header lists what was read, sorted, deduplicated, not replayed or not understood.
+    ImportCloudtrail {
+        /// CloudTrail log files.
+        #[arg(value_name = "LOG", required = true)]
+        logs: Vec<PathBuf>,
+        /// The scenario file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// How long the scenario runs after the last event (default 1d): time for latent
+        /// resources to break at the events that follow.
+        #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "1d")]
+        after: SimDuration,
     },
     /// Run scenarios and check their expectations: the regression suite.
     ///
@@ -161,11 +180,15 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { common, trace, report: report_dir, quiet } => {
+        Command::Run { common, trace, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let run = simulate(&scenario, &common)?;
             if let Some(path) = trace {
                 write_atomically(&path, |out| trace::write_all(&run, out))?;
+            }
+            if let Some(path) = cloudtrail {
+                let text = report::cloudtrail::log_file(&run);
+                write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
             }
             if let Some(dir) = report_dir {
                 fs::create_dir_all(&dir)
@@ -204,6 +227,22 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
+        Command::ImportCloudtrail { logs, output, after } => {
+            let mut trail = crate::import::Trail::default();
+            for path in &logs {
+                let name = path.display().to_string();
+                let file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
+                trail.read(&name, file).map_err(|e| Failure::Input(e.to_string()))?;
+            }
+            let names: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+            let text =
+                trail.scenario(&names, after).map_err(|e| Failure::Input(format!("{}: {e}", names.join(", "))))?;
+            // The scenario must be valid before it is written: a bug here is not the user's input.
+            let out_name = output.display().to_string();
+            scenario::parse(&out_name, &text, Overrides::default())
+                .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
+            write_atomically(&output, |out| out.write_all(text.as_bytes()))
+        }
         Command::Impact { common, key, at, delete_material_at, format, dot } => {
             impact_command(&common, &key, at.as_deref(), delete_material_at.as_deref(), format, dot.as_deref())
         }

@@ -36,6 +36,7 @@ pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod impact;
+pub mod import;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -169,7 +169,9 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
             Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Ok, message) }
         }
         Obs::Volume(v) => match v {
-            VolumeObs::CreateRequested => plain(actor, Outcome::Info, "create requested: EBS asks KMS for a data key".into()),
+            VolumeObs::CreateRequested => {
+                plain(actor, Outcome::Info, "create requested: EBS asks KMS for a data key".into())
+            }
             VolumeObs::Created => {
                 plain(actor, Outcome::Ok, "volume available, encrypted data key stored with it".into())
             }

@@ -8,6 +8,7 @@
 //! - [`verdicts`]: the scenario's expectations, judged against the run.
 
 pub mod chart;
+pub mod cloudtrail;
 pub mod describe;
 pub mod explain;
 pub mod html;

@@ -3,6 +3,7 @@
 //! - `determinism`: same scenario and seed give byte-identical traces; sinks do not change runs;
 //! - `impact`: the dependency graph, blast radius, what-if and DOT;
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
+//! - `cloudtrail`: CloudTrail records, golden log, round trip and hostile input;
 //! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
 //! - `report`: the chart (SVG, PNG), the HTML report and the Markdown summary;
@@ -11,6 +12,7 @@
 
 mod check;
 mod cli;
+mod cloudtrail;
 mod determinism;
 mod golden;
 mod impact;

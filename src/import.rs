@@ -1,0 +1,705 @@
+//! CloudTrail in, a scenario out: `kmsim import-cloudtrail`.
+//!
+//! Reads delivered log files (`{"Records": [...]}`, plain or gzip) and JSON Lines, streaming, one
+//! record at a time, keeping only what a scenario needs. It reproduces keys (origin, key ID),
+//! key materials (by their `keyMaterialId`), volumes, instances, attachments and the user's key and
+//! EC2 actions with their times. Calls AWS services made on the user's behalf are not replayed
+//! (kmsim makes them again), nor are calls that failed (they changed nothing); events it does not
+//! understand are counted and listed at the top of the scenario, never silently dropped. Records
+//! are sorted by time and duplicates (same `eventID`) removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+use std::io::{BufRead, BufReader, Read};
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use crate::engine::SimDuration;
+
+/// At most this many understood events in one scenario: it bounds memory on hostile input.
+pub const MAX_EVENTS: usize = 1_000_000;
+/// At most this many bytes in one JSON Lines record.
+pub const MAX_LINE: u64 = 16 << 20;
+
+/// What went wrong, naming the file and, where it applies, the record.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {what}")]
+pub struct ImportError {
+    pub file: String,
+    pub what: String,
+}
+
+/// The fields of a record the importer reads; the rest are skipped without being kept.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRecord {
+    event_time: Option<String>,
+    event_source: Option<String>,
+    event_name: Option<String>,
+    #[serde(rename = "eventID")]
+    event_id: Option<String>,
+    aws_region: Option<String>,
+    recipient_account_id: Option<String>,
+    error_code: Option<String>,
+    user_identity: Option<Value>,
+    request_parameters: Option<Value>,
+    response_elements: Option<Value>,
+    resources: Option<Value>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+/// One understood event.
+#[derive(Clone, Debug, PartialEq)]
+enum What {
+    Import {
+        key: String,
+        material: String,
+        valid_to: Option<jiff::Timestamp>,
+    },
+    DeleteMaterial {
+        key: String,
+        material: Option<String>,
+    },
+    Expired {
+        key: String,
+    },
+    Enable {
+        key: String,
+    },
+    Disable {
+        key: String,
+    },
+    Schedule {
+        key: String,
+        days: u32,
+        deletion: Option<jiff::Timestamp>,
+    },
+    Cancel {
+        key: String,
+    },
+    KeyDeleted {
+        key: String,
+    },
+    /// A key seen in any other KMS event, with the volume its `aws:ebs:id` context names.
+    KeyUse {
+        key: String,
+        volume: Option<String>,
+        instance: Option<String>,
+        ok: bool,
+    },
+    CreateVolume {
+        volume: String,
+        key: String,
+        size: Option<u64>,
+    },
+    Attach {
+        volume: String,
+        instance: String,
+    },
+    Detach {
+        volume: String,
+    },
+    Instance {
+        action: &'static str,
+        id: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    time: jiff::Timestamp,
+    what: What,
+}
+
+/// Everything read from the logs, before it becomes a scenario.
+#[derive(Default)]
+pub struct Trail {
+    events: Vec<Event>,
+    ids: BTreeSet<String>,
+    records: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    failed: BTreeMap<String, u64>,
+    unknown: BTreeMap<String, u64>,
+    service_calls: u64,
+    account: Option<String>,
+    region: Option<String>,
+    user: Option<String>,
+    last_time: Option<jiff::Timestamp>,
+}
+
+impl Trail {
+    /// Reads one log file (any of the accepted forms) into the trail.
+    pub fn read(&mut self, file: &str, input: impl Read) -> Result<(), ImportError> {
+        let err = |what: String| ImportError { file: file.to_string(), what };
+        let mut reader = BufReader::new(input);
+        let head = reader.fill_buf().map_err(|e| err(format!("cannot read: {e}")))?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            let gz = flate2::read::MultiGzDecoder::new(reader);
+            return self.read_plain(file, BufReader::new(gz));
+        }
+        self.read_plain(file, reader)
+    }
+
+    fn read_plain(&mut self, file: &str, mut reader: impl BufRead) -> Result<(), ImportError> {
+        let err = |what: String| ImportError { file: file.to_string(), what };
+        let head = reader.fill_buf().map_err(|e| err(format!("cannot read: {e}")))?;
+        let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).into_owned();
+        let trimmed = text.trim_start();
+        let delivered = trimmed.starts_with('{') && trimmed[1..].trim_start().starts_with("\"Records\"");
+        if delivered {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let seed = FileSeed { trail: self, file };
+            seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
+            de.end().map_err(|e| err(format!("unexpected data after the Records object ({e})")))
+        } else {
+            self.read_lines(file, reader)
+        }
+    }
+
+    fn read_lines(&mut self, file: &str, mut reader: impl BufRead) -> Result<(), ImportError> {
+        let err = |what: String| ImportError { file: file.to_string(), what };
+        let mut line = String::new();
+        let mut n = 0u64;
+        loop {
+            line.clear();
+            let read =
+                (&mut reader).take(MAX_LINE + 1).read_line(&mut line).map_err(|e| err(format!("cannot read: {e}")))?;
+            if read == 0 {
+                return Ok(());
+            }
+            n += 1;
+            if read as u64 > MAX_LINE {
+                return Err(err(format!(
+                    "line {n}: a record longer than {} MiB: this is not a CloudTrail record",
+                    MAX_LINE >> 20
+                )));
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            let raw: RawRecord = serde_json::from_str(&line)
+                .map_err(|e| err(format!("line {n}: not a CloudTrail record: {}", describe_json_error(&e))))?;
+            self.add(&raw).map_err(|what| err(format!("line {n}: {what}")))?;
+        }
+    }
+
+    fn add(&mut self, raw: &RawRecord) -> Result<(), String> {
+        self.records += 1;
+        let time = raw.event_time.as_deref().ok_or("missing eventTime")?;
+        let time: jiff::Timestamp =
+            time.parse().map_err(|e| format!("eventTime {time:?} is not an RFC 3339 instant ({e})"))?;
+        let name = raw.event_name.clone().ok_or("missing eventName")?;
+        let source = raw.event_source.clone().ok_or("missing eventSource")?;
+        if let Some(id) = &raw.event_id
+            && !self.ids.insert(id.clone())
+        {
+            self.duplicates += 1;
+            return Ok(());
+        }
+        if self.last_time.is_some_and(|t| time < t) {
+            self.out_of_order += 1;
+        }
+        self.last_time = Some(self.last_time.map_or(time, |t| t.max(time)));
+        if self.account.is_none() {
+            self.account = raw.recipient_account_id.clone();
+        }
+        if self.region.is_none() {
+            self.region = raw.aws_region.clone();
+        }
+        let identity = raw.user_identity.clone().unwrap_or(Value::Null);
+        if self.user.is_none() && identity["type"] == "IAMUser" {
+            self.user = identity["userName"].as_str().map(String::from);
+        }
+        let Some(what) = understand(&source, &name, raw, &identity)? else {
+            *self.unknown.entry(name).or_default() += 1;
+            return Ok(());
+        };
+        let by_service =
+            identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
+        match &what {
+            What::KeyUse { .. } => {}
+            _ if raw.error_code.is_some() => {
+                *self.failed.entry(name).or_default() += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if by_service {
+            self.service_calls += 1;
+        }
+        if self.events.len() >= MAX_EVENTS {
+            return Err(format!("more than {MAX_EVENTS} understood events: split the trail by time or by key"));
+        }
+        self.events.push(Event { time, what });
+        Ok(())
+    }
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    if e.to_string().contains("EOF while parsing") {
+        let inner = e.to_string();
+        let record =
+            inner.split(':').next().filter(|r| r.starts_with("record ")).map_or(String::new(), |r| format!(" in {r}"));
+        return format!("the JSON ends early{record}, at {at}: is the file truncated?");
+    }
+    match e.classify() {
+        Category::Eof => format!("the JSON ends early, at {at}: is the file truncated?"),
+        Category::Syntax => format!("invalid JSON at {at} ({e})"),
+        Category::Data => format!("unexpected JSON at {at} ({e})"),
+        Category::Io => format!("cannot read ({e})"),
+    }
+}
+
+/// Reads `{"Records": [...]}`, handing each record to the trail as it is parsed.
+struct FileSeed<'a> {
+    trail: &'a mut Trail,
+    file: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CloudTrail log file: {\"Records\": [...]}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Records" {
+                map.next_value_seed(RecordsSeed { trail: &mut *self.trail, file: self.file })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RecordsSeed<'a> {
+    trail: &'a mut Trail,
+    file: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of CloudTrail records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0u64;
+        while let Some(raw) =
+            seq.next_element::<RawRecord>().map_err(|e| serde::de::Error::custom(format!("record {}: {e}", n + 1)))?
+        {
+            n += 1;
+            self.trail.add(&raw).map_err(|what| serde::de::Error::custom(format!("record {n}: {what}")))?;
+        }
+        let _ = self.file;
+        Ok(())
+    }
+}
+
+fn key_of(raw: &RawRecord) -> Option<String> {
+    let from_resources =
+        raw.resources.as_ref().and_then(|r| r.get(0)).and_then(|r| r["ARN"].as_str()).map(String::from);
+    let from_request = raw.request_parameters.as_ref().and_then(|p| p["keyId"].as_str()).map(String::from);
+    let from_response = raw.response_elements.as_ref().and_then(|p| p["keyId"].as_str()).map(String::from);
+    from_resources.or(from_response).or(from_request).map(|k| key_id_of(&k))
+}
+
+/// A key ID from a key ID or key ARN.
+fn key_id_of(s: &str) -> String {
+    s.rsplit_once("key/").map_or(s, |(_, id)| id).to_string()
+}
+
+fn parse_console_date(s: &str) -> Option<jiff::Timestamp> {
+    let p = jiff::fmt::strtime::parse("%b %d, %Y, %I:%M:%S %p", s).ok()?;
+    jiff::tz::TimeZone::UTC.to_timestamp(p.to_datetime().ok()?).ok()
+}
+
+fn instance_of_items(v: &Value) -> Option<String> {
+    v["instancesSet"]["items"][0]["instanceId"].as_str().map(String::from)
+}
+
+/// What a record means for a scenario; `None` for events kmsim does not model.
+fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Result<Option<What>, String> {
+    let req = raw.request_parameters.clone().unwrap_or(Value::Null);
+    let resp = raw.response_elements.clone().unwrap_or(Value::Null);
+    let need = |v: Option<String>, what: &str| v.ok_or_else(|| format!("{name} without {what}"));
+    Ok(Some(match (source, name) {
+        ("kms.amazonaws.com", _) => {
+            let key = || need(key_of(raw), "a key");
+            match name {
+                "ImportKeyMaterial" => What::Import {
+                    key: key()?,
+                    material: resp["keyMaterialId"].as_str().map_or_else(|| "m".to_string(), |m| m.to_string()),
+                    valid_to: req["validTo"].as_str().and_then(parse_console_date),
+                },
+                "DeleteImportedKeyMaterial" => What::DeleteMaterial {
+                    key: key()?,
+                    material: resp["keyMaterialId"].as_str().or(req["keyMaterialId"].as_str()).map(String::from),
+                },
+                "DeleteExpiredKeyMaterial" => What::Expired { key: key()? },
+                "EnableKey" => What::Enable { key: key()? },
+                "DisableKey" => What::Disable { key: key()? },
+                "ScheduleKeyDeletion" => What::Schedule {
+                    key: key()?,
+                    days: req["pendingWindowInDays"].as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(30),
+                    deletion: resp["deletionDate"].as_str().and_then(parse_console_date),
+                },
+                "CancelKeyDeletion" => What::Cancel { key: key()? },
+                "DeleteKey" => What::KeyDeleted { key: key()? },
+                "Decrypt"
+                | "Encrypt"
+                | "GenerateDataKey"
+                | "GenerateDataKeyWithoutPlaintext"
+                | "ReEncrypt"
+                | "CreateGrant"
+                | "RetireGrant"
+                | "RevokeGrant"
+                | "DescribeKey"
+                | "GetParametersForImport" => {
+                    let Some(key) = key_of(raw) else { return Ok(None) };
+                    let volume = req["encryptionContext"]["aws:ebs:id"]
+                        .as_str()
+                        .or(req["constraints"]["encryptionContextSubset"]["aws:ebs:id"].as_str())
+                        .map(String::from);
+                    let instance = identity["arn"]
+                        .as_str()
+                        .and_then(|a| a.rsplit_once("aws:ec2-infrastructure/"))
+                        .map(|(_, i)| i.to_string())
+                        .or_else(|| {
+                            req["granteePrincipal"]
+                                .as_str()
+                                .and_then(|g| g.rsplit_once("ec2-infrastructure:"))
+                                .map(|(_, i)| i.to_string())
+                        });
+                    What::KeyUse { key, volume, instance, ok: raw.error_code.is_none() }
+                }
+                _ => return Ok(None),
+            }
+        }
+        ("ec2.amazonaws.com", "CreateVolume") => {
+            let volume = need(resp["volumeId"].as_str().map(String::from), "responseElements.volumeId");
+            let key = req["kmsKeyId"].as_str().or(resp["kmsKeyId"].as_str()).map(key_id_of);
+            match (volume, key) {
+                (Ok(volume), Some(key)) => What::CreateVolume { volume, key, size: req["size"].as_u64() },
+                // Unencrypted volumes, or failed calls: nothing kmsim models.
+                _ if raw.error_code.is_some() => return Ok(None),
+                (Err(e), _) => return Err(e),
+                (Ok(_), None) => return Ok(None),
+            }
+        }
+        ("ec2.amazonaws.com", "AttachVolume") => What::Attach {
+            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
+            instance: need(req["instanceId"].as_str().map(String::from), "requestParameters.instanceId")?,
+        },
+        ("ec2.amazonaws.com", "DetachVolume") => {
+            What::Detach { volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")? }
+        }
+        (
+            "ec2.amazonaws.com",
+            "RunInstances" | "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances",
+        ) => {
+            let id = instance_of_items(&resp).or_else(|| instance_of_items(&req));
+            let action = match name {
+                "RunInstances" => "RunInstances",
+                "StopInstances" => "StopInstances",
+                "StartInstances" => "StartInstances",
+                "RebootInstances" => "RebootInstances",
+                _ => "TerminateInstances",
+            };
+            What::Instance { action, id: need(id, "an instance ID")? }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// RON string literal.
+fn q(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn offset(start: jiff::Timestamp, t: jiff::Timestamp) -> String {
+    let ms = u64::try_from((t.as_millisecond() - start.as_millisecond()).max(0)).unwrap_or(0);
+    SimDuration::from_ms(ms).to_string()
+}
+
+impl Trail {
+    /// The scenario, as RON text. `files` names the inputs in its header.
+    pub fn scenario(mut self, files: &[String], horizon_after: SimDuration) -> Result<String, String> {
+        if self.events.is_empty() {
+            return Err(format!("no KMS or EC2 event that kmsim models in {} record(s)", self.records));
+        }
+        // Stable: events at the same second keep their order in the logs.
+        self.events.sort_by_key(|e| e.time);
+        let start = self.events[0].time;
+        let last = self.events.last().expect("not empty").time;
+
+        // Keys, by key ID, in order of appearance; their origin from the import events.
+        let mut keys: Vec<(String, bool)> = Vec::new();
+        let key_index =
+            |keys: &mut Vec<(String, bool)>, id: &str, external: bool| match keys.iter().position(|(k, _)| k == id) {
+                Some(i) => {
+                    keys[i].1 |= external;
+                    i
+                }
+                None => {
+                    keys.push((id.to_string(), external));
+                    keys.len() - 1
+                }
+            };
+        let mut volumes: Vec<(String, Option<String>, Option<u64>)> = Vec::new();
+        let mut instances: Vec<String> = Vec::new();
+        let add_instance = |instances: &mut Vec<String>, id: &str| {
+            if !instances.iter().any(|i| i == id) {
+                instances.push(id.to_string());
+            }
+        };
+        for e in &self.events {
+            match &e.what {
+                What::Import { key, .. } | What::DeleteMaterial { key, .. } | What::Expired { key } => {
+                    key_index(&mut keys, key, true);
+                }
+                What::Enable { key }
+                | What::Disable { key }
+                | What::Schedule { key, .. }
+                | What::Cancel { key }
+                | What::KeyDeleted { key } => {
+                    key_index(&mut keys, key, false);
+                }
+                What::KeyUse { key, volume, instance, .. } => {
+                    key_index(&mut keys, key, false);
+                    if let Some(v) = volume {
+                        match volumes.iter_mut().find(|x| &x.0 == v) {
+                            Some(x) => x.1 = x.1.take().or(Some(key.clone())),
+                            None => volumes.push((v.clone(), Some(key.clone()), None)),
+                        }
+                    }
+                    if let Some(i) = instance {
+                        add_instance(&mut instances, i);
+                    }
+                }
+                What::CreateVolume { volume, key, size } => {
+                    key_index(&mut keys, key, false);
+                    match volumes.iter_mut().find(|x| &x.0 == volume) {
+                        Some(x) => {
+                            x.1 = Some(key.clone());
+                            x.2 = *size;
+                        }
+                        None => volumes.push((volume.clone(), Some(key.clone()), *size)),
+                    }
+                }
+                What::Attach { volume, instance } => {
+                    add_instance(&mut instances, instance);
+                    if !volumes.iter().any(|x| &x.0 == volume) {
+                        volumes.push((volume.clone(), None, None));
+                    }
+                }
+                What::Detach { .. } => {}
+                What::Instance { id, .. } => add_instance(&mut instances, id),
+            }
+        }
+        let key_name = |id: &str| format!("key-{}", &id[..id.len().min(8)]);
+        let material_name = |m: &str| format!("m-{}", &m[..m.len().min(8)]);
+        let mut notes: Vec<String> = Vec::new();
+
+        let mut timeline: Vec<String> = Vec::new();
+        let at = |t: jiff::Timestamp| offset(start, t);
+        // An imported key whose first event in the trail is not an import had its material before.
+        for (id, external) in &keys {
+            if !external {
+                continue;
+            }
+            let first = self.events.iter().find(|e| match &e.what {
+                // A successful data-key call for a volume needs the material; a refused one, or
+                // GetParametersForImport, does not.
+                What::Import { key, .. }
+                | What::DeleteMaterial { key, .. }
+                | What::Expired { key }
+                | What::KeyUse { key, volume: Some(_), ok: true, .. }
+                | What::Enable { key }
+                | What::Disable { key }
+                | What::Schedule { key, .. } => key == id,
+                _ => false,
+            });
+            if let Some(Event { what: What::Import { .. }, .. }) = first {
+                continue;
+            }
+            let material = self.events.iter().find_map(|e| match &e.what {
+                What::Import { key, material, .. } | What::DeleteMaterial { key, material: Some(material) }
+                    if key == id =>
+                {
+                    Some(material.clone())
+                }
+                _ => None,
+            });
+            let m = material.map_or_else(|| "m-before-trail".to_string(), |m| material_name(&m));
+            notes.push(format!("key {} had material before the trail began: imported at 0s as {m}", key_name(id)));
+            timeline.push(format!(
+                "At(\"0s\", ImportKeyMaterial(key: {}, material: {}, expires: Never)),",
+                q(&key_name(id)),
+                q(&m)
+            ));
+        }
+        let mut created: BTreeSet<String> = BTreeSet::new();
+        for e in &self.events {
+            if let What::CreateVolume { volume, .. } = &e.what {
+                created.insert(volume.clone());
+            }
+        }
+        for (v, key, _) in &volumes {
+            if key.is_some() && !created.contains(v) {
+                notes.push(format!("volume {v} existed before the trail began: created at 0s"));
+                timeline.push(format!("At(\"0s\", CreateVolume(volume: {})),", q(v)));
+            }
+        }
+        let mut deletion_lag: Option<SimDuration> = None;
+        let mut scheduled: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        for e in &self.events {
+            let t = at(e.time);
+            let line = match &e.what {
+                What::Import { key, material, valid_to } => {
+                    let expires = match valid_to {
+                        Some(v) => format!("At({})", q(&v.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())),
+                        None => "Never".to_string(),
+                    };
+                    Some(format!(
+                        "ImportKeyMaterial(key: {}, material: {}, expires: {expires})",
+                        q(&key_name(key)),
+                        q(&material_name(material))
+                    ))
+                }
+                What::DeleteMaterial { key, .. } => {
+                    Some(format!("DeleteImportedKeyMaterial(key: {})", q(&key_name(key))))
+                }
+                What::Enable { key } => Some(format!("EnableKey(key: {})", q(&key_name(key)))),
+                What::Disable { key } => Some(format!("DisableKey(key: {})", q(&key_name(key)))),
+                What::Schedule { key, days, deletion } => {
+                    if let Some(d) = deletion {
+                        scheduled.insert(key.clone(), *d);
+                    }
+                    Some(format!("ScheduleKeyDeletion(key: {}, pending_window_days: {days})", q(&key_name(key))))
+                }
+                What::Cancel { key } => Some(format!("CancelKeyDeletion(key: {})", q(&key_name(key)))),
+                What::KeyDeleted { key } => {
+                    if let Some(d) = scheduled.get(key) {
+                        let lag = u64::try_from(e.time.as_millisecond() - d.as_millisecond()).unwrap_or(0);
+                        deletion_lag = Some(SimDuration::from_ms(lag));
+                    }
+                    None
+                }
+                What::CreateVolume { volume, .. } => Some(format!("CreateVolume(volume: {})", q(volume))),
+                What::Attach { volume, instance } => {
+                    Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(instance)))
+                }
+                What::Detach { volume } => Some(format!("DetachVolume(volume: {})", q(volume))),
+                What::Instance { action, id } => match *action {
+                    "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances" => {
+                        Some(format!("{action}(instance: {})", q(id)))
+                    }
+                    _ => None,
+                },
+                What::Expired { .. } | What::KeyUse { .. } => None,
+            };
+            if let Some(line) = line {
+                timeline.push(format!("At({}, {line}),", q(&t)));
+            }
+        }
+        for (v, key, _) in &volumes {
+            if key.is_none() {
+                notes.push(format!("volume {v} is attached but no event names its key: left out"));
+            }
+        }
+        let horizon = SimDuration::from_ms(u64::try_from(last.as_millisecond() - start.as_millisecond()).unwrap_or(0))
+            + horizon_after;
+
+        let mut out = String::new();
+        let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
+        let _ = writeln!(
+            out,
+            "// {} records read; {} duplicates removed (same eventID); {} out of order, sorted by eventTime.",
+            self.records, self.duplicates, self.out_of_order
+        );
+        let _ = writeln!(
+            out,
+            "// {} events understood; {} calls AWS services made for the user are not replayed (kmsim makes them again).",
+            self.events.len(),
+            self.service_calls
+        );
+        if !self.failed.is_empty() {
+            let list: Vec<String> = self.failed.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+            let _ = writeln!(out, "// Failed calls, not replayed (they changed nothing): {}.", list.join(", "));
+        }
+        let unknown: u64 = self.unknown.values().sum();
+        if unknown > 0 {
+            let list: Vec<String> = self.unknown.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+            let _ = writeln!(out, "// {unknown} events not understood, left out: {}.", list.join(", "));
+        } else {
+            let _ = writeln!(out, "// Every event was understood.");
+        }
+        for n in &notes {
+            let _ = writeln!(out, "// Note: {n}.");
+        }
+        let _ = writeln!(out, "Scenario(");
+        let _ = writeln!(out, "    version: 1,");
+        let _ = writeln!(out, "    name: {},", q(&format!("Imported from CloudTrail: {} to {}", start, last)));
+        let _ = writeln!(out, "    start: {},", q(&start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        let _ = writeln!(out, "    horizon: {},", q(&horizon.to_string()));
+        let _ = writeln!(out, "    seed: 1,");
+        if let Some(a) = &self.account {
+            let _ = writeln!(out, "    account: {},", q(a));
+        }
+        if let Some(r) = &self.region {
+            let _ = writeln!(out, "    region: {},", q(r));
+        }
+        if let Some(u) = &self.user {
+            let _ = writeln!(out, "    user: {},", q(u));
+        }
+        if let Some(lag) = deletion_lag {
+            let _ = writeln!(out, "    parameters: (key_deletion_lag: {}),", q(&lag.to_string()));
+        }
+        let _ = writeln!(out, "    keys: [");
+        for (id, external) in &keys {
+            let origin = if *external { "External" } else { "AwsKms" };
+            let _ = writeln!(out, "        Key(id: {}, origin: {origin}, key_id: {}),", q(&key_name(id)), q(id));
+        }
+        let _ = writeln!(out, "    ],");
+        let _ = writeln!(
+            out,
+            "    instances: [{}],",
+            instances.iter().map(|i| format!("Instance(id: {})", q(i))).collect::<Vec<_>>().join(", ")
+        );
+        let _ = writeln!(out, "    volumes: [");
+        for (v, key, size) in &volumes {
+            let Some(key) = key else { continue };
+            let size = size.map_or(String::new(), |s| format!(", size_gib: {s}"));
+            let _ = writeln!(out, "        Volume(id: {}, key: {}{size}),", q(v), q(&key_name(key)));
+        }
+        let _ = writeln!(out, "    ],");
+        let _ = writeln!(out, "    timeline: [");
+        for line in timeline {
+            let _ = writeln!(out, "        {line}");
+        }
+        let _ = writeln!(out, "    ],");
+        let _ = writeln!(out, ")");
+        Ok(out)
+    }
+}

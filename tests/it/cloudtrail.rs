@@ -1,0 +1,283 @@
+//! CloudTrail both ways: records shaped as the reference's examples, a golden log for the EBS
+//! story, the round trip (run, export, import, run: same outcomes), and hostile input.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use kmsim::import::Trail;
+use kmsim::report::cloudtrail;
+use kmsim::report::summary::summarize;
+use kmsim::run::{Run, RunOptions, run};
+use kmsim::scenario::{self, Overrides, Scenario};
+
+use super::golden::check_or_bless;
+use super::{all_scenarios, load};
+
+fn records_of(rel: &str) -> Vec<Value> {
+    let s = load(rel);
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    cloudtrail::records(&r)
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// Compares one emitted record with the reference's example of the same event: the same fields at
+/// the top, in `userIdentity`, `requestParameters`, `responseElements` and `resources`, and the same
+/// values where a value is not an ID, a time, an account or a Region.
+fn compare(example: &Value, ours: &Value) {
+    let name = example["eventName"].as_str().unwrap();
+    assert_eq!(keys(example), keys(ours), "{name}: top-level fields");
+    assert_eq!(keys(&example["userIdentity"]), keys(&ours["userIdentity"]), "{name}: userIdentity fields");
+    for field in ["requestParameters", "responseElements", "serviceEventDetails"] {
+        let (e, o) = (&example[field], &ours[field]);
+        assert_eq!(e.is_null(), o.is_null(), "{name}: {field} null or not");
+        // kmsim does not model key material descriptions.
+        let mut expected = keys(e);
+        expected.remove("keyMaterialDescription");
+        assert_eq!(expected, keys(o), "{name}: {field} fields");
+    }
+    // kmsim writes the current version; older example pages show 1.08.
+    if example["eventVersion"] == cloudtrail::EVENT_VERSION {
+        assert_eq!(ours["eventVersion"], cloudtrail::EVENT_VERSION);
+    }
+    for field in [
+        "eventSource",
+        "eventName",
+        "eventType",
+        "readOnly",
+        "managementEvent",
+        "eventCategory",
+        "errorCode",
+        "userAgent",
+    ] {
+        assert_eq!(example.get(field), ours.get(field), "{name}: {field}");
+    }
+    assert_eq!(example["userIdentity"]["type"], ours["userIdentity"]["type"], "{name}: identity type");
+    assert_eq!(example["userIdentity"]["invokedBy"], ours["userIdentity"]["invokedBy"], "{name}: invokedBy");
+    assert_eq!(example["resources"][0]["type"], ours["resources"][0]["type"], "{name}: resource type");
+    if example["sourceIPAddress"] == "AWS Internal" {
+        assert_eq!(ours["sourceIPAddress"], "AWS Internal", "{name}: service events come from AWS Internal");
+    }
+    if let Some(msg) = example["errorMessage"].as_str() {
+        let tail = msg.split_once(' ').unwrap().1;
+        assert!(ours["errorMessage"].as_str().unwrap().ends_with(tail), "{name}: error message");
+    }
+    let ctx = &example["requestParameters"]["encryptionContext"];
+    if !ctx.is_null() {
+        assert_eq!(keys(ctx), keys(&ours["requestParameters"]["encryptionContext"]), "{name}: encryption context");
+    }
+}
+
+#[test]
+fn records_match_the_reference_examples_field_by_field() {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/cloudtrail-examples.json");
+    let Ok(text) = std::fs::read_to_string(&reference) else {
+        // The reference lives beside the repository; a checkout without it has nothing to compare.
+        eprintln!("{} not found: skipped", reference.display());
+        return;
+    };
+    let examples: Value = serde_json::from_str(&text).unwrap();
+    let ours: Vec<Value> =
+        ["import/expiry-valid-to.ron", "ebs/ebs-story.ron", "lifecycle/scheduled-deletion-irreversible.ron"]
+            .iter()
+            .flat_map(|s| records_of(s))
+            .collect();
+    let examples = examples["Records"].as_array().unwrap();
+    assert_eq!(examples.len(), 6);
+    for example in examples {
+        let name = &example["eventName"];
+        let error = example.get("errorCode");
+        let found = ours
+            .iter()
+            .find(|r| &r["eventName"] == name && r.get("errorCode") == error)
+            .unwrap_or_else(|| panic!("kmsim writes no {name} record like the example"));
+        compare(example, found);
+    }
+}
+
+#[test]
+fn the_ebs_story_log_is_golden() {
+    let s = load("ebs/ebs-story.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    check_or_bless("tests/golden/cloudtrail/ebs-story.json", &cloudtrail::log_file(&r));
+}
+
+/// What must survive the round trip: each key's state changes and each volume's and instance's
+/// breaks and status, in absolute time.
+/// Per key ID, its state changes as (absolute ms, state).
+type KeyChanges = Vec<(String, Vec<(i64, String)>)>;
+
+fn outcomes(s: &Scenario, r: &Run<'_>) -> (KeyChanges, Vec<String>) {
+    let sum = summarize(r);
+    let abs = |t: kmsim::engine::SimTime| s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap();
+    let keys = sum
+        .keys
+        .iter()
+        .map(|k| {
+            let changes = k
+                .changes
+                .iter()
+                .map(|(t, _, to, _)| (abs(*t), to.map_or("deleted".into(), |x| x.to_string())))
+                .collect();
+            (s.key(k.key).spec.key_id.clone(), changes)
+        })
+        .collect();
+    let mut resources: Vec<String> = sum
+        .resources
+        .iter()
+        .map(|res| {
+            let breaks: Vec<String> = res.breaks.iter().map(|b| format!("{} {}", abs(b.broke_at), b.how)).collect();
+            format!("{} {} [{}]", res.name, res.status.as_str(), breaks.join(", "))
+        })
+        .collect();
+    resources.sort();
+    (keys, resources)
+}
+
+fn round_trip(rel: &str) {
+    let s = load(rel);
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let log = cloudtrail::log_file(&r);
+    let mut trail = Trail::default();
+    trail.read("log.json", log.as_bytes()).unwrap();
+    // The imported run ends where the original did.
+    let last = r.records.last().unwrap().at;
+    let after = s.horizon - last;
+    let text = trail.scenario(&["log.json".into()], after).unwrap();
+    let imported =
+        scenario::parse("imported.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let r2 = run(&imported, &RunOptions::default(), None).unwrap();
+    let (k1, res1) = outcomes(&s, &r);
+    let (k2, res2) = outcomes(&imported, &r2);
+    assert_eq!(res1, res2, "{rel}: resource outcomes differ after the round trip\n{text}");
+    for (id, changes) in &k1 {
+        let other = k2.iter().find(|(i, _)| i == id).map(|x| &x.1);
+        // A key that never showed up in the trail (no call touched it) cannot come back.
+        if let Some(other) = other {
+            assert_eq!(changes, other, "{rel}: key {id} changes differ\n{text}");
+        }
+    }
+}
+
+#[test]
+fn every_bundled_ebs_scenario_survives_the_round_trip() {
+    let dir = super::scenarios_dir().join("ebs");
+    let mut n = 0;
+    for path in all_scenarios().into_iter().filter(|p| p.starts_with(&dir)) {
+        round_trip(path.strip_prefix(super::scenarios_dir()).unwrap().to_str().unwrap());
+        n += 1;
+    }
+    assert!(n >= 3);
+}
+
+#[test]
+fn other_scenarios_with_ec2_actions_survive_the_round_trip() {
+    for rel in [
+        "import/expiry-valid-to.ron",
+        "lifecycle/disable-vs-delete-material.ron",
+        "lifecycle/scheduled-deletion-irreversible.ron",
+        "ec2/instance-several-keys.ron",
+    ] {
+        round_trip(rel);
+    }
+}
+
+fn import_err(input: &[u8]) -> String {
+    let mut trail = Trail::default();
+    trail.read("bad.json", input).unwrap_err().to_string()
+}
+
+#[test]
+fn hostile_input_gets_a_clear_error_naming_file_and_record() {
+    let good = records_of("ebs/ebs-story.ron");
+    let log = serde_json::to_string(&serde_json::json!({"Records": good})).unwrap();
+    let truncated = import_err(&log.as_bytes()[..log.len() / 2]);
+    assert!(truncated.starts_with("bad.json: ") && truncated.contains("truncated"), "{truncated}");
+    let mut missing = good.clone();
+    missing[3].as_object_mut().unwrap().remove("eventTime");
+    let e = import_err(serde_json::to_string(&serde_json::json!({"Records": missing})).unwrap().as_bytes());
+    assert!(e.contains("record 4: missing eventTime"), "{e}");
+    let mut wrong = good.clone();
+    wrong[2]["eventTime"] = serde_json::json!(5);
+    let e = import_err(serde_json::to_string(&serde_json::json!({"Records": wrong})).unwrap().as_bytes());
+    assert!(e.contains("record 3"), "{e}");
+    let e = import_err(b"this is not json");
+    assert!(e.starts_with("bad.json: line 1: not a CloudTrail record"), "{e}");
+    let huge_line = vec![b'x'; usize::try_from(kmsim::import::MAX_LINE).unwrap() + 10];
+    let e = import_err(&huge_line);
+    assert!(e.contains("longer than 16 MiB"), "{e}");
+}
+
+#[test]
+fn gzip_jsonl_duplicates_and_disorder_give_the_same_scenario() {
+    let good = records_of("ebs/ebs-story.ron");
+    let plain = serde_json::to_string(&serde_json::json!({"Records": good})).unwrap();
+    let mut a = Trail::default();
+    a.read("a.json", plain.as_bytes()).unwrap();
+    let expected = a.scenario(&["x".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    // JSON Lines, shuffled, with every record twice, gzipped.
+    let mut lines: Vec<String> = good.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    lines.extend(lines.clone());
+    lines.reverse();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(lines.join("\n").as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    let mut b = Trail::default();
+    b.read("b.jsonl.gz", bytes.as_slice()).unwrap();
+    let got = b.scenario(&["x".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    let body = |t: &str| t.lines().filter(|l| !l.starts_with("//")).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&expected), body(&got));
+    assert!(
+        got.contains(&format!("// {} records read; {} duplicates removed (same eventID);", 2 * good.len(), good.len())),
+        "{got}"
+    );
+    assert!(!got.contains(" 0 out of order"), "the reversed records were counted as out of order");
+}
+
+#[test]
+fn events_not_understood_are_listed_never_dropped() {
+    let mut recs = records_of("ebs/ebs-story.ron");
+    let mut odd = recs[0].clone();
+    odd["eventName"] = serde_json::json!("PutBucketPolicy");
+    odd["eventSource"] = serde_json::json!("s3.amazonaws.com");
+    odd["eventID"] = serde_json::json!("00000000-0000-4000-8000-000000000001");
+    recs.push(odd);
+    let mut t = Trail::default();
+    t.read("x", serde_json::to_string(&serde_json::json!({"Records": recs})).unwrap().as_bytes()).unwrap();
+    let text = t.scenario(&["x".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    assert!(text.contains("// 1 events not understood, left out: PutBucketPolicy x1."), "{text}");
+}
+
+#[test]
+fn cli_exports_and_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trail.json");
+    let out_ron = dir.path().join("imported.ron");
+    let story = super::scenarios_dir().join("ebs/ebs-story.ron");
+    let bin = env!("CARGO_BIN_EXE_kmsim");
+    let ok = Command::new(bin)
+        .args(["run", story.to_str().unwrap(), "-q", "--cloudtrail", log.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new(bin)
+        .args(["import-cloudtrail", log.to_str().unwrap(), "-o", out_ron.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin).args(["run", out_ron.to_str().unwrap(), "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(&log, "{\"Records\": [").unwrap();
+    let out = Command::new(bin)
+        .args(["import-cloudtrail", log.to_str().unwrap(), "-o", out_ron.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trail.json: "));
+}
