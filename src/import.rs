@@ -194,12 +194,6 @@ impl Trail {
             time.parse().map_err(|e| format!("eventTime {time:?} is not an RFC 3339 instant ({e})"))?;
         let name = raw.event_name.clone().ok_or("missing eventName")?;
         let source = raw.event_source.clone().ok_or("missing eventSource")?;
-        if let Some(id) = &raw.event_id
-            && !self.ids.insert(id.clone())
-        {
-            self.duplicates += 1;
-            return Ok(());
-        }
         if self.last_time.is_some_and(|t| time < t) {
             self.out_of_order += 1;
         }
@@ -218,6 +212,13 @@ impl Trail {
             *self.unknown.entry(name).or_default() += 1;
             return Ok(());
         };
+        // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
+        if let Some(id) = &raw.event_id
+            && !self.ids.insert(id.clone())
+        {
+            self.duplicates += 1;
+            return Ok(());
+        }
         let by_service =
             identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
         match &what {
@@ -635,7 +636,7 @@ impl Trail {
         let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
         let _ = writeln!(
             out,
-            "// {} records read; {} duplicates removed (same eventID); {} out of order, sorted by eventTime.",
+            "// {} records read; {} duplicates of understood events removed (same eventID); {} out of order, sorted by eventTime.",
             self.records, self.duplicates, self.out_of_order
         );
         let _ = writeln!(
