@@ -99,7 +99,8 @@ enum Command {
     /// Run scenarios and check their expectations: the regression suite.
     ///
     /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
-    /// any fails, 2 when any scenario is invalid.
+    /// any fails, 2 when any scenario is invalid. Folders named `bench` (benchmark fleets) are
+    /// skipped unless named.
     Check {
         /// Scenario files, or folders searched recursively for `.ron` files.
         #[arg(value_name = "PATH", default_value = "scenarios")]
@@ -314,7 +315,9 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
-            if path.is_dir() {
+            // Benchmark inputs (fleets of up to a million volumes) are not regression tests:
+            // they are checked only when named.
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "bench") {
                 walk(&path, out)?;
             } else if path.extension().is_some_and(|e| e == "ron") {
                 out.push(path);

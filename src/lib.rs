@@ -40,3 +40,4 @@ pub mod import;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;

@@ -155,6 +155,19 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
     Snapshot { at, keys, materials, volumes, instances, grants }
 }
 
+/// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
+/// fleets, whose outputs fold records as they come.
+pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<Obs>) -> Result<RunStats, EngineError> {
+    let mut sim = build(scenario);
+    sim.run(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink)
+}
+
+/// The actor of the first volume: volume `i` is this plus `i`.
+#[must_use]
+pub fn first_volume_actor(scenario: &Scenario) -> ActorId {
+    volume_actor(scenario, 0)
+}
+
 struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);
 
 impl Sink<Obs> for Tee<'_> {
@@ -174,7 +187,10 @@ fn build(scenario: &Scenario) -> Simulation<World> {
         debug_assert_eq!(id, instance_actor(i));
     }
     for (i, v) in scenario.volumes.iter().enumerate() {
-        let volume = Volume::new(v.name.clone(), kms, KeyRef::Id(v.key), scenario.kms_latency);
+        let mut volume = Volume::new(v.name.clone(), kms, KeyRef::Id(v.key), scenario.kms_latency.clone());
+        if let Some((f, home)) = v.fleet {
+            volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
+        }
         let id = sim.add_actor(v.name.to_string(), World::Volume(volume));
         debug_assert_eq!(id, volume_actor(scenario, i));
     }

@@ -25,11 +25,13 @@ use std::sync::Arc;
 use crate::engine::{ActorId, SimDuration, SimTime};
 
 use super::ec2::{Ec2Error, InstanceMsg};
+use rand::RngExt;
+
 use super::kms::{
-    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsMsg, KmsOp, KmsOutput,
+    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
     KmsReply, KmsRequest, Service,
 };
-use super::latency::Latency;
+use super::dist::Dist;
 use super::{Msg, Obs, WorldCtx};
 
 /// The EBS volume states kmsim uses, named as EBS names them.
@@ -88,6 +90,15 @@ impl fmt::Display for IoFailure {
             IoFailure::NoDataKey => "no plaintext data key in the host's memory",
         })
     }
+}
+
+/// A fleet volume's behaviour: how long it stays attached and detached, and when a failed
+/// attach is tried again. The volume draws each duration from its own stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cycle {
+    pub attached: Dist,
+    pub detached: Dist,
+    pub retry: Dist,
 }
 
 /// Messages a volume handles.
@@ -185,7 +196,7 @@ pub struct Volume {
     name: Arc<str>,
     kms: ActorId,
     key: KeyRef,
-    latency: Latency,
+    latency: Dist,
     state: Option<VolumeState>,
     data_key: Option<Ciphertext>,
     /// The grant EC2 made for the instance this volume was last attached to (A4: kept across
@@ -193,13 +204,18 @@ pub struct Volume {
     grant: Option<(GrantId, ActorId)>,
     key_in_memory: bool,
     call: Option<(u32, Pending)>,
+    /// The outstanding call itself and how many times it was throttled, to send it again.
+    request: Option<(Caller, KmsOp, u32)>,
     next_tag: u32,
+    /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
+    /// instance it attaches to once created.
+    cycle: Option<(Arc<Cycle>, ActorId)>,
 }
 
 impl Volume {
     /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(name: Arc<str>, kms: ActorId, key: KeyRef, latency: Latency) -> Self {
+    pub fn new(name: Arc<str>, kms: ActorId, key: KeyRef, latency: Dist) -> Self {
         Volume {
             name,
             kms,
@@ -210,7 +226,26 @@ impl Volume {
             grant: None,
             key_in_memory: false,
             call: None,
+            request: None,
             next_tag: 0,
+            cycle: None,
+        }
+    }
+
+    /// Makes the volume follow a fleet's attach / detach cycle on `home`, starting as soon as it
+    /// is created.
+    #[must_use]
+    pub fn cycling(mut self, cycle: Arc<Cycle>, home: ActorId) -> Self {
+        self.cycle = Some((cycle, home));
+        self
+    }
+
+    /// Schedules the volume's next step of its cycle, if it follows one.
+    fn next(&mut self, msg: VolumeMsg, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
+        if let Some((cycle, _)) = &self.cycle {
+            let after = pick(cycle).draw(ctx.rng());
+            let me = ctx.me();
+            ctx.send(me, Msg::Volume(msg), after);
         }
     }
 
@@ -253,6 +288,7 @@ impl Volume {
                 self.state = Some(VolumeState::InUse(instance));
                 self.key_in_memory = cached;
                 ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
+                self.next(VolumeMsg::Detach, |c| &c.attached, ctx);
             }
             VolumeMsg::AttachRejected { instance, error } => {
                 self.state = Some(VolumeState::Available);
@@ -346,6 +382,7 @@ impl Volume {
         if tell_instance {
             let me = ctx.me();
             ctx.send(instance, Msg::Instance(InstanceMsg::Detached { volume: me }), SimDuration::ZERO);
+            self.next(VolumeMsg::Attach { instance }, |c| &c.detached, ctx);
         }
     }
 
@@ -399,13 +436,35 @@ impl Volume {
         if tag != reply.tag {
             return;
         }
-        self.call = None;
         let me = ctx.me();
+        if let Err(e) = &reply.result
+            && e.exception == KmsException::Throttling
+            && let Some((caller, op, attempt)) = self.request.take()
+        {
+            // Capped exponential backoff with jitter, as the AWS SDKs do: 100 ms doubling up to 20 s,
+            // times a uniform factor in [0.5, 1].
+            let cap = SimDuration::from_secs(20).as_ms();
+            let base = (100u64 << attempt.min(20)).min(cap);
+            let wait = SimDuration::from_ms(ctx.rng().random_range(base / 2..=base));
+            let tag = self.next_tag;
+            self.next_tag = self.next_tag.wrapping_add(1);
+            self.call = Some((tag, pending));
+            self.request = Some((caller, op.clone(), attempt + 1));
+            let request = KmsRequest { caller, op, reply_to: Some((me, tag)) };
+            let after = self.latency.draw(ctx.rng()) + wait;
+            ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+            return;
+        }
+        self.call = None;
+        self.request = None;
         match (pending, reply.result) {
             (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
                 self.data_key = Some(c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
+                if let Some((_, home)) = self.cycle {
+                    ctx.send(me, Msg::Volume(VolumeMsg::Attach { instance: home }), SimDuration::ZERO);
+                }
             }
             (Pending::CreateDataKey, Err(error)) => {
                 self.state = None;
@@ -422,6 +481,7 @@ impl Volume {
                 self.state = Some(VolumeState::Available);
                 let error = Ec2Error::key_revoked(&self.name);
                 ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
+                self.next(VolumeMsg::Attach { instance }, |c| &c.retry, ctx);
             }
             (Pending::StartDecrypt(instance), result) => {
                 let ok = result.is_ok();
@@ -439,6 +499,7 @@ impl Volume {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.call = Some((tag, pending));
+        self.request = Some((caller, op.clone(), 0));
         let request = KmsRequest { caller, op, reply_to: Some((ctx.me(), tag)) };
         let after = self.latency.draw(ctx.rng());
         ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);

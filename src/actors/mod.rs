@@ -8,7 +8,7 @@
 pub mod ebs;
 pub mod ec2;
 pub mod kms;
-pub mod latency;
+pub mod dist;
 
 use crate::engine::{Actor, Ctx};
 

@@ -48,6 +48,7 @@ fn action_line(run: &Run<'_>, index: u32) -> String {
     let action = &run.scenario.actions[index as usize];
     match &action.source {
         ActionSource::Declared { path } => format!("{path}: declared in the scenario, created at {}", action.at),
+        ActionSource::Fleet { fleet } => format!("fleets[{fleet}]: the fleet starts its volumes at {}", action.at),
         ActionSource::Timeline { index, line, text } => {
             let at = line.map_or(String::new(), |l| format!(", line {l}"));
             let text = text.as_deref().map_or(String::new(), |t| format!(": {t}"));

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{KeyIdx, KeySpec, KmsOp, KmsParams};
-use crate::actors::latency::Latency;
+use crate::actors::dist::Dist;
 use crate::engine::{SimDuration, SimTime};
 
 pub use timefmt::{format_instant, parse_duration, parse_time};
@@ -40,12 +40,13 @@ pub struct Scenario {
     pub user: String,
     pub kms: KmsParams,
     /// Delay of each call a service makes to KMS.
-    pub kms_latency: Latency,
+    pub kms_latency: Dist,
     pub keys: Vec<KeyDecl>,
     /// Key materials, by the names the timeline gives them; `MaterialId(i)` is `materials[i]`.
     pub materials: Vec<String>,
     pub instances: Vec<Arc<str>>,
     pub volumes: Vec<VolumeDecl>,
+    pub fleets: Vec<FleetDecl>,
     /// Declared creations first (keys, instances), then the timeline, in file order.
     pub actions: Vec<Action>,
     /// What must be true of the run, in file order.
@@ -64,6 +65,19 @@ pub struct VolumeDecl {
     pub name: Arc<str>,
     pub key: KeyIdx,
     pub size_gib: u32,
+    /// The fleet the volume belongs to, whose cycle it follows, and its instance there.
+    pub fleet: Option<(usize, usize)>,
+}
+
+pub use crate::actors::ebs::Cycle;
+
+/// A declared fleet, expanded into `instances` and `volumes` (named `<id>-i<n>`, `<id>-v<n>`).
+#[derive(Clone, Debug)]
+pub struct FleetDecl {
+    pub name: String,
+    pub cycle: Arc<Cycle>,
+    pub instances: usize,
+    pub volumes: usize,
 }
 
 /// Something that happens to the world at a given time, from outside it.
@@ -79,6 +93,8 @@ pub struct Action {
 pub enum ActionSource {
     /// A key or instance declared in the scenario (`keys[0]`, `instances[1]`), created at time 0.
     Declared { path: String },
+    /// The start of a fleet's volume: created and attached at time 0.
+    Fleet { fleet: usize },
     /// The `index`-th timeline entry, on `line` of the file, reading `text`.
     Timeline { index: usize, line: Option<usize>, text: Option<String> },
 }
@@ -173,6 +189,7 @@ impl ActionSource {
     pub fn path(&self) -> String {
         match self {
             ActionSource::Declared { path } => path.clone(),
+            ActionSource::Fleet { fleet } => format!("fleets[{fleet}]"),
             ActionSource::Timeline { index, .. } => format!("timeline[{index}]"),
         }
     }

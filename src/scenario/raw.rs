@@ -32,6 +32,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub volumes: Vec<RawVolume>,
     #[serde(default)]
+    pub fleets: Vec<RawFleet>,
+    #[serde(default)]
     pub timeline: Vec<At>,
     #[serde(default)]
     pub expect: Vec<RawExpect>,
@@ -46,20 +48,44 @@ pub struct RawParameters {
     pub key_deletion_lag: Option<String>,
     #[serde(default)]
     pub kms_propagation_delay: Option<String>,
+    /// Cryptographic requests per second before ThrottlingException (reference §6).
+    #[serde(default)]
+    pub crypto_quota: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename = "Latency")]
 pub struct RawLatencies {
     #[serde(default)]
-    pub kms: Option<RawLatency>,
+    pub kms: Option<RawDist>,
 }
 
-#[derive(Debug, Deserialize)]
-pub enum RawLatency {
+/// A distribution of durations: `Fixed("1h")`, `Uniform("1m", "5m")`, `Exponential("6h")`,
+/// `LogNormal("6h", 0.5)` (median, sigma of the logarithm), `Empirical([("1h", 3), ("1d", 1)])`.
+#[derive(Debug, Deserialize, Clone)]
+pub enum RawDist {
     Fixed(String),
     Uniform(String, String),
     Exponential(String),
+    LogNormal(String, f64),
+    Empirical(Vec<(String, u32)>),
+}
+
+/// A fleet: `instances` instances with `volumes_per_instance` volumes each, every volume cycling
+/// attached / detached with durations drawn from its own stream, retrying a failed attach.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Fleet")]
+pub struct RawFleet {
+    pub id: String,
+    pub instances: u32,
+    #[serde(default)]
+    pub volumes_per_instance: Option<u32>,
+    /// Keys, each with a weight: a volume's key is drawn by weight.
+    pub keys: Vec<(String, u32)>,
+    pub attached: RawDist,
+    pub detached: RawDist,
+    #[serde(default)]
+    pub retry: Option<RawDist>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

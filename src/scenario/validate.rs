@@ -8,22 +8,27 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::locate::Calls;
-use super::raw::{At, RawAction, RawExpires, RawIo, RawLatency, RawOrigin, RawScenario};
+use super::raw::{At, RawAction, RawDist, RawExpires, RawIo, RawOrigin, RawScenario};
 use super::timefmt::{parse_duration, parse_time};
-use super::{Action, ActionKind, ActionSource, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl, VolumeOp};
+use super::{
+    Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl,
+    VolumeOp,
+};
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{
     CiphertextRef, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MAX_VALID_FOR, MaterialId,
     Origin, TokenRef,
 };
-use crate::actors::latency::Latency;
+use crate::actors::dist::Dist;
 use crate::engine::{SimDuration, SimTime};
 
 /// The longest horizon a scenario may have: ten years of simulated time.
 const MAX_HORIZON: SimDuration = SimDuration::from_days(3_653);
 /// D3: the documentation allows up to 24 h between the end of the window and the deletion.
 const MAX_KEY_DELETION_LAG: SimDuration = SimDuration::from_hours(24);
+/// At most this many instances and volumes in one scenario, fleets included.
+const MAX_ACTORS: usize = 5_000_000;
 /// An `IoLoad` may schedule at most this many operations.
 const MAX_IO_TICKS: u64 = 1_000_000;
 
@@ -105,10 +110,10 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     }
     let user = raw.user.unwrap_or_else(|| "alice".to_string());
 
-    let kms = parameters(&mut c, raw.parameters.unwrap_or_default(), top);
+    let kms = parameters(&mut c, raw.parameters.unwrap_or_default(), top, &region);
     let kms_latency = match raw.latency.and_then(|l| l.kms) {
-        None => Latency::default(),
-        Some(l) => latency(&mut c, &l, top).unwrap_or_default(),
+        None => Dist::default(),
+        Some(l) => dist(&mut c, &l, top, "latency.kms").unwrap_or_default(),
     };
 
     // Declarations.
@@ -199,7 +204,89 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             );
         }
         names.volumes.insert(v.id.clone(), i);
-        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib });
+        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None });
+    }
+
+    // Fleets: expanded into instances and volumes, each volume's key drawn by weight from the
+    // fleet's own stream, so that one fleet's draws never depend on another's.
+    let mut fleets = Vec::new();
+    let mut fleet_actions = Vec::new();
+    let mut total = volumes.len() + instances.len();
+    for (f, fleet) in raw.fleets.into_iter().enumerate() {
+        let pos = c.at("Fleet", f);
+        let path = format!("fleets[{f}]");
+        check_id(&mut c, &mut seen_ids, pos, &path, &fleet.id, "fleet");
+        let per = fleet.volumes_per_instance.unwrap_or(1);
+        let n_inst = fleet.instances as usize;
+        let n_vol = n_inst * per as usize;
+        total += n_inst + n_vol;
+        if fleet.instances == 0 || per == 0 || per > 26 {
+            c.problem(pos, &path, "a fleet needs at least one instance, and 1 to 26 volumes per instance");
+            continue;
+        }
+        if total > MAX_ACTORS {
+            c.problem(pos, &path, format!("more than {MAX_ACTORS} instances and volumes in all: split the estate"));
+            continue;
+        }
+        let mut weights = Vec::new();
+        for (k, w) in &fleet.keys {
+            match names.keys.get(k) {
+                Some(idx) => weights.push((*idx, u64::from(*w))),
+                None => {
+                    let msg = unknown("key", k, names.keys.keys());
+                    c.problem(pos, format!("{path}.keys"), msg);
+                }
+            }
+        }
+        let total_weight: u64 = weights.iter().map(|(_, w)| w).sum();
+        if total_weight == 0 {
+            c.problem(pos, format!("{path}.keys"), "give at least one key with a weight above zero");
+            continue;
+        }
+        let cycle = Cycle {
+            attached: dist(&mut c, &fleet.attached, pos, &format!("{path}.attached")).unwrap_or_default(),
+            detached: dist(&mut c, &fleet.detached, pos, &format!("{path}.detached")).unwrap_or_default(),
+            retry: fleet
+                .retry
+                .as_ref()
+                .and_then(|r| dist(&mut c, r, pos, &format!("{path}.retry")))
+                .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
+        };
+        if cycle.attached.mean_ms() < 1.0 || cycle.detached.mean_ms() < 1.0 || cycle.retry.mean_ms() < 1.0 {
+            c.problem(pos, &path, "attached, detached and retry must last longer than zero on average");
+            continue;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(crate::engine::stream_key(&format!("fleet/{}", fleet.id)));
+        let width = n_inst.to_string().len();
+        let first_instance = instances.len();
+        for i in 0..n_inst {
+            let name = format!("{}-i{i:0width$}", fleet.id);
+            names.instances.insert(name.clone(), instances.len());
+            instances.push(name.into());
+        }
+        let vwidth = n_vol.to_string().len();
+        for v in 0..n_vol {
+            let mut pick = rng.random_range(0..total_weight);
+            let key = weights
+                .iter()
+                .find(|(_, w)| {
+                    let hit = pick < *w;
+                    pick = pick.saturating_sub(*w);
+                    hit
+                })
+                .map_or(weights[0].0, |(k, _)| *k);
+            let name = format!("{}-v{v:0vwidth$}", fleet.id);
+            let volume = volumes.len();
+            names.volumes.insert(name.clone(), volume);
+            let instance = first_instance + v / per as usize;
+            volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: Some((fleets.len(), instance)) });
+            // Created at 0s, after the timeline's own 0s actions (an import, typically); the
+            // volume then attaches itself and follows its cycle.
+            let source = ActionSource::Fleet { fleet: f };
+            fleet_actions.push(Action { at: SimTime::ZERO, what: ActionKind::Volume { volume, op: VolumeOp::Create }, source });
+        }
+        fleets.push(FleetDecl { name: fleet.id, cycle: Arc::new(cycle), instances: n_inst, volumes: n_vol });
     }
 
     // Declared creations run first, at time 0, in declaration order.
@@ -209,12 +296,20 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
             source: ActionSource::Declared { path: format!("keys[{i}]") },
         })
-        .chain((0..instances.len()).map(|i| Action {
+        .chain((0..instances.len() - fleet_instances(&fleets)).map(|i| Action {
             at: SimTime::ZERO,
             what: ActionKind::RunInstance(i),
             source: ActionSource::Declared { path: format!("instances[{i}]") },
         }))
         .collect();
+    // Fleet instances run from the start too, then fleet volumes are created and attached.
+    let declared_instances = instances.len() - fleet_instances(&fleets);
+    for (f, fleet) in fleets.iter().enumerate() {
+        let first = declared_instances + fleets[..f].iter().map(|x| x.instances).sum::<usize>();
+        for i in first..first + fleet.instances {
+            actions.push(Action { at: SimTime::ZERO, what: ActionKind::RunInstance(i), source: ActionSource::Fleet { fleet: f } });
+        }
+    }
 
     let mut materials: Vec<String> = Vec::new();
     let mut timeline =
@@ -261,6 +356,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         }
     }
     actions.extend(resolved.into_iter().flatten());
+    actions.extend(fleet_actions);
 
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
@@ -284,6 +380,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             materials,
             instances,
             volumes,
+            fleets,
             actions,
             expectations,
         })
@@ -293,7 +390,16 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     }
 }
 
-fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(usize, usize)>) -> KmsParams {
+/// The documented default of the shared symmetric crypto quota, by Region (reference §6).
+fn default_crypto_quota(region: &str) -> u32 {
+    match region {
+        "us-east-1" | "us-west-2" | "eu-west-1" => 50_000,
+        "eu-west-2" | "ap-southeast-1" => 10_000,
+        _ => 5_500,
+    }
+}
+
+fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(usize, usize)>, region: &str) -> KmsParams {
     let get = |c: &mut Checker<'_>, name: &str, v: Option<String>| {
         v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)).unwrap_or(SimDuration::ZERO)
     };
@@ -301,7 +407,11 @@ fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(us
         material_expiry_lag: get(c, "material_expiry_lag", p.material_expiry_lag),
         key_deletion_lag: get(c, "key_deletion_lag", p.key_deletion_lag),
         kms_propagation_delay: get(c, "kms_propagation_delay", p.kms_propagation_delay),
+        crypto_quota_per_s: Some(p.crypto_quota.unwrap_or_else(|| default_crypto_quota(region))),
     };
+    if p.crypto_quota == Some(0) {
+        c.problem(pos, "parameters.crypto_quota", "a quota of 0 refuses every call: give requests per second, at least 1");
+    }
     if params.key_deletion_lag > MAX_KEY_DELETION_LAG {
         c.problem(
             pos,
@@ -315,20 +425,42 @@ fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(us
     params
 }
 
-fn latency(c: &mut Checker<'_>, l: &RawLatency, pos: Option<(usize, usize)>) -> Option<Latency> {
-    let path = "latency.kms";
-    Some(match l {
-        RawLatency::Fixed(d) => Latency::Fixed(c.duration(pos, path, d)?),
-        RawLatency::Exponential(d) => Latency::Exponential(c.duration(pos, path, d)?),
-        RawLatency::Uniform(lo, hi) => {
+fn dist(c: &mut Checker<'_>, d: &RawDist, pos: Option<(usize, usize)>, path: &str) -> Option<Dist> {
+    Some(match d {
+        RawDist::Fixed(d) => Dist::Fixed(c.duration(pos, path, d)?),
+        RawDist::Exponential(d) => Dist::Exponential(c.duration(pos, path, d)?),
+        RawDist::Uniform(lo, hi) => {
             let (lo, hi) = (c.duration(pos, path, lo)?, c.duration(pos, path, hi)?);
             if lo > hi {
                 c.problem(pos, path, format!("Uniform({lo}, {hi}): the lower bound is above the upper one"));
                 return None;
             }
-            Latency::Uniform(lo, hi)
+            Dist::Uniform(lo, hi)
+        }
+        RawDist::LogNormal(median, sigma) => {
+            let median = c.duration(pos, path, median)?;
+            if !(sigma.is_finite() && *sigma >= 0.0 && *sigma <= 5.0) {
+                c.problem(pos, path, format!("LogNormal sigma {sigma} is out of range: use 0 to 5"));
+                return None;
+            }
+            Dist::LogNormal { median, sigma: *sigma }
+        }
+        RawDist::Empirical(table) => {
+            if table.is_empty() || table.iter().all(|(_, w)| *w == 0) {
+                c.problem(pos, path, "an Empirical table needs at least one entry with a weight above zero");
+                return None;
+            }
+            let mut out = Vec::with_capacity(table.len());
+            for (d, w) in table {
+                out.push((c.duration(pos, path, d)?, *w));
+            }
+            Dist::Empirical(out.into())
         }
     })
+}
+
+fn fleet_instances(fleets: &[super::FleetDecl]) -> usize {
+    fleets.iter().map(|f| f.instances).sum()
 }
 
 fn check_id(

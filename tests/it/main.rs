@@ -30,13 +30,16 @@ pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
 
-/// Every `.ron` file under `scenarios/`, sorted.
+/// Every `.ron` file under `scenarios/`, sorted, but for the benchmark fleets in `bench/`, as
+/// `kmsim check` walks them (the fleets have tests of their own).
 pub fn all_scenarios() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                walk(&path, out);
+                if !path.ends_with("bench") {
+                    walk(&path, out);
+                }
             } else if path.extension().is_some_and(|e| e == "ron") {
                 out.push(path);
             }

@@ -227,6 +227,9 @@ pub struct KmsParams {
     pub key_deletion_lag: SimDuration,
     /// D13: how long a state change takes to reach the operations that use the key.
     pub kms_propagation_delay: SimDuration,
+    /// The shared quota of cryptographic requests per second (reference §6); beyond it, calls
+    /// get `ThrottlingException`. `None`: unlimited.
+    pub crypto_quota_per_s: Option<u32>,
 }
 
 /// The identity of a declared key.
@@ -289,6 +292,8 @@ pub struct Kms {
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
     grants_by_context: BTreeMap<Arc<str>, Vec<GrantId>>,
     next_serial: u64,
+    /// The current one-second quota window and the crypto requests counted in it.
+    window: (u64, u32),
 }
 
 type Outcome = Result<KmsOutput, KmsError>;
@@ -321,6 +326,7 @@ impl Kms {
             named_grants: BTreeMap::new(),
             grants_by_context: BTreeMap::new(),
             next_serial: 0,
+            window: (0, 0),
         }
     }
 
@@ -408,6 +414,19 @@ impl Kms {
     /// call is recorded, so that state changes name the call as their cause).
     fn call(&mut self, caller: Caller, op: &KmsOp, now: SimTime) -> (Option<KeyIdx>, Outcome) {
         let operation = op.operation();
+        if operation.is_crypto()
+            && let Some(quota) = self.params.crypto_quota_per_s
+        {
+            // Requests are counted per account and Region in one-second intervals.
+            let second = now.as_ms() / 1_000;
+            if self.window.0 != second {
+                self.window = (second, 0);
+            }
+            if self.window.1 >= quota {
+                return (None, Err(KmsError::new(KmsException::Throttling, "Rate exceeded")));
+            }
+            self.window.1 += 1;
+        }
         let key_ref = match op {
             KmsOp::DescribeKey { key }
             | KmsOp::EnableKey { key }

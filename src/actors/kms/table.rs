@@ -102,6 +102,8 @@ pub enum KmsException {
     UnsupportedOperation,
     #[serde(rename = "ValidationException")]
     Validation,
+    #[serde(rename = "ThrottlingException")]
+    Throttling,
 }
 
 impl KmsException {
@@ -120,6 +122,7 @@ impl KmsException {
             KmsException::NotFound => "NotFoundException",
             KmsException::UnsupportedOperation => "UnsupportedOperationException",
             KmsException::Validation => "ValidationException",
+            KmsException::Throttling => "ThrottlingException",
         }
     }
 }

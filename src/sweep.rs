@@ -1,0 +1,360 @@
+//! Monte Carlo sweeps: one scenario under many seeds, folded into distributions.
+//!
+//! Run `i` uses a seed derived from the scenario's seed and `i` alone, so any subset of runs (a
+//! shard) gives the same per-run results as the whole sweep. Each run is folded as it goes by a
+//! [`Fold`] sink into a small [`RunResult`] (counts, failure times, the number of broken volumes
+//! on a fixed time grid); no trace is kept. Aggregates are computed from the sorted per-run
+//! results, so a merged set of shards yields exactly the unsharded output.
+
+use std::fmt::Write as _;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::actors::Obs;
+use crate::actors::ebs::VolumeObs;
+use crate::actors::kms::{Caller, KeyState, KmsException, KmsObs};
+use crate::engine::{Record, SimTime, Sink};
+use crate::run::{RunOptions, first_volume_actor, simulate};
+use crate::scenario::{Overrides, Scenario};
+
+/// Points of the time grid on which broken counts are sampled.
+pub const GRID: usize = 240;
+
+/// The seed of run `i` of a sweep whose scenario seed is `base`.
+#[must_use]
+pub fn run_seed(base: u64, i: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(base);
+    rng.set_stream(i);
+    rng.random()
+}
+
+/// What one run contributes to a sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub run: u64,
+    pub seed: u64,
+    /// Events counted as the reference models count them: attach attempts, retries, detaches
+    /// and the user's key calls.
+    pub events: u64,
+    pub attaches: u64,
+    pub retries: u64,
+    pub detaches: u64,
+    pub key_calls: u64,
+    /// Volumes that failed at least once because of their key.
+    pub ever_failed: u64,
+    pub first_failure_ms: Option<u64>,
+    pub last_failure_ms: Option<u64>,
+    /// From the key becoming usable again to the last broken volume working again.
+    pub recovery_ms: Option<u64>,
+    pub throttled: u64,
+    /// Broken volumes at each grid instant.
+    pub broken: Vec<u32>,
+}
+
+/// Folds a run's records into a [`RunResult`] as they are made.
+pub struct Fold {
+    first_volume: usize,
+    volumes: usize,
+    horizon: SimTime,
+    broken_flags: Vec<u8>,
+    broken_now: u32,
+    restored_at: Option<SimTime>,
+    lost: bool,
+    next_grid: usize,
+    result: RunResult,
+}
+
+const BROKEN: u8 = 1;
+const EVER: u8 = 2;
+
+impl Fold {
+    #[must_use]
+    pub fn new(scenario: &Scenario, run: u64, seed: u64) -> Self {
+        Fold {
+            first_volume: first_volume_actor(scenario).index(),
+            volumes: scenario.volumes.len(),
+            horizon: scenario.horizon,
+            broken_flags: vec![0; scenario.volumes.len()],
+            broken_now: 0,
+            restored_at: None,
+            lost: false,
+            next_grid: 0,
+            result: RunResult {
+                run,
+                seed,
+                events: 0,
+                attaches: 0,
+                retries: 0,
+                detaches: 0,
+                key_calls: 0,
+                ever_failed: 0,
+                first_failure_ms: None,
+                last_failure_ms: None,
+                recovery_ms: None,
+                throttled: 0,
+                broken: Vec::with_capacity(GRID),
+            },
+        }
+    }
+
+    fn grid_time(&self, g: usize) -> SimTime {
+        SimTime::from_ms(self.horizon.as_ms() * g as u64 / (GRID as u64 - 1))
+    }
+
+    fn advance(&mut self, to: SimTime) {
+        while self.next_grid < GRID && self.grid_time(self.next_grid) < to {
+            self.result.broken.push(self.broken_now);
+            self.next_grid += 1;
+        }
+    }
+
+    fn volume(&self, actor: usize) -> Option<usize> {
+        actor.checked_sub(self.first_volume).filter(|v| *v < self.volumes)
+    }
+
+    #[must_use]
+    pub fn finish(mut self) -> RunResult {
+        self.advance(SimTime::MAX);
+        let r = &mut self.result;
+        r.events = r.attaches + r.retries + r.detaches + r.key_calls;
+        self.result
+    }
+}
+
+impl Sink<Obs> for Fold {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.advance(rec.at);
+        let t = rec.at.as_ms();
+        match &rec.obs {
+            Obs::Volume(o) => {
+                let Some(v) = self.volume(rec.actor.index()) else { return };
+                match o {
+                    VolumeObs::AttachRequested { .. } => {
+                        if self.broken_flags[v] & BROKEN == 0 {
+                            self.result.attaches += 1;
+                        } else {
+                            self.result.retries += 1;
+                        }
+                    }
+                    VolumeObs::Detached { .. } => self.result.detaches += 1,
+                    VolumeObs::AttachFailed { kms: Some(_), .. } | VolumeObs::KeyLoadFailed { .. } => {
+                        let f = &mut self.broken_flags[v];
+                        if *f & BROKEN == 0 {
+                            self.broken_now += 1;
+                        }
+                        if *f & EVER == 0 {
+                            self.result.ever_failed += 1;
+                        }
+                        *f |= BROKEN | EVER;
+                        self.result.first_failure_ms.get_or_insert(t);
+                        self.result.last_failure_ms = Some(t);
+                    }
+                    VolumeObs::Attached { .. } => {
+                        let f = &mut self.broken_flags[v];
+                        if *f & BROKEN != 0 {
+                            *f &= !BROKEN;
+                            self.broken_now -= 1;
+                            if self.broken_now == 0
+                                && let Some(r) = self.restored_at
+                            {
+                                self.result.recovery_ms = Some(t - r.as_ms());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Obs::Kms(KmsObs::Called { caller: Caller::User, .. }) => self.result.key_calls += 1,
+            Obs::Kms(KmsObs::Called { result: Err(e), .. }) if e.exception == KmsException::Throttling => {
+                self.result.throttled += 1;
+            }
+            Obs::Kms(KmsObs::StateChanged { from, to, .. }) => {
+                if *from == Some(KeyState::Enabled) {
+                    self.lost = true;
+                } else if *to == KeyState::Enabled && self.lost {
+                    self.restored_at = Some(rec.at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs run `i` of the sweep.
+pub fn run_one(scenario: &Scenario, text: &str, file: &str, i: u64, options: &RunOptions) -> Result<RunResult, String> {
+    let seed = run_seed(scenario.seed, i);
+    // Key IDs and fleets' key choices come from the seed too: each run is a whole new draw.
+    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() }).map_err(|e| e.to_string())?;
+    let mut fold = Fold::new(&s, i, seed);
+    simulate(&s, options, &mut fold).map_err(|e| e.to_string())?;
+    Ok(fold.finish())
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+const PERCENTILES: [(&str, f64); 6] = [("p5", 5.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0), ("p95", 95.0), ("p99", 99.0)];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub runs: u64,
+    pub with_value: u64,
+    pub mean: Option<f64>,
+    pub percentiles: Vec<(String, u64)>,
+}
+
+fn summarize(values: impl Iterator<Item = Option<u64>>, runs: u64) -> Summary {
+    let mut v: Vec<u64> = values.flatten().collect();
+    v.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    let mean = (!v.is_empty()).then(|| v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64);
+    Summary {
+        runs,
+        with_value: v.len() as u64,
+        mean,
+        percentiles: PERCENTILES.iter().filter_map(|(n, p)| pct(&v, *p).map(|x| ((*n).to_string(), x))).collect(),
+    }
+}
+
+/// The whole sweep: per-run results and their aggregates. The same bytes whatever the threads,
+/// shards or merge order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub scenario: String,
+    pub file: String,
+    pub base_seed: u64,
+    pub runs: u64,
+    pub volumes: u64,
+    pub horizon_ms: u64,
+    pub grid_ms: Vec<u64>,
+    pub first_failure_ms: Summary,
+    pub recovery_ms: Summary,
+    pub ever_failed: Summary,
+    pub throttled: Summary,
+    pub events: Summary,
+    /// Per grid instant, percentiles of the number of broken volumes.
+    pub broken: Vec<Vec<(String, u64)>>,
+    pub per_run: Vec<RunResult>,
+}
+
+/// What a shard writes: its runs, and enough to check that shards belong together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub scenario: String,
+    pub file: String,
+    pub base_seed: u64,
+    pub runs: u64,
+    pub shard: u64,
+    pub shards: u64,
+    pub volumes: u64,
+    pub horizon_ms: u64,
+    pub per_run: Vec<RunResult>,
+}
+
+/// The runs of shard `k` of `n`.
+#[must_use]
+pub fn shard_runs(runs: u64, k: u64, n: u64) -> Vec<u64> {
+    (0..runs).filter(|i| i % n == k).collect()
+}
+
+/// Aggregates a complete set of per-run results.
+#[must_use]
+pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
+    per_run.sort_by_key(|r| r.run);
+    let runs = per_run.len() as u64;
+    let grid_ms = (0..GRID).map(|g| meta.horizon_ms * g as u64 / (GRID as u64 - 1)).collect();
+    let broken = (0..GRID)
+        .map(|g| {
+            let mut v: Vec<u64> = per_run.iter().map(|r| u64::from(r.broken.get(g).copied().unwrap_or(0))).collect();
+            v.sort_unstable();
+            PERCENTILES.iter().filter_map(|(n, p)| pct(&v, *p).map(|x| ((*n).to_string(), x))).collect()
+        })
+        .collect();
+    Sweep {
+        scenario: meta.scenario.clone(),
+        file: meta.file.clone(),
+        base_seed: meta.base_seed,
+        runs,
+        volumes: meta.volumes,
+        horizon_ms: meta.horizon_ms,
+        grid_ms,
+        first_failure_ms: summarize(per_run.iter().map(|r| r.first_failure_ms), runs),
+        recovery_ms: summarize(per_run.iter().map(|r| r.recovery_ms), runs),
+        ever_failed: summarize(per_run.iter().map(|r| Some(r.ever_failed)), runs),
+        throttled: summarize(per_run.iter().map(|r| Some(r.throttled)), runs),
+        events: summarize(per_run.iter().map(|r| Some(r.events)), runs),
+        broken,
+        per_run,
+    }
+}
+
+/// Merges shards into the sweep, checking that they belong together and cover every run once.
+pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
+    let first = parts.first().ok_or("no partial results to merge")?.clone();
+    let mut per_run = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in parts {
+        if (p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.volumes, p.horizon_ms)
+            != (first.scenario.as_str(), first.base_seed, first.runs, first.shards, first.volumes, first.horizon_ms)
+        {
+            return Err(format!("shard {} of {} is from another sweep (scenario, seed, runs or shards differ)", p.shard, p.shards));
+        }
+        if !seen.insert(p.shard) {
+            return Err(format!("shard {} given twice", p.shard));
+        }
+        per_run.extend(p.per_run);
+    }
+    let missing: Vec<u64> = (0..first.shards).filter(|k| !seen.contains(k)).collect();
+    if !missing.is_empty() {
+        return Err(format!("missing shard(s) {missing:?} of {}", first.shards));
+    }
+    if per_run.len() as u64 != first.runs {
+        return Err(format!("the shards hold {} runs, the sweep has {}", per_run.len(), first.runs));
+    }
+    Ok(aggregate(&first, per_run))
+}
+
+/// The sweep as pretty JSON, ending with a newline.
+#[must_use]
+pub fn to_json(s: &Sweep) -> String {
+    serde_json::to_string_pretty(s).expect("sweeps serialize") + "\n"
+}
+
+/// A short text summary for the terminal.
+#[must_use]
+pub fn render(s: &Sweep) -> String {
+    let mut out = String::new();
+    let d = |ms: u64| crate::engine::SimDuration::from_ms(ms).to_string();
+    let _ = writeln!(out, "{}: {} runs, {} volumes each, seeds from {}", s.scenario, s.runs, s.volumes, s.base_seed);
+    let line = |out: &mut String, name: &str, sum: &Summary, fmt: &dyn Fn(u64) -> String| {
+        let pcts: Vec<String> = sum.percentiles.iter().map(|(n, v)| format!("{n} {}", fmt(*v))).collect();
+        let _ = writeln!(out, "  {name:<22} {} of {} runs: {}", sum.with_value, sum.runs, pcts.join(", "));
+    };
+    line(&mut out, "time to first failure", &s.first_failure_ms, &|v| format!("+{}", d(v)));
+    line(&mut out, "time to full recovery", &s.recovery_ms, &d);
+    line(&mut out, "volumes ever broken", &s.ever_failed, &|v| v.to_string());
+    line(&mut out, "throttled calls", &s.throttled, &|v| v.to_string());
+    line(&mut out, "events", &s.events, &|v| v.to_string());
+    if let Some((g, row)) = s.broken.iter().enumerate().max_by_key(|(_, row)| row.iter().find(|(n, _)| n == "p50").map(|x| x.1)) {
+        let p = |n: &str| row.iter().find(|(k, _)| k == n).map_or(0, |x| x.1);
+        let _ = writeln!(
+            out,
+            "  most broken at once     +{}: median {}, p95 {}, p99 {} of {}",
+            d(s.grid_ms[g]),
+            p("p50"),
+            p("p95"),
+            p("p99"),
+            s.volumes
+        );
+    }
+    out
+}
