@@ -96,6 +96,42 @@ enum Command {
         #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "1d")]
         after: SimDuration,
     },
+    /// Run a scenario under many seeds and report distributions (Monte Carlo).
+    ///
+    /// Run i uses a seed derived from the scenario's seed and i alone. Results are the same
+    /// whatever --jobs is. With --shard K/N only the K-th of N disjoint slices of the runs is done
+    /// (K from 0), and a partial result is written for `kmsim merge`; with --shard N, K comes from
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID (Slurm job arrays).
+    Sweep {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// How many runs (seeds).
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Threads (default: every core).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Where to write sweep.json and the chart (sweep.svg, sweep.png).
+        #[arg(long, value_name = "DIR", default_value = "sweep")]
+        out: PathBuf,
+        /// Do only shard K of N: `K/N`, or `N` with K from the environment.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// No progress bar and no summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Stop a runaway run after this many events.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
+        max_events: u64,
+    },
+    /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
+    Merge {
+        /// The partial results (sweep.part-K-of-N.json).
+        #[arg(value_name = "PART", required = true)]
+        parts: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR", default_value = "sweep")]
+        out: PathBuf,
+    },
     /// Run scenarios and check their expectations: the regression suite.
     ///
     /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
@@ -228,6 +264,24 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
+        Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
+            sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
+        }
+        Command::Merge { parts, out } => {
+            let mut loaded = Vec::new();
+            for p in &parts {
+                let text =
+                    fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?;
+                let part: crate::sweep::Part = serde_json::from_str(&text)
+                    .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
+                loaded.push(part);
+            }
+            let sweep = crate::sweep::merge(loaded).map_err(Failure::Input)?;
+            write_sweep(&out, &sweep)?;
+            io::stdout()
+                .write_all(crate::sweep::render(&sweep).as_bytes())
+                .map_err(|e| Failure::Output(format!("stdout: {e}")))
+        }
         Command::ImportCloudtrail { logs, output, after } => {
             let mut trail = crate::import::Trail::default();
             for path in &logs {
@@ -308,6 +362,121 @@ fn impact_command(
         Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
     };
     io::stdout().write_all(text.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
+}
+
+fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
+    let bad =
+        || Failure::Input(format!("--shard {spec:?}: write K/N (K from 0 to N-1), or N with K in the environment"));
+    let (k, n) = match spec.split_once('/') {
+        Some((k, n)) => (k.trim().parse::<u64>().map_err(|_| bad())?, n.trim().parse::<u64>().map_err(|_| bad())?),
+        None => {
+            let n = spec.trim().parse::<u64>().map_err(|_| bad())?;
+            let k = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+                .ok_or_else(|| {
+                    Failure::Input("--shard N: set JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, or write K/N".into())
+                })?;
+            (k.trim().parse::<u64>().map_err(|_| bad())?, n)
+        }
+    };
+    if n == 0 || k >= n {
+        return Err(Failure::Input(format!("--shard {k}/{n}: K must be from 0 to N-1")));
+    }
+    Ok((k, n))
+}
+
+fn write_sweep(dir: &Path, sweep: &crate::sweep::Sweep) -> Result<(), Failure> {
+    fs::create_dir_all(dir)
+        .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", dir.display())))?;
+    let json = crate::sweep::to_json(sweep);
+    write_atomically(&dir.join("sweep.json"), |out| out.write_all(json.as_bytes()))?;
+    let svg = report::chart::sweep::svg(sweep);
+    write_atomically(&dir.join("sweep.svg"), |out| out.write_all(svg.as_bytes()))?;
+    let png = report::chart::sweep::png(sweep);
+    write_atomically(&dir.join("sweep.png"), |out| out.write_all(&png))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep_command(
+    file: &Path,
+    runs: u64,
+    jobs: Option<usize>,
+    out: &Path,
+    shard: Option<&str>,
+    quiet: bool,
+    max_events: u64,
+) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let name = file.display().to_string();
+    let text =
+        fs::read_to_string(file).map_err(|e| Failure::Input(format!("{name}: cannot read the scenario: {e}")))?;
+    let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
+    if runs == 0 {
+        return Err(Failure::Input("--runs must be at least 1".into()));
+    }
+    let (k, n) = match shard {
+        Some(spec) => shard_of(spec)?,
+        None => (0, 1),
+    };
+    let indices = crate::sweep::shard_runs(runs, k, n);
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
+    // The progress bar hides itself when stderr is not a terminal.
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(indices.len() as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs · {msg} · ETA {eta}")
+            .expect("a valid template"),
+    );
+    let events = AtomicU64::new(0);
+    // The wall clock measures the progress bar's rate only; it never reaches a simulation.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let results = parallel_map(&indices, jobs, |&i| {
+        let r = crate::sweep::run_one(&scenario, &text, &name, i, &options);
+        if let Ok(r) = &r {
+            let total = events.fetch_add(r.events, Ordering::Relaxed) + r.events;
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            #[allow(clippy::cast_precision_loss)]
+            bar.set_message(format!("{:.1}M events/s", total as f64 / secs / 1e6));
+        }
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
+    let per_run: Vec<crate::sweep::RunResult> =
+        results.into_iter().collect::<Result<_, _>>().map_err(Failure::Limit)?;
+    let part = crate::sweep::Part {
+        scenario: scenario.name.clone(),
+        file: name.clone(),
+        base_seed: scenario.seed,
+        runs,
+        shard: k,
+        shards: n,
+        volumes: scenario.volumes.len() as u64,
+        horizon_ms: scenario.horizon.as_ms(),
+        per_run,
+    };
+    fs::create_dir_all(out)
+        .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", out.display())))?;
+    if n > 1 {
+        let json = serde_json::to_string_pretty(&part).expect("parts serialize") + "\n";
+        let path = out.join(format!("sweep.part-{k}-of-{n}.json"));
+        write_atomically(&path, |o| o.write_all(json.as_bytes()))?;
+        if !quiet {
+            println!("shard {k} of {n}: {} runs written to {}", part.per_run.len(), path.display());
+        }
+        return Ok(());
+    }
+    let per_run = part.per_run.clone();
+    let sweep = crate::sweep::aggregate(&part, per_run);
+    write_sweep(out, &sweep)?;
+    if !quiet {
+        io::stdout()
+            .write_all(crate::sweep::render(&sweep).as_bytes())
+            .map_err(|e| Failure::Output(format!("stdout: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Every `.ron` file at or under the given paths, sorted, without duplicates.

@@ -186,7 +186,8 @@ impl Sink<Obs> for Fold {
 pub fn run_one(scenario: &Scenario, text: &str, file: &str, i: u64, options: &RunOptions) -> Result<RunResult, String> {
     let seed = run_seed(scenario.seed, i);
     // Key IDs and fleets' key choices come from the seed too: each run is a whole new draw.
-    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() }).map_err(|e| e.to_string())?;
+    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() })
+        .map_err(|e| e.to_string())?;
     let mut fold = Fold::new(&s, i, seed);
     simulate(&s, options, &mut fold).map_err(|e| e.to_string())?;
     Ok(fold.finish())
@@ -202,7 +203,8 @@ fn pct(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-const PERCENTILES: [(&str, f64); 6] = [("p5", 5.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0), ("p95", 95.0), ("p99", 99.0)];
+const PERCENTILES: [(&str, f64); 6] =
+    [("p5", 5.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0), ("p95", 95.0), ("p99", 99.0)];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -306,7 +308,10 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
         if (p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.volumes, p.horizon_ms)
             != (first.scenario.as_str(), first.base_seed, first.runs, first.shards, first.volumes, first.horizon_ms)
         {
-            return Err(format!("shard {} of {} is from another sweep (scenario, seed, runs or shards differ)", p.shard, p.shards));
+            return Err(format!(
+                "shard {} of {} is from another sweep (scenario, seed, runs or shards differ)",
+                p.shard, p.shards
+            ));
         }
         if !seen.insert(p.shard) {
             return Err(format!("shard {} given twice", p.shard));
@@ -333,7 +338,10 @@ pub fn to_json(s: &Sweep) -> String {
 #[must_use]
 pub fn render(s: &Sweep) -> String {
     let mut out = String::new();
-    let d = |ms: u64| crate::engine::SimDuration::from_ms(ms).to_string();
+    // To the second: milliseconds are noise at the scale of a sweep.
+    let d = |ms: u64| {
+        crate::engine::SimDuration::from_ms(if ms >= 60_000 { (ms + 500) / 1_000 * 1_000 } else { ms }).to_string()
+    };
     let _ = writeln!(out, "{}: {} runs, {} volumes each, seeds from {}", s.scenario, s.runs, s.volumes, s.base_seed);
     let line = |out: &mut String, name: &str, sum: &Summary, fmt: &dyn Fn(u64) -> String| {
         let pcts: Vec<String> = sum.percentiles.iter().map(|(n, v)| format!("{n} {}", fmt(*v))).collect();
@@ -344,7 +352,9 @@ pub fn render(s: &Sweep) -> String {
     line(&mut out, "volumes ever broken", &s.ever_failed, &|v| v.to_string());
     line(&mut out, "throttled calls", &s.throttled, &|v| v.to_string());
     line(&mut out, "events", &s.events, &|v| v.to_string());
-    if let Some((g, row)) = s.broken.iter().enumerate().max_by_key(|(_, row)| row.iter().find(|(n, _)| n == "p50").map(|x| x.1)) {
+    if let Some((g, row)) =
+        s.broken.iter().enumerate().max_by_key(|(_, row)| row.iter().find(|(n, _)| n == "p50").map(|x| x.1))
+    {
         let p = |n: &str| row.iter().find(|(k, _)| k == n).map_or(0, |x| x.1);
         let _ = writeln!(
             out,

@@ -19,7 +19,10 @@ pub enum Dist {
     /// Exponential with this mean.
     Exponential(SimDuration),
     /// Log-normal with this median and this standard deviation of the logarithm.
-    LogNormal { median: SimDuration, sigma: f64 },
+    LogNormal {
+        median: SimDuration,
+        sigma: f64,
+    },
     /// An empirical table: each duration with its weight.
     Empirical(Arc<[(SimDuration, u32)]>),
 }

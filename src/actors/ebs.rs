@@ -27,11 +27,11 @@ use crate::engine::{ActorId, SimDuration, SimTime};
 use super::ec2::{Ec2Error, InstanceMsg};
 use rand::RngExt;
 
-use super::kms::{
-    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
-    KmsReply, KmsRequest, Service,
-};
 use super::dist::Dist;
+use super::kms::{
+    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsException, KmsMsg, KmsOp,
+    KmsOutput, KmsReply, KmsRequest, Service,
+};
 use super::{Msg, Obs, WorldCtx};
 
 /// The EBS volume states kmsim uses, named as EBS names them.

@@ -5,10 +5,10 @@
 //! charts or the terminal; what they observe goes out as [`Obs`] records for the outputs to read.
 //! A refused AWS call is an observation carrying the exception, never a Rust error or a panic.
 
+pub mod dist;
 pub mod ebs;
 pub mod ec2;
 pub mod kms;
-pub mod dist;
 
 use crate::engine::{Actor, Ctx};
 

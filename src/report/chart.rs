@@ -517,3 +517,135 @@ pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
     }
     out
 }
+
+/// The sweep chart: the broken fraction over time with percentile bands, and a histogram of the
+/// time to first failure, as SVG and PNG.
+pub mod sweep {
+    use plotters::prelude::*;
+
+    use super::{bold, font, register_fonts, rgb};
+    use crate::sweep::Sweep;
+
+    const W: u32 = 1200;
+    const H: u32 = 760;
+
+    fn p(row: &[(String, u64)], name: &str) -> f64 {
+        row.iter().find(|(n, _)| n == name).map_or(0.0, |x| x.1 as f64)
+    }
+
+    fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, s: &Sweep) -> super::DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(470);
+        let days = |ms: u64| ms as f64 / 86_400_000.0;
+        let end = days(s.horizon_ms).max(1e-3);
+        let vols = s.volumes.max(1) as f64;
+        let frac = |row: &[(String, u64)], n: &str| p(row, n) / vols;
+        let title = format!("{}: share of volumes broken over time ({} runs)", s.scenario, s.runs);
+        let mut chart = ChartBuilder::on(&top)
+            .caption(title, bold(18))
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..end, 0f64..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("days since the start")
+            .y_desc("broken")
+            .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .label_style(font(12))
+            .axis_desc_style(font(13))
+            .draw()?;
+        let band = |lo: &str, hi: &str| -> Vec<(f64, f64)> {
+            let upper = s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, hi)));
+            let lower: Vec<(f64, f64)> =
+                s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, lo))).collect();
+            upper.chain(lower.into_iter().rev()).collect()
+        };
+        chart
+            .draw_series(std::iter::once(Polygon::new(band("p5", "p95"), rgb(0xffcdd2).filled())))?
+            .label("p5 to p95")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], rgb(0xffcdd2).filled()));
+        chart
+            .draw_series(std::iter::once(Polygon::new(band("p25", "p75"), rgb(0xef9a9a).filled())))?
+            .label("p25 to p75")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], rgb(0xef9a9a).filled()));
+        chart
+            .draw_series(LineSeries::new(
+                s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, "p50"))),
+                rgb(0xb71c1c).stroke_width(2),
+            ))?
+            .label("median")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], rgb(0xb71c1c).stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font(font(12))
+            .draw()?;
+
+        // Histogram of the time to first failure over the runs that had one, in hours, or in
+        // minutes when they all fall within two hours.
+        let firsts_ms: Vec<u64> = s.per_run.iter().filter_map(|r| r.first_failure_ms).collect();
+        let (min, max) = (firsts_ms.iter().copied().min().unwrap_or(0), firsts_ms.iter().copied().max().unwrap_or(0));
+        let (unit_ms, unit) = if max - min < 2 * 3_600_000 { (60_000.0, "minutes") } else { (3_600_000.0, "hours") };
+        let firsts: Vec<f64> = firsts_ms.iter().map(|ms| *ms as f64 / unit_ms).collect();
+        let lo = min as f64 / unit_ms;
+        let hi = (max as f64 / unit_ms).max(lo + 1.0);
+        let x_desc = format!("{unit} since the start");
+        let bins = 30usize;
+        let width = (hi - lo) / bins as f64;
+        let mut counts = vec![0u32; bins];
+        for f in &firsts {
+            let b = (((f - lo) / width) as usize).min(bins - 1);
+            counts[b] += 1;
+        }
+        let max = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
+        let caption = format!("time to first failure ({} of {} runs had one)", firsts.len(), s.runs);
+        let mut hist = ChartBuilder::on(&bottom)
+            .caption(caption, bold(16))
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(lo..hi, 0f64..max * 1.1)?;
+        hist.configure_mesh().x_desc(x_desc).y_desc("runs").label_style(font(12)).axis_desc_style(font(13)).draw()?;
+        hist.draw_series(counts.iter().enumerate().map(|(i, c)| {
+            let x0 = lo + width * i as f64;
+            Rectangle::new([(x0, 0.0), (x0 + width * 0.9, f64::from(*c))], rgb(0xe57373).filled())
+        }))?;
+        Ok(())
+    }
+
+    /// The chart as SVG text.
+    #[must_use]
+    pub fn svg(s: &Sweep) -> String {
+        register_fonts();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
+            draw(&root, s).expect("drawing to a string cannot fail");
+            root.present().expect("drawing to a string cannot fail");
+        }
+        out
+    }
+
+    /// The chart as PNG bytes.
+    #[must_use]
+    pub fn png(s: &Sweep) -> Vec<u8> {
+        use image::ImageEncoder as _;
+        register_fonts();
+        let mut buf = vec![0u8; (W * H * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
+            draw(&root, s).expect("drawing to memory cannot fail");
+            root.present().expect("drawing to memory cannot fail");
+        }
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&buf, W, H, image::ColorType::Rgb8)
+            .expect("encoding a PNG in memory cannot fail");
+        png
+    }
+}

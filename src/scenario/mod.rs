@@ -14,10 +14,10 @@ mod validate;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{KeyIdx, KeySpec, KmsOp, KmsParams};
-use crate::actors::dist::Dist;
 use crate::engine::{SimDuration, SimTime};
 
 pub use timefmt::{format_instant, parse_duration, parse_time};

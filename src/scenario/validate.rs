@@ -14,13 +14,13 @@ use super::{
     Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl,
     VolumeOp,
 };
+use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{
     CiphertextRef, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MAX_VALID_FOR, MaterialId,
     Origin, TokenRef,
 };
-use crate::actors::dist::Dist;
 use crate::engine::{SimDuration, SimTime};
 
 /// The longest horizon a scenario may have: ten years of simulated time.
@@ -284,7 +284,11 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             // Created at 0s, after the timeline's own 0s actions (an import, typically); the
             // volume then attaches itself and follows its cycle.
             let source = ActionSource::Fleet { fleet: f };
-            fleet_actions.push(Action { at: SimTime::ZERO, what: ActionKind::Volume { volume, op: VolumeOp::Create }, source });
+            fleet_actions.push(Action {
+                at: SimTime::ZERO,
+                what: ActionKind::Volume { volume, op: VolumeOp::Create },
+                source,
+            });
         }
         fleets.push(FleetDecl { name: fleet.id, cycle: Arc::new(cycle), instances: n_inst, volumes: n_vol });
     }
@@ -307,7 +311,11 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     for (f, fleet) in fleets.iter().enumerate() {
         let first = declared_instances + fleets[..f].iter().map(|x| x.instances).sum::<usize>();
         for i in first..first + fleet.instances {
-            actions.push(Action { at: SimTime::ZERO, what: ActionKind::RunInstance(i), source: ActionSource::Fleet { fleet: f } });
+            actions.push(Action {
+                at: SimTime::ZERO,
+                what: ActionKind::RunInstance(i),
+                source: ActionSource::Fleet { fleet: f },
+            });
         }
     }
 
@@ -399,7 +407,12 @@ fn default_crypto_quota(region: &str) -> u32 {
     }
 }
 
-fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(usize, usize)>, region: &str) -> KmsParams {
+fn parameters(
+    c: &mut Checker<'_>,
+    p: super::raw::RawParameters,
+    pos: Option<(usize, usize)>,
+    region: &str,
+) -> KmsParams {
     let get = |c: &mut Checker<'_>, name: &str, v: Option<String>| {
         v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)).unwrap_or(SimDuration::ZERO)
     };
@@ -410,7 +423,11 @@ fn parameters(c: &mut Checker<'_>, p: super::raw::RawParameters, pos: Option<(us
         crypto_quota_per_s: Some(p.crypto_quota.unwrap_or_else(|| default_crypto_quota(region))),
     };
     if p.crypto_quota == Some(0) {
-        c.problem(pos, "parameters.crypto_quota", "a quota of 0 refuses every call: give requests per second, at least 1");
+        c.problem(
+            pos,
+            "parameters.crypto_quota",
+            "a quota of 0 refuses every call: give requests per second, at least 1",
+        );
     }
     if params.key_deletion_lag > MAX_KEY_DELETION_LAG {
         c.problem(

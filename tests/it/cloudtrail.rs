@@ -234,7 +234,11 @@ fn gzip_jsonl_duplicates_and_disorder_give_the_same_scenario() {
     let body = |t: &str| t.lines().filter(|l| !l.starts_with("//")).collect::<Vec<_>>().join("\n");
     assert_eq!(body(&expected), body(&got));
     assert!(
-        got.contains(&format!("// {} records read; {} duplicates of understood events removed (same eventID);", 2 * good.len(), good.len())),
+        got.contains(&format!(
+            "// {} records read; {} duplicates of understood events removed (same eventID);",
+            2 * good.len(),
+            good.len()
+        )),
         "{got}"
     );
     assert!(!got.contains(" 0 out of order"), "the reversed records were counted as out of order");

@@ -8,6 +8,7 @@
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
 //! - `report`: the chart (SVG, PNG), the HTML report and the Markdown summary;
 //! - `reports`: the committed `reports/` match what the code produces;
+//! - `sweep`: fleets, Monte Carlo sweeps, shards and merge, throttling;
 //! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
 mod check;
@@ -20,6 +21,7 @@ mod invariants;
 mod report;
 mod reports;
 mod scenarios;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 

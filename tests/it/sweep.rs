@@ -1,0 +1,202 @@
+//! Fleets and sweeps: the reference workload, reproducibility whatever the threads, shards that
+//! merge into exactly the unsharded result, throttling, and no progress bar off a terminal.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kmsim::actors::Obs;
+use kmsim::actors::kms::{KmsException, KmsObs};
+use kmsim::run::{RunOptions, run};
+use kmsim::scenario::{self, Overrides};
+
+use super::scenarios_dir;
+
+const SMALL_FLEET: &str = r#"// A small fleet for fast sweeps.
+Scenario(
+    version: 1, name: "small fleet", start: "2026-01-01T00:00:00Z", horizon: "4d", seed: 9,
+    keys: [Key(id: "a", origin: External), Key(id: "b", origin: External)],
+    fleets: [
+        Fleet(id: "web", instances: 40, volumes_per_instance: 2, keys: [("a", 3), ("b", 1)],
+              attached: LogNormal("6h", 0.8), detached: Uniform("5m", "15m"), retry: Exponential("30m")),
+        Fleet(id: "db", instances: 10, keys: [("b", 1)],
+              attached: Empirical([("1d", 1), ("2d", 1)]), detached: Fixed("10m")),
+    ],
+    timeline: [
+        At("0s", ImportKeyMaterial(key: "a", material: "ma", expires: Never)),
+        At("0s", ImportKeyMaterial(key: "b", material: "mb", expires: Never)),
+        At("1d", DeleteImportedKeyMaterial(key: "a")),
+        At("2d", ImportKeyMaterial(key: "a", material: "ma", expires: Never)),
+    ],
+)
+"#;
+
+fn kmsim(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmsim"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn sweep_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_reference_workload_sweeps_and_matches_the_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kmsim(
+        &[
+            "sweep",
+            scenarios_dir().join("bench/fleet-1k.ron").to_str().unwrap(),
+            "--runs",
+            "4",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no progress bar off a terminal: {}", String::from_utf8_lossy(&out.stderr));
+    let v = sweep_json(dir.path());
+    assert_eq!(v["runs"], 4);
+    for r in v["per_run"].as_array().unwrap() {
+        // The reference models: about 497 counted events per volume over 60 days (4.97 M at
+        // N = 10,000), nearly every volume failing once, the first failure at 720 h.
+        let events = r["events"].as_u64().unwrap();
+        assert!((482_000..=512_000).contains(&events), "events {events}");
+        assert!(r["ever_failed"].as_u64().unwrap() >= 990);
+        let first = r["first_failure_ms"].as_u64().unwrap();
+        assert!((720 * 3_600_000..721 * 3_600_000).contains(&first), "first failure {first}");
+        let last = r["last_failure_ms"].as_u64().unwrap();
+        assert!((740 * 3_600_000..=768 * 3_600_000).contains(&last), "last failure {last}");
+    }
+    for f in ["sweep.json", "sweep.svg", "sweep.png"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+}
+
+fn write_small(dir: &Path) -> String {
+    let p = dir.join("small.ron");
+    std::fs::write(&p, SMALL_FLEET).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn results_are_identical_whatever_the_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(
+        kmsim(&["sweep", &file, "--runs", "6", "--jobs", "1", "--out", a.to_str().unwrap(), "-q"], &[])
+            .status
+            .success()
+    );
+    assert!(
+        kmsim(&["sweep", &file, "--runs", "6", "--jobs", "3", "--out", b.to_str().unwrap(), "-q"], &[])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(a.join("sweep.json")).unwrap(), std::fs::read(b.join("sweep.json")).unwrap());
+    let v = sweep_json(&a);
+    let seeds: Vec<u64> = v["per_run"].as_array().unwrap().iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds.len(), 6);
+    assert!(seeds.windows(2).all(|w| w[0] != w[1]), "each run has its own seed");
+}
+
+#[test]
+fn four_shards_merge_into_exactly_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let whole = dir.path().join("whole");
+    let parts = dir.path().join("parts");
+    let merged = dir.path().join("merged");
+    assert!(kmsim(&["sweep", &file, "--runs", "7", "--out", whole.to_str().unwrap(), "-q"], &[]).status.success());
+    for k in 0..4 {
+        let shard = format!("{k}/4");
+        let out =
+            kmsim(&["sweep", &file, "--runs", "7", "--shard", &shard, "--out", parts.to_str().unwrap(), "-q"], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut args = vec!["merge".to_string()];
+    for k in 0..4 {
+        args.push(parts.join(format!("sweep.part-{k}-of-4.json")).display().to_string());
+    }
+    args.extend(["--out".to_string(), merged.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = kmsim(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["sweep.json", "sweep.svg", "sweep.png"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "{f} differs");
+    }
+    // A missing shard is refused.
+    let out = kmsim(&[args[0], args[1], args[2], args[3], args[5], args[6]], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing shard"));
+}
+
+#[test]
+fn the_shard_index_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let out_dir = dir.path().join("o");
+    for (var, k) in [("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "2")] {
+        let out = kmsim(
+            &["sweep", &file, "--runs", "3", "--shard", "3", "--out", out_dir.to_str().unwrap(), "-q"],
+            &[(var, k)],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out_dir.join(format!("sweep.part-{k}-of-3.json")).exists());
+    }
+    let out = kmsim(&["sweep", &file, "--runs", "3", "--shard", "5/3", "--out", out_dir.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_mass_restart_over_the_quota_is_throttled_and_recovers() {
+    // 300 volumes attach at once against a quota of 20 crypto requests a second: most calls are
+    // throttled at first, and retries with backoff and jitter get every volume attached.
+    let text = r#"Scenario(
+        version: 1, name: "throttled", start: "2026-01-01T00:00:00Z", horizon: "1h", seed: 3,
+        parameters: (crypto_quota: 20),
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "f", instances: 300, keys: [("k", 1)], attached: Fixed("2h"), detached: Fixed("1m"))],
+        timeline: [At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never))],
+    )"#;
+    let s = scenario::parse("t", text, Overrides::default()).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let throttled = r
+        .records
+        .iter()
+        .filter(|x| matches!(&x.obs, Obs::Kms(KmsObs::Called { result: Err(e), .. }) if e.exception == KmsException::Throttling))
+        .count();
+    assert!(throttled > 300, "{throttled} throttled calls");
+    let end = r.final_snapshot();
+    assert!(end.volumes.iter().all(|(_, cached)| *cached), "every volume attached in the end");
+    // Never more than the quota's worth of successful crypto calls in one second.
+    let mut per_second = std::collections::BTreeMap::new();
+    for x in &r.records {
+        if let Obs::Kms(KmsObs::Called { op, result: Ok(_), .. }) = &x.obs
+            && op.operation().is_crypto()
+        {
+            *per_second.entry(x.at.as_ms() / 1_000).or_insert(0) += 1;
+        }
+    }
+    assert!(per_second.values().all(|n| *n <= 20), "{per_second:?}");
+}
+
+#[test]
+fn fleets_are_validated() {
+    let bad =
+        SMALL_FLEET.replace(r#"keys: [("b", 1)]"#, r#"keys: [("zz", 1)]"#).replace("instances: 40", "instances: 0");
+    let e = scenario::parse("f.ron", &bad, Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("fleets[0]: a fleet needs at least one instance"), "{e}");
+    assert!(e.contains(r#"fleets[1].keys: unknown key "zz""#), "{e}");
+}
+
+#[test]
+fn the_bench_fleet_of_a_thousand_meets_its_expectations_when_named() {
+    let out = kmsim(&["check", scenarios_dir().join("bench/fleet-1k.ron").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
