@@ -181,6 +181,22 @@ fn unknown_event(event: &str) -> String {
     }
 }
 
+/// The index of a declared name, or a problem on the field named after its kind.
+fn lookup(list: &[String], name: &str, kind: &'static str, errs: &mut Vec<(&str, String)>) -> usize {
+    Names::index(list, name).unwrap_or_else(|| {
+        errs.push((kind, format!("unknown {kind} {name:?}")));
+        0
+    })
+}
+
+/// One of the allowed state names, or a problem on `is`.
+fn state(allowed: &[&'static str], is: &str, what: &str, errs: &mut Vec<(&str, String)>) -> &'static str {
+    pick(allowed, is).unwrap_or_else(|| {
+        errs.push(("is", one_of(what, is, allowed)));
+        "?"
+    })
+}
+
 fn one_of(what: &str, got: &str, list: &[&str]) -> String {
     format!("{got:?} is not a {what}: use one of {}", list.join(", "))
 }
@@ -245,10 +261,7 @@ pub(super) fn validate(
         };
         let expect = match raw {
             RawExpect::Key { key, at, is } => {
-                let k = Names::index(names.keys, &key).unwrap_or_else(|| {
-                    errs.push(("key", format!("unknown key {key:?}")));
-                    0
-                });
+                let k = lookup(names.keys, &key, "key", &mut errs);
                 let is = match is {
                     RawKeyState::Enabled => Some(KeyState::Enabled),
                     RawKeyState::Disabled => Some(KeyState::Disabled),
@@ -263,32 +276,17 @@ pub(super) fn validate(
                 }
             }
             RawExpect::Volume { volume, at, is } => {
-                let v = Names::index(names.volumes, &volume).unwrap_or_else(|| {
-                    errs.push(("volume", format!("unknown volume {volume:?}")));
-                    0
-                });
-                let st = pick(&VOLUME_STATES, &is).unwrap_or_else(|| {
-                    errs.push(("is", one_of("volume state", &is, &VOLUME_STATES)));
-                    "?"
-                });
+                let v = lookup(names.volumes, &volume, "volume", &mut errs);
+                let st = state(&VOLUME_STATES, &is, "volume state", &mut errs);
                 Expect::VolumeState { volume: v, at: time("at", &at, &mut errs), is: st }
             }
             RawExpect::Instance { instance, at, is } => {
-                let i = Names::index(names.instances, &instance).unwrap_or_else(|| {
-                    errs.push(("instance", format!("unknown instance {instance:?}")));
-                    0
-                });
-                let st = pick(&INSTANCE_STATES, &is).unwrap_or_else(|| {
-                    errs.push(("is", one_of("instance state", &is, &INSTANCE_STATES)));
-                    "?"
-                });
+                let i = lookup(names.instances, &instance, "instance", &mut errs);
+                let st = state(&INSTANCE_STATES, &is, "instance state", &mut errs);
                 Expect::InstanceState { instance: i, at: time("at", &at, &mut errs), is: st }
             }
             RawExpect::Cached { volume, at, is } => {
-                let v = Names::index(names.volumes, &volume).unwrap_or_else(|| {
-                    errs.push(("volume", format!("unknown volume {volume:?}")));
-                    0
-                });
+                let v = lookup(names.volumes, &volume, "volume", &mut errs);
                 Expect::Cached { volume: v, at: time("at", &at, &mut errs), is }
             }
             RawExpect::Event { subject, event, outcome, error, at, between } => {
@@ -327,10 +325,7 @@ pub(super) fn validate(
                 if !names.is_resource(&resource) {
                     errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
                 }
-                let st = pick(&STATUSES, &is).unwrap_or_else(|| {
-                    errs.push(("is", one_of("status", &is, &STATUSES)));
-                    "?"
-                });
+                let st = state(&STATUSES, &is, "status", &mut errs);
                 Expect::Status { resource, is: st }
             }
         };
