@@ -182,8 +182,19 @@ fn build(scenario: &Scenario) -> Simulation<World> {
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
     let kms = sim.add_actor("kms", World::Kms(Kms::new(scenario.kms, specs)));
     debug_assert_eq!(kms, KMS_ACTOR);
+    // Fleet instances follow their fleet's cycle; they come after the declared instances.
+    let declared = scenario.instances.len() - scenario.fleets.iter().map(|f| f.instances).sum::<usize>();
+    let mut fleet_of = Vec::with_capacity(scenario.instances.len());
+    fleet_of.resize(declared, None);
+    for f in &scenario.fleets {
+        fleet_of.extend(std::iter::repeat_n(f.instance_cycle.clone(), f.instances));
+    }
     for (i, name) in scenario.instances.iter().enumerate() {
-        let id = sim.add_actor(name.to_string(), World::Instance(Instance::new(name.clone(), 1)));
+        let mut instance = Instance::new(name.clone(), 1);
+        if let Some(cycle) = fleet_of[i].clone() {
+            instance = instance.cycling(cycle);
+        }
+        let id = sim.add_actor(name.to_string(), World::Instance(instance));
         debug_assert_eq!(id, instance_actor(i));
     }
     for (i, v) in scenario.volumes.iter().enumerate() {

@@ -117,12 +117,24 @@ impl InstanceAction {
     }
 }
 
+/// A fleet instance's own behaviour: how often it is stopped (and for how long), rebooted, and
+/// moved by host maintenance. Each interval is drawn from the instance's own stream.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct InstanceCycle {
+    pub stop_every: Option<crate::actors::dist::Dist>,
+    pub stopped_for: crate::actors::dist::Dist,
+    pub reboot_every: Option<crate::actors::dist::Dist>,
+    pub maintenance_every: Option<crate::actors::dist::Dist>,
+}
+
 /// Messages an instance handles.
 #[derive(Debug)]
 pub enum InstanceMsg {
     /// Brings a declared instance into existence, running (RunInstances).
     Run,
     Do(InstanceAction),
+    /// The next step of the instance's own cycle.
+    Cycle(InstanceAction),
     /// A volume whose data key was decrypted asks to be attached.
     Attach {
         volume: ActorId,
@@ -164,12 +176,36 @@ pub struct Instance {
     attachments: Vec<Attachment>,
     /// During a start: volumes still decrypting, and whether any failed.
     start: Option<(Vec<ActorId>, bool)>,
+    cycle: Option<std::sync::Arc<InstanceCycle>>,
 }
 
 impl Instance {
     #[must_use]
     pub fn new(name: Arc<str>, host: u32) -> Self {
-        Instance { name, state: None, host, attachments: Vec::new(), start: None }
+        Instance { name, state: None, host, attachments: Vec::new(), start: None, cycle: None }
+    }
+
+    /// Makes the instance follow a fleet's stop / reboot / maintenance cycle from its launch.
+    #[must_use]
+    pub fn cycling(mut self, cycle: std::sync::Arc<InstanceCycle>) -> Self {
+        self.cycle = Some(cycle);
+        self
+    }
+
+    fn schedule_cycle(&mut self, action: InstanceAction, ctx: &mut WorldCtx<'_>) {
+        let Some(cycle) = &self.cycle else { return };
+        let every = match action {
+            InstanceAction::Stop => cycle.stop_every.as_ref(),
+            InstanceAction::Start => Some(&cycle.stopped_for),
+            InstanceAction::Reboot => cycle.reboot_every.as_ref(),
+            InstanceAction::HostMaintenance => cycle.maintenance_every.as_ref(),
+            InstanceAction::Terminate => None,
+        };
+        if let Some(d) = every {
+            let after = d.draw(ctx.rng());
+            let me = ctx.me();
+            ctx.send(me, Msg::Instance(InstanceMsg::Cycle(action)), after);
+        }
     }
 
     #[must_use]
@@ -196,7 +232,29 @@ impl Instance {
     #[allow(clippy::needless_pass_by_value)] // messages are handed over, whatever they hold
     pub fn handle(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
-            InstanceMsg::Run => self.set_state(InstanceState::Running, None, ctx),
+            InstanceMsg::Run => {
+                self.set_state(InstanceState::Running, None, ctx);
+                for a in [InstanceAction::Stop, InstanceAction::Reboot, InstanceAction::HostMaintenance] {
+                    self.schedule_cycle(a, ctx);
+                }
+            }
+            InstanceMsg::Cycle(action) => {
+                // A step that does not apply now (a stop while starting) is skipped, not refused.
+                let state = self.state.expect("instances exist from the start");
+                let applies = match action {
+                    InstanceAction::Start => state == InstanceState::Stopped,
+                    _ => state == InstanceState::Running,
+                };
+                if applies {
+                    self.on_action(action, ctx);
+                }
+                match action {
+                    // After a stop, the start; after the start, the next stop.
+                    InstanceAction::Stop => self.schedule_cycle(InstanceAction::Start, ctx),
+                    InstanceAction::Start => self.schedule_cycle(InstanceAction::Stop, ctx),
+                    other => self.schedule_cycle(other, ctx),
+                }
+            }
             InstanceMsg::Do(action) => self.on_action(action, ctx),
             InstanceMsg::Attach { volume } => self.on_attach(volume, ctx),
             InstanceMsg::Detached { volume } => self.on_detached(volume, ctx),

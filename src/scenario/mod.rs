@@ -76,6 +76,8 @@ pub use crate::actors::ebs::Cycle;
 pub struct FleetDecl {
     pub name: String,
     pub cycle: Arc<Cycle>,
+    /// The instances' own behaviour, if the fleet declares any.
+    pub instance_cycle: Option<Arc<crate::actors::ec2::InstanceCycle>>,
     pub instances: usize,
     pub volumes: usize,
 }

@@ -86,6 +86,16 @@ pub struct RawFleet {
     pub detached: RawDist,
     #[serde(default)]
     pub retry: Option<RawDist>,
+    /// How often each instance is stopped, and for how long (default 5m).
+    #[serde(default)]
+    pub stop_every: Option<RawDist>,
+    #[serde(default)]
+    pub stopped_for: Option<RawDist>,
+    #[serde(default)]
+    pub reboot_every: Option<RawDist>,
+    /// How often AWS moves each instance to another host (a stop and start, D5).
+    #[serde(default)]
+    pub host_maintenance_every: Option<RawDist>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

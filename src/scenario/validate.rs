@@ -252,6 +252,24 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
                 .and_then(|r| dist(&mut c, r, pos, &format!("{path}.retry")))
                 .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
         };
+        let mut optional =
+            |d: &Option<RawDist>, name: &str| d.as_ref().and_then(|d| dist(&mut c, d, pos, &format!("{path}.{name}")));
+        let instance_cycle = crate::actors::ec2::InstanceCycle {
+            stop_every: optional(&fleet.stop_every, "stop_every"),
+            stopped_for: optional(&fleet.stopped_for, "stopped_for").unwrap_or(Dist::Fixed(SimDuration::from_mins(5))),
+            reboot_every: optional(&fleet.reboot_every, "reboot_every"),
+            maintenance_every: optional(&fleet.host_maintenance_every, "host_maintenance_every"),
+        };
+        let every = [&instance_cycle.stop_every, &instance_cycle.reboot_every, &instance_cycle.maintenance_every];
+        if every.iter().any(|d| d.as_ref().is_some_and(|d| d.mean_ms() < 1.0)) {
+            c.problem(
+                pos,
+                &path,
+                "stop_every, reboot_every and host_maintenance_every must last longer than zero on average",
+            );
+            continue;
+        }
+        let instance_cycle = every.iter().any(|d| d.is_some()).then(|| Arc::new(instance_cycle));
         if cycle.attached.mean_ms() < 1.0 || cycle.detached.mean_ms() < 1.0 || cycle.retry.mean_ms() < 1.0 {
             c.problem(pos, &path, "attached, detached and retry must last longer than zero on average");
             continue;
@@ -290,7 +308,13 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
                 source,
             });
         }
-        fleets.push(FleetDecl { name: fleet.id, cycle: Arc::new(cycle), instances: n_inst, volumes: n_vol });
+        fleets.push(FleetDecl {
+            name: fleet.id,
+            cycle: Arc::new(cycle),
+            instance_cycle,
+            instances: n_inst,
+            volumes: n_vol,
+        });
     }
 
     // Declared creations run first, at time 0, in declaration order.

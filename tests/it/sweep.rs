@@ -51,7 +51,7 @@ fn the_reference_workload_sweeps_and_matches_the_models() {
             "sweep",
             scenarios_dir().join("bench/fleet-1k.ron").to_str().unwrap(),
             "--runs",
-            "4",
+            "8",
             "--out",
             dir.path().to_str().unwrap(),
         ],
@@ -60,7 +60,7 @@ fn the_reference_workload_sweeps_and_matches_the_models() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "no progress bar off a terminal: {}", String::from_utf8_lossy(&out.stderr));
     let v = sweep_json(dir.path());
-    assert_eq!(v["runs"], 4);
+    assert_eq!(v["runs"], 8);
     for r in v["per_run"].as_array().unwrap() {
         // The reference models: about 497 counted events per volume over 60 days (4.97 M at
         // N = 10,000), nearly every volume failing once, the first failure at 720 h.
@@ -75,6 +75,32 @@ fn the_reference_workload_sweeps_and_matches_the_models() {
     for f in ["sweep.json", "sweep.svg", "sweep.png"] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
+    // The same sweep in two shards, merged, is the same sweep.
+    let parts = dir.path().join("parts");
+    let fleet = scenarios_dir().join("bench/fleet-1k.ron");
+    for k in ["0/2", "1/2"] {
+        let out = kmsim(
+            &["sweep", fleet.to_str().unwrap(), "--runs", "8", "--shard", k, "--out", parts.to_str().unwrap(), "-q"],
+            &[],
+        );
+        assert!(out.status.success());
+    }
+    let merged = dir.path().join("merged");
+    let out = kmsim(
+        &[
+            "merge",
+            parts.join("sweep.part-0-of-2.json").to_str().unwrap(),
+            parts.join("sweep.part-1-of-2.json").to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("sweep.json")).unwrap(),
+        std::fs::read(merged.join("sweep.json")).unwrap()
+    );
 }
 
 fn write_small(dir: &Path) -> String {
@@ -199,4 +225,33 @@ fn fleets_are_validated() {
 fn the_bench_fleet_of_a_thousand_meets_its_expectations_when_named() {
     let out = kmsim(&["check", scenarios_dir().join("bench/fleet-1k.ron").to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn fleet_instances_stop_reboot_and_move_hosts_by_themselves() {
+    let text = r#"Scenario(
+        version: 1, name: "restless", start: "2026-01-01T00:00:00Z", horizon: "4d", seed: 5,
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "f", instances: 30, keys: [("k", 1)], attached: Exponential("1d"), detached: Fixed("5m"),
+                       stop_every: Exponential("12h"), stopped_for: Uniform("1m", "10m"),
+                       reboot_every: Exponential("8h"), host_maintenance_every: Exponential("2d"))],
+        timeline: [
+            At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+            At("1d", DeleteImportedKeyMaterial(key: "k")),
+        ],
+    )"#;
+    let s = scenario::parse("r", text, Overrides::default()).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let described: Vec<_> =
+        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r, x))).collect();
+    let count = |event: &str| described.iter().filter(|(_, d)| d.event == event).count();
+    assert!(count("RebootInstances") > 100, "reboots: {}", count("RebootInstances"));
+    assert!(count("HostMaintenance") > 10, "host maintenance: {}", count("HostMaintenance"));
+    let failed_starts: Vec<u64> = described
+        .iter()
+        .filter(|(_, d)| d.event == "InstanceStateChanged" && d.error.as_deref() == Some("Client.InternalError"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(!failed_starts.is_empty(), "starts after the deletion fail");
+    assert!(failed_starts.iter().all(|t| *t >= 86_400_000), "and only after it");
 }
