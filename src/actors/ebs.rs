@@ -139,6 +139,12 @@ pub enum VolumeMsg {
     InstanceTerminated {
         instance: ActorId,
     },
+    /// The next step of a fleet volume's cycle: attach to an instance, or detach (`None`). Steps
+    /// from an older attachment (`generation`) are stale and ignored.
+    CycleStep {
+        generation: u32,
+        attach_to: Option<ActorId>,
+    },
 }
 
 /// Facts a volume records.
@@ -210,6 +216,8 @@ pub struct Volume {
     /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
     /// instance it attaches to once created.
     cycle: Option<(Arc<Cycle>, ActorId)>,
+    /// Counts attachments and detachments, so that a cycle step scheduled before one is dropped.
+    cycle_gen: u32,
 }
 
 impl Volume {
@@ -229,6 +237,7 @@ impl Volume {
             request: None,
             next_tag: 0,
             cycle: None,
+            cycle_gen: 0,
         }
     }
 
@@ -241,11 +250,12 @@ impl Volume {
     }
 
     /// Schedules the volume's next step of its cycle, if it follows one.
-    fn next(&mut self, msg: VolumeMsg, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
+    fn next(&mut self, attach_to: Option<ActorId>, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
+        self.cycle_gen = self.cycle_gen.wrapping_add(1);
         if let Some((cycle, _)) = &self.cycle {
             let after = pick(cycle).draw(ctx.rng());
             let me = ctx.me();
-            ctx.send(me, Msg::Volume(msg), after);
+            ctx.send(me, Msg::Volume(VolumeMsg::CycleStep { generation: self.cycle_gen, attach_to }), after);
         }
     }
 
@@ -288,7 +298,7 @@ impl Volume {
                 self.state = Some(VolumeState::InUse(instance));
                 self.key_in_memory = cached;
                 ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
-                self.next(VolumeMsg::Detach, |c| &c.attached, ctx);
+                self.next(None, |c| &c.attached, ctx);
             }
             VolumeMsg::AttachRejected { instance, error } => {
                 self.state = Some(VolumeState::Available);
@@ -297,9 +307,19 @@ impl Volume {
             VolumeMsg::LoadKey { instance } => self.on_load_key(instance, ctx),
             VolumeMsg::KeyCached => self.key_in_memory = true,
             VolumeMsg::KeyDropped => self.key_in_memory = false,
+            VolumeMsg::CycleStep { generation, attach_to } => {
+                if generation == self.cycle_gen {
+                    match attach_to {
+                        Some(instance) => self.on_attach(instance, ctx),
+                        None => self.on_detach(ctx),
+                    }
+                }
+            }
             VolumeMsg::InstanceTerminated { instance } => {
                 if self.state == Some(VolumeState::InUse(instance)) {
                     self.detach_from(instance, false, ctx);
+                    // The terminated instance's cycle ends here; a replacement restarts it.
+                    self.cycle_gen = self.cycle_gen.wrapping_add(1);
                 }
                 if self.grant.is_some_and(|(_, i)| i == instance) {
                     self.retire_grant(ctx);
@@ -382,7 +402,7 @@ impl Volume {
         if tell_instance {
             let me = ctx.me();
             ctx.send(instance, Msg::Instance(InstanceMsg::Detached { volume: me }), SimDuration::ZERO);
-            self.next(VolumeMsg::Attach { instance }, |c| &c.detached, ctx);
+            self.next(Some(instance), |c| &c.detached, ctx);
         }
     }
 
@@ -481,7 +501,7 @@ impl Volume {
                 self.state = Some(VolumeState::Available);
                 let error = Ec2Error::key_revoked(&self.name);
                 ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
-                self.next(VolumeMsg::Attach { instance }, |c| &c.retry, ctx);
+                self.next(Some(instance), |c| &c.retry, ctx);
             }
             (Pending::StartDecrypt(instance), result) => {
                 let ok = result.is_ok();

@@ -125,7 +125,13 @@ pub struct InstanceCycle {
     pub stopped_for: crate::actors::dist::Dist,
     pub reboot_every: Option<crate::actors::dist::Dist>,
     pub maintenance_every: Option<crate::actors::dist::Dist>,
+    /// How often the instance is terminated and replaced (auto scaling): the replacement takes
+    /// the same slot and name a minute later and reattaches the volumes, through KMS.
+    pub replace_every: Option<crate::actors::dist::Dist>,
 }
+
+/// How long an auto scaling group takes to launch a replacement.
+pub const REPLACEMENT_DELAY: SimDuration = SimDuration::from_mins(1);
 
 /// Messages an instance handles.
 #[derive(Debug)]
@@ -135,6 +141,8 @@ pub enum InstanceMsg {
     Do(InstanceAction),
     /// The next step of the instance's own cycle.
     Cycle(InstanceAction),
+    /// Auto scaling launches the replacement of a terminated instance, with these volumes.
+    Replace(Vec<ActorId>),
     /// A volume whose data key was decrypted asks to be attached.
     Attach {
         volume: ActorId,
@@ -199,7 +207,7 @@ impl Instance {
             InstanceAction::Start => Some(&cycle.stopped_for),
             InstanceAction::Reboot => cycle.reboot_every.as_ref(),
             InstanceAction::HostMaintenance => cycle.maintenance_every.as_ref(),
-            InstanceAction::Terminate => None,
+            InstanceAction::Terminate => cycle.replace_every.as_ref(),
         };
         if let Some(d) = every {
             let after = d.draw(ctx.rng());
@@ -234,7 +242,27 @@ impl Instance {
         match msg {
             InstanceMsg::Run => {
                 self.set_state(InstanceState::Running, None, ctx);
-                for a in [InstanceAction::Stop, InstanceAction::Reboot, InstanceAction::HostMaintenance] {
+                for a in [
+                    InstanceAction::Stop,
+                    InstanceAction::Reboot,
+                    InstanceAction::HostMaintenance,
+                    InstanceAction::Terminate,
+                ] {
+                    self.schedule_cycle(a, ctx);
+                }
+            }
+            InstanceMsg::Replace(volumes) => {
+                self.set_state(InstanceState::Running, None, ctx);
+                let me = ctx.me();
+                for v in volumes {
+                    ctx.send(v, Msg::Volume(VolumeMsg::Attach { instance: me }), SimDuration::ZERO);
+                }
+                for a in [
+                    InstanceAction::Stop,
+                    InstanceAction::Reboot,
+                    InstanceAction::HostMaintenance,
+                    InstanceAction::Terminate,
+                ] {
                     self.schedule_cycle(a, ctx);
                 }
             }
@@ -245,6 +273,14 @@ impl Instance {
                     InstanceAction::Start => state == InstanceState::Stopped,
                     _ => state == InstanceState::Running,
                 };
+                if applies && action == InstanceAction::Terminate {
+                    // The cycles of the terminated instance end; its replacement starts new ones.
+                    let volumes: Vec<ActorId> = self.attachments.iter().map(|a| a.volume).collect();
+                    self.on_action(action, ctx);
+                    let me = ctx.me();
+                    ctx.send(me, Msg::Instance(InstanceMsg::Replace(volumes)), REPLACEMENT_DELAY);
+                    return;
+                }
                 if applies {
                     self.on_action(action, ctx);
                 }

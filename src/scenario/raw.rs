@@ -96,6 +96,9 @@ pub struct RawFleet {
     /// How often AWS moves each instance to another host (a stop and start, D5).
     #[serde(default)]
     pub host_maintenance_every: Option<RawDist>,
+    /// How often each instance is terminated and replaced (auto scaling).
+    #[serde(default)]
+    pub replace_every: Option<RawDist>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -259,13 +259,19 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             stopped_for: optional(&fleet.stopped_for, "stopped_for").unwrap_or(Dist::Fixed(SimDuration::from_mins(5))),
             reboot_every: optional(&fleet.reboot_every, "reboot_every"),
             maintenance_every: optional(&fleet.host_maintenance_every, "host_maintenance_every"),
+            replace_every: optional(&fleet.replace_every, "replace_every"),
         };
-        let every = [&instance_cycle.stop_every, &instance_cycle.reboot_every, &instance_cycle.maintenance_every];
+        let every = [
+            &instance_cycle.stop_every,
+            &instance_cycle.reboot_every,
+            &instance_cycle.maintenance_every,
+            &instance_cycle.replace_every,
+        ];
         if every.iter().any(|d| d.as_ref().is_some_and(|d| d.mean_ms() < 1.0)) {
             c.problem(
                 pos,
                 &path,
-                "stop_every, reboot_every and host_maintenance_every must last longer than zero on average",
+                "stop_every, reboot_every, host_maintenance_every and replace_every must last longer than zero on average",
             );
             continue;
         }

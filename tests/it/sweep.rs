@@ -255,3 +255,32 @@ fn fleet_instances_stop_reboot_and_move_hosts_by_themselves() {
     assert!(!failed_starts.is_empty(), "starts after the deletion fail");
     assert!(failed_starts.iter().all(|t| *t >= 86_400_000), "and only after it");
 }
+
+#[test]
+fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
+    let text = r#"Scenario(
+        version: 1, name: "scaling", start: "2026-01-01T00:00:00Z", horizon: "3d", seed: 8,
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "asg", instances: 20, volumes_per_instance: 2, keys: [("k", 1)],
+                       attached: Fixed("30d"), detached: Fixed("5m"), replace_every: Exponential("12h"))],
+        timeline: [
+            At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+            At("1d", DeleteImportedKeyMaterial(key: "k")),
+        ],
+    )"#;
+    let s = scenario::parse("a", text, Overrides::default()).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let d: Vec<_> = r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r, x))).collect();
+    let terminated = d.iter().filter(|(_, x)| x.message.ends_with("-> terminated")).count();
+    let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> running").count();
+    assert!(terminated > 20 && relaunched > 20, "{terminated} terminations, {relaunched} replacements");
+    let day = 86_400_000;
+    // Volumes never detach by themselves here (30d attached): only replacements reattach them.
+    let ok_before =
+        d.iter().filter(|(t, x)| *t < day && x.event == "AttachVolume" && x.outcome.as_str() == "ok").count();
+    let failed_after =
+        d.iter().filter(|(t, x)| *t >= day && x.event == "AttachVolume" && x.outcome.as_str() == "failed").count();
+    assert!(ok_before > 40, "replacements before the deletion reattach: {ok_before}");
+    assert!(failed_after > 0, "replacements after it cannot");
+    assert!(d.iter().all(|(t, x)| !(x.event == "AttachVolume" && x.outcome.as_str() == "failed") || *t >= day));
+}
