@@ -240,30 +240,12 @@ impl Instance {
     #[allow(clippy::needless_pass_by_value)] // messages are handed over, whatever they hold
     pub fn handle(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
-            InstanceMsg::Run => {
-                self.set_state(InstanceState::Running, None, ctx);
-                for a in [
-                    InstanceAction::Stop,
-                    InstanceAction::Reboot,
-                    InstanceAction::HostMaintenance,
-                    InstanceAction::Terminate,
-                ] {
-                    self.schedule_cycle(a, ctx);
-                }
-            }
+            InstanceMsg::Run => self.launch(ctx),
             InstanceMsg::Replace(volumes) => {
-                self.set_state(InstanceState::Running, None, ctx);
+                self.launch(ctx);
                 let me = ctx.me();
                 for v in volumes {
                     ctx.send(v, Msg::Volume(VolumeMsg::Attach { instance: me }), SimDuration::ZERO);
-                }
-                for a in [
-                    InstanceAction::Stop,
-                    InstanceAction::Reboot,
-                    InstanceAction::HostMaintenance,
-                    InstanceAction::Terminate,
-                ] {
-                    self.schedule_cycle(a, ctx);
                 }
             }
             InstanceMsg::Cycle(action) => {
@@ -295,6 +277,16 @@ impl Instance {
             InstanceMsg::Attach { volume } => self.on_attach(volume, ctx),
             InstanceMsg::Detached { volume } => self.on_detached(volume, ctx),
             InstanceMsg::KeyLoaded { volume, ok } => self.on_key_loaded(volume, ok, ctx),
+        }
+    }
+
+    /// The instance (or its replacement) starts running, and its own cycle with it.
+    fn launch(&mut self, ctx: &mut WorldCtx<'_>) {
+        self.set_state(InstanceState::Running, None, ctx);
+        let steps =
+            [InstanceAction::Stop, InstanceAction::Reboot, InstanceAction::HostMaintenance, InstanceAction::Terminate];
+        for a in steps {
+            self.schedule_cycle(a, ctx);
         }
     }
 
