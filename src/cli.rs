@@ -148,7 +148,7 @@ enum Command {
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
-        #[arg(long, value_name = "N", default_value_t = 100_000_000)]
+        #[arg(long, value_name = "N", default_value_t = 20_000_000)]
         max_events: u64,
     },
 }
@@ -169,8 +169,9 @@ struct Common {
     /// Override the scenario's horizon (a duration such as "30d").
     #[arg(long, value_parser = parse_horizon)]
     horizon: Option<SimDuration>,
-    /// Stop a runaway run after this many events.
-    #[arg(long, value_name = "N", default_value_t = 100_000_000)]
+    /// Stop a runaway run after this many events. `run`, `explain`, `impact` and `check` keep
+    /// every event in memory (about 350 bytes each); `kmsim sweep` keeps none.
+    #[arg(long, value_name = "N", default_value_t = 20_000_000)]
     max_events: u64,
 }
 
@@ -626,8 +627,12 @@ fn load(common: &Common) -> Result<Scenario, Failure> {
 }
 
 fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Failure> {
-    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None)
-        .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
+    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None).map_err(|e| {
+        Failure::Limit(format!(
+            "{}: {e}\n(every event is kept in memory here; for big fleets, `kmsim sweep FILE --runs 1` keeps none)",
+            common.file.display()
+        ))
+    })
 }
 
 fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
