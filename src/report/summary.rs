@@ -279,12 +279,21 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
         }
     }
     let inst = run.instance(i);
-    let key = failed_key.map(|k| keys[k.0 as usize].name.clone());
-    let status = match breaks.last() {
-        None => Status::Unaffected,
-        Some(b) if b.recovered_at.is_some() => Status::Recovered,
-        Some(_) => Status::Broken,
+    // Running on a plaintext key whose KMS key is unusable: it breaks at its next stop or restart.
+    let first_volume = volume_actor(s, 0).index();
+    let latent_on = inst.attachments().find_map(|(v, cached)| {
+        let key = s.volumes.get(v.index() - first_volume)?.key;
+        (cached && keys[key.0 as usize].state_at_end != Some(KeyState::Enabled)).then_some(key)
+    });
+    let status = match (breaks.last(), latent_on) {
+        (Some(b), _) if b.recovered_at.is_none() => Status::Broken,
+        (_, Some(_)) => Status::Latent,
+        (None, None) => Status::Unaffected,
+        (Some(_), None) => Status::Recovered,
     };
+    let latent_since =
+        latent_on.and_then(|k| keys[k.0 as usize].losses.last().filter(|l| l.restored_at.is_none()).map(|l| l.at));
+    let key = failed_key.or(latent_on).map(|k| keys[k.0 as usize].name.clone());
     let at_end = inst.state().map_or("not launched".to_string(), |st| st.as_str().to_string());
     ResourceSummary {
         name: inst.name().to_string(),
@@ -293,7 +302,7 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
         breaks,
         last_good_use: last_good,
         status,
-        latent_since: None,
+        latent_since,
         at_end,
     }
 }
