@@ -236,7 +236,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 }
             }
             if !quiet {
-                print_run(&run, &common.file).map_err(|e| Failure::Output(format!("stdout: {e}")))?;
+                print_run(&run, &common.file).or_else(stdout_error)?;
             }
             let failed = report::verdicts::evaluate(&run, &summary::summarize(&run)).iter().filter(|v| !v.held).count();
             if failed > 0 {
@@ -262,7 +262,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 out.push_str(&text);
                 out.push('\n');
             }
-            io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
+            io::stdout().write_all(out.as_bytes()).or_else(stdout_error)
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
@@ -279,9 +279,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             let sweep = crate::sweep::merge(loaded).map_err(Failure::Input)?;
             write_sweep(&out, &sweep)?;
-            io::stdout()
-                .write_all(crate::sweep::render(&sweep).as_bytes())
-                .map_err(|e| Failure::Output(format!("stdout: {e}")))
+            io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
         }
         Command::ImportCloudtrail { logs, output, after } => {
             let mut trail = crate::import::Trail::default();
@@ -362,7 +360,7 @@ fn impact_command(
         Format::Text => crate::impact::render(&impact, &run),
         Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
     };
-    io::stdout().write_all(text.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))
+    io::stdout().write_all(text.as_bytes()).or_else(stdout_error)
 }
 
 fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
@@ -465,7 +463,8 @@ fn sweep_command(
         let path = out.join(format!("sweep.part-{k}-of-{n}.json"));
         write_atomically(&path, |o| o.write_all(json.as_bytes()))?;
         if !quiet {
-            println!("shard {k} of {n}: {} runs written to {}", part.per_run.len(), path.display());
+            let line = format!("shard {k} of {n}: {} runs written to {}\n", part.per_run.len(), path.display());
+            io::stdout().write_all(line.as_bytes()).or_else(stdout_error)?;
         }
         return Ok(());
     }
@@ -473,9 +472,7 @@ fn sweep_command(
     let sweep = crate::sweep::aggregate(&part, per_run);
     write_sweep(out, &sweep)?;
     if !quiet {
-        io::stdout()
-            .write_all(crate::sweep::render(&sweep).as_bytes())
-            .map_err(|e| Failure::Output(format!("stdout: {e}")))?;
+        io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
     }
     Ok(())
 }
@@ -555,7 +552,7 @@ fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_eve
             out.push_str(&format!("{n} scenario{s}: {passed} passed, {failed} failed, {invalid} invalid\n"));
         }
     }
-    io::stdout().write_all(out.as_bytes()).map_err(|e| Failure::Output(format!("stdout: {e}")))?;
+    io::stdout().write_all(out.as_bytes()).or_else(stdout_error)?;
     if invalid > 0 {
         Err(Failure::Input(format!("{invalid} invalid scenario file(s)")))
     } else if failed > 0 {
@@ -612,6 +609,11 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
     });
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A closed pipe on stdout (`kmsim run ... | head`) ends the output quietly, as in other tools.
+fn stdout_error(e: io::Error) -> Result<(), Failure> {
+    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(Failure::Output(format!("stdout: {e}"))) }
 }
 
 fn load(common: &Common) -> Result<Scenario, Failure> {

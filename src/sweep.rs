@@ -348,7 +348,8 @@ pub fn render(s: &Sweep) -> String {
     let d = |ms: u64| {
         crate::engine::SimDuration::from_ms(if ms >= 60_000 { (ms + 500) / 1_000 * 1_000 } else { ms }).to_string()
     };
-    let _ = writeln!(out, "{}: {} runs, {} volumes each, seeds from {}", s.scenario, s.runs, s.volumes, s.base_seed);
+    let _ =
+        writeln!(out, "{}: {} runs of {} volume(s), seeds derived from {}", s.scenario, s.runs, s.volumes, s.base_seed);
     let line = |out: &mut String, name: &str, sum: &Summary, fmt: &dyn Fn(u64) -> String| {
         let pcts: Vec<String> = sum.percentiles.iter().map(|(n, v)| format!("{n} {}", fmt(*v))).collect();
         let _ = writeln!(out, "  {name:<22} {} of {} runs: {}", sum.with_value, sum.runs, pcts.join(", "));
