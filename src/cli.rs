@@ -612,6 +612,7 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
 }
 
 /// A closed pipe on stdout (`kmsim run ... | head`) ends the output quietly, as in other tools.
+#[allow(clippy::needless_pass_by_value)] // `or_else` hands the error over
 fn stdout_error(e: io::Error) -> Result<(), Failure> {
     if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(Failure::Output(format!("stdout: {e}"))) }
 }
