@@ -661,9 +661,7 @@ impl Kms {
             ));
         }
         if let Caller::Instance(instance) = caller
-            && !self.grant_for_context(blob.context.as_ref()).any(|g| {
-                g.live && g.key == blob.key && g.grantee == Grantee::Instance(instance) && g.context == blob.context
-            })
+            && !self.has_grant(blob.key, instance, blob.context.as_ref())
         {
             return Err(KmsError::new(
                 KmsException::AccessDenied,
@@ -693,13 +691,17 @@ impl Kms {
         }
     }
 
-    /// The grants that may carry this context: those constrained to it, or all without one.
-    fn grant_for_context(&self, context: Option<&Arc<str>>) -> Box<dyn Iterator<Item = &Grant> + '_> {
+    /// Whether a live grant lets this instance use the key for this context.
+    fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<&Arc<str>>) -> bool {
+        let fits = |g: &Grant| {
+            g.live && g.key == key && g.grantee == Grantee::Instance(instance) && g.context.as_ref() == context
+        };
         match context {
+            // EBS grants are constrained to their volume: look only at that volume's grants.
             Some(c) => {
-                Box::new(self.grants_by_context.get(c).into_iter().flatten().map(|id| &self.grants[id.0 as usize]))
+                self.grants_by_context.get(c).is_some_and(|ids| ids.iter().any(|id| fits(&self.grants[id.0 as usize])))
             }
-            None => Box::new(self.grants.iter()),
+            None => self.grants.iter().any(fits),
         }
     }
 
