@@ -343,7 +343,7 @@ fn impact_command(
     if let Some(t) = delete_at {
         scenario.actions.push(Action {
             at: t,
-            what: ActionKind::Kms(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key_idx) }),
+            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key_idx) })),
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
     }

@@ -105,8 +105,8 @@ pub enum ActionSource {
 pub enum ActionKind {
     CreateKey(KeyIdx),
     RunInstance(usize),
-    /// A KMS call by the scenario's user.
-    Kms(KmsOp),
+    /// A KMS call by the scenario's user (boxed: most actions of a big fleet are small).
+    Kms(Box<KmsOp>),
     Volume {
         volume: usize,
         op: VolumeOp,

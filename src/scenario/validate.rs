@@ -639,7 +639,7 @@ impl Timeline<'_> {
     #[allow(clippy::too_many_lines)] // one arm per action of the grammar
     fn resolve(&mut self, action: &RawAction, at: SimTime, errs: &mut FieldErrors) -> Option<ActionKind> {
         use RawAction as A;
-        let kms = |op| Some(ActionKind::Kms(op));
+        let kms = |op| Some(ActionKind::Kms(Box::new(op)));
         match action {
             A::DescribeKey { key } => kms(KmsOp::DescribeKey { key: self.key(key, errs, "key") }),
             A::EnableKey { key } => kms(KmsOp::EnableKey { key: self.key(key, errs, "key") }),
