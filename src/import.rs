@@ -152,7 +152,7 @@ impl Trail {
         let delivered = trimmed.starts_with('{') && trimmed[1..].trim_start().starts_with("\"Records\"");
         if delivered {
             let mut de = serde_json::Deserializer::from_reader(reader);
-            let seed = FileSeed { trail: self, file };
+            let seed = FileSeed { trail: self };
             seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
             de.end().map_err(|e| err(format!("unexpected data after the Records object ({e})")))
         } else {
@@ -260,7 +260,6 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 /// Reads `{"Records": [...]}`, handing each record to the trail as it is parsed.
 struct FileSeed<'a> {
     trail: &'a mut Trail,
-    file: &'a str,
 }
 
 impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
@@ -278,7 +277,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "Records" {
-                map.next_value_seed(RecordsSeed { trail: &mut *self.trail, file: self.file })?;
+                map.next_value_seed(RecordsSeed { trail: &mut *self.trail })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -289,7 +288,6 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
 
 struct RecordsSeed<'a> {
     trail: &'a mut Trail,
-    file: &'a str,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
@@ -312,7 +310,6 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
             n += 1;
             self.trail.add(&raw).map_err(|what| serde::de::Error::custom(format!("record {n}: {what}")))?;
         }
-        let _ = self.file;
         Ok(())
     }
 }

@@ -466,13 +466,7 @@ impl Volume {
             let cap = SimDuration::from_secs(20).as_ms();
             let base = (100u64 << attempt.min(20)).min(cap);
             let wait = SimDuration::from_ms(ctx.rng().random_range(base / 2..=base));
-            let tag = self.next_tag;
-            self.next_tag = self.next_tag.wrapping_add(1);
-            self.call = Some((tag, pending));
-            self.request = Some((caller, op.clone(), attempt + 1));
-            let request = KmsRequest { caller, op, reply_to: Some((me, tag)) };
-            let after = self.latency.draw(ctx.rng()) + wait;
-            ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+            self.send_call(caller, op, pending, attempt + 1, wait, ctx);
             return;
         }
         self.call = None;
@@ -516,12 +510,26 @@ impl Volume {
     }
 
     fn call_kms(&mut self, caller: Caller, op: KmsOp, pending: Pending, ctx: &mut WorldCtx<'_>) {
+        self.send_call(caller, op, pending, 0, SimDuration::ZERO, ctx);
+    }
+
+    /// Sends a KMS call after `wait` plus the call's latency, remembering it to match the answer
+    /// and to send it again if it is throttled (`attempt` counts the throttled tries).
+    fn send_call(
+        &mut self,
+        caller: Caller,
+        op: KmsOp,
+        pending: Pending,
+        attempt: u32,
+        wait: SimDuration,
+        ctx: &mut WorldCtx<'_>,
+    ) {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.call = Some((tag, pending));
-        self.request = Some((caller, op.clone(), 0));
+        self.request = Some((caller, op.clone(), attempt));
         let request = KmsRequest { caller, op, reply_to: Some((ctx.me(), tag)) };
-        let after = self.latency.draw(ctx.rng());
+        let after = self.latency.draw(ctx.rng()) + wait;
         ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
     }
 

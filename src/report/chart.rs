@@ -20,6 +20,7 @@
 
 use std::sync::Once;
 
+use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -184,8 +185,6 @@ pub fn png(input: &ChartInput<'_>) -> Vec<u8> {
         .expect("encoding a PNG in memory cannot fail");
     png
 }
-
-use image::ImageEncoder as _;
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -521,6 +520,7 @@ pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
 /// The sweep chart: the broken fraction over time with percentile bands, and a histogram of the
 /// time to first failure, as SVG and PNG.
 pub mod sweep {
+    use image::ImageEncoder as _;
     use plotters::prelude::*;
 
     use super::{bold, font, register_fonts, rgb};
@@ -634,7 +634,6 @@ pub mod sweep {
     /// The chart as PNG bytes.
     #[must_use]
     pub fn png(s: &Sweep) -> Vec<u8> {
-        use image::ImageEncoder as _;
         register_fonts();
         let mut buf = vec![0u8; (W * H * 3) as usize];
         {

@@ -64,6 +64,7 @@ pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
     let mut out = line(run, head);
     out.push('\n');
     let mut current = head;
+    let mut ended_at = None;
     // Chains are acyclic (every link points to an earlier record), so this ends.
     loop {
         let (next, label) = match (current.reason, current.cause) {
@@ -78,32 +79,28 @@ pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
             }
             Cause::Input(i) => {
                 let _ = writeln!(out, "  <- {}", action_line(run, i));
+                ended_at = Some(i);
                 break;
             }
         }
     }
-    if head.reason.is_some() || has_reason_on_path(run, head) {
-        let mut c = head.cause;
-        while let Cause::Record(r) = c {
-            c = run.record(r).map_or(Cause::Input(u32::MAX), |rec| rec.cause);
-        }
-        if let Cause::Input(i) = c
-            && i != u32::MAX
-        {
-            let _ = writeln!(out, "  triggered by {}", action_line(run, i));
-        }
+    // When the chain went through a reason, it ends at what made the key unusable; the action
+    // that triggered the record itself is at the root of its causes.
+    if let Some(trigger) = root_input(run, head)
+        && ended_at.is_some_and(|i| i != trigger)
+    {
+        let _ = writeln!(out, "  triggered by {}", action_line(run, trigger));
     }
     Some(out)
 }
 
-fn has_reason_on_path(run: &Run<'_>, head: &Record<Obs>) -> bool {
-    let mut c = head.cause;
-    while let Cause::Record(r) = c {
-        let Some(rec) = run.record(r) else { return false };
-        if rec.reason.is_some() {
-            return true;
+/// The input at the root of a record's causes.
+fn root_input(run: &Run<'_>, rec: &Record<Obs>) -> Option<u32> {
+    let mut c = rec.cause;
+    loop {
+        match c {
+            Cause::Input(i) => return Some(i),
+            Cause::Record(r) => c = run.record(r)?.cause,
         }
-        c = rec.cause;
     }
-    false
 }
