@@ -210,8 +210,8 @@ pub struct Volume {
     grant: Option<(GrantId, ActorId)>,
     key_in_memory: bool,
     call: Option<(u32, Pending)>,
-    /// The outstanding call itself and how many times it was throttled, to send it again.
-    request: Option<(Caller, KmsOp, u32)>,
+    /// How many times the outstanding call was throttled.
+    attempt: u32,
     next_tag: u32,
     /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
     /// instance it attaches to once created.
@@ -234,7 +234,7 @@ impl Volume {
             grant: None,
             key_in_memory: false,
             call: None,
-            request: None,
+            attempt: 0,
             next_tag: 0,
             cycle: None,
             cycle_gen: 0,
@@ -336,12 +336,7 @@ impl Volume {
         }
         self.state = Some(VolumeState::Creating);
         ctx.record(Obs::Volume(VolumeObs::CreateRequested));
-        let op = KmsOp::GenerateDataKeyWithoutPlaintext {
-            key: self.key.clone(),
-            context: Some(self.name.clone()),
-            name: None,
-        };
-        self.call_kms(Caller::UserVia(Service::Ebs), op, Pending::CreateDataKey, ctx);
+        self.call_kms(Pending::CreateDataKey, ctx);
     }
 
     fn on_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
@@ -368,13 +363,7 @@ impl Volume {
             return;
         }
         self.retire_grant(ctx);
-        let op = KmsOp::CreateGrant {
-            key: self.key.clone(),
-            grantee: Grantee::Instance(instance),
-            context: Some(self.name.clone()),
-            name: None,
-        };
-        self.call_kms(Caller::UserVia(Service::Ec2), op, Pending::AttachGrant(instance), ctx);
+        self.call_kms(Pending::AttachGrant(instance), ctx);
     }
 
     fn on_detach(&mut self, ctx: &mut WorldCtx<'_>) {
@@ -407,17 +396,14 @@ impl Volume {
     }
 
     fn decrypt_for_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
-        let data_key = self.data_key.clone().expect("an available volume has a data key");
-        let op =
-            KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(data_key), key: None, context: Some(self.name.clone()) };
-        self.call_kms(Caller::Instance(instance), op, Pending::AttachDecrypt(instance), ctx);
+        self.call_kms(Pending::AttachDecrypt(instance), ctx);
     }
 
     /// EC2 retires its grant when the instance it was made for no longer needs it.
     fn retire_grant(&mut self, ctx: &mut WorldCtx<'_>) {
         if let Some((grant, instance)) = self.grant.take() {
             let op = KmsOp::RetireGrant { grant: GrantRef::Id(grant) };
-            let request = KmsRequest { caller: Caller::Instance(instance), op, reply_to: None };
+            let request = KmsRequest { caller: Caller::Instance(instance), op: Box::new(op), reply_to: None };
             let after = self.latency.draw(ctx.rng());
             ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
         }
@@ -426,13 +412,8 @@ impl Volume {
     fn on_load_key(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
         match (&self.data_key, self.state) {
-            (Some(data_key), Some(VolumeState::InUse(i))) if i == instance => {
-                let op = KmsOp::Decrypt {
-                    ciphertext: CiphertextRef::Blob(data_key.clone()),
-                    key: None,
-                    context: Some(self.name.clone()),
-                };
-                self.call_kms(Caller::Instance(instance), op, Pending::StartDecrypt(instance), ctx);
+            (Some(_), Some(VolumeState::InUse(i))) if i == instance => {
+                self.call_kms(Pending::StartDecrypt(instance), ctx);
             }
             _ => {
                 // Detached meanwhile: nothing to load.
@@ -459,18 +440,17 @@ impl Volume {
         let me = ctx.me();
         if let Err(e) = &reply.result
             && e.exception == KmsException::Throttling
-            && let Some((caller, op, attempt)) = self.request.take()
         {
             // Capped exponential backoff with jitter, as the AWS SDKs do: 100 ms doubling up to 20 s,
             // times a uniform factor in [0.5, 1].
             let cap = SimDuration::from_secs(20).as_ms();
-            let base = (100u64 << attempt.min(20)).min(cap);
+            let base = (100u64 << self.attempt.min(20)).min(cap);
             let wait = SimDuration::from_ms(ctx.rng().random_range(base / 2..=base));
-            self.send_call(caller, op, pending, attempt + 1, wait, ctx);
+            self.send_call(pending, self.attempt + 1, wait, ctx);
             return;
         }
         self.call = None;
-        self.request = None;
+        self.attempt = 0;
         match (pending, reply.result) {
             (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
                 self.data_key = Some(c);
@@ -509,26 +489,42 @@ impl Volume {
         }
     }
 
-    fn call_kms(&mut self, caller: Caller, op: KmsOp, pending: Pending, ctx: &mut WorldCtx<'_>) {
-        self.send_call(caller, op, pending, 0, SimDuration::ZERO, ctx);
+    fn call_kms(&mut self, pending: Pending, ctx: &mut WorldCtx<'_>) {
+        self.send_call(pending, 0, SimDuration::ZERO, ctx);
     }
 
-    /// Sends a KMS call after `wait` plus the call's latency, remembering it to match the answer
-    /// and to send it again if it is throttled (`attempt` counts the throttled tries).
-    fn send_call(
-        &mut self,
-        caller: Caller,
-        op: KmsOp,
-        pending: Pending,
-        attempt: u32,
-        wait: SimDuration,
-        ctx: &mut WorldCtx<'_>,
-    ) {
+    /// The KMS call a pending step makes, and who makes it.
+    fn request_for(&self, pending: Pending) -> (Caller, KmsOp) {
+        let context = Some(self.name.clone());
+        match pending {
+            Pending::CreateDataKey => (
+                Caller::UserVia(Service::Ebs),
+                KmsOp::GenerateDataKeyWithoutPlaintext { key: self.key.clone(), context, name: None },
+            ),
+            Pending::AttachGrant(instance) => (
+                Caller::UserVia(Service::Ec2),
+                KmsOp::CreateGrant { key: self.key.clone(), grantee: Grantee::Instance(instance), context, name: None },
+            ),
+            Pending::AttachDecrypt(instance) | Pending::StartDecrypt(instance) => {
+                let data_key = self.data_key.clone().expect("a created volume has a data key");
+                (
+                    Caller::Instance(instance),
+                    KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(data_key), key: None, context },
+                )
+            }
+        }
+    }
+
+    /// Sends the KMS call of `pending` after `wait` plus the call's latency, remembering it to
+    /// match the answer and to send it again if it is throttled (`attempt` counts the throttled
+    /// tries).
+    fn send_call(&mut self, pending: Pending, attempt: u32, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.call = Some((tag, pending));
-        self.request = Some((caller, op.clone(), attempt));
-        let request = KmsRequest { caller, op, reply_to: Some((ctx.me(), tag)) };
+        self.attempt = attempt;
+        let (caller, op) = self.request_for(pending);
+        let request = KmsRequest { caller, op: Box::new(op), reply_to: Some((ctx.me(), tag)) };
         let after = self.latency.draw(ctx.rng()) + wait;
         ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
     }

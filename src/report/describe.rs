@@ -81,7 +81,7 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
     };
     match &rec.obs {
         Obs::Kms(KmsObs::Called { caller, op, key, result }) => {
-            let mut message = match (op, result) {
+            let mut message = match (&**op, result) {
                 (KmsOp::ImportKeyMaterial { material: m, expiry, .. }, _) => {
                     let valid = match expiry {
                         Expiry::Never => "does not expire".to_string(),
@@ -128,7 +128,7 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                         GrantRef::Named(n) => format!("grant {n}"),
                         GrantRef::ForContext(v) => format!("EC2's grant for {v}"),
                     };
-                    let done = if matches!(op, KmsOp::RetireGrant { .. }) { "retired" } else { "revoked" };
+                    let done = if matches!(**op, KmsOp::RetireGrant { .. }) { "retired" } else { "revoked" };
                     if result.is_ok() { format!("{which} {done}") } else { which }
                 }
                 _ => String::new(),

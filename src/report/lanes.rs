@@ -311,7 +311,7 @@ fn markers(run: &Run<'_>) -> Vec<Marker> {
         let (kind, label) = match &r.obs {
             Obs::Kms(KmsObs::Called { op, key: Some(k), result: Ok(out), .. }) => {
                 let key = &s.key(*k).name;
-                match (op, out) {
+                match (&**op, out) {
                     (KmsOp::DeleteImportedKeyMaterial { .. }, KmsOutput::MaterialDeleted { material: Some(m) }) => {
                         (MarkerKind::MaterialDeleted, format!("{key}: {} deleted", material(*m)))
                     }

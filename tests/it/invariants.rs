@@ -87,7 +87,7 @@ fn invariants_hold_across_seeds() {
                     state.insert(*key, Some(*to));
                 }
                 Obs::Kms(KmsObs::Called { op, key: Some(key), result, .. }) => {
-                    let crypto = matches!(op, KmsOp::Decrypt { .. } | KmsOp::GenerateDataKeyWithoutPlaintext { .. });
+                    let crypto = matches!(**op, KmsOp::Decrypt { .. } | KmsOp::GenerateDataKeyWithoutPlaintext { .. });
                     if crypto && result.is_ok() {
                         assert_eq!(state.get(key), Some(&Some(KeyState::Enabled)), "seed {seed}: #{}", rec.id);
                     }

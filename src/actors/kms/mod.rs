@@ -181,7 +181,8 @@ pub enum KmsOutput {
 #[derive(Clone, Debug, PartialEq)]
 pub struct KmsRequest {
     pub caller: Caller,
-    pub op: KmsOp,
+    /// Boxed: requests travel through the event queue, which moves small messages fastest.
+    pub op: Box<KmsOp>,
     /// The actor to answer, and a tag it uses to match the answer to its call.
     pub reply_to: Option<(ActorId, u32)>,
 }
@@ -209,7 +210,7 @@ pub enum KmsMsg {
 #[derive(Clone, Debug, PartialEq)]
 pub enum KmsObs {
     /// An API call and its outcome. `key` is the key the call resolved to, if any.
-    Called { caller: Caller, op: KmsOp, key: Option<KeyIdx>, result: Result<KmsOutput, KmsError> },
+    Called { caller: Caller, op: Box<KmsOp>, key: Option<KeyIdx>, result: Result<KmsOutput, KmsError> },
     /// A key changed state; `from` is `None` when the key is created.
     StateChanged { key: KeyIdx, from: Option<KeyState>, to: KeyState },
     /// KMS deleted expired material (CloudTrail `DeleteExpiredKeyMaterial`, a service event).
@@ -291,6 +292,8 @@ pub struct Kms {
     named_grants: BTreeMap<Arc<str>, GrantId>,
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
     grants_by_context: BTreeMap<Arc<str>, Vec<GrantId>>,
+    /// Live grants to each instance, by actor index: the check on every EBS Decrypt.
+    grants_by_instance: Vec<Vec<GrantId>>,
     next_serial: u64,
     /// The current one-second quota window and the crypto requests counted in it.
     window: (u64, u32),
@@ -325,6 +328,7 @@ impl Kms {
             grants: Vec::new(),
             named_grants: BTreeMap::new(),
             grants_by_context: BTreeMap::new(),
+            grants_by_instance: Vec::new(),
             next_serial: 0,
             window: (0, 0),
         }
@@ -373,9 +377,9 @@ impl Kms {
     fn on_request(&mut self, req: KmsRequest, ctx: &mut WorldCtx<'_>) {
         let KmsRequest { caller, op, reply_to } = req;
         let mut result = Ok(KmsOutput::Done);
-        if let KmsOp::ImportKeyMaterial { key, token: TokenRef::Fresh, .. } = &op {
+        if let KmsOp::ImportKeyMaterial { key, token: TokenRef::Fresh, .. } = &*op {
             // One step: the GetParametersForImport a user makes first, recorded as its own call.
-            let get = KmsOp::GetParametersForImport { key: key.clone(), name: Some(FRESH_TOKEN.into()) };
+            let get = Box::new(KmsOp::GetParametersForImport { key: key.clone(), name: Some(FRESH_TOKEN.into()) });
             result = self.call_and_record(caller, get, ctx);
         }
         if result.is_ok() {
@@ -386,7 +390,7 @@ impl Kms {
         }
     }
 
-    fn call_and_record(&mut self, caller: Caller, op: KmsOp, ctx: &mut WorldCtx<'_>) -> Outcome {
+    fn call_and_record(&mut self, caller: Caller, op: Box<KmsOp>, ctx: &mut WorldCtx<'_>) -> Outcome {
         let (key, result) = self.call(caller, &op, ctx.now());
         let reason = self.reason_for(key, &result);
         let effect = match (&result, key) {
@@ -577,6 +581,12 @@ impl Kms {
                 if let Some(c) = context {
                     self.grants_by_context.entry(c.clone()).or_default().push(id);
                 }
+                if let Grantee::Instance(i) = grantee {
+                    if self.grants_by_instance.len() <= i.index() {
+                        self.grants_by_instance.resize_with(i.index() + 1, Vec::new);
+                    }
+                    self.grants_by_instance[i.index()].push(id);
+                }
                 if let Some(name) = name {
                     self.named_grants.insert(name.clone(), id);
                 }
@@ -693,16 +703,10 @@ impl Kms {
 
     /// Whether a live grant lets this instance use the key for this context.
     fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<&Arc<str>>) -> bool {
-        let fits = |g: &Grant| {
-            g.live && g.key == key && g.grantee == Grantee::Instance(instance) && g.context.as_ref() == context
-        };
-        match context {
-            // EBS grants are constrained to their volume: look only at that volume's grants.
-            Some(c) => {
-                self.grants_by_context.get(c).is_some_and(|ids| ids.iter().any(|id| fits(&self.grants[id.0 as usize])))
-            }
-            None => self.grants.iter().any(fits),
-        }
+        let fits = |g: &Grant| g.live && g.key == key && g.context.as_ref() == context;
+        self.grants_by_instance
+            .get(instance.index())
+            .is_some_and(|ids| ids.iter().any(|id| fits(&self.grants[id.0 as usize])))
     }
 
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
@@ -729,7 +733,11 @@ impl Kms {
         match found.map(|id| (id, &mut self.grants[id.0 as usize])) {
             Some((id, g)) if g.live && key.is_none_or(|k| g.key == k) => {
                 g.live = false;
-                (Some(g.key), Ok(KmsOutput::Grant(id)))
+                let key = g.key;
+                if let Grantee::Instance(i) = g.grantee {
+                    self.grants_by_instance[i.index()].retain(|&other| other != id);
+                }
+                (Some(key), Ok(KmsOutput::Grant(id)))
             }
             // A grant already retired is still the grant of its key: the record names the key.
             Some((_, g)) => (key.or(Some(g.key)), Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
