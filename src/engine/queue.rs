@@ -12,6 +12,9 @@
 //! the order they were pushed, and moving a bucket keeps its order, so bucket 0 is a FIFO of the
 //! present instant: a message sent with no delay costs an append and a pop. (The `radix-heap`
 //! crate pops equal keys last-in first-out, which would break the engine's determinism contract.)
+//!
+//! Only 24-byte keys move between buckets; the payloads of later instants wait in a slab, and
+//! those of the present instant sit in the FIFO itself.
 
 use std::collections::VecDeque;
 
@@ -23,23 +26,27 @@ pub(crate) struct Entry<P> {
     pub payload: P,
 }
 
-struct Item<P> {
+/// A later entry as the buckets hold it; its payload waits in `slots[slot]`.
+#[derive(Clone, Copy)]
+struct Key {
     at: u64,
     seq: u64,
-    payload: P,
+    slot: u32,
 }
 
-const BUCKETS: usize = 65;
+const BUCKETS: usize = 64;
 
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
-    /// Entries due exactly at `last`, in scheduling order.
-    now: VecDeque<Item<P>>,
-    /// `later[i]`: entries whose time first differs from `last` at bit `i` (from the top of the
-    /// 64-bit time, `i = 63 - leading zeros`), in scheduling order per instant.
-    later: Vec<Vec<Item<P>>>,
+    /// Entries due exactly at `last`, in scheduling order, with their payloads.
+    now: VecDeque<(u64, P)>,
+    /// `later[i]`: entries whose time first differs from `last` at bit `i` (`i = 63 - leading
+    /// zeros` of the difference), in scheduling order per instant.
+    later: Vec<Vec<Key>>,
     /// Bit `i` set when `later[i]` is not empty.
     occupied: u64,
+    slots: Vec<Option<P>>,
+    free: Vec<u32>,
     /// The time of the entries in `now`: the last time popped, or the next, once known.
     last: u64,
     len: usize,
@@ -50,8 +57,10 @@ impl<P> Queue<P> {
     pub fn new() -> Self {
         Queue {
             now: VecDeque::new(),
-            later: (0..BUCKETS - 1).map(|_| Vec::new()).collect(),
+            later: (0..BUCKETS).map(|_| Vec::new()).collect(),
             occupied: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
             last: 0,
             len: 0,
             next_seq: 0,
@@ -63,22 +72,42 @@ impl<P> Queue<P> {
         let at = at.as_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.len += 1;
+        if at == self.last {
+            self.now.push_back((seq, payload));
+            return seq;
+        }
         if at < self.last {
             // Only an input scheduled from outside, between runs, can go back before an instant
             // the queue has already looked at; the actors never schedule in the past.
             self.rebase(at);
+            if at == self.last {
+                self.now.push_back((seq, payload));
+                return seq;
+            }
         }
-        self.len += 1;
-        self.place(Item { at, seq, payload });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(payload);
+                slot
+            }
+            None => {
+                self.slots.push(Some(payload));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
+            }
+        };
+        self.place(Key { at, seq, slot });
         seq
     }
 
-    fn place(&mut self, item: Item<P>) {
-        if item.at == self.last {
-            self.now.push_back(item);
+    fn place(&mut self, key: Key) {
+        if key.at == self.last {
+            let payload = self.slots[key.slot as usize].take().expect("a queued key has its payload");
+            self.free.push(key.slot);
+            self.now.push_back((key.seq, payload));
         } else {
-            let bit = 63 - (item.at ^ self.last).leading_zeros() as usize;
-            self.later[bit].push(item);
+            let bit = 63 - (key.at ^ self.last).leading_zeros() as usize;
+            self.later[bit].push(key);
             self.occupied |= 1 << bit;
         }
     }
@@ -91,40 +120,49 @@ impl<P> Queue<P> {
         let bit = self.occupied.trailing_zeros() as usize;
         self.occupied &= !(1 << bit);
         let mut bucket = std::mem::take(&mut self.later[bit]);
-        self.last = bucket.iter().map(|e| e.at).min().expect("an occupied bucket has entries");
+        self.last = bucket.iter().map(|k| k.at).min().expect("an occupied bucket has entries");
         // Every entry lands in a lower bucket (or `now`), in the order it had.
-        for item in bucket.drain(..) {
-            self.place(item);
+        for key in bucket.drain(..) {
+            self.place(key);
         }
-        // Keep the allocation for the next time this bucket fills.
-        self.later[bit] = bucket;
+        // Keep a small allocation for the next time this bucket fills, but not one sized for a
+        // burst: a million entries pass through the buckets at the start of a big fleet.
+        if bucket.capacity() <= 4096 {
+            self.later[bit] = bucket;
+        }
     }
 
     /// Moves `last` back to `at`, placing every entry afresh (rare: see [`Queue::push`]).
     fn rebase(&mut self, at: u64) {
-        let mut items: Vec<Item<P>> = self.now.drain(..).collect();
+        let mut keys: Vec<Key> = Vec::with_capacity(self.len);
+        let old_last = self.last;
+        for (seq, payload) in std::mem::take(&mut self.now) {
+            self.slots.push(Some(payload));
+            let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events");
+            keys.push(Key { at: old_last, seq, slot });
+        }
         for bucket in &mut self.later {
-            items.append(bucket);
+            keys.append(bucket);
         }
         // Stable: entries of one instant keep their order.
-        items.sort_by_key(|e| (e.at, e.seq));
+        keys.sort_by_key(|k| (k.at, k.seq));
         self.occupied = 0;
         self.last = at;
-        for item in items {
-            self.place(item);
+        for key in keys {
+            self.place(key);
         }
     }
 
     pub fn peek_time(&mut self) -> Option<SimTime> {
         self.settle();
-        self.now.front().map(|e| SimTime::from_ms(e.at))
+        self.now.front().map(|_| SimTime::from_ms(self.last))
     }
 
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
-        let item = self.now.pop_front()?;
+        let (seq, payload) = self.now.pop_front()?;
         self.len -= 1;
-        Some(Entry { seq: item.seq, payload: item.payload })
+        Some(Entry { seq, payload })
     }
 
     pub fn len(&self) -> usize {
@@ -169,11 +207,14 @@ mod tests {
     enum Step {
         Pop,
         Push(u64),
+        /// An input from outside at an absolute time, possibly before instants already seen.
+        Input(u64),
     }
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
         let delay = prop_oneof![Just(0u64), 0u64..4, 0u64..1_000, 0u64..(1 << 40)];
-        prop::collection::vec(prop_oneof![Just(Step::Pop), delay.prop_map(Step::Push)], 0..400)
+        let step = prop_oneof![4 => Just(Step::Pop), 4 => delay.prop_map(Step::Push), 1 => (0u64..2_000).prop_map(Step::Input)];
+        prop::collection::vec(step, 0..400)
     }
 
     proptest! {
@@ -188,6 +229,10 @@ mod tests {
                     Step::Push(delay) => {
                         let seq = q.push(SimTime::from_ms(now + delay), ());
                         model.push(Reverse((now + delay, seq)));
+                    }
+                    Step::Input(at) => {
+                        let seq = q.push(SimTime::from_ms(at), ());
+                        model.push(Reverse((at, seq)));
                     }
                     Step::Pop => {
                         let got = q.pop().map(|e| e.seq);
