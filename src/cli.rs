@@ -124,6 +124,16 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
         max_events: u64,
     },
+    /// Time one untraced run of a scenario: the figures the performance comparison reads.
+    ///
+    /// Prints one line of `key=value` pairs in the form of the reference models
+    /// (benches/reference): events counted as they count them, failure times, the seconds the
+    /// simulation took (`sim_s`; parsing and building are `setup_s`) and events per second.
+    /// Wall-clock time is measured here and only here; it never enters a simulation.
+    Bench {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
     Merge {
         /// The partial results (sweep.part-K-of-N.json).
@@ -268,6 +278,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
+        Command::Bench { common } => bench_command(&common),
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
             for p in &parts {
@@ -615,6 +626,39 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
 #[allow(clippy::needless_pass_by_value)] // `or_else` hands the error over
 fn stdout_error(e: io::Error) -> Result<(), Failure> {
     if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(Failure::Output(format!("stdout: {e}"))) }
+}
+
+#[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
+fn bench_command(common: &Common) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let scenario = load(common)?;
+    let mut fold = crate::sweep::Fold::new(&scenario, 0, scenario.seed);
+    let mut sim = crate::run::build(&scenario);
+    let setup = started.elapsed().as_secs_f64();
+    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
+    let started = std::time::Instant::now();
+    let stats = sim.run(limits, &mut fold).map_err(|e| Failure::Limit(e.to_string()))?;
+    let sim_s = started.elapsed().as_secs_f64();
+    let r = fold.finish();
+    let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
+    let line = format!(
+        "impl=kmsim N={} seed={} events={} attach={} detach={} retry={} key={} ever_failed={} first_failure_h={} \
+         last_failure_h={} sim_s={sim_s:.3} events_per_s={:.0} setup_s={setup:.3} engine_messages={} records={}\n",
+        scenario.volumes.len(),
+        scenario.seed,
+        r.events,
+        r.attaches,
+        r.detaches,
+        r.retries,
+        r.key_calls,
+        r.ever_failed,
+        hours(r.first_failure_ms),
+        hours(r.last_failure_ms),
+        r.events as f64 / sim_s.max(1e-9),
+        stats.events,
+        stats.records,
+    );
+    io::stdout().write_all(line.as_bytes()).or_else(stdout_error)
 }
 
 fn load(common: &Common) -> Result<Scenario, Failure> {

@@ -177,7 +177,9 @@ impl Sink<Obs> for Tee<'_> {
     }
 }
 
-fn build(scenario: &Scenario) -> Simulation<World> {
+/// The world of a scenario, ready to run: its actors, and its actions scheduled as inputs.
+#[must_use]
+pub fn build(scenario: &Scenario) -> Simulation<World> {
     let mut sim = Simulation::new(scenario.seed);
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
     let kms = sim.add_actor("kms", World::Kms(Kms::new(scenario.kms, specs)));
