@@ -133,6 +133,10 @@ enum Command {
     Bench {
         #[command(flatten)]
         common: Common,
+        /// Also stream the trace (JSON Lines) to this file, as `kmsim run --trace` does; no
+        /// record is kept in memory.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
     Merge {
@@ -230,10 +234,19 @@ fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run { common, trace, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
-            let run = simulate(&scenario, &common)?;
-            if let Some(path) = trace {
-                write_atomically(&path, |out| trace::write_all(&run, out))?;
-            }
+            // The trace streams to its file as the run goes: it is never held in memory.
+            let run = match trace {
+                Some(path) => {
+                    let mut file = AtomicFile::create(&path)?;
+                    let mut stream = trace::Streamed::new(&scenario, file.writer());
+                    let run = simulate_into(&scenario, &common, Some(&mut stream))?;
+                    let written = stream.finish().map(|_| ());
+                    written.map_err(|e| file.error(&e))?;
+                    file.commit()?;
+                    run
+                }
+                None => simulate(&scenario, &common)?,
+            };
             if let Some(path) = cloudtrail {
                 let text = report::cloudtrail::log_file(&run);
                 write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
@@ -278,7 +291,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
-        Command::Bench { common } => bench_command(&common),
+        Command::Bench { common, trace } => bench_command(&common, trace.as_deref()),
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
             for p in &parts {
@@ -629,15 +642,40 @@ fn stdout_error(e: io::Error) -> Result<(), Failure> {
 }
 
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
-fn bench_command(common: &Common) -> Result<(), Failure> {
+fn bench_command(common: &Common, trace: Option<&Path>) -> Result<(), Failure> {
+    use crate::actors::Obs;
+    use crate::engine::{Record, Sink};
+    /// Counts for the figures, and streams the trace too.
+    struct Both<'a>(&'a mut crate::sweep::Fold, &'a mut dyn Sink<Obs>);
+    impl Sink<Obs> for Both<'_> {
+        fn record(&mut self, rec: Record<Obs>) {
+            self.0.record(rec.clone());
+            self.1.record(rec);
+        }
+    }
+
     let started = std::time::Instant::now();
     let scenario = load(common)?;
     let mut fold = crate::sweep::Fold::new(&scenario, 0, scenario.seed);
     let mut sim = crate::run::build(&scenario);
+    let mut file = trace.map(AtomicFile::create).transpose()?;
     let setup = started.elapsed().as_secs_f64();
     let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
+    let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
-    let stats = sim.run(limits, &mut fold).map_err(|e| Failure::Limit(e.to_string()))?;
+    let stats = match &mut file {
+        None => sim.run(limits, &mut fold).map_err(limit)?,
+        Some(file) => {
+            let mut stream = trace::Streamed::new(&scenario, file.writer());
+            let stats = sim.run(limits, &mut Both(&mut fold, &mut stream)).map_err(limit)?;
+            let written = stream.finish().map(|_| ());
+            written.map_err(|e| file.error(&e))?;
+            stats
+        }
+    };
+    if let Some(file) = file {
+        file.commit()?;
+    }
     let sim_s = started.elapsed().as_secs_f64();
     let r = fold.finish();
     let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
@@ -674,7 +712,15 @@ fn load(common: &Common) -> Result<Scenario, Failure> {
 }
 
 fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Failure> {
-    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, None).map_err(|e| {
+    simulate_into(scenario, common, None)
+}
+
+fn simulate_into<'s>(
+    scenario: &'s Scenario,
+    common: &Common,
+    extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>,
+) -> Result<Run<'s>, Failure> {
+    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, extra).map_err(|e| {
         Failure::Limit(format!(
             "{}: {e}\n(every event is kept in memory here; for big fleets, `kmsim sweep FILE --runs 1` keeps none)",
             common.file.display()
@@ -688,21 +734,49 @@ fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
     out.flush()
 }
 
-/// Writes a file through a temporary name in the same folder, so a failure never leaves a
-/// half-written file behind.
-fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>) -> Result<(), Failure> {
-    let fail = |e: io::Error| Failure::Output(format!("{}: cannot write: {e}", path.display()));
-    let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy()));
-    let result = (|| {
-        let mut out = BufWriter::new(fs::File::create(&tmp)?);
-        fill(&mut out)?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(fail(e));
+/// A file written through a temporary name in the same folder and renamed into place by
+/// [`AtomicFile::commit`], so a failure never leaves a half-written file behind: dropped
+/// uncommitted, the temporary file is removed.
+struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<fs::File>>,
+}
+
+impl AtomicFile {
+    fn create(path: &Path) -> Result<Self, Failure> {
+        let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
+        let tmp = path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy()));
+        let file = fs::File::create(&tmp).map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
+        Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::new(file)) })
     }
-    Ok(())
+
+    fn writer(&mut self) -> &mut BufWriter<fs::File> {
+        self.out.as_mut().expect("not committed yet")
+    }
+
+    fn commit(mut self) -> Result<(), Failure> {
+        let out = self.out.take().expect("committed once");
+        let result = out.into_inner().map_err(io::IntoInnerError::into_error).and_then(|f| f.sync_all());
+        result.and_then(|()| fs::rename(&self.tmp, &self.path)).map_err(|e| self.error(&e))
+    }
+
+    fn error(&self, e: &io::Error) -> Failure {
+        Failure::Output(format!("{}: cannot write: {e}", self.path.display()))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() || self.tmp.exists() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a whole file atomically (see [`AtomicFile`]).
+fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>) -> Result<(), Failure> {
+    let mut file = AtomicFile::create(path)?;
+    fill(file.writer()).map_err(|e| file.error(&e))?;
+    file.commit()
 }

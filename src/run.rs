@@ -64,6 +64,18 @@ pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
     ActorId(1 + u32::try_from(scenario.instances.len() + i).expect("actor count fits u32"))
 }
 
+/// The name of an actor of the scenario's world: `kms`, an instance id or a volume id.
+#[must_use]
+pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
+    let i = id.index();
+    let instances = scenario.instances.len();
+    match i {
+        0 => "kms",
+        i if i <= instances => &scenario.instances[i - 1],
+        i => &scenario.volumes[i - 1 - instances].name,
+    }
+}
+
 /// Builds the world of a scenario and runs it to its horizon. Records also go to `extra`, if
 /// given, as they are made (a streaming trace, for instance).
 pub fn run<'s>(
@@ -255,7 +267,7 @@ impl Run<'_> {
     /// The name of an actor: `kms`, an instance id or a volume id.
     #[must_use]
     pub fn actor_name(&self, id: ActorId) -> &str {
-        self.sim.name(id)
+        actor_name(self.scenario, id)
     }
 
     #[must_use]

@@ -12,7 +12,8 @@ use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
 use crate::actors::kms::{Caller, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
 use crate::engine::{ActorId, Record, SimTime};
-use crate::run::Run;
+use crate::run::actor_name;
+use crate::scenario::Scenario;
 
 /// Whether an event succeeded, failed, or simply happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -51,24 +52,23 @@ pub struct Described {
 
 /// Who made a call, as `by alice`, `by EBS for alice`, `by i-app (aws:ec2-infrastructure)`.
 #[must_use]
-pub fn caller_words(run: &Run<'_>, caller: Caller) -> String {
-    let user = &run.scenario.user;
+pub fn caller_words(s: &Scenario, caller: Caller) -> String {
+    let user = &s.user;
     match caller {
         Caller::User => format!("by {user}"),
         Caller::UserVia(Service::Ebs) => format!("by EBS for {user}"),
         Caller::UserVia(Service::Ec2) => format!("by EC2 for {user}"),
-        Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", run.actor_name(i)),
+        Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", actor_name(s, i)),
     }
 }
 
 #[must_use]
 #[allow(clippy::too_many_lines)] // one arm per observation
-pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
-    let s = run.scenario;
-    let actor = run.actor_name(rec.actor).to_string();
+pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
+    let actor = actor_name(s, rec.actor).to_string();
     let key_name = |k: crate::actors::kms::KeyIdx| s.key(k).name.clone();
     let material = |m: MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_else(|| "?".into());
-    let name = |a: ActorId| run.actor_name(a).to_string();
+    let name = |a: ActorId| actor_name(s, a).to_string();
     let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
     let ev = rec.obs.event_name();
     let plain = |subject: String, outcome, message: String| Described {
@@ -133,7 +133,7 @@ pub fn describe(run: &Run<'_>, rec: &Record<Obs>) -> Described {
                 }
                 _ => String::new(),
             };
-            let by = caller_words(run, *caller);
+            let by = caller_words(s, *caller);
             message = if message.is_empty() { by } else { format!("{message}, {by}") };
             let (outcome, error) = match result {
                 Ok(_) => (Outcome::Ok, None),

@@ -126,11 +126,11 @@ fn cause_words(run: &Run<'_>, cause: Cause) -> String {
     let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
     match run.record(id).map(|r| &r.obs) {
         Some(Obs::Kms(KmsObs::Called { caller, op, .. })) => {
-            format!("{} {}", op.operation().as_str(), caller_words(run, *caller))
+            format!("{} {}", op.operation().as_str(), caller_words(run.scenario, *caller))
         }
         Some(Obs::Kms(KmsObs::MaterialExpired { .. })) => "material expired at its ValidTo".to_string(),
         Some(Obs::Kms(KmsObs::KeyDeleted { .. })) => "waiting period ended".to_string(),
-        Some(_) => describe(run, run.record(id).expect("found")).event.to_string(),
+        Some(_) => describe(run.scenario, run.record(id).expect("found")).event.to_string(),
         None => String::new(),
     }
 }

@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::actors::Obs;
-use crate::engine::{Cause, Record};
-use crate::run::Run;
+use crate::engine::{Cause, Record, Sink};
+use crate::run::{Run, actor_name};
+use crate::scenario::Scenario;
 
 use super::describe::{Outcome, describe};
 
@@ -38,17 +39,17 @@ struct Line<'a> {
 }
 
 /// Writes one record as a JSON line.
-pub fn write_record(run: &Run<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
-    let d = describe(run, rec);
+pub fn write_record(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+    let d = describe(scenario, rec);
     let (cause, action) = match rec.cause {
         Cause::Record(id) => (Some(id), None),
-        Cause::Input(i) => (None, Some(run.scenario.actions[i as usize].source.path())),
+        Cause::Input(i) => (None, Some(scenario.actions[i as usize].source.path())),
     };
     let line = Line {
         seq: rec.id,
         t_ms: rec.at.as_ms(),
-        time: run.scenario.instant(rec.at),
-        actor: run.actor_name(rec.actor),
+        time: scenario.instant(rec.at),
+        actor: actor_name(scenario, rec.actor),
         key: d.key,
         event: d.event,
         outcome: d.outcome,
@@ -62,10 +63,43 @@ pub fn write_record(run: &Run<'_>, rec: &Record<Obs>, out: &mut impl Write) -> i
     out.write_all(b"\n")
 }
 
-/// Writes every record of the run.
+/// Writes every record of a finished run.
 pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
     for rec in &run.records {
-        write_record(run, rec, out)?;
+        write_record(run.scenario, rec, out)?;
     }
     Ok(())
+}
+
+/// A sink that writes each record as it is made, so that a trace of any length takes no memory
+/// beyond the writer's buffer. The first write error stops the writing and is kept for
+/// [`Streamed::finish`]; the run itself goes on (sinks cannot change it).
+pub struct Streamed<'s, W: Write> {
+    scenario: &'s Scenario,
+    out: W,
+    error: Option<io::Error>,
+}
+
+impl<'s, W: Write> Streamed<'s, W> {
+    pub fn new(scenario: &'s Scenario, out: W) -> Self {
+        Streamed { scenario, out, error: None }
+    }
+
+    /// The writer, once every record is written, or the first error.
+    pub fn finish(self) -> io::Result<W> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
+    }
+}
+
+impl<W: Write> Sink<Obs> for Streamed<'_, W> {
+    fn record(&mut self, rec: Record<Obs>) {
+        if self.error.is_none()
+            && let Err(e) = write_record(self.scenario, &rec, &mut self.out)
+        {
+            self.error = Some(e);
+        }
+    }
 }

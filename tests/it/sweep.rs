@@ -243,7 +243,7 @@ fn fleet_instances_stop_reboot_and_move_hosts_by_themselves() {
     let s = scenario::parse("r", text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let described: Vec<_> =
-        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r, x))).collect();
+        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
     let count = |event: &str| described.iter().filter(|(_, d)| d.event == event).count();
     assert!(count("RebootInstances") > 100, "reboots: {}", count("RebootInstances"));
     assert!(count("HostMaintenance") > 10, "host maintenance: {}", count("HostMaintenance"));
@@ -270,7 +270,7 @@ fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
     )"#;
     let s = scenario::parse("a", text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
-    let d: Vec<_> = r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r, x))).collect();
+    let d: Vec<_> = r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
     let terminated = d.iter().filter(|(_, x)| x.message.ends_with("-> terminated")).count();
     let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> running").count();
     assert!(terminated > 20 && relaunched > 20, "{terminated} terminations, {relaunched} replacements");
