@@ -748,7 +748,7 @@ impl AtomicFile {
         let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
         let tmp = path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy()));
         let file = fs::File::create(&tmp).map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
-        Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::new(file)) })
+        Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
     fn writer(&mut self) -> &mut BufWriter<fs::File> {

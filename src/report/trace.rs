@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::actors::Obs;
-use crate::engine::{Cause, Record, Sink};
+use crate::engine::{Cause, Record, SimTime, Sink};
 use crate::run::{Run, actor_name};
 use crate::scenario::Scenario;
 
@@ -25,7 +25,7 @@ use super::describe::{Outcome, describe};
 struct Line<'a> {
     seq: u64,
     t_ms: u64,
-    time: String,
+    time: &'a str,
     actor: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
@@ -40,6 +40,10 @@ struct Line<'a> {
 
 /// Writes one record as a JSON line.
 pub fn write_record(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+    write_line(scenario, rec, &scenario.instant(rec.at), out)
+}
+
+fn write_line(scenario: &Scenario, rec: &Record<Obs>, time: &str, out: &mut impl Write) -> io::Result<()> {
     let d = describe(scenario, rec);
     let (cause, action) = match rec.cause {
         Cause::Record(id) => (Some(id), None),
@@ -48,7 +52,7 @@ pub fn write_record(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write
     let line = Line {
         seq: rec.id,
         t_ms: rec.at.as_ms(),
-        time: scenario.instant(rec.at),
+        time,
         actor: actor_name(scenario, rec.actor),
         key: d.key,
         event: d.event,
@@ -78,11 +82,13 @@ pub struct Streamed<'s, W: Write> {
     scenario: &'s Scenario,
     out: W,
     error: Option<io::Error>,
+    /// The last instant formatted: records come in bursts at one instant.
+    time: (SimTime, String),
 }
 
 impl<'s, W: Write> Streamed<'s, W> {
     pub fn new(scenario: &'s Scenario, out: W) -> Self {
-        Streamed { scenario, out, error: None }
+        Streamed { scenario, out, error: None, time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)) }
     }
 
     /// The writer, once every record is written, or the first error.
@@ -96,9 +102,13 @@ impl<'s, W: Write> Streamed<'s, W> {
 
 impl<W: Write> Sink<Obs> for Streamed<'_, W> {
     fn record(&mut self, rec: Record<Obs>) {
-        if self.error.is_none()
-            && let Err(e) = write_record(self.scenario, &rec, &mut self.out)
-        {
+        if self.error.is_some() {
+            return;
+        }
+        if self.time.0 != rec.at {
+            self.time = (rec.at, self.scenario.instant(rec.at));
+        }
+        if let Err(e) = write_line(self.scenario, &rec, &self.time.1, &mut self.out) {
             self.error = Some(e);
         }
     }

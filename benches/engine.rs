@@ -1,0 +1,134 @@
+//! The engine's hot paths, on actors that know nothing of AWS, and the whole simulator on the
+//! `fleet` reference workload at N = 1,000.
+//!
+//! `cargo bench --bench engine`. Throughput is in delivered messages (engine) or counted events
+//! (fleet) per second. The side-by-side comparison with the reference models is
+//! `benches/compare.py`; this is for seeing the effect of a change to the engine.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use kmsim::engine::{Actor, ActorId, Cause, Ctx, Limits, NullSink, SimDuration, SimTime, Simulation};
+use kmsim::run::build;
+use kmsim::scenario::{self, Overrides};
+use kmsim::sweep::Fold;
+use rand::RngExt;
+
+/// The classic "hold" model: each message schedules the next one for the same actor after a
+/// random delay, so the queue always holds one message per actor.
+struct Hold;
+
+/// A relay: each message is passed on at once to the next actor, `hops` times, then held.
+struct Relay {
+    next: ActorId,
+}
+
+enum Msg {
+    Tick,
+    Pass(u8),
+}
+
+impl Actor for Hold {
+    type Msg = Msg;
+    type Obs = ();
+    fn handle(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Msg, ()>) {
+        let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
+        let me = ctx.me();
+        ctx.send(me, Msg::Tick, after);
+    }
+}
+
+impl Actor for Relay {
+    type Msg = Msg;
+    type Obs = ();
+    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg, ()>) {
+        match msg {
+            Msg::Pass(left) if left > 0 => {
+                ctx.record(());
+                ctx.send(self.next, Msg::Pass(left - 1), SimDuration::ZERO);
+            }
+            _ => {
+                let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
+                let me = ctx.me();
+                ctx.send(me, Msg::Pass(4), after);
+            }
+        }
+    }
+}
+
+const MESSAGES: u64 = 200_000;
+
+fn hold(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine/hold");
+    g.throughput(Throughput::Elements(MESSAGES));
+    for pending in [1_000u32, 100_000] {
+        g.bench_function(format!("{pending} pending"), |b| {
+            b.iter_batched(
+                || {
+                    let mut sim = Simulation::new(7);
+                    for i in 0..pending {
+                        let a = sim.add_actor(format!("a{i}"), Hold);
+                        sim.schedule(SimTime::from_ms(u64::from(i) % 2_000), a, Msg::Tick, Cause::Input(0));
+                    }
+                    sim
+                },
+                |mut sim| {
+                    let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES) };
+                    let _ = sim.run(limits, &mut NullSink);
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+fn relay(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine/relay");
+    g.throughput(Throughput::Elements(MESSAGES));
+    g.bench_function("4 sends with no delay per timer, 1000 actors", |b| {
+        b.iter_batched(
+            || {
+                let mut sim = Simulation::new(7);
+                let n = 1_000u32;
+                for i in 0..n {
+                    let a = sim.add_actor(format!("r{i}"), Relay { next: ActorId((i + 1) % n) });
+                    sim.schedule(SimTime::from_ms(u64::from(i)), a, Msg::Tick, Cause::Input(0));
+                }
+                sim
+            },
+            |mut sim| {
+                let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES) };
+                let _ = sim.run(limits, &mut NullSink);
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+}
+
+fn fleet(c: &mut Criterion) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench/fleet-1k.ron");
+    let text = std::fs::read_to_string(path).expect("the bench scenario");
+    let scenario = scenario::parse(path, &text, Overrides::default()).expect("a valid scenario");
+    let events = {
+        let mut fold = Fold::new(&scenario, 0, scenario.seed);
+        let _ = build(&scenario).run(Limits { horizon: scenario.horizon, max_events: None }, &mut fold);
+        fold.finish().events
+    };
+    let mut g = c.benchmark_group("fleet");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("fleet-1k, counted events", |b| {
+        b.iter_batched(
+            || (build(&scenario), Fold::new(&scenario, 0, scenario.seed)),
+            |(mut sim, mut fold)| {
+                let _ = sim.run(Limits { horizon: scenario.horizon, max_events: None }, &mut fold);
+                fold.finish()
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hold, relay, fleet);
+criterion_main!(benches);
