@@ -747,7 +747,8 @@ impl AtomicFile {
     fn create(path: &Path) -> Result<Self, Failure> {
         let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
         let tmp = path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy()));
-        let file = fs::File::create(&tmp).map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
+        let file =
+            fs::File::create(&tmp).map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
         Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 

@@ -208,7 +208,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         if let Some(cycle) = fleet_of[i].clone() {
             instance = instance.cycling(cycle);
         }
-        let id = sim.add_actor(name.to_string(), World::Instance(instance));
+        let id = sim.add_actor(name.clone(), World::Instance(instance));
         debug_assert_eq!(id, instance_actor(i));
     }
     for (i, v) in scenario.volumes.iter().enumerate() {
@@ -216,7 +216,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         if let Some((f, home)) = v.fleet {
             volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
         }
-        let id = sim.add_actor(v.name.to_string(), World::Volume(volume));
+        let id = sim.add_actor(v.name.clone(), World::Volume(volume));
         debug_assert_eq!(id, volume_actor(scenario, i));
     }
     for (i, action) in scenario.actions.iter().enumerate() {

@@ -15,6 +15,7 @@ pub mod time;
 
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -205,7 +206,8 @@ pub enum EngineError {
 /// Actors, their names, the pending messages and the clock.
 pub struct Simulation<A: Actor> {
     actors: Vec<A>,
-    names: Vec<String>,
+    /// Shared with whoever built the actors: a big estate does not hold its names twice.
+    names: Vec<Arc<str>>,
     streams: Vec<Stream>,
     queue: Queue<Delivery<A::Msg>>,
     cancelled: BTreeSet<u64>,
@@ -233,7 +235,7 @@ impl<A: Actor> Simulation<A> {
 
     /// Adds an actor. Its random stream is derived from its name, so adding other actors never
     /// changes its draws.
-    pub fn add_actor(&mut self, name: impl Into<String>, actor: A) -> ActorId {
+    pub fn add_actor(&mut self, name: impl Into<Arc<str>>, actor: A) -> ActorId {
         let name = name.into();
         let id = ActorId(u32::try_from(self.actors.len()).expect("more than 2^32 actors"));
         self.streams.push(Stream { key: stream_key(&name), rng: None });
@@ -258,7 +260,7 @@ impl<A: Actor> Simulation<A> {
     }
 
     #[must_use]
-    pub fn names(&self) -> &[String] {
+    pub fn names(&self) -> &[Arc<str>] {
         &self.names
     }
 
@@ -289,7 +291,11 @@ impl<A: Actor> Simulation<A> {
             }
             let Delivery { to, msg, cause } = entry.payload;
             if limits.max_events.is_some_and(|max| self.events >= max) {
-                return Err(EngineError::EventLimit { limit: self.events, at, actor: self.names[to.index()].clone() });
+                return Err(EngineError::EventLimit {
+                    limit: self.events,
+                    at,
+                    actor: self.names[to.index()].to_string(),
+                });
             }
             self.events += 1;
             self.now = at;

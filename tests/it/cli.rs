@@ -117,9 +117,17 @@ fn invalid_scenarios_exit_2_with_file_line_and_column_and_leave_no_output_file()
 
 #[test]
 fn a_runaway_run_stops_at_max_events_with_exit_3() {
-    let out = kmsim(&["run", &story(), "--max-events", "10", "--trace", "/nonexistent-dir/t.jsonl"]);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let out = kmsim(&["run", &story(), "--max-events", "10", "--trace", trace.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("stopped after 10 events"), "{}", text(&out.stderr));
+    // The streamed trace of a run that did not finish is not left behind, whole or in part.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A trace that cannot be written is refused before the run, not after it.
+    let out = kmsim(&["run", &story(), "--trace", "/nonexistent-dir/t.jsonl"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stderr).contains("/nonexistent-dir/t.jsonl: cannot write"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -135,4 +143,41 @@ fn help_lists_the_commands() {
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
     assert!(help.contains("run") && help.contains("explain"));
+}
+
+/// `kmsim bench`'s `key=value` line as pairs.
+fn bench_fields(out: &Output) -> std::collections::BTreeMap<String, String> {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(line.starts_with("impl=kmsim "), "{line}");
+    line.split_whitespace().map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+#[test]
+fn bench_counts_the_fleet_as_the_reference_models_do() {
+    let fleet = scenarios_dir().join("bench/fleet-1k.ron").display().to_string();
+    let f = bench_fields(&kmsim(&["bench", &fleet]));
+    let num = |k: &str| f[k].parse::<f64>().unwrap();
+    // The heap loop at N = 1,000, seed 42: 495,219 events, 1,000 volumes failed, 720 h / 768 h.
+    assert_eq!(f["N"], "1000");
+    assert!((482_000.0..=512_000.0).contains(&num("events")), "{f:?}");
+    let count = |k: &str| f[k].parse::<u64>().unwrap();
+    assert_eq!(count("events"), count("attach") + count("detach") + count("retry") + count("key"));
+    assert!(num("ever_failed") >= 990.0, "{f:?}");
+    assert!((720.0..721.0).contains(&num("first_failure_h")), "{f:?}");
+    assert!((740.0..=768.0).contains(&num("last_failure_h")), "{f:?}");
+    assert!(count("engine_messages") > count("events"));
+}
+
+#[test]
+fn a_streamed_trace_is_the_trace_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from_run, from_bench) = (dir.path().join("run.jsonl"), dir.path().join("bench.jsonl"));
+    let out = kmsim(&["run", &story(), "--quiet", "--trace", from_run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let f = bench_fields(&kmsim(&["bench", &story(), "--trace", from_bench.to_str().unwrap()]));
+    let (a, b) = (std::fs::read_to_string(&from_run).unwrap(), std::fs::read_to_string(&from_bench).unwrap());
+    assert_eq!(a, b);
+    assert_eq!(a.lines().count().to_string(), f["records"]);
+    assert!(!dir.path().join(".bench.jsonl.kmsim-tmp").exists());
 }

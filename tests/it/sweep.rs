@@ -270,7 +270,8 @@ fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
     )"#;
     let s = scenario::parse("a", text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
-    let d: Vec<_> = r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
+    let d: Vec<_> =
+        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
     let terminated = d.iter().filter(|(_, x)| x.message.ends_with("-> terminated")).count();
     let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> running").count();
     assert!(terminated > 20 && relaunched > 20, "{terminated} terminations, {relaunched} replacements");
