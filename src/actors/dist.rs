@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
+use rand::{Rng, RngExt};
 
 use crate::engine::SimDuration;
 
@@ -42,7 +41,7 @@ fn ms(x: f64) -> SimDuration {
 impl Dist {
     /// Draws one duration.
     #[allow(clippy::cast_precision_loss)]
-    pub fn draw(&self, rng: &mut ChaCha8Rng) -> SimDuration {
+    pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> SimDuration {
         match self {
             Dist::Fixed(d) => *d,
             Dist::Uniform(lo, hi) => SimDuration::from_ms(rng.random_range(lo.as_ms()..=hi.as_ms())),
@@ -110,7 +109,7 @@ mod tests {
             Dist::LogNormal { median: d(1_000), sigma: 0.5 },
             Dist::Empirical(Arc::from(vec![(d(100), 3), (d(1_000), 1)])),
         ];
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         for dist in dists {
             let n = 50_000u32;
             let sum: u64 = (0..n).map(|_| dist.draw(&mut rng).as_ms()).sum();

@@ -253,7 +253,7 @@ impl Volume {
     fn next(&mut self, attach_to: Option<ActorId>, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
         self.cycle_gen = self.cycle_gen.wrapping_add(1);
         if let Some((cycle, _)) = &self.cycle {
-            let after = pick(cycle).draw(ctx.rng());
+            let after = pick(cycle).draw(&mut ctx.rng());
             let me = ctx.me();
             ctx.send(me, Msg::Volume(VolumeMsg::CycleStep { generation: self.cycle_gen, attach_to }), after);
         }
@@ -404,7 +404,7 @@ impl Volume {
         if let Some((grant, instance)) = self.grant.take() {
             let op = KmsOp::RetireGrant { grant: GrantRef::Id(grant) };
             let request = KmsRequest { caller: Caller::Instance(instance), op: Box::new(op), reply_to: None };
-            let after = self.latency.draw(ctx.rng());
+            let after = self.latency.draw(&mut ctx.rng());
             ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
         }
     }
@@ -525,7 +525,7 @@ impl Volume {
         self.attempt = attempt;
         let (caller, op) = self.request_for(pending);
         let request = KmsRequest { caller, op: Box::new(op), reply_to: Some((ctx.me(), tag)) };
-        let after = self.latency.draw(ctx.rng()) + wait;
+        let after = self.latency.draw(&mut ctx.rng()) + wait;
         ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
     }
 

@@ -210,7 +210,7 @@ impl Instance {
             InstanceAction::Terminate => cycle.replace_every.as_ref(),
         };
         if let Some(d) = every {
-            let after = d.draw(ctx.rng());
+            let after = d.draw(&mut ctx.rng());
             let me = ctx.me();
             ctx.send(me, Msg::Instance(InstanceMsg::Cycle(action)), after);
         }

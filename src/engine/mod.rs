@@ -11,16 +11,16 @@
 //! scheduled. Every record names its [`Cause`], so any outcome can be traced back to an input.
 
 mod queue;
+mod stream;
 pub mod time;
 
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
 use queue::Queue;
+pub use stream::ActorRng;
+use stream::{Block, Key};
 pub use time::{SimDuration, SimTime};
 
 /// Index of an actor in its simulation.
@@ -95,11 +95,11 @@ struct Delivery<M> {
     cause: Cause,
 }
 
-/// Per-actor randomness: created on first use from (seed, the actor's stream). Boxed, because a
-/// ChaCha state is about 300 bytes and most actors of a big estate (instances) never draw.
+/// Per-actor randomness: the actor's stream number, and its place in the stream once it draws
+/// (most actors of a big estate, its instances, never do).
 struct Stream {
     key: u64,
-    rng: Option<Box<ChaCha8Rng>>,
+    block: Option<Box<Block>>,
 }
 
 /// The verbs an actor may use while it handles one message.
@@ -107,7 +107,7 @@ pub struct Ctx<'a, M, O> {
     now: SimTime,
     me: ActorId,
     cause: Cause,
-    seed: u64,
+    chacha: &'a Key,
     stream: &'a mut Stream,
     queue: &'a mut Queue<Delivery<M>>,
     cancelled: &'a mut BTreeSet<u64>,
@@ -135,13 +135,9 @@ impl<M, O> Ctx<'_, M, O> {
     }
 
     /// This actor's own random stream. Draws by one actor never shift the draws of another.
-    pub fn rng(&mut self) -> &mut ChaCha8Rng {
-        let (seed, key) = (self.seed, self.stream.key);
-        self.stream.rng.get_or_insert_with(|| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(key);
-            Box::new(rng)
-        })
+    pub fn rng(&mut self) -> ActorRng<'_> {
+        let block = self.stream.block.get_or_insert_with(|| Box::new(Block::new()));
+        ActorRng { key: self.chacha, stream: self.stream.key, block }
     }
 
     /// Delivers `msg` to `to` after `after` (zero: later in this same instant, after everything
@@ -213,6 +209,7 @@ pub struct Simulation<A: Actor> {
     cancelled: BTreeSet<u64>,
     now: SimTime,
     seed: u64,
+    chacha: Key,
     next_record: RecordId,
     events: u64,
 }
@@ -228,6 +225,7 @@ impl<A: Actor> Simulation<A> {
             cancelled: BTreeSet::new(),
             now: SimTime::ZERO,
             seed,
+            chacha: Key::from_seed(seed),
             next_record: 0,
             events: 0,
         }
@@ -238,7 +236,7 @@ impl<A: Actor> Simulation<A> {
     pub fn add_actor(&mut self, name: impl Into<Arc<str>>, actor: A) -> ActorId {
         let name = name.into();
         let id = ActorId(u32::try_from(self.actors.len()).expect("more than 2^32 actors"));
-        self.streams.push(Stream { key: stream_key(&name), rng: None });
+        self.streams.push(Stream { key: stream_key(&name), block: None });
         self.names.push(name);
         self.actors.push(actor);
         id
@@ -304,7 +302,7 @@ impl<A: Actor> Simulation<A> {
                 now: at,
                 me: to,
                 cause,
-                seed: self.seed,
+                chacha: &self.chacha,
                 stream: &mut self.streams[to.index()],
                 queue: &mut self.queue,
                 cancelled: &mut self.cancelled,

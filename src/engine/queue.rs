@@ -114,7 +114,14 @@ impl<P> Queue<P> {
 
     /// Makes `now` hold the earliest entries, if there are any.
     fn settle(&mut self) {
-        if !self.now.is_empty() || self.occupied == 0 {
+        if !self.now.is_empty() {
+            return;
+        }
+        // A burst (a million inputs at time 0) leaves a big FIFO behind: give it back.
+        if self.now.capacity() > 1 << 16 {
+            self.now = VecDeque::new();
+        }
+        if self.occupied == 0 {
             return;
         }
         let bit = self.occupied.trailing_zeros() as usize;
