@@ -107,7 +107,7 @@ def main():
         n = SIZES[size]
         scenario = ROOT / "scenarios" / "bench" / f"fleet-{size}.ron"
         programs = {
-            "kmsim": [kmsim, "bench", scenario, "--seed", args.seed, "--max-events", 10**10],
+            "kmsim": [kmsim, "bench", scenario, "--seed", args.seed],
             "heap loop": [heap, n, args.seed],
         }
         if n <= SIZES[args.simpy_max]:

@@ -131,8 +131,17 @@ enum Command {
     /// simulation took (`sim_s`; parsing and building are `setup_s`) and events per second.
     /// Wall-clock time is measured here and only here; it never enters a simulation.
     Bench {
-        #[command(flatten)]
-        common: Common,
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the scenario's horizon (a duration such as "30d").
+        #[arg(long, value_parser = parse_horizon)]
+        horizon: Option<SimDuration>,
+        /// Stop a runaway run after this many events (nothing is kept in memory here).
+        #[arg(long, value_name = "N", default_value_t = 1_000_000_000_000)]
+        max_events: u64,
         /// Also stream the trace (JSON Lines) to this file, as `kmsim run --trace` does; no
         /// record is kept in memory.
         #[arg(long, value_name = "FILE")]
@@ -291,7 +300,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
-        Command::Bench { common, trace } => bench_command(&common, trace.as_deref()),
+        Command::Bench { file, seed, horizon, max_events, trace } => {
+            bench_command(&Common { file, seed, horizon, max_events }, trace.as_deref())
+        }
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
             for p in &parts {
