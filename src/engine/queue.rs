@@ -1,17 +1,19 @@
 //! The pending-event queue: a radix heap over simulated time, first-in first-out within an instant.
 //!
 //! A discrete-event simulation only ever schedules at or after the present, so its queue is a
-//! *monotone* priority queue, and a radix heap (Ahuja, Mehlhorn, Orlin, Tarjan 1990) fits: entries
-//! sit in 65 buckets by the highest bit in which their time differs from the last time popped.
-//! Pushing is an append; popping takes from bucket 0 (entries due exactly now) and, when it is
-//! empty, spreads the lowest non-empty bucket into lower ones. Every entry moves at most 64 times
-//! and almost always a handful, always through sequential memory, so the cost per event barely
-//! grows with the number pending, unlike a binary heap's cache misses on large heaps.
+//! *monotone* priority queue, and a radix heap (Ahuja, Mehlhorn, Orlin, Tarjan 1990) fits. This
+//! one has byte-wide digits: an entry sits in the bucket named by the highest byte in which its
+//! time differs from the last time popped, and that byte's value (8 levels of 256 buckets).
+//! Pushing is an append; popping takes from the FIFO of the present instant and, when it is
+//! empty, spreads the lowest non-empty bucket into lower levels. An entry moves at most once per
+//! level, three or four times for an event hours ahead in milliseconds, always through
+//! sequential memory, so the cost per event barely grows with the number pending, unlike a
+//! binary heap's, whose cache misses grow with it.
 //!
 //! Order: by time, then by scheduling order. Entries for one instant always share a bucket in
-//! the order they were pushed, and moving a bucket keeps its order, so bucket 0 is a FIFO of the
-//! present instant: a message sent with no delay costs an append and a pop. (The `radix-heap`
-//! crate pops equal keys last-in first-out, which would break the engine's determinism contract.)
+//! the order they were pushed, and moving a bucket keeps its order, so the present instant is a
+//! FIFO: a message sent with no delay costs an append and a pop. (The `radix-heap` crate pops
+//! equal keys last-in first-out, which would break the engine's determinism contract.)
 //!
 //! Only 24-byte keys move between buckets; the payloads of later instants wait in a slab, and
 //! those of the present instant sit in the FIFO itself.
@@ -34,17 +36,20 @@ struct Key {
     slot: u32,
 }
 
-const BUCKETS: usize = 64;
+const DIGIT_BITS: u32 = 8;
+const DIGITS: usize = 1 << DIGIT_BITS;
+const LEVELS: usize = 64 / DIGIT_BITS as usize;
 
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
     /// Entries due exactly at `last`, in scheduling order, with their payloads.
     now: VecDeque<(u64, P)>,
-    /// `later[i]`: entries whose time first differs from `last` at bit `i` (`i = 63 - leading
-    /// zeros` of the difference), in scheduling order per instant.
+    /// `later[level * DIGITS + d]`: entries whose time first differs from `last` in byte
+    /// `level` (from the least significant), where its value is `d`; in scheduling order per
+    /// instant.
     later: Vec<Vec<Key>>,
-    /// Bit `i` set when `later[i]` is not empty.
-    occupied: u64,
+    /// Bit `d` of `occupied[level]` set when that bucket is not empty.
+    occupied: [[u64; DIGITS / 64]; LEVELS],
     slots: Vec<Option<P>>,
     free: Vec<u32>,
     /// The time of the entries in `now`: the last time popped, or the next, once known.
@@ -57,8 +62,8 @@ impl<P> Queue<P> {
     pub fn new() -> Self {
         Queue {
             now: VecDeque::new(),
-            later: (0..BUCKETS).map(|_| Vec::new()).collect(),
-            occupied: 0,
+            later: (0..LEVELS * DIGITS).map(|_| Vec::new()).collect(),
+            occupied: [[0; DIGITS / 64]; LEVELS],
             slots: Vec::new(),
             free: Vec::new(),
             last: 0,
@@ -106,10 +111,21 @@ impl<P> Queue<P> {
             self.free.push(key.slot);
             self.now.push_back((key.seq, payload));
         } else {
-            let bit = 63 - (key.at ^ self.last).leading_zeros() as usize;
-            self.later[bit].push(key);
-            self.occupied |= 1 << bit;
+            let level = (63 - (key.at ^ self.last).leading_zeros()) / DIGIT_BITS;
+            #[allow(clippy::cast_possible_truncation)] // a byte
+            let digit = ((key.at >> (level * DIGIT_BITS)) as usize) & (DIGITS - 1);
+            let level = level as usize;
+            self.later[level * DIGITS + digit].push(key);
+            self.occupied[level][digit / 64] |= 1 << (digit % 64);
         }
+    }
+
+    /// The lowest non-empty bucket: the one holding the earliest entries.
+    fn lowest(&self) -> Option<(usize, usize)> {
+        self.occupied.iter().enumerate().find_map(|(level, words)| {
+            let (w, bits) = words.iter().enumerate().find(|(_, bits)| **bits != 0)?;
+            Some((level, w * 64 + bits.trailing_zeros() as usize))
+        })
     }
 
     /// Makes `now` hold the earliest entries, if there are any.
@@ -121,21 +137,19 @@ impl<P> Queue<P> {
         if self.now.capacity() > 1 << 16 {
             self.now = VecDeque::new();
         }
-        if self.occupied == 0 {
-            return;
-        }
-        let bit = self.occupied.trailing_zeros() as usize;
-        self.occupied &= !(1 << bit);
-        let mut bucket = std::mem::take(&mut self.later[bit]);
+        let Some((level, digit)) = self.lowest() else { return };
+        self.occupied[level][digit / 64] &= !(1 << (digit % 64));
+        let b = level * DIGITS + digit;
+        let mut bucket = std::mem::take(&mut self.later[b]);
         self.last = bucket.iter().map(|k| k.at).min().expect("an occupied bucket has entries");
-        // Every entry lands in a lower bucket (or `now`), in the order it had.
+        // Every entry lands in a lower level (or `now`), in the order it had.
         for key in bucket.drain(..) {
             self.place(key);
         }
         // Keep a small allocation for the next time this bucket fills, but not one sized for a
         // burst: a million entries pass through the buckets at the start of a big fleet.
         if bucket.capacity() <= 4096 {
-            self.later[bit] = bucket;
+            self.later[b] = bucket;
         }
     }
 
@@ -153,7 +167,7 @@ impl<P> Queue<P> {
         }
         // Stable: entries of one instant keep their order.
         keys.sort_by_key(|k| (k.at, k.seq));
-        self.occupied = 0;
+        self.occupied = [[0; DIGITS / 64]; LEVELS];
         self.last = at;
         for key in keys {
             self.place(key);

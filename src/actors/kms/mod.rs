@@ -21,6 +21,8 @@ pub mod table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::engine::{ActorId, RecordId, Scheduled, SimDuration, SimTime};
 
 use super::{Msg, Obs, WorldCtx};
@@ -273,6 +275,13 @@ struct Token {
 }
 
 #[derive(Debug)]
+struct LiveGrant {
+    id: GrantId,
+    key: KeyIdx,
+    context: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
 struct Grant {
     key: KeyIdx,
     grantee: Grantee,
@@ -292,8 +301,9 @@ pub struct Kms {
     named_grants: BTreeMap<Arc<str>, GrantId>,
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
     grants_by_context: BTreeMap<Arc<str>, Vec<GrantId>>,
-    /// Live grants to each instance, by actor index: the check on every EBS Decrypt.
-    grants_by_instance: Vec<Vec<GrantId>>,
+    /// Live grants to each instance, by actor index, with what the check on every EBS Decrypt
+    /// reads kept inline: one place to look at, not three.
+    grants_by_instance: Vec<SmallVec<[LiveGrant; 1]>>,
     next_serial: u64,
     /// The current one-second quota window and the crypto requests counted in it.
     window: (u64, u32),
@@ -583,9 +593,9 @@ impl Kms {
                 }
                 if let Grantee::Instance(i) = grantee {
                     if self.grants_by_instance.len() <= i.index() {
-                        self.grants_by_instance.resize_with(i.index() + 1, Vec::new);
+                        self.grants_by_instance.resize_with(i.index() + 1, SmallVec::new);
                     }
-                    self.grants_by_instance[i.index()].push(id);
+                    self.grants_by_instance[i.index()].push(LiveGrant { id, key, context: context.clone() });
                 }
                 if let Some(name) = name {
                     self.named_grants.insert(name.clone(), id);
@@ -703,10 +713,8 @@ impl Kms {
 
     /// Whether a live grant lets this instance use the key for this context.
     fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<&Arc<str>>) -> bool {
-        let fits = |g: &Grant| g.live && g.key == key && g.context.as_ref() == context;
-        self.grants_by_instance
-            .get(instance.index())
-            .is_some_and(|ids| ids.iter().any(|id| fits(&self.grants[id.0 as usize])))
+        let fits = |g: &LiveGrant| g.key == key && g.context.as_ref() == context;
+        self.grants_by_instance.get(instance.index()).is_some_and(|live| live.iter().any(fits))
     }
 
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
@@ -735,7 +743,7 @@ impl Kms {
                 g.live = false;
                 let key = g.key;
                 if let Grantee::Instance(i) = g.grantee {
-                    self.grants_by_instance[i.index()].retain(|&other| other != id);
+                    self.grants_by_instance[i.index()].retain(|g| g.id != id);
                 }
                 (Some(key), Ok(KmsOutput::Grant(id)))
             }
@@ -830,6 +838,9 @@ impl Kms {
         k.material = None;
         for g in self.grants.iter_mut().filter(|g| g.key == key) {
             g.live = false;
+        }
+        for live in &mut self.grants_by_instance {
+            live.retain(|g| g.key != key);
         }
         let id = ctx.record(Obs::Kms(KmsObs::KeyDeleted { key }));
         self.keys[key.0 as usize].state_record = Some(id);
