@@ -1,9 +1,11 @@
 //! The one bridge between a [`Scenario`] and the engine: build the actors, schedule the actions,
 //! run, and hand back the records with the final state of the world.
 
+use std::sync::Arc;
+
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
-use crate::actors::kms::{Caller, Grantee, KeyIdx, KeyRef, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
+use crate::actors::kms::{Caller, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
 use crate::scenario::{ActionKind, Scenario, VolumeOp};
@@ -194,7 +196,7 @@ impl Sink<Obs> for Tee<'_> {
 pub fn build(scenario: &Scenario) -> Simulation<World> {
     let mut sim = Simulation::new(scenario.seed);
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
-    let kms = sim.add_actor("kms", World::Kms(Kms::new(scenario.kms, specs)));
+    let kms = sim.add_actor("kms", World::Kms(Box::new(Kms::new(scenario.kms, specs))));
     debug_assert_eq!(kms, KMS_ACTOR);
     // Fleet instances follow their fleet's cycle; they come after the declared instances.
     let declared = scenario.instances.len() - scenario.fleets.iter().map(|f| f.instances).sum::<usize>();
@@ -211,8 +213,9 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(name.clone(), World::Instance(instance));
         debug_assert_eq!(id, instance_actor(i));
     }
+    let latency = Arc::new(scenario.kms_latency.clone());
     for (i, v) in scenario.volumes.iter().enumerate() {
-        let mut volume = Volume::new(v.name.clone(), kms, KeyRef::Id(v.key), scenario.kms_latency.clone());
+        let mut volume = Volume::new(v.name.clone(), kms, v.key, latency.clone());
         if let Some((f, home)) = v.fleet {
             volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
         }

@@ -29,8 +29,8 @@ use rand::RngExt;
 
 use super::dist::Dist;
 use super::kms::{
-    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyRef, KmsError, KmsException, KmsMsg, KmsOp,
-    KmsOutput, KmsReply, KmsRequest, Service,
+    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg,
+    KmsOp, KmsOutput, KmsReply, KmsRequest, Service,
 };
 use super::{Msg, Obs, WorldCtx};
 
@@ -201,8 +201,9 @@ enum Pending {
 pub struct Volume {
     name: Arc<str>,
     kms: ActorId,
-    key: KeyRef,
-    latency: Dist,
+    key: KeyIdx,
+    /// Shared by every volume of the scenario.
+    latency: Arc<Dist>,
     state: Option<VolumeState>,
     data_key: Option<Ciphertext>,
     /// The grant EC2 made for the instance this volume was last attached to (A4: kept across
@@ -223,7 +224,7 @@ pub struct Volume {
 impl Volume {
     /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(name: Arc<str>, kms: ActorId, key: KeyRef, latency: Dist) -> Self {
+    pub fn new(name: Arc<str>, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
         Volume {
             name,
             kms,
@@ -499,11 +500,16 @@ impl Volume {
         match pending {
             Pending::CreateDataKey => (
                 Caller::UserVia(Service::Ebs),
-                KmsOp::GenerateDataKeyWithoutPlaintext { key: self.key.clone(), context, name: None },
+                KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
             ),
             Pending::AttachGrant(instance) => (
                 Caller::UserVia(Service::Ec2),
-                KmsOp::CreateGrant { key: self.key.clone(), grantee: Grantee::Instance(instance), context, name: None },
+                KmsOp::CreateGrant {
+                    key: KeyRef::Id(self.key),
+                    grantee: Grantee::Instance(instance),
+                    context,
+                    name: None,
+                },
             ),
             Pending::AttachDecrypt(instance) | Pending::StartDecrypt(instance) => {
                 let data_key = self.data_key.clone().expect("a created volume has a data key");

@@ -107,7 +107,8 @@ pub type WorldCtx<'a> = Ctx<'a, Msg, Obs>;
 /// The closed set of actors.
 #[derive(Debug)]
 pub enum World {
-    Kms(kms::Kms),
+    /// Boxed: there is one KMS, and a million volumes should not each take its size.
+    Kms(Box<kms::Kms>),
     Volume(ebs::Volume),
     Instance(ec2::Instance),
 }

@@ -27,7 +27,7 @@ fn spec(n: u32, origin: Origin) -> KeySpec {
 fn harness(params: KmsParams, origins: &[Origin]) -> Harness {
     let mut sim = Simulation::new(1);
     let specs = origins.iter().enumerate().map(|(i, o)| spec(u32::try_from(i).unwrap(), *o)).collect();
-    let kms = sim.add_actor("kms", World::Kms(Kms::new(params, specs)));
+    let kms = sim.add_actor("kms", World::Kms(Box::new(Kms::new(params, specs))));
     for i in 0..origins.len() {
         sim.schedule(
             SimTime::ZERO,
