@@ -30,9 +30,12 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
-        /// Write the full event trace as JSON Lines to this file.
+        /// Write the full event trace as JSON Lines to this file, as the run goes.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// `full`: every field; `compact`: without `time` and `message`, for big runs.
+        #[arg(long, value_enum, default_value_t = TraceFormat::Full)]
+        trace_format: TraceFormat,
         /// Write the run's KMS and EC2 activity as a CloudTrail log file (`{"Records": [...]}`).
         #[arg(long, value_name = "FILE")]
         cloudtrail: Option<PathBuf>,
@@ -146,6 +149,9 @@ enum Command {
         /// record is kept in memory.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// `full`: every field; `compact`: without `time` and `message`.
+        #[arg(long, value_enum, default_value_t = TraceFormat::Full)]
+        trace_format: TraceFormat,
     },
     /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
     Merge {
@@ -180,6 +186,21 @@ enum Command {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TraceFormat {
+    Full,
+    Compact,
+}
+
+impl From<TraceFormat> for trace::Format {
+    fn from(f: TraceFormat) -> Self {
+        match f {
+            TraceFormat::Full => trace::Format::Full,
+            TraceFormat::Compact => trace::Format::Compact,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -241,13 +262,13 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { common, trace, cloudtrail, report: report_dir, quiet } => {
+        Command::Run { common, trace, trace_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             // The trace streams to its file as the run goes: it is never held in memory.
             let run = match trace {
                 Some(path) => {
                     let mut file = AtomicFile::create(&path)?;
-                    let mut stream = trace::Streamed::new(&scenario, file.writer());
+                    let mut stream = trace::Streamed::new(&scenario, trace_format.into(), file.writer());
                     let run = simulate_into(&scenario, &common, Some(&mut stream))?;
                     let written = stream.finish().map(|_| ());
                     written.map_err(|e| file.error(&e))?;
@@ -300,8 +321,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
-        Command::Bench { file, seed, horizon, max_events, trace } => {
-            bench_command(&Common { file, seed, horizon, max_events }, trace.as_deref())
+        Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
+            bench_command(&Common { file, seed, horizon, max_events }, trace.as_deref(), trace_format.into())
         }
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
@@ -653,15 +674,15 @@ fn stdout_error(e: io::Error) -> Result<(), Failure> {
 }
 
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
-fn bench_command(common: &Common, trace: Option<&Path>) -> Result<(), Failure> {
+fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -> Result<(), Failure> {
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
-    struct Both<'a>(&'a mut crate::sweep::Fold, &'a mut dyn Sink<Obs>);
-    impl Sink<Obs> for Both<'_> {
+    struct Both<'a, W: Write>(&'a mut crate::sweep::Fold, trace::Streamed<'a, W>);
+    impl<W: Write> Sink<Obs> for Both<'_, W> {
         fn record(&mut self, rec: Record<Obs>) {
-            self.0.record(rec.clone());
-            self.1.record(rec);
+            self.1.write(&rec);
+            self.0.record(rec);
         }
     }
 
@@ -677,9 +698,9 @@ fn bench_command(common: &Common, trace: Option<&Path>) -> Result<(), Failure> {
     let stats = match &mut file {
         None => sim.run(limits, &mut fold).map_err(limit)?,
         Some(file) => {
-            let mut stream = trace::Streamed::new(&scenario, file.writer());
-            let stats = sim.run(limits, &mut Both(&mut fold, &mut stream)).map_err(limit)?;
-            let written = stream.finish().map(|_| ());
+            let mut both = Both(&mut fold, trace::Streamed::new(&scenario, format, file.writer()));
+            let stats = sim.run(limits, &mut both).map_err(limit)?;
+            let written = both.1.finish().map(|_| ());
             written.map_err(|e| file.error(&e))?;
             stats
         }

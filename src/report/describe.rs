@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::actors::Obs;
-use crate::actors::ebs::VolumeObs;
+use crate::actors::ebs::{IoFailure, VolumeObs};
 use crate::actors::ec2::{Eviction, InstanceObs};
 use crate::actors::kms::{Caller, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
 use crate::engine::{ActorId, Record, SimTime};
@@ -262,4 +262,55 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
             }
         },
     }
+}
+
+/// What a record says without the sentence: the key it is about, its outcome and its error code.
+/// The same as [`describe`]'s fields (a test checks it on every bundled scenario), without
+/// building the sentence, for outputs that must keep up with a run of millions of events.
+#[must_use]
+pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outcome, Option<&'static str>) {
+    let key_name = |k: crate::actors::kms::KeyIdx| Some(s.key(k).name.as_str());
+    let failed = |code: &'static str| (Outcome::Failed, Some(code));
+    let (key, (outcome, error)) = match &rec.obs {
+        Obs::Kms(KmsObs::Called { key, result, .. }) => (
+            key.and_then(key_name),
+            match result {
+                Ok(_) => (Outcome::Ok, None),
+                Err(e) => failed(e.exception.as_str()),
+            },
+        ),
+        Obs::Kms(KmsObs::StateChanged { key, .. }) => (key_name(*key), (Outcome::Info, None)),
+        Obs::Kms(KmsObs::MaterialExpired { key, .. } | KmsObs::KeyDeleted { key }) => {
+            (key_name(*key), (Outcome::Ok, None))
+        }
+        Obs::Volume(v) => (
+            None,
+            match v {
+                VolumeObs::CreateRequested | VolumeObs::AttachRequested { .. } => (Outcome::Info, None),
+                VolumeObs::Created
+                | VolumeObs::Attached { .. }
+                | VolumeObs::Detached { .. }
+                | VolumeObs::Io { result: Ok(()), .. } => (Outcome::Ok, None),
+                VolumeObs::CreateFailed { error } => failed(error.exception.as_str()),
+                VolumeObs::AttachFailed { error, .. }
+                | VolumeObs::Refused { error, .. }
+                | VolumeObs::KeyLoadFailed { error, .. } => failed(error.code),
+                VolumeObs::Io { result: Err(IoFailure::NotAttached), .. } => failed("NotAttached"),
+                VolumeObs::Io { result: Err(IoFailure::NoDataKey), .. } => failed("NoDataKey"),
+            },
+        ),
+        Obs::Instance(i) => (
+            None,
+            match i {
+                InstanceObs::StateChanged { reason: Some((code, _)), .. } => failed(code),
+                InstanceObs::StateChanged { reason: None, .. }
+                | InstanceObs::HostMaintenance { .. }
+                | InstanceObs::DataKeyCached { .. }
+                | InstanceObs::DataKeyEvicted { .. } => (Outcome::Info, None),
+                InstanceObs::Rebooted => (Outcome::Ok, None),
+                InstanceObs::Refused { error, .. } => failed(error.code),
+            },
+        ),
+    };
+    (key, outcome, error)
 }

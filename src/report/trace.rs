@@ -9,6 +9,11 @@
 //! - `cause`: the `seq` of the record that led to this one, or null when an action did;
 //!   `action`: that action's place in the scenario (`timeline[3]`, `keys[0]`), or null;
 //!   `reason`: the `seq` of a record that explains a failure (the key's last state change), or null.
+//!
+//! The compact form ([`Format::Compact`]) has the same fields but `time` and `message` (the
+//! instant is `t_ms` after the scenario's `start`; the sentence is for people), and leaves out
+//! the fields that would be null. It is under half the size and several times faster to write,
+//! for traces of millions of events.
 
 use std::io::{self, Write};
 
@@ -19,7 +24,7 @@ use crate::engine::{Cause, Record, SimTime, Sink};
 use crate::run::{Run, actor_name};
 use crate::scenario::Scenario;
 
-use super::describe::{Outcome, describe};
+use super::describe::{Outcome, describe, verdict};
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -36,6 +41,55 @@ struct Line<'a> {
     cause: Option<u64>,
     action: Option<String>,
     reason: Option<u64>,
+}
+
+/// Which fields a trace line has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Every field, with the instant in RFC 3339 and a sentence.
+    #[default]
+    Full,
+    /// Every field but `time` and `message`, and none that is null.
+    Compact,
+}
+
+/// Writes one record as a compact JSON line. Written by hand rather than through serde: at
+/// millions of lines, escaping the fixed field names dominated the cost.
+pub fn write_compact(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+    fn number(out: &mut impl Write, field: &[u8], n: u64) -> io::Result<()> {
+        out.write_all(field)?;
+        out.write_all(itoa::Buffer::new().format(n).as_bytes())
+    }
+    fn string(out: &mut impl Write, field: &[u8], s: &str) -> io::Result<()> {
+        out.write_all(field)?;
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.write_all(b"\"")?;
+            out.write_all(s.as_bytes())?;
+            out.write_all(b"\"")
+        } else {
+            serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
+        }
+    }
+    let (key, outcome, error) = verdict(scenario, rec);
+    number(out, b"{\"seq\":", rec.id)?;
+    number(out, b",\"t_ms\":", rec.at.as_ms())?;
+    string(out, b",\"actor\":", actor_name(scenario, rec.actor))?;
+    if let Some(key) = key {
+        string(out, b",\"key\":", key)?;
+    }
+    string(out, b",\"event\":", rec.obs.event_name())?;
+    string(out, b",\"outcome\":", outcome.as_str())?;
+    if let Some(error) = error {
+        string(out, b",\"error\":", error)?;
+    }
+    match rec.cause {
+        Cause::Record(id) => number(out, b",\"cause\":", id)?,
+        Cause::Input(i) => string(out, b",\"action\":", &scenario.actions[i as usize].source.path())?,
+    }
+    if let Some(reason) = rec.reason {
+        number(out, b",\"reason\":", reason)?;
+    }
+    out.write_all(b"}\n")
 }
 
 /// Writes one record as a JSON line.
@@ -80,6 +134,7 @@ pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
 /// [`Streamed::finish`]; the run itself goes on (sinks cannot change it).
 pub struct Streamed<'s, W: Write> {
     scenario: &'s Scenario,
+    format: Format,
     out: W,
     error: Option<io::Error>,
     /// The last instant formatted: records come in bursts at one instant.
@@ -87,8 +142,8 @@ pub struct Streamed<'s, W: Write> {
 }
 
 impl<'s, W: Write> Streamed<'s, W> {
-    pub fn new(scenario: &'s Scenario, out: W) -> Self {
-        Streamed { scenario, out, error: None, time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)) }
+    pub fn new(scenario: &'s Scenario, format: Format, out: W) -> Self {
+        Streamed { scenario, format, out, error: None, time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)) }
     }
 
     /// The writer, once every record is written, or the first error.
@@ -100,16 +155,29 @@ impl<'s, W: Write> Streamed<'s, W> {
     }
 }
 
-impl<W: Write> Sink<Obs> for Streamed<'_, W> {
-    fn record(&mut self, rec: Record<Obs>) {
+impl<W: Write> Streamed<'_, W> {
+    /// Writes one record (the sink's work, for callers that also keep the record).
+    pub fn write(&mut self, rec: &Record<Obs>) {
         if self.error.is_some() {
             return;
         }
-        if self.time.0 != rec.at {
-            self.time = (rec.at, self.scenario.instant(rec.at));
-        }
-        if let Err(e) = write_line(self.scenario, &rec, &self.time.1, &mut self.out) {
+        let written = match self.format {
+            Format::Compact => write_compact(self.scenario, rec, &mut self.out),
+            Format::Full => {
+                if self.time.0 != rec.at {
+                    self.time = (rec.at, self.scenario.instant(rec.at));
+                }
+                write_line(self.scenario, rec, &self.time.1, &mut self.out)
+            }
+        };
+        if let Err(e) = written {
             self.error = Some(e);
         }
+    }
+}
+
+impl<W: Write> Sink<Obs> for Streamed<'_, W> {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.write(&rec);
     }
 }

@@ -180,4 +180,11 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     assert_eq!(a, b);
     assert_eq!(a.lines().count().to_string(), f["records"]);
     assert!(!dir.path().join(".bench.jsonl.kmsim-tmp").exists());
+    // Compact: one line per record too, each without the sentence.
+    let compact = dir.path().join("compact.jsonl");
+    let args = ["bench", &story(), "--trace", compact.to_str().unwrap(), "--trace-format", "compact"];
+    let g = bench_fields(&kmsim(&args));
+    let c = std::fs::read_to_string(&compact).unwrap();
+    assert_eq!(c.lines().count().to_string(), g["records"]);
+    assert!(c.lines().all(|l| l.starts_with("{\"seq\":") && !l.contains("\"message\"")), "{c}");
 }

@@ -56,3 +56,24 @@ fn an_extra_sink_sees_every_record_and_changes_nothing() {
         assert_eq!(counter.0, plain.records.len());
     }
 }
+
+/// The compact trace says what the full one says, less the instant in words, the sentence and
+/// the null fields: for every record of every bundled scenario.
+#[test]
+fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
+    for path in all_scenarios() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let s = scenario::parse("s", &text, Overrides::default()).unwrap();
+        let r = run(&s, &RunOptions::default(), None).unwrap();
+        for rec in &r.records {
+            let (mut full, mut compact) = (Vec::new(), Vec::new());
+            trace::write_record(&s, rec, &mut full).unwrap();
+            trace::write_compact(&s, rec, &mut compact).unwrap();
+            let mut want: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&full).unwrap();
+            want.retain(|k, v| k != "time" && k != "message" && !v.is_null());
+            let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&compact).unwrap();
+            assert_eq!(got, want, "{} record {}", path.display(), rec.id);
+            assert!(compact.ends_with(b"}\n"));
+        }
+    }
+}
