@@ -16,6 +16,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::engine::{ActorId, SimDuration};
 
 use super::ebs::VolumeMsg;
@@ -181,7 +183,8 @@ pub struct Instance {
     name: Arc<str>,
     state: Option<InstanceState>,
     host: u32,
-    attachments: Vec<Attachment>,
+    /// Inline for the usual one or two volumes: an attach or detach then touches only the instance.
+    attachments: SmallVec<[Attachment; 2]>,
     /// During a start: volumes still decrypting, and whether any failed.
     start: Option<(Vec<ActorId>, bool)>,
     cycle: Option<std::sync::Arc<InstanceCycle>>,
@@ -190,7 +193,7 @@ pub struct Instance {
 impl Instance {
     #[must_use]
     pub fn new(name: Arc<str>, host: u32) -> Self {
-        Instance { name, state: None, host, attachments: Vec::new(), start: None, cycle: None }
+        Instance { name, state: None, host, attachments: SmallVec::new(), start: None, cycle: None }
     }
 
     /// Makes the instance follow a fleet's stop / reboot / maintenance cycle from its launch.
