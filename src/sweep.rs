@@ -63,6 +63,8 @@ pub struct Fold {
     restored_at: Option<SimTime>,
     lost: bool,
     next_grid: usize,
+    /// The instant of grid point `next_grid`.
+    next_grid_at: SimTime,
     result: RunResult,
 }
 
@@ -81,6 +83,7 @@ impl Fold {
             restored_at: None,
             lost: false,
             next_grid: 0,
+            next_grid_at: SimTime::ZERO,
             result: RunResult {
                 run,
                 seed,
@@ -104,10 +107,15 @@ impl Fold {
     }
 
     fn advance(&mut self, to: SimTime) {
+        // Most records fall before the next grid instant: answer those without dividing.
+        if to <= self.next_grid_at {
+            return;
+        }
         while self.next_grid < GRID && self.grid_time(self.next_grid) < to {
             self.result.broken.push(self.broken_now);
             self.next_grid += 1;
         }
+        self.next_grid_at = if self.next_grid < GRID { self.grid_time(self.next_grid) } else { SimTime::MAX };
     }
 
     fn volume(&self, actor: usize) -> Option<usize> {

@@ -311,6 +311,17 @@ pub struct Kms {
 
 type Outcome = Result<KmsOutput, KmsError>;
 
+/// Whether two encryption contexts are equal. A volume passes the very name its ciphertext and
+/// grant were made with, so comparing the pointers first usually answers without reading the
+/// strings (`Arc`'s `==` compares the contents).
+fn same_context(a: Option<&Arc<str>>, b: Option<&Arc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 impl Kms {
     #[must_use]
     pub fn new(params: KmsParams, keys: Vec<KeySpec>) -> Self {
@@ -693,7 +704,7 @@ impl Kms {
             ));
         }
         self.check(Operation::Decrypt, blob.key, now)?;
-        if context != blob.context.as_ref() {
+        if !same_context(context, blob.context.as_ref()) {
             return Err(invalid_ciphertext());
         }
         // With one material per key, an Enabled key always holds the material its ciphertexts
@@ -713,7 +724,7 @@ impl Kms {
 
     /// Whether a live grant lets this instance use the key for this context.
     fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<&Arc<str>>) -> bool {
-        let fits = |g: &LiveGrant| g.key == key && g.context.as_ref() == context;
+        let fits = |g: &LiveGrant| g.key == key && same_context(g.context.as_ref(), context);
         self.grants_by_instance.get(instance.index()).is_some_and(|live| live.iter().any(fits))
     }
 
