@@ -29,7 +29,9 @@ enum Msg {
 impl Actor for Hold {
     type Msg = Msg;
     type Obs = ();
-    fn handle(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Msg, ()>) {
+    type Reply = ();
+    fn answer(&mut self, _msg: Msg, _ctx: &mut Ctx<'_, Self>) {}
+    fn handle(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Self>) {
         let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
         let me = ctx.me();
         ctx.send(me, Msg::Tick, after);
@@ -39,7 +41,11 @@ impl Actor for Hold {
 impl Actor for Relay {
     type Msg = Msg;
     type Obs = ();
-    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg, ()>) {
+    type Reply = ();
+    fn answer(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Self>) {
+        ctx.record(());
+    }
+    fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Self>) {
         match msg {
             Msg::Pass(left) if left > 0 => {
                 ctx.record(());

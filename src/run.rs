@@ -228,7 +228,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),
             ActionKind::RunInstance(i) => (instance_actor(*i), Msg::Instance(InstanceMsg::Run)),
             ActionKind::Kms(op) => {
-                let request = KmsRequest { caller: Caller::User, op: op.clone(), reply_to: None };
+                let request = KmsRequest { caller: Caller::User, op: op.clone() };
                 (kms, Msg::Kms(KmsMsg::Request(request)))
             }
             ActionKind::Instance { instance, op } => (instance_actor(*instance), Msg::Instance(InstanceMsg::Do(*op))),

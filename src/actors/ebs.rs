@@ -8,7 +8,9 @@
 //! ```
 //!
 //! A volume makes every KMS call about itself, as EBS and EC2 do on the user's behalf, so the
-//! record of a refusal sits on the volume that broke. The plaintext key lives in the instance's
+//! record of a refusal sits on the volume that broke. Calls are synchronous
+//! ([`crate::engine::Ctx::call`]): after its latency, if any, the volume calls KMS and goes on
+//! with the answer; attaching and detaching call the instance the same way. The plaintext key lives in the instance's
 //! cache ([`super::ec2`]); the volume keeps a mirror of whether it is there, which the instance
 //! updates, so disk I/O can be answered here.
 //!
@@ -30,9 +32,9 @@ use rand::RngExt;
 use super::dist::Dist;
 use super::kms::{
     Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg,
-    KmsOp, KmsOutput, KmsReply, KmsRequest, Service,
+    KmsOp, KmsOutput, KmsRequest, Outcome, Service,
 };
-use super::{Msg, Obs, WorldCtx};
+use super::{Msg, Obs, Reply, WorldCtx};
 
 /// The EBS volume states kmsim uses, named as EBS names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +104,7 @@ pub struct Cycle {
 }
 
 /// Messages a volume handles.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum VolumeMsg {
     Create,
     Attach {
@@ -121,14 +123,10 @@ pub enum VolumeMsg {
         every: SimDuration,
         until: SimTime,
     },
-    /// From the instance: the attachment is in place; `cached` if the instance runs.
-    Attached {
-        instance: ActorId,
-        cached: bool,
-    },
-    AttachRejected {
-        instance: ActorId,
-        error: Ec2Error,
+    /// The volume's KMS call is due, after its latency or a throttled call's backoff; `tag`
+    /// names the call, which a detach may have abandoned meanwhile.
+    CallDue {
+        tag: u32,
     },
     /// From the instance, at start: decrypt the data key again.
     LoadKey {
@@ -295,15 +293,10 @@ impl Volume {
                     ctx.send(me, Msg::Volume(VolumeMsg::IoTick { kind, every, until }), every);
                 }
             }
-            VolumeMsg::Attached { instance, cached } => {
-                self.state = Some(VolumeState::InUse(instance));
-                self.key_in_memory = cached;
-                ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
-                self.next(None, |c| &c.attached, ctx);
-            }
-            VolumeMsg::AttachRejected { instance, error } => {
-                self.state = Some(VolumeState::Available);
-                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+            VolumeMsg::CallDue { tag } => {
+                if self.call.is_some_and(|(t, _)| t == tag) {
+                    self.make_call(ctx);
+                }
             }
             VolumeMsg::LoadKey { instance } => self.on_load_key(instance, ctx),
             VolumeMsg::KeyCached => self.key_in_memory = true,
@@ -391,7 +384,7 @@ impl Volume {
         ctx.record(Obs::Volume(VolumeObs::Detached { instance }));
         if tell_instance {
             let me = ctx.me();
-            ctx.send(instance, Msg::Instance(InstanceMsg::Detached { volume: me }), SimDuration::ZERO);
+            ctx.call(instance, Msg::Instance(InstanceMsg::Detached { volume: me }));
             self.next(Some(instance), |c| &c.detached, ctx);
         }
     }
@@ -404,7 +397,7 @@ impl Volume {
     fn retire_grant(&mut self, ctx: &mut WorldCtx<'_>) {
         if let Some((grant, instance)) = self.grant.take() {
             let op = KmsOp::RetireGrant { grant: GrantRef::Id(grant) };
-            let request = KmsRequest { caller: Caller::Instance(instance), op: Box::new(op), reply_to: None };
+            let request = KmsRequest { caller: Caller::Instance(instance), op: Box::new(op) };
             let after = self.latency.draw(&mut ctx.rng());
             ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
         }
@@ -432,14 +425,10 @@ impl Volume {
         ctx.record(Obs::Volume(VolumeObs::Io { kind, result }));
     }
 
-    /// The answer to this volume's outstanding KMS call. Answers to abandoned calls are ignored.
-    pub fn on_kms_reply(&mut self, reply: KmsReply, ctx: &mut WorldCtx<'_>) {
-        let Some((tag, pending)) = self.call else { return };
-        if tag != reply.tag {
-            return;
-        }
+    /// The outcome of this volume's KMS call, `pending`.
+    fn on_kms_result(&mut self, pending: Pending, result: Outcome, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
-        if let Err(e) = &reply.result
+        if let Err(e) = &result
             && e.exception == KmsException::Throttling
         {
             // Capped exponential backoff with jitter, as the AWS SDKs do: 100 ms doubling up to 20 s,
@@ -452,7 +441,7 @@ impl Volume {
         }
         self.call = None;
         self.attempt = 0;
-        match (pending, reply.result) {
+        match (pending, result) {
             (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
                 self.data_key = Some(c);
                 self.state = Some(VolumeState::Available);
@@ -470,7 +459,19 @@ impl Volume {
                 self.decrypt_for_attach(instance, ctx);
             }
             (Pending::AttachDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
-                ctx.send(instance, Msg::Instance(InstanceMsg::Attach { volume: me }), SimDuration::ZERO);
+                match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {
+                    Reply::Attach(Ok(cached)) => {
+                        self.state = Some(VolumeState::InUse(instance));
+                        self.key_in_memory = cached;
+                        ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
+                        self.next(None, |c| &c.attached, ctx);
+                    }
+                    Reply::Attach(Err(error)) => {
+                        self.state = Some(VolumeState::Available);
+                        ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+                    }
+                    other => unreachable!("an instance answers an attach with Attach, not {other:?}"),
+                }
             }
             (Pending::AttachGrant(instance) | Pending::AttachDecrypt(instance), Err(kms)) => {
                 self.state = Some(VolumeState::Available);
@@ -521,18 +522,32 @@ impl Volume {
         }
     }
 
-    /// Sends the KMS call of `pending` after `wait` plus the call's latency, remembering it to
-    /// match the answer and to send it again if it is throttled (`attempt` counts the throttled
-    /// tries).
+    /// Makes the KMS call of `pending` after `wait` plus the call's latency (at once when both
+    /// are zero), remembering it so that a detach can abandon it; `attempt` counts the
+    /// throttled tries.
     fn send_call(&mut self, pending: Pending, attempt: u32, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.call = Some((tag, pending));
         self.attempt = attempt;
-        let (caller, op) = self.request_for(pending);
-        let request = KmsRequest { caller, op: Box::new(op), reply_to: Some((ctx.me(), tag)) };
         let after = self.latency.draw(&mut ctx.rng()) + wait;
-        ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+        if after == SimDuration::ZERO {
+            self.make_call(ctx);
+        } else {
+            let me = ctx.me();
+            ctx.send(me, Msg::Volume(VolumeMsg::CallDue { tag }), after);
+        }
+    }
+
+    /// Calls KMS for the outstanding call and goes on with its outcome.
+    fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
+        let Some((_, pending)) = self.call else { return };
+        let (caller, op) = self.request_for(pending);
+        let request = KmsRequest { caller, op: Box::new(op) };
+        match ctx.call(self.kms, Msg::Kms(KmsMsg::Request(request))) {
+            Reply::Kms(result) => self.on_kms_result(pending, result, ctx),
+            other => unreachable!("KMS answers with Kms, not {other:?}"),
+        }
     }
 
     fn incorrect_state(&self, why: &str) -> Ec2Error {

@@ -145,11 +145,12 @@ pub enum InstanceMsg {
     Cycle(InstanceAction),
     /// Auto scaling launches the replacement of a terminated instance, with these volumes.
     Replace(Vec<ActorId>),
-    /// A volume whose data key was decrypted asks to be attached.
+    /// A volume whose data key was decrypted asks to be attached (a call: the answer is
+    /// [`super::Reply::Attach`]).
     Attach {
         volume: ActorId,
     },
-    /// A volume was detached.
+    /// A volume was detached (a call).
     Detached {
         volume: ActorId,
     },
@@ -277,8 +278,9 @@ impl Instance {
                 }
             }
             InstanceMsg::Do(action) => self.on_action(action, ctx),
-            InstanceMsg::Attach { volume } => self.on_attach(volume, ctx),
-            InstanceMsg::Detached { volume } => self.on_detached(volume, ctx),
+            InstanceMsg::Attach { .. } | InstanceMsg::Detached { .. } => {
+                unreachable!("volumes call instances to attach and detach: {msg:?}")
+            }
             InstanceMsg::KeyLoaded { volume, ok } => self.on_key_loaded(volume, ok, ctx),
         }
     }
@@ -373,13 +375,12 @@ impl Instance {
         self.set_state(InstanceState::Running, None, ctx);
     }
 
-    fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) {
-        let me = ctx.me();
+    /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
+    /// and so holds the plaintext key in its host's memory now.
+    pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
         let state = self.state.expect("instances exist from the start");
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) {
-            let error = Ec2Error::incorrect_instance_state(&self.name, state);
-            ctx.send(volume, Msg::Volume(VolumeMsg::AttachRejected { instance: me, error }), SimDuration::ZERO);
-            return;
+            return Err(Ec2Error::incorrect_instance_state(&self.name, state));
         }
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
         let cached = state == InstanceState::Running;
@@ -387,10 +388,10 @@ impl Instance {
         if cached {
             ctx.record(Obs::Instance(InstanceObs::DataKeyCached { volume }));
         }
-        ctx.send(volume, Msg::Volume(VolumeMsg::Attached { instance: me, cached }), SimDuration::ZERO);
+        Ok(cached)
     }
 
-    fn on_detached(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) {
+    pub(super) fn on_detached(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) {
         let Some(i) = self.attachments.iter().position(|a| a.volume == volume) else { return };
         let a = self.attachments.remove(i);
         if a.cached {

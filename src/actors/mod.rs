@@ -16,7 +16,6 @@ use crate::engine::{Actor, Ctx};
 #[derive(Debug)]
 pub enum Msg {
     Kms(kms::KmsMsg),
-    KmsReply(kms::KmsReply),
     Volume(ebs::VolumeMsg),
     Instance(ec2::InstanceMsg),
 }
@@ -102,7 +101,18 @@ pub const EVENT_NAMES: &[&str] = &[
 ];
 
 /// The context every actor handler receives.
-pub type WorldCtx<'a> = Ctx<'a, Msg, Obs>;
+pub type WorldCtx<'a> = Ctx<'a, World>;
+
+/// What a call between actors answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// From KMS: the outcome of the request.
+    Kms(kms::Outcome),
+    /// From an instance asked to attach a volume: whether it caches the key now (it runs), or why not.
+    Attach(Result<bool, ec2::Ec2Error>),
+    /// From an instance told of a detach.
+    Done,
+}
 
 /// The closed set of actors.
 #[derive(Debug)]
@@ -116,14 +126,28 @@ pub enum World {
 impl Actor for World {
     type Msg = Msg;
     type Obs = Obs;
+    type Reply = Reply;
 
     fn handle(&mut self, msg: Msg, ctx: &mut WorldCtx<'_>) {
         match (self, msg) {
             (World::Kms(kms), Msg::Kms(m)) => kms.handle(m, ctx),
             (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
-            (World::Volume(v), Msg::KmsReply(r)) => v.on_kms_reply(r, ctx),
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
+        }
+    }
+
+    fn answer(&mut self, msg: Msg, ctx: &mut WorldCtx<'_>) -> Reply {
+        match (self, msg) {
+            (World::Kms(kms), Msg::Kms(kms::KmsMsg::Request(req))) => Reply::Kms(kms.answer(req, ctx)),
+            (World::Instance(i), Msg::Instance(ec2::InstanceMsg::Attach { volume })) => {
+                Reply::Attach(i.on_attach(volume, ctx))
+            }
+            (World::Instance(i), Msg::Instance(ec2::InstanceMsg::Detached { volume })) => {
+                i.on_detached(volume, ctx);
+                Reply::Done
+            }
+            (actor, msg) => panic!("{msg:?} is not a call {actor:?} answers"),
         }
     }
 }

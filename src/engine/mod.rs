@@ -3,8 +3,13 @@
 //! The engine knows nothing of KMS or AWS. It owns the actors, a queue of messages ordered by
 //! (time, scheduling order), one ChaCha stream per actor, and the record counter. Actors react to
 //! messages through a [`Ctx`], which offers a small set of verbs: [`Ctx::now`], [`Ctx::rng`],
-//! [`Ctx::send`], [`Ctx::cancel`] and [`Ctx::record`]. Records go to a [`Sink`], which observes
-//! the run and cannot change it.
+//! [`Ctx::send`], [`Ctx::call`], [`Ctx::cancel`] and [`Ctx::record`]. Records go to a [`Sink`],
+//! which observes the run and cannot change it.
+//!
+//! A *call* is a synchronous request: the callee answers within the caller's handling, in the
+//! same instant, before anything queued (as a service waits for another's API to answer). It
+//! costs no trip through the queue, which is most of what a message costs; latency, where there
+//! is some, is a message the caller sends itself before calling.
 //!
 //! Determinism contract: for the same actors, inputs and seed, the sequence of records is
 //! identical on every machine. Messages at the same instant are delivered in the order they were
@@ -83,10 +88,16 @@ impl<O> Sink<O> for NullSink {
 
 /// A participant in the simulation. An actor holds only domain state; the engine lends it a
 /// [`Ctx`] for the duration of each message.
-pub trait Actor {
+pub trait Actor: Sized {
     type Msg;
     type Obs;
-    fn handle(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self::Msg, Self::Obs>);
+    /// What an in-instant call returns (see [`Ctx::call`]).
+    type Reply;
+    /// Handles a message from the queue.
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self>);
+    /// Answers a call ([`Ctx::call`]), at once, within the caller's handling. It may record and
+    /// send, but not call in turn.
+    fn answer(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self>) -> Self::Reply;
 }
 
 struct Delivery<M> {
@@ -102,20 +113,31 @@ struct Stream {
     block: Option<Box<Block>>,
 }
 
+/// An actor and its stream, side by side: a call borrows both.
+struct Slot<A> {
+    actor: A,
+    stream: Stream,
+}
+
+/// The actors before and after the one handling a message.
+type Peers<'a, A> = (&'a mut [Slot<A>], &'a mut [Slot<A>]);
+
 /// The verbs an actor may use while it handles one message.
-pub struct Ctx<'a, M, O> {
+pub struct Ctx<'a, A: Actor> {
     now: SimTime,
     me: ActorId,
     cause: Cause,
     chacha: &'a Key,
     stream: &'a mut Stream,
-    queue: &'a mut Queue<Delivery<M>>,
+    queue: &'a mut Queue<Delivery<A::Msg>>,
     cancelled: &'a mut BTreeSet<u64>,
     next_record: &'a mut RecordId,
-    sink: &'a mut dyn Sink<O>,
+    sink: &'a mut dyn Sink<A::Obs>,
+    /// The other actors (those before `me`, those after), for calls; `None` within a call.
+    peers: Option<Peers<'a, A>>,
 }
 
-impl<M, O> Ctx<'_, M, O> {
+impl<A: Actor> Ctx<'_, A> {
     /// The current simulated instant.
     #[must_use]
     pub fn now(&self) -> SimTime {
@@ -140,9 +162,40 @@ impl<M, O> Ctx<'_, M, O> {
         ActorRng { key: self.chacha, stream: self.stream.key, block }
     }
 
+    /// Calls `to` at once: it answers `msg` within this handling, in this instant, before
+    /// anything else happens (a synchronous request, as an AWS service calling another is). What
+    /// it records names the current cause, and its last record becomes the caller's cause.
+    ///
+    /// # Panics
+    /// Within a call (calls do not nest), or to the caller itself: both are bugs in an actor.
+    pub fn call(&mut self, to: ActorId, msg: A::Msg) -> A::Reply {
+        let me = self.me.index();
+        let (before, after) = self.peers.as_mut().expect("an actor answering a call cannot call");
+        let slot = match to.index().cmp(&me) {
+            std::cmp::Ordering::Less => &mut before[to.index()],
+            std::cmp::Ordering::Greater => &mut after[to.index() - me - 1],
+            std::cmp::Ordering::Equal => panic!("an actor cannot call itself"),
+        };
+        let mut ctx = Ctx {
+            now: self.now,
+            me: to,
+            cause: self.cause,
+            chacha: self.chacha,
+            stream: &mut slot.stream,
+            queue: &mut *self.queue,
+            cancelled: &mut *self.cancelled,
+            next_record: &mut *self.next_record,
+            sink: &mut *self.sink,
+            peers: None,
+        };
+        let reply = slot.actor.answer(msg, &mut ctx);
+        self.cause = ctx.cause;
+        reply
+    }
+
     /// Delivers `msg` to `to` after `after` (zero: later in this same instant, after everything
     /// already scheduled for it). The message carries the current cause.
-    pub fn send(&mut self, to: ActorId, msg: M, after: SimDuration) -> Scheduled {
+    pub fn send(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
         let at = self.now + after;
         Scheduled(self.queue.push(at, Delivery { to, msg, cause: self.cause }))
     }
@@ -153,12 +206,12 @@ impl<M, O> Ctx<'_, M, O> {
     }
 
     /// Records a fact. It becomes the cause of whatever this handler records or sends next.
-    pub fn record(&mut self, obs: O) -> RecordId {
+    pub fn record(&mut self, obs: A::Obs) -> RecordId {
         self.record_because(obs, None)
     }
 
     /// Records a fact together with an earlier record that explains it.
-    pub fn record_because(&mut self, obs: O, reason: Option<RecordId>) -> RecordId {
+    pub fn record_because(&mut self, obs: A::Obs, reason: Option<RecordId>) -> RecordId {
         let id = *self.next_record;
         *self.next_record += 1;
         self.sink.record(Record { id, at: self.now, actor: self.me, cause: self.cause, reason, obs });
@@ -201,10 +254,9 @@ pub enum EngineError {
 
 /// Actors, their names, the pending messages and the clock.
 pub struct Simulation<A: Actor> {
-    actors: Vec<A>,
+    slots: Vec<Slot<A>>,
     /// Shared with whoever built the actors: a big estate does not hold its names twice.
     names: Vec<Arc<str>>,
-    streams: Vec<Stream>,
     queue: Queue<Delivery<A::Msg>>,
     cancelled: BTreeSet<u64>,
     now: SimTime,
@@ -218,9 +270,8 @@ impl<A: Actor> Simulation<A> {
     #[must_use]
     pub fn new(seed: u64) -> Self {
         Simulation {
-            actors: Vec::new(),
+            slots: Vec::new(),
             names: Vec::new(),
-            streams: Vec::new(),
             queue: Queue::new(),
             cancelled: BTreeSet::new(),
             now: SimTime::ZERO,
@@ -235,21 +286,15 @@ impl<A: Actor> Simulation<A> {
     /// changes its draws.
     pub fn add_actor(&mut self, name: impl Into<Arc<str>>, actor: A) -> ActorId {
         let name = name.into();
-        let id = ActorId(u32::try_from(self.actors.len()).expect("more than 2^32 actors"));
-        self.streams.push(Stream { key: stream_key(&name), block: None });
+        let id = ActorId(u32::try_from(self.slots.len()).expect("more than 2^32 actors"));
+        self.slots.push(Slot { actor, stream: Stream { key: stream_key(&name), block: None } });
         self.names.push(name);
-        self.actors.push(actor);
         id
     }
 
     #[must_use]
     pub fn actor(&self, id: ActorId) -> &A {
-        &self.actors[id.index()]
-    }
-
-    #[must_use]
-    pub fn actors(&self) -> &[A] {
-        &self.actors
+        &self.slots[id.index()].actor
     }
 
     #[must_use]
@@ -298,18 +343,21 @@ impl<A: Actor> Simulation<A> {
             self.events += 1;
             self.now = at;
             last_event_at = at;
+            let (before, rest) = self.slots.split_at_mut(to.index());
+            let (slot, after) = rest.split_first_mut().expect("messages go to actors that exist");
             let mut ctx = Ctx {
                 now: at,
                 me: to,
                 cause,
                 chacha: &self.chacha,
-                stream: &mut self.streams[to.index()],
+                stream: &mut slot.stream,
                 queue: &mut self.queue,
                 cancelled: &mut self.cancelled,
                 next_record: &mut self.next_record,
                 sink,
+                peers: Some((before, after)),
             };
-            let actor = &mut self.actors[to.index()];
+            let actor = &mut slot.actor;
             // A panic in an actor is a bug; say where in the run it happened so it can be replayed.
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| actor.handle(msg, &mut ctx))) {
                 let what = payload

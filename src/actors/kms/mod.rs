@@ -179,21 +179,13 @@ pub enum KmsOutput {
     Grant(GrantId),
 }
 
-/// A request to KMS, and where to send the answer.
+/// A request to KMS: a message when nobody waits for the answer (the scenario's user, EC2
+/// retiring a grant), a call ([`crate::engine::Ctx::call`]) when the caller goes on with it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KmsRequest {
     pub caller: Caller,
     /// Boxed: requests travel through the event queue, which moves small messages fastest.
     pub op: Box<KmsOp>,
-    /// The actor to answer, and a tag it uses to match the answer to its call.
-    pub reply_to: Option<(ActorId, u32)>,
-}
-
-/// The answer to a [`KmsRequest`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct KmsReply {
-    pub tag: u32,
-    pub result: Result<KmsOutput, KmsError>,
 }
 
 /// Messages the KMS actor handles.
@@ -309,7 +301,8 @@ pub struct Kms {
     window: (u64, u32),
 }
 
-type Outcome = Result<KmsOutput, KmsError>;
+/// What a call to KMS returns.
+pub type Outcome = Result<KmsOutput, KmsError>;
 
 /// Whether two encryption contexts are equal. A volume passes the very name its ciphertext and
 /// grant were made with, so comparing the pointers first usually answers without reading the
@@ -381,7 +374,8 @@ impl Kms {
     pub fn handle(&mut self, msg: KmsMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
             KmsMsg::CreateKey(key) => self.on_create_key(key, ctx),
-            KmsMsg::Request(req) => self.on_request(req, ctx),
+            // Nobody waits for the outcome of a request sent as a message; it is recorded.
+            KmsMsg::Request(req) => drop(self.answer(req, ctx)),
             KmsMsg::ExpireMaterial(key) => self.on_expire_material(key, ctx),
             KmsMsg::DeleteKey(key) => self.on_delete_key(key, ctx),
         }
@@ -395,8 +389,10 @@ impl Kms {
         self.set_state(key, state, ctx);
     }
 
-    fn on_request(&mut self, req: KmsRequest, ctx: &mut WorldCtx<'_>) {
-        let KmsRequest { caller, op, reply_to } = req;
+    /// Evaluates a request, records it (and the GetParametersForImport of a one-step import),
+    /// applies its effects, and returns its outcome.
+    pub fn answer(&mut self, req: KmsRequest, ctx: &mut WorldCtx<'_>) -> Outcome {
+        let KmsRequest { caller, op } = req;
         let mut result = Ok(KmsOutput::Done);
         if let KmsOp::ImportKeyMaterial { key, token: TokenRef::Fresh, .. } = &*op {
             // One step: the GetParametersForImport a user makes first, recorded as its own call.
@@ -406,9 +402,7 @@ impl Kms {
         if result.is_ok() {
             result = self.call_and_record(caller, op, ctx);
         }
-        if let Some((to, tag)) = reply_to {
-            ctx.send(to, Msg::KmsReply(KmsReply { tag, result }), SimDuration::ZERO);
-        }
+        result
     }
 
     fn call_and_record(&mut self, caller: Caller, op: Box<KmsOp>, ctx: &mut WorldCtx<'_>) -> Outcome {

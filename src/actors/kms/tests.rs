@@ -46,7 +46,7 @@ const M2: MaterialId = MaterialId(2);
 
 impl Harness {
     fn at(&mut self, ms: u64, op: KmsOp) -> &mut Self {
-        let req = KmsRequest { caller: Caller::User, op: Box::new(op), reply_to: None };
+        let req = KmsRequest { caller: Caller::User, op: Box::new(op) };
         self.sim.schedule(SimTime::from_ms(ms), ActorId(0), Msg::Kms(KmsMsg::Request(req)), Cause::Input(self.inputs));
         self.inputs += 1;
         self
