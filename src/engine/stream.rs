@@ -4,8 +4,7 @@
 //! word for word the output of `rand_chacha::ChaCha8Rng::seed_from_u64(seed)` after
 //! `set_stream(key)` (the tests check it against rand_chacha). rand_chacha buffers four blocks
 //! (256 bytes) per generator, which for a million actors is a third of a gigabyte and a cache miss
-//! on every draw; here an actor that draws holds one 64-byte block and its position, and an
-//! actor that never draws holds nothing.
+//! on every draw; here each actor holds one 64-byte block and its position, beside its own state.
 
 use std::convert::Infallible;
 
