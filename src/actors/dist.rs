@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rand::{Rng, RngExt};
+use rand_distr::{Exp1, StandardNormal};
 
 use crate::engine::SimDuration;
 
@@ -45,15 +46,10 @@ impl Dist {
         match self {
             Dist::Fixed(d) => *d,
             Dist::Uniform(lo, hi) => SimDuration::from_ms(rng.random_range(lo.as_ms()..=hi.as_ms())),
-            Dist::Exponential(mean) => {
-                // Inverse transform; 1 - u is in (0, 1], so the logarithm is finite.
-                let u: f64 = rng.random();
-                ms(-(1.0 - u).ln() * mean.as_ms() as f64)
-            }
+            // rand_distr's ziggurat samplers: a logarithm only in the rare tail.
+            Dist::Exponential(mean) => ms(rng.sample::<f64, _>(Exp1) * mean.as_ms() as f64),
             Dist::LogNormal { median, sigma } => {
-                // Box-Muller: one standard normal from two uniforms in (0, 1].
-                let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let z: f64 = rng.sample(StandardNormal);
                 ms(median.as_ms() as f64 * (sigma * z).exp())
             }
             Dist::Empirical(table) => {
