@@ -15,8 +15,8 @@
 //! FIFO: a message sent with no delay costs an append and a pop. (The `radix-heap` crate pops
 //! equal keys last-in first-out, which would break the engine's determinism contract.)
 //!
-//! Only 24-byte keys move between buckets; the payloads of later instants wait in a slab, and
-//! those of the present instant sit in the FIFO itself.
+//! Only 24-byte keys move between buckets and into the FIFO; payloads wait in a slab, written
+//! once and read once.
 
 use std::collections::VecDeque;
 
@@ -42,8 +42,8 @@ const LEVELS: usize = 64 / DIGIT_BITS as usize;
 
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
-    /// Entries due exactly at `last`, in scheduling order, with their payloads.
-    now: VecDeque<(u64, P)>,
+    /// Entries due exactly at `last`, in scheduling order: (sequence number, slot).
+    now: VecDeque<(u64, u32)>,
     /// `later[level * DIGITS + d]`: entries whose time first differs from `last` in byte
     /// `level` (from the least significant), where its value is `d`; in scheduling order per
     /// instant.
@@ -78,18 +78,10 @@ impl<P> Queue<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.len += 1;
-        if at == self.last {
-            self.now.push_back((seq, payload));
-            return seq;
-        }
         if at < self.last {
             // Only an input scheduled from outside, between runs, can go back before an instant
             // the queue has already looked at; the actors never schedule in the past.
             self.rebase(at);
-            if at == self.last {
-                self.now.push_back((seq, payload));
-                return seq;
-            }
         }
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -105,11 +97,10 @@ impl<P> Queue<P> {
         seq
     }
 
+    #[inline(always)]
     fn place(&mut self, key: Key) {
         if key.at == self.last {
-            let payload = self.slots[key.slot as usize].take().expect("a queued key has its payload");
-            self.free.push(key.slot);
-            self.now.push_back((key.seq, payload));
+            self.now.push_back((key.seq, key.slot));
         } else {
             let level = (63 - (key.at ^ self.last).leading_zeros()) / DIGIT_BITS;
             #[allow(clippy::cast_possible_truncation)] // a byte
@@ -155,13 +146,9 @@ impl<P> Queue<P> {
 
     /// Moves `last` back to `at`, placing every entry afresh (rare: see [`Queue::push`]).
     fn rebase(&mut self, at: u64) {
-        let mut keys: Vec<Key> = Vec::with_capacity(self.len);
         let old_last = self.last;
-        for (seq, payload) in std::mem::take(&mut self.now) {
-            self.slots.push(Some(payload));
-            let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events");
-            keys.push(Key { at: old_last, seq, slot });
-        }
+        let mut keys: Vec<Key> =
+            std::mem::take(&mut self.now).into_iter().map(|(seq, slot)| Key { at: old_last, seq, slot }).collect();
         for bucket in &mut self.later {
             keys.append(bucket);
         }
@@ -181,8 +168,10 @@ impl<P> Queue<P> {
 
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
-        let (seq, payload) = self.now.pop_front()?;
+        let (seq, slot) = self.now.pop_front()?;
         self.len -= 1;
+        let payload = self.slots[slot as usize].take().expect("a queued entry has its payload");
+        self.free.push(slot);
         Some(Entry { seq, payload })
     }
 
