@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
-use crate::actors::kms::{Caller, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
+use crate::actors::kms::{Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
 use crate::scenario::{ActionKind, Scenario, VolumeOp};
@@ -215,7 +215,8 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     }
     let latency = Arc::new(scenario.kms_latency.clone());
     for (i, v) in scenario.volumes.iter().enumerate() {
-        let mut volume = Volume::new(v.name.clone(), kms, v.key, latency.clone());
+        let context = EbsId(u32::try_from(i).expect("volume count fits u32"));
+        let mut volume = Volume::new(v.name.clone(), context, kms, v.key, latency.clone());
         if let Some((f, home)) = v.fleet {
             volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
         }

@@ -31,8 +31,8 @@ use rand::RngExt;
 
 use super::dist::Dist;
 use super::kms::{
-    Caller, Ciphertext, CiphertextRef, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg,
-    KmsOp, KmsOutput, KmsRequest, Outcome, Service,
+    Caller, Ciphertext, CiphertextRef, EbsId, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException,
+    KmsMsg, KmsOp, KmsOutput, KmsRequest, Outcome, Service,
 };
 use super::{Msg, Obs, Reply, WorldCtx};
 
@@ -198,6 +198,8 @@ enum Pending {
 #[derive(Debug)]
 pub struct Volume {
     name: Arc<str>,
+    /// The encryption context EBS gives the volume's data key: `aws:ebs:id` = this volume.
+    context: EbsId,
     kms: ActorId,
     key: KeyIdx,
     /// Shared by every volume of the scenario.
@@ -222,9 +224,10 @@ pub struct Volume {
 impl Volume {
     /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(name: Arc<str>, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
+    pub fn new(name: Arc<str>, context: EbsId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
         Volume {
             name,
+            context,
             kms,
             key,
             latency,
@@ -497,7 +500,7 @@ impl Volume {
 
     /// The KMS call a pending step makes, and who makes it.
     fn request_for(&self, pending: Pending) -> (Caller, KmsOp) {
-        let context = Some(self.name.clone());
+        let context = Some(self.context);
         match pending {
             Pending::CreateDataKey => (
                 Caller::UserVia(Service::Ebs),

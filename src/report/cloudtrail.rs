@@ -16,7 +16,8 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{InstanceAction, InstanceObs, InstanceState};
 use crate::actors::kms::{
-    Caller, CiphertextRef, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId, Service,
+    Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
+    Service,
 };
 use crate::engine::{Cause, Record, SimTime};
 use crate::run::Run;
@@ -192,7 +193,7 @@ impl Writer<'_, '_> {
             r.insert("errorMessage".into(), json!(e.message));
         }
         let arn = |k: Option<KeyIdx>| k.map_or(Value::Null, |k| json!(s.key(k).spec.arn));
-        let ebs_context = |c: &Option<std::sync::Arc<str>>| c.as_ref().map(|v| json!({"aws:ebs:id": v.to_string()}));
+        let ebs_context = |c: &Option<EbsId>| c.map(|v| json!({"aws:ebs:id": s.volume_name(v)}));
         let (request, response, read_only): (Value, Value, bool) = match (op, result) {
             (KmsOp::ImportKeyMaterial { key: kr, material, expiry, .. }, res) => {
                 let mut req = json!({"keyId": self.key_param(kr)});

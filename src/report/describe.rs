@@ -113,7 +113,7 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
                         Grantee::Principal(p) => p.to_string(),
                     };
                     match context {
-                        Some(c) => format!("grant for {who} on {c}"),
+                        Some(c) => format!("grant for {who} on {}", s.volume_name(*c)),
                         None => format!("grant for {who}"),
                     }
                 }
@@ -121,12 +121,12 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
                     KmsOp::Decrypt { context: Some(c), .. }
                     | KmsOp::GenerateDataKeyWithoutPlaintext { context: Some(c), .. },
                     _,
-                ) => format!("data key of {c}"),
+                ) => format!("data key of {}", s.volume_name(*c)),
                 (KmsOp::RetireGrant { grant } | KmsOp::RevokeGrant { grant, .. }, _) => {
                     let which = match grant {
                         GrantRef::Id(id) => format!("grant #{}", id.0),
                         GrantRef::Named(n) => format!("grant {n}"),
-                        GrantRef::ForContext(v) => format!("EC2's grant for {v}"),
+                        GrantRef::ForContext(v) => format!("EC2's grant for {}", s.volume_name(*v)),
                     };
                     let done = if matches!(**op, KmsOp::RetireGrant { .. }) { "retired" } else { "revoked" };
                     if result.is_ok() { format!("{which} {done}") } else { which }

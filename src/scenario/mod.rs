@@ -209,6 +209,12 @@ impl Scenario {
         &self.keys[key.0 as usize]
     }
 
+    /// The volume an `aws:ebs:id` encryption context names.
+    #[must_use]
+    pub fn volume_name(&self, id: crate::actors::kms::EbsId) -> &str {
+        &self.volumes[id.0 as usize].name
+    }
+
     /// The absolute instant a simulated time stands for, as RFC 3339 with milliseconds.
     #[must_use]
     pub fn instant(&self, t: SimTime) -> String {

@@ -18,8 +18,8 @@ use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{
-    CiphertextRef, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MAX_VALID_FOR, MaterialId,
-    Origin, TokenRef,
+    CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MAX_VALID_FOR,
+    MaterialId, Origin, TokenRef,
 };
 use crate::engine::{SimDuration, SimTime};
 
@@ -783,9 +783,9 @@ impl Timeline<'_> {
     fn grant(&self, name: &str, errs: &mut FieldErrors) -> GrantRef {
         if self.defined.grants.contains(name) {
             GrantRef::Named(name.into())
-        } else if self.names.volumes.contains_key(name) {
+        } else if let Some(&v) = self.names.volumes.get(name) {
             // The grant EC2 created when it attached this volume.
-            GrantRef::ForContext(name.into())
+            GrantRef::ForContext(EbsId(u32::try_from(v).expect("volume count fits u32")))
         } else {
             errs.push(("grant", format!("{name:?} names no grant: give a CreateGrant's `name`, or a volume for the grant EC2 made when attaching it")));
             GrantRef::Named(name.into())

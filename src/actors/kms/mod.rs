@@ -91,8 +91,13 @@ pub struct Ciphertext {
     pub material: Option<MaterialId>,
     pub serial: u64,
     /// The `aws:ebs:id` value of the encryption context, if any.
-    pub context: Option<Arc<str>>,
+    pub context: Option<EbsId>,
 }
+
+/// An encryption context `{"aws:ebs:id": <volume>}`, naming the volume by its place in the
+/// scenario: KMS only compares contexts, and outputs name the volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EbsId(pub u32);
 
 /// A ciphertext passed to Decrypt or ReEncrypt: a blob, or one the scenario named when it was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +122,7 @@ pub enum GrantRef {
     /// A grant the scenario named when it created it.
     Named(Arc<str>),
     /// The live grant whose constraint names this `aws:ebs:id` (the grant EC2 made for a volume).
-    ForContext(Arc<str>),
+    ForContext(EbsId),
 }
 
 /// A KMS API call. Optional `name`s let a scenario refer to what the call returns later.
@@ -131,12 +136,12 @@ pub enum KmsOp {
     GetParametersForImport { key: KeyRef, name: Option<Arc<str>> },
     ImportKeyMaterial { key: KeyRef, token: TokenRef, material: MaterialId, expiry: Expiry },
     DeleteImportedKeyMaterial { key: KeyRef },
-    Encrypt { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
-    Decrypt { ciphertext: CiphertextRef, key: Option<KeyRef>, context: Option<Arc<str>> },
+    Encrypt { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
+    Decrypt { ciphertext: CiphertextRef, key: Option<KeyRef>, context: Option<EbsId> },
     ReEncrypt { ciphertext: CiphertextRef, destination: KeyRef, name: Option<Arc<str>> },
-    GenerateDataKey { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
-    GenerateDataKeyWithoutPlaintext { key: KeyRef, context: Option<Arc<str>>, name: Option<Arc<str>> },
-    CreateGrant { key: KeyRef, grantee: Grantee, context: Option<Arc<str>>, name: Option<Arc<str>> },
+    GenerateDataKey { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
+    GenerateDataKeyWithoutPlaintext { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
+    CreateGrant { key: KeyRef, grantee: Grantee, context: Option<EbsId>, name: Option<Arc<str>> },
     RetireGrant { grant: GrantRef },
     RevokeGrant { key: KeyRef, grant: GrantRef },
 }
@@ -270,14 +275,14 @@ struct Token {
 struct LiveGrant {
     id: GrantId,
     key: KeyIdx,
-    context: Option<Arc<str>>,
+    context: Option<EbsId>,
 }
 
 #[derive(Debug)]
 struct Grant {
     key: KeyIdx,
     grantee: Grantee,
-    context: Option<Arc<str>>,
+    context: Option<EbsId>,
     live: bool,
 }
 
@@ -292,7 +297,7 @@ pub struct Kms {
     grants: Vec<Grant>,
     named_grants: BTreeMap<Arc<str>, GrantId>,
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
-    grants_by_context: BTreeMap<Arc<str>, Vec<GrantId>>,
+    grants_by_context: BTreeMap<EbsId, Vec<GrantId>>,
     /// Live grants to each instance, by actor index, with what the check on every EBS Decrypt
     /// reads kept inline: one place to look at, not three.
     grants_by_instance: Vec<SmallVec<[LiveGrant; 1]>>,
@@ -303,17 +308,6 @@ pub struct Kms {
 
 /// What a call to KMS returns.
 pub type Outcome = Result<KmsOutput, KmsError>;
-
-/// Whether two encryption contexts are equal. A volume passes the very name its ciphertext and
-/// grant were made with, so comparing the pointers first usually answers without reading the
-/// strings (`Arc`'s `==` compares the contents).
-fn same_context(a: Option<&Arc<str>>, b: Option<&Arc<str>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-        (None, None) => true,
-        _ => false,
-    }
-}
 
 impl Kms {
     #[must_use]
@@ -367,8 +361,8 @@ impl Kms {
     }
 
     /// Live grants: key, grantee and the `aws:ebs:id` constraint, in creation order.
-    pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<&Arc<str>>)> {
-        self.grants.iter().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context.as_ref()))
+    pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<EbsId>)> {
+        self.grants.iter().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context))
     }
 
     pub fn handle(&mut self, msg: KmsMsg, ctx: &mut WorldCtx<'_>) {
@@ -484,9 +478,7 @@ impl Kms {
             _ => named,
         };
         let outcome = match op {
-            KmsOp::Decrypt { ciphertext, context, .. } => {
-                self.decrypt(caller, named, ciphertext, context.as_ref(), now)
-            }
+            KmsOp::Decrypt { ciphertext, context, .. } => self.decrypt(caller, named, ciphertext, *context, now),
             KmsOp::ReEncrypt { ciphertext, name, .. } => {
                 let dest = named.expect("ReEncrypt names a destination key");
                 match self.decrypt(caller, None, ciphertext, None, now) {
@@ -588,19 +580,19 @@ impl Kms {
             KmsOp::Encrypt { context, name, .. }
             | KmsOp::GenerateDataKey { context, name, .. }
             | KmsOp::GenerateDataKeyWithoutPlaintext { context, name, .. } => {
-                Ok(self.new_ciphertext(key, context.clone(), name.as_ref()))
+                Ok(self.new_ciphertext(key, *context, name.as_ref()))
             }
             KmsOp::CreateGrant { grantee, context, name, .. } => {
                 let id = GrantId(u32::try_from(self.grants.len()).expect("grant count fits u32"));
-                self.grants.push(Grant { key, grantee: grantee.clone(), context: context.clone(), live: true });
+                self.grants.push(Grant { key, grantee: grantee.clone(), context: *context, live: true });
                 if let Some(c) = context {
-                    self.grants_by_context.entry(c.clone()).or_default().push(id);
+                    self.grants_by_context.entry(*c).or_default().push(id);
                 }
                 if let Grantee::Instance(i) = grantee {
                     if self.grants_by_instance.len() <= i.index() {
                         self.grants_by_instance.resize_with(i.index() + 1, SmallVec::new);
                     }
-                    self.grants_by_instance[i.index()].push(LiveGrant { id, key, context: context.clone() });
+                    self.grants_by_instance[i.index()].push(LiveGrant { id, key, context: *context });
                 }
                 if let Some(name) = name {
                     self.named_grants.insert(name.clone(), id);
@@ -668,7 +660,7 @@ impl Kms {
         caller: Caller,
         named_key: Option<KeyIdx>,
         ciphertext: &CiphertextRef,
-        context: Option<&Arc<str>>,
+        context: Option<EbsId>,
         now: SimTime,
     ) -> Outcome {
         let Some(blob) = self.blob(ciphertext) else { return Err(invalid_ciphertext()) };
@@ -686,7 +678,7 @@ impl Kms {
             ));
         }
         if let Caller::Instance(instance) = caller
-            && !self.has_grant(blob.key, instance, blob.context.as_ref())
+            && !self.has_grant(blob.key, instance, blob.context)
         {
             return Err(KmsError::new(
                 KmsException::AccessDenied,
@@ -698,7 +690,7 @@ impl Kms {
             ));
         }
         self.check(Operation::Decrypt, blob.key, now)?;
-        if !same_context(context, blob.context.as_ref()) {
+        if context != blob.context {
             return Err(invalid_ciphertext());
         }
         // With one material per key, an Enabled key always holds the material its ciphertexts
@@ -717,12 +709,12 @@ impl Kms {
     }
 
     /// Whether a live grant lets this instance use the key for this context.
-    fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<&Arc<str>>) -> bool {
-        let fits = |g: &LiveGrant| g.key == key && same_context(g.context.as_ref(), context);
+    fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<EbsId>) -> bool {
+        let fits = |g: &LiveGrant| g.key == key && g.context == context;
         self.grants_by_instance.get(instance.index()).is_some_and(|live| live.iter().any(fits))
     }
 
-    fn new_ciphertext(&mut self, key: KeyIdx, context: Option<Arc<str>>, name: Option<&Arc<str>>) -> KmsOutput {
+    fn new_ciphertext(&mut self, key: KeyIdx, context: Option<EbsId>, name: Option<&Arc<str>>) -> KmsOutput {
         let material = self.keys[key.0 as usize].material;
         let c = Ciphertext { key, material, serial: self.next_serial, context };
         self.next_serial += 1;
