@@ -274,8 +274,8 @@ impl Writer<'_, '_> {
             (KmsOp::Decrypt { ciphertext, key: kr, context }, _) => {
                 let mut req = json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT"});
                 let ctx = match ciphertext {
-                    CiphertextRef::Blob(c) => c.context.clone(),
-                    CiphertextRef::Named(_) => context.clone(),
+                    CiphertextRef::Blob(c) => c.context,
+                    CiphertextRef::Named(_) => *context,
                 };
                 if let Some(c) = ebs_context(&ctx) {
                     req["encryptionContext"] = c;
