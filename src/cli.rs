@@ -790,7 +790,9 @@ impl AtomicFile {
 
     fn commit(mut self) -> Result<(), Failure> {
         let out = self.out.take().expect("committed once");
-        let result = out.into_inner().map_err(io::IntoInnerError::into_error).and_then(|f| f.sync_all());
+        // No fsync: the rename is what keeps a half-written file from ever bearing the name;
+        // flushing gigabytes of trace to the disk before returning would only make the user wait.
+        let result = out.into_inner().map(drop).map_err(io::IntoInnerError::into_error);
         result.and_then(|()| fs::rename(&self.tmp, &self.path)).map_err(|e| self.error(&e))
     }
 

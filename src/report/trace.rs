@@ -56,40 +56,52 @@ pub enum Format {
 /// Writes one record as a compact JSON line. Written by hand rather than through serde: at
 /// millions of lines, escaping the fixed field names dominated the cost.
 pub fn write_compact(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
-    fn number(out: &mut impl Write, field: &[u8], n: u64) -> io::Result<()> {
-        out.write_all(field)?;
-        out.write_all(itoa::Buffer::new().format(n).as_bytes())
+    let mut line = Vec::with_capacity(160);
+    compact_line(scenario, rec, &mut line);
+    out.write_all(&line)
+}
+
+/// Appends one record's compact line to `line`. Event names, outcomes and error codes are ASCII
+/// constants; only names from the scenario may need escaping.
+fn compact_line(scenario: &Scenario, rec: &Record<Obs>, line: &mut Vec<u8>) {
+    fn number(line: &mut Vec<u8>, field: &[u8], n: u64) {
+        line.extend_from_slice(field);
+        line.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
-    fn string(out: &mut impl Write, field: &[u8], s: &str) -> io::Result<()> {
-        out.write_all(field)?;
+    fn constant(line: &mut Vec<u8>, field: &[u8], s: &str) {
+        line.extend_from_slice(field);
+        line.push(b'"');
+        line.extend_from_slice(s.as_bytes());
+        line.push(b'"');
+    }
+    fn name(line: &mut Vec<u8>, field: &[u8], s: &str) {
         if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            out.write_all(b"\"")?;
-            out.write_all(s.as_bytes())?;
-            out.write_all(b"\"")
+            constant(line, field, s);
         } else {
-            serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
+            line.extend_from_slice(field);
+            serde_json::to_writer(&mut *line, s).expect("writing to memory");
         }
     }
     let (key, outcome, error) = verdict(scenario, rec);
-    number(out, b"{\"seq\":", rec.id)?;
-    number(out, b",\"t_ms\":", rec.at.as_ms())?;
-    string(out, b",\"actor\":", actor_name(scenario, rec.actor))?;
+    number(line, b"{\"seq\":", rec.id);
+    number(line, b",\"t_ms\":", rec.at.as_ms());
+    name(line, b",\"actor\":", actor_name(scenario, rec.actor));
     if let Some(key) = key {
-        string(out, b",\"key\":", key)?;
+        name(line, b",\"key\":", key);
     }
-    string(out, b",\"event\":", rec.obs.event_name())?;
-    string(out, b",\"outcome\":", outcome.as_str())?;
+    constant(line, b",\"event\":", rec.obs.event_name());
+    constant(line, b",\"outcome\":", outcome.as_str());
     if let Some(error) = error {
-        string(out, b",\"error\":", error)?;
+        constant(line, b",\"error\":", error);
     }
     match rec.cause {
-        Cause::Record(id) => number(out, b",\"cause\":", id)?,
-        Cause::Input(i) => string(out, b",\"action\":", &scenario.actions[i as usize].source.path())?,
+        Cause::Record(id) => number(line, b",\"cause\":", id),
+        Cause::Input(i) => name(line, b",\"action\":", &scenario.actions[i as usize].source.path()),
     }
     if let Some(reason) = rec.reason {
-        number(out, b",\"reason\":", reason)?;
+        number(line, b",\"reason\":", reason);
     }
-    out.write_all(b"}\n")
+    line.extend_from_slice(b"}\n");
 }
 
 /// Writes one record as a JSON line.
@@ -139,11 +151,20 @@ pub struct Streamed<'s, W: Write> {
     error: Option<io::Error>,
     /// The last instant formatted: records come in bursts at one instant.
     time: (SimTime, String),
+    /// A compact line being made, reused: one write per line.
+    line: Vec<u8>,
 }
 
 impl<'s, W: Write> Streamed<'s, W> {
     pub fn new(scenario: &'s Scenario, format: Format, out: W) -> Self {
-        Streamed { scenario, format, out, error: None, time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)) }
+        Streamed {
+            scenario,
+            format,
+            out,
+            error: None,
+            time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)),
+            line: Vec::new(),
+        }
     }
 
     /// The writer, once every record is written, or the first error.
@@ -162,7 +183,11 @@ impl<W: Write> Streamed<'_, W> {
             return;
         }
         let written = match self.format {
-            Format::Compact => write_compact(self.scenario, rec, &mut self.out),
+            Format::Compact => {
+                self.line.clear();
+                compact_line(self.scenario, rec, &mut self.line);
+                self.out.write_all(&self.line)
+            }
             Format::Full => {
                 if self.time.0 != rec.at {
                     self.time = (rec.at, self.scenario.instant(rec.at));
