@@ -18,6 +18,7 @@
 
 pub mod table;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -249,6 +250,8 @@ pub const MAX_VALID_FOR: SimDuration = SimDuration::from_days(365);
 #[derive(Debug)]
 struct Key {
     spec: KeySpec,
+    /// The last refusal of the key-state table for this key, and what it answered.
+    refusal: RefCell<Option<(Operation, KeyState, KmsError)>>,
     /// `None` until CreateKey, and again once the key is deleted.
     state: Option<KeyState>,
     deleted: bool,
@@ -316,6 +319,7 @@ impl Kms {
             .into_iter()
             .map(|spec| Key {
                 spec,
+                refusal: RefCell::new(None),
                 state: None,
                 deleted: false,
                 material: None,
@@ -527,7 +531,18 @@ impl Kms {
         // calls that manage it, which must act on its real state.
         let uses_key = op.is_crypto() || op == Operation::CreateGrant;
         let state = if uses_key { self.visible_state(key, now) } else { k.state.expect("live key") };
-        admit(op, state, k.spec.origin, &k.spec.arn)
+        // The table is a function of (operation, state) for a key: the refusal made last time is
+        // the refusal now, without formatting its message again.
+        if let Some((o, s, e)) = &*k.refusal.borrow()
+            && (*o, *s) == (op, state)
+        {
+            return Err(e.clone());
+        }
+        let verdict = admit(op, state, k.spec.origin, &k.spec.arn);
+        if let Err(e) = &verdict {
+            *k.refusal.borrow_mut() = Some((op, state, e.clone()));
+        }
+        verdict
     }
 
     /// D13: operations that use the key see a state change only `kms_propagation_delay` after it.

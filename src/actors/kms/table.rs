@@ -5,6 +5,7 @@
 //! allows two exceptions for one cell, modelling decision D1 picks `KMSInvalidStateException`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -131,12 +132,13 @@ impl KmsException {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KmsError {
     pub exception: KmsException,
-    pub message: String,
+    /// Shared: the same refusal is often made many times over (every retry during an outage).
+    pub message: Arc<str>,
 }
 
 impl KmsError {
     #[must_use]
-    pub fn new(exception: KmsException, message: impl Into<String>) -> Self {
+    pub fn new(exception: KmsException, message: impl Into<Arc<str>>) -> Self {
         KmsError { exception, message: message.into() }
     }
 }

@@ -80,7 +80,7 @@ fn import_operations_on_an_aws_kms_key_are_unsupported_in_every_state() {
         for state in KeyState::ALL {
             let err = admit(op, state, Origin::AwsKms, ARN).unwrap_err();
             assert_eq!(err.exception, KmsException::UnsupportedOperation, "{op} in {state}");
-            assert_eq!(err.message, format!("{ARN} origin is AWS_KMS which is not valid for this operation."));
+            assert_eq!(*err.message, *format!("{ARN} origin is AWS_KMS which is not valid for this operation."));
         }
     }
 }
