@@ -1,8 +1,8 @@
 //! The engine's hot paths, on actors that know nothing of AWS, and the whole simulator on the
 //! `fleet` reference workload at N = 1,000.
 //!
-//! `cargo bench --bench engine`. Throughput is in delivered messages (engine) or counted events
-//! (fleet) per second. The side-by-side comparison with the reference models is
+//! `cargo bench --bench engine`. Throughput is in delivered messages or calls (engine) or counted
+//! events (fleet) per second. The side-by-side comparison with the reference models is
 //! `benches/compare.py`; this is for seeing the effect of a change to the engine.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -111,6 +111,53 @@ fn relay(c: &mut Criterion) {
     g.finish();
 }
 
+/// Calls: each timer makes four synchronous calls to the next actor, then waits again.
+struct Asker {
+    next: ActorId,
+}
+
+impl Actor for Asker {
+    type Msg = Msg;
+    type Obs = ();
+    type Reply = ();
+    fn answer(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Self>) {
+        ctx.record(());
+    }
+    fn handle(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Self>) {
+        for _ in 0..4 {
+            ctx.call(self.next, Msg::Pass(0));
+        }
+        let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
+        let me = ctx.me();
+        ctx.send(me, Msg::Tick, after);
+    }
+}
+
+fn call(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine/call");
+    // Timers: each brings four calls.
+    g.throughput(Throughput::Elements(MESSAGES / 5 * 4));
+    g.bench_function("4 calls per timer, 1000 actors", |b| {
+        b.iter_batched(
+            || {
+                let mut sim = Simulation::new(7);
+                let n = 1_000u32;
+                for i in 0..n {
+                    let a = sim.add_actor(format!("c{i}"), Asker { next: ActorId((i + 1) % n) });
+                    sim.schedule(SimTime::from_ms(u64::from(i)), a, Msg::Tick, Cause::Input(0));
+                }
+                sim
+            },
+            |mut sim| {
+                let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES / 5) };
+                let _ = sim.run(limits, &mut NullSink);
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+}
+
 fn fleet(c: &mut Criterion) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench/fleet-1k.ron");
     let text = std::fs::read_to_string(path).expect("the bench scenario");
@@ -136,5 +183,5 @@ fn fleet(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hold, relay, fleet);
+criterion_group!(benches, hold, relay, call, fleet);
 criterion_main!(benches);
