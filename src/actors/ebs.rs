@@ -210,6 +210,8 @@ pub struct Volume {
     /// detach and reattach to the same instance).
     grant: Option<(GrantId, ActorId)>,
     key_in_memory: bool,
+    /// The outstanding KMS call, while it waits for its latency or backoff: its tag (what
+    /// `CallDue` names; a detach abandons the call) and what it is for.
     call: Option<(u32, Pending)>,
     /// How many times the outstanding call was throttled.
     attempt: u32,
