@@ -30,16 +30,15 @@ impl Key {
 /// Where an actor is in its stream, and the block it is reading.
 #[derive(Clone, Debug)]
 pub(crate) struct Block {
-    /// The next word to hand out, from the start of the stream.
+    /// The next word to hand out, from the start of the stream. `words` holds its block, but
+    /// at a block's first word, which has yet to be made: the stream is only ever read forward.
     pos: u64,
-    /// The block number held in `words`.
-    loaded: u64,
     words: [u32; WORDS],
 }
 
 impl Block {
     pub fn new() -> Self {
-        Block { pos: 0, loaded: u64::MAX, words: [0; WORDS] }
+        Block { pos: 0, words: [0; WORDS] }
     }
 }
 
@@ -104,15 +103,13 @@ impl ActorRng<'_> {
     #[inline]
     fn word(&mut self) -> u32 {
         let b = &mut *self.block;
-        let n = b.pos / WORDS as u64;
-        if n != b.loaded {
-            chacha8_block(self.key, self.stream, n, &mut b.words);
-            b.loaded = n;
-        }
         #[allow(clippy::cast_possible_truncation)] // below 16
-        let w = b.words[(b.pos % WORDS as u64) as usize];
+        let i = (b.pos % WORDS as u64) as usize;
+        if i == 0 {
+            chacha8_block(self.key, self.stream, b.pos / WORDS as u64, &mut b.words);
+        }
         b.pos += 1;
-        w
+        b.words[i]
     }
 }
 
