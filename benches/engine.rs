@@ -5,7 +5,7 @@
 //! events (fleet) per second. The side-by-side comparison with the reference models is
 //! `benches/compare.py`; this is for seeing the effect of a change to the engine.
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use kmsim::engine::{Actor, ActorId, Cause, Ctx, Limits, NullSink, SimDuration, SimTime, Simulation};
 use kmsim::run::build;
 use kmsim::scenario::{self, Overrides};
@@ -62,27 +62,33 @@ impl Actor for Relay {
 
 const MESSAGES: u64 = 200_000;
 
+/// `n` actors in a ring, each knowing the next, each with a first timer within 2 s.
+fn ring<A: Actor<Msg = Msg, Obs = ()>>(n: u32, actor: impl Fn(ActorId) -> A) -> Simulation<A> {
+    let mut sim = Simulation::new(7);
+    for i in 0..n {
+        let a = sim.add_actor(format!("a{i}"), actor(ActorId((i + 1) % n)));
+        sim.schedule(SimTime::from_ms(u64::from(i) % 2_000), a, Msg::Tick, Cause::Input(0));
+    }
+    sim
+}
+
+/// Measures `messages` deliveries on a fresh ring of `n` actors.
+fn bench_ring<A: Actor<Msg = Msg, Obs = ()>>(b: &mut Bencher<'_>, n: u32, messages: u64, actor: impl Fn(ActorId) -> A) {
+    b.iter_batched(
+        || ring(n, &actor),
+        |mut sim| {
+            let limits = Limits { horizon: SimTime::MAX, max_events: Some(messages) };
+            let _ = sim.run(limits, &mut NullSink);
+        },
+        BatchSize::LargeInput,
+    );
+}
+
 fn hold(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine/hold");
     g.throughput(Throughput::Elements(MESSAGES));
     for pending in [1_000u32, 100_000] {
-        g.bench_function(format!("{pending} pending"), |b| {
-            b.iter_batched(
-                || {
-                    let mut sim = Simulation::new(7);
-                    for i in 0..pending {
-                        let a = sim.add_actor(format!("a{i}"), Hold);
-                        sim.schedule(SimTime::from_ms(u64::from(i) % 2_000), a, Msg::Tick, Cause::Input(0));
-                    }
-                    sim
-                },
-                |mut sim| {
-                    let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES) };
-                    let _ = sim.run(limits, &mut NullSink);
-                },
-                BatchSize::LargeInput,
-            );
-        });
+        g.bench_function(format!("{pending} pending"), |b| bench_ring(b, pending, MESSAGES, |_| Hold));
     }
     g.finish();
 }
@@ -91,22 +97,7 @@ fn relay(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine/relay");
     g.throughput(Throughput::Elements(MESSAGES));
     g.bench_function("4 sends with no delay per timer, 1000 actors", |b| {
-        b.iter_batched(
-            || {
-                let mut sim = Simulation::new(7);
-                let n = 1_000u32;
-                for i in 0..n {
-                    let a = sim.add_actor(format!("r{i}"), Relay { next: ActorId((i + 1) % n) });
-                    sim.schedule(SimTime::from_ms(u64::from(i)), a, Msg::Tick, Cause::Input(0));
-                }
-                sim
-            },
-            |mut sim| {
-                let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES) };
-                let _ = sim.run(limits, &mut NullSink);
-            },
-            BatchSize::LargeInput,
-        );
+        bench_ring(b, 1_000, MESSAGES, |next| Relay { next });
     });
     g.finish();
 }
@@ -138,22 +129,7 @@ fn call(c: &mut Criterion) {
     // Timers: each brings four calls.
     g.throughput(Throughput::Elements(MESSAGES / 5 * 4));
     g.bench_function("4 calls per timer, 1000 actors", |b| {
-        b.iter_batched(
-            || {
-                let mut sim = Simulation::new(7);
-                let n = 1_000u32;
-                for i in 0..n {
-                    let a = sim.add_actor(format!("c{i}"), Asker { next: ActorId((i + 1) % n) });
-                    sim.schedule(SimTime::from_ms(u64::from(i)), a, Msg::Tick, Cause::Input(0));
-                }
-                sim
-            },
-            |mut sim| {
-                let limits = Limits { horizon: SimTime::MAX, max_events: Some(MESSAGES / 5) };
-                let _ = sim.run(limits, &mut NullSink);
-            },
-            BatchSize::LargeInput,
-        );
+        bench_ring(b, 1_000, MESSAGES / 5, |next| Asker { next });
     });
     g.finish();
 }

@@ -264,17 +264,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run { common, trace, trace_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
-            // The trace streams to its file as the run goes: it is never held in memory.
             let run = match trace {
-                Some(path) => {
-                    let mut file = AtomicFile::create(&path)?;
-                    let mut stream = trace::Streamed::new(&scenario, trace_format.into(), file.writer());
-                    let run = simulate_into(&scenario, &common, Some(&mut stream))?;
-                    let written = stream.finish().map(|_| ());
-                    written.map_err(|e| file.error(&e))?;
-                    file.commit()?;
-                    run
-                }
+                Some(path) => with_trace(&path, &scenario, trace_format.into(), |stream| {
+                    simulate_into(&scenario, &common, Some(stream))
+                })?,
                 None => simulate(&scenario, &common)?,
             };
             if let Some(path) = cloudtrail {
@@ -678,8 +671,8 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
-    struct Both<'a, W: Write>(&'a mut crate::sweep::Fold, trace::Streamed<'a, W>);
-    impl<W: Write> Sink<Obs> for Both<'_, W> {
+    struct Both<'a, 'b, W: Write>(&'a mut crate::sweep::Fold, &'a mut trace::Streamed<'b, W>);
+    impl<W: Write> Sink<Obs> for Both<'_, '_, W> {
         fn record(&mut self, rec: Record<Obs>) {
             self.1.write(&rec);
             self.0.record(rec);
@@ -690,24 +683,16 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
     let scenario = load(common)?;
     let mut fold = crate::sweep::Fold::new(&scenario, 0, scenario.seed);
     let mut sim = crate::run::build(&scenario);
-    let mut file = trace.map(AtomicFile::create).transpose()?;
     let setup = started.elapsed().as_secs_f64();
     let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
-    let stats = match &mut file {
+    let stats = match trace {
         None => sim.run(limits, &mut fold).map_err(limit)?,
-        Some(file) => {
-            let mut both = Both(&mut fold, trace::Streamed::new(&scenario, format, file.writer()));
-            let stats = sim.run(limits, &mut both).map_err(limit)?;
-            let written = both.1.finish().map(|_| ());
-            written.map_err(|e| file.error(&e))?;
-            stats
+        Some(path) => {
+            with_trace(path, &scenario, format, |stream| sim.run(limits, &mut Both(&mut fold, stream)).map_err(limit))?
         }
     };
-    if let Some(file) = file {
-        file.commit()?;
-    }
     let sim_s = started.elapsed().as_secs_f64();
     let r = fold.finish();
     let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
@@ -807,6 +792,23 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Runs `f` with a trace streaming to `path` as it goes (never held in memory), and puts the file
+/// in place once `f` and every write succeeded; otherwise no file is left behind.
+fn with_trace<T>(
+    path: &Path,
+    scenario: &Scenario,
+    format: trace::Format,
+    f: impl FnOnce(&mut trace::Streamed<'_, &mut BufWriter<fs::File>>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let mut file = AtomicFile::create(path)?;
+    let mut stream = trace::Streamed::new(scenario, format, file.writer());
+    let out = f(&mut stream)?;
+    let written = stream.finish();
+    written.map_err(|e| file.error(&e))?;
+    file.commit()?;
+    Ok(out)
 }
 
 /// Writes a whole file atomically (see [`AtomicFile`]).

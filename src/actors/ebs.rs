@@ -358,7 +358,7 @@ impl Volume {
         }
         self.state = Some(VolumeState::Attaching(instance));
         if self.grant.is_some_and(|(_, i)| i == instance) {
-            self.decrypt_for_attach(instance, ctx);
+            self.call_kms(Pending::AttachDecrypt(instance), ctx);
             return;
         }
         self.retire_grant(ctx);
@@ -392,10 +392,6 @@ impl Volume {
             ctx.call(instance, Msg::Instance(InstanceMsg::Detached { volume: me }));
             self.next(Some(instance), |c| &c.detached, ctx);
         }
-    }
-
-    fn decrypt_for_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
-        self.call_kms(Pending::AttachDecrypt(instance), ctx);
     }
 
     /// EC2 retires its grant when the instance it was made for no longer needs it.
@@ -461,7 +457,7 @@ impl Volume {
             }
             (Pending::AttachGrant(instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));
-                self.decrypt_for_attach(instance, ctx);
+                self.call_kms(Pending::AttachDecrypt(instance), ctx);
             }
             (Pending::AttachDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
                 match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {

@@ -107,10 +107,9 @@ struct Delivery<M> {
 }
 
 /// Per-actor randomness: the actor's stream number, its place in the stream and the block it
-/// is reading (88 bytes, beside the actor).
+/// is reading, inline beside the actor: a draw reads memory the actor's handling just touched.
 struct Stream {
     key: u64,
-    /// Inline, beside the actor: a draw then reads memory the actor's own handling just touched.
     block: Block,
 }
 

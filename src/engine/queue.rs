@@ -60,7 +60,6 @@ pub(crate) struct Queue<P> {
     free: Vec<u32>,
     /// The time of the entries in `now`: the last time popped, or the next, once known.
     last: u64,
-    len: usize,
     next_seq: u64,
 }
 
@@ -73,7 +72,6 @@ impl<P> Queue<P> {
             slots: Vec::new(),
             free: Vec::new(),
             last: 0,
-            len: 0,
             next_seq: 0,
         }
     }
@@ -83,7 +81,6 @@ impl<P> Queue<P> {
         let at = at.as_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.len += 1;
         if at < self.last {
             // Only an input scheduled from outside, between runs, can go back before an instant
             // the queue has already looked at; the actors never schedule in the past.
@@ -158,7 +155,6 @@ impl<P> Queue<P> {
         for bucket in &mut self.later {
             keys.append(bucket);
         }
-        // Stable: entries of one instant keep their order.
         keys.sort_by_key(|k| (k.at, k.seq));
         self.occupied = [[0; DIGITS / 64]; LEVELS];
         self.last = at;
@@ -175,14 +171,14 @@ impl<P> Queue<P> {
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
         let (seq, slot) = self.now.pop_front()?;
-        self.len -= 1;
         let payload = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
         Some(Entry { seq, payload })
     }
 
+    /// Entries pending: each holds one slot of the slab.
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len() - self.free.len()
     }
 }
 

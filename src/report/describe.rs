@@ -63,24 +63,27 @@ pub fn caller_words(s: &Scenario, caller: Caller) -> String {
 }
 
 #[must_use]
-#[allow(clippy::too_many_lines)] // one arm per observation
 pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
-    let actor = actor_name(s, rec.actor).to_string();
-    let key_name = |k: crate::actors::kms::KeyIdx| s.key(k).name.clone();
+    let (key, outcome, error) = verdict(s, rec);
+    let key = key.map(str::to_string);
+    Described {
+        subject: key.clone().unwrap_or_else(|| actor_name(s, rec.actor).to_string()),
+        key,
+        event: rec.obs.event_name(),
+        outcome,
+        error: error.map(str::to_string),
+        message: sentence(s, rec),
+    }
+}
+
+/// The record in a sentence.
+#[allow(clippy::too_many_lines)] // one arm per observation
+fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
     let material = |m: MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_else(|| "?".into());
     let name = |a: ActorId| actor_name(s, a).to_string();
     let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
-    let ev = rec.obs.event_name();
-    let plain = |subject: String, outcome, message: String| Described {
-        subject,
-        key: None,
-        event: ev,
-        outcome,
-        error: None,
-        message,
-    };
     match &rec.obs {
-        Obs::Kms(KmsObs::Called { caller, op, key, result }) => {
+        Obs::Kms(KmsObs::Called { caller, op, result, .. }) => {
             let mut message = match (&**op, result) {
                 (KmsOp::ImportKeyMaterial { material: m, expiry, .. }, _) => {
                     let valid = match expiry {
@@ -135,88 +138,45 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
             };
             let by = caller_words(s, *caller);
             message = if message.is_empty() { by } else { format!("{message}, {by}") };
-            let (outcome, error) = match result {
-                Ok(_) => (Outcome::Ok, None),
-                Err(e) => {
-                    let _ = write!(message, ": {}", e.message);
-                    (Outcome::Failed, Some(e.exception.as_str().to_string()))
-                }
-            };
-            let key = key.map(key_name);
-            Described {
-                subject: key.clone().unwrap_or(actor),
-                key,
-                event: op.operation().as_str(),
-                outcome,
-                error,
-                message,
+            if let Err(e) = result {
+                let _ = write!(message, ": {}", e.message);
             }
+            message
         }
-        Obs::Kms(KmsObs::StateChanged { key, from, to }) => {
-            let message = match from {
-                None => format!("key created, {to}"),
-                Some(from) => format!("{from} -> {to}"),
-            };
-            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Info, message) }
+        Obs::Kms(KmsObs::StateChanged { from, to, .. }) => match from {
+            None => format!("key created, {to}"),
+            Some(from) => format!("{from} -> {to}"),
+        },
+        Obs::Kms(KmsObs::MaterialExpired { material: m, .. }) => {
+            format!("KMS deleted material {} at its ValidTo (service event)", material(*m))
         }
-        Obs::Kms(KmsObs::MaterialExpired { key, material: m }) => {
-            let message = format!("KMS deleted material {} at its ValidTo (service event)", material(*m));
-            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Ok, message) }
-        }
-        Obs::Kms(KmsObs::KeyDeleted { key }) => {
-            let message =
-                "KMS deleted the key at the end of its waiting period (service event): irreversible".to_string();
-            Described { key: Some(key_name(*key)), ..plain(key_name(*key), Outcome::Ok, message) }
+        Obs::Kms(KmsObs::KeyDeleted { .. }) => {
+            "KMS deleted the key at the end of its waiting period (service event): irreversible".to_string()
         }
         Obs::Volume(v) => match v {
-            VolumeObs::CreateRequested => {
-                plain(actor, Outcome::Info, "create requested: EBS asks KMS for a data key".into())
-            }
-            VolumeObs::Created => {
-                plain(actor, Outcome::Ok, "volume available, encrypted data key stored with it".into())
-            }
-            VolumeObs::CreateFailed { error } => Described {
-                error: Some(error.exception.as_str().into()),
-                ..plain(actor, Outcome::Failed, format!("EBS createVolume failed: {}", error.message))
-            },
-            VolumeObs::AttachRequested { instance } => {
-                plain(actor, Outcome::Info, format!("attach to {} requested", name(*instance)))
-            }
-            VolumeObs::Attached { instance } => plain(actor, Outcome::Ok, format!("attached to {}", name(*instance))),
+            VolumeObs::CreateRequested => "create requested: EBS asks KMS for a data key".into(),
+            VolumeObs::Created => "volume available, encrypted data key stored with it".into(),
+            VolumeObs::CreateFailed { error } => format!("EBS createVolume failed: {}", error.message),
+            VolumeObs::AttachRequested { instance } => format!("attach to {} requested", name(*instance)),
+            VolumeObs::Attached { instance } => format!("attached to {}", name(*instance)),
             VolumeObs::AttachFailed { instance, error, kms } => {
                 let mut message = format!("attach to {} failed: {}", name(*instance), error.message);
                 if let Some(k) = kms {
                     let _ = write!(message, " (KMS: {})", k.exception.as_str());
                 }
-                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, message) }
+                message
             }
-            VolumeObs::Detached { instance } => plain(
-                actor,
-                Outcome::Ok,
-                format!("detached from {}; its plaintext data key leaves host memory", name(*instance)),
+            VolumeObs::Detached { instance } => {
+                format!("detached from {}; its plaintext data key leaves host memory", name(*instance))
+            }
+            VolumeObs::Refused { error, .. } => error.message.clone(),
+            VolumeObs::KeyLoadFailed { instance, kms, .. } => format!(
+                "{} started but could not decrypt the data key (KMS: {})",
+                name(*instance),
+                kms.exception.as_str()
             ),
-            VolumeObs::Refused { error, .. } => {
-                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, error.message.clone()) }
-            }
-            VolumeObs::KeyLoadFailed { instance, error, kms } => Described {
-                error: Some(error.code.into()),
-                ..plain(
-                    actor,
-                    Outcome::Failed,
-                    format!(
-                        "{} started but could not decrypt the data key (KMS: {})",
-                        name(*instance),
-                        kms.exception.as_str()
-                    ),
-                )
-            },
-            VolumeObs::Io { result, .. } => match result {
-                Ok(()) => plain(actor, Outcome::Ok, "disk I/O with the plaintext data key in host memory".into()),
-                Err(f) => Described {
-                    error: Some(format!("{f:?}")),
-                    ..plain(actor, Outcome::Failed, format!("disk I/O failed: {f}"))
-                },
-            },
+            VolumeObs::Io { result: Ok(()), .. } => "disk I/O with the plaintext data key in host memory".into(),
+            VolumeObs::Io { result: Err(f), .. } => format!("disk I/O failed: {f}"),
         },
         Obs::Instance(i) => match i {
             InstanceObs::StateChanged { from, to, reason } => {
@@ -224,25 +184,17 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
                     None => format!("instance {to}"),
                     Some(from) => format!("{from} -> {to}"),
                 };
-                let (outcome, error) = match reason {
-                    Some((code, text)) => {
-                        let _ = write!(message, " ({text})");
-                        (Outcome::Failed, Some((*code).to_string()))
-                    }
-                    None => (Outcome::Info, None),
-                };
-                Described { error, ..plain(actor, outcome, message) }
+                if let Some((_, text)) = reason {
+                    let _ = write!(message, " ({text})");
+                }
+                message
             }
-            InstanceObs::Rebooted => {
-                plain(actor, Outcome::Ok, "rebooted; plaintext data keys stay in host memory".into())
+            InstanceObs::Rebooted => "rebooted; plaintext data keys stay in host memory".into(),
+            InstanceObs::HostMaintenance { from_host, to_host } => {
+                format!("AWS moves the instance from host {from_host} to host {to_host} (a stop and start)")
             }
-            InstanceObs::HostMaintenance { from_host, to_host } => plain(
-                actor,
-                Outcome::Info,
-                format!("AWS moves the instance from host {from_host} to host {to_host} (a stop and start)"),
-            ),
             InstanceObs::DataKeyCached { volume } => {
-                plain(actor, Outcome::Info, format!("plaintext data key of {} in host memory", name(*volume)))
+                format!("plaintext data key of {} in host memory", name(*volume))
             }
             InstanceObs::DataKeyEvicted { volume, why } => {
                 let why = match why {
@@ -251,22 +203,16 @@ pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
                     Eviction::Terminate => "terminate",
                     Eviction::HostMaintenance => "host maintenance",
                 };
-                plain(
-                    actor,
-                    Outcome::Info,
-                    format!("plaintext data key of {} leaves host memory ({why})", name(*volume)),
-                )
+                format!("plaintext data key of {} leaves host memory ({why})", name(*volume))
             }
-            InstanceObs::Refused { error, .. } => {
-                Described { error: Some(error.code.into()), ..plain(actor, Outcome::Failed, error.message.clone()) }
-            }
+            InstanceObs::Refused { error, .. } => error.message.clone(),
         },
     }
 }
 
 /// What a record says without the sentence: the key it is about, its outcome and its error code.
-/// The same as [`describe`]'s fields (a test checks it on every bundled scenario), without
-/// building the sentence, for outputs that must keep up with a run of millions of events.
+/// [`describe`] adds the sentence; outputs that must keep up with a run of millions of events
+/// (the compact trace) use this alone.
 #[must_use]
 pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outcome, Option<&'static str>) {
     let key_name = |k: crate::actors::kms::KeyIdx| Some(s.key(k).name.as_str());

@@ -167,12 +167,9 @@ impl<'s, W: Write> Streamed<'s, W> {
         }
     }
 
-    /// The writer, once every record is written, or the first error.
-    pub fn finish(self) -> io::Result<W> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.out),
-        }
+    /// Whether every record was written: the first error, if any.
+    pub fn finish(self) -> io::Result<()> {
+        self.error.map_or(Ok(()), Err)
     }
 }
 

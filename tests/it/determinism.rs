@@ -44,11 +44,18 @@ impl Sink<Obs> for Counter {
     }
 }
 
-#[test]
-fn an_extra_sink_sees_every_record_and_changes_nothing() {
-    for path in all_scenarios() {
+/// Every bundled scenario, parsed.
+fn bundled() -> impl Iterator<Item = (std::path::PathBuf, scenario::Scenario)> {
+    all_scenarios().into_iter().map(|path| {
         let text = std::fs::read_to_string(&path).unwrap();
         let s = scenario::parse("s", &text, Overrides::default()).unwrap();
+        (path, s)
+    })
+}
+
+#[test]
+fn an_extra_sink_sees_every_record_and_changes_nothing() {
+    for (path, s) in bundled() {
         let plain = run(&s, &RunOptions::default(), None).unwrap();
         let mut counter = Counter(0);
         let observed = run(&s, &RunOptions::default(), Some(&mut counter)).unwrap();
@@ -61,9 +68,7 @@ fn an_extra_sink_sees_every_record_and_changes_nothing() {
 /// the null fields: for every record of every bundled scenario.
 #[test]
 fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
-    for path in all_scenarios() {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let s = scenario::parse("s", &text, Overrides::default()).unwrap();
+    for (path, s) in bundled() {
         let r = run(&s, &RunOptions::default(), None).unwrap();
         for rec in &r.records {
             let (mut full, mut compact) = (Vec::new(), Vec::new());
