@@ -753,19 +753,26 @@ fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
 
 /// A file written through a temporary name in the same folder and renamed into place by
 /// [`AtomicFile::commit`], so a failure never leaves a half-written file behind: dropped
-/// uncommitted, the temporary file is removed.
+/// uncommitted, the temporary file is removed. A path that exists and is not a regular file
+/// (`/dev/null`, a FIFO, a terminal) is written in place: renaming over it would replace the
+/// device with a plain file.
 struct AtomicFile {
     path: PathBuf,
-    tmp: PathBuf,
+    /// `None` when writing in place.
+    tmp: Option<PathBuf>,
     out: Option<BufWriter<fs::File>>,
 }
 
 impl AtomicFile {
     fn create(path: &Path) -> Result<Self, Failure> {
         let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
-        let tmp = path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy()));
-        let file =
-            fs::File::create(&tmp).map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
+        let special = fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+        let tmp = (!special).then(|| path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy())));
+        let file = match &tmp {
+            Some(tmp) => fs::File::create(tmp),
+            None => fs::OpenOptions::new().write(true).open(path),
+        }
+        .map_err(|e| Failure::Output(format!("{}: cannot write: {e}", path.display())))?;
         Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
@@ -778,7 +785,8 @@ impl AtomicFile {
         // No fsync: the rename is what keeps a half-written file from ever bearing the name;
         // flushing gigabytes of trace to the disk before returning would only make the user wait.
         let result = out.into_inner().map(drop).map_err(io::IntoInnerError::into_error);
-        result.and_then(|()| fs::rename(&self.tmp, &self.path)).map_err(|e| self.error(&e))
+        let renamed = result.and_then(|()| self.tmp.as_ref().map_or(Ok(()), |tmp| fs::rename(tmp, &self.path)));
+        renamed.map_err(|e| self.error(&e))
     }
 
     fn error(&self, e: &io::Error) -> Failure {
@@ -788,8 +796,10 @@ impl AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.out.take().is_some() || self.tmp.exists() {
-            let _ = fs::remove_file(&self.tmp);
+        if let Some(tmp) = &self.tmp
+            && (self.out.take().is_some() || tmp.exists())
+        {
+            let _ = fs::remove_file(tmp);
         }
     }
 }

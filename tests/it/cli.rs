@@ -137,6 +137,28 @@ fn an_unwritable_trace_exits_4() {
     assert!(text(&out.stderr).contains("/nonexistent-dir/t.jsonl: cannot write"));
 }
 
+/// Writing a trace to a device or a FIFO writes into it, and leaves it what it was (a rename
+/// into place would replace `/dev/null` with a plain file).
+#[cfg(unix)]
+#[test]
+fn a_trace_to_a_fifo_is_written_into_it_not_over_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trace.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = kmsim(&["run", &story(), "--quiet", "--trace", fifo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Checked before joining the reader, which would wait forever on a replaced FIFO.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file beside it");
+    let trace = reader.join().unwrap();
+    assert!(trace.lines().count() > 10 && trace.lines().all(|l| l.starts_with("{\"seq\":")), "{trace}");
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = kmsim(&["--help"]);
