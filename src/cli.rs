@@ -671,8 +671,8 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
-    struct Both<'a, 'b, W: Write>(&'a mut crate::sweep::Fold, &'a mut trace::Streamed<'b, W>);
-    impl<W: Write> Sink<Obs> for Both<'_, '_, W> {
+    struct Both<'a>(&'a mut crate::sweep::Fold, &'a mut trace::Handoff);
+    impl Sink<Obs> for Both<'_> {
         fn record(&mut self, rec: Record<Obs>) {
             self.1.write(&rec);
             self.0.record(rec);
@@ -804,18 +804,19 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Runs `f` with a trace streaming to `path` as it goes (never held in memory), and puts the file
-/// in place once `f` and every write succeeded; otherwise no file is left behind.
+/// Runs `f` with a trace streaming to `path` as it goes (never held in memory, formatted and
+/// written by a second thread), and puts the file in place once `f` and every write succeeded;
+/// otherwise no file is left behind.
 fn with_trace<T>(
     path: &Path,
     scenario: &Scenario,
     format: trace::Format,
-    f: impl FnOnce(&mut trace::Streamed<'_, &mut BufWriter<fs::File>>) -> Result<T, Failure>,
+    f: impl FnOnce(&mut trace::Handoff) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let mut file = AtomicFile::create(path)?;
-    let mut stream = trace::Streamed::new(scenario, format, file.writer());
-    let out = f(&mut stream)?;
-    let written = stream.finish();
+    // The stream buffers whole chunks itself: it writes them to the file, not through a copy.
+    let (out, written) = trace::in_background(scenario, format, file.writer().get_mut(), f);
+    let out = out?;
     written.map_err(|e| file.error(&e))?;
     file.commit()?;
     Ok(out)

@@ -82,3 +82,40 @@ fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
         }
     }
 }
+
+/// Formatting on a second thread writes the same bytes, in the same order, as writing each
+/// record in turn; a writer that fails is reported, and the run still completes.
+#[test]
+fn a_trace_written_in_the_background_is_the_trace_written_in_turn() {
+    struct Broken;
+    impl std::io::Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    for (path, s) in bundled() {
+        let r = run(&s, &RunOptions::default(), None).unwrap();
+        for format in [trace::Format::Full, trace::Format::Compact] {
+            let mut in_turn = Vec::new();
+            for rec in &r.records {
+                match format {
+                    trace::Format::Full => trace::write_record(&s, rec, &mut in_turn).unwrap(),
+                    trace::Format::Compact => trace::write_compact(&s, rec, &mut in_turn).unwrap(),
+                }
+            }
+            let mut background = Vec::new();
+            let (records, written) =
+                trace::in_background(&s, format, &mut background, |h| run(&s, &RunOptions::default(), Some(h)));
+            written.unwrap();
+            assert_eq!(records.unwrap().records.len(), r.records.len());
+            assert!(background == in_turn, "{} ({format:?})", path.display());
+        }
+        let (records, written) =
+            trace::in_background(&s, trace::Format::Compact, Broken, |h| run(&s, &RunOptions::default(), Some(h)));
+        assert_eq!(records.unwrap().records.len(), r.records.len());
+        assert_eq!(written.unwrap_err().to_string(), "disk full");
+    }
+}
