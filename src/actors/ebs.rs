@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use crate::engine::{ActorId, SimDuration, SimTime};
 
-use super::ec2::{Ec2Error, InstanceMsg};
+use super::ec2::{Ec2Error, Ec2Message, InstanceMsg};
 use rand::RngExt;
 
 use super::dist::Dist;
@@ -279,6 +279,22 @@ impl Volume {
         self.data_key.as_ref().and_then(|c| c.material)
     }
 
+    /// The instance the volume is attached or attaching to, else the one its cycle attaches it
+    /// to: the instance its next step will call.
+    #[must_use]
+    pub fn instance(&self) -> Option<ActorId> {
+        match self.state {
+            Some(VolumeState::InUse(i) | VolumeState::Attaching(i)) => Some(i),
+            _ => self.cycle.as_ref().map(|(_, home)| *home),
+        }
+    }
+
+    /// The KMS the volume's services call.
+    #[must_use]
+    pub fn kms(&self) -> ActorId {
+        self.kms
+    }
+
     /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).
     #[must_use]
     pub fn key_in_memory(&self) -> bool {
@@ -344,11 +360,11 @@ impl Volume {
             Some(VolumeState::Available) => None,
             None => Some(Ec2Error {
                 code: "InvalidVolume.NotFound",
-                message: format!("The volume '{}' does not exist.", self.name),
+                message: Ec2Message::Text(format!("The volume '{}' does not exist.", self.name)),
             }),
             Some(VolumeState::InUse(_) | VolumeState::Attaching(_)) => Some(Ec2Error {
                 code: "VolumeInUse",
-                message: format!("{} is already attached to an instance", self.name),
+                message: Ec2Message::Text(format!("{} is already attached to an instance", self.name)),
             }),
             Some(VolumeState::Creating) => Some(self.incorrect_state("it is creating")),
         };
@@ -476,14 +492,14 @@ impl Volume {
             }
             (Pending::AttachGrant(instance) | Pending::AttachDecrypt(instance), Err(kms)) => {
                 self.state = Some(VolumeState::Available);
-                let error = Ec2Error::key_revoked(&self.name);
+                let error = Ec2Error::key_revoked(self.context);
                 ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
                 self.next(Some(instance), |c| &c.retry, ctx);
             }
             (Pending::StartDecrypt(instance), result) => {
                 let ok = result.is_ok();
                 if let Err(kms) = result {
-                    let error = Ec2Error::key_revoked(&self.name);
+                    let error = Ec2Error::key_revoked(self.context);
                     ctx.record(Obs::Volume(VolumeObs::KeyLoadFailed { instance, error, kms }));
                 }
                 ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
@@ -554,7 +570,7 @@ impl Volume {
     fn incorrect_state(&self, why: &str) -> Ec2Error {
         Ec2Error {
             code: "IncorrectState",
-            message: format!("The volume '{}' is not in a valid state: {why}.", self.name),
+            message: Ec2Message::Text(format!("The volume '{}' is not in a valid state: {why}.", self.name)),
         }
     }
 }

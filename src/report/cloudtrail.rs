@@ -394,7 +394,8 @@ impl Writer<'_, '_> {
             }
             Obs::Volume(VolumeObs::Refused { action, error }) => {
                 let req = json!({"volumeId": actor});
-                Some(self.ec2_call(rec.at, action, req, Value::Null, Some((error.code, &error.message))))
+                let message = error.message(|v| s.volume_name(v));
+                Some(self.ec2_call(rec.at, action, req, Value::Null, Some((error.code, &message))))
             }
             Obs::Volume(VolumeObs::AttachRequested { instance }) => {
                 let inst = self.run.actor_name(*instance).to_string();
@@ -408,7 +409,8 @@ impl Writer<'_, '_> {
                 });
                 let req = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf"});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.run, rec.at)});
-                let error = refused.as_ref().map(|e| (e.code, e.message.as_str()));
+                let message = refused.as_ref().map(|e| e.message(|v| s.volume_name(v)));
+                let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
                 Some(self.ec2_call(rec.at, "AttachVolume", req, resp, error))
             }
             Obs::Volume(VolumeObs::Detached { instance }) if by_user => {
@@ -434,7 +436,8 @@ impl Writer<'_, '_> {
             }
             Obs::Instance(InstanceObs::Refused { action, error }) if *action != InstanceAction::HostMaintenance => {
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call(rec.at, action.as_str(), set, Value::Null, Some((error.code, &error.message))))
+                let message = error.message(|v| s.volume_name(v));
+                Some(self.ec2_call(rec.at, action.as_str(), set, Value::Null, Some((error.code, &message))))
             }
             _ => None,
         }

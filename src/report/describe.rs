@@ -160,7 +160,8 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
             VolumeObs::AttachRequested { instance } => format!("attach to {} requested", name(*instance)),
             VolumeObs::Attached { instance } => format!("attached to {}", name(*instance)),
             VolumeObs::AttachFailed { instance, error, kms } => {
-                let mut message = format!("attach to {} failed: {}", name(*instance), error.message);
+                let mut message =
+                    format!("attach to {} failed: {}", name(*instance), error.message(|v| s.volume_name(v)));
                 if let Some(k) = kms {
                     let _ = write!(message, " (KMS: {})", k.exception.as_str());
                 }
@@ -169,7 +170,7 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
             VolumeObs::Detached { instance } => {
                 format!("detached from {}; its plaintext data key leaves host memory", name(*instance))
             }
-            VolumeObs::Refused { error, .. } => error.message.clone(),
+            VolumeObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
             VolumeObs::KeyLoadFailed { instance, kms, .. } => format!(
                 "{} started but could not decrypt the data key (KMS: {})",
                 name(*instance),
@@ -205,7 +206,7 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
                 };
                 format!("plaintext data key of {} leaves host memory ({why})", name(*volume))
             }
-            InstanceObs::Refused { error, .. } => error.message.clone(),
+            InstanceObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
         },
     }
 }
