@@ -677,6 +677,10 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
             self.1.write(&rec);
             self.0.record(rec);
         }
+
+        fn prepare(&self, actor: crate::engine::ActorId) {
+            self.0.prepare(actor);
+        }
     }
 
     let started = std::time::Instant::now();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::kms::{Caller, KeyState, KmsException, KmsObs};
-use crate::engine::{Record, SimTime, Sink};
+use crate::engine::{ActorId, Record, SimTime, Sink};
 use crate::run::{RunOptions, first_volume_actor, simulate};
 use crate::scenario::{Overrides, Scenario};
 
@@ -132,6 +132,12 @@ impl Fold {
 }
 
 impl Sink<Obs> for Fold {
+    fn prepare(&self, actor: ActorId) {
+        if let Some(flags) = self.volume(actor.index()).and_then(|v| self.broken_flags.get(v)) {
+            crate::engine::prefetch(flags);
+        }
+    }
+
     fn record(&mut self, rec: Record<Obs>) {
         self.advance(rec.at);
         let t = rec.at.as_ms();

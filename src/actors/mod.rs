@@ -10,7 +10,7 @@ pub mod ebs;
 pub mod ec2;
 pub mod kms;
 
-use crate::engine::{Actor, Ctx};
+use crate::engine::{Actor, ActorId, Ctx};
 
 /// Every message any actor can receive.
 #[derive(Debug)]
@@ -134,6 +134,23 @@ impl Actor for World {
             (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
+        }
+    }
+
+    fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
+        match self {
+            // A volume calls its instance, and KMS about that instance's grants.
+            World::Volume(v) => match v.instance() {
+                Some(i) => [Some((i, None)), Some((v.kms(), Some(i.0)))],
+                None => [None, None],
+            },
+            World::Kms(_) | World::Instance(_) => [None, None],
+        }
+    }
+
+    fn prepare(&self, note: u32) {
+        if let World::Kms(kms) = self {
+            kms.prepare_grants_of(ActorId(note));
         }
     }
 

@@ -32,7 +32,7 @@ pub(crate) struct Entry<P> {
 /// delivery reads one that has not been touched for hours of simulated time, a cache miss, and
 /// an unaligned one would often be two.
 #[repr(align(64))]
-struct Line<P>(Option<P>);
+pub(crate) struct Line<P>(Option<P>);
 
 /// A later entry as the buckets hold it; its payload waits in `slots[slot]`.
 #[derive(Clone, Copy)]
@@ -40,6 +40,8 @@ struct Key {
     at: u64,
     seq: u64,
     slot: u32,
+    /// The pusher's note about the entry (the engine: its recipient), for [`Queue::upcoming`].
+    hint: u32,
 }
 
 const DIGIT_BITS: u32 = 8;
@@ -49,7 +51,7 @@ const LEVELS: usize = 64 / DIGIT_BITS as usize;
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
     /// Entries due exactly at `last`, in scheduling order: (sequence number, slot).
-    now: VecDeque<(u64, u32)>,
+    now: VecDeque<(u64, u32, u32)>,
     /// `later[level * DIGITS + d]`: entries whose time first differs from `last` in byte
     /// `level` (from the least significant), where its value is `d`; in scheduling order per
     /// instant.
@@ -77,7 +79,7 @@ impl<P> Queue<P> {
     }
 
     /// Schedules `payload` at `at` and returns its sequence number, unique for the queue's life.
-    pub fn push(&mut self, at: SimTime, payload: P) -> u64 {
+    pub fn push(&mut self, at: SimTime, hint: u32, payload: P) -> u64 {
         let at = at.as_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -96,14 +98,14 @@ impl<P> Queue<P> {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
             }
         };
-        self.place(Key { at, seq, slot });
+        self.place(Key { at, seq, slot, hint });
         seq
     }
 
     #[inline(always)]
     fn place(&mut self, key: Key) {
         if key.at == self.last {
-            self.now.push_back((key.seq, key.slot));
+            self.now.push_back((key.seq, key.slot, key.hint));
         } else {
             let level = (63 - (key.at ^ self.last).leading_zeros()) / DIGIT_BITS;
             #[allow(clippy::cast_possible_truncation)] // a byte
@@ -150,8 +152,10 @@ impl<P> Queue<P> {
     /// Moves `last` back to `at`, placing every entry afresh (rare: see [`Queue::push`]).
     fn rebase(&mut self, at: u64) {
         let old_last = self.last;
-        let mut keys: Vec<Key> =
-            std::mem::take(&mut self.now).into_iter().map(|(seq, slot)| Key { at: old_last, seq, slot }).collect();
+        let mut keys: Vec<Key> = std::mem::take(&mut self.now)
+            .into_iter()
+            .map(|(seq, slot, hint)| Key { at: old_last, seq, slot, hint })
+            .collect();
         for bucket in &mut self.later {
             keys.append(bucket);
         }
@@ -170,10 +174,43 @@ impl<P> Queue<P> {
 
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
-        let (seq, slot) = self.now.pop_front()?;
+        let (seq, slot, _) = self.now.pop_front()?;
         let payload = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
         Some(Entry { seq, payload })
+    }
+
+    /// Entries due soon, as far as they are known without settling anything: the rest of the
+    /// present instant, then the buckets of level 0 (one instant each, in order), then the
+    /// earliest bucket of level 1 (the next 256 ms that have entries, in no particular order).
+    /// Where each one's payload waits, and its hint. For prefetching what the next events will
+    /// touch.
+    #[inline]
+    pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
+        let mut out = [None; N];
+        let mut n = 0;
+        let mut take = |keys: &mut dyn Iterator<Item = (u32, u32)>, n: &mut usize| {
+            for (slot, hint) in keys.take(N - *n) {
+                out[*n] = Some((&self.slots[slot as usize], hint));
+                *n += 1;
+            }
+        };
+        take(&mut self.now.iter().map(|&(_, slot, hint)| (slot, hint)), &mut n);
+        for level in 0..2 {
+            for (w, &word) in self.occupied[level].iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 && n < N {
+                    let bucket = &self.later[level * DIGITS + w * 64 + bits.trailing_zeros() as usize];
+                    take(&mut bucket.iter().map(|k| (k.slot, k.hint)), &mut n);
+                    // Level 1: only its earliest bucket is surely next.
+                    bits = if level == 0 { bits & (bits - 1) } else { 0 };
+                }
+                if n == N || (level == 1 && word != 0) {
+                    return out;
+                }
+            }
+        }
+        out
     }
 
     /// Entries pending: each holds one slot of the slab.
@@ -194,10 +231,10 @@ mod tests {
     #[test]
     fn pops_by_time_then_by_scheduling_order() {
         let mut q = Queue::new();
-        q.push(SimTime::from_ms(20), "late");
-        q.push(SimTime::from_ms(10), "first at 10");
-        q.push(SimTime::from_ms(10), "second at 10");
-        q.push(SimTime::from_ms(0), "earliest");
+        q.push(SimTime::from_ms(20), 0, "late");
+        q.push(SimTime::from_ms(10), 0, "first at 10");
+        q.push(SimTime::from_ms(10), 0, "second at 10");
+        q.push(SimTime::from_ms(0), 0, "earliest");
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
         assert_eq!(order, ["earliest", "first at 10", "second at 10", "late"]);
     }
@@ -205,10 +242,10 @@ mod tests {
     #[test]
     fn an_input_before_an_instant_already_looked_at_still_comes_first() {
         let mut q = Queue::new();
-        q.push(SimTime::from_ms(500), "b");
+        q.push(SimTime::from_ms(500), 0, "b");
         assert_eq!(q.peek_time(), Some(SimTime::from_ms(500)));
-        q.push(SimTime::from_ms(100), "a");
-        q.push(SimTime::from_ms(500), "c");
+        q.push(SimTime::from_ms(100), 0, "a");
+        q.push(SimTime::from_ms(500), 0, "c");
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
         assert_eq!(order, ["a", "b", "c"]);
     }
@@ -239,11 +276,11 @@ mod tests {
             for step in steps {
                 match step {
                     Step::Push(delay) => {
-                        let seq = q.push(SimTime::from_ms(now + delay), ());
+                        let seq = q.push(SimTime::from_ms(now + delay), 0, ());
                         model.push(Reverse((now + delay, seq)));
                     }
                     Step::Input(at) => {
-                        let seq = q.push(SimTime::from_ms(at), ());
+                        let seq = q.push(SimTime::from_ms(at), 0, ());
                         model.push(Reverse((at, seq)));
                     }
                     Step::Pop => {

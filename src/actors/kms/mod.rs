@@ -723,6 +723,13 @@ impl Kms {
         }
     }
 
+    /// Starts loading the grants of an instance that will likely call soon (a hint).
+    pub fn prepare_grants_of(&self, instance: ActorId) {
+        if let Some(live) = self.grants_by_instance.get(instance.index()) {
+            crate::engine::prefetch(live);
+        }
+    }
+
     /// Whether a live grant lets this instance use the key for this context.
     fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<EbsId>) -> bool {
         let fits = |g: &LiveGrant| g.key == key && g.context == context;
