@@ -296,5 +296,31 @@ mod tests {
             }
             prop_assert!(q.pop().is_none());
         }
+
+        /// What `upcoming` shows is due next: the present instant and level 0 in pop order, and
+        /// then entries of the earliest level-1 bucket, which pop before anything else.
+        #[test]
+        fn upcoming_entries_are_the_next_to_pop(steps in steps()) {
+            let mut q = Queue::new();
+            let mut now = 0u64;
+            for step in steps {
+                // The hint is the sequence number, to tell entries apart.
+                let hint = u32::try_from(q.next_seq).unwrap();
+                match step {
+                    Step::Push(delay) => { q.push(SimTime::from_ms(now + delay), hint, ()); }
+                    Step::Input(at) => { q.push(SimTime::from_ms(at), hint, ()); }
+                    Step::Pop => if q.pop().is_some() { now = q.last; },
+                }
+            }
+            let shown: Vec<u64> = q.upcoming::<4>().iter().flatten().map(|&(_, hint)| u64::from(hint)).collect();
+            let ordered = q.now.len() + q.later[..DIGITS].iter().map(Vec::len).sum::<usize>();
+            let earliest_level_1 = q.later[DIGITS..2 * DIGITS].iter().find(|b| !b.is_empty()).map_or(0, Vec::len);
+            let due = ordered + earliest_level_1;
+            let popped: Vec<u64> = std::iter::from_fn(|| q.pop().map(|e| e.seq)).take(due).collect();
+            let in_order = shown.len().min(ordered);
+            prop_assert_eq!(&shown[..in_order], &popped[..in_order]);
+            prop_assert!(shown.iter().all(|seq| popped.contains(seq)), "{:?} not among {:?}", shown, popped);
+            prop_assert_eq!(shown.len(), due.min(4));
+        }
     }
 }
