@@ -206,7 +206,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         fleet_of.extend(std::iter::repeat_n(f.instance_cycle.clone(), f.instances));
     }
     for (i, name) in scenario.instances.iter().enumerate() {
-        let mut instance = Instance::new(name.clone(), 1);
+        let mut instance = Instance::new(1);
         if let Some(cycle) = fleet_of[i].clone() {
             instance = instance.cycling(cycle);
         }
@@ -216,7 +216,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     let latency = Arc::new(scenario.kms_latency.clone());
     for (i, v) in scenario.volumes.iter().enumerate() {
         let context = EbsId(u32::try_from(i).expect("volume count fits u32"));
-        let mut volume = Volume::new(v.name.clone(), context, kms, v.key, latency.clone());
+        let mut volume = Volume::new(context, kms, v.key, latency.clone());
         if let Some((f, home)) = v.fleet {
             volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
         }

@@ -197,7 +197,6 @@ enum Pending {
 /// An EBS volume encrypted under a KMS key.
 #[derive(Debug)]
 pub struct Volume {
-    name: Arc<str>,
     /// The encryption context EBS gives the volume's data key: `aws:ebs:id` = this volume.
     context: EbsId,
     kms: ActorId,
@@ -213,8 +212,9 @@ pub struct Volume {
     /// The outstanding KMS call, while it waits for its latency or backoff: its tag (what
     /// `CallDue` names; a detach abandons the call) and what it is for.
     call: Option<(u32, Pending)>,
-    /// How many times the outstanding call was throttled.
-    attempt: u32,
+    /// How many times the outstanding call was throttled (saturating: the backoff stops growing
+    /// long before). 16 bits keep a volume and its stream within three cache lines.
+    attempt: u16,
     next_tag: u32,
     /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
     /// instance it attaches to once created.
@@ -226,9 +226,8 @@ pub struct Volume {
 impl Volume {
     /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(name: Arc<str>, context: EbsId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
+    pub fn new(context: EbsId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
         Volume {
-            name,
             context,
             kms,
             key,
@@ -261,11 +260,6 @@ impl Volume {
             let me = ctx.me();
             ctx.send(me, Msg::Volume(VolumeMsg::CycleStep { generation: self.cycle_gen, attach_to }), after);
         }
-    }
-
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     #[must_use]
@@ -345,7 +339,7 @@ impl Volume {
 
     fn on_create(&mut self, ctx: &mut WorldCtx<'_>) {
         if self.state.is_some() {
-            let error = self.incorrect_state("it already exists");
+            let error = incorrect_state("it already exists", ctx);
             ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
             return;
         }
@@ -360,13 +354,13 @@ impl Volume {
             Some(VolumeState::Available) => None,
             None => Some(Ec2Error {
                 code: "InvalidVolume.NotFound",
-                message: Ec2Message::Text(format!("The volume '{}' does not exist.", self.name)),
+                message: Ec2Message::Text(format!("The volume '{}' does not exist.", ctx.my_name())),
             }),
             Some(VolumeState::InUse(_) | VolumeState::Attaching(_)) => Some(Ec2Error {
                 code: "VolumeInUse",
-                message: Ec2Message::Text(format!("{} is already attached to an instance", self.name)),
+                message: Ec2Message::Text(format!("{} is already attached to an instance", ctx.my_name())),
             }),
-            Some(VolumeState::Creating) => Some(self.incorrect_state("it is creating")),
+            Some(VolumeState::Creating) => Some(incorrect_state("it is creating", ctx)),
         };
         if let Some(error) = error {
             ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
@@ -389,7 +383,7 @@ impl Volume {
                     VolumeState::Attaching(_) => "it is attaching",
                     _ => "it is not attached",
                 });
-                let error = self.incorrect_state(what);
+                let error = incorrect_state(what, ctx);
                 ctx.record(Obs::Volume(VolumeObs::Refused { action: "DetachVolume", error }));
             }
         }
@@ -453,7 +447,7 @@ impl Volume {
             let cap = SimDuration::from_secs(20).as_ms();
             let base = (100u64 << self.attempt.min(20)).min(cap);
             let wait = SimDuration::from_ms(ctx.rng().random_range(base / 2..=base));
-            self.send_call(pending, self.attempt + 1, wait, ctx);
+            self.send_call(pending, self.attempt.saturating_add(1), wait, ctx);
             return;
         }
         self.call = None;
@@ -542,7 +536,7 @@ impl Volume {
     /// Makes the KMS call of `pending` after `wait` plus the call's latency (at once when both
     /// are zero), remembering it so that a detach can abandon it; `attempt` counts the
     /// throttled tries.
-    fn send_call(&mut self, pending: Pending, attempt: u32, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
+    fn send_call(&mut self, pending: Pending, attempt: u16, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.call = Some((tag, pending));
@@ -566,11 +560,11 @@ impl Volume {
             other => unreachable!("KMS answers with Kms, not {other:?}"),
         }
     }
+}
 
-    fn incorrect_state(&self, why: &str) -> Ec2Error {
-        Ec2Error {
-            code: "IncorrectState",
-            message: Ec2Message::Text(format!("The volume '{}' is not in a valid state: {why}.", self.name)),
-        }
+fn incorrect_state(why: &str, ctx: &WorldCtx<'_>) -> Ec2Error {
+    Ec2Error {
+        code: "IncorrectState",
+        message: Ec2Message::Text(format!("The volume '{}' is not in a valid state: {why}.", ctx.my_name())),
     }
 }

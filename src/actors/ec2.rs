@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -196,7 +195,6 @@ struct Attachment {
 /// An EC2 instance and its host's key cache.
 #[derive(Debug)]
 pub struct Instance {
-    name: Arc<str>,
     state: Option<InstanceState>,
     host: u32,
     /// Inline for the usual one or two volumes: an attach or detach then touches only the instance.
@@ -208,8 +206,8 @@ pub struct Instance {
 
 impl Instance {
     #[must_use]
-    pub fn new(name: Arc<str>, host: u32) -> Self {
-        Instance { name, state: None, host, attachments: SmallVec::new(), start: None, cycle: None }
+    pub fn new(host: u32) -> Self {
+        Instance { state: None, host, attachments: SmallVec::new(), start: None, cycle: None }
     }
 
     /// Makes the instance follow a fleet's stop / reboot / maintenance cycle from its launch.
@@ -233,11 +231,6 @@ impl Instance {
             let me = ctx.me();
             ctx.send(me, Msg::Instance(InstanceMsg::Cycle(action)), after);
         }
-    }
-
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     #[must_use]
@@ -320,7 +313,7 @@ impl Instance {
             InstanceAction::Terminate => state != InstanceState::Terminated,
         };
         if !allowed {
-            let error = Ec2Error::incorrect_instance_state(&self.name, state);
+            let error = Ec2Error::incorrect_instance_state(ctx.my_name(), state);
             ctx.record(Obs::Instance(InstanceObs::Refused { action, error }));
             return;
         }
@@ -395,7 +388,7 @@ impl Instance {
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
         let state = self.state.expect("instances exist from the start");
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) {
-            return Err(Ec2Error::incorrect_instance_state(&self.name, state));
+            return Err(Ec2Error::incorrect_instance_state(ctx.my_name(), state));
         }
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
         let cached = state == InstanceState::Running;

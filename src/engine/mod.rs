@@ -135,7 +135,9 @@ struct Stream {
     block: Block,
 }
 
-/// An actor and its stream, side by side: a call borrows both.
+/// An actor and its stream, side by side: a call borrows both. Aligned to cache lines, so that
+/// an actor of 112 bytes and its stream take exactly three, never four or five.
+#[repr(align(64))]
 struct Slot<A> {
     actor: A,
     stream: Stream,
@@ -155,6 +157,7 @@ pub struct Ctx<'a, A: Actor> {
     cancelled: &'a mut BTreeSet<u64>,
     next_record: &'a mut RecordId,
     sink: &'a mut dyn Sink<A::Obs>,
+    names: &'a [Arc<str>],
     /// The other actors (those before `me`, those after), for calls; `None` within a call.
     peers: Option<Peers<'a, A>>,
 }
@@ -170,6 +173,12 @@ impl<A: Actor> Ctx<'_, A> {
     #[must_use]
     pub fn me(&self) -> ActorId {
         self.me
+    }
+
+    /// The name of the actor handling the message.
+    #[must_use]
+    pub fn my_name(&self) -> &str {
+        &self.names[self.me.index()]
     }
 
     /// What the next record or message will name as its cause.
@@ -207,6 +216,7 @@ impl<A: Actor> Ctx<'_, A> {
             cancelled: &mut *self.cancelled,
             next_record: &mut *self.next_record,
             sink: &mut *self.sink,
+            names: self.names,
             peers: None,
         };
         let reply = slot.actor.answer(msg, &mut ctx);
@@ -403,6 +413,7 @@ impl<A: Actor> Simulation<A> {
                 cancelled: &mut self.cancelled,
                 next_record: &mut self.next_record,
                 sink,
+                names: &self.names,
                 peers: Some((before, after)),
             };
             let actor = &mut slot.actor;

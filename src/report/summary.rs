@@ -235,7 +235,7 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
         Some(st) => st.as_str().to_string(),
     };
     ResourceSummary {
-        name: v.name().to_string(),
+        name: run.scenario.volumes[i].name.to_string(),
         kind: "volume",
         key: Some(key.name.clone()),
         breaks,
@@ -296,7 +296,7 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
     let key = failed_key.or(latent_on).map(|k| keys[k.0 as usize].name.clone());
     let at_end = inst.state().map_or("not launched".to_string(), |st| st.as_str().to_string());
     ResourceSummary {
-        name: inst.name().to_string(),
+        name: run.scenario.instances[i].to_string(),
         kind: "instance",
         key,
         breaks,
