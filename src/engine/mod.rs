@@ -137,7 +137,7 @@ struct Stream {
 
 /// An actor and its stream, side by side: a call borrows both. Aligned to cache lines, so that
 /// an actor of 112 bytes and its stream take exactly three, never four or five.
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Slot<A> {
     actor: A,
     stream: Stream,
@@ -380,7 +380,8 @@ impl<A: Actor> Simulation<A> {
             {
                 for (peer, note) in next.actor.likely_calls().into_iter().flatten() {
                     if let Some(slot) = self.slots.get(peer.index()) {
-                        prefetch(slot);
+                        // A call does not draw from the callee's stream: its actor is enough.
+                        prefetch(&slot.actor);
                         if let Some(note) = note {
                             slot.actor.prepare(note);
                         }
