@@ -380,7 +380,7 @@ impl<A: Actor> Simulation<A> {
             {
                 for (peer, note) in next.actor.likely_calls().into_iter().flatten() {
                     if let Some(slot) = self.slots.get(peer.index()) {
-                        // A call does not draw from the callee's stream: its actor is enough.
+                        // Callees seldom draw from their streams (an instance never does).
                         prefetch(&slot.actor);
                         if let Some(note) = note {
                             slot.actor.prepare(note);
