@@ -674,8 +674,8 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
     struct Both<'a>(&'a mut crate::sweep::Fold, &'a mut trace::Handoff);
     impl Sink<Obs> for Both<'_> {
         fn record(&mut self, rec: Record<Obs>) {
-            self.1.write(&rec);
-            self.0.record(rec);
+            self.0.fold(&rec);
+            self.1.record(rec);
         }
 
         fn prepare(&self, actor: crate::engine::ActorId) {

@@ -122,23 +122,8 @@ impl Fold {
         actor.checked_sub(self.first_volume).filter(|v| *v < self.volumes)
     }
 
-    #[must_use]
-    pub fn finish(mut self) -> RunResult {
-        self.advance(SimTime::MAX);
-        let r = &mut self.result;
-        r.events = r.attaches + r.retries + r.detaches + r.key_calls;
-        self.result
-    }
-}
-
-impl Sink<Obs> for Fold {
-    fn prepare(&self, actor: ActorId) {
-        if let Some(flags) = self.volume(actor.index()).and_then(|v| self.broken_flags.get(v)) {
-            crate::engine::prefetch(flags);
-        }
-    }
-
-    fn record(&mut self, rec: Record<Obs>) {
+    /// Folds one record in, by reference (for sinks that pass the record on).
+    pub fn fold(&mut self, rec: &Record<Obs>) {
         self.advance(rec.at);
         let t = rec.at.as_ms();
         match &rec.obs {
@@ -199,6 +184,26 @@ impl Sink<Obs> for Fold {
             }
             _ => {}
         }
+    }
+
+    #[must_use]
+    pub fn finish(mut self) -> RunResult {
+        self.advance(SimTime::MAX);
+        let r = &mut self.result;
+        r.events = r.attaches + r.retries + r.detaches + r.key_calls;
+        self.result
+    }
+}
+
+impl Sink<Obs> for Fold {
+    fn prepare(&self, actor: ActorId) {
+        if let Some(flags) = self.volume(actor.index()).and_then(|v| self.broken_flags.get(v)) {
+            crate::engine::prefetch(flags);
+        }
+    }
+
+    fn record(&mut self, rec: Record<Obs>) {
+        self.fold(&rec);
     }
 }
 

@@ -252,11 +252,6 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    /// Queues a copy of a record the caller also keeps.
-    pub fn write(&mut self, rec: &Record<Obs>) {
-        self.record(rec.clone());
-    }
-
     fn send(&mut self) {
         let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
         // The writer only stops receiving once this side has hung up.
