@@ -181,32 +181,40 @@ impl<P> Queue<P> {
     }
 
     /// Entries due soon, as far as they are known without settling anything: the rest of the
-    /// present instant, then the buckets of level 0 (one instant each, in order), then the
-    /// earliest bucket of level 1 (the next 256 ms that have entries, in no particular order).
-    /// Where each one's payload waits, and its hint. For prefetching what the next events will
-    /// touch.
+    /// present instant, then the buckets in the order they will be settled (buckets are time
+    /// windows, each level's after the one below). A bucket of level 0 is one instant, in pop
+    /// order; one of level 1 (256 ms) is taken in no particular order, and possibly in part,
+    /// which ends the list; a higher one is taken whole or not at all. So what is shown pops
+    /// within the next 256 ms that have entries, or before anything not shown. Where each
+    /// one's payload waits, and its hint. For prefetching what the next events will touch.
     #[inline]
     pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
         let mut out = [None; N];
         let mut n = 0;
-        let mut take = |keys: &mut dyn Iterator<Item = (u32, u32)>, n: &mut usize| {
-            for (slot, hint) in keys.take(N - *n) {
-                out[*n] = Some((&self.slots[slot as usize], hint));
-                *n += 1;
-            }
-        };
-        take(&mut self.now.iter().map(|&(_, slot, hint)| (slot, hint)), &mut n);
-        for level in 0..2 {
+        for &(_, slot, hint) in self.now.iter().take(N) {
+            out[n] = Some((&self.slots[slot as usize], hint));
+            n += 1;
+        }
+        for level in 0..LEVELS {
             for (w, &word) in self.occupied[level].iter().enumerate() {
                 let mut bits = word;
-                while bits != 0 && n < N {
+                while bits != 0 {
+                    if n == N {
+                        return out;
+                    }
                     let bucket = &self.later[level * DIGITS + w * 64 + bits.trailing_zeros() as usize];
-                    take(&mut bucket.iter().map(|k| (k.slot, k.hint)), &mut n);
-                    // Level 1: only its earliest bucket is surely next.
-                    bits = if level == 0 { bits & (bits - 1) } else { 0 };
-                }
-                if n == N || (level == 1 && word != 0) {
-                    return out;
+                    if level > 1 && bucket.len() > N - n {
+                        return out;
+                    }
+                    let whole = bucket.len() <= N - n;
+                    for key in bucket.iter().take(N - n) {
+                        out[n] = Some((&self.slots[key.slot as usize], key.hint));
+                        n += 1;
+                    }
+                    if !whole {
+                        return out;
+                    }
+                    bits &= bits - 1;
                 }
             }
         }
@@ -297,8 +305,8 @@ mod tests {
             prop_assert!(q.pop().is_none());
         }
 
-        /// What `upcoming` shows is due next: the present instant and level 0 in pop order, and
-        /// then entries of the earliest level-1 bucket, which pop before anything else.
+        /// What `upcoming` shows is due next: the present instant and level 0 in pop order, then
+        /// whole buckets of higher levels, in order, which pop before anything else.
         #[test]
         fn upcoming_entries_are_the_next_to_pop(steps in steps()) {
             let mut q = Queue::new();
@@ -314,13 +322,24 @@ mod tests {
             }
             let shown: Vec<u64> = q.upcoming::<4>().iter().flatten().map(|&(_, hint)| u64::from(hint)).collect();
             let ordered = q.now.len() + q.later[..DIGITS].iter().map(Vec::len).sum::<usize>();
-            let earliest_level_1 = q.later[DIGITS..2 * DIGITS].iter().find(|b| !b.is_empty()).map_or(0, Vec::len);
-            let due = ordered + earliest_level_1;
-            let popped: Vec<u64> = std::iter::from_fn(|| q.pop().map(|e| e.seq)).take(due).collect();
+            // The buckets after level 0, in order, while they fit whole in what is left of the
+            // 4; a level-1 bucket that does not fit is shown in part.
+            let (mut whole, mut part) = (0, 0);
+            for (i, bucket) in q.later.iter().enumerate().skip(DIGITS).filter(|(_, b)| !b.is_empty()) {
+                if ordered + whole + bucket.len() > 4 {
+                    if i < 2 * DIGITS {
+                        part = bucket.len();
+                    }
+                    break;
+                }
+                whole += bucket.len();
+            }
+            let popped: Vec<u64> = std::iter::from_fn(|| q.pop().map(|e| e.seq)).collect();
             let in_order = shown.len().min(ordered);
             prop_assert_eq!(&shown[..in_order], &popped[..in_order]);
-            prop_assert!(shown.iter().all(|seq| popped.contains(seq)), "{:?} not among {:?}", shown, popped);
-            prop_assert_eq!(shown.len(), due.min(4));
+            let due = &popped[..(ordered + whole + part).min(popped.len())];
+            prop_assert!(shown.iter().all(|seq| due.contains(seq)), "{:?} are not among the next {:?}", shown, due);
+            prop_assert_eq!(shown.len(), (ordered + whole + part).min(4));
         }
     }
 }
