@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
-        let delay = prop_oneof![Just(0u64), 0u64..4, 0u64..1_000, 0u64..(1 << 40)];
+        let delay = prop_oneof![Just(0u64), 0u64..4, 0u64..1_000, 0u64..(1 << 20), 0u64..(1 << 40)];
         let step = prop_oneof![4 => Just(Step::Pop), 4 => delay.prop_map(Step::Push), 1 => (0u64..2_000).prop_map(Step::Input)];
         prop::collection::vec(step, 0..400)
     }
