@@ -172,6 +172,7 @@ impl<P> Queue<P> {
         self.now.front().map(|_| SimTime::from_ms(self.last))
     }
 
+    #[inline(always)]
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
         let (seq, slot, _) = self.now.pop_front()?;
