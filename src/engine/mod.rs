@@ -373,6 +373,10 @@ impl<A: Actor> Simulation<A> {
                 if let Some(slot) = self.slots.get(*to as usize) {
                     prefetch(slot);
                 }
+            }
+            // Sinks hear of the farthest entry in view only (a call each time): the nearer ones
+            // were usually the farthest a moment ago.
+            if let Some((_, to)) = upcoming.iter().rev().flatten().next() {
                 sink.prepare(ActorId(*to));
             }
             if let Some((_, to)) = upcoming[PEERS_AHEAD]
