@@ -283,8 +283,22 @@ pub enum EngineError {
     EventLimit { limit: u64, at: SimTime, actor: String },
 }
 
+/// How many entries ahead the run loop looks (see [`Simulation::prefetch_upcoming`]).
 const AHEAD: usize = 3;
-const PEERS_AHEAD: usize = 0;
+/// Actors this big in all stay in a core's own cache (L2 is 0.5 to 2 MiB today): no look-ahead.
+pub const LOOK_AHEAD_ABOVE_BYTES: usize = 2 << 20;
+
+/// Whether the run loop prefetches what the next events will touch. A matter of speed only:
+/// the run is the same either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LookAhead {
+    /// When the actors outgrow a core's own cache ([`LOOK_AHEAD_ABOVE_BYTES`]); below, looking
+    /// ahead is pure cost.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
 
 /// Actors, their names, the pending messages and the clock.
 pub struct Simulation<A: Actor> {
@@ -298,6 +312,7 @@ pub struct Simulation<A: Actor> {
     chacha: Key,
     next_record: RecordId,
     events: u64,
+    look_ahead: LookAhead,
 }
 
 impl<A: Actor> Simulation<A> {
@@ -313,6 +328,7 @@ impl<A: Actor> Simulation<A> {
             chacha: Key::from_seed(seed),
             next_record: 0,
             events: 0,
+            look_ahead: LookAhead::Auto,
         }
     }
 
@@ -346,6 +362,11 @@ impl<A: Actor> Simulation<A> {
         self.now
     }
 
+    /// Sets when the run loop looks ahead (tests use it to show that it changes nothing).
+    pub fn set_look_ahead(&mut self, look_ahead: LookAhead) {
+        self.look_ahead = look_ahead;
+    }
+
     /// Schedules an input from outside the simulation.
     pub fn schedule(&mut self, at: SimTime, to: ActorId, msg: A::Msg, cause: Cause) {
         self.queue.push(at, to.0, Delivery { to, msg, cause });
@@ -357,40 +378,19 @@ impl<A: Actor> Simulation<A> {
         let first_record = self.next_record;
         let mut last_event_at = self.now;
         let mut stopped_at_horizon = false;
+        let look_ahead = match self.look_ahead {
+            LookAhead::Auto => self.slots.len() * std::mem::size_of::<Slot<A>>() > LOOK_AHEAD_ABOVE_BYTES,
+            LookAhead::Always => true,
+            LookAhead::Never => false,
+        };
         while let Some(at) = self.queue.peek_time() {
             if at > limits.horizon {
                 stopped_at_horizon = true;
                 break;
             }
             let entry = self.queue.pop().expect("peeked");
-            // The next events' messages and actors, and the actors those will call, are likely
-            // cold in a big estate: start loading them now, so that they arrive while this one
-            // is handled. Two ahead, the message and the actor; one ahead, the actor's peer,
-            // which only the actor (loaded by now) knows.
-            let upcoming = self.queue.upcoming::<AHEAD>();
-            for (line, to) in upcoming.iter().rev().flatten() {
-                prefetch(*line);
-                if let Some(slot) = self.slots.get(*to as usize) {
-                    prefetch(slot);
-                }
-            }
-            // Sinks hear of the farthest entry in view only (a call each time): the nearer ones
-            // were usually the farthest a moment ago.
-            if let Some((_, to)) = upcoming.iter().rev().flatten().next() {
-                sink.prepare(ActorId(*to));
-            }
-            if let Some((_, to)) = upcoming[PEERS_AHEAD]
-                && let Some(next) = self.slots.get(to as usize)
-            {
-                for (peer, note) in next.actor.likely_calls().into_iter().flatten() {
-                    if let Some(slot) = self.slots.get(peer.index()) {
-                        // Callees seldom draw from their streams (an instance never does).
-                        prefetch(&slot.actor);
-                        if let Some(note) = note {
-                            slot.actor.prepare(note);
-                        }
-                    }
-                }
+            if look_ahead {
+                self.prefetch_upcoming(&*sink);
             }
             if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
                 continue;
@@ -441,6 +441,39 @@ impl<A: Actor> Simulation<A> {
             last_event_at,
             stopped_at_horizon,
         })
+    }
+
+    /// Starts loading what the next events will touch, while this one is handled: in a big
+    /// estate it has gone cold since they were scheduled. The messages and actors of the next
+    /// few entries; the actors the next one will call, which only that actor (loaded by now)
+    /// knows; and what the sink keeps for the farthest one.
+    #[inline]
+    fn prefetch_upcoming(&self, sink: &dyn Sink<A::Obs>) {
+        let upcoming = self.queue.upcoming::<AHEAD>();
+        for (line, to) in upcoming.iter().rev().flatten() {
+            prefetch(*line);
+            if let Some(slot) = self.slots.get(*to as usize) {
+                prefetch(slot);
+            }
+        }
+        // Sinks hear of the farthest entry in view only (a call each time): the nearer ones
+        // were usually the farthest a moment ago.
+        if let Some((_, to)) = upcoming.iter().rev().flatten().next() {
+            sink.prepare(ActorId(*to));
+        }
+        if let Some((_, to)) = upcoming[0]
+            && let Some(next) = self.slots.get(to as usize)
+        {
+            for (peer, note) in next.actor.likely_calls().into_iter().flatten() {
+                if let Some(slot) = self.slots.get(peer.index()) {
+                    // Callees seldom draw from their streams (an instance never does).
+                    prefetch(&slot.actor);
+                    if let Some(note) = note {
+                        slot.actor.prepare(note);
+                    }
+                }
+            }
+        }
     }
 
     /// Messages still waiting, cancelled ones included.

@@ -119,3 +119,24 @@ fn a_trace_written_in_the_background_is_the_trace_written_in_turn() {
         assert_eq!(written.unwrap_err().to_string(), "disk full");
     }
 }
+
+/// The run loop's look-ahead (prefetching what the next events touch) changes speed only: with
+/// it forced on and forced off, every bundled scenario and the 1k fleet make the same records.
+#[test]
+fn looking_ahead_changes_nothing() {
+    use kmsim::engine::{Limits, LookAhead};
+    let fleet = super::scenarios_dir().join("bench/fleet-1k.ron");
+    let fleet = scenario::parse("fleet", &std::fs::read_to_string(&fleet).unwrap(), Overrides::default()).unwrap();
+    for (path, s) in bundled().chain([(std::path::PathBuf::from("bench/fleet-1k.ron"), fleet)]) {
+        let records = |look_ahead| {
+            let mut sim = kmsim::run::build(&s);
+            sim.set_look_ahead(look_ahead);
+            let mut records: Vec<Record<Obs>> = Vec::new();
+            let stats = sim.run(Limits { horizon: s.horizon, max_events: None }, &mut records).unwrap();
+            (stats, records)
+        };
+        let (on, off) = (records(LookAhead::Always), records(LookAhead::Never));
+        assert!(on.0 == off.0 && on.1 == off.1, "{}", path.display());
+        assert!(!on.1.is_empty(), "{}", path.display());
+    }
+}
