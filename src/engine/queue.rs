@@ -15,8 +15,8 @@
 //! FIFO: a message sent with no delay costs an append and a pop. (The `radix-heap` crate pops
 //! equal keys last-in first-out, which would break the engine's determinism contract.)
 //!
-//! Only 24-byte keys move between buckets and into the FIFO; payloads wait in a slab, written
-//! once and read once.
+//! Only 16-byte keys (time, slot, hint) move between buckets and into the FIFO; sequence
+//! numbers and payloads wait in a slab, written once and read once.
 
 use std::collections::VecDeque;
 
@@ -32,13 +32,13 @@ pub(crate) struct Entry<P> {
 /// delivery reads one that has not been touched for hours of simulated time, a cache miss, and
 /// an unaligned one would often be two.
 #[repr(align(64))]
-pub(crate) struct Line<P>(Option<P>);
+pub(crate) struct Line<P>(Option<(u64, P)>);
 
-/// A later entry as the buckets hold it; its payload waits in `slots[slot]`.
+/// A later entry as the buckets hold it; its sequence number and payload wait in `slots[slot]`
+/// (16 bytes move between buckets, not 24).
 #[derive(Clone, Copy)]
 struct Key {
     at: u64,
-    seq: u64,
     slot: u32,
     /// The pusher's note about the entry (the engine: its recipient), for [`Queue::upcoming`].
     hint: u32,
@@ -50,8 +50,8 @@ const LEVELS: usize = 64 / DIGIT_BITS as usize;
 
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
-    /// Entries due exactly at `last`, in scheduling order: (sequence number, slot).
-    now: VecDeque<(u64, u32, u32)>,
+    /// Entries due exactly at `last`, in scheduling order: (slot, hint).
+    now: VecDeque<(u32, u32)>,
     /// `later[level * DIGITS + d]`: entries whose time first differs from `last` in byte
     /// `level` (from the least significant), where its value is `d`; in scheduling order per
     /// instant.
@@ -90,22 +90,22 @@ impl<P> Queue<P> {
         }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Line(Some(payload));
+                self.slots[slot as usize] = Line(Some((seq, payload)));
                 slot
             }
             None => {
-                self.slots.push(Line(Some(payload)));
+                self.slots.push(Line(Some((seq, payload))));
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
             }
         };
-        self.place(Key { at, seq, slot, hint });
+        self.place(Key { at, slot, hint });
         seq
     }
 
     #[inline(always)]
     fn place(&mut self, key: Key) {
         if key.at == self.last {
-            self.now.push_back((key.seq, key.slot, key.hint));
+            self.now.push_back((key.slot, key.hint));
         } else {
             let level = (63 - (key.at ^ self.last).leading_zeros()) / DIGIT_BITS;
             #[allow(clippy::cast_possible_truncation)] // a byte
@@ -152,14 +152,13 @@ impl<P> Queue<P> {
     /// Moves `last` back to `at`, placing every entry afresh (rare: see [`Queue::push`]).
     fn rebase(&mut self, at: u64) {
         let old_last = self.last;
-        let mut keys: Vec<Key> = std::mem::take(&mut self.now)
-            .into_iter()
-            .map(|(seq, slot, hint)| Key { at: old_last, seq, slot, hint })
-            .collect();
+        let mut keys: Vec<Key> =
+            std::mem::take(&mut self.now).into_iter().map(|(slot, hint)| Key { at: old_last, slot, hint }).collect();
         for bucket in &mut self.later {
             keys.append(bucket);
         }
-        keys.sort_by_key(|k| (k.at, k.seq));
+        // Stable, and the entries of one instant all come from one place in scheduling order.
+        keys.sort_by_key(|k| k.at);
         self.occupied = [[0; DIGITS / 64]; LEVELS];
         self.last = at;
         for key in keys {
@@ -175,8 +174,8 @@ impl<P> Queue<P> {
     #[inline(always)]
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
-        let (seq, slot, _) = self.now.pop_front()?;
-        let payload = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
+        let (slot, _) = self.now.pop_front()?;
+        let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
         Some(Entry { seq, payload })
     }
@@ -192,7 +191,7 @@ impl<P> Queue<P> {
     pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
         let mut out = [None; N];
         let mut n = 0;
-        for &(_, slot, hint) in self.now.iter().take(N) {
+        for &(slot, hint) in self.now.iter().take(N) {
             out[n] = Some((&self.slots[slot as usize], hint));
             n += 1;
         }
