@@ -4,7 +4,8 @@
 Builds kmsim (release) and the hand-written heap loop (benches/reference/heap_fleet), installs
 SimPy into target/bench-venv if it is not importable, then runs kmsim (`kmsim bench` on
 scenarios/bench/fleet-<N>.ron), the heap loop and SimPy on the same N and seed, alternating them,
-and prints a table of the median simulation time, events per second, peak memory and the ratios.
+and prints a table of the median simulation time (with the fastest and slowest run), events per
+second, peak memory and the ratios.
 
 usage: benches/compare.py [--n 1k,10k,100k] [--repeat 3] [--simpy-max 10k] [--markdown]
 
@@ -125,6 +126,7 @@ def main():
                     "events": int(runs[0]["events"]),
                     "ever_failed": int(runs[0]["ever_failed"]),
                     "sim_s": statistics.median(float(x["sim_s"]) for x in runs),
+                    "range": (min(float(x["sim_s"]) for x in runs), max(float(x["sim_s"]) for x in runs)),
                     "peak_mib": None if runs[0]["peak_mib"] is None else max(x["peak_mib"] for x in runs),
                 }
             )
@@ -132,7 +134,7 @@ def main():
     def row_for(size, impl):
         return next((r for r in rows if r["N"] == size and r["impl"] == impl), None)
 
-    header = ["N", "program", "events", "ever failed", "time (s)", "events/s", "peak memory",
+    header = ["N", "program", "events", "ever failed", "time (s)", "fastest-slowest", "events/s", "peak memory",
               "time / heap loop", "SimPy time / kmsim"]
     table = []
     for r in rows:
@@ -142,8 +144,9 @@ def main():
         vs_simpy = ""
         if r["impl"] == "kmsim" and simpy_row:
             vs_simpy = f"{simpy_row['sim_s'] / r['sim_s']:.1f}x"
+        lo, hi = r["range"]
         table.append([r["N"], r["impl"], f"{r['events']:,}", f"{r['ever_failed']:,}", f"{r['sim_s']:.3f}",
-                      f"{rate / 1e6:.2f} M", fmt_mem(r["peak_mib"]), vs_heap, vs_simpy])
+                      f"{lo:.3f}-{hi:.3f}", f"{rate / 1e6:.2f} M", fmt_mem(r["peak_mib"]), vs_heap, vs_simpy])
 
     if args.markdown:
         print("| " + " | ".join(header) + " |")
@@ -154,7 +157,7 @@ def main():
         widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
         for t in [header] + table:
             print("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
-    print(f"\nmedian of {args.repeat} runs each, alternated; seed {args.seed}; "
+    print(f"\nmedian of {args.repeat} runs each (and the fastest and slowest), alternated; seed {args.seed}; "
           f"{os.cpu_count()} CPUs; kmsim counts the initial import as one more key call.")
 
 
