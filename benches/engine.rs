@@ -32,9 +32,7 @@ impl Actor for Hold {
     type Reply = ();
     fn answer(&mut self, _msg: Msg, _ctx: &mut Ctx<'_, Self>) {}
     fn handle(&mut self, _msg: Msg, ctx: &mut Ctx<'_, Self>) {
-        let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
-        let me = ctx.me();
-        ctx.send(me, Msg::Tick, after);
+        rearm(ctx, Msg::Tick);
     }
 }
 
@@ -52,12 +50,17 @@ impl Actor for Relay {
                 ctx.send(self.next, Msg::Pass(left - 1), SimDuration::ZERO);
             }
             _ => {
-                let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
-                let me = ctx.me();
-                ctx.send(me, Msg::Pass(4), after);
+                rearm(ctx, Msg::Pass(4));
             }
         }
     }
+}
+
+/// The actor's next timer, within 2 s.
+fn rearm<A: Actor<Msg = Msg>>(ctx: &mut Ctx<'_, A>, msg: Msg) {
+    let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
+    let me = ctx.me();
+    ctx.send(me, msg, after);
 }
 
 const MESSAGES: u64 = 200_000;
@@ -118,9 +121,7 @@ impl Actor for Asker {
         for _ in 0..4 {
             ctx.call(self.next, Msg::Pass(0));
         }
-        let after = SimDuration::from_ms(ctx.rng().random_range(1..2_000));
-        let me = ctx.me();
-        ctx.send(me, Msg::Tick, after);
+        rearm(ctx, Msg::Tick);
     }
 }
 

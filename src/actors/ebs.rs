@@ -273,20 +273,19 @@ impl Volume {
         self.data_key.as_ref().and_then(|c| c.material)
     }
 
-    /// The instance the volume is attached or attaching to, else the one its cycle attaches it
-    /// to: the instance its next step will call.
+    /// What the volume's next step will likely call (see [`crate::engine::Actor::likely_calls`]):
+    /// the instance it is attached or attaching to, else the one its cycle attaches it to, and
+    /// KMS, about that instance's grants (the note [`super::World`] hands to KMS).
     #[must_use]
-    pub fn instance(&self) -> Option<ActorId> {
-        match self.state {
+    pub fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
+        let instance = match self.state {
             Some(VolumeState::InUse(i) | VolumeState::Attaching(i)) => Some(i),
             _ => self.cycle.as_ref().map(|(_, home)| *home),
+        };
+        match instance {
+            Some(i) => [Some((i, None)), Some((self.kms, Some(i.0)))],
+            None => [None, None],
         }
-    }
-
-    /// The KMS the volume's services call.
-    #[must_use]
-    pub fn kms(&self) -> ActorId {
-        self.kms
     }
 
     /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).

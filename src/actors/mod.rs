@@ -139,11 +139,7 @@ impl Actor for World {
 
     fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
         match self {
-            // A volume calls its instance, and KMS about that instance's grants.
-            World::Volume(v) => match v.instance() {
-                Some(i) => [Some((i, None)), Some((v.kms(), Some(i.0)))],
-                None => [None, None],
-            },
+            World::Volume(v) => v.likely_calls(),
             World::Kms(_) | World::Instance(_) => [None, None],
         }
     }

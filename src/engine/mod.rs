@@ -458,7 +458,7 @@ impl<A: Actor> Simulation<A> {
         }
         // Sinks hear of the farthest entry in view only (a call each time): the nearer ones
         // were usually the farthest a moment ago.
-        if let Some((_, to)) = upcoming.iter().rev().flatten().next() {
+        if let Some((_, to)) = upcoming.iter().flatten().last() {
             sink.prepare(ActorId(*to));
         }
         if let Some((_, to)) = upcoming[0]

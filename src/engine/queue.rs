@@ -48,6 +48,34 @@ const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
 const LEVELS: usize = 64 / DIGIT_BITS as usize;
 
+/// The set bits of [`Queue::occupied`] in order, as (level, digit). A plain loop over words:
+/// `settle` asks for the first on every pop.
+struct OccupiedBuckets<'a> {
+    occupied: &'a [[u64; DIGITS / 64]; LEVELS],
+    /// The word being read, counting across levels, and its bits not yet returned.
+    word: usize,
+    bits: u64,
+}
+
+impl Iterator for OccupiedBuckets<'_> {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        const WORDS: usize = DIGITS / 64;
+        while self.bits == 0 {
+            self.word += 1;
+            if self.word == LEVELS * WORDS {
+                return None;
+            }
+            self.bits = self.occupied[self.word / WORDS][self.word % WORDS];
+        }
+        let digit = (self.word % WORDS) * 64 + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some((self.word / WORDS, digit))
+    }
+}
+
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
     /// Entries due exactly at `last`, in scheduling order: (slot, hint).
@@ -116,12 +144,10 @@ impl<P> Queue<P> {
         }
     }
 
-    /// The lowest non-empty bucket: the one holding the earliest entries.
-    fn lowest(&self) -> Option<(usize, usize)> {
-        self.occupied.iter().enumerate().find_map(|(level, words)| {
-            let (w, bits) = words.iter().enumerate().find(|(_, bits)| **bits != 0)?;
-            Some((level, w * 64 + bits.trailing_zeros() as usize))
-        })
+    /// The non-empty buckets, as (level, digit), in the order they will be settled: buckets are
+    /// time windows, each level's after the one below. The first holds the earliest entries.
+    fn occupied_buckets(&self) -> OccupiedBuckets<'_> {
+        OccupiedBuckets { occupied: &self.occupied, word: 0, bits: self.occupied[0][0] }
     }
 
     /// Makes `now` hold the earliest entries, if there are any.
@@ -133,7 +159,7 @@ impl<P> Queue<P> {
         if self.now.capacity() > 1 << 16 {
             self.now = VecDeque::new();
         }
-        let Some((level, digit)) = self.lowest() else { return };
+        let Some((level, digit)) = self.occupied_buckets().next() else { return };
         self.occupied[level][digit / 64] &= !(1 << (digit % 64));
         let b = level * DIGITS + digit;
         let mut bucket = std::mem::take(&mut self.later[b]);
@@ -181,12 +207,12 @@ impl<P> Queue<P> {
     }
 
     /// Entries due soon, as far as they are known without settling anything: the rest of the
-    /// present instant, then the buckets in the order they will be settled (buckets are time
-    /// windows, each level's after the one below). A bucket of level 0 is one instant, in pop
-    /// order; one of level 1 (256 ms) is taken in no particular order, and possibly in part,
-    /// which ends the list; a higher one is taken whole or not at all. So what is shown pops
-    /// within the next 256 ms that have entries, or before anything not shown. Where each
-    /// one's payload waits, and its hint. For prefetching what the next events will touch.
+    /// present instant, then the buckets in the order they will be settled. A bucket of level 0
+    /// is one instant, in pop order; one of level 1 (256 ms) is taken in no particular order,
+    /// and possibly in part, which ends the list; a higher one is taken whole or not at all. So
+    /// what is shown pops within the next 256 ms that have entries, or before anything not
+    /// shown. Where each one's payload waits, and its hint. For prefetching what the next
+    /// events will touch.
     #[inline]
     pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
         let mut out = [None; N];
@@ -195,27 +221,18 @@ impl<P> Queue<P> {
             out[n] = Some((&self.slots[slot as usize], hint));
             n += 1;
         }
-        for level in 0..LEVELS {
-            for (w, &word) in self.occupied[level].iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    if n == N {
-                        return out;
-                    }
-                    let bucket = &self.later[level * DIGITS + w * 64 + bits.trailing_zeros() as usize];
-                    if level > 1 && bucket.len() > N - n {
-                        return out;
-                    }
-                    let whole = bucket.len() <= N - n;
-                    for key in bucket.iter().take(N - n) {
-                        out[n] = Some((&self.slots[key.slot as usize], key.hint));
-                        n += 1;
-                    }
-                    if !whole {
-                        return out;
-                    }
-                    bits &= bits - 1;
-                }
+        for (level, digit) in self.occupied_buckets() {
+            let bucket = &self.later[level * DIGITS + digit];
+            let room = N - n;
+            if room == 0 || (level > 1 && bucket.len() > room) {
+                break;
+            }
+            for key in bucket.iter().take(room) {
+                out[n] = Some((&self.slots[key.slot as usize], key.hint));
+                n += 1;
+            }
+            if bucket.len() > room {
+                break;
             }
         }
         out
