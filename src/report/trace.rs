@@ -15,8 +15,9 @@
 //! the fields that would be null. It is under half the size and several times faster to write,
 //! for traces of millions of events.
 //!
-//! [`Streamed`] writes records as they are made; [`in_background`] hands them in batches to a
-//! second thread that does the same, so a traced run formats and writes beside the simulation.
+//! A run streams its trace through [`in_background`]: records go in batches to a second thread
+//! that formats and writes them, so the trace is never held in memory and is written beside
+//! the simulation.
 
 use std::io::{self, Write};
 use std::sync::mpsc;
@@ -164,10 +165,10 @@ pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// A sink that writes each record as it is made, so that a trace of any length takes no memory
-/// beyond one buffer. The first write error stops the writing and is kept for
+/// The writing thread's writer: each record as it comes, so that a trace of any length takes
+/// no memory beyond one buffer. The first write error stops the writing and is kept for
 /// [`Streamed::finish`]; the run itself goes on (sinks cannot change it).
-pub struct Streamed<'s, W: Write> {
+struct Streamed<'s, W: Write> {
     scenario: &'s Scenario,
     format: Format,
     out: W,
@@ -185,7 +186,7 @@ pub struct Streamed<'s, W: Write> {
 const CHUNK: usize = 64 * 1024;
 
 impl<'s, W: Write> Streamed<'s, W> {
-    pub fn new(scenario: &'s Scenario, format: Format, out: W) -> Self {
+    fn new(scenario: &'s Scenario, format: Format, out: W) -> Self {
         Streamed {
             scenario,
             format,
@@ -198,7 +199,7 @@ impl<'s, W: Write> Streamed<'s, W> {
     }
 
     /// Writes what is buffered; whether every record was written: the first error, if any.
-    pub fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self) -> io::Result<()> {
         self.flush();
         self.error.map_or(Ok(()), Err)
     }
@@ -211,11 +212,8 @@ impl<'s, W: Write> Streamed<'s, W> {
         }
         self.buf.clear();
     }
-}
 
-impl<W: Write> Streamed<'_, W> {
-    /// Writes one record (the sink's work, for callers that also keep the record).
-    pub fn write(&mut self, rec: &Record<Obs>) {
+    fn write(&mut self, rec: &Record<Obs>) {
         if self.error.is_some() {
             return;
         }
@@ -231,12 +229,6 @@ impl<W: Write> Streamed<'_, W> {
         if self.buf.len() >= CHUNK {
             self.flush();
         }
-    }
-}
-
-impl<W: Write> Sink<Obs> for Streamed<'_, W> {
-    fn record(&mut self, rec: Record<Obs>) {
-        self.write(&rec);
     }
 }
 
