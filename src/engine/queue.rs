@@ -18,8 +18,6 @@
 //! Only 16-byte keys (time, slot, hint) move between buckets and into the FIFO; sequence
 //! numbers and payloads wait in a slab, written once and read once.
 
-use std::collections::VecDeque;
-
 use super::time::SimTime;
 
 /// One delivery taken off the queue.
@@ -48,44 +46,55 @@ const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
 const LEVELS: usize = 64 / DIGIT_BITS as usize;
 
-/// The set bits of [`Queue::occupied`] in order, as (level, digit). A plain loop over words:
-/// `settle` asks for the first on every pop.
+const WORDS_PER_LEVEL: usize = DIGITS / 64;
+/// Occupancy words in all: exactly the bits of [`Queue::words_in_use`].
+const WORDS: usize = LEVELS * WORDS_PER_LEVEL;
+const _: () = assert!(WORDS == u32::BITS as usize);
+
+/// The set bits of [`Queue::occupied`] in order, as bucket indices (`level * DIGITS + digit`):
+/// the words named by the summary, then their bits. `settle` asks for the first on every pop.
 struct OccupiedBuckets<'a> {
-    occupied: &'a [[u64; DIGITS / 64]; LEVELS],
-    /// The word being read, counting across levels, and its bits not yet returned.
+    occupied: &'a [u64; WORDS],
+    /// Words not yet read.
+    words: u32,
+    /// The word being read, and its bits not yet returned.
     word: usize,
     bits: u64,
 }
 
 impl Iterator for OccupiedBuckets<'_> {
-    type Item = (usize, usize);
+    type Item = usize;
 
     #[inline]
-    fn next(&mut self) -> Option<(usize, usize)> {
-        const WORDS: usize = DIGITS / 64;
+    fn next(&mut self) -> Option<usize> {
         while self.bits == 0 {
-            self.word += 1;
-            if self.word == LEVELS * WORDS {
+            if self.words == 0 {
                 return None;
             }
-            self.bits = self.occupied[self.word / WORDS][self.word % WORDS];
+            self.word = self.words.trailing_zeros() as usize;
+            self.words &= self.words - 1;
+            self.bits = self.occupied[self.word];
         }
-        let digit = (self.word % WORDS) * 64 + self.bits.trailing_zeros() as usize;
+        let bucket = self.word * 64 + self.bits.trailing_zeros() as usize;
         self.bits &= self.bits - 1;
-        Some((self.word / WORDS, digit))
+        Some(bucket)
     }
 }
 
 /// A min-queue of payloads ordered by `(time, scheduling order)`.
 pub(crate) struct Queue<P> {
-    /// Entries due exactly at `last`, in scheduling order: (slot, hint).
-    now: VecDeque<(u32, u32)>,
+    /// Entries due exactly at `last`, in scheduling order: (slot, hint); those before `head`
+    /// are taken. Emptied only when all are taken: cheaper than a ring's wrapping.
+    now: Vec<(u32, u32)>,
+    head: usize,
     /// `later[level * DIGITS + d]`: entries whose time first differs from `last` in byte
     /// `level` (from the least significant), where its value is `d`; in scheduling order per
     /// instant.
     later: Vec<Vec<Key>>,
-    /// Bit `d` of `occupied[level]` set when that bucket is not empty.
-    occupied: [[u64; DIGITS / 64]; LEVELS],
+    /// Bit `b % 64` of `occupied[b / 64]` set when bucket `later[b]` is not empty.
+    occupied: [u64; WORDS],
+    /// Bit `w` set when `occupied[w]` is not zero: the first bucket is two bit scans away.
+    words_in_use: u32,
     slots: Vec<Line<P>>,
     free: Vec<u32>,
     /// The time of the entries in `now`: the last time popped, or the next, once known.
@@ -96,9 +105,11 @@ pub(crate) struct Queue<P> {
 impl<P> Queue<P> {
     pub fn new() -> Self {
         Queue {
-            now: VecDeque::new(),
+            now: Vec::new(),
+            head: 0,
             later: (0..LEVELS * DIGITS).map(|_| Vec::new()).collect(),
-            occupied: [[0; DIGITS / 64]; LEVELS],
+            occupied: [0; WORDS],
+            words_in_use: 0,
             slots: Vec::new(),
             free: Vec::new(),
             last: 0,
@@ -133,35 +144,47 @@ impl<P> Queue<P> {
     #[inline(always)]
     fn place(&mut self, key: Key) {
         if key.at == self.last {
-            self.now.push_back((key.slot, key.hint));
+            self.now.push((key.slot, key.hint));
         } else {
             let level = (63 - (key.at ^ self.last).leading_zeros()) / DIGIT_BITS;
             #[allow(clippy::cast_possible_truncation)] // a byte
             let digit = ((key.at >> (level * DIGIT_BITS)) as usize) & (DIGITS - 1);
-            let level = level as usize;
-            self.later[level * DIGITS + digit].push(key);
-            self.occupied[level][digit / 64] |= 1 << (digit % 64);
+            let b = level as usize * DIGITS + digit;
+            self.later[b].push(key);
+            self.occupied[b / 64] |= 1 << (b % 64);
+            self.words_in_use |= 1 << (b / 64);
         }
     }
 
-    /// The non-empty buckets, as (level, digit), in the order they will be settled: buckets are
+    /// The non-empty buckets, by index, in the order they will be settled: buckets are
     /// time windows, each level's after the one below. The first holds the earliest entries.
     fn occupied_buckets(&self) -> OccupiedBuckets<'_> {
-        OccupiedBuckets { occupied: &self.occupied, word: 0, bits: self.occupied[0][0] }
+        OccupiedBuckets { occupied: &self.occupied, words: self.words_in_use, word: 0, bits: 0 }
     }
 
     /// Makes `now` hold the earliest entries, if there are any.
     fn settle(&mut self) {
-        if !self.now.is_empty() {
+        if self.head < self.now.len() {
             return;
         }
+        self.now.clear();
+        self.head = 0;
         // A burst (a million inputs at time 0) leaves a big FIFO behind: give it back.
         if self.now.capacity() > 1 << 16 {
-            self.now = VecDeque::new();
+            self.now = Vec::new();
         }
-        let Some((level, digit)) = self.occupied_buckets().next() else { return };
-        self.occupied[level][digit / 64] &= !(1 << (digit % 64));
-        let b = level * DIGITS + digit;
+        let Some(b) = self.occupied_buckets().next() else { return };
+        self.occupied[b / 64] &= !(1 << (b % 64));
+        if self.occupied[b / 64] == 0 {
+            self.words_in_use &= !(1 << (b / 64));
+        }
+        // Most buckets hold one entry by the time they are settled: it is the present.
+        if let [key] = self.later[b][..] {
+            self.later[b].clear();
+            self.last = key.at;
+            self.now.push((key.slot, key.hint));
+            return;
+        }
         let mut bucket = std::mem::take(&mut self.later[b]);
         self.last = bucket.iter().map(|k| k.at).min().expect("an occupied bucket has entries");
         // Every entry lands in a lower level (or `now`), in the order it had.
@@ -179,13 +202,16 @@ impl<P> Queue<P> {
     fn rebase(&mut self, at: u64) {
         let old_last = self.last;
         let mut keys: Vec<Key> =
-            std::mem::take(&mut self.now).into_iter().map(|(slot, hint)| Key { at: old_last, slot, hint }).collect();
+            self.now.drain(self.head..).map(|(slot, hint)| Key { at: old_last, slot, hint }).collect();
+        self.now.clear();
+        self.head = 0;
         for bucket in &mut self.later {
             keys.append(bucket);
         }
         // Stable, and the entries of one instant all come from one place in scheduling order.
         keys.sort_by_key(|k| k.at);
-        self.occupied = [[0; DIGITS / 64]; LEVELS];
+        self.occupied = [0; WORDS];
+        self.words_in_use = 0;
         self.last = at;
         for key in keys {
             self.place(key);
@@ -194,13 +220,14 @@ impl<P> Queue<P> {
 
     pub fn peek_time(&mut self) -> Option<SimTime> {
         self.settle();
-        self.now.front().map(|_| SimTime::from_ms(self.last))
+        self.now.get(self.head).map(|_| SimTime::from_ms(self.last))
     }
 
     #[inline(always)]
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.settle();
-        let (slot, _) = self.now.pop_front()?;
+        let &(slot, _) = self.now.get(self.head)?;
+        self.head += 1;
         let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
         Some(Entry { seq, payload })
@@ -217,12 +244,13 @@ impl<P> Queue<P> {
     pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
         let mut out = [None; N];
         let mut n = 0;
-        for &(slot, hint) in self.now.iter().take(N) {
+        for &(slot, hint) in self.now[self.head..].iter().take(N) {
             out[n] = Some((&self.slots[slot as usize], hint));
             n += 1;
         }
-        for (level, digit) in self.occupied_buckets() {
-            let bucket = &self.later[level * DIGITS + digit];
+        for b in self.occupied_buckets() {
+            let level = b / DIGITS;
+            let bucket = &self.later[b];
             let room = N - n;
             if room == 0 || (level > 1 && bucket.len() > room) {
                 break;
@@ -338,7 +366,7 @@ mod tests {
                 }
             }
             let shown: Vec<u64> = q.upcoming::<4>().iter().flatten().map(|&(_, hint)| u64::from(hint)).collect();
-            let ordered = q.now.len() + q.later[..DIGITS].iter().map(Vec::len).sum::<usize>();
+            let ordered = q.now.len() - q.head + q.later[..DIGITS].iter().map(Vec::len).sum::<usize>();
             // The buckets after level 0, in order, while they fit whole in what is left of the
             // 4; a level-1 bucket that does not fit is shown in part.
             let (mut whole, mut part) = (0, 0);
