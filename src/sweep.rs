@@ -123,6 +123,7 @@ impl Fold {
     }
 
     /// Folds one record in, by reference (for sinks that pass the record on).
+    #[inline]
     pub fn fold(&mut self, rec: &Record<Obs>) {
         self.advance(rec.at);
         let t = rec.at.as_ms();

@@ -129,7 +129,11 @@ impl<P> Queue<P> {
         }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Line(Some((seq, payload)));
+                // A free slot holds nothing: writing through `get_or_insert` says so, and
+                // spares every push the code that would drop an old payload.
+                let line = &mut self.slots[slot as usize].0;
+                debug_assert!(line.is_none(), "a free slot holds no entry");
+                line.get_or_insert((seq, payload));
                 slot
             }
             None => {

@@ -250,8 +250,8 @@ pub const MAX_VALID_FOR: SimDuration = SimDuration::from_days(365);
 #[derive(Debug)]
 struct Key {
     spec: KeySpec,
-    /// The last refusal of the key-state table for this key, and what it answered.
-    refusal: RefCell<Option<(Operation, KeyState, KmsError)>>,
+    /// The last answer of the key-state table for this key, and what it was asked.
+    verdict: RefCell<Option<(Operation, KeyState, Result<(), KmsError>)>>,
     /// `None` until CreateKey, and again once the key is deleted.
     state: Option<KeyState>,
     deleted: bool,
@@ -319,7 +319,7 @@ impl Kms {
             .into_iter()
             .map(|spec| Key {
                 spec,
-                refusal: RefCell::new(None),
+                verdict: RefCell::new(None),
                 state: None,
                 deleted: false,
                 material: None,
@@ -531,17 +531,15 @@ impl Kms {
         // calls that manage it, which must act on its real state.
         let uses_key = op.is_crypto() || op == Operation::CreateGrant;
         let state = if uses_key { self.visible_state(key, now) } else { k.state.expect("live key") };
-        // The table is a function of (operation, state) for a key: the refusal made last time is
-        // the refusal now, without formatting its message again.
-        if let Some((o, s, e)) = &*k.refusal.borrow()
+        // The table is a function of (operation, state) for a key: the answer given last time is
+        // the answer now, without looking it up or formatting a refusal's message again.
+        if let Some((o, s, verdict)) = &*k.verdict.borrow()
             && (*o, *s) == (op, state)
         {
-            return Err(e.clone());
+            return verdict.clone();
         }
         let verdict = admit(op, state, k.spec.origin, &k.spec.arn);
-        if let Err(e) = &verdict {
-            *k.refusal.borrow_mut() = Some((op, state, e.clone()));
-        }
+        *k.verdict.borrow_mut() = Some((op, state, verdict.clone()));
         verdict
     }
 
