@@ -247,11 +247,14 @@ pub const IMPORT_TOKEN_LIFE: SimDuration = SimDuration::from_hours(24);
 /// The latest `ValidTo` an import may set, after the request.
 pub const MAX_VALID_FOR: SimDuration = SimDuration::from_days(365);
 
+/// The key-state table's answer ([`admit`]).
+type Verdict = Result<(), KmsError>;
+
 #[derive(Debug)]
 struct Key {
     spec: KeySpec,
     /// The last answer of the key-state table for this key, and what it was asked.
-    verdict: RefCell<Option<(Operation, KeyState, Result<(), KmsError>)>>,
+    verdict: RefCell<Option<(Operation, KeyState, Verdict)>>,
     /// `None` until CreateKey, and again once the key is deleted.
     state: Option<KeyState>,
     deleted: bool,
