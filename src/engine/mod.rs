@@ -377,18 +377,13 @@ impl<A: Actor> Simulation<A> {
     pub fn run(&mut self, limits: Limits, sink: &mut dyn Sink<A::Obs>) -> Result<RunStats, EngineError> {
         let first_record = self.next_record;
         let mut last_event_at = self.now;
-        let mut stopped_at_horizon = false;
         let look_ahead = match self.look_ahead {
             LookAhead::Auto => self.slots.len() * std::mem::size_of::<Slot<A>>() > LOOK_AHEAD_ABOVE_BYTES,
             LookAhead::Always => true,
             LookAhead::Never => false,
         };
-        while let Some(at) = self.queue.peek_time() {
-            if at > limits.horizon {
-                stopped_at_horizon = true;
-                break;
-            }
-            let entry = self.queue.pop().expect("peeked");
+        while let Some(entry) = self.queue.pop_until(limits.horizon) {
+            let at = entry.at;
             if look_ahead {
                 self.prefetch_upcoming(&*sink);
             }
@@ -432,6 +427,7 @@ impl<A: Actor> Simulation<A> {
                 panic!("bug: actor {} panicked at {} (seed {}): {what}", self.names[to.index()], at, self.seed);
             }
         }
+        let stopped_at_horizon = self.queue.peek_time().is_some();
         if stopped_at_horizon {
             self.now = limits.horizon;
         }

@@ -22,6 +22,7 @@ use super::time::SimTime;
 
 /// One delivery taken off the queue.
 pub(crate) struct Entry<P> {
+    pub at: SimTime,
     pub seq: u64,
     pub payload: P,
 }
@@ -227,14 +228,23 @@ impl<P> Queue<P> {
         self.now.get(self.head).map(|_| SimTime::from_ms(self.last))
     }
 
-    #[inline(always)]
+    #[cfg(test)]
     pub fn pop(&mut self) -> Option<Entry<P>> {
+        self.pop_until(SimTime::MAX)
+    }
+
+    /// Takes the earliest entry if it is due at `limit` or before.
+    #[inline(always)]
+    pub fn pop_until(&mut self, limit: SimTime) -> Option<Entry<P>> {
         self.settle();
         let &(slot, _) = self.now.get(self.head)?;
+        if self.last > limit.as_ms() {
+            return None;
+        }
         self.head += 1;
         let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
-        Some(Entry { seq, payload })
+        Some(Entry { at: SimTime::from_ms(self.last), seq, payload })
     }
 
     /// Entries due soon, as far as they are known without settling anything: the rest of the
