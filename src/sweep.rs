@@ -206,12 +206,9 @@ impl Sink<Obs> for Fold {
     fn record(&mut self, rec: Record<Obs>) {
         self.fold(&rec);
         // Most records own nothing, but dropping one runs the drop code of every kind of
-        // record: a fifth of the cost of a record when millions go by. (Both branches spelt
-        // out: left to the end of the scope, the drop compiles to slower code.)
+        // record: a fifth of the cost of a record when millions go by.
         if rec.obs.owns_nothing() {
             std::mem::forget(rec);
-        } else {
-            drop(rec);
         }
     }
 }
