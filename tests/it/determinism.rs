@@ -83,6 +83,31 @@ fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
     }
 }
 
+/// Names that JSON must escape (ids may hold any character but white space) come out escaped
+/// in both forms, and the compact line still matches the full one.
+#[test]
+fn names_that_need_escaping_are_escaped_in_both_forms() {
+    let text = std::fs::read_to_string(super::scenarios_dir().join("ebs/ebs-story.ron"))
+        .unwrap()
+        .replace("\"cmk\"", r#""k\"ey\\1""#)
+        .replace("\"i-app\"", r#""i\"app""#)
+        .replace("\"vol-data\"", r#""vol\\data\u{1}""#);
+    let s = scenario::parse("odd-names.ron", &text, Overrides::default()).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for rec in &r.records {
+        let (mut full, mut compact) = (Vec::new(), Vec::new());
+        trace::write_record(&s, rec, &mut full).unwrap();
+        trace::write_compact(&s, rec, &mut compact).unwrap();
+        let mut want: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&full).unwrap();
+        want.retain(|k, v| k != "time" && k != "message" && !v.is_null());
+        let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&compact).unwrap();
+        assert_eq!(got, want, "record {}", rec.id);
+        names.extend(["actor", "key"].iter().filter_map(|f| got.get(*f)?.as_str().map(ToString::to_string)));
+    }
+    assert_eq!(names, ["i\"app", "k\"ey\\1", "kms", "vol\\data\u{1}"].map(String::from).into());
+}
+
 /// Formatting on a second thread writes the same bytes, in the same order, as writing each
 /// record in turn; a writer that fails is reported, and the run still completes.
 #[test]
