@@ -228,6 +228,7 @@ impl<P> Queue<P> {
         self.now.get(self.head).map(|_| SimTime::from_ms(self.last))
     }
 
+    /// Takes the earliest entry, whenever it is due (the tests' view of the queue).
     #[cfg(test)]
     pub fn pop(&mut self) -> Option<Entry<P>> {
         self.pop_until(SimTime::MAX)
