@@ -442,8 +442,9 @@ impl<A: Actor> Simulation<A> {
     /// Starts loading what the next events will touch, while this one is handled: in a big
     /// estate it has gone cold since they were scheduled. The messages and actors of the next
     /// few entries; the actors the next one will call, which only that actor (loaded by now)
-    /// knows; and what the sink keeps for the farthest one.
-    #[inline]
+    /// knows; and what the sink keeps for the farthest one. Out of line: the run loop keeps
+    /// more of its own values in registers (2% at fleet-10k).
+    #[inline(never)]
     fn prefetch_upcoming(&self, sink: &dyn Sink<A::Obs>) {
         let upcoming = self.queue.upcoming::<AHEAD>();
         for (line, to) in upcoming.iter().rev().flatten() {
