@@ -419,12 +419,7 @@ impl<A: Actor> Simulation<A> {
             let actor = &mut slot.actor;
             // A panic in an actor is a bug; say where in the run it happened so it can be replayed.
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| actor.handle(msg, &mut ctx))) {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(ToString::to_string)
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                panic!("bug: actor {} panicked at {} (seed {}): {what}", self.names[to.index()], at, self.seed);
+                self.actor_panicked(to, at, &*payload);
             }
         }
         let stopped_at_horizon = self.queue.peek_time().is_some();
@@ -437,6 +432,18 @@ impl<A: Actor> Simulation<A> {
             last_event_at,
             stopped_at_horizon,
         })
+    }
+
+    /// Reports a panic in an actor's handling, with what is needed to replay it.
+    #[cold]
+    #[inline(never)]
+    fn actor_panicked(&self, to: ActorId, at: SimTime, payload: &(dyn std::any::Any + Send)) -> ! {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        panic!("bug: actor {} panicked at {} (seed {}): {what}", self.names[to.index()], at, self.seed);
     }
 
     /// Starts loading what the next events will touch, while this one is handled: in a big
