@@ -176,22 +176,16 @@ impl Actor for World {
     }
 
     fn answer(&mut self, msg: Msg, ctx: &mut WorldCtx<'_>) -> Reply {
-        // The actor first, then the message, without moving the message into a pair: calls are
-        // on the hot path of every attach and detach.
-        match self {
-            World::Kms(kms) => match msg {
-                Msg::Kms(kms::KmsMsg::Request(req)) => Reply::Kms(kms.answer(req, ctx)),
-                msg => panic!("{msg:?} is not a call KMS answers"),
-            },
-            World::Instance(i) => match msg {
-                Msg::Instance(ec2::InstanceMsg::Attach { volume }) => Reply::Attach(i.on_attach(volume, ctx)),
-                Msg::Instance(ec2::InstanceMsg::Detached { volume }) => {
-                    i.on_detached(volume, ctx);
-                    Reply::Done
-                }
-                msg => panic!("{msg:?} is not a call an instance answers"),
-            },
-            World::Volume(_) => panic!("{msg:?}: volumes answer no calls"),
+        match (self, msg) {
+            (World::Kms(kms), Msg::Kms(kms::KmsMsg::Request(req))) => Reply::Kms(kms.answer(req, ctx)),
+            (World::Instance(i), Msg::Instance(ec2::InstanceMsg::Attach { volume })) => {
+                Reply::Attach(i.on_attach(volume, ctx))
+            }
+            (World::Instance(i), Msg::Instance(ec2::InstanceMsg::Detached { volume })) => {
+                i.on_detached(volume, ctx);
+                Reply::Done
+            }
+            (actor, msg) => panic!("{msg:?} is not a call {actor:?} answers"),
         }
     }
 }

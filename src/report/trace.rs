@@ -260,8 +260,8 @@ impl Sink<Obs> for Handoff {
     }
 }
 
-/// Runs `f` with a sink whose records a second thread formats and writes to `out` in order, as
-/// [`Streamed`] would: the simulation only moves each record into a batch, and the formatting
+/// Runs `f` with a sink whose records a second thread formats and writes to `out` in order, a
+/// chunk at a time: the simulation only moves each record into a batch, and the formatting
 /// and the kernel's copy run beside it. At most a few batches wait at a time, so memory stays
 /// flat however long the run. Returns what `f` returned and whether every record was written.
 pub fn in_background<T>(

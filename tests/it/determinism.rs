@@ -64,6 +64,20 @@ fn an_extra_sink_sees_every_record_and_changes_nothing() {
     }
 }
 
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// A record's compact trace line and its full line less `time`, `message` and the null fields,
+/// both parsed: what the two forms must agree on. The compact line ends the line itself.
+fn compact_and_full_less_time_message_and_nulls(s: &scenario::Scenario, rec: &Record<Obs>) -> (JsonObject, JsonObject) {
+    let (mut full, mut compact) = (Vec::new(), Vec::new());
+    trace::write_record(s, rec, &mut full).unwrap();
+    trace::write_compact(s, rec, &mut compact).unwrap();
+    assert!(compact.ends_with(b"}\n"), "record {}", rec.id);
+    let mut want: JsonObject = serde_json::from_slice(&full).unwrap();
+    want.retain(|k, v| k != "time" && k != "message" && !v.is_null());
+    (serde_json::from_slice(&compact).unwrap(), want)
+}
+
 /// The compact trace says what the full one says, less the instant in words, the sentence and
 /// the null fields: for every record of every bundled scenario.
 #[test]
@@ -71,14 +85,8 @@ fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
     for (path, s) in bundled() {
         let r = run(&s, &RunOptions::default(), None).unwrap();
         for rec in &r.records {
-            let (mut full, mut compact) = (Vec::new(), Vec::new());
-            trace::write_record(&s, rec, &mut full).unwrap();
-            trace::write_compact(&s, rec, &mut compact).unwrap();
-            let mut want: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&full).unwrap();
-            want.retain(|k, v| k != "time" && k != "message" && !v.is_null());
-            let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&compact).unwrap();
+            let (got, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
             assert_eq!(got, want, "{} record {}", path.display(), rec.id);
-            assert!(compact.ends_with(b"}\n"));
         }
     }
 }
@@ -96,12 +104,7 @@ fn names_that_need_escaping_are_escaped_in_both_forms() {
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let mut names = std::collections::BTreeSet::new();
     for rec in &r.records {
-        let (mut full, mut compact) = (Vec::new(), Vec::new());
-        trace::write_record(&s, rec, &mut full).unwrap();
-        trace::write_compact(&s, rec, &mut compact).unwrap();
-        let mut want: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&full).unwrap();
-        want.retain(|k, v| k != "time" && k != "message" && !v.is_null());
-        let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&compact).unwrap();
+        let (got, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
         assert_eq!(got, want, "record {}", rec.id);
         names.extend(["actor", "key"].iter().filter_map(|f| got.get(*f)?.as_str().map(ToString::to_string)));
     }
