@@ -789,12 +789,23 @@ impl AtomicFile {
         // No fsync: the rename is what keeps a half-written file from ever bearing the name;
         // flushing gigabytes of trace to the disk before returning would only make the user wait.
         let result = out.into_inner().map(drop).map_err(io::IntoInnerError::into_error);
-        let renamed = result.and_then(|()| self.tmp.as_ref().map_or(Ok(()), |tmp| fs::rename(tmp, &self.path)));
+        let renamed = result.and_then(|()| self.tmp.as_ref().map_or(Ok(()), |tmp| replace(tmp, &self.path)));
         renamed.map_err(|e| self.error(&e))
     }
 
     fn error(&self, e: &io::Error) -> Failure {
         Failure::Output(format!("{}: cannot write: {e}", self.path.display()))
+    }
+}
+
+/// Puts `tmp` in place of `path`. The old file goes first: renaming over an existing file makes
+/// ext4 (`auto_da_alloc`) start writing the new one to the disk inside the rename, which for a
+/// gigabyte trace took about a second (and made the next run wait on the disk). The cost is a
+/// moment in which neither file bears the name; a half-written file still never does.
+fn replace(tmp: &Path, path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => fs::rename(tmp, path),
     }
 }
 
