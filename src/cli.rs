@@ -30,12 +30,15 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
-        /// Write the full event trace as JSON Lines to this file, as the run goes.
+        /// Write the event trace to this file as the run goes: JSON Lines, or CSV (see
+        /// --trace-format).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
-        /// `full`: every field; `compact`: without `time` and `message`, for big runs.
-        #[arg(long, value_enum, default_value_t = TraceFormat::Full)]
-        trace_format: TraceFormat,
+        /// `full`: every field; `compact`: without `time` and `message`, for big runs; `csv`: the
+        /// compact fields as comma-separated values, half the size again. Default: `csv` for a
+        /// FILE ending in `.csv`, else `full`.
+        #[arg(long, value_enum)]
+        trace_format: Option<TraceFormat>,
         /// Write the run's KMS and EC2 activity as a CloudTrail log file (`{"Records": [...]}`).
         #[arg(long, value_name = "FILE")]
         cloudtrail: Option<PathBuf>,
@@ -145,13 +148,15 @@ enum Command {
         /// Stop a runaway run after this many events (nothing is kept in memory here).
         #[arg(long, value_name = "N", default_value_t = 1_000_000_000_000)]
         max_events: u64,
-        /// Also stream the trace (JSON Lines) to this file, as `kmsim run --trace` does; no
-        /// record is kept in memory.
+        /// Also stream the trace to this file, as `kmsim run --trace` does; no record is kept
+        /// in memory.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
-        /// `full`: every field; `compact`: without `time` and `message`.
-        #[arg(long, value_enum, default_value_t = TraceFormat::Full)]
-        trace_format: TraceFormat,
+        /// `full`: every field; `compact`: without `time` and `message`; `csv`: the compact
+        /// fields as comma-separated values. Default: `csv` for a FILE ending in `.csv`, else
+        /// `full`.
+        #[arg(long, value_enum)]
+        trace_format: Option<TraceFormat>,
     },
     /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
     Merge {
@@ -192,14 +197,17 @@ enum Format {
 enum TraceFormat {
     Full,
     Compact,
+    Csv,
 }
 
-impl From<TraceFormat> for trace::Format {
-    fn from(f: TraceFormat) -> Self {
-        match f {
-            TraceFormat::Full => trace::Format::Full,
-            TraceFormat::Compact => trace::Format::Compact,
-        }
+/// The trace format asked for, else the one the file's name implies.
+fn trace_format(asked: Option<TraceFormat>, path: &Path) -> trace::Format {
+    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    match asked {
+        Some(TraceFormat::Compact) => trace::Format::Compact,
+        Some(TraceFormat::Csv) => trace::Format::Csv,
+        None if csv => trace::Format::Csv,
+        Some(TraceFormat::Full) | None => trace::Format::Full,
     }
 }
 
@@ -262,10 +270,10 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { common, trace, trace_format, cloudtrail, report: report_dir, quiet } => {
+        Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let run = match trace {
-                Some(path) => with_trace(&path, &scenario, trace_format.into(), |stream| {
+                Some(path) => with_trace(&path, &scenario, trace_format(asked_format, &path), |stream| {
                     simulate_into(&scenario, &common, Some(stream))
                 })?,
                 None => simulate(&scenario, &common)?,
@@ -315,7 +323,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
         Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
-            bench_command(&Common { file, seed, horizon, max_events }, trace.as_deref(), trace_format.into())
+            let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path)));
+            bench_command(&Common { file, seed, horizon, max_events }, trace)
         }
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
@@ -667,7 +676,7 @@ fn stdout_error(e: io::Error) -> Result<(), Failure> {
 }
 
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
-fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -> Result<(), Failure> {
+fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Result<(), Failure> {
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
@@ -693,7 +702,7 @@ fn bench_command(common: &Common, trace: Option<&Path>, format: trace::Format) -
     let started = std::time::Instant::now();
     let stats = match trace {
         None => sim.run(limits, &mut fold).map_err(limit)?,
-        Some(path) => {
+        Some((path, format)) => {
             with_trace(path, &scenario, format, |stream| sim.run(limits, &mut Both(&mut fold, stream)).map_err(limit))?
         }
     };

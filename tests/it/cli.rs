@@ -209,4 +209,14 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     let c = std::fs::read_to_string(&compact).unwrap();
     assert_eq!(c.lines().count().to_string(), g["records"]);
     assert!(c.lines().all(|l| l.starts_with("{\"seq\":") && !l.contains("\"message\"")), "{c}");
+    // CSV: the header, then a row per record, numbered as the compact lines are.
+    // (A file named .csv gets CSV unless asked otherwise.)
+    let csv = dir.path().join("trace.csv");
+    let h = bench_fields(&kmsim(&["bench", &story(), "--trace", csv.to_str().unwrap()]));
+    let v = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(v.lines().next(), Some("seq,t_ms,actor,key,event,outcome,error,cause,action,reason"));
+    assert_eq!(v.lines().skip(1).count().to_string(), h["records"]);
+    assert!(
+        v.lines().skip(1).zip(c.lines()).all(|(row, line)| line[7..].starts_with(&row[..row.find(',').unwrap() + 1]))
+    );
 }

@@ -78,6 +78,23 @@ fn compact_and_full_less_time_message_and_nulls(s: &scenario::Scenario, rec: &Re
     (serde_json::from_slice(&compact).unwrap(), want)
 }
 
+/// A record's CSV row read back (by the `csv` crate, under the header) as the object its
+/// compact line would be: empty cells left out, counts as numbers.
+fn csv_row_as_object(s: &scenario::Scenario, rec: &Record<Obs>) -> JsonObject {
+    let mut text = trace::CSV_HEADER.as_bytes().to_vec();
+    trace::write_csv_row(s, rec, &mut text).unwrap();
+    let mut rows = csv::Reader::from_reader(&*text);
+    let header = rows.headers().unwrap().clone();
+    let row = rows.records().next().expect("one row").unwrap();
+    assert_eq!(row.len(), header.len(), "record {}", rec.id);
+    let cell = |(field, value): (&str, &str)| {
+        let number = ["seq", "t_ms", "cause", "reason"].contains(&field);
+        let value = if number { value.parse::<u64>().unwrap().into() } else { value.into() };
+        (field.to_string(), value)
+    };
+    header.iter().zip(&row).filter(|(_, v)| !v.is_empty()).map(cell).collect()
+}
+
 /// The compact trace says what the full one says, less the instant in words, the sentence and
 /// the null fields: for every record of every bundled scenario.
 #[test]
@@ -91,14 +108,27 @@ fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
     }
 }
 
-/// Names that JSON must escape (ids may hold any character but white space) come out escaped
-/// in both forms, and the compact line still matches the full one.
+/// The CSV trace holds the compact trace's fields, a record a row: for every record of every
+/// bundled scenario.
 #[test]
-fn names_that_need_escaping_are_escaped_in_both_forms() {
+fn the_csv_trace_is_the_compact_trace_in_cells() {
+    for (path, s) in bundled() {
+        let r = run(&s, &RunOptions::default(), None).unwrap();
+        for rec in &r.records {
+            let (compact, _) = compact_and_full_less_time_message_and_nulls(&s, rec);
+            assert_eq!(csv_row_as_object(&s, rec), compact, "{} record {}", path.display(), rec.id);
+        }
+    }
+}
+
+/// Names that JSON must escape or CSV quote (ids may hold any character but white space) come
+/// out escaped in every form, and the compact line and CSV row still match the full line.
+#[test]
+fn names_that_need_escaping_are_escaped_in_every_form() {
     let text = std::fs::read_to_string(super::scenarios_dir().join("ebs/ebs-story.ron"))
         .unwrap()
         .replace("\"cmk\"", r#""k\"ey\\1""#)
-        .replace("\"i-app\"", r#""i\"app""#)
+        .replace("\"i-app\"", r#""i\"a,pp""#)
         .replace("\"vol-data\"", r#""vol\\data\u{1}""#);
     let s = scenario::parse("odd-names.ron", &text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
@@ -106,9 +136,10 @@ fn names_that_need_escaping_are_escaped_in_both_forms() {
     for rec in &r.records {
         let (got, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
         assert_eq!(got, want, "record {}", rec.id);
+        assert_eq!(csv_row_as_object(&s, rec), got, "record {}", rec.id);
         names.extend(["actor", "key"].iter().filter_map(|f| got.get(*f)?.as_str().map(ToString::to_string)));
     }
-    assert_eq!(names, ["i\"app", "k\"ey\\1", "kms", "vol\\data\u{1}"].map(String::from).into());
+    assert_eq!(names, ["i\"a,pp", "k\"ey\\1", "kms", "vol\\data\u{1}"].map(String::from).into());
 }
 
 /// Formatting on a second thread writes the same bytes, in the same order, as writing each
@@ -126,12 +157,16 @@ fn a_trace_written_in_the_background_is_the_trace_written_in_turn() {
     }
     for (path, s) in bundled() {
         let r = run(&s, &RunOptions::default(), None).unwrap();
-        for format in [trace::Format::Full, trace::Format::Compact] {
+        for format in [trace::Format::Full, trace::Format::Compact, trace::Format::Csv] {
             let mut in_turn = Vec::new();
+            if format == trace::Format::Csv {
+                in_turn.extend_from_slice(trace::CSV_HEADER.as_bytes());
+            }
             for rec in &r.records {
                 match format {
                     trace::Format::Full => trace::write_record(&s, rec, &mut in_turn).unwrap(),
                     trace::Format::Compact => trace::write_compact(&s, rec, &mut in_turn).unwrap(),
+                    trace::Format::Csv => trace::write_csv_row(&s, rec, &mut in_turn).unwrap(),
                 }
             }
             let mut background = Vec::new();
