@@ -123,7 +123,6 @@ pub trait Actor: Sized {
 }
 
 struct Delivery<M> {
-    to: ActorId,
     msg: M,
     cause: Cause,
 }
@@ -228,7 +227,7 @@ impl<A: Actor> Ctx<'_, A> {
     /// already scheduled for it). The message carries the current cause.
     pub fn send(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
         let at = self.now + after;
-        Scheduled(self.queue.push(at, to.0, Delivery { to, msg, cause: self.cause }))
+        Scheduled(self.queue.push(at, to.0, Delivery { msg, cause: self.cause }))
     }
 
     /// Cancels a message that has not been delivered yet; cancelling twice or too late is harmless.
@@ -371,7 +370,7 @@ impl<A: Actor> Simulation<A> {
 
     /// Schedules an input from outside the simulation.
     pub fn schedule(&mut self, at: SimTime, to: ActorId, msg: A::Msg, cause: Cause) {
-        self.queue.push(at, to.0, Delivery { to, msg, cause });
+        self.queue.push(at, to.0, Delivery { msg, cause });
     }
 
     /// Delivers messages in (time, scheduling order) until none is left or the next is past the
@@ -392,7 +391,9 @@ impl<A: Actor> Simulation<A> {
             if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
                 continue;
             }
-            let Delivery { to, msg, cause } = entry.payload;
+            // The recipient rides in the queue's key: its slot can load while the payload's does.
+            let to = ActorId(entry.hint);
+            let Delivery { msg, cause } = entry.payload;
             if limits.max_events.is_some_and(|max| self.events >= max) {
                 return Err(EngineError::EventLimit {
                     limit: self.events,

@@ -24,6 +24,8 @@ use super::time::SimTime;
 pub(crate) struct Entry<P> {
     pub at: SimTime,
     pub seq: u64,
+    /// What the pusher noted: known without reading the payload's line.
+    pub hint: u32,
     pub payload: P,
 }
 
@@ -39,7 +41,8 @@ pub(crate) struct Line<P>(Option<(u64, P)>);
 struct Key {
     at: u64,
     slot: u32,
-    /// The pusher's note about the entry (the engine: its recipient), for [`Queue::upcoming`].
+    /// The pusher's note about the entry (the engine: its recipient), for [`Queue::upcoming`]
+    /// and [`Entry::hint`].
     hint: u32,
 }
 
@@ -238,14 +241,14 @@ impl<P> Queue<P> {
     #[inline(always)]
     pub fn pop_until(&mut self, limit: SimTime) -> Option<Entry<P>> {
         self.settle();
-        let &(slot, _) = self.now.get(self.head)?;
+        let &(slot, hint) = self.now.get(self.head)?;
         if self.last > limit.as_ms() {
             return None;
         }
         self.head += 1;
         let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
-        Some(Entry { at: SimTime::from_ms(self.last), seq, payload })
+        Some(Entry { at: SimTime::from_ms(self.last), seq, hint, payload })
     }
 
     /// Entries due soon, as far as they are known without settling anything: the rest of the
