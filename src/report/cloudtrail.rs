@@ -190,7 +190,7 @@ impl Writer<'_, '_> {
         }
         if let Err(e) = result {
             r.insert("errorCode".into(), json!(e.exception.as_str()));
-            r.insert("errorMessage".into(), json!(&*e.message));
+            r.insert("errorMessage".into(), json!(e.message(|k| s.key_arn(k))));
         }
         let arn = |k: Option<KeyIdx>| k.map_or(Value::Null, |k| json!(s.key(k).spec.arn));
         let ebs_context = |c: &Option<EbsId>| c.map(|v| json!({"aws:ebs:id": s.volume_name(v)}));

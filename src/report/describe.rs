@@ -139,7 +139,7 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
             let by = caller_words(s, *caller);
             message = if message.is_empty() { by } else { format!("{message}, {by}") };
             if let Err(e) = result {
-                let _ = write!(message, ": {}", e.message);
+                let _ = write!(message, ": {}", e.message(|k| s.key_arn(k)));
             }
             message
         }
@@ -156,7 +156,9 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
         Obs::Volume(v) => match v {
             VolumeObs::CreateRequested => "create requested: EBS asks KMS for a data key".into(),
             VolumeObs::Created => "volume available, encrypted data key stored with it".into(),
-            VolumeObs::CreateFailed { error } => format!("EBS createVolume failed: {}", error.message),
+            VolumeObs::CreateFailed { error } => {
+                format!("EBS createVolume failed: {}", error.message(|k| s.key_arn(k)))
+            }
             VolumeObs::AttachRequested { instance } => format!("attach to {} requested", name(*instance)),
             VolumeObs::Attached { instance } => format!("attached to {}", name(*instance)),
             VolumeObs::AttachFailed { instance, error, kms } => {

@@ -209,6 +209,12 @@ impl Scenario {
         &self.keys[key.0 as usize]
     }
 
+    /// A key's ARN, for the messages that name it.
+    #[must_use]
+    pub fn key_arn(&self, key: KeyIdx) -> &str {
+        &self.key(key).spec.arn
+    }
+
     /// The volume an `aws:ebs:id` encryption context names.
     #[must_use]
     pub fn volume_name(&self, id: crate::actors::kms::EbsId) -> &str {

@@ -443,7 +443,7 @@ impl Kms {
                 self.window = (second, 0);
             }
             if self.window.1 >= quota {
-                return (None, Err(KmsError::new(KmsException::Throttling, "Rate exceeded")));
+                return (None, Err(KmsError::new(KmsException::Throttling, &"Rate exceeded")));
             }
             self.window.1 += 1;
         }
@@ -541,7 +541,7 @@ impl Kms {
         {
             return verdict.clone();
         }
-        let verdict = admit(op, state, k.spec.origin, &k.spec.arn);
+        let verdict = admit(op, state, k.spec.origin, key);
         *k.verdict.borrow_mut() = Some((op, state, verdict.clone()));
         verdict
     }
@@ -646,11 +646,11 @@ impl Kms {
             Some(t) if now >= t.valid_to => {
                 return Err(KmsError::new(
                     KmsException::ExpiredImportToken,
-                    "The import token has expired: call GetParametersForImport for a new one.",
+                    &"The import token has expired: call GetParametersForImport for a new one.",
                 ));
             }
             Some(_) => {}
-            None => return Err(KmsError::new(KmsException::InvalidImportToken, "The import token is not valid.")),
+            None => return Err(KmsError::new(KmsException::InvalidImportToken, &"The import token is not valid.")),
         }
         if let Some(associated) = k.associated
             && associated != material
@@ -665,7 +665,7 @@ impl Kms {
         {
             return Err(KmsError::new(
                 KmsException::Validation,
-                "ValidTo must be in the future and at most 365 days after the request.",
+                &"ValidTo must be in the future and at most 365 days after the request.",
             ));
         }
         Ok(KmsOutput::Imported { material, expiry })
@@ -690,7 +690,7 @@ impl Kms {
         {
             return Err(KmsError::new(
                 KmsException::IncorrectKey,
-                "The key ID in the request does not identify a KMS key that can perform this operation.",
+                &"The key ID in the request does not identify a KMS key that can perform this operation.",
             ));
         }
         if let Caller::Instance(instance) = caller
@@ -712,7 +712,7 @@ impl Kms {
         // With one material per key, an Enabled key always holds the material its ciphertexts
         // were made with; D13's delay may show Enabled a moment after the material is gone.
         if k.material.is_some_and(|m| Some(m) != blob.material) {
-            return Err(KmsError::new(KmsException::IncorrectKey, "The ciphertext was made with other key material."));
+            return Err(KmsError::new(KmsException::IncorrectKey, &"The ciphertext was made with other key material."));
         }
         Ok(KmsOutput::Decrypted { key: blob.key })
     }
@@ -768,8 +768,8 @@ impl Kms {
                 (Some(key), Ok(KmsOutput::Grant(id)))
             }
             // A grant already retired is still the grant of its key: the record names the key.
-            Some((_, g)) => (key.or(Some(g.key)), Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
-            None => (key, Err(KmsError::new(KmsException::NotFound, "Grant not found."))),
+            Some((_, g)) => (key.or(Some(g.key)), Err(KmsError::new(KmsException::NotFound, &"Grant not found."))),
+            None => (key, Err(KmsError::new(KmsException::NotFound, &"Grant not found."))),
         }
     }
 
@@ -913,7 +913,7 @@ const FRESH_TOKEN: &str = "#one-step import";
 fn invalid_ciphertext() -> KmsError {
     KmsError::new(
         KmsException::InvalidCiphertext,
-        "The ciphertext is not valid, or its encryption context does not match.",
+        &"The ciphertext is not valid, or its encryption context does not match.",
     )
 }
 
