@@ -284,9 +284,10 @@ pub enum EngineError {
 
 /// How many entries ahead the run loop looks (see [`Simulation::prefetch_upcoming`]).
 const AHEAD: usize = 3;
-/// Actors this big in all stay in the last-level cache (8 to 32 MiB and more today), where
-/// the look-ahead costs about what it saves: fleet-10k (3.8 MB of actors) ran 4% faster
-/// without it and fleet-30k (11.5 MB) the same, while fleet-100k (38 MB) needs it.
+/// Actors this big in all stay in the last-level cache (8 to 32 MiB and more today), where the
+/// full look-ahead costs more than it saves: with only the next payload prefetched, fleet-10k
+/// (3.8 MB of actors) ran 4% and a fleet of 20k (7.7 MB) 8% faster, a fleet of 30k (11.5 MB)
+/// 30% slower.
 pub const LOOK_AHEAD_ABOVE_BYTES: usize = 8 << 20;
 
 /// Whether the run loop prefetches what the next events will touch. A matter of speed only:
