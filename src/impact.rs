@@ -126,7 +126,9 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         g.add_edge(parent, dk, EdgeKind::Encrypts);
         g.add_edge(dk, vol, EdgeKind::Protects);
         if let VolumeState::InUse(a) | VolumeState::Attaching(a) = state {
-            let i = a.index() - crate::run::instance_actor(0).index();
+            let crate::run::Role::Instance(i) = crate::run::role(s, a) else {
+                unreachable!("volumes attach to instances")
+            };
             g.add_edge(vol, instances[i], EdgeKind::AttachedTo);
             if cached {
                 g.add_edge(vol, hosts[i], EdgeKind::CachedIn);

@@ -54,27 +54,110 @@ pub struct Run<'s> {
 /// The actor ids the bridge gave each declared thing.
 pub const KMS_ACTOR: ActorId = ActorId(0);
 
-/// Actor of the `i`-th declared instance.
-#[must_use]
-pub fn instance_actor(i: usize) -> ActorId {
-    ActorId(1 + u32::try_from(i).expect("instance count fits u32"))
+// Where the bridge puts each declared thing among the engine's actors: KMS, the declared
+// instances, the declared volumes, then each fleet instance followed by its own volumes. A fleet
+// volume and the instance it attaches to so sit side by side in memory, and every attach and
+// detach touches both: fleet-1k 5%, fleet-10k 4% and fleet-1m 3.5% faster than with all the
+// instances before all the volumes (fleet-1m's workload at 100k the same).
+
+/// What an actor of the scenario's world is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Kms,
+    /// The `i`-th instance of the scenario.
+    Instance(usize),
+    /// The `i`-th volume of the scenario.
+    Volume(usize),
 }
 
-/// Actor of the `i`-th declared volume.
+/// A fleet's place: its first instance, its first volume, its first actor and how many volumes
+/// each instance has (fleets lay out their instances and volumes in this order).
+struct FleetPlace {
+    instance: usize,
+    volume: usize,
+    actor: usize,
+    instances: usize,
+    per: usize,
+}
+
+/// The declared instances and volumes, then each fleet's place, in order.
+fn layout(scenario: &Scenario) -> (usize, usize, impl Iterator<Item = FleetPlace> + '_) {
+    let fleet_instances: usize = scenario.fleets.iter().map(|f| f.instances).sum();
+    let fleet_volumes: usize = scenario.fleets.iter().map(|f| f.volumes).sum();
+    let declared = (scenario.instances.len() - fleet_instances, scenario.volumes.len() - fleet_volumes);
+    let mut next = FleetPlace {
+        instance: declared.0,
+        volume: declared.1,
+        actor: 1 + declared.0 + declared.1,
+        instances: 0,
+        per: 0,
+    };
+    let places = scenario.fleets.iter().map(move |f| {
+        let place = FleetPlace { instances: f.instances, per: f.volumes / f.instances, ..next };
+        next = FleetPlace {
+            instance: next.instance + f.instances,
+            volume: next.volume + f.volumes,
+            actor: next.actor + f.instances + f.volumes,
+            ..next
+        };
+        place
+    });
+    (declared.0, declared.1, places)
+}
+
+fn actor(index: usize) -> ActorId {
+    ActorId(u32::try_from(index).expect("actor count fits u32"))
+}
+
+/// Actor of the `i`-th instance.
+#[must_use]
+pub fn instance_actor(scenario: &Scenario, i: usize) -> ActorId {
+    let (instances, _, mut fleets) = layout(scenario);
+    if i < instances {
+        return actor(1 + i);
+    }
+    let f = fleets.find(|f| i < f.instance + f.instances).expect("the instance is the scenario's");
+    actor(f.actor + (i - f.instance) * (1 + f.per))
+}
+
+/// Actor of the `i`-th volume.
 #[must_use]
 pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
-    ActorId(1 + u32::try_from(scenario.instances.len() + i).expect("actor count fits u32"))
+    let (instances, volumes, mut fleets) = layout(scenario);
+    if i < volumes {
+        return actor(1 + instances + i);
+    }
+    let f = fleets.find(|f| i < f.volume + f.instances * f.per).expect("the volume is the scenario's");
+    let (home, nth) = ((i - f.volume) / f.per, (i - f.volume) % f.per);
+    actor(f.actor + home * (1 + f.per) + 1 + nth)
+}
+
+/// What actor `id` of the scenario's world is.
+#[must_use]
+pub fn role(scenario: &Scenario, id: ActorId) -> Role {
+    let (instances, volumes, mut fleets) = layout(scenario);
+    match id.index() {
+        0 => Role::Kms,
+        i if i <= instances => Role::Instance(i - 1),
+        i if i <= instances + volumes => Role::Volume(i - 1 - instances),
+        i => {
+            let f = fleets.find(|f| i < f.actor + f.instances * (1 + f.per)).expect("the actor is the scenario's");
+            let (home, nth) = ((i - f.actor) / (1 + f.per), (i - f.actor) % (1 + f.per));
+            match nth {
+                0 => Role::Instance(f.instance + home),
+                n => Role::Volume(f.volume + home * f.per + n - 1),
+            }
+        }
+    }
 }
 
 /// The name of an actor of the scenario's world: `kms`, an instance id or a volume id.
 #[must_use]
 pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
-    let i = id.index();
-    let instances = scenario.instances.len();
-    match i {
-        0 => "kms",
-        i if i <= instances => &scenario.instances[i - 1],
-        i => &scenario.volumes[i - 1 - instances].name,
+    match role(scenario, id) {
+        Role::Kms => "kms",
+        Role::Instance(i) => &scenario.instances[i],
+        Role::Volume(v) => &scenario.volumes[v].name,
     }
 }
 
@@ -150,20 +233,23 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
     let grants = kms
         .live_grants()
         .filter_map(|(k, grantee, _)| match grantee {
-            Grantee::Instance(a) => Some((k, a.index() - instance_actor(0).index())),
+            Grantee::Instance(a) => match role(scenario, *a) {
+                Role::Instance(i) => Some((k, i)),
+                _ => None,
+            },
             Grantee::Principal(_) => None,
         })
         .collect();
     let volumes = (0..scenario.volumes.len())
         .map(|v| match sim.actor(volume_actor(scenario, v)) {
             World::Volume(v) => (v.state(), v.key_in_memory()),
-            _ => unreachable!("volume actors follow the instances"),
+            _ => unreachable!("volume_actor names a volume"),
         })
         .collect();
     let instances = (0..scenario.instances.len())
-        .map(|i| match sim.actor(instance_actor(i)) {
+        .map(|i| match sim.actor(instance_actor(scenario, i)) {
             World::Instance(x) => (x.state(), x.host()),
-            _ => unreachable!("instance actors follow KMS"),
+            _ => unreachable!("instance_actor names an instance"),
         })
         .collect();
     Snapshot { at, keys, materials, volumes, instances, grants }
@@ -174,12 +260,6 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
 pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<Obs>) -> Result<RunStats, EngineError> {
     let mut sim = build(scenario);
     sim.run(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink)
-}
-
-/// The actor of the first volume: volume `i` is this plus `i`.
-#[must_use]
-pub fn first_volume_actor(scenario: &Scenario) -> ActorId {
-    volume_actor(scenario, 0)
 }
 
 struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);
@@ -205,38 +285,50 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     for f in &scenario.fleets {
         fleet_of.extend(std::iter::repeat_n(f.instance_cycle.clone(), f.instances));
     }
-    for (i, name) in scenario.instances.iter().enumerate() {
+    let latency = Arc::new(scenario.kms_latency.clone());
+    let add_instance = |sim: &mut Simulation<World>, i: usize| {
         let mut instance = Instance::new(1);
         if let Some(cycle) = fleet_of[i].clone() {
             instance = instance.cycling(cycle);
         }
-        let id = sim.add_actor(name.clone(), World::Instance(instance));
-        debug_assert_eq!(id, instance_actor(i));
-    }
-    let latency = Arc::new(scenario.kms_latency.clone());
-    for (i, v) in scenario.volumes.iter().enumerate() {
+        let id = sim.add_actor(scenario.instances[i].clone(), World::Instance(instance));
+        debug_assert_eq!(id, instance_actor(scenario, i));
+    };
+    let add_volume = |sim: &mut Simulation<World>, i: usize| {
+        let v = &scenario.volumes[i];
         let context = EbsId(u32::try_from(i).expect("volume count fits u32"));
         let mut volume = Volume::new(context, kms, v.key, latency.clone());
         if let Some((f, home)) = v.fleet {
-            volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(home));
+            volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(scenario, home));
         }
         let id = sim.add_actor(v.name.clone(), World::Volume(volume));
         debug_assert_eq!(id, volume_actor(scenario, i));
+    };
+    let (instances, volumes, fleets) = layout(scenario);
+    (0..instances).for_each(|i| add_instance(&mut sim, i));
+    (0..volumes).for_each(|v| add_volume(&mut sim, v));
+    for f in fleets {
+        for home in 0..f.instances {
+            add_instance(&mut sim, f.instance + home);
+            (0..f.per).for_each(|nth| add_volume(&mut sim, f.volume + home * f.per + nth));
+        }
     }
     for (i, action) in scenario.actions.iter().enumerate() {
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
         let (to, msg) = match &action.what {
             ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),
-            ActionKind::RunInstance(i) => (instance_actor(*i), Msg::Instance(InstanceMsg::Run)),
+            ActionKind::RunInstance(i) => (instance_actor(scenario, *i), Msg::Instance(InstanceMsg::Run)),
             ActionKind::Kms(op) => {
                 let request = KmsRequest { caller: Caller::User, op: op.clone() };
                 (kms, Msg::Kms(KmsMsg::Request(request)))
             }
-            ActionKind::Instance { instance, op } => (instance_actor(*instance), Msg::Instance(InstanceMsg::Do(*op))),
+            ActionKind::Instance { instance, op } => {
+                (instance_actor(scenario, *instance), Msg::Instance(InstanceMsg::Do(*op)))
+            }
             ActionKind::Volume { volume, op } => {
                 let msg = match *op {
                     VolumeOp::Create => VolumeMsg::Create,
-                    VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(instance) },
+                    VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(scenario, instance) },
                     VolumeOp::Detach => VolumeMsg::Detach,
                     VolumeOp::Io(kind) => VolumeMsg::Io(kind),
                     VolumeOp::IoLoad { kind, every, until } => VolumeMsg::IoLoad { kind, every, until },
@@ -286,15 +378,15 @@ impl Run<'_> {
     pub fn volume(&self, i: usize) -> &Volume {
         match self.sim.actor(volume_actor(self.scenario, i)) {
             World::Volume(v) => v,
-            _ => unreachable!("volume actors follow the instances"),
+            _ => unreachable!("volume_actor names a volume"),
         }
     }
 
     #[must_use]
     pub fn instance(&self, i: usize) -> &Instance {
-        match self.sim.actor(instance_actor(i)) {
+        match self.sim.actor(instance_actor(self.scenario, i)) {
             World::Instance(x) => x,
-            _ => unreachable!("instance actors follow KMS"),
+            _ => unreachable!("instance_actor names an instance"),
         }
     }
 

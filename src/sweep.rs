@@ -16,7 +16,7 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::kms::{Caller, KeyState, KmsException, KmsObs};
 use crate::engine::{ActorId, Record, SimTime, Sink};
-use crate::run::{RunOptions, first_volume_actor, simulate};
+use crate::run::{RunOptions, simulate};
 use crate::scenario::{Overrides, Scenario};
 
 /// Points of the time grid on which broken counts are sampled.
@@ -55,9 +55,8 @@ pub struct RunResult {
 
 /// Folds a run's records into a [`RunResult`] as they are made.
 pub struct Fold {
-    first_volume: usize,
-    volumes: usize,
     horizon: SimTime,
+    /// A byte per actor (only volumes' records set them): a record's actor is its index.
     broken_flags: Vec<u8>,
     broken_now: u32,
     restored_at: Option<SimTime>,
@@ -75,10 +74,8 @@ impl Fold {
     #[must_use]
     pub fn new(scenario: &Scenario, run: u64, seed: u64) -> Self {
         Fold {
-            first_volume: first_volume_actor(scenario).index(),
-            volumes: scenario.volumes.len(),
             horizon: scenario.horizon,
-            broken_flags: vec![0; scenario.volumes.len()],
+            broken_flags: vec![0; 1 + scenario.instances.len() + scenario.volumes.len()],
             broken_now: 0,
             restored_at: None,
             lost: false,
@@ -117,8 +114,9 @@ impl Fold {
         self.next_grid_at = if self.next_grid < GRID { self.grid_time(self.next_grid) } else { SimTime::MAX };
     }
 
+    /// The flags of a volume's record.
     fn volume(&self, actor: usize) -> Option<usize> {
-        actor.checked_sub(self.first_volume).filter(|v| *v < self.volumes)
+        (actor < self.broken_flags.len()).then_some(actor)
     }
 
     /// Folds one record in, by reference (for sinks that pass the record on). The records of

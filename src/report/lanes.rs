@@ -278,7 +278,7 @@ fn latent_windows(summary: &Summary, name: &str, end: SimTime) -> Vec<(SimTime, 
 }
 
 fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> Lane {
-    let me = instance_actor(i);
+    let me = instance_actor(run.scenario, i);
     let mut segments = Vec::new();
     let mut open = None;
     let mut failures = Vec::new();

@@ -12,7 +12,7 @@ use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::InstanceObs;
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs};
 use crate::engine::{Cause, SimDuration, SimTime};
-use crate::run::{Run, instance_actor, volume_actor};
+use crate::run::{Role, Run, instance_actor, role, volume_actor};
 
 use super::describe::{caller_words, describe};
 
@@ -248,15 +248,16 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
 
 fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSummary {
     let s = run.scenario;
-    let me = instance_actor(i);
+    let me = instance_actor(s, i);
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
     let mut failed_key: Option<KeyIdx> = None;
     for r in run.records_of(me) {
         match &r.obs {
             Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) if *instance == me => {
-                let vol = r.actor.index() - volume_actor(s, 0).index();
-                failed_key = s.volumes.get(vol).map(|v| v.key);
+                if let Role::Volume(vol) = role(s, r.actor) {
+                    failed_key = Some(s.volumes[vol].key);
+                }
             }
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
                 if reason.is_some() {
@@ -280,9 +281,9 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
     }
     let inst = run.instance(i);
     // Running on a plaintext key whose KMS key is unusable: it breaks at its next stop or restart.
-    let first_volume = volume_actor(s, 0).index();
     let latent_on = inst.attachments().find_map(|(v, cached)| {
-        let key = s.volumes.get(v.index() - first_volume)?.key;
+        let Role::Volume(v) = role(s, v) else { return None };
+        let key = s.volumes[v].key;
         (cached && keys[key.0 as usize].state_at_end != Some(KeyState::Enabled)).then_some(key)
     });
     let status = match (breaks.last(), latent_on) {

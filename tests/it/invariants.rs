@@ -106,7 +106,7 @@ fn invariants_hold_across_seeds() {
             for i in 0..s.instances.len() {
                 let inst = r.instance(i);
                 let listed = inst.attachments().find(|(vol_id, _)| *vol_id == me);
-                let attached_here = vol.state() == Some(VolumeState::InUse(instance_actor(i)));
+                let attached_here = vol.state() == Some(VolumeState::InUse(instance_actor(&s, i)));
                 assert_eq!(listed.is_some(), attached_here, "seed {seed}: vol-{v} and i-{i} disagree");
                 if let Some((_, cached)) = listed {
                     assert_eq!(cached, vol.key_in_memory(), "seed {seed}: cache views of vol-{v} differ");
@@ -118,4 +118,47 @@ fn invariants_hold_across_seeds() {
         }
     }
     assert!(failures_seen > 0, "the swarm should reach refused calls");
+}
+
+/// Each fleet instance is followed by its own volumes among the engine's actors, after KMS and
+/// the declared instances and volumes; the maps between scenario indices and actors agree with
+/// the names the engine gave, both ways, for every actor.
+#[test]
+fn each_fleet_instance_is_followed_by_its_volumes() {
+    use kmsim::run::{Role, actor_name, role, volume_actor};
+    let text = r#"Scenario(
+    version: 1, name: "layout", start: "2026-01-01T00:00:00Z", horizon: "1d", seed: 3,
+    keys: [Key(id: "k", origin: AwsKms)],
+    instances: [Instance(id: "i-a"), Instance(id: "i-b")],
+    volumes: [Volume(id: "vol-a", key: "k"), Volume(id: "vol-b", key: "k")],
+    fleets: [
+        Fleet(id: "web", instances: 3, volumes_per_instance: 2, keys: [("k", 1)],
+              attached: Exponential("6h"), detached: Exponential("10m")),
+        Fleet(id: "db", instances: 2, keys: [("k", 1)],
+              attached: Exponential("6h"), detached: Exponential("10m")),
+    ],
+    timeline: [],
+)"#;
+    let s = scenario::parse("layout", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    let sim = kmsim::run::build(&s);
+    let names = sim.names();
+    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len());
+    let mut order = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let id = kmsim::engine::ActorId(u32::try_from(index).unwrap());
+        assert_eq!(actor_name(&s, id), &**name, "actor {index}");
+        match role(&s, id) {
+            Role::Kms => assert_eq!(index, 0),
+            Role::Instance(i) => assert_eq!(instance_actor(&s, i), id, "instance {i}"),
+            Role::Volume(v) => assert_eq!(volume_actor(&s, v), id, "volume {v}"),
+        }
+        order.push(&**name);
+    }
+    assert_eq!(
+        order,
+        [
+            "kms", "i-a", "i-b", "vol-a", "vol-b", "web-i0", "web-v0", "web-v1", "web-i1", "web-v2", "web-v3",
+            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1",
+        ]
+    );
 }
