@@ -8,7 +8,7 @@ scenarios/bench/fleet-1m.ron with only `instances` changed, under target/growth/
 median nanoseconds per counted event at each N (`kmsim bench`, simulation time only), their
 growth from the smallest N, and the log N bound (log N / log N_smallest) it must stay under.
 
-usage: benches/growth.py [--n 1k,10k,100k,1m] [--repeat 3]
+usage: benches/growth.py [--n 1k,10k,100k,1m] [--repeat 5]
 """
 import argparse
 import math
@@ -37,7 +37,7 @@ def scenario_for(n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", default="1k,10k,100k,1m", help="comma-separated sizes among 1k,10k,100k,1m")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per size (median)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per size (median), sizes alternated")
     args = ap.parse_args()
     sizes = [s.strip() for s in args.n.split(",") if s.strip()]
     for s in sizes:
@@ -47,17 +47,20 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "kmsim"], cwd=ROOT, check=True)
     kmsim = TARGET / "release" / "kmsim"
 
+    scenarios = {size: scenario_for(SIZES[size]) for size in sizes}
+    runs = {size: [] for size in sizes}
+    # Sizes alternate, round after round: a noisy moment on the machine (a 1k run lasts 10 ms)
+    # then spoils one run of several sizes, not every run of one.
+    for r in range(args.repeat):
+        for size in sizes:
+            log(f"N={size} run {r + 1}/{args.repeat}")
+            runs[size].append(measure([kmsim, "bench", scenarios[size]]))
     rows = []
     for size in sizes:
-        n = SIZES[size]
-        scenario = scenario_for(n)
-        runs = []
-        for r in range(args.repeat):
-            log(f"N={size} run {r + 1}/{args.repeat}")
-            runs.append(measure([kmsim, "bench", scenario]))
-        ns = sorted(1e9 / float(x["events_per_s"]) for x in runs)
-        peak = None if runs[0]["peak_mib"] is None else max(x["peak_mib"] for x in runs)
-        rows.append((size, n, int(runs[0]["events"]), statistics.median(ns), ns[0], ns[-1], peak))
+        ns = sorted(1e9 / float(x["events_per_s"]) for x in runs[size])
+        peaks = [x["peak_mib"] for x in runs[size]]
+        peak = None if peaks[0] is None else max(peaks)
+        rows.append((size, SIZES[size], int(runs[size][0]["events"]), statistics.median(ns), ns[0], ns[-1], peak))
 
     base_n, base_ns = rows[0][1], rows[0][3]
     header = ["N", "events", "ns/event", "fastest-slowest", "peak memory", "growth", "log N bound", ""]
@@ -71,7 +74,7 @@ def main():
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     for t in [header] + table:
         print("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
-    print(f"\nfleet-1m's scenario at each N; median of {args.repeat} runs (fastest and slowest beside it).")
+    print(f"\nfleet-1m's scenario at each N; median of {args.repeat} alternated runs (fastest and slowest beside it).")
 
 
 if __name__ == "__main__":
