@@ -830,7 +830,7 @@ impl Drop for AtomicFile {
 
 /// Runs `f` with a trace streaming to `path` as it goes (never held in memory, formatted and
 /// written by a second thread), and puts the file in place once `f` and every write succeeded;
-/// otherwise no file is left behind.
+/// otherwise no file is left behind, not even the one that was there before.
 fn with_trace<T>(
     path: &Path,
     scenario: &Scenario,
@@ -838,12 +838,26 @@ fn with_trace<T>(
     f: impl FnOnce(&mut trace::Handoff) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let mut file = AtomicFile::create(path)?;
-    // The stream buffers whole chunks itself: it writes them to the file, not through a copy.
-    let (out, written) = trace::in_background(scenario, format, file.writer().get_mut(), f);
-    let out = out?;
-    written.map_err(|e| file.error(&e))?;
-    file.commit()?;
-    Ok(out)
+    std::thread::scope(|scope| {
+        // An earlier trace goes while the run does: freeing a gigabyte of page cache took a
+        // fifth of a second, and the simulating core waits on the writing one anyway.
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+            let old = path.with_file_name(format!(".{}.kmsim-old", file_name(path)));
+            if fs::rename(path, &old).is_ok() {
+                scope.spawn(move || fs::remove_file(old));
+            }
+        }
+        // The stream buffers whole chunks itself: it writes them to the file, not through a copy.
+        let (out, written) = trace::in_background(scenario, format, file.writer().get_mut(), f);
+        let out = out?;
+        written.map_err(|e| file.error(&e))?;
+        Ok(out)
+    })
+    .and_then(|out| file.commit().map(|()| out))
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().map_or_else(|| path.to_string_lossy(), std::ffi::OsStr::to_string_lossy)
 }
 
 /// Writes a whole file atomically (see [`AtomicFile`]).

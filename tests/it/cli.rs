@@ -119,10 +119,12 @@ fn invalid_scenarios_exit_2_with_file_line_and_column_and_leave_no_output_file()
 fn a_runaway_run_stops_at_max_events_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, "an earlier run's trace\n").unwrap();
     let out = kmsim(&["run", &story(), "--max-events", "10", "--trace", trace.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("stopped after 10 events"), "{}", text(&out.stderr));
-    // The streamed trace of a run that did not finish is not left behind, whole or in part.
+    // The streamed trace of a run that did not finish is not left behind, whole or in part, and
+    // neither is the earlier trace it was to replace (removed while the run went on).
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     // A trace that cannot be written is refused before the run, not after it.
     let out = kmsim(&["run", &story(), "--trace", "/nonexistent-dir/t.jsonl"]);
@@ -202,6 +204,14 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     assert_eq!(a, b);
     assert_eq!(a.lines().count().to_string(), f["records"]);
     assert!(!dir.path().join(".bench.jsonl.kmsim-tmp").exists());
+    // Written again over itself: the same trace, and nothing else left beside it.
+    let again = bench_fields(&kmsim(&["bench", &story(), "--trace", from_bench.to_str().unwrap()]));
+    assert_eq!(again["records"], f["records"]);
+    assert_eq!(std::fs::read_to_string(&from_bench).unwrap(), a);
+    let hidden = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
+    assert_eq!(hidden.count(), 0, "no temporary or earlier file left");
     // Compact: one line per record too, each without the sentence.
     let compact = dir.path().join("compact.jsonl");
     let args = ["bench", &story(), "--trace", compact.to_str().unwrap(), "--trace-format", "compact"];
