@@ -154,7 +154,7 @@ enum Command {
         trace: Option<PathBuf>,
         /// `full`: every field; `compact`: without `time` and `message`; `csv`: the compact
         /// fields as comma-separated values. Default: `csv` for a FILE ending in `.csv`, else
-        /// `full`.
+        /// `compact` (unlike `kmsim run`).
         #[arg(long, value_enum)]
         trace_format: Option<TraceFormat>,
     },
@@ -200,14 +200,15 @@ enum TraceFormat {
     Csv,
 }
 
-/// The trace format asked for, else the one the file's name implies.
-fn trace_format(asked: Option<TraceFormat>, path: &Path) -> trace::Format {
+/// The trace format asked for, else CSV for a file named `*.csv`, else `json`.
+fn trace_format(asked: Option<TraceFormat>, path: &Path, json: trace::Format) -> trace::Format {
     let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     match asked {
+        Some(TraceFormat::Full) => trace::Format::Full,
         Some(TraceFormat::Compact) => trace::Format::Compact,
         Some(TraceFormat::Csv) => trace::Format::Csv,
         None if csv => trace::Format::Csv,
-        Some(TraceFormat::Full) | None => trace::Format::Full,
+        None => json,
     }
 }
 
@@ -273,9 +274,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let run = match trace {
-                Some(path) => with_trace(&path, &scenario, trace_format(asked_format, &path), |stream| {
-                    simulate_into(&scenario, &common, Some(stream))
-                })?,
+                Some(path) => {
+                    with_trace(&path, &scenario, trace_format(asked_format, &path, trace::Format::Full), |stream| {
+                        simulate_into(&scenario, &common, Some(stream))
+                    })?
+                }
                 None => simulate(&scenario, &common)?,
             };
             if let Some(path) = cloudtrail {
@@ -323,7 +326,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
         }
         Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
-            let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path)));
+            // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
+            let json = trace::Format::Compact;
+            let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path, json)));
             bench_command(&Common { file, seed, horizon, max_events }, trace)
         }
         Command::Merge { parts, out } => {

@@ -199,23 +199,24 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     let (from_run, from_bench) = (dir.path().join("run.jsonl"), dir.path().join("bench.jsonl"));
     let out = kmsim(&["run", &story(), "--quiet", "--trace", from_run.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let f = bench_fields(&kmsim(&["bench", &story(), "--trace", from_bench.to_str().unwrap()]));
+    let full = ["--trace-format", "full"];
+    let f = bench_fields(&kmsim(&[&["bench", &story(), "--trace", from_bench.to_str().unwrap()][..], &full].concat()));
     let (a, b) = (std::fs::read_to_string(&from_run).unwrap(), std::fs::read_to_string(&from_bench).unwrap());
     assert_eq!(a, b);
     assert_eq!(a.lines().count().to_string(), f["records"]);
     assert!(!dir.path().join(".bench.jsonl.kmsim-tmp").exists());
     // Written again over itself: the same trace, and nothing else left beside it.
-    let again = bench_fields(&kmsim(&["bench", &story(), "--trace", from_bench.to_str().unwrap()]));
+    let again =
+        bench_fields(&kmsim(&[&["bench", &story(), "--trace", from_bench.to_str().unwrap()][..], &full].concat()));
     assert_eq!(again["records"], f["records"]);
     assert_eq!(std::fs::read_to_string(&from_bench).unwrap(), a);
     let hidden = std::fs::read_dir(dir.path())
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'));
     assert_eq!(hidden.count(), 0, "no temporary or earlier file left");
-    // Compact: one line per record too, each without the sentence.
+    // Compact, bench's own default: one line per record too, each without the sentence.
     let compact = dir.path().join("compact.jsonl");
-    let args = ["bench", &story(), "--trace", compact.to_str().unwrap(), "--trace-format", "compact"];
-    let g = bench_fields(&kmsim(&args));
+    let g = bench_fields(&kmsim(&["bench", &story(), "--trace", compact.to_str().unwrap()]));
     let c = std::fs::read_to_string(&compact).unwrap();
     assert_eq!(c.lines().count().to_string(), g["records"]);
     assert!(c.lines().all(|l| l.starts_with("{\"seq\":") && !l.contains("\"message\"")), "{c}");
