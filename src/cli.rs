@@ -794,6 +794,13 @@ impl AtomicFile {
         Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
+    /// Moves the file now at the path (if a regular one) to a hidden name beside it and returns
+    /// that name, for the caller to remove; a failure after this leaves neither file.
+    fn set_aside_earlier(&self) -> Option<PathBuf> {
+        let earlier = self.tmp.as_ref()?.with_extension("kmsim-old");
+        fs::rename(&self.path, &earlier).is_ok().then_some(earlier)
+    }
+
     fn writer(&mut self) -> &mut BufWriter<fs::File> {
         self.out.as_mut().expect("not committed yet")
     }
@@ -846,11 +853,8 @@ fn with_trace<T>(
     std::thread::scope(|scope| {
         // An earlier trace goes while the run does: freeing a gigabyte of page cache took a
         // fifth of a second, and the simulating core waits on the writing one anyway.
-        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
-            let old = path.with_file_name(format!(".{}.kmsim-old", file_name(path)));
-            if fs::rename(path, &old).is_ok() {
-                scope.spawn(move || fs::remove_file(old));
-            }
+        if let Some(earlier) = file.set_aside_earlier() {
+            scope.spawn(move || fs::remove_file(earlier));
         }
         // The stream buffers whole chunks itself: it writes them to the file, not through a copy.
         let (out, written) = trace::in_background(scenario, format, file.writer().get_mut(), f);
@@ -859,10 +863,6 @@ fn with_trace<T>(
         Ok(out)
     })
     .and_then(|out| file.commit().map(|()| out))
-}
-
-fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
-    path.file_name().map_or_else(|| path.to_string_lossy(), std::ffi::OsStr::to_string_lossy)
 }
 
 /// Writes a whole file atomically (see [`AtomicFile`]).

@@ -8,7 +8,7 @@ use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
 use crate::actors::kms::{Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
-use crate::scenario::{ActionKind, Scenario, VolumeOp};
+use crate::scenario::{ActionKind, FleetDecl, Scenario, VolumeOp};
 
 /// Limits a caller may put on a run, and instants at which to take extra snapshots.
 #[derive(Clone, Debug, Default)]
@@ -70,84 +70,75 @@ pub enum Role {
     Volume(usize),
 }
 
-/// A fleet's place: its first instance, its first volume, its first actor and how many volumes
-/// each instance has (fleets lay out their instances and volumes in this order).
-struct FleetPlace {
-    instance: usize,
-    volume: usize,
-    actor: usize,
-    instances: usize,
-    per: usize,
+/// The declared instances, which come first among the scenario's instances.
+fn declared_instances(scenario: &Scenario) -> usize {
+    scenario.fleets.first().map_or(scenario.instances.len(), |f| f.first_instance)
 }
 
-/// The declared instances and volumes, then each fleet's place, in order.
-fn layout(scenario: &Scenario) -> (usize, usize, impl Iterator<Item = FleetPlace> + '_) {
-    let fleet_instances: usize = scenario.fleets.iter().map(|f| f.instances).sum();
-    let fleet_volumes: usize = scenario.fleets.iter().map(|f| f.volumes).sum();
-    let declared = (scenario.instances.len() - fleet_instances, scenario.volumes.len() - fleet_volumes);
-    let mut next = FleetPlace {
-        instance: declared.0,
-        volume: declared.1,
-        actor: 1 + declared.0 + declared.1,
-        instances: 0,
-        per: 0,
-    };
-    let places = scenario.fleets.iter().map(move |f| {
-        let place = FleetPlace { instances: f.instances, per: f.volumes / f.instances, ..next };
-        next = FleetPlace {
-            instance: next.instance + f.instances,
-            volume: next.volume + f.volumes,
-            actor: next.actor + f.instances + f.volumes,
-            ..next
-        };
-        place
-    });
-    (declared.0, declared.1, places)
+/// The declared volumes, which come first among the scenario's volumes.
+fn declared_volumes(scenario: &Scenario) -> usize {
+    scenario.fleets.first().map_or(scenario.volumes.len(), |f| f.first_volume)
+}
+
+/// A fleet's first actor: everything before its first instance and its first volume comes
+/// before it, and KMS.
+fn first_actor(fleet: &FleetDecl) -> usize {
+    1 + fleet.first_instance + fleet.first_volume
+}
+
+/// A fleet's volumes per instance.
+fn per(fleet: &FleetDecl) -> usize {
+    fleet.volumes / fleet.instances
 }
 
 fn actor(index: usize) -> ActorId {
     ActorId(u32::try_from(index).expect("actor count fits u32"))
 }
 
+/// How many actors the scenario's world has: KMS, its instances and its volumes.
+#[must_use]
+pub fn actor_count(scenario: &Scenario) -> usize {
+    1 + scenario.instances.len() + scenario.volumes.len()
+}
+
 /// Actor of the `i`-th instance.
 #[must_use]
 pub fn instance_actor(scenario: &Scenario, i: usize) -> ActorId {
-    let (instances, _, mut fleets) = layout(scenario);
-    if i < instances {
-        return actor(1 + i);
+    match scenario.fleets.iter().find(|f| (f.first_instance..f.first_instance + f.instances).contains(&i)) {
+        Some(f) => actor(first_actor(f) + (i - f.first_instance) * (1 + per(f))),
+        None => actor(1 + i),
     }
-    let f = fleets.find(|f| i < f.instance + f.instances).expect("the instance is the scenario's");
-    actor(f.actor + (i - f.instance) * (1 + f.per))
 }
 
 /// Actor of the `i`-th volume.
 #[must_use]
 pub fn volume_actor(scenario: &Scenario, i: usize) -> ActorId {
-    let (instances, volumes, mut fleets) = layout(scenario);
-    if i < volumes {
-        return actor(1 + instances + i);
+    match scenario.fleets.iter().find(|f| (f.first_volume..f.first_volume + f.volumes).contains(&i)) {
+        Some(f) => {
+            let (home, nth) = ((i - f.first_volume) / per(f), (i - f.first_volume) % per(f));
+            actor(first_actor(f) + home * (1 + per(f)) + 1 + nth)
+        }
+        None => actor(1 + declared_instances(scenario) + i),
     }
-    let f = fleets.find(|f| i < f.volume + f.instances * f.per).expect("the volume is the scenario's");
-    let (home, nth) = ((i - f.volume) / f.per, (i - f.volume) % f.per);
-    actor(f.actor + home * (1 + f.per) + 1 + nth)
 }
 
 /// What actor `id` of the scenario's world is.
 #[must_use]
 pub fn role(scenario: &Scenario, id: ActorId) -> Role {
-    let (instances, volumes, mut fleets) = layout(scenario);
-    match id.index() {
-        0 => Role::Kms,
-        i if i <= instances => Role::Instance(i - 1),
-        i if i <= instances + volumes => Role::Volume(i - 1 - instances),
-        i => {
-            let f = fleets.find(|f| i < f.actor + f.instances * (1 + f.per)).expect("the actor is the scenario's");
-            let (home, nth) = ((i - f.actor) / (1 + f.per), (i - f.actor) % (1 + f.per));
+    let i = id.index();
+    let fleet =
+        scenario.fleets.iter().find(|f| (first_actor(f)..first_actor(f) + f.instances + f.volumes).contains(&i));
+    match fleet {
+        Some(f) => {
+            let (home, nth) = ((i - first_actor(f)) / (1 + per(f)), (i - first_actor(f)) % (1 + per(f)));
             match nth {
-                0 => Role::Instance(f.instance + home),
-                n => Role::Volume(f.volume + home * f.per + n - 1),
+                0 => Role::Instance(f.first_instance + home),
+                n => Role::Volume(f.first_volume + home * per(f) + n - 1),
             }
         }
+        None if i == 0 => Role::Kms,
+        None if i <= declared_instances(scenario) => Role::Instance(i - 1),
+        None => Role::Volume(i - 1 - declared_instances(scenario)),
     }
 }
 
@@ -304,13 +295,12 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(v.name.clone(), World::Volume(volume));
         debug_assert_eq!(id, volume_actor(scenario, i));
     };
-    let (instances, volumes, fleets) = layout(scenario);
-    (0..instances).for_each(|i| add_instance(&mut sim, i));
-    (0..volumes).for_each(|v| add_volume(&mut sim, v));
-    for f in fleets {
+    (0..declared_instances(scenario)).for_each(|i| add_instance(&mut sim, i));
+    (0..declared_volumes(scenario)).for_each(|v| add_volume(&mut sim, v));
+    for f in &scenario.fleets {
         for home in 0..f.instances {
-            add_instance(&mut sim, f.instance + home);
-            (0..f.per).for_each(|nth| add_volume(&mut sim, f.volume + home * f.per + nth));
+            add_instance(&mut sim, f.first_instance + home);
+            (0..per(f)).for_each(|nth| add_volume(&mut sim, f.first_volume + home * per(f) + nth));
         }
     }
     for (i, action) in scenario.actions.iter().enumerate() {

@@ -75,7 +75,7 @@ impl Fold {
     pub fn new(scenario: &Scenario, run: u64, seed: u64) -> Self {
         Fold {
             horizon: scenario.horizon,
-            broken_flags: vec![0; 1 + scenario.instances.len() + scenario.volumes.len()],
+            broken_flags: vec![0; crate::run::actor_count(scenario)],
             broken_now: 0,
             restored_at: None,
             lost: false,
@@ -114,8 +114,8 @@ impl Fold {
         self.next_grid_at = if self.next_grid < GRID { self.grid_time(self.next_grid) } else { SimTime::MAX };
     }
 
-    /// The flags of a volume's record.
-    fn volume(&self, actor: usize) -> Option<usize> {
+    /// Where an actor's flags are: at its own index, if it is one of the run's.
+    fn flags_index(&self, actor: usize) -> Option<usize> {
         (actor < self.broken_flags.len()).then_some(actor)
     }
 
@@ -130,7 +130,7 @@ impl Fold {
         }
         match &rec.obs {
             Obs::Volume(VolumeObs::AttachRequested { .. }) => {
-                if let Some(v) = self.volume(rec.actor.index()) {
+                if let Some(v) = self.flags_index(rec.actor.index()) {
                     if self.broken_flags[v] & BROKEN == 0 {
                         self.result.attaches += 1;
                     } else {
@@ -139,12 +139,12 @@ impl Fold {
                 }
             }
             Obs::Volume(VolumeObs::Detached { .. }) => {
-                if self.volume(rec.actor.index()).is_some() {
+                if self.flags_index(rec.actor.index()).is_some() {
                     self.result.detaches += 1;
                 }
             }
             Obs::Volume(VolumeObs::Attached { .. }) => {
-                if let Some(v) = self.volume(rec.actor.index())
+                if let Some(v) = self.flags_index(rec.actor.index())
                     && self.broken_flags[v] & BROKEN != 0
                 {
                     self.repaired(v, rec.at);
@@ -173,7 +173,7 @@ impl Fold {
         let t = rec.at.as_ms();
         match &rec.obs {
             Obs::Volume(VolumeObs::AttachFailed { kms: Some(_), .. } | VolumeObs::KeyLoadFailed { .. }) => {
-                let Some(v) = self.volume(rec.actor.index()) else { return };
+                let Some(v) = self.flags_index(rec.actor.index()) else { return };
                 let f = &mut self.broken_flags[v];
                 if *f & BROKEN == 0 {
                     self.broken_now += 1;
@@ -217,7 +217,7 @@ impl Fold {
 
 impl Sink<Obs> for Fold {
     fn prepare(&self, actor: ActorId) {
-        if let Some(flags) = self.volume(actor.index()).and_then(|v| self.broken_flags.get(v)) {
+        if let Some(flags) = self.flags_index(actor.index()).and_then(|v| self.broken_flags.get(v)) {
             crate::engine::prefetch(flags);
         }
     }

@@ -80,6 +80,10 @@ pub struct FleetDecl {
     pub instance_cycle: Option<Arc<crate::actors::ec2::InstanceCycle>>,
     pub instances: usize,
     pub volumes: usize,
+    /// Where the fleet's instances and volumes start in [`Scenario::instances`] and
+    /// [`Scenario::volumes`]; instance `j` of the fleet has volumes `j * per` to `j * per + per - 1`.
+    pub first_instance: usize,
+    pub first_volume: usize,
 }
 
 /// Something that happens to the world at a given time, from outside it.

@@ -290,6 +290,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             instances.push(name.into());
         }
         let vwidth = n_vol.to_string().len();
+        let first_volume = volumes.len();
         for v in 0..n_vol {
             let mut pick = rng.random_range(0..total_weight);
             let key = weights
@@ -320,6 +321,8 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             instance_cycle,
             instances: n_inst,
             volumes: n_vol,
+            first_instance,
+            first_volume,
         });
     }
 

@@ -96,27 +96,16 @@ fn csv_row_as_object(s: &scenario::Scenario, rec: &Record<Obs>) -> JsonObject {
 }
 
 /// The compact trace says what the full one says, less the instant in words, the sentence and
-/// the null fields: for every record of every bundled scenario.
+/// the null fields; the CSV trace holds the compact trace's fields, a record a row: for every
+/// record of every bundled scenario.
 #[test]
-fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls() {
+fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls_and_csv_the_compact_in_cells() {
     for (path, s) in bundled() {
         let r = run(&s, &RunOptions::default(), None).unwrap();
         for rec in &r.records {
-            let (got, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
-            assert_eq!(got, want, "{} record {}", path.display(), rec.id);
-        }
-    }
-}
-
-/// The CSV trace holds the compact trace's fields, a record a row: for every record of every
-/// bundled scenario.
-#[test]
-fn the_csv_trace_is_the_compact_trace_in_cells() {
-    for (path, s) in bundled() {
-        let r = run(&s, &RunOptions::default(), None).unwrap();
-        for rec in &r.records {
-            let (compact, _) = compact_and_full_less_time_message_and_nulls(&s, rec);
-            assert_eq!(csv_row_as_object(&s, rec), compact, "{} record {}", path.display(), rec.id);
+            let (compact, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
+            assert_eq!(compact, want, "{} record {}", path.display(), rec.id);
+            assert_eq!(csv_row_as_object(&s, rec), compact, "{} record {} (CSV)", path.display(), rec.id);
         }
     }
 }
