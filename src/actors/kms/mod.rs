@@ -738,7 +738,11 @@ impl Kms {
     }
 
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<EbsId>, name: Option<&Arc<str>>) -> KmsOutput {
-        let material = self.keys[key.0 as usize].material;
+        let k = &self.keys[key.0 as usize];
+        // During D13's propagation window after a deletion, the calls that still see the key
+        // Enabled are served by the material it had: their ciphertexts are bound to it, and
+        // reimporting it makes them decryptable again.
+        let material = k.material.or(k.associated);
         let c = Ciphertext { key, material, serial: self.next_serial, context };
         self.next_serial += 1;
         if let Some(name) = name {
@@ -792,8 +796,10 @@ impl Kms {
                 if let Some(t) = k.deletion_timer.take() {
                     ctx.cancel(t);
                 }
-                // D8: without material the key cannot be Disabled; it is PendingImport.
-                let to = if k.material.is_some() { KeyState::Disabled } else { KeyState::PendingImport };
+                // D8: a key whose imported material is gone cannot be Disabled; it is
+                // PendingImport. A key with KMS-generated material always has it: Disabled.
+                let has_material = k.material.is_some() || k.spec.origin == Origin::AwsKms;
+                let to = if has_material { KeyState::Disabled } else { KeyState::PendingImport };
                 self.set_state(key, to, ctx);
             }
             Effect::Import { material, expiry } => {
