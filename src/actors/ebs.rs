@@ -17,7 +17,9 @@
 //! A4 (undocumented): EC2 makes one grant per (volume, instance) and keeps it while the volume
 //! goes back to that instance; it retires it when the instance terminates or the volume is
 //! attached elsewhere. A reattach to the same instance therefore calls only Decrypt, and the
-//! refused call is the Decrypt, as D4 describes. Simplifications: a failed CreateVolume leaves no
+//! refused call is the Decrypt, as D4 describes. When that grant was revoked or retired meanwhile,
+//! the next attach or start on the instance makes a new one first (CreateGrant, then Decrypt, as
+//! AWS's CloudTrail examples of EC2 attaches show). Simplifications: a failed CreateVolume leaves no
 //! volume behind (the scenario may create it again); attaching to a stopped instance decrypts
 //! the key at once and the instance discards it until it starts.
 
@@ -134,6 +136,10 @@ pub enum VolumeMsg {
     },
     KeyCached,
     KeyDropped,
+    /// From KMS: the user retired or revoked the grant EC2 made for this volume.
+    GrantEnded {
+        grant: GrantId,
+    },
     InstanceTerminated {
         instance: ActorId,
     },
@@ -191,6 +197,7 @@ enum Pending {
     CreateDataKey,
     AttachGrant(ActorId),
     AttachDecrypt(ActorId),
+    StartGrant(ActorId),
     StartDecrypt(ActorId),
 }
 
@@ -315,6 +322,11 @@ impl Volume {
             VolumeMsg::LoadKey { instance } => self.on_load_key(instance, ctx),
             VolumeMsg::KeyCached => self.key_in_memory = true,
             VolumeMsg::KeyDropped => self.key_in_memory = false,
+            VolumeMsg::GrantEnded { grant } => {
+                if self.grant.is_some_and(|(g, _)| g == grant) {
+                    self.grant = None;
+                }
+            }
             VolumeMsg::CycleStep { generation, attach_to } => {
                 if generation == self.cycle_gen {
                     match attach_to {
@@ -366,12 +378,17 @@ impl Volume {
             return;
         }
         self.state = Some(VolumeState::Attaching(instance));
-        if self.grant.is_some_and(|(_, i)| i == instance) {
+        if self.holds_grant_for(instance) {
             self.call_kms(Pending::AttachDecrypt(instance), ctx);
             return;
         }
         self.retire_grant(ctx);
         self.call_kms(Pending::AttachGrant(instance), ctx);
+    }
+
+    /// Whether EC2 holds a grant for this volume on `instance` (A4).
+    fn holds_grant_for(&self, instance: ActorId) -> bool {
+        self.grant.is_some_and(|(_, i)| i == instance)
     }
 
     fn on_detach(&mut self, ctx: &mut WorldCtx<'_>) {
@@ -392,7 +409,7 @@ impl Volume {
         self.state = Some(VolumeState::Available);
         self.key_in_memory = false;
         // A start may be waiting on this volume's Decrypt; its answer no longer matters.
-        if matches!(self.call, Some((_, Pending::StartDecrypt(_)))) {
+        if matches!(self.call, Some((_, Pending::StartGrant(_) | Pending::StartDecrypt(_)))) {
             self.call = None;
         }
         ctx.record(Obs::Volume(VolumeObs::Detached { instance }));
@@ -417,7 +434,11 @@ impl Volume {
         let me = ctx.me();
         match (&self.data_key, self.state) {
             (Some(_), Some(VolumeState::InUse(i))) if i == instance => {
-                self.call_kms(Pending::StartDecrypt(instance), ctx);
+                if self.holds_grant_for(instance) {
+                    self.call_kms(Pending::StartDecrypt(instance), ctx);
+                } else {
+                    self.call_kms(Pending::StartGrant(instance), ctx);
+                }
             }
             _ => {
                 // Detached meanwhile: nothing to load.
@@ -489,7 +510,11 @@ impl Volume {
                 ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
                 self.next(Some(instance), |c| &c.retry, ctx);
             }
-            (Pending::StartDecrypt(instance), result) => {
+            (Pending::StartGrant(instance), Ok(KmsOutput::Grant(grant))) => {
+                self.grant = Some((grant, instance));
+                self.call_kms(Pending::StartDecrypt(instance), ctx);
+            }
+            (Pending::StartGrant(instance) | Pending::StartDecrypt(instance), result) => {
                 let ok = result.is_ok();
                 if let Err(kms) = result {
                     let error = Ec2Error::key_revoked(self.context);
@@ -513,7 +538,7 @@ impl Volume {
                 Caller::UserVia(Service::Ebs),
                 KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
             ),
-            Pending::AttachGrant(instance) => (
+            Pending::AttachGrant(instance) | Pending::StartGrant(instance) => (
                 Caller::UserVia(Service::Ec2),
                 KmsOp::CreateGrant {
                     key: KeyRef::Id(self.key),

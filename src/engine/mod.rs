@@ -150,6 +150,8 @@ pub struct Ctx<'a, A: Actor> {
     now: SimTime,
     me: ActorId,
     cause: Cause,
+    /// The actor whose call this handling answers, if it is one.
+    caller: Option<ActorId>,
     chacha: &'a Key,
     stream: &'a mut Stream,
     queue: &'a mut Queue<Delivery<A::Msg>>,
@@ -178,6 +180,12 @@ impl<A: Actor> Ctx<'_, A> {
     #[must_use]
     pub fn my_name(&self) -> &str {
         &self.names[self.me.index()]
+    }
+
+    /// The actor whose [`Ctx::call`] this handling answers; `None` for a delivered message.
+    #[must_use]
+    pub fn caller(&self) -> Option<ActorId> {
+        self.caller
     }
 
     /// What the next record or message will name as its cause.
@@ -209,6 +217,7 @@ impl<A: Actor> Ctx<'_, A> {
             now: self.now,
             me: to,
             cause: self.cause,
+            caller: Some(self.me),
             chacha: self.chacha,
             stream: &mut slot.stream,
             queue: &mut *self.queue,
@@ -415,6 +424,7 @@ impl<A: Actor> Simulation<A> {
                 now: at,
                 me: to,
                 cause,
+                caller: None,
                 chacha: &self.chacha,
                 stream: &mut slot.stream,
                 queue: &mut self.queue,

@@ -26,6 +26,7 @@ use smallvec::SmallVec;
 
 use crate::engine::{ActorId, RecordId, Scheduled, SimDuration, SimTime};
 
+use super::ebs::VolumeMsg;
 use super::{Msg, Obs, WorldCtx};
 pub use table::{KeyState, KmsError, KmsException, Operation, Origin, admit};
 
@@ -290,6 +291,9 @@ struct Grant {
     grantee: Grantee,
     context: Option<EbsId>,
     live: bool,
+    /// The actor that holds the grant for a service (the volume EC2 made it for), told when
+    /// the user retires or revokes it.
+    holder: Option<ActorId>,
 }
 
 /// The KMS actor.
@@ -413,9 +417,26 @@ impl Kms {
             (Ok(_), Some(key)) => Effect::of(&op).map(|e| (key, e)),
             _ => None,
         };
+        let grant = match (&*op, &result) {
+            (KmsOp::CreateGrant { .. }, Ok(KmsOutput::Grant(id))) => Some((*id, true)),
+            (KmsOp::RetireGrant { .. } | KmsOp::RevokeGrant { .. }, Ok(KmsOutput::Grant(id))) => Some((*id, false)),
+            _ => None,
+        };
         ctx.record_because(Obs::Kms(KmsObs::Called { caller, op, key, result: result.clone() }), reason);
         if let Some((key, effect)) = effect {
             self.apply(key, effect, ctx);
+        }
+        match grant {
+            // A service calling for its resource holds the grant it made.
+            Some((id, true)) => self.grants[id.0 as usize].holder = ctx.caller(),
+            // EC2 learns that the user ended a grant it holds, and makes a new one when it next
+            // needs it (A4). It ends its own grants itself, and knows.
+            Some((id, false)) if caller == Caller::User => {
+                if let Some(holder) = self.grants[id.0 as usize].holder {
+                    ctx.send(holder, Msg::Volume(VolumeMsg::GrantEnded { grant: id }), SimDuration::ZERO);
+                }
+            }
+            _ => {}
         }
         result
     }
@@ -600,7 +621,7 @@ impl Kms {
             }
             KmsOp::CreateGrant { grantee, context, name, .. } => {
                 let id = GrantId(u32::try_from(self.grants.len()).expect("grant count fits u32"));
-                self.grants.push(Grant { key, grantee: grantee.clone(), context: *context, live: true });
+                self.grants.push(Grant { key, grantee: grantee.clone(), context: *context, live: true, holder: None });
                 if let Some(c) = context {
                     self.grants_by_context.entry(*c).or_default().push(id);
                 }
