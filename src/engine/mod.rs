@@ -12,8 +12,11 @@
 //! is some, is a message the caller sends itself before calling.
 //!
 //! Determinism contract: for the same actors, inputs and seed, the sequence of records is
-//! identical on every machine. Messages at the same instant are delivered in the order they were
-//! scheduled. Every record names its [`Cause`], so any outcome can be traced back to an input.
+//! identical on every machine. Messages at the same instant are delivered in two lanes: first
+//! those sent with [`Ctx::send_first`], then all others (inputs from [`Simulation::schedule`],
+//! which are scheduled before the run, and then what actors sent); each lane in the order its
+//! messages were scheduled. Every record names its [`Cause`], so any outcome can be traced back
+//! to an input.
 
 mod prefetch;
 mod queue;
@@ -25,7 +28,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 pub use prefetch::prefetch;
-use queue::Queue;
+use queue::{Lane, Queue};
 pub use stream::ActorRng;
 use stream::{Block, Key};
 pub use time::{SimDuration, SimTime};
@@ -237,6 +240,15 @@ impl<A: Actor> Ctx<'_, A> {
     pub fn send(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
         let at = self.now + after;
         Scheduled(self.queue.push(at, to.0, Delivery { msg, cause: self.cause }))
+    }
+
+    /// Like [`Ctx::send`], but in the first lane of its instant: delivered before every message
+    /// of the second lane due then, whoever scheduled it and whenever. For a service's own timers,
+    /// which take effect before anything else that happens at their instant. With no delay it
+    /// is an ordinary send: the present instant's second lane is already being delivered.
+    pub fn send_first(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
+        let at = self.now + after;
+        Scheduled(self.queue.push_in(at, Lane::First, to.0, Delivery { msg, cause: self.cause }))
     }
 
     /// Cancels a message that has not been delivered yet; cancelling twice or too late is harmless.

@@ -17,8 +17,29 @@
 //!
 //! Only 16-byte keys (time, slot, hint) move between buckets and into the FIFO; sequence
 //! numbers and payloads wait in a slab, written once and read once.
+//!
+//! Each instant has two lanes, [`Lane::First`] before [`Lane::Then`]. The lane rides in the top
+//! bit of the slot number; when an instant becomes the present, its first-lane entries move to
+//! the front of the FIFO (a stable partition, done only when the instant has any). Keeping the
+//! lane out of the time spares the heap a bit of key: with it there, entries crossed more
+//! levels and fleet-10k ran 7% slower.
 
 use super::time::SimTime;
+
+/// Where an entry stands among those due at its instant: every `First` entry before any `Then`
+/// entry, each lane in scheduling order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    First,
+    Then,
+}
+
+/// The slot bit that marks a first-lane entry.
+const FIRST: u32 = 1 << 31;
+
+fn is_first(slot: u32) -> bool {
+    slot & FIRST != 0
+}
 
 /// One delivery taken off the queue.
 pub(crate) struct Entry<P> {
@@ -104,6 +125,8 @@ pub(crate) struct Queue<P> {
     /// The time of the entries in `now`: the last time popped, or the next, once known.
     last: u64,
     next_seq: u64,
+    /// First-lane entries pending: while there are none, no instant needs a partition.
+    firsts: usize,
 }
 
 impl<P> Queue<P> {
@@ -118,11 +141,21 @@ impl<P> Queue<P> {
             free: Vec::new(),
             last: 0,
             next_seq: 0,
+            firsts: 0,
         }
     }
 
-    /// Schedules `payload` at `at` and returns its sequence number, unique for the queue's life.
+    /// Schedules `payload` at `at`, in the instant's second lane, and returns its sequence
+    /// number, unique for the queue's life.
+    #[inline(always)]
     pub fn push(&mut self, at: SimTime, hint: u32, payload: P) -> u64 {
+        self.push_in(at, Lane::Then, hint, payload)
+    }
+
+    /// Schedules `payload` at `at` in `lane`. An entry for the present instant joins its FIFO
+    /// at the end, whatever its lane: the instant is already being taken.
+    #[inline(always)]
+    pub fn push_in(&mut self, at: SimTime, lane: Lane, hint: u32, payload: P) -> u64 {
         let at = at.as_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -142,8 +175,16 @@ impl<P> Queue<P> {
             }
             None => {
                 self.slots.push(Line(Some((seq, payload))));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
+                let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^31 pending events");
+                assert!(!is_first(slot), "fewer than 2^31 pending events");
+                slot
             }
+        };
+        let slot = if lane == Lane::First {
+            self.firsts += 1;
+            slot | FIRST
+        } else {
+            slot
         };
         self.place(Key { at, slot, hint });
         seq
@@ -188,6 +229,7 @@ impl<P> Queue<P> {
         }
         // Most buckets hold one entry by the time they are settled: it is the present.
         if let [key] = self.later[b][..] {
+            // Alone, it needs no partition by lane.
             self.later[b].clear();
             self.last = key.at;
             self.now.push((key.slot, key.hint));
@@ -199,10 +241,22 @@ impl<P> Queue<P> {
         for key in bucket.drain(..) {
             self.place(key);
         }
+        self.first_lane_first();
         // Keep a small allocation for the next time this bucket fills, but not one sized for a
         // burst: a million entries pass through the buckets at the start of a big fleet.
         if bucket.capacity() <= 4096 {
             self.later[b] = bucket;
+        }
+    }
+
+    /// Puts the present instant's first-lane entries before its others, each in the order it had.
+    fn first_lane_first(&mut self) {
+        if self.firsts == 0 {
+            return;
+        }
+        let present = &mut self.now[self.head..];
+        if present.len() > 1 && present.iter().any(|&(slot, _)| is_first(slot)) {
+            present.sort_by_key(|&(slot, _)| !is_first(slot));
         }
     }
 
@@ -224,6 +278,7 @@ impl<P> Queue<P> {
         for key in keys {
             self.place(key);
         }
+        self.first_lane_first();
     }
 
     pub fn peek_time(&mut self) -> Option<SimTime> {
@@ -246,6 +301,10 @@ impl<P> Queue<P> {
             return None;
         }
         self.head += 1;
+        if is_first(slot) {
+            self.firsts -= 1;
+        }
+        let slot = slot & !FIRST;
         let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
         Some(Entry { at: SimTime::from_ms(self.last), seq, hint, payload })
@@ -257,13 +316,14 @@ impl<P> Queue<P> {
     /// and possibly in part, which ends the list; a higher one is taken whole or not at all. So
     /// what is shown pops within the next 256 ms that have entries, or before anything not
     /// shown. Where each one's payload waits, and its hint. For prefetching what the next
-    /// events will touch.
+    /// events will touch; an instant's lanes are not looked at (a first-lane entry is rare, and
+    /// a hint out of order costs only a wasted load).
     #[inline]
     pub fn upcoming<const N: usize>(&self) -> [Option<(&Line<P>, u32)>; N] {
         let mut out = [None; N];
         let mut n = 0;
         for &(slot, hint) in self.now[self.head..].iter().take(N) {
-            out[n] = Some((&self.slots[slot as usize], hint));
+            out[n] = Some((&self.slots[(slot & !FIRST) as usize], hint));
             n += 1;
         }
         for b in self.occupied_buckets() {
@@ -274,7 +334,7 @@ impl<P> Queue<P> {
                 break;
             }
             for key in bucket.iter().take(room) {
-                out[n] = Some((&self.slots[key.slot as usize], key.hint));
+                out[n] = Some((&self.slots[(key.slot & !FIRST) as usize], key.hint));
                 n += 1;
             }
             if bucket.len() > room {
@@ -321,24 +381,50 @@ mod tests {
         assert_eq!(order, ["a", "b", "c"]);
     }
 
+    #[test]
+    fn the_first_lane_of_an_instant_comes_before_its_second_whenever_scheduled() {
+        let mut q = Queue::new();
+        q.push(SimTime::from_ms(10), 0, "then, scheduled first");
+        q.push(SimTime::from_ms(5), 0, "earlier");
+        q.push_in(SimTime::from_ms(10), Lane::First, 0, "first lane");
+        q.push(SimTime::from_ms(10), 0, "then, scheduled last");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
+        assert_eq!(order, ["earlier", "first lane", "then, scheduled first", "then, scheduled last"]);
+        // A first-lane entry for the instant being taken joins it at the end.
+        q.push(SimTime::from_ms(20), 0, "a");
+        q.push(SimTime::from_ms(20), 0, "b");
+        assert_eq!(q.pop().map(|e| e.payload), Some("a"));
+        q.push_in(SimTime::from_ms(20), Lane::First, 0, "late first");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
+        assert_eq!(order, ["b", "late first"]);
+    }
+
     /// One step of a simulation driving the queue: pop the next entry, or schedule one at a delay
     /// from the present (often zero, often a tie).
     #[derive(Clone, Debug)]
     enum Step {
         Pop,
         Push(u64),
+        /// In the first lane, strictly later than the present.
+        PushFirst(u64),
         /// An input from outside at an absolute time, possibly before instants already seen.
         Input(u64),
     }
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
         let delay = prop_oneof![Just(0u64), 0u64..4, 0u64..1_000, 0u64..(1 << 20), 0u64..(1 << 40)];
-        let step = prop_oneof![4 => Just(Step::Pop), 4 => delay.prop_map(Step::Push), 1 => (0u64..2_000).prop_map(Step::Input)];
+        let first = prop_oneof![1u64..4, 1u64..1_000, 1u64..(1 << 20)];
+        let step = prop_oneof![
+            4 => Just(Step::Pop),
+            4 => delay.prop_map(Step::Push),
+            1 => first.prop_map(Step::PushFirst),
+            1 => (0u64..2_000).prop_map(Step::Input),
+        ];
         prop::collection::vec(step, 0..400)
     }
 
     proptest! {
-        /// The same order as a binary heap keyed by (time, sequence), the engine's contract.
+        /// The same order as a binary heap keyed by (time, lane, sequence), the engine's contract.
         #[test]
         fn agrees_with_a_binary_heap(steps in steps()) {
             let mut q = Queue::new();
@@ -348,21 +434,25 @@ mod tests {
                 match step {
                     Step::Push(delay) => {
                         let seq = q.push(SimTime::from_ms(now + delay), 0, ());
-                        model.push(Reverse((now + delay, seq)));
+                        model.push(Reverse((now + delay, 1, seq)));
+                    }
+                    Step::PushFirst(delay) => {
+                        let seq = q.push_in(SimTime::from_ms(now + delay), Lane::First, 0, ());
+                        model.push(Reverse((now + delay, 0, seq)));
                     }
                     Step::Input(at) => {
                         let seq = q.push(SimTime::from_ms(at), 0, ());
-                        model.push(Reverse((at, seq)));
+                        model.push(Reverse((at, 1, seq)));
                     }
                     Step::Pop => {
                         let got = q.pop().map(|e| e.seq);
-                        let want = model.pop().map(|Reverse((at, seq))| { now = at; seq });
+                        let want = model.pop().map(|Reverse((at, _, seq))| { now = at; seq });
                         prop_assert_eq!(got, want);
                     }
                 }
                 prop_assert_eq!(q.len(), model.len());
             }
-            while let Some(Reverse((_, seq))) = model.pop() {
+            while let Some(Reverse((_, _, seq))) = model.pop() {
                 prop_assert_eq!(q.pop().map(|e| e.seq), Some(seq));
             }
             prop_assert!(q.pop().is_none());
@@ -378,7 +468,8 @@ mod tests {
                 // The hint is the sequence number, to tell entries apart.
                 let hint = u32::try_from(q.next_seq).unwrap();
                 match step {
-                    Step::Push(delay) => { q.push(SimTime::from_ms(now + delay), hint, ()); }
+                    // `upcoming` does not order an instant by lane (it is a hint).
+                    Step::Push(delay) | Step::PushFirst(delay) => { q.push(SimTime::from_ms(now + delay), hint, ()); }
                     Step::Input(at) => { q.push(SimTime::from_ms(at), hint, ()); }
                     Step::Pop => if q.pop().is_some() { now = q.last; },
                 }

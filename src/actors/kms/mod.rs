@@ -808,7 +808,9 @@ impl Kms {
             Effect::Disable if state == KeyState::Enabled => self.set_state(key, KeyState::Disabled, ctx),
             Effect::Enable | Effect::Disable => {}
             Effect::ScheduleDeletion { window } => {
-                let timer = ctx.send(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);
+                // KMS's timers take effect before any call at their instant (the same-instant rule).
+                let timer =
+                    ctx.send_first(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);
                 self.keys[key.0 as usize].deletion_timer = Some(timer);
                 self.set_state(key, KeyState::PendingDeletion, ctx);
             }
@@ -836,7 +838,7 @@ impl Kms {
                 };
                 if let Some(valid_to) = k.valid_to {
                     let after = (valid_to + self.params.material_expiry_lag) - now;
-                    k.expiry_timer = Some(ctx.send(me, Msg::Kms(KmsMsg::ExpireMaterial(key)), after));
+                    k.expiry_timer = Some(ctx.send_first(me, Msg::Kms(KmsMsg::ExpireMaterial(key)), after));
                 }
                 // D9: PendingImport becomes Enabled. A3: a Disabled key stays Disabled (its
                 // material was present; a reimport only refreshes the expiration).
