@@ -203,6 +203,7 @@ impl Writer<'_, '_> {
                         req["validTo"] = json!(console_date(self.run, *t));
                         req["expirationModel"] = json!("KEY_MATERIAL_EXPIRES");
                     }
+                    Expiry::WithoutValidTo => req["expirationModel"] = json!("KEY_MATERIAL_EXPIRES"),
                 }
                 req["importType"] = json!("EXISTING_KEY_MATERIAL");
                 let resp = match (res, key) {

@@ -89,6 +89,7 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
                     let valid = match expiry {
                         Expiry::Never => "does not expire".to_string(),
                         Expiry::At(t) => format!("ValidTo {}", at(*t)),
+                        Expiry::WithoutValidTo => "expires, with no ValidTo".to_string(),
                     };
                     format!("material {}, {valid}", material(*m))
                 }

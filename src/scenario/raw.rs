@@ -146,6 +146,8 @@ pub enum RawExpires {
     At(String),
     /// `ValidTo` this long after the import.
     After(String),
+    /// `KEY_MATERIAL_EXPIRES` with no `ValidTo`, which KMS refuses.
+    WithoutValidTo,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

@@ -88,6 +88,28 @@ fn duplicate_ids_are_refused_across_kinds() {
 }
 
 #[test]
+fn a_declared_id_a_fleet_also_generates_is_refused() {
+    let fleet = r#"fleets: [Fleet(id: "web", instances: 12, volumes_per_instance: 2, keys: [("cmk", 1)], attached: Fixed("1h"), detached: Fixed("1h"))],
+    timeline:"#;
+    // The fleet's ids are web-i00..web-i11 and web-v00..web-v23: web-i0 and web-v24 are not.
+    let ok = VALID
+        .replace(r#"Instance(id: "i-1")"#, r#"Instance(id: "i-1"), Instance(id: "web-i0"), Instance(id: "web-v24")"#);
+    parse("s.ron", &ok.replacen("timeline:", fleet, 1), Overrides::default()).unwrap();
+    let text = VALID
+        .replace(r#"Instance(id: "i-1")"#, r#"Instance(id: "i-1"), Instance(id: "web-i03")"#)
+        .replace(
+            r#"Volume(id: "vol-1", key: "cmk")"#,
+            r#"Volume(id: "vol-1", key: "cmk"), Volume(id: "web-v23", key: "cmk")"#,
+        )
+        .replacen("timeline:", fleet, 1);
+    let p = one_problem(&text);
+    assert_eq!(
+        p,
+        r#"s.ron:10:14: fleets[0].id: fleet "web" generates the ids "web-i03" (an instance), "web-v23" (a volume), already declared: rename one"#
+    );
+}
+
+#[test]
 fn times_after_the_horizon_are_refused() {
     let text = VALID.replace(r#"At("2h","#, r#"At("11d","#);
     let p = one_problem(&text);
@@ -96,14 +118,13 @@ fn times_after_the_horizon_are_refused() {
 
 #[test]
 fn durations_out_of_range_are_refused() {
+    // A ValidTo more than 365 days ahead is a call KMS refuses, simulated; not an input error.
     let text = VALID.replace(r#"After("30d")"#, r#"After("366d")"#).replace(
         r#"At("1h", CreateVolume(volume: "vol-1")),"#,
         r#"At("1h", ScheduleKeyDeletion(key: "cmk", pending_window_days: 3)),"#,
     );
-    let p = problems(&text);
-    assert_eq!(p.len(), 2, "{p:#?}");
-    assert!(p[0].contains("timeline[0].expires: ValidTo is 366d after the import"), "{}", p[0]);
-    assert!(p[1].contains("timeline[1].pending_window_days: 3 days is out of range"), "{}", p[1]);
+    let p = one_problem(&text);
+    assert!(p.contains("timeline[1].pending_window_days: 3 days is out of range"), "{p}");
 }
 
 #[test]

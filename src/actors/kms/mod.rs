@@ -57,6 +57,8 @@ pub enum Expiry {
     Never,
     /// `KEY_MATERIAL_EXPIRES` with this `ValidTo`.
     At(SimTime),
+    /// `KEY_MATERIAL_EXPIRES` (the API's default) with no `ValidTo`: KMS refuses it.
+    WithoutValidTo,
 }
 
 /// The AWS service that makes a call on the user's behalf.
@@ -652,6 +654,23 @@ impl Kms {
         now: SimTime,
     ) -> Outcome {
         let k = &self.keys[key.0 as usize];
+        // The request's own parameters are checked before the token and the material. The API
+        // reference states the rules; AWS's exact words are not documented (model.md, A7).
+        match expiry {
+            Expiry::At(valid_to) if valid_to <= now || valid_to > now + MAX_VALID_FOR => {
+                return Err(KmsError::new(
+                    KmsException::Validation,
+                    &"ValidTo must be a future date and time, at most 365 days from the request date.",
+                ));
+            }
+            Expiry::WithoutValidTo => {
+                return Err(KmsError::new(
+                    KmsException::Validation,
+                    &"ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES.",
+                ));
+            }
+            Expiry::At(_) | Expiry::Never => {}
+        }
         let token = match token {
             TokenRef::Named(name) => self.named_tokens.get(name).map(|&i| &self.tokens[i]),
             TokenRef::Fresh => self.named_tokens.get(FRESH_TOKEN).map(|&i| &self.tokens[i]),
@@ -681,14 +700,6 @@ impl Kms {
                 format!("The key material is not the key material previously imported into {arn}."),
             ));
         }
-        if let Expiry::At(valid_to) = expiry
-            && (valid_to <= now || valid_to > now + MAX_VALID_FOR)
-        {
-            return Err(KmsError::new(
-                KmsException::Validation,
-                &"ValidTo must be in the future and at most 365 days after the request.",
-            ));
-        }
         Ok(KmsOutput::Imported { material, expiry })
     }
 
@@ -711,7 +722,8 @@ impl Kms {
         {
             return Err(KmsError::new(
                 KmsException::IncorrectKey,
-                &"The key ID in the request does not identify a KMS key that can perform this operation.",
+                // AWS's responses still say "CMK" here (the IncorrectKeyException recorded in 2025).
+                &"The key ID in the request does not identify a CMK that can perform this operation.",
             ));
         }
         if let Caller::Instance(instance) = caller
@@ -809,8 +821,7 @@ impl Kms {
             Effect::Enable | Effect::Disable => {}
             Effect::ScheduleDeletion { window } => {
                 // KMS's timers take effect before any call at their instant (the same-instant rule).
-                let timer =
-                    ctx.send_first(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);
+                let timer = ctx.send_first(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);
                 self.keys[key.0 as usize].deletion_timer = Some(timer);
                 self.set_state(key, KeyState::PendingDeletion, ctx);
             }
@@ -833,7 +844,7 @@ impl Kms {
                     ctx.cancel(t);
                 }
                 k.valid_to = match expiry {
-                    Expiry::Never => None,
+                    Expiry::Never | Expiry::WithoutValidTo => None,
                     Expiry::At(t) => Some(t),
                 };
                 if let Some(valid_to) = k.valid_to {
