@@ -4,8 +4,9 @@
 //! material, the encrypted data keys made under it, the volumes they protect, the instances the
 //! volumes are attached to and the hosts whose memory caches the plaintext keys, plus the grants
 //! keys give instances. Edges point from what is depended on to what depends on it. A walk from
-//! one key finds its dependents, and the run (which knows the future of the scenario) says when
-//! each latent one breaks.
+//! one key finds its dependents; each one's standing is [`crate::report::standing`]'s verdict at
+//! the instant, the same the run summary shows, and the run (which knows the future of the
+//! scenario) says when each latent or blocked one breaks.
 //!
 //! ```text
 //!   key ──material-of──> material ──encrypts──> data key ──protects──> volume ──attached-to──> instance ──runs-on──> host
@@ -22,9 +23,10 @@ use serde::Serialize;
 
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
-use crate::actors::kms::{KeyIdx, KeyState};
+use crate::actors::kms::KeyIdx;
 use crate::engine::SimTime;
-use crate::report::summary::{Summary, summarize};
+use crate::report::standing::{self, Standing};
+use crate::report::summary::{ResourceSummary, Summary, summarize};
 use crate::run::{Run, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,6 +44,8 @@ pub enum NodeKind {
 pub struct Node {
     pub kind: NodeKind,
     pub name: String,
+    /// The volume's or instance's index in the scenario (unused for other kinds).
+    pub index: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -75,8 +79,6 @@ impl EdgeKind {
 pub struct Graph {
     pub graph: StableDiGraph<Node, EdgeKind>,
     keys: Vec<NodeIndex>,
-    volumes: Vec<Option<NodeIndex>>,
-    instances: Vec<NodeIndex>,
 }
 
 /// Builds the graph of the world in `snap`.
@@ -84,7 +86,9 @@ pub struct Graph {
 pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
     let s = run.scenario;
     let mut g = StableDiGraph::new();
-    let add = |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String| g.add_node(Node { kind, name });
+    let add = |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String| g.add_node(Node { kind, name, index: 0 });
+    let add_at =
+        |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String, index| g.add_node(Node { kind, name, index });
     let keys: Vec<NodeIndex> = s.keys.iter().map(|k| add(&mut g, NodeKind::Key, k.name.clone())).collect();
     // Materials a key holds now, or that its volumes' data keys were made with.
     let mut materials: BTreeMap<(usize, String), NodeIndex> = BTreeMap::new();
@@ -99,7 +103,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
     let mut instances = Vec::new();
     let mut hosts = Vec::new();
     for (i, name) in s.instances.iter().enumerate() {
-        let n = add(&mut g, NodeKind::Instance, name.to_string());
+        let n = add_at(&mut g, NodeKind::Instance, name.to_string(), i);
         let (state, host) = snap.instances[i];
         let h = add(&mut g, NodeKind::Host, format!("host {host} of {name}"));
         if state.is_some_and(|st| st != InstanceState::Terminated) {
@@ -108,15 +112,13 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         instances.push(n);
         hosts.push(h);
     }
-    let mut volumes = Vec::new();
     for (v, decl) in s.volumes.iter().enumerate() {
         let (state, cached) = snap.volumes[v];
         let Some(state) = state else {
-            volumes.push(None);
             continue;
         };
         let k = decl.key.0 as usize;
-        let vol = add(&mut g, NodeKind::Volume, decl.name.to_string());
+        let vol = add_at(&mut g, NodeKind::Volume, decl.name.to_string(), v);
         let dk = add(&mut g, NodeKind::DataKey, format!("data key of {}", decl.name));
         // The data key is encrypted under the key's material; without material now, under the key.
         let parent = run
@@ -134,37 +136,13 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
                 g.add_edge(vol, hosts[i], EdgeKind::CachedIn);
             }
         }
-        volumes.push(Some(vol));
     }
     for &(k, i) in &snap.grants {
         if !g.edges_connecting(keys[k.0 as usize], instances[i]).any(|e| *e.weight() == EdgeKind::GrantedTo) {
             g.add_edge(keys[k.0 as usize], instances[i], EdgeKind::GrantedTo);
         }
     }
-    Graph { graph: g, keys, volumes, instances }
-}
-
-/// How a dependent stands at the instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Standing {
-    /// Already failing, or certain to fail on its next use: it holds no plaintext key.
-    Broken,
-    /// Still working on a plaintext data key cached in host memory.
-    Latent,
-    /// Its key is usable.
-    Unaffected,
-}
-
-impl Standing {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Standing::Broken => "broken",
-            Standing::Latent => "latent",
-            Standing::Unaffected => "unaffected",
-        }
-    }
+    Graph { graph: g, keys }
 }
 
 /// One resource that depends on the key.
@@ -176,13 +154,19 @@ pub struct Dependent {
     pub via: String,
     /// Its state at the instant.
     pub state: String,
+    /// Its standing at the instant: the verdict every output shows.
     pub standing: Standing,
-    /// Latent: when it breaks later in the scenario (its next detach, stop or restart), if it
-    /// does before the horizon. Broken: since when.
+    /// Latent or blocked: when it breaks later in the scenario (its next detach, stop, restart,
+    /// attach or start), if it does before the horizon. Broken: since when.
     #[serde(serialize_with = "ser_time")]
     pub when: Option<SimTime>,
-    /// The operation that fails then, for latent ones.
+    /// The operation that fails (or failed) then.
     pub how: Option<String>,
+    /// The key that decides its standing, when it is broken, blocked, latent or recovered (an
+    /// instance may depend on several keys).
+    pub key: Option<String>,
+    /// What made that key unusable, and when (`DeleteImportedKeyMaterial by alice at +2d`).
+    pub cause: Option<String>,
 }
 
 #[allow(clippy::ref_option)] // serde's serialize_with passes a reference
@@ -238,20 +222,21 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     let s = run.scenario;
     let k = key.0 as usize;
     let key_name = &s.keys[k].name;
-    let usable = snap.keys[k] == Some(KeyState::Enabled);
     let material = snap.materials[k].map(|m| s.materials[m.0 as usize].clone());
-    let mut dependents = Vec::new();
     let reached = dependents_of(g, key);
+    let attached = if reached.iter().any(|&n| g.graph[n].kind == NodeKind::Instance) {
+        standing::attachments(run, snap)
+    } else {
+        Vec::new()
+    };
+    let mut dependents = Vec::new();
     for &n in &reached {
         let node = &g.graph[n];
-        let resource = summary.resources.iter().find(|r| r.name == node.name);
-        let after = resource.and_then(|r| r.breaks.iter().find(|b| b.broke_at > at));
-        let before = resource
-            .and_then(|r| r.breaks.iter().rev().find(|b| b.broke_at <= at && b.recovered_at.is_none_or(|t| t > at)));
-        let loss = summary.keys[k].losses.iter().rev().find(|l| l.at <= at).map(|l| l.at);
-        let (standing, state, via) = match node.kind {
+        let (verdict, resource, state, via) = match node.kind {
             NodeKind::Volume => {
-                let v = g.volumes.iter().position(|x| *x == Some(n)).expect("volume node");
+                let v = node.index;
+                let resource = summary.volume(v);
+                let verdict = standing::of_volume(run, snap, &summary.keys, v, &resource.breaks);
                 let (st, cached) = snap.volumes[v];
                 let state = match st {
                     Some(VolumeState::InUse(a)) => {
@@ -265,16 +250,12 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                     Some(m) => format!("data key encrypted under {key_name} (material {m})"),
                     None => format!("data key encrypted under {key_name} (its material is gone)"),
                 };
-                let standing = match (usable, cached) {
-                    (true, _) => Standing::Unaffected,
-                    (false, true) => Standing::Latent,
-                    (false, false) => Standing::Broken,
-                };
-                (standing, state, via)
+                (verdict, resource, state, via)
             }
             _ => {
-                let i = g.instances.iter().position(|x| *x == n).expect("instance node");
-                let (st, _) = snap.instances[i];
+                let i = node.index;
+                let resource = summary.instance(i, s);
+                let verdict = standing::of_instance(run, snap, &summary.keys, i, &attached[i], &resource.breaks);
                 let mut mine: Vec<String> = g
                     .graph
                     .edges_directed(n, Direction::Incoming)
@@ -288,25 +269,59 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                 } else {
                     format!("attached {} (data keys under {key_name})", mine.join(", "))
                 };
-                let running = st == Some(InstanceState::Running);
-                let standing = match (usable || mine.is_empty(), running) {
-                    (true, _) => Standing::Unaffected,
-                    (false, true) => Standing::Latent,
-                    (false, false) => Standing::Broken,
-                };
-                (standing, st.map_or("not launched", InstanceState::as_str).to_string(), via)
+                let state = snap.instances[i].0.map_or("not launched", InstanceState::as_str).to_string();
+                (verdict, resource, state, via)
             }
         };
-        let (when, how) = match standing {
-            Standing::Latent => (after.map(|b| b.broke_at), after.map(|b| b.how.clone())),
-            Standing::Broken => (before.map(|b| b.broke_at).or(loss), before.map(|b| b.how.clone())),
-            Standing::Unaffected => (None, None),
-        };
-        dependents.push(Dependent { name: node.name.clone(), kind: node.kind, via, state, standing, when, how });
+        let (when, how) = when_it_breaks(&verdict, resource, at);
+        let cause = verdict.key.and_then(|k| cause_at(summary, k, at, &verdict));
+        let decided_by = verdict.key.filter(|_| verdict.standing != Standing::Unaffected);
+        dependents.push(Dependent {
+            name: node.name.clone(),
+            kind: node.kind,
+            via,
+            state,
+            standing: verdict.standing,
+            when,
+            how,
+            key: decided_by.map(|k| s.keys[k.0 as usize].name.clone()),
+            cause,
+        });
     }
     dependents.sort_by_key(|d| (d.standing, d.when.is_none(), d.when, d.name.clone()));
     let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
     Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, dependents }
+}
+
+/// When a resource breaks (latent, blocked: its next failure in the run after `at`) or broke
+/// (broken), and how.
+fn when_it_breaks(
+    verdict: &standing::Verdict,
+    resource: &ResourceSummary,
+    at: SimTime,
+) -> (Option<SimTime>, Option<String>) {
+    match verdict.standing {
+        Standing::Latent | Standing::Blocked => match resource.breaks.iter().find(|b| b.broke_at > at) {
+            Some(b) => (Some(b.broke_at), Some(b.how.clone())),
+            None => (None, None),
+        },
+        Standing::Broken => {
+            let b = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since);
+            (verdict.since, b.map(|b| b.how.clone()))
+        }
+        Standing::Recovered | Standing::Unaffected => (None, None),
+    }
+}
+
+/// What made `key` unusable, as of `at`, in words: the loss open then, or the one a break fell in.
+fn cause_at(summary: &Summary, key: KeyIdx, at: SimTime, verdict: &standing::Verdict) -> Option<String> {
+    let k = &summary.keys[key.0 as usize];
+    let loss = match verdict.standing {
+        Standing::Unaffected => return None,
+        Standing::Latent | Standing::Blocked => verdict.since.and_then(|t| k.losses.iter().find(|l| l.at == t)),
+        Standing::Broken | Standing::Recovered => k.losses.iter().rev().find(|l| l.at <= at),
+    }?;
+    Some(format!("{} at {}", loss.why, loss.at))
 }
 
 /// The impact as text, grouped by standing.
@@ -326,14 +341,7 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
         out.push_str("  nothing depends on this key\n");
         return out;
     }
-    let count = |st: Standing| impact.dependents.iter().filter(|d| d.standing == st).count();
-    let _ = writeln!(
-        out,
-        "  {} broken, {} latent, {} unaffected",
-        count(Standing::Broken),
-        count(Standing::Latent),
-        count(Standing::Unaffected)
-    );
+    let _ = writeln!(out, "  {}", counts(&impact.dependents));
     let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
     let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
     for (standing, title) in GROUPS {
@@ -346,25 +354,37 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
             let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
             let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
+            if let (Some(key), Some(cause)) = (&d.key, &d.cause) {
+                let _ = writeln!(out, "  {:<name_w$}  because {key}: {cause}", "");
+            }
         }
     }
     out
 }
 
-const GROUPS: [(Standing, &str); 3] = [
-    (Standing::Broken, "BROKEN: no plaintext key in memory; every attach or start fails"),
+const GROUPS: [(Standing, &str); 5] = [
+    (Standing::Broken, "BROKEN: failed because of its key, and not working since"),
+    (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach or start fails"),
     (Standing::Latent, "LATENT: still working on a plaintext data key cached in host memory"),
-    (Standing::Unaffected, "UNAFFECTED: the key is usable"),
+    (Standing::Recovered, "RECOVERED: broke while its key was unusable; works again"),
+    (Standing::Unaffected, "UNAFFECTED: its key never stood in its way"),
 ];
+
+/// "2 broken, 0 blocked, 1 latent, 0 recovered, 3 unaffected".
+fn counts(dependents: &[Dependent]) -> String {
+    let count = |st: Standing| dependents.iter().filter(|d| d.standing == st).count();
+    GROUPS.iter().map(|(st, _)| format!("{} {}", count(*st), st.as_str())).collect::<Vec<_>>().join(", ")
+}
 
 /// When a dependent broke or will break, in words.
 #[must_use]
 pub fn when_words(d: &Dependent) -> String {
     match (d.standing, d.when) {
-        (Standing::Latent, Some(t)) => {
+        (Standing::Latent | Standing::Blocked, Some(t)) => {
             format!("breaks at {t} ({})", d.how.as_deref().unwrap_or("its next use of the key"))
         }
         (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
+        (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
         (Standing::Broken, Some(t)) => match &d.how {
             Some(how) => format!("broke at {t} ({how})"),
             None => format!("unusable since {t}"),
@@ -379,16 +399,7 @@ pub fn render_compact(impacts: &[Impact]) -> String {
     let mut out = String::new();
     let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
     for i in impacts {
-        let count = |st: Standing| i.dependents.iter().filter(|d| d.standing == st).count();
-        let _ = writeln!(
-            out,
-            "  key {} ({}): {} broken, {} latent, {} unaffected",
-            i.key,
-            i.key_state,
-            count(Standing::Broken),
-            count(Standing::Latent),
-            count(Standing::Unaffected)
-        );
+        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.dependents));
         for d in &i.dependents {
             let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
@@ -419,7 +430,9 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
         let node = &g.graph[n];
         let colour = match standing.get(node.name.as_str()) {
             Some(Standing::Broken) => "#ef9a9a",
+            Some(Standing::Blocked) => "#f48fb1",
             Some(Standing::Latent) => "#ffe082",
+            Some(Standing::Recovered) => "#90caf9",
             Some(Standing::Unaffected) => "#c8e6c9",
             None if node.kind == NodeKind::Key && node.name == impact.key => "#ffcc80",
             None => "#eceff1",

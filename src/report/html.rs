@@ -46,7 +46,8 @@ tr.failed td { background: #fff1f0; }
 .st-latent { background: #fff8e1; color: #e65100; } .st-blocked { background: #fce4ec; color: #880e4f; }
 .st-broken { background: #ffebee; color: #b71c1c; }
 .sd-unaffected { background: #e8f5e9; color: #1b5e20; } .sd-latent { background: #fff8e1; color: #e65100; }
-.sd-broken { background: #ffebee; color: #b71c1c; }
+.sd-broken { background: #ffebee; color: #b71c1c; } .sd-blocked { background: #fce4ec; color: #880e4f; }
+.sd-recovered { background: #e3f2fd; color: #0d47a1; }
 .ok { color: #1b5e20; font-weight: 600; } .fail { color: #b71c1c; font-weight: 600; }
 .chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; }
 .chart svg { width: 100%; height: auto; display: block; }

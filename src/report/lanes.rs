@@ -282,11 +282,17 @@ fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> La
     let mut segments = Vec::new();
     let mut open = None;
     let mut failures = Vec::new();
+    // What the instance is starting by: the user's StartInstances, or AWS moving it (D5).
+    let mut starting = "StartInstances";
     for r in run.records_of(me) {
         match &r.obs {
+            Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
                 if let Some((code, _)) = reason {
-                    failures.push(Failure { at: r.at, what: format!("StartInstances: {code}") });
+                    failures.push(Failure { at: r.at, what: format!("{starting}: {code}") });
+                }
+                if reason.is_some() || *to == crate::actors::ec2::InstanceState::Running {
+                    starting = "StartInstances";
                 }
                 close(&mut segments, r.at, Some(Band::Instance(*to)), &mut open);
             }

@@ -5,6 +5,7 @@
 //! - [`trace`]: the run as JSON Lines, with stable fields;
 //! - [`explain`]: the cause chain of a record;
 //! - [`summary`]: per key and resource, what broke and when;
+//! - [`standing`]: a resource's standing at an instant, the one verdict every output shows;
 //! - [`verdicts`]: the scenario's expectations, judged against the run.
 
 pub mod chart;
@@ -13,6 +14,7 @@ pub mod describe;
 pub mod explain;
 pub mod html;
 pub mod lanes;
+pub mod standing;
 pub mod summary;
 pub mod trace;
 pub mod verdicts;

@@ -9,12 +9,13 @@ use std::fmt::Write as _;
 
 use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
-use crate::actors::ec2::InstanceObs;
+use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs};
 use crate::engine::{Cause, SimDuration, SimTime};
 use crate::run::{Role, Run, instance_actor, role, volume_actor};
 
 use super::describe::{caller_words, describe};
+use super::standing::{self, Standing};
 
 /// A period during which a key could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,40 +40,19 @@ pub struct KeySummary {
     pub state_at_end: Option<KeyState>,
 }
 
-/// How a resource stands at the end of the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Its key never became unusable while it mattered.
-    Unaffected,
-    /// Broke during a loss, then worked again after the key came back.
-    Recovered,
-    /// Its key is unusable, but it still runs on the plaintext data key in host memory: it breaks
-    /// at its next detach, stop or host maintenance.
-    Latent,
-    /// Its key is unusable and it holds no plaintext key: the next attach or start will fail.
-    Blocked,
-    /// Failed because of its key, and not working since.
-    Broken,
-}
-
-impl Status {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Unaffected => "unaffected",
-            Status::Recovered => "recovered",
-            Status::Latent => "latent",
-            Status::Blocked => "blocked",
-            Status::Broken => "broken",
-        }
-    }
-}
+/// How a resource stands at the end of the run: its [`Standing`] (one function decides it for
+/// every output).
+pub type Status = Standing;
 
 /// A resource's first failure during one loss of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
-    /// When the key became unusable; `None` if it had never been usable.
+    /// The key whose refusal it was.
+    pub key: Option<KeyIdx>,
+    /// When the key became unusable (as the failed call saw it, D13); `None` if it was not.
     pub loss_at: Option<SimTime>,
+    /// Whether the key had ever been usable before the break.
+    pub key_was_usable: bool,
     pub last_good_use: Option<(SimTime, &'static str)>,
     pub broke_at: SimTime,
     /// The failed operation and its error code.
@@ -94,17 +74,39 @@ pub struct ResourceSummary {
     pub key: Option<String>,
     pub breaks: Vec<Break>,
     pub last_good_use: Option<(SimTime, &'static str)>,
+    /// Its standing at the end, from [`standing`](super::standing).
     pub status: Status,
     /// For a latent resource: since when its key has been unusable.
     pub latent_since: Option<SimTime>,
     pub at_end: String,
 }
 
+/// What happened to a resource, before any verdict: its breaks and its last good use.
+struct History {
+    breaks: Vec<Break>,
+    last_good: Option<(SimTime, &'static str)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub keys: Vec<KeySummary>,
+    /// The volumes, in scenario order, then the instances.
     pub resources: Vec<ResourceSummary>,
     pub end: SimTime,
+}
+
+impl Summary {
+    /// The summary of the `v`-th volume.
+    #[must_use]
+    pub fn volume(&self, v: usize) -> &ResourceSummary {
+        &self.resources[v]
+    }
+
+    /// The summary of the `i`-th instance.
+    #[must_use]
+    pub fn instance(&self, i: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        &self.resources[scenario.volumes.len() + i]
+    }
 }
 
 #[must_use]
@@ -112,12 +114,18 @@ pub fn summarize(run: &Run<'_>) -> Summary {
     let s = run.scenario;
     let keys: Vec<KeySummary> =
         (0..s.keys.len()).map(|i| key_summary(run, KeyIdx(u32::try_from(i).expect("few keys")))).collect();
+    let snap = run.final_snapshot();
+    let attached = standing::attachments(run, &snap);
     let mut resources = Vec::new();
-    for (i, v) in s.volumes.iter().enumerate() {
-        resources.push(volume_summary(run, i, &keys[v.key.0 as usize]));
+    for i in 0..s.volumes.len() {
+        let history = volume_history(run, i, &keys);
+        let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
+        resources.push(volume_summary(run, i, history, &verdict, &keys));
     }
-    for i in 0..s.instances.len() {
-        resources.push(instance_summary(run, i, &keys));
+    for (i, attached) in attached.iter().enumerate() {
+        let history = instance_history(run, i, &keys);
+        let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
+        resources.push(instance_summary(run, i, history, &verdict, &keys));
     }
     Summary { keys, resources, end: run.end }
 }
@@ -165,14 +173,43 @@ fn key_summary(run: &Run<'_>, key: KeyIdx) -> KeySummary {
     KeySummary { key, name: run.scenario.key(key).name.clone(), changes, losses, state_at_end: run.kms().state(key) }
 }
 
-/// The loss a failure at `t` falls in.
-fn loss_at(key: &KeySummary, t: SimTime) -> Option<&Loss> {
-    key.losses.iter().rev().find(|l| l.at <= t && l.restored_at.is_none_or(|r| t < r))
+/// The loss a failure at `t` falls in, as the failed call saw the key: D13's propagation delay
+/// late.
+fn loss_at<'k>(run: &Run<'_>, key: &'k KeySummary, t: SimTime) -> Option<&'k Loss> {
+    let seen = t.saturating_sub(run.scenario.kms.kms_propagation_delay);
+    key.losses.iter().rev().find(|l| l.at <= seen && l.restored_at.is_none_or(|r| seen < r))
 }
 
-fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary {
+/// Whether the key had been Enabled at some point before `t`.
+fn was_usable(key: &KeySummary, t: SimTime) -> bool {
+    key.changes.iter().any(|(at, _, to, _)| *at <= t && *to == Some(KeyState::Enabled))
+}
+
+/// A break at `at` caused by `key` (if known).
+fn new_break(
+    run: &Run<'_>,
+    keys: &[KeySummary],
+    key: Option<KeyIdx>,
+    at: SimTime,
+    how: String,
+    last_good: Option<(SimTime, &'static str)>,
+) -> Break {
+    let k = key.map(|k| &keys[k.0 as usize]);
+    Break {
+        key,
+        loss_at: k.and_then(|k| loss_at(run, k, at)).map(|l| l.at),
+        key_was_usable: k.is_some_and(|k| was_usable(k, at)),
+        last_good_use: last_good,
+        broke_at: at,
+        how,
+        recovered_at: None,
+    }
+}
+
+fn volume_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
     let s = run.scenario;
     let me = volume_actor(s, i);
+    let key = s.volumes[i].key;
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
     for r in run.records_of(me) {
@@ -203,28 +240,24 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
             _ => None,
         };
         if let Some(how) = failure {
-            let loss_at = loss_at(key, r.at).map(|l| l.at);
-            if breaks.iter().any(|b| b.loss_at == loss_at && b.recovered_at.is_none()) {
+            // Failures before it works again are one break.
+            if breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
                 continue;
             }
-            breaks.push(Break { loss_at, last_good_use: last_good, broke_at: r.at, how, recovered_at: None });
+            breaks.push(new_break(run, keys, Some(key), r.at, how, last_good));
         }
     }
+    History { breaks, last_good }
+}
+
+fn volume_summary(
+    run: &Run<'_>,
+    i: usize,
+    history: History,
+    verdict: &standing::Verdict,
+    keys: &[KeySummary],
+) -> ResourceSummary {
     let v = run.volume(i);
-    let key_usable = key.state_at_end == Some(KeyState::Enabled);
-    let open_loss = key.losses.last().filter(|l| l.restored_at.is_none());
-    let unrecovered = breaks.last().is_some_and(|b| b.recovered_at.is_none());
-    let (status, latent_since) = if unrecovered {
-        (Status::Broken, None)
-    } else if !key_usable && v.key_in_memory() {
-        (Status::Latent, open_loss.map(|l| l.at))
-    } else if !key_usable && (open_loss.is_some() || key.state_at_end.is_none()) {
-        (Status::Blocked, None)
-    } else if breaks.is_empty() {
-        (Status::Unaffected, None)
-    } else {
-        (Status::Recovered, None)
-    };
     let at_end = match v.state() {
         None => "not created".to_string(),
         Some(VolumeState::InUse(inst)) => {
@@ -234,24 +267,27 @@ fn volume_summary(run: &Run<'_>, i: usize, key: &KeySummary) -> ResourceSummary 
         }
         Some(st) => st.as_str().to_string(),
     };
+    let key = &keys[run.scenario.volumes[i].key.0 as usize];
     ResourceSummary {
         name: run.scenario.volumes[i].name.to_string(),
         kind: "volume",
         key: Some(key.name.clone()),
-        breaks,
-        last_good_use: last_good,
-        status,
-        latent_since,
+        breaks: history.breaks,
+        last_good_use: history.last_good,
+        status: verdict.standing,
+        latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
         at_end,
     }
 }
 
-fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSummary {
+fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
     let s = run.scenario;
     let me = instance_actor(s, i);
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
     let mut failed_key: Option<KeyIdx> = None;
+    // What the instance is starting by: the user's StartInstances, or AWS moving it (D5).
+    let mut starting = "StartInstances";
     for r in run.records_of(me) {
         match &r.obs {
             Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) if *instance == me => {
@@ -259,18 +295,17 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
                     failed_key = Some(s.volumes[vol].key);
                 }
             }
+            Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
-                if reason.is_some() {
-                    let loss = failed_key.and_then(|k| loss_at(&keys[k.0 as usize], r.at));
-                    breaks.push(Break {
-                        loss_at: loss.map(|l| l.at),
-                        last_good_use: last_good,
-                        broke_at: r.at,
-                        how: "StartInstances Client.InternalError".to_string(),
-                        recovered_at: None,
-                    });
-                } else if to.as_str() == "running" {
+                if let Some((code, _)) = reason {
+                    if breaks.last().is_none_or(|b| b.recovered_at.is_some()) {
+                        let how = format!("{starting} {code}");
+                        breaks.push(new_break(run, keys, failed_key, r.at, how, last_good));
+                    }
+                    starting = "StartInstances";
+                } else if *to == InstanceState::Running {
                     last_good = Some((r.at, "running"));
+                    starting = "StartInstances";
                     if let Some(b) = breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
                         b.recovered_at = Some(r.at);
                     }
@@ -279,31 +314,26 @@ fn instance_summary(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> ResourceSum
             _ => {}
         }
     }
-    let inst = run.instance(i);
-    // Running on a plaintext key whose KMS key is unusable: it breaks at its next stop or restart.
-    let latent_on = inst.attachments().find_map(|(v, cached)| {
-        let Role::Volume(v) = role(s, v) else { return None };
-        let key = s.volumes[v].key;
-        (cached && keys[key.0 as usize].state_at_end != Some(KeyState::Enabled)).then_some(key)
-    });
-    let status = match (breaks.last(), latent_on) {
-        (Some(b), _) if b.recovered_at.is_none() => Status::Broken,
-        (_, Some(_)) => Status::Latent,
-        (None, None) => Status::Unaffected,
-        (Some(_), None) => Status::Recovered,
-    };
-    let latent_since =
-        latent_on.and_then(|k| keys[k.0 as usize].losses.last().filter(|l| l.restored_at.is_none()).map(|l| l.at));
-    let key = failed_key.or(latent_on).map(|k| keys[k.0 as usize].name.clone());
-    let at_end = inst.state().map_or("not launched".to_string(), |st| st.as_str().to_string());
+    History { breaks, last_good }
+}
+
+fn instance_summary(
+    run: &Run<'_>,
+    i: usize,
+    history: History,
+    verdict: &standing::Verdict,
+    keys: &[KeySummary],
+) -> ResourceSummary {
+    let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
+    let at_end = run.instance(i).state().map_or("not launched".to_string(), |st| st.as_str().to_string());
     ResourceSummary {
         name: run.scenario.instances[i].to_string(),
         kind: "instance",
-        key,
-        breaks,
-        last_good_use: last_good,
-        status,
-        latent_since,
+        key: key.map(|k| keys[k.0 as usize].name.clone()),
+        breaks: history.breaks,
+        last_good_use: history.last_good,
+        status: verdict.standing,
+        latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
         at_end,
     }
 }
@@ -336,7 +366,11 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
             rows.push([
                 r.name.clone(),
                 key.clone(),
-                b.loss_at.map_or("never usable".into(), |t| t.to_string()),
+                match (b.loss_at, b.key_was_usable) {
+                    (Some(t), _) => t.to_string(),
+                    (None, false) if b.key.is_some() => "never usable".into(),
+                    (None, _) => "-".into(),
+                },
                 good(b.last_good_use),
                 format!("{} {}", b.broke_at, b.how),
                 b.latent_window().map_or("-".into(), |d| d.to_string()),
@@ -405,7 +439,11 @@ pub fn render(summary: &Summary) -> String {
                 "{} still runs on its cached plaintext data key: it will break at its next detach, stop or host maintenance",
                 r.name
             )),
-            Status::Blocked => notes.push(format!("{}: its key is unusable, so its next attach will fail", r.name)),
+            Status::Blocked => notes.push(format!(
+                "{}: its key is unusable and no host holds its data key, so its next {} will fail",
+                r.name,
+                if r.kind == "instance" { "start" } else { "attach" }
+            )),
             _ => {}
         }
         notes.push(format!("{} at the end: {}", r.name, r.at_end));

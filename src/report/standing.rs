@@ -1,0 +1,165 @@
+//! A resource's standing at an instant: the one function every output takes it from.
+//!
+//! The run summary, the end-of-run blast radius, `kmsim impact` (text, JSON, DOT), the HTML
+//! report and the charts all ask [`of_volume`] or [`of_instance`], over the same facts: the
+//! world at the instant (a [`Snapshot`]: key states and materials, volume and instance states,
+//! which plaintext data keys are in host memory), the material each volume's data key was made
+//! under, and the resource's history of breaks up to the instant ([`Break`]s, from the summary).
+//!
+//! | standing | when |
+//! |---|---|
+//! | broken | it failed because of its key and has not worked since |
+//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext |
+//! | blocked | its data key cannot be decrypted now, no host holds it: the next attach or start fails |
+//! | recovered | it broke before and its data key can be decrypted now |
+//! | unaffected | none of the above |
+//!
+//! A grant is not a fact of its own: EC2 makes a new one whenever it needs one (A4), and
+//! CreateGrant needs exactly what Decrypt needs, a usable key.
+
+use serde::Serialize;
+
+use crate::actors::ebs::VolumeState;
+use crate::actors::ec2::InstanceState;
+use crate::actors::kms::{KeyIdx, KeyState};
+use crate::engine::SimTime;
+use crate::run::{Role, Run, Snapshot, role};
+
+use super::summary::{Break, KeySummary};
+
+/// How a resource stands at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Failed because of its key, and not working since.
+    Broken,
+    /// Its key cannot decrypt its data key and no host holds the plaintext: the next attach or
+    /// start will fail.
+    Blocked,
+    /// Its key cannot decrypt its data key, but it still runs on the plaintext data key in host
+    /// memory: it breaks at its next detach, stop or host maintenance.
+    Latent,
+    /// Broke while its key was unusable; its data key can be decrypted again.
+    Recovered,
+    /// Its key never stood in its way.
+    Unaffected,
+}
+
+impl Standing {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Broken => "broken",
+            Standing::Blocked => "blocked",
+            Standing::Latent => "latent",
+            Standing::Recovered => "recovered",
+            Standing::Unaffected => "unaffected",
+        }
+    }
+
+    /// Latent and blocked resources have not failed yet, but will at their next use of the key.
+    #[must_use]
+    pub fn at_risk(self) -> bool {
+        matches!(self, Standing::Latent | Standing::Blocked)
+    }
+}
+
+/// A resource's standing at an instant, with the key that decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub standing: Standing,
+    /// The key whose state decides the standing (for a recovered or unaffected instance, the
+    /// key of its last break, if any).
+    pub key: Option<KeyIdx>,
+    /// Latent or blocked: since when that key has been unusable (`None` if it never was usable).
+    /// Broken: when it broke.
+    pub since: Option<SimTime>,
+}
+
+/// Whether the `v`-th volume's data key can be decrypted in the world of `snap`: its key is
+/// Enabled and holds the material the data key was made under. A volume not created yet needs
+/// an Enabled key to be created.
+#[must_use]
+pub fn decryptable(run: &Run<'_>, snap: &Snapshot, v: usize) -> bool {
+    let k = run.scenario.volumes[v].key.0 as usize;
+    let enabled = snap.keys[k] == Some(KeyState::Enabled);
+    let material_ok = match (snap.volumes[v].0, run.data_key_material(v)) {
+        (Some(_), Some(m)) => snap.materials[k] == Some(m),
+        _ => true,
+    };
+    enabled && material_ok
+}
+
+/// The break of `breaks` still open at `at`: broke by then and not working again by then.
+fn open_break(breaks: &[Break], at: SimTime) -> Option<&Break> {
+    breaks.iter().rev().find(|b| b.broke_at <= at && b.recovered_at.is_none_or(|r| r > at))
+}
+
+/// Since when `key` has been unusable at `at`: the start of its loss then, if it ever was usable.
+#[must_use]
+pub fn unusable_since(key: &KeySummary, at: SimTime) -> Option<SimTime> {
+    key.losses.iter().rev().find(|l| l.at <= at && l.restored_at.is_none_or(|r| r > at)).map(|l| l.at)
+}
+
+fn decide(
+    breaks: &[Break],
+    at: SimTime,
+    undecryptable: Option<KeyIdx>,
+    held_in_memory: bool,
+    keys: &[KeySummary],
+) -> Verdict {
+    if let Some(b) = open_break(breaks, at) {
+        return Verdict { standing: Standing::Broken, key: b.key.or(undecryptable), since: Some(b.broke_at) };
+    }
+    if let Some(k) = undecryptable {
+        let standing = if held_in_memory { Standing::Latent } else { Standing::Blocked };
+        return Verdict { standing, key: Some(k), since: unusable_since(&keys[k.0 as usize], at) };
+    }
+    match breaks.iter().rev().find(|b| b.broke_at <= at) {
+        Some(b) => Verdict { standing: Standing::Recovered, key: b.key, since: None },
+        None => Verdict { standing: Standing::Unaffected, key: None, since: None },
+    }
+}
+
+/// The standing of the `v`-th volume at `snap.at`, given its breaks (from the summary).
+#[must_use]
+pub fn of_volume(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], v: usize, breaks: &[Break]) -> Verdict {
+    let key = run.scenario.volumes[v].key;
+    let undecryptable = (!decryptable(run, snap, v)).then_some(key);
+    let mut verdict = decide(breaks, snap.at, undecryptable, snap.volumes[v].1, keys);
+    // A volume's key is always the one it depends on.
+    verdict.key = Some(key);
+    verdict
+}
+
+/// The volumes attached to each instance in `snap`, by instance, in volume order.
+#[must_use]
+pub fn attachments(run: &Run<'_>, snap: &Snapshot) -> Vec<Vec<usize>> {
+    let s = run.scenario;
+    let mut out = vec![Vec::new(); s.instances.len()];
+    for (v, (state, _)) in snap.volumes.iter().enumerate() {
+        if let Some(VolumeState::InUse(a)) = state
+            && let Role::Instance(i) = role(s, *a)
+        {
+            out[i].push(v);
+        }
+    }
+    out
+}
+
+/// The standing of the `i`-th instance at `snap.at`, given the volumes attached to it then
+/// ([`attachments`]) and its breaks: an attached volume whose data key cannot be decrypted
+/// decides it.
+#[must_use]
+pub fn of_instance(
+    run: &Run<'_>,
+    snap: &Snapshot,
+    keys: &[KeySummary],
+    i: usize,
+    attached: &[usize],
+    breaks: &[Break],
+) -> Verdict {
+    let running = snap.instances[i].0 == Some(InstanceState::Running);
+    let undecryptable = attached.iter().find(|&&v| !decryptable(run, snap, v)).map(|&v| run.scenario.volumes[v].key);
+    decide(breaks, snap.at, undecryptable, running, keys)
+}
