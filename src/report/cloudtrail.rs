@@ -1,8 +1,11 @@
 //! The run as a CloudTrail log file: what a security engineer would find in the account's trail.
 //!
 //! One record per KMS API call and per KMS service event (`DeleteExpiredKeyMaterial`,
-//! `DeleteKey`), plus the EC2 API calls the user made (`RunInstances`, `CreateVolume`,
-//! `AttachVolume`, `DetachVolume`, `Stop/Start/Reboot/TerminateInstances`), in event-time order,
+//! `DeleteKey`), plus the EC2 API calls behind what happened to volumes and instances
+//! (`RunInstances`, `CreateVolume`, `AttachVolume`, `DetachVolume`,
+//! `Stop/Start/Reboot/TerminateInstances`), whether the timeline or a fleet's cycle made them (a
+//! fleet stands for the user's automation; its replacements are auto scaling's, in its service-linked
+//! role), in event-time order, each with its outcome (a refused AttachVolume carries EC2's error),
 //! shaped as the reference's examples: calls EBS and EC2 make for the user carry `invokedBy` and
 //! the `aws:ebs:id` encryption context; EC2's Decrypt runs as the instance's
 //! `aws:ec2-infrastructure` role session; service events come from `AWS Internal`. Request and
@@ -19,7 +22,10 @@ use crate::actors::kms::{
     Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
     Service,
 };
-use crate::engine::{Cause, Record, SimTime};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::actors::ec2::Ec2Error;
+use crate::engine::{ActorId, Cause, Record, RecordId, SimTime};
 use crate::run::Run;
 
 /// The `eventVersion` kmsim writes (the current KMS examples' version).
@@ -71,11 +77,47 @@ fn console_date(run: &Run<'_>, t: SimTime) -> String {
 struct Writer<'r, 's> {
     run: &'r Run<'s>,
     ids: Ids,
+    /// What each AttachVolume request came to: EC2's error when it failed (D4), by the request's
+    /// record id.
+    attach_errors: BTreeMap<RecordId, Ec2Error>,
+    /// The records of instances terminated by auto scaling (a fleet's `replace_every`).
+    scaled_in: BTreeSet<RecordId>,
+    /// The records of instance terminations: the detaches they cause are not calls.
+    terminations: BTreeSet<RecordId>,
+    /// Keys whose material has been imported: a later import's type is EXISTING_KEY_MATERIAL.
+    imported: Vec<bool>,
+}
+
+/// Who made a call: the scenario's user, or auto scaling on its behalf.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Principal {
+    User,
+    AutoScaling,
 }
 
 impl Writer<'_, '_> {
     fn account(&self) -> &str {
         &self.run.scenario.account
+    }
+
+    /// The identity auto scaling's calls carry: its service-linked role.
+    fn auto_scaling(&self) -> Value {
+        let acct = self.account();
+        json!({
+            "type": "AssumedRole",
+            "principalId": format!("AROA{:016X}:AutoScaling", crate::engine::stream_key("AWSServiceRoleForAutoScaling")),
+            "arn": format!("arn:aws:sts::{acct}:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"),
+            "accountId": acct,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": format!("arn:aws:iam::{acct}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"),
+                    "accountId": acct,
+                    "userName": "AWSServiceRoleForAutoScaling",
+                }
+            },
+            "invokedBy": "autoscaling.amazonaws.com",
+        })
     }
 
     fn user(&self) -> Value {
@@ -205,7 +247,12 @@ impl Writer<'_, '_> {
                     }
                     Expiry::WithoutValidTo => req["expirationModel"] = json!("KEY_MATERIAL_EXPIRES"),
                 }
-                req["importType"] = json!("EXISTING_KEY_MATERIAL");
+                // The API's default: new material when nothing was ever imported into the key.
+                let first = key.is_some_and(|k| !self.imported[k.0 as usize]);
+                req["importType"] = json!(if first { "NEW_KEY_MATERIAL" } else { "EXISTING_KEY_MATERIAL" });
+                if let (Ok(_), Some(k)) = (res, key) {
+                    self.imported[k.0 as usize] = true;
+                }
                 let resp = match (res, key) {
                     (Ok(_), Some(k)) => json!({"keyId": arn(Some(k)), "keyMaterialId": self.material_id(k, *material)}),
                     _ => Value::Null,
@@ -247,8 +294,10 @@ impl Writer<'_, '_> {
                 if res.is_ok() { json!({"keyId": arn(key)}) } else { Value::Null },
                 false,
             ),
+            // Recorded since December 2022 with the key's ARN, though the API returns nothing
+            // (ct-enablekey, ct-disablekey).
             (KmsOp::EnableKey { key: kr } | KmsOp::DisableKey { key: kr }, _) => {
-                (json!({"keyId": self.key_param(kr)}), Value::Null, false)
+                (json!({"keyId": self.key_param(kr)}), json!({"keyId": arn(key)}), false)
             }
             (KmsOp::DescribeKey { key: kr }, _) => (json!({"keyId": self.key_param(kr)}), Value::Null, true),
             (KmsOp::Encrypt { key: kr, context, .. }, _) => {
@@ -361,10 +410,25 @@ impl Writer<'_, '_> {
         response: Value,
         error: Option<(&str, &str)>,
     ) -> Value {
-        let identity = self.user();
+        self.ec2_call_by(Principal::User, t, name, request, response, error)
+    }
+
+    fn ec2_call_by(
+        &mut self,
+        by: Principal,
+        t: SimTime,
+        name: &str,
+        request: Value,
+        response: Value,
+        error: Option<(&str, &str)>,
+    ) -> Value {
+        let (identity, address) = match by {
+            Principal::User => (self.user(), USER_IP),
+            Principal::AutoScaling => (self.auto_scaling(), "autoscaling.amazonaws.com"),
+        };
         let mut r = self.base(t, "ec2.amazonaws.com", name, identity);
-        r.insert("sourceIPAddress".into(), json!(USER_IP));
-        r.insert("userAgent".into(), json!("AWS Internal"));
+        r.insert("sourceIPAddress".into(), json!(address));
+        r.insert("userAgent".into(), json!(if by == Principal::User { "AWS Internal" } else { address }));
         if let Some((code, message)) = error {
             r.insert("errorCode".into(), json!(code));
             r.insert("errorMessage".into(), json!(message));
@@ -379,10 +443,12 @@ impl Writer<'_, '_> {
         json!({"instancesSet": {"items": [{"instanceId": id}]}})
     }
 
-    /// The EC2 API call behind a volume or instance record, if the user made one.
+    /// The EC2 API call behind a volume or instance record, if one was made: by the user (the
+    /// timeline, or a fleet's own cycle, which stands for the user's automation) or by auto
+    /// scaling. What EC2 or AWS do by themselves (a detach at termination, a failed start going
+    /// back to stopped, host maintenance) is no call.
     fn ec2_record(&mut self, rec: &Record<Obs>) -> Option<Value> {
         let s = self.run.scenario;
-        let by_user = matches!(rec.cause, Cause::Input(_));
         let actor = self.run.actor_name(rec.actor).to_string();
         match &rec.obs {
             Obs::Volume(VolumeObs::CreateRequested) => {
@@ -400,36 +466,37 @@ impl Writer<'_, '_> {
             }
             Obs::Volume(VolumeObs::AttachRequested { instance }) => {
                 let inst = self.run.actor_name(*instance).to_string();
-                let refused = self.run.records_of(rec.actor).find_map(|r| match &r.obs {
-                    Obs::Volume(VolumeObs::AttachFailed { error, kms: None, .. })
-                        if r.cause == Cause::Record(rec.id) =>
-                    {
-                        Some(error.clone())
-                    }
-                    _ => None,
-                });
+                let refused = self.attach_errors.get(&rec.id).cloned();
                 let req = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf"});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.run, rec.at)});
                 let message = refused.as_ref().map(|e| e.message(|v| s.volume_name(v)));
                 let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
                 Some(self.ec2_call(rec.at, "AttachVolume", req, resp, error))
             }
-            Obs::Volume(VolumeObs::Detached { instance }) if by_user => {
+            Obs::Volume(VolumeObs::Detached { instance }) if !matches!(rec.cause, Cause::Record(c) if self.terminations.contains(&c)) =>
+            {
                 let inst = self.run.actor_name(*instance).to_string();
                 let req = json!({"volumeId": actor});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
                 Some(self.ec2_call(rec.at, "DetachVolume", req, resp, None))
             }
-            Obs::Instance(InstanceObs::StateChanged { from, to, .. }) if by_user => {
-                let name = match (from, to) {
-                    (None, _) => "RunInstances",
-                    (_, InstanceState::Stopped) => "StopInstances",
-                    (_, InstanceState::Pending) => "StartInstances",
-                    (_, InstanceState::Terminated) => "TerminateInstances",
+            Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
+                let by_user = Principal::User;
+                let (name, by) = match (from, to) {
+                    (None, _) => ("RunInstances", by_user),
+                    // Auto scaling launches the replacement of an instance it terminated.
+                    (Some(InstanceState::Terminated), _) => ("RunInstances", Principal::AutoScaling),
+                    (_, InstanceState::Stopped) => ("StopInstances", by_user),
+                    // From running: host maintenance moving it, not a call.
+                    (Some(InstanceState::Stopped), InstanceState::Pending) => ("StartInstances", by_user),
+                    (_, InstanceState::Terminated) if self.scaled_in.contains(&rec.id) => {
+                        ("TerminateInstances", Principal::AutoScaling)
+                    }
+                    (_, InstanceState::Terminated) => ("TerminateInstances", by_user),
                     _ => return None,
                 };
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call(rec.at, name, set.clone(), set, None))
+                Some(self.ec2_call_by(by, rec.at, name, set.clone(), set, None))
             }
             Obs::Instance(InstanceObs::Rebooted) => {
                 let set = Self::instances_set(&actor);
@@ -453,10 +520,46 @@ fn grant_id(seed: u64, n: u32) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// What a first pass over the run knows that a record alone does not: each attach request's
+/// outcome, and which terminations were auto scaling's.
+fn first_pass(run: &Run<'_>) -> (BTreeMap<RecordId, Ec2Error>, BTreeSet<RecordId>, BTreeSet<RecordId>) {
+    let mut attach_errors = BTreeMap::new();
+    let mut scaled_in = BTreeSet::new();
+    let mut terminations = BTreeSet::new();
+    // The attach request each volume has under way.
+    let mut asked: BTreeMap<ActorId, RecordId> = BTreeMap::new();
+    for rec in &run.records {
+        match &rec.obs {
+            Obs::Volume(VolumeObs::AttachRequested { .. }) => {
+                asked.insert(rec.actor, rec.id);
+            }
+            Obs::Volume(VolumeObs::Attached { .. }) => {
+                asked.remove(&rec.actor);
+            }
+            Obs::Volume(VolumeObs::AttachFailed { error, .. }) => {
+                if let Some(req) = asked.remove(&rec.actor) {
+                    attach_errors.insert(req, error.clone());
+                }
+            }
+            Obs::Instance(InstanceObs::StateChanged { to: InstanceState::Terminated, .. }) => {
+                terminations.insert(rec.id);
+                // A termination not asked for by the timeline is a fleet's replacement.
+                if !matches!(rec.cause, Cause::Input(_)) {
+                    scaled_in.insert(rec.id);
+                }
+            }
+            _ => {}
+        }
+    }
+    (attach_errors, scaled_in, terminations)
+}
+
 /// Every CloudTrail record of the run, in event-time order.
 #[must_use]
 pub fn records(run: &Run<'_>) -> Vec<Value> {
-    let mut w = Writer { run, ids: Ids::new(run.scenario.seed) };
+    let (attach_errors, scaled_in, terminations) = first_pass(run);
+    let imported = vec![false; run.scenario.keys.len()];
+    let mut w = Writer { run, ids: Ids::new(run.scenario.seed), attach_errors, scaled_in, terminations, imported };
     let mut out = Vec::new();
     for rec in &run.records {
         let v = match &rec.obs {

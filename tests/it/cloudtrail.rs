@@ -285,3 +285,65 @@ fn cli_exports_and_imports() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("trail.json: "));
 }
+
+/// The fields issue #15 named: a refused AttachVolume carries EC2's error, an import's type
+/// says whether the material is new, EnableKey and DisableKey name the key in their response.
+#[test]
+fn records_carry_outcomes_import_types_and_key_arns_as_aws_does() {
+    let story = records_of("ebs/ebs-story.ron");
+    let attaches: Vec<&Value> = story.iter().filter(|r| r["eventName"] == "AttachVolume").collect();
+    assert_eq!(attaches.len(), 3);
+    assert!(attaches[0].get("errorCode").is_none());
+    assert_eq!(attaches[1]["errorCode"], "CustomerKeyHasBeenRevoked");
+    assert_eq!(
+        attaches[1]["errorMessage"],
+        "Volume vol-data cannot be attached. The encrypted volume was unable to access the KMS master key."
+    );
+    assert_eq!(attaches[1]["responseElements"], Value::Null);
+    let imports: Vec<&Value> = story.iter().filter(|r| r["eventName"] == "ImportKeyMaterial").collect();
+    let types: Vec<&Value> = imports.iter().map(|r| &r["requestParameters"]["importType"]).collect();
+    assert_eq!(types, ["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"]);
+    let lifecycle = records_of("lifecycle/disable-vs-delete-material.ron");
+    for name in ["EnableKey", "DisableKey"] {
+        let r = lifecycle.iter().find(|r| r["eventName"] == name && r.get("errorCode").is_none()).unwrap();
+        assert_eq!(r["responseElements"]["keyId"], r["resources"][0]["ARN"], "{name}");
+    }
+}
+
+/// A fleet's own actions are calls in the log, made by the user's automation, and importing the
+/// log gives every resource the same verdict (times to CloudTrail's second).
+#[test]
+fn a_fleets_log_has_its_actions_and_imports_back_to_the_same_verdicts() {
+    let s = load("fleet/fleet-material-deleted.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let log = cloudtrail::log_file(&r);
+    let v: Value = serde_json::from_str(&log).unwrap();
+    let recs = v["Records"].as_array().unwrap();
+    for name in ["RunInstances", "StopInstances", "StartInstances", "RebootInstances", "AttachVolume", "DetachVolume"] {
+        let calls: Vec<&Value> = recs.iter().filter(|r| r["eventName"] == name).collect();
+        assert!(!calls.is_empty(), "no {name} in the fleet's log");
+        assert!(calls.iter().all(|c| c["userIdentity"]["userName"] == "alice"), "{name} by someone else");
+    }
+    let mut trail = Trail::default();
+    trail.read("log.json", log.as_bytes()).unwrap();
+    let after = s.horizon - r.records.last().unwrap().at;
+    let text = trail.scenario(&["log.json".into()], after).unwrap();
+    let imported = scenario::parse("imported.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    let r2 = run(&imported, &RunOptions::default(), None).unwrap();
+    let verdicts = |s: &Scenario, r: &Run<'_>| {
+        let sum = summarize(r);
+        let second = |t: kmsim::engine::SimTime| (s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap()) / 1000;
+        let mut out: Vec<String> = sum
+            .resources
+            .iter()
+            .map(|res| {
+                let breaks: Vec<String> =
+                    res.breaks.iter().map(|b| format!("{} {}", second(b.broke_at), b.how)).collect();
+                format!("{} {} [{}]", res.name, res.status.as_str(), breaks.join(", "))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(verdicts(&s, &r), verdicts(&imported, &r2), "{text}");
+}
