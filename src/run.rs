@@ -45,7 +45,7 @@ pub struct Run<'s> {
     pub end: SimTime,
     sim: Simulation<World>,
     /// Record indices per actor (a volume's list also holds the cache records about it and an
-    /// instance's the failed reattaches of its volumes), and per key: outputs read one
+    /// instance's the failed reattaches and attaches of its volumes), and per key: outputs read one
     /// resource's records without scanning the whole run.
     by_actor: Vec<Vec<usize>>,
     by_key: Vec<Vec<usize>>,
@@ -203,7 +203,10 @@ fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>
             Obs::Instance(InstanceObs::DataKeyCached { volume } | InstanceObs::DataKeyEvicted { volume, .. }) => {
                 by_actor[volume.index()].push(i);
             }
-            Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) => by_actor[instance.index()].push(i),
+            // An instance's list holds the refusals that failed its start or launch.
+            Obs::Volume(
+                VolumeObs::KeyLoadFailed { instance, .. } | VolumeObs::AttachFailed { instance, kms: Some(_), .. },
+            ) => by_actor[instance.index()].push(i),
             Obs::Kms(
                 KmsObs::Called { key: Some(k), .. }
                 | KmsObs::StateChanged { key: k, .. }

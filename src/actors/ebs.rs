@@ -134,6 +134,11 @@ pub enum VolumeMsg {
     LoadKey {
         instance: ActorId,
     },
+    /// From an instance auto scaling launches with this volume: attach to it at launch (a grant
+    /// and Decrypt, no AttachVolume call), then tell it how that went.
+    Launch {
+        instance: ActorId,
+    },
     KeyCached,
     KeyDropped,
     /// From KMS: the user retired or revoked the grant EC2 made for this volume.
@@ -199,6 +204,8 @@ enum Pending {
     AttachDecrypt(ActorId),
     StartGrant(ActorId),
     StartDecrypt(ActorId),
+    LaunchGrant(ActorId),
+    LaunchDecrypt(ActorId),
 }
 
 /// An EBS volume encrypted under a KMS key.
@@ -320,6 +327,7 @@ impl Volume {
                 }
             }
             VolumeMsg::LoadKey { instance } => self.on_load_key(instance, ctx),
+            VolumeMsg::Launch { instance } => self.on_launch(instance, ctx),
             VolumeMsg::KeyCached => self.key_in_memory = true,
             VolumeMsg::KeyDropped => self.key_in_memory = false,
             VolumeMsg::GrantEnded { grant } => {
@@ -447,6 +455,22 @@ impl Volume {
         }
     }
 
+    fn on_launch(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
+        if self.state != Some(VolumeState::Available) {
+            // Not created, or elsewhere: the instance launches without it.
+            let me = ctx.me();
+            ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: true }), SimDuration::ZERO);
+            return;
+        }
+        self.state = Some(VolumeState::Attaching(instance));
+        if self.holds_grant_for(instance) {
+            self.call_kms(Pending::LaunchDecrypt(instance), ctx);
+        } else {
+            self.retire_grant(ctx);
+            self.call_kms(Pending::LaunchGrant(instance), ctx);
+        }
+    }
+
     fn on_io(&mut self, kind: IoKind, ctx: &mut WorldCtx<'_>) {
         let result = match self.state {
             Some(VolumeState::InUse(_)) if self.key_in_memory => Ok(()),
@@ -510,6 +534,34 @@ impl Volume {
                 ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
                 self.next(Some(instance), |c| &c.retry, ctx);
             }
+            (Pending::LaunchGrant(instance), Ok(KmsOutput::Grant(grant))) => {
+                self.grant = Some((grant, instance));
+                self.call_kms(Pending::LaunchDecrypt(instance), ctx);
+            }
+            (Pending::LaunchDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
+                let ok = match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {
+                    Reply::Attach(Ok(_)) => {
+                        self.state = Some(VolumeState::InUse(instance));
+                        ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
+                        self.next(None, |c| &c.attached, ctx);
+                        true
+                    }
+                    Reply::Attach(Err(error)) => {
+                        self.state = Some(VolumeState::Available);
+                        ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+                        false
+                    }
+                    other => unreachable!("an instance answers an attach with Attach, not {other:?}"),
+                };
+                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
+            }
+            (Pending::LaunchGrant(instance) | Pending::LaunchDecrypt(instance), Err(kms)) => {
+                // D6: the launch fails; auto scaling launches again with this volume, no retry here.
+                self.state = Some(VolumeState::Available);
+                let error = Ec2Error::key_revoked(self.context);
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
+                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: false }), SimDuration::ZERO);
+            }
             (Pending::StartGrant(instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));
                 self.call_kms(Pending::StartDecrypt(instance), ctx);
@@ -538,7 +590,7 @@ impl Volume {
                 Caller::UserVia(Service::Ebs),
                 KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
             ),
-            Pending::AttachGrant(instance) | Pending::StartGrant(instance) => (
+            Pending::AttachGrant(instance) | Pending::StartGrant(instance) | Pending::LaunchGrant(instance) => (
                 Caller::UserVia(Service::Ec2),
                 KmsOp::CreateGrant {
                     key: KeyRef::Id(self.key),
@@ -547,7 +599,7 @@ impl Volume {
                     name: None,
                 },
             ),
-            Pending::AttachDecrypt(instance) | Pending::StartDecrypt(instance) => {
+            Pending::AttachDecrypt(instance) | Pending::StartDecrypt(instance) | Pending::LaunchDecrypt(instance) => {
                 let data_key = self.data_key.clone().expect("a created volume has a data key");
                 (
                     Caller::Instance(instance),

@@ -6,6 +6,9 @@
 //!      ├─Reboot─> running (keys kept, no KMS call)
 //!      ├─HostMaintenance (D5)─> pending on a new host, as Start
 //!      └─Terminate─> terminated (volumes detached, keys dropped)
+//!   terminated by auto scaling ──launch with its volumes──> pending ──all decrypted──> running
+//!                                  ^                           └──one refused (D6)──> terminated
+//!                                  └──────────── after the cooldown ────────────────┘ (Client.InternalError)
 //! ```
 //!
 //! The cache holds the plaintext data key of every attached volume while the instance runs. It is
@@ -142,12 +145,20 @@ pub struct InstanceCycle {
     pub reboot_every: Option<crate::actors::dist::Dist>,
     pub maintenance_every: Option<crate::actors::dist::Dist>,
     /// How often the instance is terminated and replaced (auto scaling): the replacement takes
-    /// the same slot and name a minute later and reattaches the volumes, through KMS.
+    /// the same slot and name a minute later and is launched with the volumes, through KMS.
     pub replace_every: Option<crate::actors::dist::Dist>,
+    /// After a launch that failed (D6), how long auto scaling waits before it launches again.
+    pub cooldown: SimDuration,
 }
 
 /// How long an auto scaling group takes to launch a replacement.
 pub const REPLACEMENT_DELAY: SimDuration = SimDuration::from_mins(1);
+
+/// Auto scaling's default cooldown (an auto scaling group's `DefaultCooldown`, 300 seconds).
+pub const DEFAULT_COOLDOWN: SimDuration = SimDuration::from_secs(300);
+
+/// The EC2 state reason of D6, for a launch that could not decrypt a volume.
+pub const LAUNCH_FAILED_REASON: (&str, &str) = START_FAILED_REASON;
 
 /// Messages an instance handles.
 #[derive(Debug)]
@@ -155,9 +166,14 @@ pub enum InstanceMsg {
     /// Brings a declared instance into existence, running (RunInstances).
     Run,
     Do(InstanceAction),
-    /// The next step of the instance's own cycle.
-    Cycle(InstanceAction),
-    /// Auto scaling launches the replacement of a terminated instance, with these volumes.
+    /// The next step of the instance's own cycle; steps of an earlier life (`generation`,
+    /// before a termination) are dropped.
+    Cycle {
+        action: InstanceAction,
+        generation: u32,
+    },
+    /// Auto scaling launches the replacement of a terminated instance, with these volumes (again
+    /// after the cooldown, when a launch failed).
     Replace(Vec<ActorId>),
     /// A volume whose data key was decrypted asks to be attached (a call: the answer is
     /// [`super::Reply::Attach`]).
@@ -186,6 +202,17 @@ pub enum InstanceObs {
     Refused { action: InstanceAction, error: Ec2Error },
 }
 
+/// A start or launch under way.
+#[derive(Debug)]
+struct Starting {
+    /// Volumes still decrypting.
+    waiting: Vec<ActorId>,
+    failed: bool,
+    /// For a launch by auto scaling: the volumes it is launched with, to launch again with after
+    /// the cooldown if it fails.
+    launch: Option<Vec<ActorId>>,
+}
+
 #[derive(Debug)]
 struct Attachment {
     volume: ActorId,
@@ -199,15 +226,19 @@ pub struct Instance {
     host: u32,
     /// Inline for the usual one or two volumes: an attach or detach then touches only the instance.
     attachments: SmallVec<[Attachment; 2]>,
-    /// During a start: volumes still decrypting, and whether any failed.
-    start: Option<(Vec<ActorId>, bool)>,
+    /// During a start or a launch (boxed: rare, and an instance shares its slot's size with a
+    /// volume).
+    start: Option<Box<Starting>>,
+    /// Counts the instance's lives (a termination ends one), so that the cycle of an earlier
+    /// life does not go on beside the replacement's.
+    cycle_gen: u32,
     cycle: Option<std::sync::Arc<InstanceCycle>>,
 }
 
 impl Instance {
     #[must_use]
     pub fn new(host: u32) -> Self {
-        Instance { state: None, host, attachments: SmallVec::new(), start: None, cycle: None }
+        Instance { state: None, host, attachments: SmallVec::new(), start: None, cycle_gen: 0, cycle: None }
     }
 
     /// Makes the instance follow a fleet's stop / reboot / maintenance cycle from its launch.
@@ -229,7 +260,8 @@ impl Instance {
         if let Some(d) = every {
             let after = d.draw(&mut ctx.rng());
             let me = ctx.me();
-            ctx.send(me, Msg::Instance(InstanceMsg::Cycle(action)), after);
+            let generation = self.cycle_gen;
+            ctx.send(me, Msg::Instance(InstanceMsg::Cycle { action, generation }), after);
         }
     }
 
@@ -253,14 +285,9 @@ impl Instance {
     pub fn handle(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
             InstanceMsg::Run => self.launch(ctx),
-            InstanceMsg::Replace(volumes) => {
-                self.launch(ctx);
-                let me = ctx.me();
-                for v in volumes {
-                    ctx.send(v, Msg::Volume(VolumeMsg::Attach { instance: me }), SimDuration::ZERO);
-                }
-            }
-            InstanceMsg::Cycle(action) => {
+            InstanceMsg::Replace(volumes) => self.launch_with(volumes, ctx),
+            InstanceMsg::Cycle { generation, .. } if generation != self.cycle_gen => {}
+            InstanceMsg::Cycle { action, .. } => {
                 // A step that does not apply now (a stop while starting) is skipped, not refused.
                 let state = self.state.expect("instances exist from the start");
                 let applies = match action {
@@ -293,9 +320,13 @@ impl Instance {
         }
     }
 
-    /// The instance (or its replacement) starts running, and its own cycle with it.
+    /// The instance starts running, and its own cycle with it.
     fn launch(&mut self, ctx: &mut WorldCtx<'_>) {
         self.set_state(InstanceState::Running, None, ctx);
+        self.begin_cycles(ctx);
+    }
+
+    fn begin_cycles(&mut self, ctx: &mut WorldCtx<'_>) {
         let steps =
             [InstanceAction::Stop, InstanceAction::Reboot, InstanceAction::HostMaintenance, InstanceAction::Terminate];
         for a in steps {
@@ -337,12 +368,25 @@ impl Instance {
                 self.set_state(InstanceState::Terminated, None, ctx);
                 self.evict_all(Eviction::Terminate, ctx);
                 self.start = None;
+                self.cycle_gen = self.cycle_gen.wrapping_add(1);
                 for a in std::mem::take(&mut self.attachments) {
                     let me = ctx.me();
                     ctx.send(a.volume, Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }), SimDuration::ZERO);
                 }
             }
         }
+    }
+
+    /// Auto scaling launches the replacement with its volumes: pending while EC2 decrypts each
+    /// one's data key (a grant, then Decrypt), then running, or terminated if one is refused (D6).
+    fn launch_with(&mut self, volumes: Vec<ActorId>, ctx: &mut WorldCtx<'_>) {
+        self.set_state(InstanceState::Pending, None, ctx);
+        let me = ctx.me();
+        for &v in &volumes {
+            ctx.send(v, Msg::Volume(VolumeMsg::Launch { instance: me }), SimDuration::ZERO);
+        }
+        self.start = Some(Box::new(Starting { waiting: volumes.clone(), failed: false, launch: Some(volumes) }));
+        self.finish_start_if_done(ctx);
     }
 
     fn begin_start(&mut self, ctx: &mut WorldCtx<'_>) {
@@ -352,27 +396,42 @@ impl Instance {
         for &v in &waiting {
             ctx.send(v, Msg::Volume(VolumeMsg::LoadKey { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some((waiting, false));
+        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None }));
         self.finish_start_if_done(ctx);
     }
 
     fn on_key_loaded(&mut self, volume: ActorId, ok: bool, ctx: &mut WorldCtx<'_>) {
-        let Some((waiting, failed)) = &mut self.start else { return };
-        waiting.retain(|v| *v != volume);
-        *failed |= !ok;
+        let Some(start) = &mut self.start else { return };
+        start.waiting.retain(|v| *v != volume);
+        start.failed |= !ok;
         self.finish_start_if_done(ctx);
     }
 
     fn finish_start_if_done(&mut self, ctx: &mut WorldCtx<'_>) {
-        let Some((waiting, failed)) = &self.start else { return };
-        if !waiting.is_empty() {
+        if self.start.as_ref().is_none_or(|s| !s.waiting.is_empty()) {
             return;
         }
-        let failed = *failed;
-        self.start = None;
+        let Starting { failed, launch: launching, .. } = *self.start.take().expect("a start under way");
         if failed {
-            // D6: a start that cannot decrypt a volume goes back to stopped.
-            self.set_state(InstanceState::Stopped, Some(START_FAILED_REASON), ctx);
+            match launching {
+                // D6: a launch that cannot decrypt a volume ends terminated; auto scaling launches
+                // again after its cooldown.
+                Some(volumes) => {
+                    self.set_state(InstanceState::Terminated, Some(LAUNCH_FAILED_REASON), ctx);
+                    let me = ctx.me();
+                    for a in std::mem::take(&mut self.attachments) {
+                        ctx.send(
+                            a.volume,
+                            Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }),
+                            SimDuration::ZERO,
+                        );
+                    }
+                    let cooldown = self.cycle.as_ref().map_or(DEFAULT_COOLDOWN, |c| c.cooldown);
+                    ctx.send(me, Msg::Instance(InstanceMsg::Replace(volumes)), cooldown);
+                }
+                // D6: a start that cannot decrypt a volume goes back to stopped.
+                None => self.set_state(InstanceState::Stopped, Some(START_FAILED_REASON), ctx),
+            }
             return;
         }
         for a in &mut self.attachments {
@@ -381,13 +440,17 @@ impl Instance {
             ctx.send(a.volume, Msg::Volume(VolumeMsg::KeyCached), SimDuration::ZERO);
         }
         self.set_state(InstanceState::Running, None, ctx);
+        if launching.is_some() {
+            self.begin_cycles(ctx);
+        }
     }
 
     /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
     /// and so holds the plaintext key in its host's memory now.
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
         let state = self.state.expect("instances exist from the start");
-        if !matches!(state, InstanceState::Running | InstanceState::Stopped) {
+        let launching = state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| s.launch.is_some());
+        if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
             return Err(Ec2Error::incorrect_instance_state(ctx.my_name(), state));
         }
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
@@ -405,8 +468,8 @@ impl Instance {
         if a.cached {
             ctx.record(Obs::Instance(InstanceObs::DataKeyEvicted { volume, why: Eviction::Detach }));
         }
-        if let Some((waiting, _)) = &mut self.start {
-            waiting.retain(|v| *v != volume);
+        if let Some(start) = &mut self.start {
+            start.waiting.retain(|v| *v != volume);
             self.finish_start_if_done(ctx);
         }
     }

@@ -287,11 +287,15 @@ fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> La
     for r in run.records_of(me) {
         match &r.obs {
             Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
-            Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
+            Obs::Instance(InstanceObs::StateChanged { from, to, reason }) if r.actor == me => {
+                if *from == Some(InstanceState::Terminated) {
+                    // Auto scaling launching a replacement (D6).
+                    starting = "RunInstances";
+                }
                 if let Some((code, _)) = reason {
                     failures.push(Failure { at: r.at, what: format!("{starting}: {code}") });
                 }
-                if reason.is_some() || *to == crate::actors::ec2::InstanceState::Running {
+                if reason.is_some() || *to == InstanceState::Running {
                     starting = "StartInstances";
                 }
                 close(&mut segments, r.at, Some(Band::Instance(*to)), &mut open);

@@ -290,12 +290,18 @@ fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
     let mut starting = "StartInstances";
     for r in run.records_of(me) {
         match &r.obs {
-            Obs::Volume(VolumeObs::KeyLoadFailed { instance, .. }) if *instance == me => {
+            Obs::Volume(
+                VolumeObs::KeyLoadFailed { instance, .. } | VolumeObs::AttachFailed { instance, kms: Some(_), .. },
+            ) if *instance == me => {
                 if let Role::Volume(vol) = role(s, r.actor) {
                     failed_key = Some(s.volumes[vol].key);
                 }
             }
             Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
+            // Auto scaling launching a replacement (D6).
+            Obs::Instance(InstanceObs::StateChanged { from: Some(InstanceState::Terminated), .. }) if r.actor == me => {
+                starting = "RunInstances";
+            }
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
                 if let Some((code, _)) = reason {
                     if breaks.last().is_none_or(|b| b.recovered_at.is_some()) {

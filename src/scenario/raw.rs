@@ -99,6 +99,9 @@ pub struct RawFleet {
     /// How often each instance is terminated and replaced (auto scaling).
     #[serde(default)]
     pub replace_every: Option<RawDist>,
+    /// Auto scaling's wait after a failed launch before it launches again (D6); default 300s.
+    #[serde(default)]
+    pub cooldown: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

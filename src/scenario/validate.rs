@@ -252,6 +252,18 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
                 .and_then(|r| dist(&mut c, r, pos, &format!("{path}.retry")))
                 .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
         };
+        let cooldown = match fleet.cooldown.as_deref().map(parse_duration) {
+            None => crate::actors::ec2::DEFAULT_COOLDOWN,
+            Some(Ok(d)) if d > SimDuration::ZERO => d,
+            Some(Ok(_)) => {
+                c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
+                crate::actors::ec2::DEFAULT_COOLDOWN
+            }
+            Some(Err(e)) => {
+                c.problem(pos, format!("{path}.cooldown"), e);
+                crate::actors::ec2::DEFAULT_COOLDOWN
+            }
+        };
         let mut optional =
             |d: &Option<RawDist>, name: &str| d.as_ref().and_then(|d| dist(&mut c, d, pos, &format!("{path}.{name}")));
         let instance_cycle = crate::actors::ec2::InstanceCycle {
@@ -260,6 +272,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             reboot_every: optional(&fleet.reboot_every, "reboot_every"),
             maintenance_every: optional(&fleet.host_maintenance_every, "host_maintenance_every"),
             replace_every: optional(&fleet.replace_every, "replace_every"),
+            cooldown,
         };
         let every = [
             &instance_cycle.stop_every,

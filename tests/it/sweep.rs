@@ -273,8 +273,19 @@ fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
     let d: Vec<_> =
         r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
     let terminated = d.iter().filter(|(_, x)| x.message.ends_with("-> terminated")).count();
-    let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> running").count();
+    // A replacement is launched with its volumes: pending, then running or, once the key is
+    // unusable, terminated with Client.InternalError (D6), and launched again after the cooldown.
+    let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> pending").count();
     assert!(terminated > 20 && relaunched > 20, "{terminated} terminations, {relaunched} replacements");
+    let failed_launches: Vec<u64> = d
+        .iter()
+        .filter(|(_, x)| {
+            x.message.starts_with("pending -> terminated") && x.error.as_deref() == Some("Client.InternalError")
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(failed_launches.len() > 20, "launches after the deletion fail: {}", failed_launches.len());
+    assert!(failed_launches.iter().all(|t| *t >= 86_400_000), "and only after it");
     let day = 86_400_000;
     // Volumes never detach by themselves here (30d attached): only replacements reattach them.
     let ok_before =
