@@ -48,7 +48,7 @@ pub struct RawParameters {
     pub key_deletion_lag: Option<String>,
     #[serde(default)]
     pub kms_propagation_delay: Option<String>,
-    /// Cryptographic requests per second before ThrottlingException (reference §6).
+    /// Cryptographic requests per second before ThrottlingException ([RPS] in docs/model.md).
     #[serde(default)]
     pub crypto_quota: Option<u32>,
 }

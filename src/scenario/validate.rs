@@ -467,7 +467,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     }
 }
 
-/// The documented default of the shared symmetric crypto quota, by Region (reference §6).
+/// The documented default of the shared symmetric crypto quota, by Region ([RPS] in docs/model.md).
 fn default_crypto_quota(region: &str) -> u32 {
     match region {
         "us-east-1" | "us-west-2" | "eu-west-1" => 50_000,

@@ -222,7 +222,7 @@ pub enum KmsObs {
     KeyDeleted { key: KeyIdx },
 }
 
-/// Where the documentation is silent (reference "Modelling decisions"): KMS's numeric choices.
+/// Where the documentation is silent (docs/model.md): KMS's numeric choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct KmsParams {
     /// D2: from `ValidTo` to the deletion of the expired material.
@@ -231,7 +231,7 @@ pub struct KmsParams {
     pub key_deletion_lag: SimDuration,
     /// D13: how long a state change takes to reach the operations that use the key.
     pub kms_propagation_delay: SimDuration,
-    /// The shared quota of cryptographic requests per second (reference §6); beyond it, calls
+    /// The shared quota of cryptographic requests per second ([RPS] in docs/model.md); beyond it, calls
     /// get `ThrottlingException`. `None`: unlimited.
     pub crypto_quota_per_s: Option<u32>,
 }

@@ -1,7 +1,7 @@
 //! The key-state table: which operations a key admits in each state, and the exact exception.
 //!
 //! A pure function of (operation, state, origin), transcribed from the AWS key-state table
-//! (reference §1.2, footnotes kept by number). Every cell is unit-tested below. Where the table
+//! ([KS], footnotes kept by number as the AWS page numbers them). Every cell is unit-tested below. Where the table
 //! allows two exceptions for one cell, modelling decision D1 picks `KMSInvalidStateException`.
 
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-//! Every cell of the key-state table (reference §1.2), written as the reference's grid.
+//! Every cell of the key-state table ([KS] in docs/model.md), written as its grid.
 
 use super::*;
 
