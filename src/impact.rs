@@ -224,6 +224,11 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     let key_name = &s.keys[k].name;
     let material = snap.materials[k].map(|m| s.materials[m.0 as usize].clone());
     let reached = dependents_of(g, key);
+    // Membership by node index: an instance asks it of each of its volumes.
+    let mut is_reached = vec![false; g.graph.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
+    for n in &reached {
+        is_reached[n.index()] = true;
+    }
     let attached = if reached.iter().any(|&n| g.graph[n].kind == NodeKind::Instance) {
         standing::attachments(run, snap)
     } else {
@@ -260,7 +265,7 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                     .graph
                     .edges_directed(n, Direction::Incoming)
                     // Only volumes under this key count; others may be attached too.
-                    .filter(|e| *e.weight() == EdgeKind::AttachedTo && reached.contains(&e.source()))
+                    .filter(|e| *e.weight() == EdgeKind::AttachedTo && is_reached[e.source().index()])
                     .map(|e| g.graph[e.source()].name.clone())
                     .collect();
                 mine.sort();
