@@ -404,17 +404,6 @@ impl Writer<'_, '_> {
 
     fn ec2_call(
         &mut self,
-        t: SimTime,
-        name: &str,
-        request: Value,
-        response: Value,
-        error: Option<(&str, &str)>,
-    ) -> Value {
-        self.ec2_call_by(Principal::User, t, name, request, response, error)
-    }
-
-    fn ec2_call_by(
-        &mut self,
         by: Principal,
         t: SimTime,
         name: &str,
@@ -457,12 +446,12 @@ impl Writer<'_, '_> {
                 let az = format!("{}a", s.region);
                 let req = json!({"size": v.size_gib, "availabilityZone": az, "volumeType": "gp3", "encrypted": true, "kmsKeyId": arn});
                 let resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.run, rec.at)});
-                Some(self.ec2_call(rec.at, "CreateVolume", req, resp, None))
+                Some(self.ec2_call(Principal::User, rec.at, "CreateVolume", req, resp, None))
             }
             Obs::Volume(VolumeObs::Refused { action, error }) => {
                 let req = json!({"volumeId": actor});
                 let message = error.message(|v| s.volume_name(v));
-                Some(self.ec2_call(rec.at, action, req, Value::Null, Some((error.code, &message))))
+                Some(self.ec2_call(Principal::User, rec.at, action, req, Value::Null, Some((error.code, &message))))
             }
             Obs::Volume(VolumeObs::AttachRequested { instance }) => {
                 let inst = self.run.actor_name(*instance).to_string();
@@ -471,14 +460,14 @@ impl Writer<'_, '_> {
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.run, rec.at)});
                 let message = refused.as_ref().map(|e| e.message(|v| s.volume_name(v)));
                 let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
-                Some(self.ec2_call(rec.at, "AttachVolume", req, resp, error))
+                Some(self.ec2_call(Principal::User, rec.at, "AttachVolume", req, resp, error))
             }
             Obs::Volume(VolumeObs::Detached { instance }) if !matches!(rec.cause, Cause::Record(c) if self.terminations.contains(&c)) =>
             {
                 let inst = self.run.actor_name(*instance).to_string();
                 let req = json!({"volumeId": actor});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
-                Some(self.ec2_call(rec.at, "DetachVolume", req, resp, None))
+                Some(self.ec2_call(Principal::User, rec.at, "DetachVolume", req, resp, None))
             }
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
                 let by_user = Principal::User;
@@ -496,16 +485,23 @@ impl Writer<'_, '_> {
                     _ => return None,
                 };
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call_by(by, rec.at, name, set.clone(), set, None))
+                Some(self.ec2_call(by, rec.at, name, set.clone(), set, None))
             }
             Obs::Instance(InstanceObs::Rebooted) => {
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call(rec.at, "RebootInstances", set, json!({"_return": true}), None))
+                Some(self.ec2_call(Principal::User, rec.at, "RebootInstances", set, json!({"_return": true}), None))
             }
             Obs::Instance(InstanceObs::Refused { action, error }) if *action != InstanceAction::HostMaintenance => {
                 let set = Self::instances_set(&actor);
                 let message = error.message(|v| s.volume_name(v));
-                Some(self.ec2_call(rec.at, action.as_str(), set, Value::Null, Some((error.code, &message))))
+                Some(self.ec2_call(
+                    Principal::User,
+                    rec.at,
+                    action.as_str(),
+                    set,
+                    Value::Null,
+                    Some((error.code, &message)),
+                ))
             }
             _ => None,
         }

@@ -268,10 +268,23 @@ fn volume_summary(
         Some(st) => st.as_str().to_string(),
     };
     let key = &keys[run.scenario.volumes[i].key.0 as usize];
+    let name = run.scenario.volumes[i].name.to_string();
+    resource_summary(name, "volume", Some(key.name.clone()), history, verdict, at_end)
+}
+
+/// A resource's summary: its history, and its verdict at the end.
+fn resource_summary(
+    name: String,
+    kind: &'static str,
+    key: Option<String>,
+    history: History,
+    verdict: &standing::Verdict,
+    at_end: String,
+) -> ResourceSummary {
     ResourceSummary {
-        name: run.scenario.volumes[i].name.to_string(),
-        kind: "volume",
-        key: Some(key.name.clone()),
+        name,
+        kind,
+        key,
         breaks: history.breaks,
         last_good_use: history.last_good,
         status: verdict.standing,
@@ -332,16 +345,8 @@ fn instance_summary(
 ) -> ResourceSummary {
     let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
     let at_end = run.instance(i).state().map_or("not launched".to_string(), |st| st.as_str().to_string());
-    ResourceSummary {
-        name: run.scenario.instances[i].to_string(),
-        kind: "instance",
-        key: key.map(|k| keys[k.0 as usize].name.clone()),
-        breaks: history.breaks,
-        last_good_use: history.last_good,
-        status: verdict.standing,
-        latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
-        at_end,
-    }
+    let name = run.scenario.instances[i].to_string();
+    resource_summary(name, "instance", key.map(|k| keys[k.0 as usize].name.clone()), history, verdict, at_end)
 }
 
 /// One row per resource and break: resource, key, key unusable from, last good use, finally
