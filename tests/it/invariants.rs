@@ -65,59 +65,115 @@ fn invariants_hold_across_seeds() {
     let text = busy_scenario();
     let mut failures_seen = 0;
     for seed in 0..40 {
-        let s = scenario::parse("swarm", &text, Overrides { seed: Some(seed), ..Overrides::default() })
-            .unwrap_or_else(|e| panic!("{e}"));
-        let r = run(&s, &RunOptions::default(), None).unwrap();
+        failures_seen += check_invariants(&text, seed);
+    }
+    assert!(failures_seen > 0, "the swarm should reach refused calls");
+}
 
-        // Links point backwards: every cause and reason is an earlier record.
-        for rec in &r.records {
-            if let Cause::Record(c) = rec.cause {
-                assert!(c < rec.id, "seed {seed}: #{} caused by later #{c}", rec.id);
-            }
-            if let Some(reason) = rec.reason {
-                assert!(reason < rec.id);
-            }
+/// A fleet under auto scaling (launches with volumes, failed launches, cooldowns), stops,
+/// starts, host maintenance and the user revoking EC2's grants, with latency, through two
+/// deletions and reimports.
+#[test]
+fn invariants_hold_for_a_scaling_fleet_with_revoked_grants() {
+    let mut timeline =
+        String::from("        At(\"0s\", ImportKeyMaterial(key: \"k\", material: \"m\", expires: Never)),\n");
+    for (del, back) in [("6h", "9h"), ("20h", "1d 2h")] {
+        timeline.push_str(&format!("        At(\"{del}\", DeleteImportedKeyMaterial(key: \"k\")),\n"));
+        timeline.push_str(&format!(
+            "        At(\"{back}\", ImportKeyMaterial(key: \"k\", material: \"m\", expires: Never)),\n"
+        ));
+    }
+    for h in (1..30).step_by(3) {
+        let v = h % 8;
+        timeline.push_str(&format!("        At(\"{h}h 17m\", RevokeGrant(key: \"k\", grant: \"f-v{v}\")),\n"));
+    }
+    let text = format!(
+        r#"Scenario(
+    version: 1, name: "scaling swarm", start: "2026-01-01T00:00:00Z", horizon: "1d 12h", seed: 0,
+    latency: (kms: Exponential("200ms")),
+    keys: [Key(id: "k", origin: External)],
+    fleets: [Fleet(id: "f", instances: 4, volumes_per_instance: 2, keys: [("k", 1)],
+                   attached: Exponential("2h"), detached: Exponential("20m"), retry: Fixed("15m"),
+                   stop_every: Exponential("5h"), stopped_for: Fixed("10m"),
+                   host_maintenance_every: Exponential("12h"), replace_every: Exponential("4h"),
+                   cooldown: "20m")],
+    timeline: [
+{timeline}    ],
+)"#
+    );
+    let mut failures_seen = 0;
+    for seed in 0..25 {
+        failures_seen += check_invariants(&text, seed);
+    }
+    assert!(failures_seen > 0, "the swarm should reach refused calls");
+}
+
+/// Runs the scenario under `seed` and checks what must hold whatever the interleaving; returns
+/// how many cryptographic calls KMS refused.
+fn check_invariants(text: &str, seed: u64) -> usize {
+    let mut failures_seen = 0;
+    let s = scenario::parse("swarm", text, Overrides { seed: Some(seed), ..Overrides::default() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+
+    // Links point backwards: every cause and reason is an earlier record.
+    for rec in &r.records {
+        if let Cause::Record(c) = rec.cause {
+            assert!(c < rec.id, "seed {seed}: #{} caused by later #{c}", rec.id);
         }
-
-        // No successful cryptographic call on a key that is not Enabled.
-        let mut state: BTreeMap<KeyIdx, Option<KeyState>> = BTreeMap::new();
-        for rec in &r.records {
-            match &rec.obs {
-                Obs::Kms(KmsObs::StateChanged { key, to, .. }) => {
-                    state.insert(*key, Some(*to));
-                }
-                Obs::Kms(KmsObs::Called { op, key: Some(key), result, .. }) => {
-                    let crypto = matches!(**op, KmsOp::Decrypt { .. } | KmsOp::GenerateDataKeyWithoutPlaintext { .. });
-                    if crypto && result.is_ok() {
-                        assert_eq!(state.get(key), Some(&Some(KeyState::Enabled)), "seed {seed}: #{}", rec.id);
-                    }
-                    if crypto && result.is_err() {
-                        failures_seen += 1;
-                    }
-                }
-                _ => {}
-            }
+        if let Some(reason) = rec.reason {
+            assert!(reason < rec.id);
         }
+    }
 
-        // Both sides of every attachment agree, and so do the two views of the key cache.
-        for v in 0..s.volumes.len() {
-            let vol = r.volume(v);
-            let me = kmsim::run::volume_actor(&s, v);
-            for i in 0..s.instances.len() {
-                let inst = r.instance(i);
-                let listed = inst.attachments().find(|(vol_id, _)| *vol_id == me);
-                let attached_here = vol.state() == Some(VolumeState::InUse(instance_actor(&s, i)));
-                assert_eq!(listed.is_some(), attached_here, "seed {seed}: vol-{v} and i-{i} disagree");
-                if let Some((_, cached)) = listed {
-                    assert_eq!(cached, vol.key_in_memory(), "seed {seed}: cache views of vol-{v} differ");
-                    if inst.state() != Some(InstanceState::Running) {
-                        assert!(!cached, "seed {seed}: a stopped instance holds a key");
-                    }
+    // No successful cryptographic call on a key that is not Enabled.
+    let mut state: BTreeMap<KeyIdx, Option<KeyState>> = BTreeMap::new();
+    for rec in &r.records {
+        match &rec.obs {
+            Obs::Kms(KmsObs::StateChanged { key, to, .. }) => {
+                state.insert(*key, Some(*to));
+            }
+            Obs::Kms(KmsObs::Called { op, key: Some(key), result, .. }) => {
+                let crypto = matches!(**op, KmsOp::Decrypt { .. } | KmsOp::GenerateDataKeyWithoutPlaintext { .. });
+                if crypto && result.is_ok() {
+                    assert_eq!(state.get(key), Some(&Some(KeyState::Enabled)), "seed {seed}: #{}", rec.id);
+                }
+                if crypto && result.is_err() {
+                    failures_seen += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Both sides of every attachment agree, and so do the two views of the key cache.
+    for v in 0..s.volumes.len() {
+        let vol = r.volume(v);
+        let me = kmsim::run::volume_actor(&s, v);
+        for i in 0..s.instances.len() {
+            let inst = r.instance(i);
+            let listed = inst.attachments().find(|(vol_id, _)| *vol_id == me);
+            let attached_here = vol.state() == Some(VolumeState::InUse(instance_actor(&s, i)));
+            let name = &s.volumes[v].name;
+            assert_eq!(listed.is_some(), attached_here, "seed {seed}: {name} and instance {i} disagree");
+            if let Some((_, cached)) = listed {
+                assert_eq!(cached, vol.key_in_memory(), "seed {seed}: cache views of {name} differ");
+                if inst.state() != Some(InstanceState::Running) {
+                    assert!(!cached, "seed {seed}: an instance that is not running holds a key");
                 }
             }
         }
     }
-    assert!(failures_seen > 0, "the swarm should reach refused calls");
+
+    // One verdict: the summary and impact agree on every resource at the end.
+    let summary = kmsim::report::summary::summarize(&r);
+    for impact in kmsim::impact::at_end(&r, &summary) {
+        for d in impact.dependents {
+            let res = summary.resources.iter().find(|x| x.name == d.name).unwrap();
+            assert_eq!(res.status, d.standing, "seed {seed}: {}", d.name);
+        }
+    }
+    failures_seen
 }
 
 /// Each fleet instance is followed by its own volumes among the engine's actors, after KMS and
