@@ -117,9 +117,10 @@ enum Command {
         /// Threads (default: every core).
         #[arg(long, short)]
         jobs: Option<usize>,
-        /// Where to write sweep.json and the chart (sweep.svg, sweep.png).
-        #[arg(long, value_name = "DIR", default_value = "sweep")]
-        out: PathBuf,
+        /// Where to write sweep.json and the chart (sweep.svg, sweep.png); without it, nothing is
+        /// written (a sharded sweep needs it for its part).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Do only shard K of N: `K/N`, or `N` with K from the environment.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
@@ -163,8 +164,9 @@ enum Command {
         /// The partial results (sweep.part-K-of-N.json).
         #[arg(value_name = "PART", required = true)]
         parts: Vec<PathBuf>,
-        #[arg(long, value_name = "DIR", default_value = "sweep")]
-        out: PathBuf,
+        /// Where to write sweep.json and the chart; without it, the result is only printed.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Run scenarios and check their expectations: the regression suite.
     ///
@@ -323,7 +325,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
-            sweep_command(&file, runs, jobs, &out, shard.as_deref(), quiet, max_events)
+            sweep_command(&file, runs, jobs, out.as_deref(), shard.as_deref(), quiet, max_events)
         }
         Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
             // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
@@ -341,7 +343,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 loaded.push(part);
             }
             let sweep = crate::sweep::merge(loaded).map_err(Failure::Input)?;
-            write_sweep(&out, &sweep)?;
+            if let Some(out) = &out {
+                write_sweep(out, &sweep)?;
+            }
             io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
         }
         Command::ImportCloudtrail { logs, output, after } => {
@@ -448,6 +452,7 @@ fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
     Ok((k, n))
 }
 
+/// Writes sweep.json and the chart into `dir`, and says so on standard error.
 fn write_sweep(dir: &Path, sweep: &crate::sweep::Sweep) -> Result<(), Failure> {
     fs::create_dir_all(dir)
         .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", dir.display())))?;
@@ -456,7 +461,12 @@ fn write_sweep(dir: &Path, sweep: &crate::sweep::Sweep) -> Result<(), Failure> {
     let svg = report::chart::sweep::svg(sweep);
     write_atomically(&dir.join("sweep.svg"), |out| out.write_all(svg.as_bytes()))?;
     let png = report::chart::sweep::png(sweep);
-    write_atomically(&dir.join("sweep.png"), |out| out.write_all(&png))
+    write_atomically(&dir.join("sweep.png"), |out| out.write_all(&png))?;
+    eprintln!(
+        "wrote {}",
+        ["sweep.json", "sweep.svg", "sweep.png"].map(|f| dir.join(f).display().to_string()).join(", ")
+    );
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -464,7 +474,7 @@ fn sweep_command(
     file: &Path,
     runs: u64,
     jobs: Option<usize>,
-    out: &Path,
+    out: Option<&Path>,
     shard: Option<&str>,
     quiet: bool,
     max_events: u64,
@@ -481,6 +491,9 @@ fn sweep_command(
         Some(spec) => shard_of(spec)?,
         None => (0, 1),
     };
+    if n > 1 && out.is_none() {
+        return Err(Failure::Input("--shard writes a partial result: name its folder with --out DIR".into()));
+    }
     let indices = crate::sweep::shard_runs(runs, k, n);
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
@@ -519,9 +532,9 @@ fn sweep_command(
         horizon_ms: scenario.horizon.as_ms(),
         per_run,
     };
-    fs::create_dir_all(out)
-        .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", out.display())))?;
-    if n > 1 {
+    if let (true, Some(out)) = (n > 1, out) {
+        fs::create_dir_all(out)
+            .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", out.display())))?;
         let json = serde_json::to_string_pretty(&part).expect("parts serialize") + "\n";
         let path = out.join(format!("sweep.part-{k}-of-{n}.json"));
         write_atomically(&path, |o| o.write_all(json.as_bytes()))?;
@@ -533,7 +546,9 @@ fn sweep_command(
     }
     let per_run = part.per_run.clone();
     let sweep = crate::sweep::aggregate(&part, per_run);
-    write_sweep(out, &sweep)?;
+    if let Some(out) = out {
+        write_sweep(out, &sweep)?;
+    }
     if !quiet {
         io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
     }

@@ -58,7 +58,10 @@ fn the_reference_workload_sweeps_and_matches_the_models() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "no progress bar off a terminal: {}", String::from_utf8_lossy(&out.stderr));
+    // Off a terminal, no progress bar: standard error says only where the files went.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("wrote "), "{stderr}");
     let v = sweep_json(dir.path());
     assert_eq!(v["runs"], 8);
     for r in v["per_run"].as_array().unwrap() {
@@ -295,4 +298,28 @@ fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
     assert!(ok_before > 40, "replacements before the deletion reattach: {ok_before}");
     assert!(failed_after > 0, "replacements after it cannot");
     assert!(d.iter().all(|(t, x)| !(x.event == "AttachVolume" && x.outcome.as_str() == "failed") || *t >= day));
+}
+
+/// A sweep writes only into a folder the user names, and says where; a shard needs one.
+#[test]
+fn a_sweep_writes_nothing_unless_told_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let work = dir.path().join("cwd");
+    std::fs::create_dir(&work).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["sweep", &file, "--runs", "2"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 runs"));
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "it wrote into the working folder");
+    let named = dir.path().join("named");
+    let out = kmsim(&["sweep", &file, "--runs", "2", "-q", "--out", named.to_str().unwrap()], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&named.join("sweep.json").display().to_string()));
+    assert!(named.join("sweep.png").exists());
+    let out = kmsim(&["sweep", &file, "--runs", "2", "--shard", "0/2"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out DIR"));
 }
