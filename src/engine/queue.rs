@@ -67,6 +67,8 @@ struct Key {
     hint: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<Key>() == 16);
+
 const DIGIT_BITS: u32 = 8;
 const DIGITS: usize = 1 << DIGIT_BITS;
 const LEVELS: usize = 64 / DIGIT_BITS as usize;

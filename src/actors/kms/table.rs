@@ -138,6 +138,12 @@ pub struct KmsError {
     pub message: KmsMessage,
 }
 
+// A record of a refused call stays within two cache lines (the records of a run are its biggest
+// memory, and a failure-heavy run makes millions).
+const _: () = assert!(std::mem::size_of::<KmsMessage>() == 16);
+const _: () = assert!(std::mem::size_of::<KmsError>() <= 24);
+const _: () = assert!(std::mem::size_of::<crate::engine::Record<crate::actors::Obs>>() <= 128);
+
 /// The words of a KMS error. Sixteen bytes, so that a record of a refused call stays within
 /// two cache lines: fixed words behind a thin reference (`&"..."`), and other words in one
 /// allocation.
