@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 reserved for failed expectations; 2 invalid input (usage, unreadable
 //! or invalid scenario); 3 a run stopped by `--max-events`; 4 an output file could not be written.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -556,32 +557,51 @@ fn sweep_command(
 }
 
 /// Every `.ron` file at or under the given paths, sorted, without duplicates.
+/// A file reached through several names (links, or a folder given twice) is checked once, under
+/// the first name found; a folder is entered once, so links that loop end.
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
+    #[derive(Default)]
+    struct Seen {
+        dirs: BTreeSet<PathBuf>,
+        files: BTreeSet<PathBuf>,
+    }
+    fn add(path: PathBuf, seen: &mut Seen, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        if seen.files.insert(fs::canonicalize(&path)?) {
+            out.push(path);
+        }
+        Ok(())
+    }
+    fn walk(dir: &Path, seen: &mut Seen, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        if !seen.dirs.insert(fs::canonicalize(dir)?) {
+            return Ok(());
+        }
+        let mut entries: Vec<PathBuf> = fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+        // A folder's own files before its subfolders', so a file is named where it lies.
+        entries.sort_by_key(|p| (p.is_dir(), p.clone()));
+        for path in entries {
             // Benchmark inputs (fleets of up to a million volumes) are not regression tests:
             // they are checked only when named.
             if path.is_dir() && path.file_name().is_some_and(|n| n != "bench") {
-                walk(&path, out)?;
-            } else if path.extension().is_some_and(|e| e == "ron") {
-                out.push(path);
+                walk(&path, seen, out)?;
+            } else if path.is_file() && path.extension().is_some_and(|e| e == "ron") {
+                add(path, seen, out)?;
             }
         }
         Ok(())
     }
     let mut files = Vec::new();
+    let mut seen = Seen::default();
     for p in paths {
+        let unreadable = |e: io::Error| Failure::Input(format!("{}: cannot read: {e}", p.display()));
         if p.is_dir() {
-            walk(p, &mut files).map_err(|e| Failure::Input(format!("{}: cannot read the folder: {e}", p.display())))?;
+            walk(p, &mut seen, &mut files).map_err(unreadable)?;
         } else if p.exists() {
-            files.push(p.clone());
+            add(p.clone(), &mut seen, &mut files).map_err(unreadable)?;
         } else {
             return Err(Failure::Input(format!("{}: no such file or folder", p.display())));
         }
     }
     files.sort();
-    files.dedup();
     if files.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Failure::Input(format!("no scenario (.ron) files under {}", shown.join(", "))));

@@ -185,3 +185,22 @@ fn check_json_is_machine_readable() {
     assert_eq!(s["verdicts"][0]["line"], 23);
     assert!(s["verdicts"][0]["found"].as_str().unwrap().contains("nearest vol-data Write"));
 }
+
+/// A folder reached again through a link that loops is entered once, and a file with several
+/// names is checked once, under the name where it lies.
+#[cfg(unix)]
+#[test]
+fn check_follows_each_file_once_through_links_that_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(a.join("b")).unwrap();
+    std::fs::copy(root().join("scenarios/ebs/ebs-story.ron"), a.join("story.ron")).unwrap();
+    std::os::unix::fs::symlink("..", a.join("b/loop")).unwrap();
+    std::os::unix::fs::symlink("../story.ron", a.join("b/again.ron")).unwrap();
+    let a_text = a.to_str().unwrap();
+    let story = a.join("story.ron");
+    let (code, out) = kmsim_check(&[a_text, a_text, story.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.starts_with(&format!("ok       {}", story.display())), "{out}");
+}
