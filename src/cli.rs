@@ -112,10 +112,10 @@ enum Command {
     Sweep {
         /// The scenario file (RON).
         file: PathBuf,
-        /// How many runs (seeds).
+        /// How many runs (seeds): 1 to 1,000,000.
         #[arg(long, default_value_t = 100)]
         runs: u64,
-        /// Threads (default: every core).
+        /// Threads (default: every core; at most 256).
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Where to write sweep.json and the chart (sweep.svg, sweep.png); without it, nothing is
@@ -181,7 +181,7 @@ enum Command {
         /// `text` for people, `json` for machines.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Scenarios run in parallel on this many threads (default: every core).
+        /// Scenarios run in parallel on this many threads (default: every core; at most 256).
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
@@ -485,18 +485,22 @@ fn sweep_command(
     let text =
         fs::read_to_string(file).map_err(|e| Failure::Input(format!("{name}: cannot read the scenario: {e}")))?;
     let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
-    if runs == 0 {
-        return Err(Failure::Input("--runs must be at least 1".into()));
+    let max_runs = crate::sweep::MAX_RUNS;
+    if runs == 0 || runs > max_runs {
+        return Err(Failure::Input(format!("--runs {runs}: give 1 to {max_runs} runs")));
     }
     let (k, n) = match shard {
         Some(spec) => shard_of(spec)?,
         None => (0, 1),
     };
+    if n > runs {
+        return Err(Failure::Input(format!("--shard {k}/{n}: more shards than runs ({runs})")));
+    }
     if n > 1 && out.is_none() {
         return Err(Failure::Input("--shard writes a partial result: name its folder with --out DIR".into()));
     }
-    let indices = crate::sweep::shard_runs(runs, k, n);
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let indices: Vec<u64> = crate::sweep::shard_runs(runs, k, n).collect();
+    let jobs = jobs_or_cores(jobs)?;
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     // The progress bar hides itself when stderr is not a terminal.
     let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(indices.len() as u64) };
@@ -527,6 +531,7 @@ fn sweep_command(
         file: name.clone(),
         base_seed: scenario.seed,
         runs,
+        digest: crate::sweep::digest(&text, max_events),
         shard: k,
         shards: n,
         volumes: scenario.volumes.len() as u64,
@@ -611,7 +616,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 
 fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_events: u64) -> Result<(), Failure> {
     let files = scenario_files(paths)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let jobs = jobs_or_cores(jobs)?;
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
@@ -682,6 +687,18 @@ fn render_check(out: &mut String, file: &Path, r: &FileResult) {
                 let _ = writeln!(out, "           {e}");
             }
         }
+    }
+}
+
+/// The most threads `--jobs` may ask for.
+const MAX_JOBS: usize = 256;
+
+/// `--jobs`, checked against [`MAX_JOBS`], or every core.
+fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Failure> {
+    match jobs {
+        Some(j) if j == 0 || j > MAX_JOBS => Err(Failure::Input(format!("--jobs {j}: give 1 to {MAX_JOBS} threads"))),
+        Some(j) => Ok(j),
+        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
     }
 }
 

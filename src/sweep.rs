@@ -22,6 +22,18 @@ use crate::scenario::{Overrides, Scenario};
 /// Points of the time grid on which broken counts are sampled.
 pub const GRID: usize = 240;
 
+/// The most runs a sweep takes: each run's result (about 1 KB, most of it its grid) is kept for
+/// the percentiles.
+pub const MAX_RUNS: u64 = 1_000_000;
+
+/// What identifies a sweep's input: the scenario's text and the options that change results.
+/// Parts of one sweep carry the same digest, so that `merge` refuses parts of another (FNV-1a of
+/// both, in hexadecimal: it guards against mistakes, not forgery).
+#[must_use]
+pub fn digest(scenario_text: &str, max_events: u64) -> String {
+    format!("{:016x}", crate::engine::stream_key(&format!("{max_events}\n{scenario_text}")))
+}
+
 /// The seed of run `i` of a sweep whose scenario seed is `base`.
 #[must_use]
 pub fn run_seed(base: u64, i: u64) -> u64 {
@@ -303,6 +315,8 @@ pub struct Sweep {
 pub struct Part {
     pub scenario: String,
     pub file: String,
+    /// [`digest`] of the scenario's text and the options.
+    pub digest: String,
     pub base_seed: u64,
     pub runs: u64,
     pub shard: u64,
@@ -312,10 +326,10 @@ pub struct Part {
     pub per_run: Vec<RunResult>,
 }
 
-/// The runs of shard `k` of `n`.
-#[must_use]
-pub fn shard_runs(runs: u64, k: u64, n: u64) -> Vec<u64> {
-    (0..runs).filter(|i| i % n == k).collect()
+/// The runs of shard `k` of `n`: every `n`-th from `k`, found without visiting the others.
+pub fn shard_runs(runs: u64, k: u64, n: u64) -> impl Iterator<Item = u64> {
+    let step = usize::try_from(n).unwrap_or(usize::MAX);
+    (k..runs).step_by(step)
 }
 
 /// Aggregates a complete set of per-run results.
@@ -352,20 +366,38 @@ pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
 /// Merges shards into the sweep, checking that they belong together and cover every run once.
 pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
     let first = parts.first().ok_or("no partial results to merge")?.clone();
+    if first.runs == 0 || first.runs > MAX_RUNS || first.shards == 0 || first.shards > first.runs {
+        return Err(format!(
+            "shard {} claims {} runs in {} shards: out of range",
+            first.shard, first.runs, first.shards
+        ));
+    }
     let mut per_run = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for p in parts {
-        if (p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.volumes, p.horizon_ms)
-            != (first.scenario.as_str(), first.base_seed, first.runs, first.shards, first.volumes, first.horizon_ms)
-        {
+        let sweep = (p.digest.as_str(), p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.volumes, p.horizon_ms);
+        let first_sweep = (
+            first.digest.as_str(),
+            first.scenario.as_str(),
+            first.base_seed,
+            first.runs,
+            first.shards,
+            first.volumes,
+            first.horizon_ms,
+        );
+        if sweep != first_sweep {
             return Err(format!(
-                "shard {} of {} is from another sweep (scenario, seed, runs or shards differ)",
-                p.shard, p.shards
+                "shard {} of {} is from another sweep (its scenario, its options, seed, runs or shards differ from shard {}'s)",
+                p.shard, p.shards, first.shard
             ));
+        }
+        if p.shard >= p.shards {
+            return Err(format!("shard {} of {}: no such shard", p.shard, p.shards));
         }
         if !seen.insert(p.shard) {
             return Err(format!("shard {} given twice", p.shard));
         }
+        check_part(&p)?;
         per_run.extend(p.per_run);
     }
     let missing: Vec<u64> = (0..first.shards).filter(|k| !seen.contains(k)).collect();
@@ -376,6 +408,34 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
         return Err(format!("the shards hold {} runs, the sweep has {}", per_run.len(), first.runs));
     }
     Ok(aggregate(&first, per_run))
+}
+
+/// A part holds exactly its shard's runs, each once, with its own seed and values in range.
+fn check_part(p: &Part) -> Result<(), String> {
+    let mut expected = shard_runs(p.runs, p.shard, p.shards);
+    let within = |t: Option<u64>| t.is_none_or(|t| t <= p.horizon_ms);
+    for r in &p.per_run {
+        let what = format!("shard {} of {}, run {}", p.shard, p.shards, r.run);
+        if expected.next() != Some(r.run) {
+            return Err(format!("{what}: not the shard's next run (each run once, in order)"));
+        }
+        if r.seed != run_seed(p.base_seed, r.run) {
+            return Err(format!("{what}: seed {} is not the run's", r.seed));
+        }
+        if !within(r.first_failure_ms) || !within(r.last_failure_ms) || !within(r.recovery_ms) {
+            return Err(format!("{what}: a time beyond the horizon ({} ms)", p.horizon_ms));
+        }
+        if r.broken.len() != GRID || r.broken.iter().any(|&b| u64::from(b) > p.volumes) || r.ever_failed > p.volumes {
+            return Err(format!(
+                "{what}: broken counts out of range (a grid of {GRID}, at most {} volumes)",
+                p.volumes
+            ));
+        }
+    }
+    if let Some(missing) = expected.next() {
+        return Err(format!("shard {} of {}: run {missing} is missing", p.shard, p.shards));
+    }
+    Ok(())
 }
 
 /// The sweep as pretty JSON, ending with a newline.

@@ -323,3 +323,95 @@ fn a_sweep_writes_nothing_unless_told_where() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out DIR"));
 }
+
+/// Counts are checked against their documented limits before anything is allocated: a sweep of
+/// 10^10 runs, or on a million threads, is refused at once.
+#[test]
+fn counts_beyond_their_limits_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let out_dir = dir.path().join("o");
+    let o = out_dir.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--runs", "10000000000"], "give 1 to 1000000 runs"),
+        (vec!["--runs", "0"], "give 1 to 1000000 runs"),
+        (vec!["--runs", "4", "--jobs", "1000000"], "give 1 to 256 threads"),
+        (vec!["--runs", "4", "--shard", "0/9", "--out", o], "more shards than runs"),
+    ] {
+        let mut all = vec!["sweep", &file];
+        all.extend(args);
+        let out = kmsim(&all, &[]);
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = kmsim(&["check", "--jobs", "0", &file], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `merge` takes only parts of one sweep, each run once, with values in range.
+#[test]
+fn merge_refuses_parts_of_another_sweep_repeated_runs_and_values_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_small(dir.path());
+    let parts = dir.path().join("parts");
+    for k in ["0/2", "1/2"] {
+        let out = kmsim(&["sweep", &file, "--runs", "4", "--shard", k, "--out", parts.to_str().unwrap(), "-q"], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |k: u64| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(parts.join(format!("sweep.part-{k}-of-2.json"))).unwrap())
+            .unwrap()
+    };
+    let merge_with = |second: &serde_json::Value| {
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, serde_json::to_string(second).unwrap()).unwrap();
+        let first = parts.join("sweep.part-0-of-2.json");
+        let out = kmsim(&["merge", first.to_str().unwrap(), bad.to_str().unwrap()], &[]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert_eq!(merge_with(&read(1)).0, Some(0), "the two true parts merge");
+    // Another scenario under the same name: its text, so its digest, differs.
+    let other = dir.path().join("other.ron");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&file).unwrap().replace("seed: 9", "seed: 9, description: \"other\""),
+    )
+    .unwrap();
+    let out = kmsim(
+        &[
+            "sweep",
+            other.to_str().unwrap(),
+            "--runs",
+            "4",
+            "--shard",
+            "1/2",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let foreign: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("x/sweep.part-1-of-2.json")).unwrap()).unwrap();
+    assert_eq!(foreign["scenario"], read(1)["scenario"]);
+    let (code, err) = merge_with(&foreign);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("from another sweep"), "{err}");
+    // A run repeated in place of the shard's own.
+    let mut repeated = read(1);
+    repeated["per_run"][1] = repeated["per_run"][0].clone();
+    let (code, err) = merge_with(&repeated);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not the shard's next run"), "{err}");
+    // A failure after the horizon.
+    let mut late = read(1);
+    late["per_run"][0]["last_failure_ms"] = serde_json::json!(u64::MAX);
+    let (code, err) = merge_with(&late);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("beyond the horizon"), "{err}");
+}
