@@ -289,11 +289,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
             }
             if let Some(dir) = report_dir {
-                fs::create_dir_all(&dir)
-                    .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", dir.display())))?;
-                for (name, bytes) in report::bundle(&run, &common.file.display().to_string()) {
-                    write_atomically(&dir.join(name), |out| out.write_all(&bytes))?;
-                }
+                write_report(&dir, &report::bundle(&run, &common.file.display().to_string()))?;
             }
             if !quiet {
                 print_run(&run, &common.file).or_else(stdout_error)?;
@@ -825,7 +821,8 @@ fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
 /// [`AtomicFile::commit`], so a failure never leaves a half-written file behind: dropped
 /// uncommitted, the temporary file is removed. A path that exists and is not a regular file
 /// (`/dev/null`, a FIFO, a terminal) is written in place: renaming over it would replace the
-/// device with a plain file.
+/// device with a plain file. Temporary names carry the process id (`.NAME.PID.kmsim-tmp`), so
+/// two runs writing one path at once do not share one; those a killed run left are removed.
 struct AtomicFile {
     path: PathBuf,
     /// `None` when writing in place.
@@ -837,7 +834,11 @@ impl AtomicFile {
     fn create(path: &Path) -> Result<Self, Failure> {
         let name = path.file_name().ok_or_else(|| Failure::Output(format!("{}: not a file name", path.display())))?;
         let special = fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
-        let tmp = (!special).then(|| path.with_file_name(format!(".{}.kmsim-tmp", name.to_string_lossy())));
+        let name = name.to_string_lossy();
+        if !special {
+            remove_stale_temporaries(path.parent().unwrap_or(Path::new(".")), &name);
+        }
+        let tmp = (!special).then(|| path.with_file_name(temporary_name(&name, "kmsim-tmp")));
         let file = match &tmp {
             Some(tmp) => fs::File::create(tmp),
             None => fs::OpenOptions::new().write(true).open(path),
@@ -849,7 +850,10 @@ impl AtomicFile {
     /// Moves the file now at the path (if a regular one) to a hidden name beside it and returns
     /// that name, for the caller to remove; a failure after this leaves neither file.
     fn set_aside_earlier(&self) -> Option<PathBuf> {
-        let earlier = self.tmp.as_ref()?.with_extension("kmsim-old");
+        // A path written in place (a device, a FIFO) is never moved.
+        self.tmp.as_ref()?;
+        let name = self.path.file_name()?.to_string_lossy().to_string();
+        let earlier = self.path.with_file_name(temporary_name(&name, "kmsim-old"));
         fs::rename(&self.path, &earlier).is_ok().then_some(earlier)
     }
 
@@ -868,6 +872,71 @@ impl AtomicFile {
 
     fn error(&self, e: &io::Error) -> Failure {
         Failure::Output(format!("{}: cannot write: {e}", self.path.display()))
+    }
+}
+
+/// `.NAME.PID.KIND`: a temporary name of this process for `name`.
+fn temporary_name(name: &str, kind: &str) -> String {
+    format!(".{name}.{}.{kind}", std::process::id())
+}
+
+/// Removes what a run of kmsim that no longer lives left for `name` in `dir`: temporary files and
+/// set-aside earlier files (`.NAME.PID.kmsim-tmp`, `.NAME.PID.kmsim-old`) and report staging
+/// folders. Where it cannot tell whether a process lives (no `/proc`), it leaves them.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().to_string();
+        let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
+        let Some((pid, kind)) = rest.split_once('.') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let ours = matches!(kind, "kmsim-tmp" | "kmsim-old");
+        if ours && pid != std::process::id() && process_gone(pid) {
+            let path = entry.path();
+            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        }
+    }
+}
+
+/// Whether no process `pid` runs, as far as this system can tell.
+fn process_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Writes a report folder as a set: every file is written into a staging folder inside `dir`
+/// first, and only once all are written, and nothing stands in any one's way, are they moved
+/// into place; until then an earlier report in `dir` stays whole, and a failure leaves it so.
+fn write_report(dir: &Path, files: &[(&'static str, Vec<u8>)]) -> Result<(), Failure> {
+    let cannot = |what: &str, e: &dyn std::fmt::Display| Failure::Output(format!("{}: {what}: {e}", dir.display()));
+    fs::create_dir_all(dir).map_err(|e| cannot("cannot create the folder", &e))?;
+    remove_stale_temporaries(dir, "report");
+    let staging = Staging(dir.join(temporary_name("report", "kmsim-tmp")));
+    fs::create_dir(&staging.0).map_err(|e| cannot("cannot write", &e))?;
+    for (name, bytes) in files {
+        fs::write(staging.0.join(name), bytes).map_err(|e| cannot(&format!("cannot write {name}"), &e))?;
+    }
+    for (name, _) in files {
+        if fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.file_type().is_file()) {
+            return Err(Failure::Output(format!(
+                "{}: {name} is in the way (not a file): nothing was replaced",
+                dir.display()
+            )));
+        }
+    }
+    for (name, _) in files {
+        replace(&staging.0.join(name), &dir.join(name)).map_err(|e| cannot(&format!("cannot write {name}"), &e))?;
+    }
+    Ok(())
+}
+
+/// A staging folder, removed with whatever is left in it.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -204,7 +204,13 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     let (a, b) = (std::fs::read_to_string(&from_run).unwrap(), std::fs::read_to_string(&from_bench).unwrap());
     assert_eq!(a, b);
     assert_eq!(a.lines().count().to_string(), f["records"]);
-    assert!(!dir.path().join(".bench.jsonl.kmsim-tmp").exists());
+    assert!(
+        !std::fs::read_dir(dir.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with("kmsim-tmp"))
+    );
     // Written again over itself: the same trace, and nothing else left beside it.
     let again =
         bench_fields(&kmsim(&[&["bench", &story(), "--trace", from_bench.to_str().unwrap()][..], &full].concat()));
@@ -230,4 +236,57 @@ fn a_streamed_trace_is_the_trace_of_the_run() {
     assert!(
         v.lines().skip(1).zip(c.lines()).all(|(row, line)| line[7..].starts_with(&row[..row.find(',').unwrap() + 1]))
     );
+}
+
+/// A report folder is written as a set: when one of the new files cannot be put in place (here a
+/// folder bears its name), none is, and the earlier report stays whole; nothing is left beside it.
+#[test]
+fn a_report_folder_is_replaced_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r");
+    let r = report.to_str().unwrap();
+    let out = kmsim(&["run", &story(), "--quiet", "--report", r]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let before: Vec<(String, Vec<u8>)> = ["report.html", "timeline.svg", "timeline.png", "summary.md"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(report.join(f)).unwrap()))
+        .collect();
+    std::fs::remove_file(report.join("trace.jsonl")).unwrap();
+    std::fs::create_dir(report.join("trace.jsonl")).unwrap();
+    let other = scenarios_dir().join("ec2/host-maintenance.ron");
+    let out = kmsim(&["run", other.to_str().unwrap(), "--quiet", "--report", r]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("trace.jsonl is in the way"), "{}", text(&out.stderr));
+    for (f, bytes) in &before {
+        assert_eq!(&std::fs::read(report.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(&report).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "left behind: {names:?}");
+}
+
+/// Temporary files carry the process id; those of a run that no longer lives are removed by the
+/// next run writing beside them, and nothing else is touched.
+#[cfg(target_os = "linux")]
+#[test]
+fn temporaries_a_killed_run_left_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = u32::MAX - 1; // above any pid_max: no such process
+    let stale_trace = dir.path().join(format!(".t.jsonl.{dead}.kmsim-tmp"));
+    let stale_old = dir.path().join(format!(".t.jsonl.{dead}.kmsim-old"));
+    let unrelated = dir.path().join(".t.jsonl.notes");
+    for p in [&stale_trace, &stale_old, &unrelated] {
+        std::fs::write(p, "x").unwrap();
+    }
+    let report = dir.path().join("r");
+    let stale_staging = report.join(format!(".report.{dead}.kmsim-tmp"));
+    std::fs::create_dir_all(&stale_staging).unwrap();
+    std::fs::write(stale_staging.join("report.html"), "half").unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let out =
+        kmsim(&["run", &story(), "--quiet", "--trace", trace.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!stale_trace.exists() && !stale_old.exists() && !stale_staging.exists());
+    assert!(unrelated.exists());
+    assert!(trace.exists() && report.join("report.html").exists());
 }
