@@ -10,6 +10,7 @@ mod locate;
 pub mod raw;
 mod timefmt;
 mod validate;
+pub(crate) use validate::is_key_id;
 
 use std::fmt;
 use std::sync::Arc;

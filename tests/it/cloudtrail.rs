@@ -347,3 +347,43 @@ fn a_fleets_log_has_its_actions_and_imports_back_to_the_same_verdicts() {
     };
     assert_eq!(verdicts(&s, &r), verdicts(&imported, &r2), "{text}");
 }
+
+/// Ids that share their first eight characters stay apart in the scenario written (the shortest
+/// prefix that tells them apart), and a key id that is not one is listed, never guessed or a panic.
+#[test]
+fn ids_sharing_a_prefix_stay_apart_and_any_text_is_a_name() {
+    let import = |key: &str, material: &str, t: &str| {
+        format!(
+            r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser","userName":"alice","accountId":"111122223333"}},"eventTime":"{t}","eventSource":"kms.amazonaws.com","eventName":"ImportKeyMaterial","awsRegion":"us-east-1","requestParameters":{{"keyId":"{key}","expirationModel":"KEY_MATERIAL_DOES_NOT_EXPIRE"}},"responseElements":{{"keyId":"arn:aws:kms:us-east-1:111122223333:key/{key}","keyMaterialId":"{material}"}},"eventID":"{t}{key}"}}"#
+        )
+    };
+    let log = format!(
+        "{{\"Records\": [{}, {}, {}]}}",
+        import("1234abcd-0000-0000-0000-000000000001", "aaaaaaaa11", "2026-01-01T00:00:00Z"),
+        import("1234abcd-0000-0000-0000-000000000002", "aaaaaaaa22", "2026-01-01T00:01:00Z"),
+        import("1234abcd-0000-0000-0000-000000000002", "aaaaaaaa11", "2026-01-01T00:02:00Z"),
+    );
+    let mut trail = Trail::default();
+    trail.read("log.json", log.as_bytes()).unwrap();
+    let text = trail.scenario(&["log.json".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    let s = scenario::parse("imported.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(s.keys.len(), 2, "{text}");
+    assert!(text.contains("key-1234abcd-0000-0000-0000-000000000001"), "{text}");
+    // The second key's second import is of another material: KMS refuses it, as it should.
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let refused = r.records.iter().filter(|x| {
+        let d = kmsim::report::describe::describe(&s, x);
+        d.event == "ImportKeyMaterial" && d.error.as_deref() == Some("IncorrectKeyMaterialException")
+    });
+    assert_eq!(refused.count(), 1, "{text}");
+    // Not a key ID (non-ASCII here): listed as not understood, not guessed, never a panic.
+    let mut trail = Trail::default();
+    let bad = format!(
+        "{{\"Records\": [{}, {}]}}",
+        import("1234abcd-0000-0000-0000-000000000001", "aaaaaaaa11", "2026-01-01T00:00:00Z"),
+        import("ééééééééé-ü", "ééééééééé", "2026-01-01T00:03:00Z")
+    );
+    trail.read("bad.json", bad.as_bytes()).unwrap();
+    let text = trail.scenario(&["bad.json".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    assert!(text.contains("not a single-Region key ID"), "{text}");
+}
