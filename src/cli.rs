@@ -181,7 +181,9 @@ enum Command {
         /// `text` for people, `json` for machines.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Scenarios run in parallel on this many threads (default: every core; at most 256).
+        /// Scenarios run in parallel on this many threads (default: every core; at most 256), and
+        /// no more than 8 GiB of records at once allows: each may keep --max-events events of
+        /// about 350 bytes (at the default, one scenario at a time; lower --max-events for more).
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
@@ -612,7 +614,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 
 fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_events: u64) -> Result<(), Failure> {
     let files = scenario_files(paths)?;
-    let jobs = jobs_or_cores(jobs)?;
+    let jobs = jobs_or_cores(jobs)?.min(side_by_side(max_events));
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
@@ -684,6 +686,19 @@ fn render_check(out: &mut String, file: &Path, r: &FileResult) {
             }
         }
     }
+}
+
+/// What `check` lets the records of the scenarios it runs at once take in all.
+const CHECK_MEMORY_BYTES: u64 = 8 << 30;
+/// What a run keeps per event (its records and their index), about.
+const BYTES_PER_EVENT: u64 = 350;
+
+/// How many scenarios `check` runs side by side when each may keep `max_events` events: as many
+/// as [`CHECK_MEMORY_BYTES`] holds, and at least one (a folder of scenarios that each run away
+/// would otherwise take the sum of their memory).
+fn side_by_side(max_events: u64) -> usize {
+    let each = max_events.saturating_mul(BYTES_PER_EVENT).max(1);
+    usize::try_from((CHECK_MEMORY_BYTES / each).max(1)).unwrap_or(usize::MAX)
 }
 
 /// The most threads `--jobs` may ask for.
@@ -991,4 +1006,19 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<fs::File>) -> 
     let mut file = AtomicFile::create(path)?;
     fill(file.writer()).map_err(|e| file.error(&e))?;
     file.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::side_by_side;
+
+    #[test]
+    fn check_runs_side_by_side_only_what_its_memory_budget_holds() {
+        // The default --max-events (20 M events, about 7 GB each): one at a time.
+        assert_eq!(side_by_side(20_000_000), 1);
+        assert_eq!(side_by_side(u64::MAX), 1);
+        // A million events each (about 350 MB): 24 fit in 8 GiB.
+        assert_eq!(side_by_side(1_000_000), 24);
+        assert!(side_by_side(0) > 1_000);
+    }
 }
