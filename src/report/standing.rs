@@ -56,12 +56,6 @@ impl Standing {
             Standing::Unaffected => "unaffected",
         }
     }
-
-    /// Latent and blocked resources have not failed yet, but will at their next use of the key.
-    #[must_use]
-    pub fn at_risk(self) -> bool {
-        matches!(self, Standing::Latent | Standing::Blocked)
-    }
 }
 
 /// A resource's standing at an instant, with the key that decides it.
