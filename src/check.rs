@@ -1,5 +1,7 @@
 //! The regression suite's driver: parse a scenario, run it, and judge its expectations.
 
+#![forbid(unsafe_code)]
+
 use serde::Serialize;
 
 use crate::report::summary::summarize;

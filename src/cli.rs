@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 reserved for failed expectations; 2 invalid input (usage, unreadable
 //! or invalid scenario); 3 a run stopped by `--max-events`; 4 an output file could not be written.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, BufWriter, Write};

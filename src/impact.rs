@@ -13,6 +13,8 @@
 //!    └──────────────────────────granted-to──────────────────────────────────────────────────────┘       volume ──cached-in──> host
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

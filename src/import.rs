@@ -9,6 +9,8 @@
 //! understand are counted and listed at the top of the scenario, never silently dropped. Records
 //! are sorted by time and duplicates (same `eventID`) removed.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, BufReader, Read};

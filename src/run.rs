@@ -1,6 +1,8 @@
 //! The one bridge between a [`Scenario`] and the engine: build the actors, schedule the actions,
 //! run, and hand back the records with the final state of the world.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};

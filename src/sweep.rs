@@ -6,6 +6,8 @@
 //! on a fixed time grid); no trace is kept. Aggregates are computed from the sorted per-run
 //! results, so a merged set of shards yields exactly the unsharded output.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 
 use rand::{RngExt, SeedableRng};

@@ -5,6 +5,8 @@
 //! charts or the terminal; what they observe goes out as [`Obs`] records for the outputs to read.
 //! A refused AWS call is an observation carrying the exception, never a Rust error or a panic.
 
+#![forbid(unsafe_code)]
+
 pub mod dist;
 pub mod ebs;
 pub mod ec2;

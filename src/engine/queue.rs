@@ -24,6 +24,8 @@
 //! lane out of the time spares the heap a bit of key: with it there, entries crossed more
 //! levels and fleet-10k ran 7% slower.
 
+#![forbid(unsafe_code)]
+
 use super::time::SimTime;
 
 /// Where an entry stands among those due at its instant: every `First` entry before any `Then`

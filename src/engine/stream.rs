@@ -6,6 +6,8 @@
 //! (256 bytes) per generator, which for a million actors is a third of a gigabyte and a cache miss
 //! on every draw; here each actor holds one 64-byte block and its position, beside its own state.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 
 use rand::{SeedableRng, TryRng};

@@ -4,6 +4,8 @@
 //! clock. Formatting durations for people lives here too, because humantime's formatter writes 60 days
 //! as "1month 29days 13h 26m 24s".
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::ops::{Add, Sub};
 

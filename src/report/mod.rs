@@ -8,6 +8,8 @@
 //! - [`standing`]: a resource's standing at an instant, the one verdict every output shows;
 //! - [`verdicts`]: the scenario's expectations, judged against the run.
 
+#![forbid(unsafe_code)]
+
 pub mod chart;
 pub mod cloudtrail;
 pub mod describe;

@@ -5,6 +5,8 @@
 //! collecting all problems rather than stopping at the first. Nothing downstream re-checks input.
 //! The format is documented in `scenarios/README.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod expect;
 mod locate;
 pub mod raw;
