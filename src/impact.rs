@@ -231,11 +231,7 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     for n in &reached {
         is_reached[n.index()] = true;
     }
-    let attached = if reached.iter().any(|&n| g.graph[n].kind == NodeKind::Instance) {
-        standing::attachments(run, snap)
-    } else {
-        Vec::new()
-    };
+    let attached = standing::attachments(run, snap);
     let mut dependents = Vec::new();
     for &n in &reached {
         let node = &g.graph[n];

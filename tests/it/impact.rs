@@ -55,13 +55,18 @@ fn the_graph_of_the_ebs_story_before_and_after_the_deletion() {
             e("vol-data", EdgeKind::CachedIn, "host 1 of i-app"),
         ]
     );
-    assert!(impact.dependents.iter().all(|d| d.standing == Standing::Unaffected));
+    assert!(
+        impact.dependents.iter().all(|d| d.standing == Standing::Unaffected && d.key.is_none() && d.cause.is_none())
+    );
     // After the deletion the material node is gone: the data key hangs on the key itself.
     let (after, impact) = story_at(3 * D);
     assert!(after.contains(&e("cmk", EdgeKind::Encrypts, "data key of vol-data")));
     assert!(!after.iter().any(|x| x.1 == EdgeKind::MaterialOf.as_str()));
     let vol = impact.dependents.iter().find(|d| d.name == "vol-data").unwrap();
     assert_eq!((vol.standing, vol.when.map(SimTime::as_ms)), (Standing::Latent, Some(4 * D + H)));
+    assert_eq!(vol.key.as_deref(), Some("cmk"), "a latent resource names the key that decides it");
+    let app = impact.dependents.iter().find(|d| d.name == "i-app").unwrap();
+    assert_eq!((app.standing, &app.key, &app.cause), (Standing::Latent, &Some("cmk".into()), &vol.cause));
     // Detached, with the key unusable: blocked, and it breaks at the scenario's next attach.
     let (detached, impact) = story_at(4 * D + 30 * 60_000);
     assert!(!detached.iter().any(|x| x.1 == EdgeKind::AttachedTo.as_str()));
@@ -153,6 +158,17 @@ fn dot_output_parses_and_has_every_node_and_edge() {
     let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
     let graph = impact::graph(&r, r.snapshot_at(at).unwrap());
     assert_eq!(g.edges.set.len(), graph.graph.edge_count());
+    // One edge of a kind between two nodes: two volumes' grants to one instance are one edge.
+    let mut seen = std::collections::BTreeSet::new();
+    for e in graph.graph.edge_indices() {
+        let (a, b) = graph.graph.edge_endpoints(e).unwrap();
+        assert!(
+            seen.insert((a.index(), b.index(), graph.graph[e].as_str())),
+            "a repeated {} edge",
+            graph.graph[e].as_str()
+        );
+    }
+    assert!(seen.iter().any(|x| x.2 == "granted-to"));
     assert_eq!(graph.graph.node_weights().filter(|n| n.kind == NodeKind::Volume).count(), 6);
 }
 
