@@ -229,3 +229,33 @@ fn the_summary_and_impact_agree_on_every_resource_at_every_instant() {
     }
     assert!(compared > 1_000, "only {compared} comparisons");
 }
+
+/// The text `kmsim impact` prints: the key, the counts, each group under its title with its
+/// members, when each broke, how it depends on the key and what made the key unusable.
+#[test]
+fn impact_prints_each_group_with_its_members_and_their_cause() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(), "--key", "cmk", "--at", "4d 2h"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("Key cmk (arn:aws:kms:us-east-1:111122223333:key/"), "{text}");
+    assert!(lines[0].ends_with(") at +4d 2h (2026-03-05T11:00:00.000Z): PendingImport"), "{text}");
+    assert_eq!(
+        lines[1..],
+        [
+            "  1 broken, 0 blocked, 0 latent, 0 recovered, 1 unaffected",
+            "",
+            "BROKEN: failed because of its key, and not working since (1)",
+            "  vol-data  available  broke at +4d 1h (AttachVolume CustomerKeyHasBeenRevoked)",
+            "            via data key encrypted under cmk (its material is gone)",
+            "            because cmk: DeleteImportedKeyMaterial by alice at +2d",
+            "",
+            "UNAFFECTED: its key never stood in its way (1)",
+            "  i-app     running",
+            "            via a grant on cmk",
+        ]
+    );
+}
