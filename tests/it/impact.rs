@@ -258,4 +258,16 @@ fn impact_prints_each_group_with_its_members_and_their_cause() {
             "            via a grant on cmk",
         ]
     );
+    // Latent: when it will break, and how.
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("ebs/ebs-story.ron").to_str().unwrap(), "--key", "cmk", "--at", "3d"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "  vol-data  in-use on i-app, plaintext key in host memory  breaks at +4d 1h (AttachVolume CustomerKeyHasBeenRevoked)\n"
+        ),
+        "{text}"
+    );
 }
