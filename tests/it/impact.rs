@@ -138,6 +138,9 @@ fn dot_output_parses_and_has_every_node_and_edge() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&dot).unwrap();
+    // The key asked about stands out; what does not depend on it stays grey.
+    assert!(text.contains("[label=\"cmk\", fillcolor=\"#ffcc80\"]"), "{text}");
+    assert!(text.contains("[label=\"host 1 of i-1\", fillcolor=\"#eceff1\"]"), "{text}");
     let ast = dot_parser::ast::Graph::try_from(text.as_str()).expect("valid DOT");
     let g = dot_parser::canonical::Graph::from(ast);
     assert!(g.is_digraph);
