@@ -274,3 +274,54 @@ fn impact_prints_each_group_with_its_members_and_their_cause() {
         "{text}"
     );
 }
+
+/// The standing's own edges (cargo mutants on `report::standing`): a Disabled key blocks and
+/// keeps latent what it protects although its material is there; a resource that works again
+/// at an instant is recovered at that instant; a latent resource's cause is the loss it is in,
+/// not a later one.
+#[test]
+fn standings_at_the_edges() {
+    let text = r#"Scenario(
+    version: 1, name: "edges", start: "2026-01-01T00:00:00Z", horizon: "5d", seed: 1,
+    keys: [Key(id: "k", origin: External), Key(id: "d", origin: External)],
+    instances: [Instance(id: "i")],
+    volumes: [Volume(id: "v", key: "k"), Volume(id: "held", key: "d"), Volume(id: "idle", key: "d")],
+    timeline: [
+        At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+        At("0s", ImportKeyMaterial(key: "d", material: "n", expires: Never)),
+        At("1m", CreateVolume(volume: "v")),
+        At("1m", CreateVolume(volume: "held")),
+        At("1m", CreateVolume(volume: "idle")),
+        At("2m", AttachVolume(volume: "v", instance: "i")),
+        At("2m", AttachVolume(volume: "held", instance: "i")),
+        At("1d", DeleteImportedKeyMaterial(key: "k")),
+        At("1d", DisableKey(key: "d")),
+        At("2d", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+        At("3d", DeleteImportedKeyMaterial(key: "k")),
+        At("4d", DetachVolume(volume: "v")),
+        At("4d 1h", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+        At("4d 1h", AttachVolume(volume: "v", instance: "i")),
+        At("4d 2h", DetachVolume(volume: "v")),
+        At("4d 3h", DeleteImportedKeyMaterial(key: "k")),
+        At("4d 4h", AttachVolume(volume: "v", instance: "i")),
+        At("4d 5h", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+        At("4d 6h", AttachVolume(volume: "v", instance: "i")),
+    ],
+)"#;
+    let s = kmsim::scenario::parse("edges.ron", text, kmsim::scenario::Overrides::default()).unwrap();
+    let probes = [SimTime::from_ms(D + 12 * H), SimTime::from_ms(4 * D + 6 * H), SimTime::from_ms(5 * D)];
+    let r = run(&s, &RunOptions { probes: probes.to_vec(), ..RunOptions::default() }, None).unwrap();
+    let find = |key: &str, at: SimTime, name: &str| {
+        let k = s.key_named(key).unwrap();
+        impact::analyze(&r, k, at).dependents.into_iter().find(|d| d.name == name).unwrap()
+    };
+    // A Disabled key with its material: the attached volume latent, the idle one blocked.
+    assert_eq!(find("d", probes[2], "held").standing, Standing::Latent);
+    assert_eq!(find("d", probes[2], "idle").standing, Standing::Blocked);
+    // In the first of two losses, the cause is that loss.
+    let v = find("k", probes[0], "v");
+    assert_eq!(v.standing, Standing::Latent);
+    assert_eq!(v.cause.as_deref(), Some("DeleteImportedKeyMaterial by alice at +1d"));
+    // v broke at 4d 4h and works again at 4d 6h: recovered at that very instant.
+    assert_eq!(find("k", probes[1], "v").standing, Standing::Recovered);
+}
