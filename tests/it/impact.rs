@@ -141,6 +141,17 @@ fn dot_output_parses_and_has_every_node_and_edge() {
     // The key asked about stands out; what does not depend on it stays grey.
     assert!(text.contains("[label=\"cmk\", fillcolor=\"#ffcc80\"]"), "{text}");
     assert!(text.contains("[label=\"host 1 of i-1\", fillcolor=\"#eceff1\"]"), "{text}");
+    // Only the key asked about: the other keys of an estate stay grey.
+    let several = dir.path().join("several.dot");
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenarios_dir().join("ec2/instance-several-keys.ron").to_str().unwrap()])
+        .args(["--key", "cmk-data", "--dot", several.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let several = std::fs::read_to_string(&several).unwrap();
+    assert!(several.contains("[label=\"cmk-data\", fillcolor=\"#ffcc80\"]"), "{several}");
+    assert!(several.contains("[label=\"cmk-root\", fillcolor=\"#eceff1\"]"), "{several}");
     let ast = dot_parser::ast::Graph::try_from(text.as_str()).expect("valid DOT");
     let g = dot_parser::canonical::Graph::from(ast);
     assert!(g.is_digraph);
