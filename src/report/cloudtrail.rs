@@ -11,20 +11,19 @@
 //! `aws:ec2-infrastructure` role session; service events come from `AWS Internal`. Request and
 //! event IDs are drawn from the scenario's seed. CloudTrail times have second precision.
 
+use std::collections::BTreeMap;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
-use crate::actors::ec2::{InstanceAction, InstanceObs, InstanceState};
+use crate::actors::ec2::{Ec2Error, Eviction, InstanceAction, InstanceObs, InstanceState};
 use crate::actors::kms::{
     Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
     Service,
 };
-use std::collections::{BTreeMap, BTreeSet};
-
-use crate::actors::ec2::Ec2Error;
 use crate::engine::{ActorId, Cause, Record, RecordId, SimTime};
 use crate::run::Run;
 
@@ -80,10 +79,6 @@ struct Writer<'r, 's> {
     /// What each AttachVolume request came to: EC2's error when it failed (D4), by the request's
     /// record id.
     attach_errors: BTreeMap<RecordId, Ec2Error>,
-    /// The records of instances terminated by auto scaling (a fleet's `replace_every`).
-    scaled_in: BTreeSet<RecordId>,
-    /// The records of instance terminations: the detaches they cause are not calls.
-    terminations: BTreeSet<RecordId>,
     /// Keys whose material has been imported: a later import's type is EXISTING_KEY_MATERIAL.
     imported: Vec<bool>,
 }
@@ -428,6 +423,19 @@ impl Writer<'_, '_> {
         self.finish_call(r, read_only, None)
     }
 
+    /// Whether the record follows from an instance's termination: its cause is the termination
+    /// itself or, when the instance held keys, the last key it dropped for it.
+    fn caused_by_termination(&self, rec: &Record<Obs>) -> bool {
+        let Cause::Record(c) = rec.cause else { return false };
+        matches!(
+            self.run.record(c).map(|r| &r.obs),
+            Some(Obs::Instance(
+                InstanceObs::StateChanged { to: InstanceState::Terminated, .. }
+                    | InstanceObs::DataKeyEvicted { why: Eviction::Terminate, .. }
+            ))
+        )
+    }
+
     fn instances_set(id: &str) -> Value {
         json!({"instancesSet": {"items": [{"instanceId": id}]}})
     }
@@ -462,8 +470,8 @@ impl Writer<'_, '_> {
                 let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
                 Some(self.ec2_call(Principal::User, rec.at, "AttachVolume", req, resp, error))
             }
-            Obs::Volume(VolumeObs::Detached { instance }) if !matches!(rec.cause, Cause::Record(c) if self.terminations.contains(&c)) =>
-            {
+            // A detach caused by the instance's termination is EC2's doing, not a call.
+            Obs::Volume(VolumeObs::Detached { instance }) if !self.caused_by_termination(rec) => {
                 let inst = self.run.actor_name(*instance).to_string();
                 let req = json!({"volumeId": actor});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
@@ -478,7 +486,8 @@ impl Writer<'_, '_> {
                     (_, InstanceState::Stopped) => ("StopInstances", by_user),
                     // From running: host maintenance moving it, not a call.
                     (Some(InstanceState::Stopped), InstanceState::Pending) => ("StartInstances", by_user),
-                    (_, InstanceState::Terminated) if self.scaled_in.contains(&rec.id) => {
+                    // Not asked for by the timeline: a fleet's replacement.
+                    (_, InstanceState::Terminated) if !matches!(rec.cause, Cause::Input(_)) => {
                         ("TerminateInstances", Principal::AutoScaling)
                     }
                     (_, InstanceState::Terminated) => ("TerminateInstances", by_user),
@@ -516,12 +525,10 @@ fn grant_id(seed: u64, n: u32) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// What a first pass over the run knows that a record alone does not: each attach request's
-/// outcome, and which terminations were auto scaling's.
-fn first_pass(run: &Run<'_>) -> (BTreeMap<RecordId, Ec2Error>, BTreeSet<RecordId>, BTreeSet<RecordId>) {
-    let mut attach_errors = BTreeMap::new();
-    let mut scaled_in = BTreeSet::new();
-    let mut terminations = BTreeSet::new();
+/// What each AttachVolume request came to: EC2's error, by the request's record id, where it
+/// failed (the outcome is recorded after the request, once KMS has answered).
+fn attach_errors(run: &Run<'_>) -> BTreeMap<RecordId, Ec2Error> {
+    let mut errors = BTreeMap::new();
     // The attach request each volume has under way.
     let mut asked: BTreeMap<ActorId, RecordId> = BTreeMap::new();
     for rec in &run.records {
@@ -534,28 +541,20 @@ fn first_pass(run: &Run<'_>) -> (BTreeMap<RecordId, Ec2Error>, BTreeSet<RecordId
             }
             Obs::Volume(VolumeObs::AttachFailed { error, .. }) => {
                 if let Some(req) = asked.remove(&rec.actor) {
-                    attach_errors.insert(req, error.clone());
-                }
-            }
-            Obs::Instance(InstanceObs::StateChanged { to: InstanceState::Terminated, .. }) => {
-                terminations.insert(rec.id);
-                // A termination not asked for by the timeline is a fleet's replacement.
-                if !matches!(rec.cause, Cause::Input(_)) {
-                    scaled_in.insert(rec.id);
+                    errors.insert(req, error.clone());
                 }
             }
             _ => {}
         }
     }
-    (attach_errors, scaled_in, terminations)
+    errors
 }
 
 /// Every CloudTrail record of the run, in event-time order.
 #[must_use]
 pub fn records(run: &Run<'_>) -> Vec<Value> {
-    let (attach_errors, scaled_in, terminations) = first_pass(run);
     let imported = vec![false; run.scenario.keys.len()];
-    let mut w = Writer { run, ids: Ids::new(run.scenario.seed), attach_errors, scaled_in, terminations, imported };
+    let mut w = Writer { run, ids: Ids::new(run.scenario.seed), attach_errors: attach_errors(run), imported };
     let mut out = Vec::new();
     for rec in &run.records {
         let v = match &rec.obs {

@@ -303,6 +303,9 @@ fn records_carry_outcomes_import_types_and_key_arns_as_aws_does() {
     let imports: Vec<&Value> = story.iter().filter(|r| r["eventName"] == "ImportKeyMaterial").collect();
     let types: Vec<&Value> = imports.iter().map(|r| &r["requestParameters"]["importType"]).collect();
     assert_eq!(types, ["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"]);
+    // Terminating an instance detaches its volumes: EC2's doing, no DetachVolume call.
+    let terminated = records_of("ec2/terminate-and-replace.ron");
+    assert!(!terminated.iter().any(|r| r["eventName"] == "DetachVolume"));
     let lifecycle = records_of("lifecycle/disable-vs-delete-material.ron");
     for name in ["EnableKey", "DisableKey"] {
         let r = lifecycle.iter().find(|r| r["eventName"] == name && r.get("errorCode").is_none()).unwrap();
