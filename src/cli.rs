@@ -293,7 +293,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
             }
             if let Some(dir) = report_dir {
-                write_report(&dir, &report::bundle(&run, &common.file.display().to_string()))?;
+                write_set(&dir, "report", &report::bundle(&run, &common.file.display().to_string()))?;
             }
             if !quiet {
                 print_run(&run, &common.file).or_else(stdout_error)?;
@@ -455,18 +455,13 @@ fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
 
 /// Writes sweep.json and the chart into `dir`, and says so on standard error.
 fn write_sweep(dir: &Path, sweep: &crate::sweep::Sweep) -> Result<(), Failure> {
-    fs::create_dir_all(dir)
-        .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", dir.display())))?;
-    let json = crate::sweep::to_json(sweep);
-    write_atomically(&dir.join("sweep.json"), |out| out.write_all(json.as_bytes()))?;
-    let svg = report::chart::sweep::svg(sweep);
-    write_atomically(&dir.join("sweep.svg"), |out| out.write_all(svg.as_bytes()))?;
-    let png = report::chart::sweep::png(sweep);
-    write_atomically(&dir.join("sweep.png"), |out| out.write_all(&png))?;
-    eprintln!(
-        "wrote {}",
-        ["sweep.json", "sweep.svg", "sweep.png"].map(|f| dir.join(f).display().to_string()).join(", ")
-    );
+    let files = [
+        ("sweep.json", crate::sweep::to_json(sweep).into_bytes()),
+        ("sweep.svg", report::chart::sweep::svg(sweep).into_bytes()),
+        ("sweep.png", report::chart::sweep::png(sweep)),
+    ];
+    write_set(dir, "sweep", &files)?;
+    eprintln!("wrote {}", files.map(|(f, _)| dir.join(f).display().to_string()).join(", "));
     Ok(())
 }
 
@@ -922,14 +917,15 @@ fn process_gone(pid: u32) -> bool {
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
-/// Writes a report folder as a set: every file is written into a staging folder inside `dir`
-/// first, and only once all are written, and nothing stands in any one's way, are they moved
-/// into place; until then an earlier report in `dir` stays whole, and a failure leaves it so.
-fn write_report(dir: &Path, files: &[(&'static str, Vec<u8>)]) -> Result<(), Failure> {
+/// Writes files into `dir` as a set (a report, a sweep's results): every file is written into a
+/// staging folder inside `dir` (`.STEM.PID.kmsim-tmp`) first, and only once all are written, and
+/// nothing stands in any one's way, are they moved into place; until then an earlier set in `dir`
+/// stays whole, and a failure leaves it so.
+fn write_set(dir: &Path, stem: &str, files: &[(&'static str, Vec<u8>)]) -> Result<(), Failure> {
     let cannot = |what: &str, e: &dyn std::fmt::Display| Failure::Output(format!("{}: {what}: {e}", dir.display()));
     fs::create_dir_all(dir).map_err(|e| cannot("cannot create the folder", &e))?;
-    remove_stale_temporaries(dir, "report");
-    let staging = Staging(dir.join(temporary_name("report", "kmsim-tmp")));
+    remove_stale_temporaries(dir, stem);
+    let staging = Staging(dir.join(temporary_name(stem, "kmsim-tmp")));
     fs::create_dir(&staging.0).map_err(|e| cannot("cannot write", &e))?;
     for (name, bytes) in files {
         fs::write(staging.0.join(name), bytes).map_err(|e| cannot(&format!("cannot write {name}"), &e))?;

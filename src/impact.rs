@@ -81,6 +81,9 @@ impl EdgeKind {
 pub struct Graph {
     pub graph: StableDiGraph<Node, EdgeKind>,
     keys: Vec<NodeIndex>,
+    /// The volumes attached to each instance ([`standing::attachments`]), for every key's
+    /// verdicts on this instant.
+    attached: Vec<Vec<usize>>,
 }
 
 /// Builds the graph of the world in `snap`.
@@ -144,7 +147,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             g.add_edge(keys[k.0 as usize], instances[i], EdgeKind::GrantedTo);
         }
     }
-    Graph { graph: g, keys }
+    Graph { graph: g, keys, attached: standing::attachments(run, snap) }
 }
 
 /// One resource that depends on the key.
@@ -231,7 +234,6 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     for n in &reached {
         is_reached[n.index()] = true;
     }
-    let attached = standing::attachments(run, snap);
     let mut dependents = Vec::new();
     for &n in &reached {
         let node = &g.graph[n];
@@ -258,7 +260,7 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
-                let verdict = standing::of_instance(run, snap, &summary.keys, i, &attached[i], &resource.breaks);
+                let verdict = standing::of_instance(run, snap, &summary.keys, i, &g.attached[i], &resource.breaks);
                 let mut mine: Vec<String> = g
                     .graph
                     .edges_directed(n, Direction::Incoming)

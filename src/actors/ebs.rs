@@ -197,15 +197,23 @@ pub enum VolumeObs {
     },
 }
 
+/// What EC2 needs a volume's plaintext data key for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// An AttachVolume.
+    Attach,
+    /// The start (or move to a new host) of the instance it is attached to.
+    Start,
+    /// The launch of an instance auto scaling launches with it.
+    Launch,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Pending {
     CreateDataKey,
-    AttachGrant(ActorId),
-    AttachDecrypt(ActorId),
-    StartGrant(ActorId),
-    StartDecrypt(ActorId),
-    LaunchGrant(ActorId),
-    LaunchDecrypt(ActorId),
+    /// EC2 makes a grant for the instance, then decrypts.
+    Grant(Need, ActorId),
+    Decrypt(Need, ActorId),
 }
 
 /// An EBS volume encrypted under a KMS key.
@@ -386,17 +394,19 @@ impl Volume {
             return;
         }
         self.state = Some(VolumeState::Attaching(instance));
-        if self.holds_grant_for(instance) {
-            self.call_kms(Pending::AttachDecrypt(instance), ctx);
-            return;
-        }
-        self.retire_grant(ctx);
-        self.call_kms(Pending::AttachGrant(instance), ctx);
+        self.decrypt_for(Need::Attach, instance, ctx);
     }
 
-    /// Whether EC2 holds a grant for this volume on `instance` (A4).
-    fn holds_grant_for(&self, instance: ActorId) -> bool {
-        self.grant.is_some_and(|(_, i)| i == instance)
+    /// EC2 decrypts the data key for `instance`: with the grant it holds for it (A4), or after
+    /// retiring any other and making one (CreateGrant, then Decrypt).
+    #[inline]
+    fn decrypt_for(&mut self, need: Need, instance: ActorId, ctx: &mut WorldCtx<'_>) {
+        if self.grant.is_some_and(|(_, i)| i == instance) {
+            self.call_kms(Pending::Decrypt(need, instance), ctx);
+        } else {
+            self.retire_grant(ctx);
+            self.call_kms(Pending::Grant(need, instance), ctx);
+        }
     }
 
     fn on_detach(&mut self, ctx: &mut WorldCtx<'_>) {
@@ -417,7 +427,7 @@ impl Volume {
         self.state = Some(VolumeState::Available);
         self.key_in_memory = false;
         // A start may be waiting on this volume's Decrypt; its answer no longer matters.
-        if matches!(self.call, Some((_, Pending::StartGrant(_) | Pending::StartDecrypt(_)))) {
+        if matches!(self.call, Some((_, Pending::Grant(Need::Start, _) | Pending::Decrypt(Need::Start, _)))) {
             self.call = None;
         }
         ctx.record(Obs::Volume(VolumeObs::Detached { instance }));
@@ -441,13 +451,7 @@ impl Volume {
     fn on_load_key(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
         match (&self.data_key, self.state) {
-            (Some(_), Some(VolumeState::InUse(i))) if i == instance => {
-                if self.holds_grant_for(instance) {
-                    self.call_kms(Pending::StartDecrypt(instance), ctx);
-                } else {
-                    self.call_kms(Pending::StartGrant(instance), ctx);
-                }
-            }
+            (Some(_), Some(VolumeState::InUse(i))) if i == instance => self.decrypt_for(Need::Start, instance, ctx),
             _ => {
                 // Detached meanwhile: nothing to load.
                 ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: true }), SimDuration::ZERO);
@@ -463,12 +467,7 @@ impl Volume {
             return;
         }
         self.state = Some(VolumeState::Attaching(instance));
-        if self.holds_grant_for(instance) {
-            self.call_kms(Pending::LaunchDecrypt(instance), ctx);
-        } else {
-            self.retire_grant(ctx);
-            self.call_kms(Pending::LaunchGrant(instance), ctx);
-        }
+        self.decrypt_for(Need::Launch, instance, ctx);
     }
 
     fn on_io(&mut self, kind: IoKind, ctx: &mut WorldCtx<'_>) {
@@ -509,64 +508,17 @@ impl Volume {
                 self.state = None;
                 ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
             }
-            (Pending::AttachGrant(instance), Ok(KmsOutput::Grant(grant))) => {
+            (Pending::Grant(need, instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));
-                self.call_kms(Pending::AttachDecrypt(instance), ctx);
+                self.call_kms(Pending::Decrypt(need, instance), ctx);
             }
-            (Pending::AttachDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
-                match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {
-                    Reply::Attach(Ok(cached)) => {
-                        self.state = Some(VolumeState::InUse(instance));
-                        self.key_in_memory = cached;
-                        ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
-                        self.next(None, |c| &c.attached, ctx);
-                    }
-                    Reply::Attach(Err(error)) => {
-                        self.state = Some(VolumeState::Available);
-                        ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
-                    }
-                    other => unreachable!("an instance answers an attach with Attach, not {other:?}"),
+            (Pending::Decrypt(need, instance), Ok(KmsOutput::Decrypted { .. })) if need != Need::Start => {
+                let ok = self.attach_to(instance, ctx);
+                if need == Need::Launch {
+                    ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
                 }
             }
-            (Pending::AttachGrant(instance) | Pending::AttachDecrypt(instance), Err(kms)) => {
-                self.state = Some(VolumeState::Available);
-                let error = Ec2Error::key_revoked(self.context);
-                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
-                self.next(Some(instance), |c| &c.retry, ctx);
-            }
-            (Pending::LaunchGrant(instance), Ok(KmsOutput::Grant(grant))) => {
-                self.grant = Some((grant, instance));
-                self.call_kms(Pending::LaunchDecrypt(instance), ctx);
-            }
-            (Pending::LaunchDecrypt(instance), Ok(KmsOutput::Decrypted { .. })) => {
-                let ok = match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {
-                    Reply::Attach(Ok(_)) => {
-                        self.state = Some(VolumeState::InUse(instance));
-                        ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
-                        self.next(None, |c| &c.attached, ctx);
-                        true
-                    }
-                    Reply::Attach(Err(error)) => {
-                        self.state = Some(VolumeState::Available);
-                        ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
-                        false
-                    }
-                    other => unreachable!("an instance answers an attach with Attach, not {other:?}"),
-                };
-                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
-            }
-            (Pending::LaunchGrant(instance) | Pending::LaunchDecrypt(instance), Err(kms)) => {
-                // D6: the launch fails; auto scaling launches again with this volume, no retry here.
-                self.state = Some(VolumeState::Available);
-                let error = Ec2Error::key_revoked(self.context);
-                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
-                ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: false }), SimDuration::ZERO);
-            }
-            (Pending::StartGrant(instance), Ok(KmsOutput::Grant(grant))) => {
-                self.grant = Some((grant, instance));
-                self.call_kms(Pending::StartDecrypt(instance), ctx);
-            }
-            (Pending::StartGrant(instance) | Pending::StartDecrypt(instance), result) => {
+            (Pending::Grant(Need::Start, instance) | Pending::Decrypt(Need::Start, instance), result) => {
                 let ok = result.is_ok();
                 if let Err(kms) = result {
                     let error = Ec2Error::key_revoked(self.context);
@@ -574,7 +526,40 @@ impl Volume {
                 }
                 ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok }), SimDuration::ZERO);
             }
+            (Pending::Grant(need, instance) | Pending::Decrypt(need, instance), Err(kms)) => {
+                self.state = Some(VolumeState::Available);
+                let error = Ec2Error::key_revoked(self.context);
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: Some(kms) }));
+                if need == Need::Launch {
+                    // D6: the launch fails; auto scaling launches again with this volume.
+                    let msg = InstanceMsg::KeyLoaded { volume: me, ok: false };
+                    ctx.send(instance, Msg::Instance(msg), SimDuration::ZERO);
+                } else {
+                    self.next(Some(instance), |c| &c.retry, ctx);
+                }
+            }
             (pending, result) => panic!("unexpected KMS answer {result:?} to {pending:?}"),
+        }
+    }
+
+    /// Its data key decrypted, the volume asks `instance` to take it; whether it did.
+    #[inline]
+    fn attach_to(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) -> bool {
+        let me = ctx.me();
+        match ctx.call(instance, Msg::Instance(InstanceMsg::Attach { volume: me })) {
+            Reply::Attach(Ok(cached)) => {
+                self.state = Some(VolumeState::InUse(instance));
+                self.key_in_memory = cached;
+                ctx.record(Obs::Volume(VolumeObs::Attached { instance }));
+                self.next(None, |c| &c.attached, ctx);
+                true
+            }
+            Reply::Attach(Err(error)) => {
+                self.state = Some(VolumeState::Available);
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+                false
+            }
+            other => unreachable!("an instance answers an attach with Attach, not {other:?}"),
         }
     }
 
@@ -590,7 +575,7 @@ impl Volume {
                 Caller::UserVia(Service::Ebs),
                 KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
             ),
-            Pending::AttachGrant(instance) | Pending::StartGrant(instance) | Pending::LaunchGrant(instance) => (
+            Pending::Grant(_, instance) => (
                 Caller::UserVia(Service::Ec2),
                 KmsOp::CreateGrant {
                     key: KeyRef::Id(self.key),
@@ -599,7 +584,7 @@ impl Volume {
                     name: None,
                 },
             ),
-            Pending::AttachDecrypt(instance) | Pending::StartDecrypt(instance) | Pending::LaunchDecrypt(instance) => {
+            Pending::Decrypt(_, instance) => {
                 let data_key = self.data_key.clone().expect("a created volume has a data key");
                 (
                     Caller::Instance(instance),

@@ -110,8 +110,8 @@ pub enum Eviction {
     HostMaintenance,
 }
 
-/// The EC2 state reason of D6, for a start that could not decrypt a volume.
-pub const START_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.InternalError: Client error on launch");
+/// The EC2 state reason of D6, for a start or a launch that could not decrypt a volume.
+pub const KEY_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.InternalError: Client error on launch");
 
 /// The EC2 actions an instance takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,9 +156,6 @@ pub const REPLACEMENT_DELAY: SimDuration = SimDuration::from_mins(1);
 
 /// Auto scaling's default cooldown (an auto scaling group's `DefaultCooldown`, 300 seconds).
 pub const DEFAULT_COOLDOWN: SimDuration = SimDuration::from_secs(300);
-
-/// The EC2 state reason of D6, for a launch that could not decrypt a volume.
-pub const LAUNCH_FAILED_REASON: (&str, &str) = START_FAILED_REASON;
 
 /// Messages an instance handles.
 #[derive(Debug)]
@@ -364,16 +361,21 @@ impl Instance {
                 self.evict_all(Eviction::HostMaintenance, ctx);
                 self.begin_start(ctx);
             }
-            InstanceAction::Terminate => {
-                self.set_state(InstanceState::Terminated, None, ctx);
-                self.evict_all(Eviction::Terminate, ctx);
-                self.start = None;
-                self.cycle_gen = self.cycle_gen.wrapping_add(1);
-                for a in std::mem::take(&mut self.attachments) {
-                    let me = ctx.me();
-                    ctx.send(a.volume, Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }), SimDuration::ZERO);
-                }
-            }
+            InstanceAction::Terminate => self.terminate(None, ctx),
+        }
+    }
+
+    /// Terminated (with `reason` when a launch failed): keys dropped, volumes detached, and the
+    /// cycle of this life ended.
+    #[cold]
+    fn terminate(&mut self, reason: Option<(&'static str, &'static str)>, ctx: &mut WorldCtx<'_>) {
+        self.set_state(InstanceState::Terminated, reason, ctx);
+        self.evict_all(Eviction::Terminate, ctx);
+        self.start = None;
+        self.cycle_gen = self.cycle_gen.wrapping_add(1);
+        let me = ctx.me();
+        for a in std::mem::take(&mut self.attachments) {
+            ctx.send(a.volume, Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }), SimDuration::ZERO);
         }
     }
 
@@ -417,20 +419,13 @@ impl Instance {
                 // D6: a launch that cannot decrypt a volume ends terminated; auto scaling launches
                 // again after its cooldown.
                 Some(volumes) => {
-                    self.set_state(InstanceState::Terminated, Some(LAUNCH_FAILED_REASON), ctx);
-                    let me = ctx.me();
-                    for a in std::mem::take(&mut self.attachments) {
-                        ctx.send(
-                            a.volume,
-                            Msg::Volume(VolumeMsg::InstanceTerminated { instance: me }),
-                            SimDuration::ZERO,
-                        );
-                    }
+                    self.terminate(Some(KEY_FAILED_REASON), ctx);
                     let cooldown = self.cycle.as_ref().map_or(DEFAULT_COOLDOWN, |c| c.cooldown);
+                    let me = ctx.me();
                     ctx.send(me, Msg::Instance(InstanceMsg::Replace(volumes)), cooldown);
                 }
                 // D6: a start that cannot decrypt a volume goes back to stopped.
-                None => self.set_state(InstanceState::Stopped, Some(START_FAILED_REASON), ctx),
+                None => self.set_state(InstanceState::Stopped, Some(KEY_FAILED_REASON), ctx),
             }
             return;
         }

@@ -7,7 +7,7 @@ use crate::engine::SimTime;
 use crate::run::Run;
 
 use super::describe::{Outcome, describe};
-use super::summary::{Status, Summary, rows};
+use super::summary::{Summary, rows, standing_note};
 use super::verdicts::Verdict;
 
 /// Escapes text for HTML content and attribute values.
@@ -128,14 +128,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             .summary
             .resources
             .iter()
-            .filter_map(|r| match r.status {
-                Status::Latent => Some(format!(
-                    "<strong>{}</strong> still runs on its cached plaintext data key: it breaks at its next detach, stop or host maintenance.",
-                    esc(&r.name)
-                )),
-                Status::Blocked => Some(format!("<strong>{}</strong>: its key is unusable, so its next attach will fail.", esc(&r.name))),
-                _ => None,
-            })
+            .filter_map(|r| standing_note(r).map(|note| format!("<strong>{}</strong>{}.", esc(&r.name), esc(note))))
             .collect();
         if !notes.is_empty() {
             let _ = writeln!(h, "<ul>{}</ul>", notes.iter().map(|n| format!("<li>{n}</li>")).collect::<String>());

@@ -11,7 +11,7 @@ use crate::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp, KmsOutput};
 use crate::engine::SimTime;
 use crate::run::{Run, instance_actor, volume_actor};
 
-use super::summary::Summary;
+use super::summary::{StartedBy, Summary};
 
 /// What a lane shows over one interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,21 +282,16 @@ fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> La
     let mut segments = Vec::new();
     let mut open = None;
     let mut failures = Vec::new();
-    // What the instance is starting by: the user's StartInstances, or AWS moving it (D5).
-    let mut starting = "StartInstances";
+    let mut started_by = StartedBy::default();
     for r in run.records_of(me) {
+        let failed_start = match &r.obs {
+            Obs::Instance(o) if r.actor == me => started_by.failed(o),
+            _ => None,
+        };
         match &r.obs {
-            Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
-            Obs::Instance(InstanceObs::StateChanged { from, to, reason }) if r.actor == me => {
-                if *from == Some(InstanceState::Terminated) {
-                    // Auto scaling launching a replacement (D6).
-                    starting = "RunInstances";
-                }
-                if let Some((code, _)) = reason {
-                    failures.push(Failure { at: r.at, what: format!("{starting}: {code}") });
-                }
-                if reason.is_some() || *to == InstanceState::Running {
-                    starting = "StartInstances";
+            Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
+                if let (Some(action), Some((code, _))) = (failed_start, reason) {
+                    failures.push(Failure { at: r.at, what: format!("{action}: {code}") });
                 }
                 close(&mut segments, r.at, Some(Band::Instance(*to)), &mut open);
             }

@@ -40,10 +40,6 @@ pub struct KeySummary {
     pub state_at_end: Option<KeyState>,
 }
 
-/// How a resource stands at the end of the run: its [`Standing`] (one function decides it for
-/// every output).
-pub type Status = Standing;
-
 /// A resource's first failure during one loss of its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
@@ -75,7 +71,7 @@ pub struct ResourceSummary {
     pub breaks: Vec<Break>,
     pub last_good_use: Option<(SimTime, &'static str)>,
     /// Its standing at the end, from [`standing`](super::standing).
-    pub status: Status,
+    pub status: Standing,
     /// For a latent resource: since when its key has been unusable.
     pub latent_since: Option<SimTime>,
     pub at_end: String,
@@ -299,9 +295,12 @@ fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
     let mut last_good: Option<(SimTime, &'static str)> = None;
     let mut breaks: Vec<Break> = Vec::new();
     let mut failed_key: Option<KeyIdx> = None;
-    // What the instance is starting by: the user's StartInstances, or AWS moving it (D5).
-    let mut starting = "StartInstances";
+    let mut started_by = StartedBy::default();
     for r in run.records_of(me) {
+        let failed_start = match &r.obs {
+            Obs::Instance(o) if r.actor == me => started_by.failed(o),
+            _ => None,
+        };
         match &r.obs {
             Obs::Volume(
                 VolumeObs::KeyLoadFailed { instance, .. } | VolumeObs::AttachFailed { instance, kms: Some(_), .. },
@@ -310,21 +309,14 @@ fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
                     failed_key = Some(s.volumes[vol].key);
                 }
             }
-            Obs::Instance(InstanceObs::HostMaintenance { .. }) if r.actor == me => starting = "HostMaintenance",
-            // Auto scaling launching a replacement (D6).
-            Obs::Instance(InstanceObs::StateChanged { from: Some(InstanceState::Terminated), .. }) if r.actor == me => {
-                starting = "RunInstances";
-            }
             Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
-                if let Some((code, _)) = reason {
+                if let (Some(action), Some((code, _))) = (failed_start, reason) {
                     if breaks.last().is_none_or(|b| b.recovered_at.is_some()) {
-                        let how = format!("{starting} {code}");
+                        let how = format!("{action} {code}");
                         breaks.push(new_break(run, keys, failed_key, r.at, how, last_good));
                     }
-                    starting = "StartInstances";
                 } else if *to == InstanceState::Running {
                     last_good = Some((r.at, "running"));
-                    starting = "StartInstances";
                     if let Some(b) = breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
                         b.recovered_at = Some(r.at);
                     }
@@ -334,6 +326,27 @@ fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
         }
     }
     History { breaks, last_good }
+}
+
+/// Reads an instance's own records in order and says what a start that failed was: the user's
+/// StartInstances, AWS moving the instance to another host (D5) or auto scaling's launch (D6).
+#[derive(Default)]
+pub(super) struct StartedBy(Option<&'static str>);
+
+impl StartedBy {
+    /// Takes the instance's next record; for one that ends a start in failure, the action.
+    pub(super) fn failed(&mut self, obs: &InstanceObs) -> Option<&'static str> {
+        match obs {
+            InstanceObs::HostMaintenance { .. } => self.0 = Some("HostMaintenance"),
+            InstanceObs::StateChanged { from: Some(InstanceState::Terminated), .. } => self.0 = Some("RunInstances"),
+            InstanceObs::StateChanged { reason: Some(_), .. } => {
+                return Some(self.0.take().unwrap_or("StartInstances"));
+            }
+            InstanceObs::StateChanged { to: InstanceState::Running, .. } => self.0 = None,
+            _ => {}
+        }
+        None
+    }
 }
 
 fn instance_summary(
@@ -445,17 +458,8 @@ pub fn render(summary: &Summary) -> String {
     }
     let mut notes = Vec::new();
     for r in &summary.resources {
-        match r.status {
-            Status::Latent => notes.push(format!(
-                "{} still runs on its cached plaintext data key: it will break at its next detach, stop or host maintenance",
-                r.name
-            )),
-            Status::Blocked => notes.push(format!(
-                "{}: its key is unusable and no host holds its data key, so its next {} will fail",
-                r.name,
-                if r.kind == "instance" { "start" } else { "attach" }
-            )),
-            _ => {}
+        if let Some(note) = standing_note(r) {
+            notes.push(format!("{}{note}", r.name));
         }
         notes.push(format!("{} at the end: {}", r.name, r.at_end));
     }
@@ -464,6 +468,23 @@ pub fn render(summary: &Summary) -> String {
         let _ = writeln!(out, "  {n}");
     }
     out
+}
+
+/// What a latent or blocked resource's standing means for it, in words that follow its name.
+#[must_use]
+pub fn standing_note(r: &ResourceSummary) -> Option<&'static str> {
+    match (r.status, r.kind) {
+        (Standing::Latent, _) => Some(
+            " still runs on its cached plaintext data key: it will break at its next detach, stop or host maintenance",
+        ),
+        (Standing::Blocked, "instance") => {
+            Some(": its key is unusable and no host holds its data key, so its next start will fail")
+        }
+        (Standing::Blocked, _) => {
+            Some(": its key is unusable and no host holds its data key, so its next attach will fail")
+        }
+        _ => None,
+    }
 }
 
 /// The per-resource table as Markdown, for tickets and pull requests.

@@ -4,7 +4,8 @@
 use kmsim::actors::Obs;
 use kmsim::actors::kms::{KeyState, KmsObs};
 use kmsim::report::describe::{Outcome, describe};
-use kmsim::report::summary::{Status, Summary, summarize};
+use kmsim::report::standing::Standing;
+use kmsim::report::summary::{Summary, summarize};
 use kmsim::run::{Run, RunOptions, run};
 
 use super::{all_scenarios, load};
@@ -62,7 +63,7 @@ fn ebs_story_volume_outlives_deleted_material_until_the_next_attach() {
     assert_eq!(ok(&r, "vol-data", "AttachVolume"), [5 * 60_000, 6 * D + H]);
     let sum = summarize(&r);
     let vol = resource(&sum, "vol-data");
-    assert_eq!(vol.status, Status::Recovered);
+    assert_eq!(vol.status, Standing::Recovered);
     let b = &vol.breaks[0];
     assert_eq!(b.loss_at.map(|t| t.as_ms()), Some(2 * D));
     assert_eq!(b.broke_at.as_ms(), 4 * D + H);
@@ -150,7 +151,7 @@ fn scheduled_deletion_makes_the_volume_permanently_unrecoverable() {
     assert_eq!(failed(&r, "vol-archive", "AttachVolume").iter().map(|f| f.0).collect::<Vec<_>>(), [9 * D + H, 10 * D]);
     assert_eq!(failed(&r, "cmk", "CancelKeyDeletion"), [(9 * D + 2 * H, Some("NotFoundException".into()))]);
     let sum = summarize(&r);
-    assert_eq!(resource(&sum, "vol-archive").status, Status::Broken);
+    assert_eq!(resource(&sum, "vol-archive").status, Standing::Broken);
     assert_eq!(sum.keys[0].state_at_end, None);
 }
 
@@ -163,9 +164,9 @@ fn reboot_keeps_keys_while_stop_start_and_host_maintenance_break() {
     assert_eq!(failed(&r, "i-stop", "InstanceStateChanged").len(), 1);
     assert_eq!(failed(&r, "vol-moved", "ReattachVolume"), [(3 * D, Some("CustomerKeyHasBeenRevoked".into()))]);
     let sum = summarize(&r);
-    assert_eq!(resource(&sum, "vol-reboot").status, Status::Latent);
-    assert_eq!(resource(&sum, "vol-stop").status, Status::Broken);
-    assert_eq!(resource(&sum, "i-moved").status, Status::Broken);
+    assert_eq!(resource(&sum, "vol-reboot").status, Standing::Latent);
+    assert_eq!(resource(&sum, "vol-stop").status, Standing::Broken);
+    assert_eq!(resource(&sum, "i-moved").status, Standing::Broken);
 }
 
 #[test]
