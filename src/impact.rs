@@ -109,7 +109,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
     let mut hosts = Vec::new();
     for (i, name) in s.instances.iter().enumerate() {
         let n = add_at(&mut g, NodeKind::Instance, name.to_string(), i);
-        let (state, host) = snap.instances[i];
+        let (state, host, _) = snap.instances[i];
         let h = add(&mut g, NodeKind::Host, format!("host {host} of {name}"));
         if state.is_some_and(|st| st != InstanceState::Terminated) {
             g.add_edge(n, h, EdgeKind::RunsOn);
@@ -246,7 +246,13 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                 let state = match st {
                     Some(VolumeState::InUse(a)) => {
                         let mem = if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
-                        format!("in-use on {}, {mem}", run.actor_name(a))
+                        let crate::run::Role::Instance(i) = crate::run::role(run.scenario, a) else {
+                            unreachable!("volumes are in use on instances")
+                        };
+                        format!(
+                            "in-use on {}, {mem}",
+                            crate::run::instance_id(&run.scenario.instances[i], snap.instances[i].2)
+                        )
                     }
                     Some(other) => other.as_str().to_string(),
                     None => "not created".to_string(),
@@ -274,7 +280,8 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                 } else {
                     format!("attached {} (data keys under {key_name})", mine.join(", "))
                 };
-                let state = snap.instances[i].0.map_or("not launched", InstanceState::as_str).to_string();
+                let (state, _, life) = snap.instances[i];
+                let state = crate::report::describe::instance_now(&run.scenario.instances[i], state, life);
                 (verdict, resource, state, via)
             }
         };

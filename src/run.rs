@@ -3,13 +3,16 @@
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
-use crate::actors::ec2::{Instance, InstanceMsg, InstanceState};
+pub use crate::actors::ec2::instance_id;
+use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
 use crate::actors::kms::{Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
-use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RunStats, SimTime, Simulation, Sink};
+use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink};
 use crate::scenario::{ActionKind, FleetDecl, Scenario, VolumeOp};
 
 /// Limits a caller may put on a run, and instants at which to take extra snapshots.
@@ -30,8 +33,8 @@ pub struct Snapshot {
     pub materials: Vec<Option<MaterialId>>,
     /// Each volume's state and whether its plaintext data key is in host memory.
     pub volumes: Vec<(Option<VolumeState>, bool)>,
-    /// Each instance's state and host.
-    pub instances: Vec<(Option<InstanceState>, u32)>,
+    /// Each instance's state, host and life (which launch into its place it is, D6).
+    pub instances: Vec<(Option<InstanceState>, u32, u32)>,
     /// Live grants to instances: (key, instance index).
     pub grants: Vec<(KeyIdx, usize)>,
 }
@@ -51,6 +54,8 @@ pub struct Run<'s> {
     /// resource's records without scanning the whole run.
     by_actor: Vec<Vec<usize>>,
     by_key: Vec<Vec<usize>>,
+    /// Who each actor was at each record.
+    pub names: Names<'s>,
 }
 
 /// The actor ids the bridge gave each declared thing.
@@ -154,6 +159,73 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
     }
 }
 
+/// Who each actor of a run is at a given record: its scenario name, except that an instance
+/// auto scaling launched into another's place has an id of its own ([`instance_id`]). Outputs
+/// name actors through it; it learns the launches from the records themselves, so a writer
+/// that sees the records as they come keeps one up to date with [`Names::observe`].
+#[derive(Clone, Debug)]
+pub struct Names<'s> {
+    pub scenario: &'s Scenario,
+    /// Per replaced instance, the record of each launch by auto scaling, in order. Only
+    /// replacements are kept: a fleet of a million that is never replaced costs nothing.
+    launches: BTreeMap<ActorId, Vec<RecordId>>,
+}
+
+impl<'s> Names<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        Names { scenario, launches: BTreeMap::new() }
+    }
+
+    /// Learns from `rec` (records must come in order): a launch by auto scaling is the state
+    /// change of an instance that comes from no state into pending (one the scenario runs
+    /// starts running at once).
+    #[inline]
+    pub fn observe(&mut self, rec: &Record<Obs>) {
+        if let Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) = rec.obs {
+            self.launches.entry(rec.actor).or_default().push(rec.id);
+        }
+    }
+
+    /// Which launch into its place instance actor `id` is at record `at` (0 for non-instances).
+    #[must_use]
+    pub fn life(&self, id: ActorId, at: RecordId) -> u32 {
+        self.launches.get(&id).map_or(0, |l| u32::try_from(l.partition_point(|&r| r <= at)).unwrap_or(u32::MAX))
+    }
+
+    /// The name of actor `id` at record `at`: `kms`, a volume id, or the id of the instance in
+    /// that place then.
+    #[must_use]
+    pub fn at(&self, id: ActorId, at: RecordId) -> Cow<'s, str> {
+        match role(self.scenario, id) {
+            Role::Instance(i) => instance_id(&self.scenario.instances[i], self.life(id, at)),
+            _ => Cow::Borrowed(actor_name(self.scenario, id)),
+        }
+    }
+
+    /// The place (scenario instance index) of instance actor `id`.
+    #[must_use]
+    pub fn place(&self, id: ActorId) -> usize {
+        match role(self.scenario, id) {
+            Role::Instance(i) => i,
+            other => panic!("actor {id:?} is not an instance but {other:?}"),
+        }
+    }
+
+    /// The id of the instance in the place of the `i`-th instance at the end of what was
+    /// observed (or at a snapshot, whose life it is given).
+    #[must_use]
+    pub fn instance_now(&self, i: usize) -> Cow<'s, str> {
+        let id = instance_actor(self.scenario, i);
+        instance_id(&self.scenario.instances[i], self.life(id, RecordId::MAX))
+    }
+
+    /// Every replacement launched, as (place, life, launch record), in order of place.
+    pub fn replacements(&self) -> impl Iterator<Item = (ActorId, u32, RecordId)> + '_ {
+        self.launches.iter().flat_map(|(&a, l)| l.iter().zip(1..).map(move |(&r, n)| (a, n, r)))
+    }
+}
+
 /// Builds the world of a scenario and runs it to its horizon. Records also go to `extra`, if
 /// given, as they are made (a streaming trace, for instance).
 pub fn run<'s>(
@@ -190,7 +262,9 @@ pub fn run<'s>(
     let records_made = records.len() as u64;
     let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
     let (by_actor, by_key) = index(&records, sim.names().len(), scenario.keys.len());
-    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key })
+    let mut names = Names::new(scenario);
+    records.iter().for_each(|r| names.observe(r));
+    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key, names })
 }
 
 fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
@@ -244,7 +318,7 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
         .collect();
     let instances = (0..scenario.instances.len())
         .map(|i| match sim.actor(instance_actor(scenario, i)) {
-            World::Instance(x) => (x.state(), x.host()),
+            World::Instance(x) => (x.state(), x.host(), x.life()),
             _ => unreachable!("instance_actor names an instance"),
         })
         .collect();
@@ -353,12 +427,6 @@ impl Run<'_> {
     #[must_use]
     pub fn snapshot_at(&self, at: SimTime) -> Option<&Snapshot> {
         self.snapshots.iter().find(|s| s.at == at)
-    }
-
-    /// The name of an actor: `kms`, an instance id or a volume id.
-    #[must_use]
-    pub fn actor_name(&self, id: ActorId) -> &str {
-        actor_name(self.scenario, id)
     }
 
     #[must_use]

@@ -6,9 +6,10 @@
 //!      ├─Reboot─> running (keys kept, no KMS call)
 //!      ├─HostMaintenance (D5)─> pending on a new host, as Start
 //!      └─Terminate─> terminated (volumes detached, keys dropped)
-//!   terminated by auto scaling ──launch with its volumes──> pending ──all decrypted──> running
-//!                                  ^                           └──one refused (D6)──> terminated
-//!                                  └──────────── after the cooldown ────────────────┘ (Client.InternalError)
+//!   terminated by auto scaling: a minute later, a new instance in its place (this actor's next
+//!   life, an id of its own) ──launched with the volumes──> pending ──all decrypted──> running
+//!                                  ^                            └──one refused (D6)──> terminated
+//!                                  └─────────────── after the cooldown ──────────────┘ (Client.InternalError)
 //! ```
 //!
 //! The cache holds the plaintext data key of every attached volume while the instance runs. It is
@@ -110,6 +111,17 @@ pub enum Eviction {
     HostMaintenance,
 }
 
+/// The id of the `life`-th instance launched into the place of instance `name` (D6: each launch
+/// by auto scaling is a new instance): the scenario's id for the first, `NAME-rN` for the N-th
+/// replacement.
+#[must_use]
+pub fn instance_id(name: &str, life: u32) -> Cow<'_, str> {
+    match life {
+        0 => Cow::Borrowed(name),
+        n => Cow::Owned(format!("{name}-r{n}")),
+    }
+}
+
 /// The EC2 state reason of D6, for a start or a launch that could not decrypt a volume.
 pub const KEY_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.InternalError: Client error on launch");
 
@@ -144,8 +156,9 @@ pub struct InstanceCycle {
     pub stopped_for: crate::actors::dist::Dist,
     pub reboot_every: Option<crate::actors::dist::Dist>,
     pub maintenance_every: Option<crate::actors::dist::Dist>,
-    /// How often the instance is terminated and replaced (auto scaling): the replacement takes
-    /// the same slot and name a minute later and is launched with the volumes, through KMS.
+    /// How often the instance is terminated and replaced (auto scaling): a minute later a new
+    /// instance is launched into its place (the same actor, a new life and id) with its volumes,
+    /// through KMS.
     pub replace_every: Option<crate::actors::dist::Dist>,
     /// After a launch that failed (D6), how long auto scaling waits before it launches again.
     pub cooldown: SimDuration,
@@ -229,13 +242,16 @@ pub struct Instance {
     /// Counts the instance's lives (a termination ends one), so that the cycle of an earlier
     /// life does not go on beside the replacement's.
     cycle_gen: u32,
+    /// Which launch into this place the instance is: 0 for the one the scenario runs, n for auto
+    /// scaling's n-th launch, each a new instance with its own id (D6).
+    life: u32,
     cycle: Option<std::sync::Arc<InstanceCycle>>,
 }
 
 impl Instance {
     #[must_use]
     pub fn new(host: u32) -> Self {
-        Instance { state: None, host, attachments: SmallVec::new(), start: None, cycle_gen: 0, cycle: None }
+        Instance { state: None, host, attachments: SmallVec::new(), start: None, cycle_gen: 0, life: 0, cycle: None }
     }
 
     /// Makes the instance follow a fleet's stop / reboot / maintenance cycle from its launch.
@@ -265,6 +281,12 @@ impl Instance {
     #[must_use]
     pub fn state(&self) -> Option<InstanceState> {
         self.state
+    }
+
+    /// Which launch into this place the instance is (see [`crate::run::Names`] for its id).
+    #[must_use]
+    pub fn life(&self) -> u32 {
+        self.life
     }
 
     /// The host the instance runs on (changes with host maintenance).
@@ -341,7 +363,7 @@ impl Instance {
             InstanceAction::Terminate => state != InstanceState::Terminated,
         };
         if !allowed {
-            let error = Ec2Error::incorrect_instance_state(ctx.my_name(), state);
+            let error = Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state);
             ctx.record(Obs::Instance(InstanceObs::Refused { action, error }));
             return;
         }
@@ -381,7 +403,11 @@ impl Instance {
 
     /// Auto scaling launches the replacement with its volumes: pending while EC2 decrypts each
     /// one's data key (a grant, then Decrypt), then running, or terminated if one is refused (D6).
+    /// The launched instance is a new one: its first state has no `from`, as a declared
+    /// instance's has.
     fn launch_with(&mut self, volumes: Vec<ActorId>, ctx: &mut WorldCtx<'_>) {
+        self.life += 1;
+        self.state = None;
         self.set_state(InstanceState::Pending, None, ctx);
         let me = ctx.me();
         for &v in &volumes {
@@ -446,7 +472,7 @@ impl Instance {
         let state = self.state.expect("instances exist from the start");
         let launching = state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| s.launch.is_some());
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
-            return Err(Ec2Error::incorrect_instance_state(ctx.my_name(), state));
+            return Err(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state));
         }
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
         let cached = state == InstanceState::Running;

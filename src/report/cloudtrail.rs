@@ -129,7 +129,8 @@ impl Writer<'_, '_> {
         })
     }
 
-    fn identity(&self, caller: Caller, at: SimTime) -> Value {
+    /// Who made a call at record `rec`, at `at`.
+    fn identity(&self, caller: Caller, at: SimTime, rec: RecordId) -> Value {
         let acct = self.account();
         match caller {
             Caller::User => self.user(),
@@ -139,7 +140,7 @@ impl Writer<'_, '_> {
                 u
             }
             Caller::Instance(i) => {
-                let id = self.run.actor_name(i);
+                let id = self.run.names.at(i, rec);
                 json!({
                     "type": "AssumedRole",
                     "principalId": format!("{acct}:aws:ec2-infrastructure:{id}"),
@@ -214,7 +215,7 @@ impl Writer<'_, '_> {
         result: &Result<KmsOutput, crate::actors::kms::KmsError>,
     ) -> Value {
         let s = self.run.scenario;
-        let identity = self.identity(caller, rec.at);
+        let identity = self.identity(caller, rec.at, rec.id);
         let mut r = self.base(rec.at, "kms.amazonaws.com", op.operation().as_str(), identity);
         let (ip, agent) = match caller {
             Caller::User => (USER_IP, Some("AWS Internal")),
@@ -337,7 +338,9 @@ impl Writer<'_, '_> {
             ),
             (KmsOp::CreateGrant { key: kr, grantee, context, .. }, res) => {
                 let grantee = match grantee {
-                    Grantee::Instance(i) => format!("{}:aws:ec2-infrastructure:{}", s.account, self.run.actor_name(*i)),
+                    Grantee::Instance(i) => {
+                        format!("{}:aws:ec2-infrastructure:{}", s.account, self.run.names.at(*i, rec.id))
+                    }
                     Grantee::Principal(p) => p.to_string(),
                 };
                 let mut req =
@@ -446,7 +449,7 @@ impl Writer<'_, '_> {
     /// back to stopped, host maintenance) is no call.
     fn ec2_record(&mut self, rec: &Record<Obs>) -> Option<Value> {
         let s = self.run.scenario;
-        let actor = self.run.actor_name(rec.actor).to_string();
+        let actor = self.run.names.at(rec.actor, rec.id).into_owned();
         match &rec.obs {
             Obs::Volume(VolumeObs::CreateRequested) => {
                 let v = s.volumes.iter().find(|v| *v.name == *actor)?;
@@ -462,7 +465,7 @@ impl Writer<'_, '_> {
                 Some(self.ec2_call(Principal::User, rec.at, action, req, Value::Null, Some((error.code, &message))))
             }
             Obs::Volume(VolumeObs::AttachRequested { instance }) => {
-                let inst = self.run.actor_name(*instance).to_string();
+                let inst = self.run.names.at(*instance, rec.id).into_owned();
                 let refused = self.attach_errors.get(&rec.id).cloned();
                 let req = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf"});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.run, rec.at)});
@@ -472,7 +475,7 @@ impl Writer<'_, '_> {
             }
             // A detach caused by the instance's termination is EC2's doing, not a call.
             Obs::Volume(VolumeObs::Detached { instance }) if !self.caused_by_termination(rec) => {
-                let inst = self.run.actor_name(*instance).to_string();
+                let inst = self.run.names.at(*instance, rec.id).into_owned();
                 let req = json!({"volumeId": actor});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
                 Some(self.ec2_call(Principal::User, rec.at, "DetachVolume", req, resp, None))
@@ -480,9 +483,9 @@ impl Writer<'_, '_> {
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
                 let by_user = Principal::User;
                 let (name, by) = match (from, to) {
+                    // Auto scaling launches a new instance in place of one it terminated.
+                    (None, InstanceState::Pending) => ("RunInstances", Principal::AutoScaling),
                     (None, _) => ("RunInstances", by_user),
-                    // Auto scaling launches the replacement of an instance it terminated.
-                    (Some(InstanceState::Terminated), _) => ("RunInstances", Principal::AutoScaling),
                     (_, InstanceState::Stopped) => ("StopInstances", by_user),
                     // From running: host maintenance moving it, not a call.
                     (Some(InstanceState::Stopped), InstanceState::Pending) => ("StartInstances", by_user),

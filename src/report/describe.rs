@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::actors::Obs;
 use crate::actors::ebs::{IoFailure, VolumeObs};
-use crate::actors::ec2::{Eviction, InstanceObs};
+use crate::actors::ec2::{Eviction, InstanceObs, InstanceState, instance_id};
 use crate::actors::kms::{Caller, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId, Service};
-use crate::engine::{ActorId, Record, SimTime};
-use crate::run::actor_name;
+use crate::engine::{ActorId, Record, RecordId, SimTime};
+use crate::run::Names;
 use crate::scenario::Scenario;
 
 /// Whether an event succeeded, failed, or simply happened.
@@ -50,37 +50,59 @@ pub struct Described {
     pub message: String,
 }
 
-/// Who made a call, as `by alice`, `by EBS for alice`, `by i-app (aws:ec2-infrastructure)`.
+/// Who made the call of record `rec`, as `by alice`, `by EBS for alice`,
+/// `by i-app (aws:ec2-infrastructure)`.
 #[must_use]
-pub fn caller_words(s: &Scenario, caller: Caller) -> String {
-    let user = &s.user;
+pub fn caller_words(names: &Names<'_>, caller: Caller, rec: RecordId) -> String {
+    let user = &names.scenario.user;
     match caller {
         Caller::User => format!("by {user}"),
         Caller::UserVia(Service::Ebs) => format!("by EBS for {user}"),
         Caller::UserVia(Service::Ec2) => format!("by EC2 for {user}"),
-        Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", actor_name(s, i)),
+        Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", names.at(i, rec)),
+    }
+}
+
+/// The state of the instance in the place of instance `place`, naming it when auto scaling
+/// launched it there: `running`, `running as web-i0-r3 (auto scaling's 3rd launch here)`.
+#[must_use]
+pub fn instance_now(place: &str, state: Option<InstanceState>, life: u32) -> String {
+    let state = state.map_or("not launched", InstanceState::as_str);
+    match life {
+        0 => state.to_string(),
+        n => {
+            let nth = match (n % 10, n % 100) {
+                (1, r) if r != 11 => "st",
+                (2, r) if r != 12 => "nd",
+                (3, r) if r != 13 => "rd",
+                _ => "th",
+            };
+            format!("{state} as {} (auto scaling's {n}{nth} launch here)", instance_id(place, n))
+        }
     }
 }
 
 #[must_use]
-pub fn describe(s: &Scenario, rec: &Record<Obs>) -> Described {
+pub fn describe(names: &Names<'_>, rec: &Record<Obs>) -> Described {
+    let s = names.scenario;
     let (key, outcome, error) = verdict(s, rec);
     let key = key.map(str::to_string);
     Described {
-        subject: key.clone().unwrap_or_else(|| actor_name(s, rec.actor).to_string()),
+        subject: key.clone().unwrap_or_else(|| names.at(rec.actor, rec.id).into_owned()),
         key,
         event: rec.obs.event_name(),
         outcome,
         error: error.map(str::to_string),
-        message: sentence(s, rec),
+        message: sentence(names, rec),
     }
 }
 
 /// The record in a sentence.
 #[allow(clippy::too_many_lines)] // one arm per observation
-fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
+fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
+    let s = names.scenario;
     let material = |m: MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_else(|| "?".into());
-    let name = |a: ActorId| actor_name(s, a).to_string();
+    let name = |a: ActorId| names.at(a, rec.id).into_owned();
     let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
     match &rec.obs {
         Obs::Kms(KmsObs::Called { caller, op, result, .. }) => {
@@ -137,7 +159,7 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
                 }
                 _ => String::new(),
             };
-            let by = caller_words(s, *caller);
+            let by = caller_words(names, *caller, rec.id);
             message = if message.is_empty() { by } else { format!("{message}, {by}") };
             if let Err(e) = result {
                 let _ = write!(message, ": {}", e.message(|k| s.key_arn(k)));
@@ -185,6 +207,10 @@ fn sentence(s: &Scenario, rec: &Record<Obs>) -> String {
         Obs::Instance(i) => match i {
             InstanceObs::StateChanged { from, to, reason } => {
                 let mut message = match from {
+                    None if names.life(rec.actor, rec.id) > 0 => {
+                        let place = &s.instances[names.place(rec.actor)];
+                        format!("launched by auto scaling in place of {place}, {to}")
+                    }
                     None => format!("instance {to}"),
                     Some(from) => format!("{from} -> {to}"),
                 };

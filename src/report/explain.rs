@@ -34,7 +34,7 @@ pub fn key_failures(run: &Run<'_>) -> Vec<RecordId> {
 }
 
 fn line(run: &Run<'_>, rec: &Record<Obs>) -> String {
-    let d = describe(run.scenario, rec);
+    let d = describe(&run.names, rec);
     let outcome = match (d.outcome, &d.error) {
         (Outcome::Failed, Some(e)) => format!(" FAILED {e}"),
         (Outcome::Failed, None) => " FAILED".to_string(),

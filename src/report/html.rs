@@ -203,7 +203,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         "<table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
     );
     for r in &run.records {
-        let d = describe(run.scenario, r);
+        let d = describe(&run.names, r);
         let (row_class, result) = match d.outcome {
             Outcome::Ok => ("", "ok".to_string()),
             Outcome::Failed => (

@@ -212,7 +212,7 @@ fn volume_lane(
                 VolumeObs::CreateFailed { error } => {
                     failures.push(Failure { at: r.at, what: format!("CreateVolume: {}", error.exception.as_str()) });
                 }
-                VolumeObs::Attached { instance } => attached = Some(run.actor_name(*instance).to_string()),
+                VolumeObs::Attached { instance } => attached = Some(run.names.at(*instance, r.id).into_owned()),
                 VolumeObs::Detached { .. } => {
                     attached = None;
                     cached = false;

@@ -92,7 +92,7 @@ pub fn run_text(run: &Run<'_>, file: &str) -> String {
 /// The run's records as a text timeline: `#seq  instant  offset  subject  event  outcome  detail`.
 #[must_use]
 pub fn timeline(run: &Run<'_>) -> String {
-    let rows: Vec<_> = run.records.iter().map(|r| (r, describe(run.scenario, r))).collect();
+    let rows: Vec<_> = run.records.iter().map(|r| (r, describe(&run.names, r))).collect();
     let subject_w = rows.iter().map(|(_, d)| d.subject.chars().count()).max().unwrap_or(0).max(7);
     let event_w = rows.iter().map(|(_, d)| d.event.len()).max().unwrap_or(0).max(5);
     let offset_w = rows.iter().map(|(r, _)| r.at.to_string().len()).max().unwrap_or(0).max(6);

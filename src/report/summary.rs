@@ -130,11 +130,11 @@ fn cause_words(run: &Run<'_>, cause: Cause) -> String {
     let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
     match run.record(id).map(|r| &r.obs) {
         Some(Obs::Kms(KmsObs::Called { caller, op, .. })) => {
-            format!("{} {}", op.operation().as_str(), caller_words(run.scenario, *caller))
+            format!("{} {}", op.operation().as_str(), caller_words(&run.names, *caller, id))
         }
         Some(Obs::Kms(KmsObs::MaterialExpired { .. })) => "material expired at its ValidTo".to_string(),
         Some(Obs::Kms(KmsObs::KeyDeleted { .. })) => "waiting period ended".to_string(),
-        Some(_) => describe(run.scenario, run.record(id).expect("found")).event.to_string(),
+        Some(_) => describe(&run.names, run.record(id).expect("found")).event.to_string(),
         None => String::new(),
     }
 }
@@ -259,7 +259,7 @@ fn volume_summary(
         Some(VolumeState::InUse(inst)) => {
             let memory =
                 if v.key_in_memory() { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
-            format!("in-use on {}, {memory}", run.actor_name(inst))
+            format!("in-use on {}, {memory}", run.names.at(inst, crate::engine::RecordId::MAX))
         }
         Some(st) => st.as_str().to_string(),
     };
@@ -338,7 +338,7 @@ impl StartedBy {
     pub(super) fn failed(&mut self, obs: &InstanceObs) -> Option<&'static str> {
         match obs {
             InstanceObs::HostMaintenance { .. } => self.0 = Some("HostMaintenance"),
-            InstanceObs::StateChanged { from: Some(InstanceState::Terminated), .. } => self.0 = Some("RunInstances"),
+            InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. } => self.0 = Some("RunInstances"),
             InstanceObs::StateChanged { reason: Some(_), .. } => {
                 return Some(self.0.take().unwrap_or("StartInstances"));
             }
@@ -357,7 +357,8 @@ fn instance_summary(
     keys: &[KeySummary],
 ) -> ResourceSummary {
     let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
-    let at_end = run.instance(i).state().map_or("not launched".to_string(), |st| st.as_str().to_string());
+    let x = run.instance(i);
+    let at_end = super::describe::instance_now(&run.scenario.instances[i], x.state(), x.life());
     let name = run.scenario.instances[i].to_string();
     resource_summary(name, "instance", key.map(|k| keys[k.0 as usize].name.clone()), history, verdict, at_end)
 }

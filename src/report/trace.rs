@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::actors::Obs;
 use crate::engine::{Cause, Record, SimTime, Sink};
-use crate::run::{Run, actor_name};
+use crate::run::{Names, Run};
 use crate::scenario::Scenario;
 
 use super::describe::{Outcome, describe, verdict};
@@ -66,9 +66,9 @@ pub enum Format {
 
 /// Writes one record as a compact JSON line. Written by hand rather than through serde: at
 /// millions of lines, escaping the fixed field names dominated the cost.
-pub fn write_compact(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+pub fn write_compact(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(160);
-    compact_line(scenario, rec, false, &mut line);
+    compact_line(names, rec, false, &mut line);
     out.write_all(&line)
 }
 
@@ -120,11 +120,12 @@ fn name(line: &mut Vec<u8>, field: &[u8], s: &str, plain: bool) {
 
 /// Appends one record's compact line to `line`. Event names, outcomes and error codes are ASCII
 /// constants; only names from the scenario may need escaping (`plain`: none does).
-fn compact_line(scenario: &Scenario, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+fn compact_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+    let scenario = names.scenario;
     let (key, outcome, error) = verdict(scenario, rec);
     number(line, b"{\"seq\":", rec.id);
     number(line, b",\"t_ms\":", rec.at.as_ms());
-    name(line, b",\"actor\":", actor_name(scenario, rec.actor), plain);
+    name(line, b",\"actor\":", &names.at(rec.actor, rec.id), plain);
     if let Some(key) = key {
         name(line, b",\"key\":", key, plain);
     }
@@ -147,9 +148,9 @@ fn compact_line(scenario: &Scenario, rec: &Record<Obs>, plain: bool, line: &mut 
 pub const CSV_HEADER: &str = "seq,t_ms,actor,key,event,outcome,error,cause,action,reason\n";
 
 /// Writes one record as a CSV row (under [`CSV_HEADER`]).
-pub fn write_csv_row(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+pub fn write_csv_row(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(96);
-    csv_line(scenario, rec, false, &mut line);
+    csv_line(names, rec, false, &mut line);
     out.write_all(&line)
 }
 
@@ -171,13 +172,14 @@ fn number_cell(line: &mut Vec<u8>, n: u64) {
 }
 
 /// Appends one record's CSV row to `line`: the compact line's fields, in the header's order.
-fn csv_line(scenario: &Scenario, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+fn csv_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+    let scenario = names.scenario;
     let (key, outcome, error) = verdict(scenario, rec);
     number_cell(line, rec.id);
     line.push(b',');
     number_cell(line, rec.at.as_ms());
     line.push(b',');
-    cell(line, actor_name(scenario, rec.actor), plain);
+    cell(line, &names.at(rec.actor, rec.id), plain);
     line.push(b',');
     if let Some(key) = key {
         cell(line, key, plain);
@@ -209,12 +211,13 @@ fn csv_line(scenario: &Scenario, rec: &Record<Obs>, plain: bool, line: &mut Vec<
 }
 
 /// Writes one record as a JSON line.
-pub fn write_record(scenario: &Scenario, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
-    write_line(scenario, rec, &scenario.instant(rec.at), out)
+pub fn write_record(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
+    write_line(names, rec, &names.scenario.instant(rec.at), out)
 }
 
-fn write_line(scenario: &Scenario, rec: &Record<Obs>, time: &str, out: &mut impl Write) -> io::Result<()> {
-    let d = describe(scenario, rec);
+fn write_line(names: &Names<'_>, rec: &Record<Obs>, time: &str, out: &mut impl Write) -> io::Result<()> {
+    let scenario = names.scenario;
+    let d = describe(names, rec);
     let (cause, action) = match rec.cause {
         Cause::Record(id) => (Some(id), None),
         Cause::Input(i) => (None, Some(scenario.actions[i as usize].source.path())),
@@ -223,7 +226,7 @@ fn write_line(scenario: &Scenario, rec: &Record<Obs>, time: &str, out: &mut impl
         seq: rec.id,
         t_ms: rec.at.as_ms(),
         time,
-        actor: actor_name(scenario, rec.actor),
+        actor: &names.at(rec.actor, rec.id),
         key: d.key,
         event: d.event,
         outcome: d.outcome,
@@ -240,7 +243,7 @@ fn write_line(scenario: &Scenario, rec: &Record<Obs>, time: &str, out: &mut impl
 /// Writes every record of a finished run.
 pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
     for rec in &run.records {
-        write_record(run.scenario, rec, out)?;
+        write_record(&run.names, rec, out)?;
     }
     Ok(())
 }
@@ -249,7 +252,8 @@ pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
 /// no memory beyond one buffer. The first write error stops the writing and is kept for
 /// [`Streamed::finish`]; the run itself goes on (sinks cannot change it).
 struct Streamed<'s, W: Write> {
-    scenario: &'s Scenario,
+    /// Kept up to date with each record, to name each instance auto scaling launches.
+    names: Names<'s>,
     format: Format,
     out: W,
     error: Option<io::Error>,
@@ -272,7 +276,7 @@ impl<'s, W: Write> Streamed<'s, W> {
             buf.extend_from_slice(CSV_HEADER.as_bytes());
         }
         Streamed {
-            scenario,
+            names: Names::new(scenario),
             format,
             out,
             error: None,
@@ -301,14 +305,15 @@ impl<'s, W: Write> Streamed<'s, W> {
         if self.error.is_some() {
             return;
         }
+        self.names.observe(rec);
         match self.format {
-            Format::Compact => compact_line(self.scenario, rec, self.plain, &mut self.buf),
-            Format::Csv => csv_line(self.scenario, rec, self.plain, &mut self.buf),
+            Format::Compact => compact_line(&self.names, rec, self.plain, &mut self.buf),
+            Format::Csv => csv_line(&self.names, rec, self.plain, &mut self.buf),
             Format::Full => {
                 if self.time.0 != rec.at {
-                    self.time = (rec.at, self.scenario.instant(rec.at));
+                    self.time = (rec.at, self.names.scenario.instant(rec.at));
                 }
-                write_line(self.scenario, rec, &self.time.1, &mut self.buf).expect("writing to memory");
+                write_line(&self.names, rec, &self.time.1, &mut self.buf).expect("writing to memory");
             }
         }
         if self.buf.len() >= CHUNK {

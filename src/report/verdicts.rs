@@ -29,7 +29,7 @@ pub struct Verdict {
 /// Evaluates every expectation of the run's scenario.
 #[must_use]
 pub fn evaluate(run: &Run<'_>, summary: &Summary) -> Vec<Verdict> {
-    let described: Vec<Described> = run.records.iter().map(|r| describe(run.scenario, r)).collect();
+    let described: Vec<Described> = run.records.iter().map(|r| describe(&run.names, r)).collect();
     run.scenario
         .expectations
         .iter()

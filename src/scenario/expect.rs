@@ -143,6 +143,9 @@ pub(super) struct Names<'a> {
     pub keys: &'a [String],
     pub volumes: &'a [String],
     pub instances: &'a [String],
+    /// Whether auto scaling replaces the instance of each place, so that a subject may name a
+    /// replacement (`web-i0-r2`).
+    pub replaced: &'a [bool],
 }
 
 impl Names<'_> {
@@ -151,7 +154,16 @@ impl Names<'_> {
     }
 
     fn is_subject(&self, s: &str) -> bool {
-        s == "kms" || [self.keys, self.volumes, self.instances].iter().any(|l| l.iter().any(|n| n == s))
+        s == "kms"
+            || [self.keys, self.volumes, self.instances].iter().any(|l| l.iter().any(|n| n == s))
+            || self.is_replacement(s)
+    }
+
+    /// `PLACE-rN` (N from 1, no leading zero) of an instance auto scaling replaces.
+    fn is_replacement(&self, s: &str) -> bool {
+        let Some((place, n)) = s.rsplit_once("-r") else { return false };
+        let number = !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+        number && Self::index(self.instances, place).is_some_and(|i| self.replaced[i])
     }
 
     fn is_resource(&self, s: &str) -> bool {
@@ -246,7 +258,12 @@ pub(super) fn validate(
                        error: Option<String>,
                        errs: &mut Vec<(&str, String)>| {
             if !names.is_subject(&subject) {
-                errs.push(("subject", format!("{subject:?} is not a declared key, volume or instance (or \"kms\")")));
+                let place = subject.rsplit_once("-r").and_then(|(p, _)| Some((p, Names::index(names.instances, p)?)));
+                errs.push(("subject", match place {
+                    Some((p, i)) if names.replaced[i] => format!("{subject:?} is no instance: the replacements of {p} are {p}-r1, {p}-r2, ..."),
+                    Some((p, _)) => format!("{subject:?} is no instance: auto scaling does not replace {p} (a fleet replaces its instances with replace_every)"),
+                    None => format!("{subject:?} is not a declared key, volume or instance (or \"kms\")"),
+                }));
             }
             let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
                 errs.push(("event", unknown_event(&event)));

@@ -153,3 +153,27 @@ fn unsupported_versions_are_refused() {
     let p = one_problem(&VALID.replace("version: 1", "version: 2"));
     assert!(p.contains("version 2 is not supported"), "{p}");
 }
+
+#[test]
+fn an_expectation_may_name_a_replacement_only_of_an_instance_auto_scaling_replaces() {
+    let fleet = |replace: &str, subject: &str| {
+        format!(
+            r#"Scenario(version: 1, name: "t", start: "2026-03-01T00:00:00Z", horizon: "1d", seed: 1,
+            keys: [Key(id: "k", origin: AWS_KMS)],
+            fleets: [Fleet(id: "web", instances: 1, keys: [("k", 1)], attached: Fixed("1h"), detached: Fixed("1m"){replace})],
+            expect: [Event(subject: "{subject}", event: "InstanceStateChanged", at: "1h")])"#
+        )
+    };
+    let every = r#", replace_every: Fixed("1h")"#;
+    assert!(parse("s.ron", &fleet(every, "web-i0-r1"), Overrides::default()).is_ok());
+    assert!(parse("s.ron", &fleet(every, "web-i0-r12"), Overrides::default()).is_ok());
+    for bad in ["web-i0-r0", "web-i0-r01", "web-i0-r", "web-i0-rx"] {
+        assert!(
+            one_problem(&fleet(every, bad)).contains("the replacements of web-i0 are web-i0-r1, web-i0-r2"),
+            "{bad}"
+        );
+    }
+    assert!(one_problem(&fleet(every, "web-i1-r1")).contains("is not a declared key, volume or instance"));
+    let p = one_problem(&fleet("", "web-i0-r1"));
+    assert!(p.contains("auto scaling does not replace web-i0"), "{p}");
+}

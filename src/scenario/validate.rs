@@ -438,7 +438,17 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
-    let names = super::expect::Names { keys: &key_names, volumes: &volume_names, instances: &instance_names };
+    // Auto scaling launches new instances in the place of a fleet's that it replaces (D6).
+    let mut replaced = vec![false; instance_names.len()];
+    for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
+        replaced[f.first_instance..f.first_instance + f.instances].fill(true);
+    }
+    let names = super::expect::Names {
+        keys: &key_names,
+        volumes: &volume_names,
+        instances: &instance_names,
+        replaced: &replaced,
+    };
     let expectations = super::expect::validate(raw.expect, &names, text, &c.calls, start, horizon, &mut c.problems);
 
     if c.problems.is_empty() {

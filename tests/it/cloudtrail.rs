@@ -375,7 +375,7 @@ fn ids_sharing_a_prefix_stay_apart_and_any_text_is_a_name() {
     // The second key's second import is of another material: KMS refuses it, as it should.
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let refused = r.records.iter().filter(|x| {
-        let d = kmsim::report::describe::describe(&s, x);
+        let d = kmsim::report::describe::describe(&r.names, x);
         d.event == "ImportKeyMaterial" && d.error.as_deref() == Some("IncorrectKeyMaterialException")
     });
     assert_eq!(refused.count(), 1, "{text}");

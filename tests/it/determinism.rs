@@ -68,7 +68,10 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// A record's compact trace line and its full line less `time`, `message` and the null fields,
 /// both parsed: what the two forms must agree on. The compact line ends the line itself.
-fn compact_and_full_less_time_message_and_nulls(s: &scenario::Scenario, rec: &Record<Obs>) -> (JsonObject, JsonObject) {
+fn compact_and_full_less_time_message_and_nulls(
+    s: &kmsim::run::Names<'_>,
+    rec: &Record<Obs>,
+) -> (JsonObject, JsonObject) {
     let (mut full, mut compact) = (Vec::new(), Vec::new());
     trace::write_record(s, rec, &mut full).unwrap();
     trace::write_compact(s, rec, &mut compact).unwrap();
@@ -80,7 +83,7 @@ fn compact_and_full_less_time_message_and_nulls(s: &scenario::Scenario, rec: &Re
 
 /// A record's CSV row read back (by the `csv` crate, under the header) as the object its
 /// compact line would be: empty cells left out, counts as numbers.
-fn csv_row_as_object(s: &scenario::Scenario, rec: &Record<Obs>) -> JsonObject {
+fn csv_row_as_object(s: &kmsim::run::Names<'_>, rec: &Record<Obs>) -> JsonObject {
     let mut text = trace::CSV_HEADER.as_bytes().to_vec();
     trace::write_csv_row(s, rec, &mut text).unwrap();
     let mut rows = csv::Reader::from_reader(&*text);
@@ -103,9 +106,9 @@ fn the_compact_trace_is_the_full_trace_less_time_message_and_nulls_and_csv_the_c
     for (path, s) in bundled() {
         let r = run(&s, &RunOptions::default(), None).unwrap();
         for rec in &r.records {
-            let (compact, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
+            let (compact, want) = compact_and_full_less_time_message_and_nulls(&r.names, rec);
             assert_eq!(compact, want, "{} record {}", path.display(), rec.id);
-            assert_eq!(csv_row_as_object(&s, rec), compact, "{} record {} (CSV)", path.display(), rec.id);
+            assert_eq!(csv_row_as_object(&r.names, rec), compact, "{} record {} (CSV)", path.display(), rec.id);
         }
     }
 }
@@ -123,9 +126,9 @@ fn names_that_need_escaping_are_escaped_in_every_form() {
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let mut names = std::collections::BTreeSet::new();
     for rec in &r.records {
-        let (got, want) = compact_and_full_less_time_message_and_nulls(&s, rec);
+        let (got, want) = compact_and_full_less_time_message_and_nulls(&r.names, rec);
         assert_eq!(got, want, "record {}", rec.id);
-        assert_eq!(csv_row_as_object(&s, rec), got, "record {}", rec.id);
+        assert_eq!(csv_row_as_object(&r.names, rec), got, "record {}", rec.id);
         names.extend(["actor", "key"].iter().filter_map(|f| got.get(*f)?.as_str().map(ToString::to_string)));
     }
     assert_eq!(names, ["i\"a,pp", "k\"ey\\1", "kms", "vol\\data\u{1}"].map(String::from).into());
@@ -153,9 +156,9 @@ fn a_trace_written_in_the_background_is_the_trace_written_in_turn() {
             }
             for rec in &r.records {
                 match format {
-                    trace::Format::Full => trace::write_record(&s, rec, &mut in_turn).unwrap(),
-                    trace::Format::Compact => trace::write_compact(&s, rec, &mut in_turn).unwrap(),
-                    trace::Format::Csv => trace::write_csv_row(&s, rec, &mut in_turn).unwrap(),
+                    trace::Format::Full => trace::write_record(&r.names, rec, &mut in_turn).unwrap(),
+                    trace::Format::Compact => trace::write_compact(&r.names, rec, &mut in_turn).unwrap(),
+                    trace::Format::Csv => trace::write_csv_row(&r.names, rec, &mut in_turn).unwrap(),
                 }
             }
             let mut background = Vec::new();

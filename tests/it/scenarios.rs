@@ -21,7 +21,7 @@ fn resource<'a>(s: &'a Summary, name: &str) -> &'a kmsim::report::summary::Resou
 fn events(run: &Run<'_>, subject: &str) -> Vec<(u64, &'static str, Outcome, Option<String>)> {
     run.records
         .iter()
-        .map(|r| (r, describe(run.scenario, r)))
+        .map(|r| (r, describe(&run.names, r)))
         .filter(|(_, d)| d.subject == subject)
         .map(|(r, d)| (r.at.as_ms(), d.event, d.outcome, d.error))
         .collect()
@@ -192,7 +192,7 @@ fn the_complete_example_in_the_format_documentation_is_valid_and_runs() {
     let unexpected: Vec<_> = r
         .records
         .iter()
-        .map(|x| describe(r.scenario, x))
+        .map(|x| describe(&r.names, x))
         .filter(|d| d.outcome == Outcome::Failed && d.event != "AttachVolume" && d.event != "Decrypt")
         .collect();
     assert!(unexpected.is_empty(), "only the documented failure happens: {unexpected:#?}");

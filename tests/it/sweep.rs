@@ -246,7 +246,7 @@ fn fleet_instances_stop_reboot_and_move_hosts_by_themselves() {
     let s = scenario::parse("r", text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let described: Vec<_> =
-        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
+        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r.names, x))).collect();
     let count = |event: &str| described.iter().filter(|(_, d)| d.event == event).count();
     assert!(count("RebootInstances") > 100, "reboots: {}", count("RebootInstances"));
     assert!(count("HostMaintenance") > 10, "host maintenance: {}", count("HostMaintenance"));
@@ -273,13 +273,22 @@ fn auto_scaling_replaces_instances_whose_volumes_then_need_kms() {
     )"#;
     let s = scenario::parse("a", text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
-    let d: Vec<_> =
-        r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(r.scenario, x))).collect();
+    let d: Vec<_> = r.records.iter().map(|x| (x.at.as_ms(), kmsim::report::describe::describe(&r.names, x))).collect();
     let terminated = d.iter().filter(|(_, x)| x.message.ends_with("-> terminated")).count();
     // A replacement is launched with its volumes: pending, then running or, once the key is
     // unusable, terminated with Client.InternalError (D6), and launched again after the cooldown.
-    let relaunched = d.iter().filter(|(_, x)| x.message == "terminated -> pending").count();
+    // Each launch is a new instance with an id of its own (D6), pending from no state.
+    let launches: Vec<&str> = d
+        .iter()
+        .filter(|(_, x)| x.message.starts_with("launched by auto scaling in place of asg-i"))
+        .map(|(_, x)| x.subject.as_str())
+        .collect();
+    let relaunched = launches.len();
     assert!(terminated > 20 && relaunched > 20, "{terminated} terminations, {relaunched} replacements");
+    let ids: std::collections::BTreeSet<&str> = launches.iter().copied().collect();
+    assert_eq!(ids.len(), relaunched, "every launch has its own id");
+    assert!(ids.iter().all(|id| id.starts_with("asg-i") && id.contains("-r")), "{ids:?}");
+    assert!(!d.iter().any(|(_, x)| x.message == "terminated -> pending"), "no instance comes back from terminated");
     let failed_launches: Vec<u64> = d
         .iter()
         .filter(|(_, x)| {
