@@ -10,11 +10,12 @@ use std::fmt::Write as _;
 use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
-use crate::actors::kms::{KeyIdx, KeyState, KmsObs};
-use crate::engine::{Cause, SimDuration, SimTime};
-use crate::run::{Role, Run, instance_actor, role, volume_actor};
+use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs};
+use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
+use crate::run::{Names, Role, Run, role};
+use crate::scenario::Scenario;
 
-use super::describe::{caller_words, describe};
+use super::describe::caller_words;
 use super::standing::{self, Standing};
 
 /// A period during which a key could not be used.
@@ -105,68 +106,259 @@ impl Summary {
     }
 }
 
+/// The summary of a finished run whose records were kept.
 #[must_use]
 pub fn summarize(run: &Run<'_>) -> Summary {
-    let s = run.scenario;
-    let keys: Vec<KeySummary> =
-        (0..s.keys.len()).map(|i| key_summary(run, KeyIdx(u32::try_from(i).expect("few keys")))).collect();
-    let snap = run.final_snapshot();
-    let attached = standing::attachments(run, &snap);
-    let mut resources = Vec::new();
-    for i in 0..s.volumes.len() {
-        let history = volume_history(run, i, &keys);
-        let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
-        resources.push(volume_summary(run, i, history, &verdict, &keys));
-    }
-    for (i, attached) in attached.iter().enumerate() {
-        let history = instance_history(run, i, &keys);
-        let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
-        resources.push(instance_summary(run, i, history, &verdict, &keys));
-    }
-    Summary { keys, resources, end: run.end }
+    let mut fold = SummaryFold::new(run.scenario);
+    run.records.iter().for_each(|r| fold.observe(r));
+    fold.finish(run)
 }
 
-fn cause_words(run: &Run<'_>, cause: Cause) -> String {
-    let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
-    match run.record(id).map(|r| &r.obs) {
-        Some(Obs::Kms(KmsObs::Called { caller, op, .. })) => {
-            format!("{} {}", op.operation().as_str(), caller_words(&run.names, *caller, id))
+/// How a record that caused a key's state change reads, remembered from the record before
+/// (KMS records a state change right after what made it, in the same step, or first in a step
+/// an input started: see [`SummaryFold::observe`]).
+#[derive(Clone, Copy)]
+enum CauseWords {
+    Call { op: &'static str, caller: Caller },
+    Expired,
+    Deleted,
+    Other(&'static str),
+}
+
+/// A key's history so far.
+#[derive(Default)]
+struct KeyFold {
+    changes: Vec<(SimTime, Option<KeyState>, Option<KeyState>, String)>,
+    losses: Vec<Loss>,
+}
+
+/// A resource's history so far: its breaks (their loss and whether the key had been usable are
+/// read at the end, from the whole key history) and its last good use.
+#[derive(Default)]
+struct ResourceFold {
+    breaks: Vec<Break>,
+    last_good: Option<(SimTime, &'static str)>,
+}
+
+impl ResourceFold {
+    fn worked(&mut self, at: SimTime, what: &'static str) {
+        self.last_good = Some((at, what));
+        if let Some(b) = self.breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
+            b.recovered_at = Some(at);
         }
-        Some(Obs::Kms(KmsObs::MaterialExpired { .. })) => "material expired at its ValidTo".to_string(),
-        Some(Obs::Kms(KmsObs::KeyDeleted { .. })) => "waiting period ended".to_string(),
-        Some(_) => describe(&run.names, run.record(id).expect("found")).event.to_string(),
-        None => String::new(),
+    }
+
+    /// A failure at `at`: a new break unless one is still open (failures before it works again
+    /// are one break).
+    fn failed(&mut self, key: Option<KeyIdx>, at: SimTime, how: impl FnOnce() -> String) {
+        if self.breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
+            return;
+        }
+        let last_good_use = self.last_good;
+        self.breaks.push(Break {
+            key,
+            loss_at: None,
+            key_was_usable: false,
+            last_good_use,
+            broke_at: at,
+            how: how(),
+            recovered_at: None,
+        });
     }
 }
 
-fn key_summary(run: &Run<'_>, key: KeyIdx) -> KeySummary {
-    let mut changes = Vec::new();
-    let mut losses: Vec<Loss> = Vec::new();
-    for r in run.records_of_key(key) {
+/// An instance's history so far.
+#[derive(Default)]
+struct InstanceFold {
+    history: ResourceFold,
+    /// The key of the last volume whose data key a start or launch of it could not decrypt.
+    failed_key: Option<KeyIdx>,
+    started_by: StartedBy,
+}
+
+/// The summary as a fold: it reads a run's records in order, as they come, and keeps state per
+/// key and per resource only, never per record, so a run of any length can be summarised
+/// without keeping its records. [`SummaryFold::finish`] adds what the end of the run says.
+pub struct SummaryFold<'s> {
+    scenario: &'s Scenario,
+    /// Who each actor is, for the words of a state change's cause.
+    names: Names<'s>,
+    keys: Vec<KeyFold>,
+    volumes: Vec<ResourceFold>,
+    instances: Vec<InstanceFold>,
+    /// The previous record, as the cause of a key's state change would read.
+    previous: Option<(RecordId, CauseWords)>,
+}
+
+impl<'s> SummaryFold<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        SummaryFold {
+            scenario,
+            names: Names::new(scenario),
+            keys: (0..scenario.keys.len()).map(|_| KeyFold::default()).collect(),
+            volumes: (0..scenario.volumes.len()).map(|_| ResourceFold::default()).collect(),
+            instances: (0..scenario.instances.len()).map(|_| InstanceFold::default()).collect(),
+            previous: None,
+        }
+    }
+
+    /// Takes the next record of the run.
+    pub fn observe(&mut self, r: &Record<Obs>) {
+        self.names.observe(r);
         match &r.obs {
-            Obs::Kms(KmsObs::StateChanged { key: k, from, to }) if *k == key => {
-                let why = cause_words(run, r.cause);
+            Obs::Kms(k) => self.kms(r, k),
+            Obs::Volume(o) => self.volume(r, o),
+            Obs::Instance(o) => self.instance(r, o),
+        }
+        self.previous = Some((
+            r.id,
+            match &r.obs {
+                Obs::Kms(KmsObs::Called { caller, op, .. }) => {
+                    CauseWords::Call { op: op.operation().as_str(), caller: *caller }
+                }
+                Obs::Kms(KmsObs::MaterialExpired { .. }) => CauseWords::Expired,
+                Obs::Kms(KmsObs::KeyDeleted { .. }) => CauseWords::Deleted,
+                other => CauseWords::Other(other.event_name()),
+            },
+        ));
+    }
+
+    fn cause_words(&self, cause: Cause) -> String {
+        let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
+        // KMS changes a key's state in the step that made it change, right after recording why.
+        let Some((prev, words)) = self.previous.filter(|(prev, _)| *prev == id) else {
+            debug_assert!(false, "a key's state changed because of record #{id}, not the one before it");
+            return String::new();
+        };
+        match words {
+            CauseWords::Call { op, caller } => format!("{op} {}", caller_words(&self.names, caller, prev)),
+            CauseWords::Expired => "material expired at its ValidTo".to_string(),
+            CauseWords::Deleted => "waiting period ended".to_string(),
+            CauseWords::Other(event) => event.to_string(),
+        }
+    }
+
+    fn kms(&mut self, r: &Record<Obs>, obs: &KmsObs) {
+        match obs {
+            KmsObs::StateChanged { key, from, to } => {
+                let why = self.cause_words(r.cause);
+                let k = &mut self.keys[key.0 as usize];
                 if *from == Some(KeyState::Enabled) {
-                    losses.push(Loss { at: r.at, why: why.clone(), restored_at: None, deleted_at: None });
+                    k.losses.push(Loss { at: r.at, why: why.clone(), restored_at: None, deleted_at: None });
                 }
                 if *to == KeyState::Enabled
-                    && let Some(open) = losses.last_mut().filter(|l| l.restored_at.is_none())
+                    && let Some(open) = k.losses.last_mut().filter(|l| l.restored_at.is_none())
                 {
                     open.restored_at = Some(r.at);
                 }
-                changes.push((r.at, *from, Some(*to), why));
+                k.changes.push((r.at, *from, Some(*to), why));
             }
-            Obs::Kms(KmsObs::KeyDeleted { key: k }) if *k == key => {
-                if let Some(open) = losses.last_mut().filter(|l| l.restored_at.is_none()) {
+            KmsObs::KeyDeleted { key } => {
+                let k = &mut self.keys[key.0 as usize];
+                if let Some(open) = k.losses.last_mut().filter(|l| l.restored_at.is_none()) {
                     open.deleted_at = Some(r.at);
                 }
-                let from = changes.last().and_then(|c: &(SimTime, Option<KeyState>, Option<KeyState>, String)| c.2);
-                changes.push((r.at, from, None, "waiting period ended".to_string()));
+                let from = k.changes.last().and_then(|c| c.2);
+                k.changes.push((r.at, from, None, "waiting period ended".to_string()));
+            }
+            KmsObs::Called { .. } | KmsObs::MaterialExpired { .. } => {}
+        }
+    }
+
+    fn volume(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
+        let s = self.scenario;
+        let Role::Volume(v) = role(s, r.actor) else { unreachable!("volumes record volume facts") };
+        let key = s.volumes[v].key;
+        let me = &mut self.volumes[v];
+        match obs {
+            VolumeObs::Created => me.worked(r.at, "CreateVolume"),
+            VolumeObs::Attached { .. } => me.worked(r.at, "AttachVolume"),
+            VolumeObs::Io { kind, result: Ok(()) } => me.worked(r.at, kind.as_str()),
+            VolumeObs::AttachFailed { error, kms: Some(_), instance } => {
+                me.failed(Some(key), r.at, || format!("AttachVolume {}", error.code));
+                self.instance_refused(*instance, key);
+            }
+            VolumeObs::KeyLoadFailed { error, instance, .. } => {
+                me.failed(Some(key), r.at, || format!("ReattachVolume {}", error.code));
+                self.instance_refused(*instance, key);
+            }
+            VolumeObs::CreateFailed { error } => {
+                me.failed(Some(key), r.at, || format!("CreateVolume {}", error.exception.as_str()));
             }
             _ => {}
         }
     }
-    KeySummary { key, name: run.scenario.key(key).name.clone(), changes, losses, state_at_end: run.kms().state(key) }
+
+    /// A start or launch of `instance` could not decrypt the data key of a volume under `key`.
+    fn instance_refused(&mut self, instance: ActorId, key: KeyIdx) {
+        if let Role::Instance(i) = role(self.scenario, instance) {
+            self.instances[i].failed_key = Some(key);
+        }
+    }
+
+    fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
+        let s = self.scenario;
+        if let InstanceObs::DataKeyCached { volume } = obs {
+            let Role::Volume(v) = role(s, *volume) else { unreachable!("instances cache volumes' keys") };
+            self.volumes[v].worked(r.at, "decrypted at start");
+            return;
+        }
+        let Role::Instance(i) = role(s, r.actor) else { unreachable!("instances record instance facts") };
+        let me = &mut self.instances[i];
+        let failed_start = me.started_by.failed(obs);
+        if let InstanceObs::StateChanged { to, reason, .. } = obs {
+            if let (Some(action), Some((code, _))) = (failed_start, reason) {
+                me.history.failed(me.failed_key, r.at, || format!("{action} {code}"));
+            } else if *to == InstanceState::Running {
+                me.history.worked(r.at, "running");
+            }
+        }
+    }
+
+    /// The summary: the histories read, and each resource's standing at the end of `run` (the
+    /// run these records came from; its records need not have been kept).
+    #[must_use]
+    pub fn finish(self, run: &Run<'_>) -> Summary {
+        let s = run.scenario;
+        let keys: Vec<KeySummary> = self
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let key = KeyIdx(u32::try_from(i).expect("few keys"));
+                KeySummary {
+                    key,
+                    name: s.key(key).name.clone(),
+                    changes: k.changes,
+                    losses: k.losses,
+                    state_at_end: run.kms().state(key),
+                }
+            })
+            .collect();
+        let settle = |mut h: ResourceFold| {
+            for b in &mut h.breaks {
+                let k = b.key.map(|k| &keys[k.0 as usize]);
+                b.loss_at = k.and_then(|k| loss_at(run, k, b.broke_at)).map(|l| l.at);
+                b.key_was_usable = k.is_some_and(|k| was_usable(k, b.broke_at));
+            }
+            History { breaks: h.breaks, last_good: h.last_good }
+        };
+        let snap = run.final_snapshot();
+        let attached = standing::attachments(run, &snap);
+        let mut resources = Vec::with_capacity(s.volumes.len() + s.instances.len());
+        for (i, h) in self.volumes.into_iter().enumerate() {
+            let history = settle(h);
+            let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
+            resources.push(volume_summary(run, i, history, &verdict, &keys));
+        }
+        for ((i, h), attached) in self.instances.into_iter().enumerate().zip(&attached) {
+            let history = settle(h.history);
+            let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
+            resources.push(instance_summary(run, i, history, &verdict, &keys));
+        }
+        Summary { keys, resources, end: run.end }
+    }
 }
 
 /// The loss a failure at `t` falls in, as the failed call saw the key: D13's propagation delay
@@ -179,71 +371,6 @@ fn loss_at<'k>(run: &Run<'_>, key: &'k KeySummary, t: SimTime) -> Option<&'k Los
 /// Whether the key had been Enabled at some point before `t`.
 fn was_usable(key: &KeySummary, t: SimTime) -> bool {
     key.changes.iter().any(|(at, _, to, _)| *at <= t && *to == Some(KeyState::Enabled))
-}
-
-/// A break at `at` caused by `key` (if known).
-fn new_break(
-    run: &Run<'_>,
-    keys: &[KeySummary],
-    key: Option<KeyIdx>,
-    at: SimTime,
-    how: String,
-    last_good: Option<(SimTime, &'static str)>,
-) -> Break {
-    let k = key.map(|k| &keys[k.0 as usize]);
-    Break {
-        key,
-        loss_at: k.and_then(|k| loss_at(run, k, at)).map(|l| l.at),
-        key_was_usable: k.is_some_and(|k| was_usable(k, at)),
-        last_good_use: last_good,
-        broke_at: at,
-        how,
-        recovered_at: None,
-    }
-}
-
-fn volume_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
-    let s = run.scenario;
-    let me = volume_actor(s, i);
-    let key = s.volumes[i].key;
-    let mut last_good: Option<(SimTime, &'static str)> = None;
-    let mut breaks: Vec<Break> = Vec::new();
-    for r in run.records_of(me) {
-        let good = match &r.obs {
-            Obs::Volume(VolumeObs::Created) if r.actor == me => Some("CreateVolume"),
-            Obs::Volume(VolumeObs::Attached { .. }) if r.actor == me => Some("AttachVolume"),
-            Obs::Volume(VolumeObs::Io { kind, result: Ok(()) }) if r.actor == me => Some(kind.as_str()),
-            Obs::Instance(InstanceObs::DataKeyCached { volume }) if *volume == me => Some("decrypted at start"),
-            _ => None,
-        };
-        if let Some(what) = good {
-            last_good = Some((r.at, what));
-            if let Some(b) = breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
-                b.recovered_at = Some(r.at);
-            }
-            continue;
-        }
-        let failure = match &r.obs {
-            Obs::Volume(VolumeObs::AttachFailed { error, kms: Some(_), .. }) if r.actor == me => {
-                Some(format!("AttachVolume {}", error.code))
-            }
-            Obs::Volume(VolumeObs::KeyLoadFailed { error, .. }) if r.actor == me => {
-                Some(format!("ReattachVolume {}", error.code))
-            }
-            Obs::Volume(VolumeObs::CreateFailed { error }) if r.actor == me => {
-                Some(format!("CreateVolume {}", error.exception.as_str()))
-            }
-            _ => None,
-        };
-        if let Some(how) = failure {
-            // Failures before it works again are one break.
-            if breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
-                continue;
-            }
-            breaks.push(new_break(run, keys, Some(key), r.at, how, last_good));
-        }
-    }
-    History { breaks, last_good }
 }
 
 fn volume_summary(
@@ -287,45 +414,6 @@ fn resource_summary(
         latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
         at_end,
     }
-}
-
-fn instance_history(run: &Run<'_>, i: usize, keys: &[KeySummary]) -> History {
-    let s = run.scenario;
-    let me = instance_actor(s, i);
-    let mut last_good: Option<(SimTime, &'static str)> = None;
-    let mut breaks: Vec<Break> = Vec::new();
-    let mut failed_key: Option<KeyIdx> = None;
-    let mut started_by = StartedBy::default();
-    for r in run.records_of(me) {
-        let failed_start = match &r.obs {
-            Obs::Instance(o) if r.actor == me => started_by.failed(o),
-            _ => None,
-        };
-        match &r.obs {
-            Obs::Volume(
-                VolumeObs::KeyLoadFailed { instance, .. } | VolumeObs::AttachFailed { instance, kms: Some(_), .. },
-            ) if *instance == me => {
-                if let Role::Volume(vol) = role(s, r.actor) {
-                    failed_key = Some(s.volumes[vol].key);
-                }
-            }
-            Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
-                if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                    if breaks.last().is_none_or(|b| b.recovered_at.is_some()) {
-                        let how = format!("{action} {code}");
-                        breaks.push(new_break(run, keys, failed_key, r.at, how, last_good));
-                    }
-                } else if *to == InstanceState::Running {
-                    last_good = Some((r.at, "running"));
-                    if let Some(b) = breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
-                        b.recovered_at = Some(r.at);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    History { breaks, last_good }
 }
 
 /// Reads an instance's own records in order and says what a start that failed was: the user's
