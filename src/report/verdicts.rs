@@ -6,11 +6,13 @@
 
 use serde::Serialize;
 
-use crate::engine::SimTime;
-use crate::run::{Run, Snapshot};
+use crate::actors::Obs;
+use crate::engine::{Record, SimTime};
+use crate::run::{Names, Run, Snapshot};
+use crate::scenario::Scenario;
 use crate::scenario::expect::{EventPattern, Expect, Expectation, Window};
 
-use super::describe::{Described, describe};
+use super::describe;
 use super::summary::Summary;
 
 /// The verdict on one expectation.
@@ -26,43 +28,103 @@ pub struct Verdict {
     pub found: Option<String>,
 }
 
-/// Evaluates every expectation of the run's scenario.
+/// Evaluates every expectation of the scenario of a run whose records were kept.
 #[must_use]
 pub fn evaluate(run: &Run<'_>, summary: &Summary) -> Vec<Verdict> {
-    let described: Vec<Described> = run.records.iter().map(|r| describe(&run.names, r)).collect();
-    run.scenario
-        .expectations
-        .iter()
-        .map(|e| {
-            let found = verdict(run, summary, &described, e);
-            Verdict { index: e.index, line: e.line, expected: e.text.clone(), held: found.is_none(), found }
-        })
-        .collect()
+    let mut fold = VerdictFold::new(run.scenario);
+    run.records.iter().for_each(|r| fold.observe(&run.names, r));
+    fold.finish(run, summary)
 }
 
-fn matches(p: &EventPattern, d: &Described) -> bool {
-    d.subject == p.subject
-        && d.event == p.event
-        && p.outcome.is_none_or(|o| d.outcome.as_str() == o)
-        && p.error.as_ref().is_none_or(|e| d.error.as_ref() == Some(e))
+/// What an event expectation has seen so far.
+#[derive(Default)]
+struct Seen {
+    /// Matching events in its window: how many, and the first few (id, instant, words).
+    count: u64,
+    first: Vec<(SimTime, String)>,
+    /// The event of the same subject and kind nearest to the window's start, whatever its
+    /// outcome (the first of equally near ones): distance, words.
+    nearest: Option<(u64, String)>,
 }
 
-fn event_words(run: &Run<'_>, i: usize, d: &Described) -> String {
-    let rec = &run.records[i];
-    let error = d.error.as_ref().map_or(String::new(), |e| format!(" {e}"));
-    format!("#{} at {}: {} {} {}{error}", rec.id, rec.at, d.subject, d.event, d.outcome.as_str())
+/// The first matching events an expectation keeps to show: a count's message lists 8.
+const SHOWN: usize = 8;
+
+/// The expectations about events, as a fold over a run's records: per expectation a count, the
+/// first few matches and the nearest candidate, never the records themselves. State
+/// expectations read the run's snapshots, and the rest its summary, at [`VerdictFold::finish`].
+pub struct VerdictFold<'s> {
+    scenario: &'s Scenario,
+    seen: Vec<Seen>,
+    /// The events any expectation is about: most records are about none, and cost one look.
+    events: Vec<&'static str>,
 }
 
-/// The event of the same subject and kind nearest to `t`, whatever its outcome.
-fn nearest(run: &Run<'_>, described: &[Described], p: &EventPattern, t: SimTime) -> String {
-    let best = described
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.subject == p.subject && d.event == p.event)
-        .min_by_key(|(i, _)| run.records[*i].at.as_ms().abs_diff(t.as_ms()));
-    match best {
-        Some((i, d)) => format!("nearest {} {}: {}", p.subject, p.event, event_words(run, i, d)),
-        None => format!("no {} {} event at all in the run", p.subject, p.event),
+impl<'s> VerdictFold<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        let mut events: Vec<&'static str> =
+            scenario.expectations.iter().filter_map(|e| pattern(&e.expect).map(|(p, _)| p.event)).collect();
+        events.sort_unstable();
+        events.dedup();
+        VerdictFold { scenario, seen: scenario.expectations.iter().map(|_| Seen::default()).collect(), events }
+    }
+
+    /// Takes the next record of the run; `names` knows every record until this one.
+    pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
+        let event = rec.obs.event_name();
+        if !self.events.contains(&event) {
+            return;
+        }
+        let s = self.scenario;
+        let (key, outcome, error) = describe::verdict(s, rec);
+        let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
+        let words = || {
+            let error = error.map_or(String::new(), |e| format!(" {e}"));
+            format!("#{} at {}: {subject} {event} {}{error}", rec.id, rec.at, outcome.as_str())
+        };
+        for (e, seen) in s.expectations.iter().zip(&mut self.seen) {
+            let Some((p, w)) = pattern(&e.expect) else { continue };
+            if p.event != event || p.subject != *subject {
+                continue;
+            }
+            let distance = rec.at.as_ms().abs_diff(w.from.as_ms());
+            if seen.nearest.as_ref().is_none_or(|(d, _)| distance < *d) {
+                seen.nearest = Some((distance, words()));
+            }
+            let matches =
+                p.outcome.is_none_or(|o| outcome.as_str() == o) && p.error.as_deref().is_none_or(|e| error == Some(e));
+            if matches && w.contains(rec.at) {
+                seen.count += 1;
+                if seen.first.len() < SHOWN {
+                    seen.first.push((rec.at, words()));
+                }
+            }
+        }
+    }
+
+    /// The verdicts: what the records showed, with the run's snapshots and its `summary`.
+    #[must_use]
+    pub fn finish(self, run: &Run<'_>, summary: &Summary) -> Vec<Verdict> {
+        run.scenario
+            .expectations
+            .iter()
+            .zip(self.seen)
+            .map(|(e, seen)| {
+                let found = verdict(run, summary, &seen, e);
+                Verdict { index: e.index, line: e.line, expected: e.text.clone(), held: found.is_none(), found }
+            })
+            .collect()
+    }
+}
+
+/// The events an expectation is about, and when.
+fn pattern(e: &Expect) -> Option<(&EventPattern, Window)> {
+    match e {
+        Expect::Event { pattern, when } | Expect::Never { pattern, when } | Expect::Count { pattern, when, .. } => {
+            Some((pattern, *when))
+        }
+        _ => None,
     }
 }
 
@@ -70,17 +132,8 @@ fn snapshot_at<'r>(run: &'r Run<'_>, at: SimTime) -> &'r Snapshot {
     run.snapshot_at(at).expect("the run probes every state expectation's time")
 }
 
-fn in_window<'a>(
-    run: &'a Run<'_>,
-    described: &'a [Described],
-    p: &'a EventPattern,
-    w: Window,
-) -> impl Iterator<Item = (usize, &'a Described)> + 'a {
-    described.iter().enumerate().filter(move |(i, d)| w.contains(run.records[*i].at) && matches(p, d))
-}
-
 /// `None` when the expectation holds; otherwise what happened.
-fn verdict(run: &Run<'_>, summary: &Summary, described: &[Described], e: &Expectation) -> Option<String> {
+fn verdict(run: &Run<'_>, summary: &Summary, seen: &Seen, e: &Expectation) -> Option<String> {
     match &e.expect {
         Expect::KeyState { key, at, is } => {
             let got = snapshot_at(run, *at).keys[key.0 as usize];
@@ -98,28 +151,23 @@ fn verdict(run: &Run<'_>, summary: &Summary, described: &[Described], e: &Expect
             let got = snapshot_at(run, *at).volumes[*volume].1;
             (got != *is).then(|| if got { "it is in memory".to_string() } else { "it is not in memory".to_string() })
         }
-        Expect::Event { pattern, when } => {
-            if in_window(run, described, pattern, *when).next().is_some() {
-                None
-            } else {
-                Some(format!("no such event; {}", nearest(run, described, pattern, when.from)))
-            }
-        }
-        Expect::Never { pattern, when } => in_window(run, described, pattern, *when)
-            .next()
-            .map(|(i, d)| format!("it happened: {}", event_words(run, i, d))),
-        Expect::Count { pattern, when, is } => {
-            let found: Vec<_> = in_window(run, described, pattern, *when).collect();
-            (found.len() as u64 != *is).then(|| {
-                let times: Vec<String> = found.iter().take(8).map(|(i, _)| run.records[*i].at.to_string()).collect();
-                let more = if found.len() > 8 { ", ..." } else { "" };
-                format!(
-                    "{} happened (at {}{more})",
-                    found.len(),
-                    if times.is_empty() { "-".into() } else { times.join(", ") }
-                )
-            })
-        }
+        Expect::Event { pattern, .. } => (seen.count == 0).then(|| {
+            let nearest = match &seen.nearest {
+                Some((_, words)) => format!("nearest {} {}: {words}", pattern.subject, pattern.event),
+                None => format!("no {} {} event at all in the run", pattern.subject, pattern.event),
+            };
+            format!("no such event; {nearest}")
+        }),
+        Expect::Never { .. } => seen.first.first().map(|(_, words)| format!("it happened: {words}")),
+        Expect::Count { is, .. } => (seen.count != *is).then(|| {
+            let times: Vec<String> = seen.first.iter().map(|(at, _)| at.to_string()).collect();
+            let more = if seen.count > SHOWN as u64 { ", ..." } else { "" };
+            format!(
+                "{} happened (at {}{more})",
+                seen.count,
+                if times.is_empty() { "-".into() } else { times.join(", ") }
+            )
+        }),
         Expect::BrokeAt { resource, at, within } => {
             let r = summary.resources.iter().find(|r| &r.name == resource).expect("validated resource");
             match r.breaks.first() {
