@@ -4,9 +4,8 @@
 
 use serde::Serialize;
 
-use crate::report::summary::summarize;
-use crate::report::verdicts::{Verdict, evaluate};
-use crate::run::{RunOptions, run};
+use crate::report::verdicts::Verdict;
+use crate::run::RunOptions;
 use crate::scenario::{self, Overrides, ScenarioError};
 
 /// The result of checking one scenario file.
@@ -42,11 +41,10 @@ pub fn check_text(file: &str, text: &str, overrides: Overrides, options: &RunOpt
             return FileResult::Invalid { errors: e.to_string().lines().map(String::from).collect() };
         }
     };
-    let r = match run(&s, options, None) {
-        Ok(r) => r,
+    // One pass, no record kept: a fleet is checked in the memory its actors take.
+    let verdicts = match crate::analysis::observe(&s, options, false, None) {
+        Ok(observed) => observed.verdicts,
         Err(e) => return FileResult::Invalid { errors: vec![format!("{file}: {e}")] },
     };
-    let summary = summarize(&r);
-    let verdicts = evaluate(&r, &summary);
     if verdicts.iter().all(|v| v.held) { FileResult::Passed { verdicts } } else { FileResult::Failed { verdicts } }
 }

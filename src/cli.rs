@@ -280,6 +280,25 @@ fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
+            let file = common.file.display().to_string();
+            // The CloudTrail file and the report need every record; the rest is one pass.
+            if cloudtrail.is_none() && report_dir.is_none() {
+                let observed = match trace {
+                    Some(path) => {
+                        let format = trace_format(asked_format, &path, trace::Format::Full);
+                        with_trace(&path, &scenario, format, |stream| {
+                            observe(&scenario, &common, !quiet, Some(stream))
+                        })?
+                    }
+                    None => observe(&scenario, &common, !quiet, None)?,
+                };
+                if let Some(timeline) = &observed.timeline {
+                    let text =
+                        report::run_text_of(&observed.run, &file, timeline, &observed.summary, &observed.verdicts);
+                    print_text(&text).or_else(stdout_error)?;
+                }
+                return expectations_held(&observed.verdicts);
+            }
             let run = match trace {
                 Some(path) => {
                     with_trace(&path, &scenario, trace_format(asked_format, &path, trace::Format::Full), |stream| {
@@ -293,16 +312,15 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
             }
             if let Some(dir) = report_dir {
-                write_set(&dir, "report", &report::bundle(&run, &common.file.display().to_string()))?;
+                write_set(&dir, "report", &report::bundle(&run, &file))?;
             }
+            let summary = summary::summarize(&run);
+            let verdicts = report::verdicts::evaluate(&run, &summary);
             if !quiet {
-                print_run(&run, &common.file).or_else(stdout_error)?;
+                let text = report::run_text_of(&run, &file, &report::timeline(&run), &summary, &verdicts);
+                print_text(&text).or_else(stdout_error)?;
             }
-            let failed = report::verdicts::evaluate(&run, &summary::summarize(&run)).iter().filter(|v| !v.held).count();
-            if failed > 0 {
-                return Err(Failure::Expectations(format!("{failed} expectation(s) failed")));
-            }
-            Ok(())
+            expectations_held(&verdicts)
         }
         Command::Explain { common, seq } => {
             let scenario = load(&common)?;
@@ -415,7 +433,7 @@ fn impact_command(
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
     }
-    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at] };
+    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at], ..RunOptions::default() };
     let run = run(&scenario, &options, None).map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
     let impact = crate::impact::analyze(&run, key_idx, at);
     if let Some(path) = dot_file {
@@ -823,10 +841,30 @@ fn simulate_into<'s>(
     })
 }
 
-fn print_run(run: &Run<'_>, file: &Path) -> io::Result<()> {
+fn print_text(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(report::run_text(run, &file.display().to_string()).as_bytes())?;
+    out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+/// Exit code 1 when an expectation failed.
+fn expectations_held(verdicts: &[report::verdicts::Verdict]) -> Result<(), Failure> {
+    match verdicts.iter().filter(|v| !v.held).count() {
+        0 => Ok(()),
+        failed => Err(Failure::Expectations(format!("{failed} expectation(s) failed"))),
+    }
+}
+
+/// One pass over the run, no record kept (see [`crate::analysis`]).
+fn observe<'s>(
+    scenario: &'s Scenario,
+    common: &Common,
+    timeline: bool,
+    extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>,
+) -> Result<crate::analysis::Observed<'s>, Failure> {
+    let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
+    crate::analysis::observe(scenario, &options, timeline, extra)
+        .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
 }
 
 /// A file written through a temporary name in the same folder and renamed into place by

@@ -32,6 +32,7 @@
 //! `ARCHITECTURE.md` maps the code.
 
 pub mod actors;
+pub mod analysis;
 pub mod check;
 pub mod cli;
 pub mod engine;

@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub max_events: Option<u64>,
     /// Instants (within the horizon) at which to record a [`Snapshot`] of the world.
     pub probes: Vec<SimTime>,
+    /// Records go to the caller's sink only: none is kept and there is no index of them, so a
+    /// run of any length takes memory for its actors only. The [`Run`]'s `records` are empty.
+    pub stream: bool,
 }
 
 /// The state of every key, volume and instance at one instant, after every event at it.
@@ -240,16 +243,17 @@ pub fn run<'s>(
     probes.sort_unstable();
     probes.dedup();
     let mut snapshots = Vec::with_capacity(probes.len());
+    let mut names = Names::new(scenario);
+    let mut records_made = 0;
     // The engine pauses at each probe and resumes: the order of events is unchanged.
     let mut last_event_at = SimTime::ZERO;
     let mut events = 0;
     let mut stopped_at_horizon = false;
     for (leg, horizon) in probes.iter().copied().chain([scenario.horizon]).enumerate() {
         let limits = Limits { horizon, max_events: options.max_events };
-        let s = match extra.as_deref_mut() {
-            None => sim.run(limits, &mut records)?,
-            Some(extra) => sim.run(limits, &mut Tee(&mut records, extra))?,
-        };
+        let keep = (!options.stream).then_some(&mut records);
+        let s = sim
+            .run(limits, &mut Tee { names: &mut names, made: &mut records_made, keep, extra: extra.as_deref_mut() })?;
         if s.events > events {
             last_event_at = s.last_event_at;
         }
@@ -259,11 +263,8 @@ pub fn run<'s>(
             snapshots.push(snapshot(&sim, scenario, horizon));
         }
     }
-    let records_made = records.len() as u64;
     let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
     let (by_actor, by_key) = index(&records, sim.names().len(), scenario.keys.len());
-    let mut names = Names::new(scenario);
-    records.iter().for_each(|r| names.observe(r));
     Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key, names })
 }
 
@@ -332,12 +333,34 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<O
     sim.run(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink)
 }
 
-struct Tee<'a>(&'a mut Vec<Record<Obs>>, &'a mut dyn Sink<Obs>);
+/// The run's own sink: it learns the names, keeps the records unless streaming, and hands
+/// each record to the caller's sink, if any.
+struct Tee<'a, 's, 'x> {
+    names: &'a mut Names<'s>,
+    made: &'a mut u64,
+    keep: Option<&'a mut Vec<Record<Obs>>>,
+    extra: Option<&'a mut (dyn Sink<Obs> + 'x)>,
+}
 
-impl Sink<Obs> for Tee<'_> {
+impl Sink<Obs> for Tee<'_, '_, '_> {
     fn record(&mut self, rec: Record<Obs>) {
-        self.1.record(rec.clone());
-        self.0.push(rec);
+        self.names.observe(&rec);
+        *self.made += 1;
+        match (&mut self.keep, &mut self.extra) {
+            (Some(keep), Some(extra)) => {
+                extra.record(rec.clone());
+                keep.push(rec);
+            }
+            (Some(keep), None) => keep.push(rec),
+            (None, Some(extra)) => extra.record(rec),
+            (None, None) => {}
+        }
+    }
+
+    fn prepare(&self, actor: ActorId) {
+        if let Some(extra) = &self.extra {
+            extra.prepare(actor);
+        }
     }
 }
 

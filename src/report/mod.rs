@@ -23,8 +23,10 @@ pub mod verdicts;
 
 use std::fmt::Write as _;
 
-use crate::engine::SimTime;
-use crate::run::Run;
+use crate::actors::Obs;
+use crate::engine::{Record, SimTime};
+use crate::run::{Names, Run};
+use crate::scenario::Scenario;
 use describe::{Outcome, describe};
 
 /// The files of a report folder, by name, in the order they are written.
@@ -54,9 +56,25 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Everything `kmsim run` prints: a header, the timeline, the summary and the expectations.
+/// Everything `kmsim run` prints for a run whose records were kept: a header, the timeline,
+/// the summary and the expectations.
 #[must_use]
 pub fn run_text(run: &Run<'_>, file: &str) -> String {
+    let sum = summary::summarize(run);
+    let verdicts = verdicts::evaluate(run, &sum);
+    run_text_of(run, file, &timeline(run), &sum, &verdicts)
+}
+
+/// What `kmsim run` prints, from its parts: the run (its records need not have been kept), the
+/// timeline as text, its summary and verdicts.
+#[must_use]
+pub fn run_text_of(
+    run: &Run<'_>,
+    file: &str,
+    timeline: &str,
+    sum: &summary::Summary,
+    verdicts: &[verdicts::Verdict],
+) -> String {
     let s = run.scenario;
     let mut out = String::new();
     let _ = writeln!(out, "{}", s.name);
@@ -66,19 +84,17 @@ pub fn run_text(run: &Run<'_>, file: &str) -> String {
         s.seed,
         s.instant(SimTime::ZERO),
         s.horizon.since_start(),
-        run.records.len()
+        run.stats.records
     );
-    out.push_str(&timeline(run));
+    out.push_str(timeline);
     out.push('\n');
-    let sum = summary::summarize(run);
-    out.push_str(&summary::render(&sum));
+    out.push_str(&summary::render(sum));
     let _ = writeln!(out, "\nBlast radius at the end ({})", run.end);
-    out.push_str(&crate::impact::render_compact(&crate::impact::at_end(run, &sum)));
-    let verdicts = verdicts::evaluate(run, &sum);
+    out.push_str(&crate::impact::render_compact(&crate::impact::at_end(run, sum)));
     if !verdicts.is_empty() {
         let held = verdicts.iter().filter(|v| v.held).count();
         let _ = writeln!(out, "\nExpectations: {held} of {} held", verdicts.len());
-        for v in &verdicts {
+        for v in verdicts {
             let mark = if v.held { "ok  " } else { "FAIL" };
             let _ = writeln!(out, "  {mark} {}", v.expected);
             if let Some(found) = &v.found {
@@ -89,21 +105,143 @@ pub fn run_text(run: &Run<'_>, file: &str) -> String {
     out
 }
 
+/// Runs of up to this many records are shown whole on a terminal; longer ones by their first
+/// records, the first failures after those, and their last records.
+pub const WHOLE_TIMELINE: usize = 2000;
+const HEAD: usize = 100;
+const FAILURES: usize = 20;
+const KEY_EVENTS: usize = 100;
+const TAIL: usize = 20;
+
+/// The text timeline as a fold: it keeps the first [`WHOLE_TIMELINE`] records, and beyond them
+/// only the keys' own events (state changes, the user's calls), the first failures after the
+/// head and the last few records, so a run of any length prints in bounded memory.
+pub struct TimelineFold<'s> {
+    scenario: &'s Scenario,
+    kept: Vec<Record<Obs>>,
+    failures: Vec<Record<Obs>>,
+    key_events: Vec<Record<Obs>>,
+    tail: std::collections::VecDeque<Record<Obs>>,
+    total: usize,
+}
+
+impl<'s> TimelineFold<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        TimelineFold {
+            scenario,
+            kept: Vec::new(),
+            failures: Vec::new(),
+            key_events: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    fn failed(&self, rec: &Record<Obs>) -> bool {
+        describe::verdict(self.scenario, rec).1 == Outcome::Failed
+    }
+
+    /// A key's own event: a change of its state, or a call the user made.
+    fn key_event(rec: &Record<Obs>) -> bool {
+        use crate::actors::kms::{Caller, KmsObs};
+        match &rec.obs {
+            Obs::Kms(KmsObs::Called { caller, .. }) => *caller == Caller::User,
+            Obs::Kms(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn observe(&mut self, rec: &Record<Obs>) {
+        self.total += 1;
+        if self.kept.len() < WHOLE_TIMELINE {
+            self.kept.push(rec.clone());
+            return;
+        }
+        if self.failures.len() < FAILURES && self.failed(rec) {
+            self.failures.push(rec.clone());
+        } else if self.key_events.len() < KEY_EVENTS && Self::key_event(rec) {
+            self.key_events.push(rec.clone());
+        }
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(rec.clone());
+    }
+
+    /// The timeline; `names` knows every record of the run.
+    #[must_use]
+    pub fn finish(self, names: &Names<'_>) -> String {
+        if self.total <= WHOLE_TIMELINE {
+            return rows_text(names, &self.kept.iter().collect::<Vec<_>>(), self.total);
+        }
+        let head = &self.kept[..HEAD];
+        let later = &self.kept[HEAD..];
+        let failures: Vec<&Record<Obs>> =
+            later.iter().filter(|r| self.failed(r)).chain(&self.failures).take(FAILURES).collect();
+        let key_events: Vec<&Record<Obs>> = later
+            .iter()
+            .filter(|r| !self.failed(r) && Self::key_event(r))
+            .chain(&self.key_events)
+            .take(KEY_EVENTS)
+            .collect();
+        let mut middle: Vec<&Record<Obs>> = failures.iter().chain(&key_events).copied().collect();
+        middle.sort_by_key(|r| r.id);
+        let tail: Vec<&Record<Obs>> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.id > m.id)).collect();
+        let mut shown: Vec<Option<&Record<Obs>>> = head.iter().map(Some).collect();
+        let mut next = HEAD as u64;
+        for r in middle.iter().chain(&tail) {
+            if r.id > next {
+                shown.push(None);
+            }
+            shown.push(Some(r));
+            next = r.id + 1;
+        }
+        let mut out = rows_text_with_gaps(names, &shown, self.total);
+        let not_shown = self.total - head.len() - middle.len() - tail.len();
+        let _ = writeln!(
+            out,
+            "({} records in all: the first {HEAD}, the keys' own events, the first {} failures after them and the last {}; {not_shown} not shown. `--trace FILE` writes every one.)",
+            self.total,
+            failures.len(),
+            tail.len()
+        );
+        out
+    }
+}
+
 /// The run's records as a text timeline: `#seq  instant  offset  subject  event  outcome  detail`.
 #[must_use]
 pub fn timeline(run: &Run<'_>) -> String {
-    let rows: Vec<_> = run.records.iter().map(|r| (r, describe(&run.names, r))).collect();
-    let subject_w = rows.iter().map(|(_, d)| d.subject.chars().count()).max().unwrap_or(0).max(7);
-    let event_w = rows.iter().map(|(_, d)| d.event.len()).max().unwrap_or(0).max(5);
-    let offset_w = rows.iter().map(|(r, _)| r.at.to_string().len()).max().unwrap_or(0).max(6);
-    let seq_w = run.records.len().to_string().len() + 1;
+    let mut fold = TimelineFold::new(run.scenario);
+    run.records.iter().for_each(|r| fold.observe(r));
+    fold.finish(&run.names)
+}
+
+fn rows_text(names: &Names<'_>, records: &[&Record<Obs>], total: usize) -> String {
+    let shown: Vec<Option<&Record<Obs>>> = records.iter().copied().map(Some).collect();
+    rows_text_with_gaps(names, &shown, total)
+}
+
+/// Aligned rows, a `...` line where records were left out (`None`).
+fn rows_text_with_gaps(names: &Names<'_>, records: &[Option<&Record<Obs>>], total: usize) -> String {
+    let rows: Vec<_> = records.iter().map(|r| r.map(|r| (r, describe(names, r)))).collect();
+    let described = || rows.iter().flatten();
+    let subject_w = described().map(|(_, d)| d.subject.chars().count()).max().unwrap_or(0).max(7);
+    let event_w = described().map(|(_, d)| d.event.len()).max().unwrap_or(0).max(5);
+    let offset_w = described().map(|(r, _)| r.at.to_string().len()).max().unwrap_or(0).max(6);
+    let seq_w = total.to_string().len() + 1;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<seq_w$}  {:<24}  {:<offset_w$}  {:<subject_w$}  {:<event_w$}  {:<6}  DETAIL",
         "#", "TIME (UTC)", "OFFSET", "SUBJECT", "EVENT", "RESULT"
     );
-    for (r, d) in rows {
+    for row in rows {
+        let Some((r, d)) = row else {
+            let _ = writeln!(out, "...");
+            continue;
+        };
         let result = match d.outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "FAILED",
@@ -117,7 +255,7 @@ pub fn timeline(run: &Run<'_>) -> String {
             out,
             "{:<seq_w$}  {:<24}  {:<offset_w$}  {:<subject_w$}  {:<event_w$}  {result:<6}  {detail}",
             format!("#{}", r.id),
-            run.scenario.instant(r.at),
+            names.scenario.instant(r.at),
             r.at.to_string(),
             d.subject,
             d.event,

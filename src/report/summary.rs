@@ -12,7 +12,7 @@ use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
-use crate::run::{Names, Role, Run, role};
+use crate::run::{Names, Run, actor_count, instance_actor, volume_actor};
 use crate::scenario::Scenario;
 
 use super::describe::caller_words;
@@ -110,7 +110,7 @@ impl Summary {
 #[must_use]
 pub fn summarize(run: &Run<'_>) -> Summary {
     let mut fold = SummaryFold::new(run.scenario);
-    run.records.iter().for_each(|r| fold.observe(r));
+    run.records.iter().for_each(|r| fold.observe(&run.names, r));
     fold.finish(run)
 }
 
@@ -167,47 +167,47 @@ impl ResourceFold {
     }
 }
 
-/// An instance's history so far.
+/// A volume's or an instance's history so far.
 #[derive(Default)]
-struct InstanceFold {
+struct ActorFold {
     history: ResourceFold,
-    /// The key of the last volume whose data key a start or launch of it could not decrypt.
-    failed_key: Option<KeyIdx>,
+    /// A volume's key; an instance's, the key of the last volume whose data key a start or
+    /// launch of it could not decrypt.
+    key: Option<KeyIdx>,
     started_by: StartedBy,
 }
 
 /// The summary as a fold: it reads a run's records in order, as they come, and keeps state per
 /// key and per resource only, never per record, so a run of any length can be summarised
 /// without keeping its records. [`SummaryFold::finish`] adds what the end of the run says.
-pub struct SummaryFold<'s> {
-    scenario: &'s Scenario,
-    /// Who each actor is, for the words of a state change's cause.
-    names: Names<'s>,
+pub struct SummaryFold {
     keys: Vec<KeyFold>,
-    volumes: Vec<ResourceFold>,
-    instances: Vec<InstanceFold>,
+    /// By actor, as the engine lays them out: a fleet's volume beside its instance.
+    actors: Vec<ActorFold>,
     /// The previous record, as the cause of a key's state change would read.
     previous: Option<(RecordId, CauseWords)>,
 }
 
-impl<'s> SummaryFold<'s> {
+impl SummaryFold {
     #[must_use]
-    pub fn new(scenario: &'s Scenario) -> Self {
+    pub fn new(scenario: &Scenario) -> Self {
         SummaryFold {
-            scenario,
-            names: Names::new(scenario),
             keys: (0..scenario.keys.len()).map(|_| KeyFold::default()).collect(),
-            volumes: (0..scenario.volumes.len()).map(|_| ResourceFold::default()).collect(),
-            instances: (0..scenario.instances.len()).map(|_| InstanceFold::default()).collect(),
+            actors: {
+                let mut actors: Vec<ActorFold> = (0..actor_count(scenario)).map(|_| ActorFold::default()).collect();
+                for (v, decl) in scenario.volumes.iter().enumerate() {
+                    actors[volume_actor(scenario, v).index()].key = Some(decl.key);
+                }
+                actors
+            },
             previous: None,
         }
     }
 
-    /// Takes the next record of the run.
-    pub fn observe(&mut self, r: &Record<Obs>) {
-        self.names.observe(r);
+    /// Takes the next record of the run; `names` knows every record until this one.
+    pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
         match &r.obs {
-            Obs::Kms(k) => self.kms(r, k),
+            Obs::Kms(k) => self.kms(names, r, k),
             Obs::Volume(o) => self.volume(r, o),
             Obs::Instance(o) => self.instance(r, o),
         }
@@ -224,7 +224,7 @@ impl<'s> SummaryFold<'s> {
         ));
     }
 
-    fn cause_words(&self, cause: Cause) -> String {
+    fn cause_words(&self, names: &Names<'_>, cause: Cause) -> String {
         let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
         // KMS changes a key's state in the step that made it change, right after recording why.
         let Some((prev, words)) = self.previous.filter(|(prev, _)| *prev == id) else {
@@ -232,17 +232,17 @@ impl<'s> SummaryFold<'s> {
             return String::new();
         };
         match words {
-            CauseWords::Call { op, caller } => format!("{op} {}", caller_words(&self.names, caller, prev)),
+            CauseWords::Call { op, caller } => format!("{op} {}", caller_words(names, caller, prev)),
             CauseWords::Expired => "material expired at its ValidTo".to_string(),
             CauseWords::Deleted => "waiting period ended".to_string(),
             CauseWords::Other(event) => event.to_string(),
         }
     }
 
-    fn kms(&mut self, r: &Record<Obs>, obs: &KmsObs) {
+    fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
         match obs {
             KmsObs::StateChanged { key, from, to } => {
-                let why = self.cause_words(r.cause);
+                let why = self.cause_words(names, r.cause);
                 let k = &mut self.keys[key.0 as usize];
                 if *from == Some(KeyState::Enabled) {
                     k.losses.push(Loss { at: r.at, why: why.clone(), restored_at: None, deleted_at: None });
@@ -267,21 +267,20 @@ impl<'s> SummaryFold<'s> {
     }
 
     fn volume(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
-        let s = self.scenario;
-        let Role::Volume(v) = role(s, r.actor) else { unreachable!("volumes record volume facts") };
-        let key = s.volumes[v].key;
-        let me = &mut self.volumes[v];
+        let me = &mut self.actors[r.actor.index()];
+        let key = me.key.expect("a volume has a key");
+        let me = &mut me.history;
         match obs {
             VolumeObs::Created => me.worked(r.at, "CreateVolume"),
             VolumeObs::Attached { .. } => me.worked(r.at, "AttachVolume"),
             VolumeObs::Io { kind, result: Ok(()) } => me.worked(r.at, kind.as_str()),
             VolumeObs::AttachFailed { error, kms: Some(_), instance } => {
                 me.failed(Some(key), r.at, || format!("AttachVolume {}", error.code));
-                self.instance_refused(*instance, key);
+                self.actors[instance.index()].key = Some(key);
             }
             VolumeObs::KeyLoadFailed { error, instance, .. } => {
                 me.failed(Some(key), r.at, || format!("ReattachVolume {}", error.code));
-                self.instance_refused(*instance, key);
+                self.actors[instance.index()].key = Some(key);
             }
             VolumeObs::CreateFailed { error } => {
                 me.failed(Some(key), r.at, || format!("CreateVolume {}", error.exception.as_str()));
@@ -290,29 +289,27 @@ impl<'s> SummaryFold<'s> {
         }
     }
 
-    /// A start or launch of `instance` could not decrypt the data key of a volume under `key`.
-    fn instance_refused(&mut self, instance: ActorId, key: KeyIdx) {
-        if let Role::Instance(i) = role(self.scenario, instance) {
-            self.instances[i].failed_key = Some(key);
-        }
-    }
-
     fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
-        let s = self.scenario;
         if let InstanceObs::DataKeyCached { volume } = obs {
-            let Role::Volume(v) = role(s, *volume) else { unreachable!("instances cache volumes' keys") };
-            self.volumes[v].worked(r.at, "decrypted at start");
+            self.actors[volume.index()].history.worked(r.at, "decrypted at start");
             return;
         }
-        let Role::Instance(i) = role(s, r.actor) else { unreachable!("instances record instance facts") };
-        let me = &mut self.instances[i];
+        let me = &mut self.actors[r.actor.index()];
         let failed_start = me.started_by.failed(obs);
         if let InstanceObs::StateChanged { to, reason, .. } = obs {
             if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                me.history.failed(me.failed_key, r.at, || format!("{action} {code}"));
+                me.history.failed(me.key, r.at, || format!("{action} {code}"));
             } else if *to == InstanceState::Running {
                 me.history.worked(r.at, "running");
             }
+        }
+    }
+
+    /// `actor` will likely record soon: start loading its state (a hint, see [`crate::engine::Sink::prepare`]).
+    #[inline]
+    pub fn prepare(&self, actor: ActorId) {
+        if let Some(a) = self.actors.get(actor.index()) {
+            crate::engine::prefetch(a);
         }
     }
 
@@ -347,13 +344,14 @@ impl<'s> SummaryFold<'s> {
         let snap = run.final_snapshot();
         let attached = standing::attachments(run, &snap);
         let mut resources = Vec::with_capacity(s.volumes.len() + s.instances.len());
-        for (i, h) in self.volumes.into_iter().enumerate() {
-            let history = settle(h);
+        let mut actors = self.actors;
+        for i in 0..s.volumes.len() {
+            let history = settle(std::mem::take(&mut actors[volume_actor(s, i).index()].history));
             let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
             resources.push(volume_summary(run, i, history, &verdict, &keys));
         }
-        for ((i, h), attached) in self.instances.into_iter().enumerate().zip(&attached) {
-            let history = settle(h.history);
+        for (i, attached) in attached.iter().enumerate() {
+            let history = settle(std::mem::take(&mut actors[instance_actor(s, i).index()].history));
             let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
             resources.push(instance_summary(run, i, history, &verdict, &keys));
         }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::actors::Obs;
-use crate::engine::{Record, SimTime};
+use crate::engine::{Record, RecordId, SimTime};
 use crate::run::{Names, Run, Snapshot};
 use crate::scenario::Scenario;
 use crate::scenario::expect::{EventPattern, Expect, Expectation, Window};
@@ -36,15 +36,31 @@ pub fn evaluate(run: &Run<'_>, summary: &Summary) -> Vec<Verdict> {
     fold.finish(run, summary)
 }
 
+/// An event an expectation saw, enough to word it at the end.
+#[derive(Clone, Copy)]
+struct Hit {
+    id: RecordId,
+    at: SimTime,
+    outcome: describe::Outcome,
+    error: Option<&'static str>,
+}
+
+impl Hit {
+    fn words(&self, p: &EventPattern) -> String {
+        let error = self.error.map_or(String::new(), |e| format!(" {e}"));
+        format!("#{} at {}: {} {} {}{error}", self.id, self.at, p.subject, p.event, self.outcome.as_str())
+    }
+}
+
 /// What an event expectation has seen so far.
 #[derive(Default)]
 struct Seen {
-    /// Matching events in its window: how many, and the first few (id, instant, words).
+    /// Matching events in its window: how many, and the first few.
     count: u64,
-    first: Vec<(SimTime, String)>,
+    first: Vec<Hit>,
     /// The event of the same subject and kind nearest to the window's start, whatever its
-    /// outcome (the first of equally near ones): distance, words.
-    nearest: Option<(u64, String)>,
+    /// outcome (the first of equally near ones), and how near.
+    nearest: Option<(u64, Hit)>,
 }
 
 /// The first matching events an expectation keeps to show: a count's message lists 8.
@@ -79,10 +95,7 @@ impl<'s> VerdictFold<'s> {
         let s = self.scenario;
         let (key, outcome, error) = describe::verdict(s, rec);
         let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
-        let words = || {
-            let error = error.map_or(String::new(), |e| format!(" {e}"));
-            format!("#{} at {}: {subject} {event} {}{error}", rec.id, rec.at, outcome.as_str())
-        };
+        let hit = Hit { id: rec.id, at: rec.at, outcome, error };
         for (e, seen) in s.expectations.iter().zip(&mut self.seen) {
             let Some((p, w)) = pattern(&e.expect) else { continue };
             if p.event != event || p.subject != *subject {
@@ -90,14 +103,14 @@ impl<'s> VerdictFold<'s> {
             }
             let distance = rec.at.as_ms().abs_diff(w.from.as_ms());
             if seen.nearest.as_ref().is_none_or(|(d, _)| distance < *d) {
-                seen.nearest = Some((distance, words()));
+                seen.nearest = Some((distance, hit));
             }
             let matches =
                 p.outcome.is_none_or(|o| outcome.as_str() == o) && p.error.as_deref().is_none_or(|e| error == Some(e));
             if matches && w.contains(rec.at) {
                 seen.count += 1;
                 if seen.first.len() < SHOWN {
-                    seen.first.push((rec.at, words()));
+                    seen.first.push(hit);
                 }
             }
         }
@@ -153,14 +166,14 @@ fn verdict(run: &Run<'_>, summary: &Summary, seen: &Seen, e: &Expectation) -> Op
         }
         Expect::Event { pattern, .. } => (seen.count == 0).then(|| {
             let nearest = match &seen.nearest {
-                Some((_, words)) => format!("nearest {} {}: {words}", pattern.subject, pattern.event),
+                Some((_, hit)) => format!("nearest {} {}: {}", pattern.subject, pattern.event, hit.words(pattern)),
                 None => format!("no {} {} event at all in the run", pattern.subject, pattern.event),
             };
             format!("no such event; {nearest}")
         }),
-        Expect::Never { .. } => seen.first.first().map(|(_, words)| format!("it happened: {words}")),
+        Expect::Never { pattern, .. } => seen.first.first().map(|hit| format!("it happened: {}", hit.words(pattern))),
         Expect::Count { is, .. } => (seen.count != *is).then(|| {
-            let times: Vec<String> = seen.first.iter().map(|(at, _)| at.to_string()).collect();
+            let times: Vec<String> = seen.first.iter().map(|hit| hit.at.to_string()).collect();
             let more = if seen.count > SHOWN as u64 { ", ..." } else { "" };
             format!(
                 "{} happened (at {}{more})",

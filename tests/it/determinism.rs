@@ -195,3 +195,51 @@ fn looking_ahead_changes_nothing() {
         assert!(!on.1.is_empty(), "{}", path.display());
     }
 }
+
+/// One pass with no record kept gives what the kept records give: the summary, the verdicts
+/// and the timeline, for every bundled scenario.
+#[test]
+fn one_pass_without_the_records_gives_the_same_answers() {
+    for (path, s) in bundled() {
+        let kept = run(&s, &RunOptions::default(), None).unwrap();
+        let observed = kmsim::analysis::observe(&s, &RunOptions::default(), true, None).unwrap();
+        assert!(observed.run.records.is_empty(), "{}: nothing kept", path.display());
+        assert_eq!(observed.run.stats, kept.stats, "{}", path.display());
+        let summary = kmsim::report::summary::summarize(&kept);
+        assert_eq!(observed.summary, summary, "{}", path.display());
+        assert_eq!(observed.verdicts, kmsim::report::verdicts::evaluate(&kept, &summary), "{}", path.display());
+        assert_eq!(observed.timeline.as_deref(), Some(&*kmsim::report::timeline(&kept)), "{}", path.display());
+    }
+}
+
+/// A long run's timeline shows its first records, the first failures after them and its last
+/// records, says how many it left out, and takes no more than that to print.
+#[test]
+fn a_long_timeline_shows_its_head_first_failures_and_tail() {
+    let text = r#"Scenario(
+        version: 1, name: "long", start: "2026-01-01T00:00:00Z", horizon: "2d", seed: 3,
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "web", instances: 100, keys: [("k", 1)], attached: Exponential("2h"), detached: Fixed("1m"))],
+        timeline: [
+            At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+            At("1d", DeleteImportedKeyMaterial(key: "k")),
+        ],
+    )"#;
+    let s = scenario::parse("long.ron", text, Overrides::default()).unwrap();
+    let observed = kmsim::analysis::observe(&s, &RunOptions::default(), true, None).unwrap();
+    let timeline = observed.timeline.unwrap();
+    let total = observed.run.stats.records;
+    assert!(total > 5_000, "a long run: {total}");
+    let rows: Vec<&str> = timeline.lines().skip(1).collect();
+    let note = rows.last().unwrap();
+    assert!(note.starts_with(&format!("({total} records in all: the first 100, the keys' own events, ")), "{note}");
+    assert!(note.ends_with("`--trace FILE` writes every one.)"), "{note}");
+    assert!(rows[..100].iter().enumerate().all(|(i, r)| r.starts_with(&format!("#{i} "))), "the head");
+    // The head, then the key's own events and the failures, then the tail, with `...` between.
+    assert!(rows.len() <= 100 + 2 * (100 + 20 + 20) + 1, "bounded: {} rows", rows.len());
+    assert!(rows.iter().any(|r| r.contains("DeleteImportedKeyMaterial")), "the deletion is shown");
+    let last = rows[rows.len() - 2];
+    assert!(last.starts_with(&format!("#{} ", total - 1)), "the tail ends with the last record: {last}");
+    let failed = rows[101..].iter().filter(|r| r.contains("FAILED")).count();
+    assert!(failed > 0, "the failures after the head are shown");
+}

@@ -1,0 +1,84 @@
+//! One pass over a run: the folds a command needs, fed each record as the run makes it, so
+//! that no command keeps the records unless an output needs them all.
+//!
+//! Each fold keeps state per key, per resource or per expectation, never per record: the
+//! summary ([`SummaryFold`]), the expectations ([`VerdictFold`]) and, for a terminal, the
+//! timeline ([`TimelineFold`], bounded). A run whose records are kept is summarised by the
+//! same folds ([`crate::report::summary::summarize`] feeds them the records), so both paths
+//! give one answer.
+
+#![forbid(unsafe_code)]
+
+use crate::actors::Obs;
+use crate::engine::{ActorId, EngineError, Record, Sink};
+use crate::report::TimelineFold;
+use crate::report::summary::{Summary, SummaryFold};
+use crate::report::verdicts::{Verdict, VerdictFold};
+use crate::run::{Names, Run, RunOptions, run};
+use crate::scenario::Scenario;
+
+/// A run observed in one pass, its records not kept.
+pub struct Observed<'s> {
+    pub run: Run<'s>,
+    pub summary: Summary,
+    pub verdicts: Vec<Verdict>,
+    /// The timeline as text, when asked for.
+    pub timeline: Option<String>,
+}
+
+/// Every fold of one pass, as one sink.
+struct Folds<'s, 'x> {
+    names: Names<'s>,
+    summary: SummaryFold,
+    verdicts: VerdictFold<'s>,
+    timeline: Option<TimelineFold<'s>>,
+    extra: Option<&'x mut dyn Sink<Obs>>,
+}
+
+impl Sink<Obs> for Folds<'_, '_> {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.names.observe(&rec);
+        self.summary.observe(&self.names, &rec);
+        self.verdicts.observe(&self.names, &rec);
+        if let Some(t) = &mut self.timeline {
+            t.observe(&rec);
+        }
+        match &mut self.extra {
+            Some(extra) => extra.record(rec),
+            // Most records own nothing, and forgetting one is dropping it without the drop
+            // code of the kinds that do (see `Obs::owns_nothing`).
+            None if rec.obs.owns_nothing() => std::mem::forget(rec),
+            None => {}
+        }
+    }
+
+    fn prepare(&self, actor: ActorId) {
+        self.summary.prepare(actor);
+        if let Some(extra) = &self.extra {
+            extra.prepare(actor);
+        }
+    }
+}
+
+/// Runs `scenario` once, its records going to the folds (and to `extra`, a trace writer for
+/// instance) and none kept; with `timeline`, the terminal's timeline too.
+pub fn observe<'s>(
+    scenario: &'s Scenario,
+    options: &RunOptions,
+    timeline: bool,
+    extra: Option<&mut dyn Sink<Obs>>,
+) -> Result<Observed<'s>, EngineError> {
+    let mut folds = Folds {
+        names: Names::new(scenario),
+        summary: SummaryFold::new(scenario),
+        verdicts: VerdictFold::new(scenario),
+        timeline: timeline.then(|| TimelineFold::new(scenario)),
+        extra,
+    };
+    let streamed = RunOptions { stream: true, ..options.clone() };
+    let run = run(scenario, &streamed, Some(&mut folds))?;
+    let summary = folds.summary.finish(&run);
+    let verdicts = folds.verdicts.finish(&run, &summary);
+    let timeline = folds.timeline.map(|t| t.finish(&run.names));
+    Ok(Observed { run, summary, verdicts, timeline })
+}
