@@ -11,11 +11,21 @@
 
 use crate::actors::Obs;
 use crate::engine::{ActorId, EngineError, Record, Sink};
-use crate::report::TimelineFold;
+use crate::report::lanes::{Lanes, LanesFold};
 use crate::report::summary::{Summary, SummaryFold};
 use crate::report::verdicts::{Verdict, VerdictFold};
+use crate::report::{Shown, TimelineFold};
 use crate::run::{Names, Run, RunOptions, run};
 use crate::scenario::Scenario;
+
+/// What a pass should make besides the summary and the verdicts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wanted {
+    /// The timeline as text, for a terminal.
+    pub timeline: bool,
+    /// What a report needs: the chart's model and the events it lists.
+    pub report: bool,
+}
 
 /// A run observed in one pass, its records not kept.
 pub struct Observed<'s> {
@@ -24,6 +34,8 @@ pub struct Observed<'s> {
     pub verdicts: Vec<Verdict>,
     /// The timeline as text, when asked for.
     pub timeline: Option<String>,
+    /// For a report: the chart's model and the events it lists.
+    pub report: Option<(Lanes, Shown)>,
 }
 
 /// Every fold of one pass, as one sink.
@@ -32,6 +44,8 @@ struct Folds<'s, 'x> {
     summary: SummaryFold,
     verdicts: VerdictFold<'s>,
     timeline: Option<TimelineFold<'s>>,
+    lanes: Option<LanesFold<'s>>,
+    events: Option<TimelineFold<'s>>,
     extra: Option<&'x mut dyn Sink<Obs>>,
 }
 
@@ -42,6 +56,12 @@ impl Sink<Obs> for Folds<'_, '_> {
         self.verdicts.observe(&self.names, &rec);
         if let Some(t) = &mut self.timeline {
             t.observe(&rec);
+        }
+        if let Some(l) = &mut self.lanes {
+            l.observe(&self.names, &rec);
+        }
+        if let Some(e) = &mut self.events {
+            e.observe(&rec);
         }
         match &mut self.extra {
             Some(extra) => extra.record(rec),
@@ -60,19 +80,21 @@ impl Sink<Obs> for Folds<'_, '_> {
     }
 }
 
-/// Runs `scenario` once, its records going to the folds (and to `extra`, a trace writer for
-/// instance) and none kept; with `timeline`, the terminal's timeline too.
+/// Runs `scenario` once, its records going to the folds `wanted` asks for (and to `extra`, a
+/// trace writer for instance) and none kept.
 pub fn observe<'s>(
     scenario: &'s Scenario,
     options: &RunOptions,
-    timeline: bool,
+    wanted: Wanted,
     extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Observed<'s>, EngineError> {
     let mut folds = Folds {
         names: Names::new(scenario),
         summary: SummaryFold::new(scenario),
         verdicts: VerdictFold::new(scenario),
-        timeline: timeline.then(|| TimelineFold::new(scenario)),
+        timeline: wanted.timeline.then(|| TimelineFold::new(scenario)),
+        lanes: wanted.report.then(|| LanesFold::new(scenario, scenario.horizon)),
+        events: wanted.report.then(|| TimelineFold::new(scenario)),
         extra,
     };
     let streamed = RunOptions { stream: true, ..options.clone() };
@@ -80,5 +102,21 @@ pub fn observe<'s>(
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
     let timeline = folds.timeline.map(|t| t.finish(&run.names));
-    Ok(Observed { run, summary, verdicts, timeline })
+    let report = folds.lanes.zip(folds.events).map(|(l, e)| (l.finish(&summary), e.select()));
+    Ok(Observed { run, summary, verdicts, timeline, report })
+}
+
+/// Hands each record to two sinks.
+pub struct Both<'a>(pub &'a mut dyn Sink<Obs>, pub &'a mut dyn Sink<Obs>);
+
+impl Sink<Obs> for Both<'_> {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.0.record(rec.clone());
+        self.1.record(rec);
+    }
+
+    fn prepare(&self, actor: ActorId) {
+        self.0.prepare(actor);
+        self.1.prepare(actor);
+    }
 }

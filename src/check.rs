@@ -42,7 +42,7 @@ pub fn check_text(file: &str, text: &str, overrides: Overrides, options: &RunOpt
         }
     };
     // One pass, no record kept: a fleet is checked in the memory its actors take.
-    let verdicts = match crate::analysis::observe(&s, options, false, None) {
+    let verdicts = match crate::analysis::observe(&s, options, crate::analysis::Wanted::default(), None) {
         Ok(observed) => observed.verdicts,
         Err(e) => return FileResult::Invalid { errors: vec![format!("{file}: {e}")] },
     };

@@ -281,17 +281,31 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let file = common.file.display().to_string();
-            // The CloudTrail file and the report need every record; the rest is one pass.
-            if cloudtrail.is_none() && report_dir.is_none() {
-                let observed = match trace {
-                    Some(path) => {
-                        let format = trace_format(asked_format, &path, trace::Format::Full);
-                        with_trace(&path, &scenario, format, |stream| {
-                            observe(&scenario, &common, !quiet, Some(stream))
-                        })?
+            // The CloudTrail file needs every record; the rest is one pass.
+            if cloudtrail.is_none() {
+                let wanted = crate::analysis::Wanted { timeline: !quiet, report: report_dir.is_some() };
+                let trace = trace.map(|path| {
+                    let format = trace_format(asked_format, &path, trace::Format::Full);
+                    (path, format)
+                });
+                let mut set = report_dir.as_deref().map(|dir| SetWriter::begin(dir, "report")).transpose()?;
+                let report_trace = set.as_ref().map(|set| set.path("trace.jsonl"));
+                let observed = one_pass(&scenario, &common, wanted, trace.as_ref(), report_trace.as_deref())?;
+                if let (Some(set), Some((lanes, events))) = (&mut set, &observed.report) {
+                    let parts = report::ReportParts {
+                        run: &observed.run,
+                        summary: &observed.summary,
+                        verdicts: &observed.verdicts,
+                        lanes,
+                        events,
+                    };
+                    for (name, bytes) in report::report_files(&parts, &file) {
+                        set.write(name, &bytes)?;
                     }
-                    None => observe(&scenario, &common, !quiet, None)?,
-                };
+                }
+                if let Some(set) = set {
+                    set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
+                }
                 if let Some(timeline) = &observed.timeline {
                     let text =
                         report::run_text_of(&observed.run, &file, timeline, &observed.summary, &observed.verdicts);
@@ -855,16 +869,38 @@ fn expectations_held(verdicts: &[report::verdicts::Verdict]) -> Result<(), Failu
     }
 }
 
-/// One pass over the run, no record kept (see [`crate::analysis`]).
-fn observe<'s>(
+/// One pass over the run, no record kept (see [`crate::analysis`]), with the trace the user
+/// asked for streamed to its file and a report's streamed to `report_trace`.
+fn one_pass<'s>(
     scenario: &'s Scenario,
     common: &Common,
-    timeline: bool,
-    extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>,
+    wanted: crate::analysis::Wanted,
+    trace: Option<&(PathBuf, trace::Format)>,
+    report_trace: Option<&Path>,
 ) -> Result<crate::analysis::Observed<'s>, Failure> {
     let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
-    crate::analysis::observe(scenario, &options, timeline, extra)
-        .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
+    let observe = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        crate::analysis::observe(scenario, &options, wanted, extra)
+            .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
+    };
+    // The report's trace, beside the user's, if both.
+    let with_report_trace = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        let Some(path) = report_trace else { return observe(extra) };
+        let cannot = |e: &io::Error| Failure::Output(format!("{}: cannot write: {e}", path.display()));
+        let out = fs::File::create(path).map_err(|e| cannot(&e))?;
+        let format = trace::report_format(scenario);
+        let (observed, written) = trace::in_background(scenario, format, out, |stream| match extra {
+            Some(extra) => observe(Some(&mut crate::analysis::Both(extra, stream))),
+            None => observe(Some(stream)),
+        });
+        let observed = observed?;
+        written.map_err(|e| cannot(&e))?;
+        Ok(observed)
+    };
+    match trace {
+        Some((path, format)) => with_trace(path, scenario, *format, |stream| with_report_trace(Some(stream))),
+        None => with_report_trace(None),
+    }
 }
 
 /// A file written through a temporary name in the same folder and renamed into place by
@@ -960,26 +996,59 @@ fn process_gone(pid: u32) -> bool {
 /// nothing stands in any one's way, are they moved into place; until then an earlier set in `dir`
 /// stays whole, and a failure leaves it so.
 fn write_set(dir: &Path, stem: &str, files: &[(&'static str, Vec<u8>)]) -> Result<(), Failure> {
-    let cannot = |what: &str, e: &dyn std::fmt::Display| Failure::Output(format!("{}: {what}: {e}", dir.display()));
-    fs::create_dir_all(dir).map_err(|e| cannot("cannot create the folder", &e))?;
-    remove_stale_temporaries(dir, stem);
-    let staging = Staging(dir.join(temporary_name(stem, "kmsim-tmp")));
-    fs::create_dir(&staging.0).map_err(|e| cannot("cannot write", &e))?;
+    let set = SetWriter::begin(dir, stem)?;
     for (name, bytes) in files {
-        fs::write(staging.0.join(name), bytes).map_err(|e| cannot(&format!("cannot write {name}"), &e))?;
+        set.write(name, bytes)?;
     }
-    for (name, _) in files {
-        if fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.file_type().is_file()) {
-            return Err(Failure::Output(format!(
-                "{}: {name} is in the way (not a file): nothing was replaced",
-                dir.display()
-            )));
+    set.commit(&files.iter().map(|(name, _)| *name).collect::<Vec<_>>())
+}
+
+/// A set of files being written (see [`write_set`]); a file may also be written straight to
+/// its [`SetWriter::path`] (a trace, as the run goes).
+struct SetWriter {
+    dir: PathBuf,
+    staging: Staging,
+}
+
+impl SetWriter {
+    fn begin(dir: &Path, stem: &str) -> Result<Self, Failure> {
+        let cannot = |what: &str, e: &dyn std::fmt::Display| Failure::Output(format!("{}: {what}: {e}", dir.display()));
+        fs::create_dir_all(dir).map_err(|e| cannot("cannot create the folder", &e))?;
+        remove_stale_temporaries(dir, stem);
+        let staging = Staging(dir.join(temporary_name(stem, "kmsim-tmp")));
+        fs::create_dir(&staging.0).map_err(|e| cannot("cannot write", &e))?;
+        Ok(SetWriter { dir: dir.to_path_buf(), staging })
+    }
+
+    fn cannot(&self, what: &str, e: &dyn std::fmt::Display) -> Failure {
+        Failure::Output(format!("{}: {what}: {e}", self.dir.display()))
+    }
+
+    /// Where the set's file `name` is staged.
+    fn path(&self, name: &str) -> PathBuf {
+        self.staging.0.join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Failure> {
+        fs::write(self.path(name), bytes).map_err(|e| self.cannot(&format!("cannot write {name}"), &e))
+    }
+
+    /// Moves the staged files `names` into place, once nothing stands in any one's way.
+    fn commit(self, names: &[&str]) -> Result<(), Failure> {
+        for name in names {
+            if fs::symlink_metadata(self.dir.join(name)).is_ok_and(|m| !m.file_type().is_file()) {
+                return Err(Failure::Output(format!(
+                    "{}: {name} is in the way (not a file): nothing was replaced",
+                    self.dir.display()
+                )));
+            }
         }
+        for name in names {
+            replace(&self.path(name), &self.dir.join(name))
+                .map_err(|e| self.cannot(&format!("cannot write {name}"), &e))?;
+        }
+        Ok(())
     }
-    for (name, _) in files {
-        replace(&staging.0.join(name), &dir.join(name)).map_err(|e| cannot(&format!("cannot write {name}"), &e))?;
-    }
-    Ok(())
 }
 
 /// A staging folder, removed with whatever is left in it.

@@ -412,12 +412,26 @@ pub fn render_compact(impacts: &[Impact]) -> String {
     let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
     for i in impacts {
         let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.dependents));
-        for d in &i.dependents {
+        for d in i.dependents.iter().take(DEPENDENTS_SHOWN) {
             let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
         }
+        if let Some(more) = more_dependents(&i.dependents) {
+            let _ = writeln!(out, "    ({more})");
+        }
     }
     out
+}
+
+/// A key's dependents listed one by one in the run's summary and report (the gravest first);
+/// `kmsim impact` lists them all.
+pub const DEPENDENTS_SHOWN: usize = 100;
+
+/// The dependents beyond [`DEPENDENTS_SHOWN`], counted in words.
+#[must_use]
+pub fn more_dependents(dependents: &[Dependent]) -> Option<String> {
+    let rest = dependents.get(DEPENDENTS_SHOWN..).filter(|r| !r.is_empty())?;
+    Some(format!("{} more not listed: {}", rest.len(), counts(rest)))
 }
 
 /// The blast radius of every key at the end of the run.

@@ -32,8 +32,7 @@ use crate::engine::SimTime;
 
 use super::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
 
-/// Above this many volume and instance lanes, the chart aggregates them.
-pub const MAX_LANES: usize = 60;
+pub use super::lanes::MAX_LANES;
 
 const WIDTH: u32 = 1400;
 const LABEL_W: i32 = 190;
@@ -134,8 +133,7 @@ fn marker_rows(lanes: &Lanes, x0: i32, x1: i32) -> Vec<usize> {
 }
 
 fn layout(input: &ChartInput<'_>) -> Layout {
-    let resources = input.lanes.lanes.iter().filter(|l| l.kind != LaneKind::Key).count();
-    let aggregate = resources > MAX_LANES;
+    let aggregate = input.lanes.aggregate.is_some();
     let shown: Vec<usize> = input
         .lanes
         .lanes
@@ -338,7 +336,7 @@ where
 {
     let kinds = aggregate_kinds();
     let series = aggregate(lanes);
-    let total = lanes.lanes.iter().filter(|x| x.kind == LaneKind::Volume).count().max(1);
+    let total = lanes.aggregate.as_ref().map_or(0, |a| a.volumes).max(1);
     let y_of = |n: usize| bottom - ((n as f64 / total as f64) * f64::from(bottom - top)).round() as i32;
     root.draw(&Text::new(
         format!("volumes ({total})"),
@@ -377,35 +375,10 @@ fn aggregate_kinds() -> [Band; 5] {
     ]
 }
 
-fn same_kind(a: &Band, b: &Band) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
-}
-
-/// Volumes per band kind at each instant anything changes.
+/// Volumes per band kind from each instant on (empty unless the chart aggregates).
 #[must_use]
-pub fn aggregate(lanes: &Lanes) -> Vec<(SimTime, [usize; 5])> {
-    let kinds = aggregate_kinds();
-    let mut deltas: Vec<(SimTime, usize, i64)> = Vec::new();
-    for lane in lanes.lanes.iter().filter(|x| x.kind == LaneKind::Volume) {
-        for s in &lane.segments {
-            if let Some(k) = kinds.iter().position(|k| same_kind(k, &s.band)) {
-                deltas.push((s.from, k, 1));
-                deltas.push((s.to, k, -1));
-            }
-        }
-    }
-    deltas.sort_by_key(|d| (d.0, d.2));
-    let mut out: Vec<(SimTime, [usize; 5])> = Vec::new();
-    let mut counts = [0i64; 5];
-    for (t, k, d) in deltas {
-        counts[k] += d;
-        let snapshot = counts.map(|c| usize::try_from(c.max(0)).unwrap_or(0));
-        match out.last_mut() {
-            Some(last) if last.0 == t => last.1 = snapshot,
-            _ => out.push((t, snapshot)),
-        }
-    }
-    out
+pub fn aggregate(lanes: &Lanes) -> &[(SimTime, [usize; 5])] {
+    lanes.aggregate.as_ref().map_or(&[], |a| &a.series)
 }
 
 fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lanes: &Lanes, top: i32, l: &Layout) -> DrawResult
@@ -434,12 +407,18 @@ where
     let drawn = |x: &&Lane| !l.aggregate || x.kind != LaneKind::Instance;
     for b in order {
         let exact = matches!(b, Band::Key(_) | Band::Instance(_));
-        let present = lanes
-            .lanes
+        let same_kind = |a: &Band| std::mem::discriminant(a) == std::mem::discriminant(&b);
+        let counted = aggregate_kinds()
             .iter()
-            .filter(drawn)
-            .flat_map(|x| &x.segments)
-            .any(|s| same_kind(&s.band, &b) && (!exact || s.band == b));
+            .position(same_kind)
+            .is_some_and(|k| aggregate(lanes).iter().any(|(_, n)| n[k] > 0));
+        let present = counted
+            || lanes
+                .lanes
+                .iter()
+                .filter(drawn)
+                .flat_map(|x| &x.segments)
+                .any(|s| same_kind(&s.band) && (!exact || s.band == b));
         if present {
             bands.push(b);
         }

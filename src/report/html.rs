@@ -72,6 +72,8 @@ pub struct HtmlInput<'a> {
     pub svg: &'a str,
     /// Each key's blast radius at the end of the run.
     pub impacts: &'a [crate::impact::Impact],
+    /// The events to list: every one of a short run, a selection of a long one.
+    pub events: &'a super::Shown,
 }
 
 /// The report as one HTML document.
@@ -97,7 +99,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         s.seed,
         esc(&s.instant(SimTime::ZERO)),
         s.horizon.since_start(),
-        run.records.len(),
+        run.stats.records,
         esc(&s.account),
         esc(&s.region)
     );
@@ -124,9 +126,11 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             let _ = writeln!(h, "<td>{}</td></tr>", esc(at_end));
         }
         h.push_str("</tbody>\n</table>\n");
-        let notes: Vec<String> = input
-            .summary
-            .resources
+        let (listed, left_out) = crate::report::summary::shown(input.summary);
+        if let Some(left_out) = left_out {
+            let _ = writeln!(h, "<p>{}.</p>", esc(&left_out));
+        }
+        let notes: Vec<String> = listed
             .iter()
             .filter_map(|r| standing_note(r).map(|note| format!("<strong>{}</strong>{}.", esc(&r.name), esc(note))))
             .collect();
@@ -142,7 +146,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             "<table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
         );
         for i in input.impacts {
-            for d in &i.dependents {
+            for d in i.dependents.iter().take(crate::impact::DEPENDENTS_SHOWN) {
                 let _ = writeln!(
                     h,
                     "<tr><td>{0} ({1})</td><td>{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td>{4}</td><td>{5}</td><td>{6}</td></tr>",
@@ -153,6 +157,15 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     esc(&d.state),
                     esc(&crate::impact::when_words(d)),
                     esc(&d.via)
+                );
+            }
+            if let Some(more) = crate::impact::more_dependents(&i.dependents) {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{0} ({1})</td><td colspan=\"5\">{2}</td></tr>",
+                    esc(&i.key),
+                    esc(&i.key_state),
+                    esc(&more)
                 );
             }
         }
@@ -198,11 +211,27 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         h.push_str("</tbody>\n</table>\n</section>\n");
     }
 
-    let _ = writeln!(h, "<section class=\"events\">\n<h2>All events ({})</h2>", run.records.len());
+    let events = input.events;
+    match &events.left_out {
+        None => {
+            let _ = writeln!(h, "<section class=\"events\">\n<h2>All events ({})</h2>", events.total);
+        }
+        Some(left_out) => {
+            let _ = writeln!(
+                h,
+                "<section class=\"events\">\n<h2>Events</h2>\n<p>{}. <code>trace.jsonl</code> beside this page holds every one.</p>",
+                esc(left_out)
+            );
+        }
+    }
     h.push_str(
         "<table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
     );
-    for r in &run.records {
+    for row in &events.rows {
+        let Some(r) = row else {
+            h.push_str("<tr class=\"gap\"><td colspan=\"7\">…</td></tr>\n");
+            continue;
+        };
         let d = describe(&run.names, r);
         let (row_class, result) = match d.outcome {
             Outcome::Ok => ("", "ok".to_string()),

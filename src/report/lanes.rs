@@ -8,8 +8,9 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp, KmsOutput};
-use crate::engine::SimTime;
-use crate::run::{Run, instance_actor, volume_actor};
+use crate::engine::{ActorId, Record, RecordId, SimDuration, SimTime};
+use crate::run::{Names, Role, Run, role};
+use crate::scenario::Scenario;
 
 use super::summary::{StartedBy, Summary};
 
@@ -124,195 +125,313 @@ pub struct Marker {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lanes {
     pub end: SimTime,
-    /// Keys, each followed by its volumes; then the instances.
+    /// Keys, each followed by its volumes; then the instances. Beyond [`MAX_LANES`] resources,
+    /// the keys only.
     pub lanes: Vec<Lane>,
     pub markers: Vec<Marker>,
+    /// Beyond [`MAX_LANES`] resources: how many volumes were in each kind of band over time.
+    pub aggregate: Option<Aggregate>,
 }
 
-/// Builds the chart's model from a run and its summary.
+/// Volumes counted by the kind of band they are in ([`AGGREGATE_KINDS`]), over time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aggregate {
+    pub volumes: usize,
+    /// The counts from each instant on, at most one instant per [`BUCKETS`]th of the run.
+    pub series: Vec<(SimTime, [usize; 5])>,
+}
+
+/// Above this many volume and instance lanes, the chart counts volumes instead of drawing them.
+pub const MAX_LANES: usize = 60;
+
+/// The time resolution of what the chart model keeps at scale: a run is cut into this many
+/// buckets (about two per pixel of the chart).
+pub const BUCKETS: u64 = 2800;
+
+/// A lane keeps every change up to this many segments; beyond, a change shorter than a bucket
+/// joins the segment before it, which takes the graver band of the two, so a lane that flaps
+/// every millisecond stays a few thousand segments long and shows where it was unusable.
+const EXACT_SEGMENTS: usize = 4000;
+
+/// Failed operations a lane keeps to mark (the chart cannot show more).
+const FAILURES_KEPT: usize = 1000;
+
+/// The kinds of band the aggregate view counts, in its stacking order.
+pub const AGGREGATE_KINDS: [&str; 5] = ["working", "latent", "idle", "detached", "unusable"];
+
+/// Builds the chart's model from a run whose records were kept, and its summary.
 #[must_use]
 pub fn build(run: &Run<'_>, summary: &Summary) -> Lanes {
-    let s = run.scenario;
-    let end = run.end;
-    let key_segments: Vec<Vec<Segment>> =
-        (0..s.keys.len()).map(|k| key_segments(run, KeyIdx(u32::try_from(k).expect("few keys")), end)).collect();
-    let mut lanes = Vec::new();
-    for (k, key) in s.keys.iter().enumerate() {
-        lanes.push(Lane {
-            name: key.name.clone(),
-            kind: LaneKind::Key,
-            key: None,
-            segments: key_segments[k].clone(),
-            failures: Vec::new(),
-            latent: Vec::new(),
-        });
-        for (v, decl) in s.volumes.iter().enumerate().filter(|(_, d)| d.key.0 as usize == k) {
-            lanes.push(volume_lane(run, summary, v, &decl.name, &key.name, &key_segments[k], end));
-        }
-    }
-    for i in 0..s.instances.len() {
-        lanes.push(instance_lane(run, summary, i, end));
-    }
-    Lanes { end, lanes, markers: markers(run) }
+    let mut fold = LanesFold::new(run.scenario, run.end);
+    run.records.iter().for_each(|r| fold.observe(&run.names, r));
+    fold.finish(summary)
 }
 
-fn close(segments: &mut Vec<Segment>, at: SimTime, band: Option<Band>, open: &mut Option<(SimTime, Band)>) {
-    if let Some((from, b)) = open.take()
-        && at > from
-    {
-        match segments.last_mut() {
-            Some(last) if last.band == b && last.to == from => last.to = at,
-            _ => segments.push(Segment { from, to: at, band: b }),
-        }
-    }
-    *open = band.map(|b| (at, b));
+/// A lane being built: its closed segments and the band open since an instant.
+#[derive(Default)]
+struct Building {
+    segments: Vec<Segment>,
+    open: Option<(SimTime, Band)>,
+    failures: Vec<Failure>,
 }
 
-fn key_segments(run: &Run<'_>, key: KeyIdx, end: SimTime) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut open = None;
-    for r in run.records_of_key(key) {
-        match &r.obs {
-            Obs::Kms(KmsObs::StateChanged { key: k, to, .. }) if *k == key => {
-                close(&mut out, r.at, Some(Band::Key(*to)), &mut open);
+impl Building {
+    /// The band changes to `band` (none: nothing to draw) at `at`.
+    fn change(&mut self, at: SimTime, band: Option<Band>, quantum: SimDuration) {
+        if self.open.as_ref().map(|(_, b)| b) == band.as_ref() {
+            return;
+        }
+        if let Some((from, b)) = self.open.take()
+            && at > from
+        {
+            let coarse = self.segments.len() >= EXACT_SEGMENTS && at - from < quantum;
+            match self.segments.last_mut() {
+                Some(last) if last.band == b && last.to == from => last.to = at,
+                Some(last) if coarse && last.to == from => {
+                    last.to = at;
+                    if gravity(&b) > gravity(&last.band) {
+                        last.band = b;
+                    }
+                }
+                _ => self.segments.push(Segment { from, to: at, band: b }),
             }
-            Obs::Kms(KmsObs::KeyDeleted { key: k }) if *k == key => {
-                close(&mut out, r.at, Some(Band::KeyDeleted), &mut open);
-            }
-            _ => {}
+        }
+        self.open = band.map(|b| (at, b));
+    }
+
+    fn failed(&mut self, at: SimTime, what: impl FnOnce() -> String) {
+        if self.failures.len() < FAILURES_KEPT {
+            self.failures.push(Failure { at, what: what() });
         }
     }
-    close(&mut out, end, None, &mut open);
-    out
-}
 
-fn usable_at(key: &[Segment], t: SimTime) -> bool {
-    key.iter().any(|s| s.band == Band::Key(KeyState::Enabled) && s.from <= t && t < s.to)
-}
-
-fn volume_lane(
-    run: &Run<'_>,
-    summary: &Summary,
-    v: usize,
-    name: &str,
-    key_name: &str,
-    key: &[Segment],
-    end: SimTime,
-) -> Lane {
-    let me = volume_actor(run.scenario, v);
-    // (time, exists, attached to, key cached) after each change, in order.
-    let mut changes: Vec<(SimTime, bool, Option<String>, bool)> = Vec::new();
-    let (mut exists, mut attached, mut cached): (bool, Option<String>, bool) = (false, None, false);
-    let mut failures = Vec::new();
-    for r in run.records_of(me) {
-        let before = (exists, attached.clone(), cached);
-        match &r.obs {
-            Obs::Volume(o) if r.actor == me => match o {
-                VolumeObs::Created => exists = true,
-                VolumeObs::CreateFailed { error } => {
-                    failures.push(Failure { at: r.at, what: format!("CreateVolume: {}", error.exception.as_str()) });
-                }
-                VolumeObs::Attached { instance } => attached = Some(run.names.at(*instance, r.id).into_owned()),
-                VolumeObs::Detached { .. } => {
-                    attached = None;
-                    cached = false;
-                }
-                VolumeObs::AttachFailed { error, .. } => {
-                    failures.push(Failure { at: r.at, what: format!("AttachVolume: {}", error.code) });
-                }
-                VolumeObs::KeyLoadFailed { error, .. } => {
-                    failures.push(Failure { at: r.at, what: format!("ReattachVolume: {}", error.code) });
-                }
-                VolumeObs::Io { kind, result: Err(f) } => {
-                    failures.push(Failure { at: r.at, what: format!("{}: {f:?}", kind.as_str()) });
-                }
-                _ => {}
-            },
-            Obs::Instance(InstanceObs::DataKeyCached { volume }) if *volume == me => cached = true,
-            Obs::Instance(InstanceObs::DataKeyEvicted { volume, .. }) if *volume == me => cached = false,
-            _ => {}
-        }
-        if (exists, attached.clone(), cached) != before {
-            changes.push((r.at, exists, attached.clone(), cached));
-        }
+    fn lane(
+        mut self,
+        name: String,
+        kind: LaneKind,
+        key: Option<String>,
+        end: SimTime,
+        latent: Vec<(SimTime, SimTime, bool)>,
+    ) -> Lane {
+        self.change(end, None, SimDuration::ZERO);
+        Lane { name, kind, key, segments: self.segments, failures: self.failures, latent }
     }
-    // Bands change when the volume changes or its key's usability does.
-    let mut times: Vec<SimTime> = changes.iter().map(|c| c.0).chain(key.iter().map(|s| s.from)).collect();
-    times.sort_unstable();
-    times.dedup();
-    let mut segments = Vec::new();
-    let mut open = None;
-    let mut state: (bool, Option<String>, bool) = (false, None, false);
-    let mut ci = 0;
-    for t in times {
-        while ci < changes.len() && changes[ci].0 <= t {
-            state = (changes[ci].1, changes[ci].2.clone(), changes[ci].3);
-            ci += 1;
-        }
-        let usable = usable_at(key, t);
-        let band = match &state {
+}
+
+/// How grave a band is, for joining short ones: what is unusable shows.
+fn gravity(b: &Band) -> u8 {
+    match b {
+        Band::Unusable | Band::KeyDeleted => 5,
+        Band::Latent(_) => 4,
+        Band::Key(k) if *k != KeyState::Enabled => 4,
+        Band::Idle(_) | Band::Instance(InstanceState::Terminated) => 3,
+        Band::Detached | Band::Instance(InstanceState::Stopped | InstanceState::Pending) => 2,
+        _ => 1,
+    }
+}
+
+/// A volume as the chart sees it.
+#[derive(Clone, Copy, Default)]
+struct VolumeNow {
+    exists: bool,
+    /// The instance it is attached to, and the record of the attach (to name the instance then).
+    attached: Option<(ActorId, RecordId)>,
+    cached: bool,
+}
+
+impl VolumeNow {
+    /// The kind of band ([`AGGREGATE_KINDS`]) the volume is in, if it exists.
+    fn kind(self, usable: bool) -> Option<u8> {
+        match (self.exists, self.attached, self.cached) {
             (false, _, _) => None,
-            (true, Some(i), true) if usable => Some(Band::Working(i.clone())),
-            (true, Some(i), true) => Some(Band::Latent(i.clone())),
-            (true, _, false) if !usable => Some(Band::Unusable),
-            (true, Some(i), false) => Some(Band::Idle(i.clone())),
-            (true, None, _) => Some(Band::Detached),
-        };
-        if open.as_ref().map(|(_, b)| b) != band.as_ref() {
-            close(&mut segments, t, band, &mut open);
+            (true, Some(_), true) => Some(if usable { 0 } else { 1 }),
+            (true, _, false) if !usable => Some(4),
+            (true, Some(_), false) => Some(2),
+            (true, None, _) => Some(3),
         }
     }
-    close(&mut segments, end, None, &mut open);
-    let latent = latent_windows(summary, name, end);
-    Lane { name: name.to_string(), kind: LaneKind::Volume, key: Some(key_name.to_string()), segments, failures, latent }
-}
 
-fn latent_windows(summary: &Summary, name: &str, end: SimTime) -> Vec<(SimTime, SimTime, bool)> {
-    let Some(r) = summary.resources.iter().find(|r| r.name == name) else { return Vec::new() };
-    let mut out: Vec<(SimTime, SimTime, bool)> =
-        r.breaks.iter().filter_map(|b| b.loss_at.map(|l| (l, b.broke_at, true))).collect();
-    if let Some(since) = r.latent_since {
-        out.push((since, end, false));
+    fn band(self, usable: bool, names: &Names<'_>) -> Option<Band> {
+        let on = || self.attached.map(|(i, at)| names.at(i, at).into_owned()).unwrap_or_default();
+        Some(match self.kind(usable)? {
+            0 => Band::Working(on()),
+            1 => Band::Latent(on()),
+            2 => Band::Idle(on()),
+            3 => Band::Detached,
+            _ => Band::Unusable,
+        })
     }
-    out
 }
 
-fn instance_lane(run: &Run<'_>, summary: &Summary, i: usize, end: SimTime) -> Lane {
-    let me = instance_actor(run.scenario, i);
-    let mut segments = Vec::new();
-    let mut open = None;
-    let mut failures = Vec::new();
-    let mut started_by = StartedBy::default();
-    for r in run.records_of(me) {
-        let failed_start = match &r.obs {
-            Obs::Instance(o) if r.actor == me => started_by.failed(o),
-            _ => None,
-        };
+/// The lanes of each volume, and of each instance with what its last start was.
+type Detail = (Vec<Building>, Vec<(Building, StartedBy)>);
+
+/// The chart's model as a fold over a run's records: state per key, volume and instance, and at
+/// scale counts per bucket of time, never per record.
+pub struct LanesFold<'s> {
+    scenario: &'s Scenario,
+    end: SimTime,
+    quantum: SimDuration,
+    keys: Vec<Building>,
+    usable: Vec<bool>,
+    /// By volume.
+    volumes: Vec<VolumeNow>,
+    /// The volumes of each key.
+    of_key: Vec<Vec<usize>>,
+    /// Lanes of volumes and instances (none in the aggregate view).
+    detail: Option<Detail>,
+    /// In the aggregate view: each volume's kind of band, the counts, and the series.
+    kinds: Vec<Option<u8>>,
+    counts: [usize; 5],
+    series: Vec<(SimTime, [usize; 5])>,
+    markers: Vec<Marker>,
+    imported: Vec<bool>,
+}
+
+impl<'s> LanesFold<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario, end: SimTime) -> Self {
+        let s = scenario;
+        let aggregate = s.volumes.len() + s.instances.len() > MAX_LANES;
+        let mut of_key = vec![Vec::new(); s.keys.len()];
+        for (v, decl) in s.volumes.iter().enumerate() {
+            of_key[decl.key.0 as usize].push(v);
+        }
+        let detail = (!aggregate).then(|| {
+            (
+                s.volumes.iter().map(|_| Building::default()).collect(),
+                s.instances.iter().map(|_| (Building::default(), StartedBy::default())).collect(),
+            )
+        });
+        LanesFold {
+            scenario,
+            end,
+            quantum: SimDuration::from_ms((end.as_ms() / BUCKETS).max(1)),
+            keys: s.keys.iter().map(|_| Building::default()).collect(),
+            usable: vec![false; s.keys.len()],
+            volumes: vec![VolumeNow::default(); s.volumes.len()],
+            of_key,
+            detail,
+            kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
+            counts: [0; 5],
+            series: Vec::new(),
+            markers: Vec::new(),
+            imported: vec![false; s.keys.len()],
+        }
+    }
+
+    /// Takes the next record of the run; `names` knows every record until this one.
+    pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
+        self.marker(r);
         match &r.obs {
-            Obs::Instance(InstanceObs::StateChanged { to, reason, .. }) if r.actor == me => {
-                if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                    failures.push(Failure { at: r.at, what: format!("{action}: {code}") });
+            Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
+            Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
+            Obs::Kms(_) => {}
+            Obs::Volume(o) => {
+                let Role::Volume(v) = role(self.scenario, r.actor) else { unreachable!("volumes record volume facts") };
+                let mut now = self.volumes[v];
+                match o {
+                    VolumeObs::Created => now.exists = true,
+                    VolumeObs::Attached { instance } => now.attached = Some((*instance, r.id)),
+                    VolumeObs::Detached { .. } => {
+                        now.attached = None;
+                        now.cached = false;
+                    }
+                    VolumeObs::CreateFailed { error } => {
+                        self.volume_failed(v, r.at, || format!("CreateVolume: {}", error.exception.as_str()));
+                    }
+                    VolumeObs::AttachFailed { error, .. } => {
+                        self.volume_failed(v, r.at, || format!("AttachVolume: {}", error.code));
+                    }
+                    VolumeObs::KeyLoadFailed { error, .. } => {
+                        self.volume_failed(v, r.at, || format!("ReattachVolume: {}", error.code));
+                    }
+                    VolumeObs::Io { kind, result: Err(f) } => {
+                        self.volume_failed(v, r.at, || format!("{}: {f:?}", kind.as_str()));
+                    }
+                    _ => {}
                 }
-                close(&mut segments, r.at, Some(Band::Instance(*to)), &mut open);
+                self.set_volume(names, v, now, r.at);
             }
-            Obs::Instance(InstanceObs::Refused { action, error }) if r.actor == me => {
-                failures.push(Failure { at: r.at, what: format!("{}: {}", action.as_str(), error.code) });
+            Obs::Instance(InstanceObs::DataKeyCached { volume } | InstanceObs::DataKeyEvicted { volume, .. }) => {
+                let Role::Volume(v) = role(self.scenario, *volume) else { unreachable!("keys cached are volumes'") };
+                let mut now = self.volumes[v];
+                now.cached = matches!(r.obs, Obs::Instance(InstanceObs::DataKeyCached { .. }));
+                self.set_volume(names, v, now, r.at);
             }
-            _ => {}
+            Obs::Instance(o) => {
+                let Some((_, instances)) = &mut self.detail else { return };
+                let Role::Instance(i) = role(self.scenario, r.actor) else {
+                    unreachable!("instances record instance facts")
+                };
+                let (lane, started_by) = &mut instances[i];
+                let failed_start = started_by.failed(o);
+                match o {
+                    InstanceObs::StateChanged { to, reason, .. } => {
+                        if let (Some(action), Some((code, _))) = (failed_start, reason) {
+                            lane.failed(r.at, || format!("{action}: {code}"));
+                        }
+                        lane.change(r.at, Some(Band::Instance(*to)), self.quantum);
+                    }
+                    InstanceObs::Refused { action, error } => {
+                        lane.failed(r.at, || format!("{}: {}", action.as_str(), error.code));
+                    }
+                    _ => {}
+                }
+            }
         }
     }
-    close(&mut segments, end, None, &mut open);
-    let name = run.scenario.instances[i].to_string();
-    let latent = latent_windows(summary, &name, end);
-    Lane { name, kind: LaneKind::Instance, key: None, segments, failures, latent }
-}
 
-fn markers(run: &Run<'_>) -> Vec<Marker> {
-    let s = run.scenario;
-    let mut out = Vec::new();
-    let mut imported: Vec<bool> = vec![false; s.keys.len()];
-    let material = |m: crate::actors::kms::MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_default();
-    for r in &run.records {
+    fn volume_failed(&mut self, v: usize, at: SimTime, what: impl FnOnce() -> String) {
+        if let Some((volumes, _)) = &mut self.detail {
+            volumes[v].failed(at, what);
+        }
+    }
+
+    fn key_band(&mut self, names: &Names<'_>, key: KeyIdx, at: SimTime, band: Band) {
+        let k = key.0 as usize;
+        let usable = band == Band::Key(KeyState::Enabled);
+        self.keys[k].change(at, Some(band), SimDuration::ZERO);
+        if usable != self.usable[k] {
+            self.usable[k] = usable;
+            for i in 0..self.of_key[k].len() {
+                let v = self.of_key[k][i];
+                self.set_volume(names, v, self.volumes[v], at);
+            }
+        }
+    }
+
+    /// The `v`-th volume is `now` from `at` on.
+    fn set_volume(&mut self, names: &Names<'_>, v: usize, now: VolumeNow, at: SimTime) {
+        self.volumes[v] = now;
+        let usable = self.usable[self.scenario.volumes[v].key.0 as usize];
+        match &mut self.detail {
+            Some((volumes, _)) => volumes[v].change(at, now.band(usable, names), self.quantum),
+            None => {
+                let kind = now.kind(usable);
+                if kind == self.kinds[v] {
+                    return;
+                }
+                if let Some(old) = self.kinds[v] {
+                    self.counts[old as usize] -= 1;
+                }
+                if let Some(new) = kind {
+                    self.counts[new as usize] += 1;
+                }
+                self.kinds[v] = kind;
+                // One point per bucket: the counts at its end, from the first change in it.
+                let bucket = |t: SimTime| t.as_ms() / self.quantum.as_ms();
+                match self.series.last_mut() {
+                    Some(last) if bucket(last.0) == bucket(at) => last.1 = self.counts,
+                    _ => self.series.push((at, self.counts)),
+                }
+            }
+        }
+    }
+
+    fn marker(&mut self, r: &Record<Obs>) {
+        let s = self.scenario;
+        let material = |m: crate::actors::kms::MaterialId| s.materials.get(m.0 as usize).cloned().unwrap_or_default();
         let (kind, label) = match &r.obs {
             Obs::Kms(KmsObs::Called { op, key: Some(k), result: Ok(out), .. }) => {
                 let key = &s.key(*k).name;
@@ -321,10 +440,10 @@ fn markers(run: &Run<'_>) -> Vec<Marker> {
                         (MarkerKind::MaterialDeleted, format!("{key}: {} deleted", material(*m)))
                     }
                     (KmsOp::ImportKeyMaterial { material: m, .. }, _) => {
-                        let first = !imported[k.0 as usize];
-                        imported[k.0 as usize] = true;
+                        let first = !self.imported[k.0 as usize];
+                        self.imported[k.0 as usize] = true;
                         if first {
-                            continue;
+                            return;
                         }
                         (MarkerKind::Reimported, format!("{key}: {} reimported", material(*m)))
                     }
@@ -336,16 +455,56 @@ fn markers(run: &Run<'_>) -> Vec<Marker> {
                     (KmsOp::CancelKeyDeletion { .. }, _) => {
                         (MarkerKind::DeletionCancelled, format!("{key} deletion cancelled"))
                     }
-                    _ => continue,
+                    _ => return,
                 }
             }
             Obs::Kms(KmsObs::MaterialExpired { key, material: m }) => {
                 (MarkerKind::MaterialExpired, format!("{}: {} expired", s.key(*key).name, material(*m)))
             }
             Obs::Kms(KmsObs::KeyDeleted { key }) => (MarkerKind::KeyDeleted, format!("{} deleted", s.key(*key).name)),
-            _ => continue,
+            _ => return,
         };
-        out.push(Marker { at: r.at, kind, label });
+        self.markers.push(Marker { at: r.at, kind, label });
+    }
+
+    /// The chart's model, with the latent windows from the run's `summary`.
+    #[must_use]
+    pub fn finish(self, summary: &Summary) -> Lanes {
+        let s = self.scenario;
+        let end = self.end;
+        let aggregate_view = self.detail.is_none();
+        let mut keys: Vec<Option<Building>> = self.keys.into_iter().map(Some).collect();
+        let mut lanes = Vec::new();
+        let (mut volumes, instances) = match self.detail {
+            Some((v, i)) => (v.into_iter().map(Some).collect(), Some(i)),
+            None => (Vec::new(), None),
+        };
+        for (k, key) in s.keys.iter().enumerate() {
+            let lane = keys[k].take().expect("each key once");
+            lanes.push(lane.lane(key.name.clone(), LaneKind::Key, None, end, Vec::new()));
+            for &v in &self.of_key[k] {
+                let Some(lane) = volumes.get_mut(v).and_then(Option::take) else { continue };
+                let name = s.volumes[v].name.to_string();
+                let latent = latent_windows(summary, &name, end);
+                lanes.push(lane.lane(name, LaneKind::Volume, Some(key.name.clone()), end, latent));
+            }
+        }
+        for (i, (lane, _)) in instances.into_iter().flatten().enumerate() {
+            let name = s.instances[i].to_string();
+            let latent = latent_windows(summary, &name, end);
+            lanes.push(lane.lane(name, LaneKind::Instance, None, end, latent));
+        }
+        let aggregate = aggregate_view.then_some(Aggregate { volumes: s.volumes.len(), series: self.series });
+        Lanes { end, lanes, markers: self.markers, aggregate }
+    }
+}
+
+fn latent_windows(summary: &Summary, name: &str, end: SimTime) -> Vec<(SimTime, SimTime, bool)> {
+    let Some(r) = summary.resources.iter().find(|r| r.name == name) else { return Vec::new() };
+    let mut out: Vec<(SimTime, SimTime, bool)> =
+        r.breaks.iter().filter_map(|b| b.loss_at.map(|l| (l, b.broke_at, true))).collect();
+    if let Some(since) = r.latent_since {
+        out.push((since, end, false));
     }
     out
 }

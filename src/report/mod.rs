@@ -29,29 +29,68 @@ use crate::run::{Names, Run};
 use crate::scenario::Scenario;
 use describe::{Outcome, describe};
 
-/// The files of a report folder, by name, in the order they are written.
+/// The files of a report folder for a run whose records were kept, by name, in the order they
+/// are written.
 #[must_use]
 pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let sum = summary::summarize(run);
-    let verdicts = verdicts::evaluate(run, &sum);
-    let lanes = lanes::build(run, &sum);
+    let summary = summary::summarize(run);
+    let verdicts = verdicts::evaluate(run, &summary);
+    let lanes = lanes::build(run, &summary);
+    let mut events = TimelineFold::new(run.scenario);
+    run.records.iter().for_each(|r| events.observe(r));
+    let events = events.select();
+    let mut files = report_files(
+        &ReportParts { run, summary: &summary, verdicts: &verdicts, lanes: &lanes, events: &events },
+        file,
+    );
+    let mut jsonl = Vec::new();
+    trace::write_all(run, trace::report_format(run.scenario), &mut jsonl).expect("writing to memory cannot fail");
+    files.insert(3, ("trace.jsonl", jsonl));
+    files
+}
+
+/// What a report is made of: the run (its records need not have been kept) and what the folds
+/// made of it.
+pub struct ReportParts<'a, 's> {
+    pub run: &'a Run<'s>,
+    pub summary: &'a summary::Summary,
+    pub verdicts: &'a [verdicts::Verdict],
+    pub lanes: &'a lanes::Lanes,
+    pub events: &'a Shown,
+}
+
+/// The files of a report folder but its trace (`trace.jsonl`, written as the run goes), by
+/// name, in the order they are written.
+#[must_use]
+pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let run = parts.run;
     let start = run.scenario.start.strftime("%Y-%m-%d %H:%M UTC");
     let subtitle = format!("{file} · seed {} · {start} + {}", run.scenario.seed, run.scenario.horizon.since_start());
-    let input =
-        chart::ChartInput { title: &run.scenario.name, subtitle: &subtitle, start: run.scenario.start, lanes: &lanes };
+    let input = chart::ChartInput {
+        title: &run.scenario.name,
+        subtitle: &subtitle,
+        start: run.scenario.start,
+        lanes: parts.lanes,
+    };
     let svg = chart::svg(&input);
     let png = chart::png(&input);
-    let impacts = crate::impact::at_end(run, &sum);
-    let html =
-        html::render(run, &html::HtmlInput { file, summary: &sum, verdicts: &verdicts, svg: &svg, impacts: &impacts });
-    let md = summary::markdown(&sum, &run.scenario.name);
-    let mut jsonl = Vec::new();
-    trace::write_all(run, &mut jsonl).expect("writing to memory cannot fail");
+    let impacts = crate::impact::at_end(run, parts.summary);
+    let html = html::render(
+        run,
+        &html::HtmlInput {
+            file,
+            summary: parts.summary,
+            verdicts: parts.verdicts,
+            svg: &svg,
+            impacts: &impacts,
+            events: parts.events,
+        },
+    );
+    let md = summary::markdown(parts.summary, &run.scenario.name);
     vec![
         ("timeline.svg", svg.into_bytes()),
         ("timeline.png", png),
         ("summary.md", md.into_bytes()),
-        ("trace.jsonl", jsonl),
         ("report.html", html.into_bytes()),
     ]
 }
@@ -169,13 +208,12 @@ impl<'s> TimelineFold<'s> {
         self.tail.push_back(rec.clone());
     }
 
-    /// The timeline; `names` knows every record of the run.
+    /// The records to show, `None` where some were left out, and what was left out in words.
     #[must_use]
-    pub fn finish(self, names: &Names<'_>) -> String {
+    pub fn select(self) -> Shown {
         if self.total <= WHOLE_TIMELINE {
-            return rows_text(names, &self.kept.iter().collect::<Vec<_>>(), self.total);
+            return Shown { rows: self.kept.into_iter().map(Some).collect(), total: self.total, left_out: None };
         }
-        let head = &self.kept[..HEAD];
         let later = &self.kept[HEAD..];
         let failures: Vec<&Record<Obs>> =
             later.iter().filter(|r| self.failed(r)).chain(&self.failures).take(FAILURES).collect();
@@ -188,26 +226,45 @@ impl<'s> TimelineFold<'s> {
         let mut middle: Vec<&Record<Obs>> = failures.iter().chain(&key_events).copied().collect();
         middle.sort_by_key(|r| r.id);
         let tail: Vec<&Record<Obs>> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.id > m.id)).collect();
-        let mut shown: Vec<Option<&Record<Obs>>> = head.iter().map(Some).collect();
+        let mut rows: Vec<Option<Record<Obs>>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
         let mut next = HEAD as u64;
         for r in middle.iter().chain(&tail) {
             if r.id > next {
-                shown.push(None);
+                rows.push(None);
             }
-            shown.push(Some(r));
+            rows.push(Some((*r).clone()));
             next = r.id + 1;
         }
-        let mut out = rows_text_with_gaps(names, &shown, self.total);
-        let not_shown = self.total - head.len() - middle.len() - tail.len();
-        let _ = writeln!(
-            out,
-            "({} records in all: the first {HEAD}, the keys' own events, the first {} failures after them and the last {}; {not_shown} not shown. `--trace FILE` writes every one.)",
+        let not_shown = self.total - HEAD - middle.len() - tail.len();
+        let left_out = format!(
+            "{} records in all: the first {HEAD}, the keys' own events, the first {} failures after them and the last {}; {not_shown} not shown",
             self.total,
             failures.len(),
             tail.len()
         );
+        Shown { rows, total: self.total, left_out: Some(left_out) }
+    }
+
+    /// The timeline as text; `names` knows every record of the run.
+    #[must_use]
+    pub fn finish(self, names: &Names<'_>) -> String {
+        let shown = self.select();
+        let rows: Vec<Option<&Record<Obs>>> = shown.rows.iter().map(Option::as_ref).collect();
+        let mut out = rows_text_with_gaps(names, &rows, shown.total);
+        if let Some(left_out) = &shown.left_out {
+            let _ = writeln!(out, "({left_out}. `--trace FILE` writes every one.)");
+        }
         out
     }
+}
+
+/// The records a bounded timeline shows.
+pub struct Shown {
+    /// In order; `None` where records were left out.
+    pub rows: Vec<Option<Record<Obs>>>,
+    pub total: usize,
+    /// What was left out, in words, if anything was.
+    pub left_out: Option<String>,
 }
 
 /// The run's records as a text timeline: `#seq  instant  offset  subject  event  outcome  detail`.
@@ -216,11 +273,6 @@ pub fn timeline(run: &Run<'_>) -> String {
     let mut fold = TimelineFold::new(run.scenario);
     run.records.iter().for_each(|r| fold.observe(r));
     fold.finish(&run.names)
-}
-
-fn rows_text(names: &Names<'_>, records: &[&Record<Obs>], total: usize) -> String {
-    let shown: Vec<Option<&Record<Obs>>> = records.iter().copied().map(Some).collect();
-    rows_text_with_gaps(names, &shown, total)
 }
 
 /// Aligned rows, a `...` line where records were left out (`None`).

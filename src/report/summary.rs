@@ -449,12 +449,40 @@ fn instance_summary(
     resource_summary(name, "instance", key.map(|k| keys[k.0 as usize].name.clone()), history, verdict, at_end)
 }
 
-/// One row per resource and break: resource, key, key unusable from, last good use, finally
-/// broke, latent window, recovered, status.
+/// Tables list at most this many resources one by one: beyond, the ones that matter most.
+pub const RESOURCES_SHOWN: usize = 100;
+
+/// The resources a table lists: every one, up to [`RESOURCES_SHOWN`]; beyond, the first
+/// [`RESOURCES_SHOWN`] by standing (broken, blocked, latent, recovered, unaffected), each in the
+/// scenario's order, and the rest counted in words.
+#[must_use]
+pub fn shown(summary: &Summary) -> (Vec<&ResourceSummary>, Option<String>) {
+    if summary.resources.len() <= RESOURCES_SHOWN {
+        return (summary.resources.iter().collect(), None);
+    }
+    let mut order: Vec<&ResourceSummary> = summary.resources.iter().collect();
+    order.sort_by_key(|r| r.status);
+    let rest = order.split_off(RESOURCES_SHOWN);
+    let mut counts: Vec<(Standing, usize)> = Vec::new();
+    for r in &rest {
+        match counts.last_mut() {
+            Some((st, n)) if *st == r.status => *n += 1,
+            _ => counts.push((r.status, 1)),
+        }
+    }
+    let words: Vec<String> = counts.iter().map(|(st, n)| format!("{n} {}", st.as_str())).collect();
+    let left = format!("{} more resources not listed: {}", rest.len(), words.join(", "));
+    // Listed in the scenario's order.
+    order.sort_by_key(|r| summary.resources.iter().position(|x| std::ptr::eq(x, *r)));
+    (order, Some(left))
+}
+
+/// One row per resource listed ([`shown`]) and break: resource, key, key unusable from, last
+/// good use, finally broke, latent window, recovered, status.
 #[must_use]
 pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
     let mut rows: Vec<[String; 8]> = Vec::new();
-    for r in &summary.resources {
+    for r in shown(summary).0 {
         let key = r.key.clone().unwrap_or_else(|| "-".into());
         let good = |g: Option<(SimTime, &str)>| g.map_or("-".into(), |(t, what)| format!("{t} {what}"));
         if r.breaks.is_empty() {
@@ -543,8 +571,12 @@ pub fn render(summary: &Summary) -> String {
     for row in &rows {
         let _ = writeln!(out, "{}", line(row));
     }
+    let (listed, left_out) = shown(summary);
     let mut notes = Vec::new();
-    for r in &summary.resources {
+    if let Some(left_out) = left_out {
+        notes.push(format!("({left_out}.)"));
+    }
+    for r in listed {
         if let Some(note) = standing_note(r) {
             notes.push(format!("{}{note}", r.name));
         }
@@ -584,6 +616,9 @@ pub fn markdown(summary: &Summary, title: &str) -> String {
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     for row in rows(summary) {
         let _ = writeln!(out, "| {} |", row.map(|c| c.replace('|', "\\|")).join(" | "));
+    }
+    if let Some(left_out) = shown(summary).1 {
+        let _ = writeln!(out, "\n{left_out}.");
     }
     for k in &summary.keys {
         for l in &k.losses {

@@ -240,12 +240,31 @@ fn write_line(names: &Names<'_>, rec: &Record<Obs>, time: &str, out: &mut impl W
     out.write_all(b"\n")
 }
 
-/// Writes every record of a finished run.
-pub fn write_all(run: &Run<'_>, out: &mut impl Write) -> io::Result<()> {
+/// Writes every record of a finished run, in `format`.
+pub fn write_all(run: &Run<'_>, format: Format, out: &mut impl Write) -> io::Result<()> {
+    if format == Format::Csv {
+        out.write_all(CSV_HEADER.as_bytes())?;
+    }
     for rec in &run.records {
-        write_record(&run.names, rec, out)?;
+        match format {
+            Format::Full => write_record(&run.names, rec, out)?,
+            Format::Compact => write_compact(&run.names, rec, out)?,
+            Format::Csv => write_csv_row(&run.names, rec, out)?,
+        }
     }
     Ok(())
+}
+
+/// The form of a report's `trace.jsonl`: full, with a sentence per record, for an estate the
+/// chart draws lane by lane; compact beyond (a fleet's run makes millions of records, and the
+/// sentences would cost most of the report's time and space).
+#[must_use]
+pub fn report_format(scenario: &Scenario) -> Format {
+    if scenario.volumes.len() + scenario.instances.len() > super::lanes::MAX_LANES {
+        Format::Compact
+    } else {
+        Format::Full
+    }
 }
 
 /// The writing thread's writer: each record as it comes, so that a trace of any length takes

@@ -12,7 +12,7 @@ fn trace_bytes(text: &str, overrides: Overrides) -> Vec<u8> {
     let s = scenario::parse("s", text, overrides).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let mut out = Vec::new();
-    trace::write_all(&r, &mut out).unwrap();
+    trace::write_all(&r, trace::Format::Full, &mut out).unwrap();
     out.extend_from_slice(report::timeline(&r).as_bytes());
     out
 }
@@ -202,13 +202,26 @@ fn looking_ahead_changes_nothing() {
 fn one_pass_without_the_records_gives_the_same_answers() {
     for (path, s) in bundled() {
         let kept = run(&s, &RunOptions::default(), None).unwrap();
-        let observed = kmsim::analysis::observe(&s, &RunOptions::default(), true, None).unwrap();
+        let wanted = kmsim::analysis::Wanted { timeline: true, report: true };
+        let observed = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
         assert!(observed.run.records.is_empty(), "{}: nothing kept", path.display());
         assert_eq!(observed.run.stats, kept.stats, "{}", path.display());
         let summary = kmsim::report::summary::summarize(&kept);
         assert_eq!(observed.summary, summary, "{}", path.display());
         assert_eq!(observed.verdicts, kmsim::report::verdicts::evaluate(&kept, &summary), "{}", path.display());
         assert_eq!(observed.timeline.as_deref(), Some(&*kmsim::report::timeline(&kept)), "{}", path.display());
+        // The report's files but its trace, byte for byte.
+        let (lanes, events) = observed.report.as_ref().unwrap();
+        let parts = kmsim::report::ReportParts {
+            run: &observed.run,
+            summary: &observed.summary,
+            verdicts: &observed.verdicts,
+            lanes,
+            events,
+        };
+        let mut whole = kmsim::report::bundle(&kept, "f.ron");
+        whole.retain(|(name, _)| *name != "trace.jsonl");
+        assert!(kmsim::report::report_files(&parts, "f.ron") == whole, "{}: the report differs", path.display());
     }
 }
 
@@ -226,7 +239,8 @@ fn a_long_timeline_shows_its_head_first_failures_and_tail() {
         ],
     )"#;
     let s = scenario::parse("long.ron", text, Overrides::default()).unwrap();
-    let observed = kmsim::analysis::observe(&s, &RunOptions::default(), true, None).unwrap();
+    let wanted = kmsim::analysis::Wanted { timeline: true, report: false };
+    let observed = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
     let timeline = observed.timeline.unwrap();
     let total = observed.run.stats.records;
     assert!(total > 5_000, "a long run: {total}");
