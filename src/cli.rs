@@ -183,13 +183,12 @@ enum Command {
         /// `text` for people, `json` for machines.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Scenarios run in parallel on this many threads (default: every core; at most 256), and
-        /// no more than 8 GiB of records at once allows: each may keep --max-events events of
-        /// about 350 bytes (at the default, one scenario at a time; lower --max-events for more).
+        /// Scenarios run in parallel on this many threads (default: every core; at most 256).
+        /// No event is kept: each takes the memory of its actors.
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
-        #[arg(long, value_name = "N", default_value_t = 20_000_000)]
+        #[arg(long, value_name = "N", default_value_t = STREAMED_MAX_EVENTS)]
         max_events: u64,
     },
 }
@@ -229,10 +228,26 @@ struct Common {
     /// Override the scenario's horizon (a duration such as "30d").
     #[arg(long, value_parser = parse_horizon)]
     horizon: Option<SimDuration>,
-    /// Stop a runaway run after this many events. `run`, `explain`, `impact` and `check` keep
-    /// every event in memory (about 350 bytes each); `kmsim sweep` keeps none.
-    #[arg(long, value_name = "N", default_value_t = 20_000_000)]
-    max_events: u64,
+    /// Stop a runaway run after this many events. Default: 1,000,000,000 where no event is
+    /// kept (`run` without --cloudtrail); 20,000,000 where every one is (`run --cloudtrail`,
+    /// `explain`, `impact`: about 350 bytes each).
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
+}
+
+/// The default --max-events where no event is kept: a runaway run costs time, not memory.
+const STREAMED_MAX_EVENTS: u64 = 1_000_000_000;
+/// The default --max-events where every event is kept (about 7 GB of them).
+const KEPT_MAX_EVENTS: u64 = 20_000_000;
+
+impl Common {
+    fn max_events_streamed(&self) -> u64 {
+        self.max_events.unwrap_or(STREAMED_MAX_EVENTS)
+    }
+
+    fn max_events_kept(&self) -> u64 {
+        self.max_events.unwrap_or(KEPT_MAX_EVENTS)
+    }
 }
 
 fn parse_horizon(s: &str) -> Result<SimDuration, String> {
@@ -364,7 +379,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
             let json = trace::Format::Compact;
             let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path, json)));
-            bench_command(&Common { file, seed, horizon, max_events }, trace)
+            bench_command(&Common { file, seed, horizon, max_events: Some(max_events) }, trace)
         }
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
@@ -447,7 +462,7 @@ fn impact_command(
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
     }
-    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at], ..RunOptions::default() };
+    let options = RunOptions { max_events: Some(common.max_events_kept()), probes: vec![at], ..RunOptions::default() };
     let run = run(&scenario, &options, None).map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
     let impact = crate::impact::analyze(&run, key_idx, at);
     if let Some(path) = dot_file {
@@ -643,7 +658,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 
 fn check_command(paths: &[PathBuf], format: Format, jobs: Option<usize>, max_events: u64) -> Result<(), Failure> {
     let files = scenario_files(paths)?;
-    let jobs = jobs_or_cores(jobs)?.min(side_by_side(max_events));
+    let jobs = jobs_or_cores(jobs)?;
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
@@ -717,19 +732,6 @@ fn render_check(out: &mut String, file: &Path, r: &FileResult) {
     }
 }
 
-/// What `check` lets the records of the scenarios it runs at once take in all.
-const CHECK_MEMORY_BYTES: u64 = 8 << 30;
-/// What a run keeps per event (its records and their index), about.
-const BYTES_PER_EVENT: u64 = 350;
-
-/// How many scenarios `check` runs side by side when each may keep `max_events` events: as many
-/// as [`CHECK_MEMORY_BYTES`] holds, and at least one (a folder of scenarios that each run away
-/// would otherwise take the sum of their memory).
-fn side_by_side(max_events: u64) -> usize {
-    let each = max_events.saturating_mul(BYTES_PER_EVENT).max(1);
-    usize::try_from((CHECK_MEMORY_BYTES / each).max(1)).unwrap_or(usize::MAX)
-}
-
 /// The most threads `--jobs` may ask for.
 const MAX_JOBS: usize = 256;
 
@@ -794,7 +796,7 @@ fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Resu
     let mut fold = crate::sweep::Fold::new(&scenario, 0, scenario.seed);
     let mut sim = crate::run::build(&scenario);
     let setup = started.elapsed().as_secs_f64();
-    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
+    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events_streamed()) };
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
     let stats = match trace {
@@ -847,12 +849,14 @@ fn simulate_into<'s>(
     common: &Common,
     extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>,
 ) -> Result<Run<'s>, Failure> {
-    run(scenario, &RunOptions { max_events: Some(common.max_events), ..RunOptions::default() }, extra).map_err(|e| {
-        Failure::Limit(format!(
-            "{}: {e}\n(every event is kept in memory here; for big fleets, `kmsim sweep FILE --runs 1` keeps none)",
-            common.file.display()
-        ))
-    })
+    run(scenario, &RunOptions { max_events: Some(common.max_events_kept()), ..RunOptions::default() }, extra).map_err(
+        |e| {
+            Failure::Limit(format!(
+                "{}: {e}\n(every event is kept in memory here; for big fleets, `kmsim sweep FILE --runs 1` keeps none)",
+                common.file.display()
+            ))
+        },
+    )
 }
 
 fn print_text(text: &str) -> io::Result<()> {
@@ -878,7 +882,7 @@ fn one_pass<'s>(
     trace: Option<&(PathBuf, trace::Format)>,
     report_trace: Option<&Path>,
 ) -> Result<crate::analysis::Observed<'s>, Failure> {
-    let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
+    let options = RunOptions { max_events: Some(common.max_events_streamed()), ..RunOptions::default() };
     let observe = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
         crate::analysis::observe(scenario, &options, wanted, extra)
             .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
@@ -1111,19 +1115,4 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<fs::File>) -> 
     let mut file = AtomicFile::create(path)?;
     fill(file.writer()).map_err(|e| file.error(&e))?;
     file.commit()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::side_by_side;
-
-    #[test]
-    fn check_runs_side_by_side_only_what_its_memory_budget_holds() {
-        // The default --max-events (20 M events, about 7 GB each): one at a time.
-        assert_eq!(side_by_side(20_000_000), 1);
-        assert_eq!(side_by_side(u64::MAX), 1);
-        // A million events each (about 350 MB): 24 fit in 8 GiB.
-        assert_eq!(side_by_side(1_000_000), 24);
-        assert!(side_by_side(0) > 1_000);
-    }
 }
