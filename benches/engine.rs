@@ -6,10 +6,10 @@
 //! `benches/compare.py`; this is for seeing the effect of a change to the engine.
 
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
+use kmsim::analysis::sweep::Fold;
 use kmsim::engine::{Actor, ActorId, Cause, Ctx, Limits, NullSink, SimDuration, SimTime, Simulation};
 use kmsim::run::build;
 use kmsim::scenario::{self, Overrides};
-use kmsim::sweep::Fold;
 use rand::RngExt;
 
 /// The classic "hold" model: each message schedules the next one for the same actor after a

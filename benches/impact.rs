@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kmsim::actors::kms::KeyIdx;
+use kmsim::analysis::impact;
+use kmsim::analysis::summary::summarize;
 use kmsim::engine::SimTime;
-use kmsim::impact;
-use kmsim::report::summary::summarize;
 use kmsim::run::{RunOptions, run};
 use kmsim::scenario::{self, Overrides};
 

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::check::{self, FileResult};
+use crate::analysis::check::{self, FileResult};
 use crate::engine::SimDuration;
-use crate::report::{self, explain, summary, trace};
+use crate::report::{self, explain, trace};
 use crate::run::{Run, RunOptions, run};
 use crate::scenario::{self, Overrides, Scenario};
 
@@ -321,9 +321,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 if let Some(set) = set {
                     set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
                 }
-                if let Some(timeline) = &observed.timeline {
+                if let Some(shown) = &observed.timeline {
+                    let timeline = report::timeline_text(&observed.run.names, shown);
                     let text =
-                        report::run_text_of(&observed.run, &file, timeline, &observed.summary, &observed.verdicts);
+                        report::run_text_of(&observed.run, &file, &timeline, &observed.summary, &observed.verdicts);
                     print_text(&text).or_else(stdout_error)?;
                 }
                 return expectations_held(&observed.verdicts);
@@ -343,8 +344,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             if let Some(dir) = report_dir {
                 write_set(&dir, "report", &report::bundle(&run, &file))?;
             }
-            let summary = summary::summarize(&run);
-            let verdicts = report::verdicts::evaluate(&run, &summary);
+            let summary = crate::analysis::summary::summarize(&run);
+            let verdicts = crate::analysis::verdicts::evaluate(&run, &summary);
             if !quiet {
                 let text = report::run_text_of(&run, &file, &report::timeline(&run), &summary, &verdicts);
                 print_text(&text).or_else(stdout_error)?;
@@ -386,15 +387,15 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             for p in &parts {
                 let text =
                     fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?;
-                let part: crate::sweep::Part = serde_json::from_str(&text)
+                let part: crate::analysis::sweep::Part = serde_json::from_str(&text)
                     .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
                 loaded.push(part);
             }
-            let sweep = crate::sweep::merge(loaded).map_err(Failure::Input)?;
+            let sweep = crate::analysis::sweep::merge(loaded).map_err(Failure::Input)?;
             if let Some(out) = &out {
                 write_sweep(out, &sweep)?;
             }
-            io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
+            io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
         }
         Command::ImportCloudtrail { logs, output, after } => {
             let mut trail = crate::import::Trail::default();
@@ -464,15 +465,15 @@ fn impact_command(
     }
     let options = RunOptions { max_events: Some(common.max_events_kept()), probes: vec![at], ..RunOptions::default() };
     let run = run(&scenario, &options, None).map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
-    let impact = crate::impact::analyze(&run, key_idx, at);
+    let impact = crate::analysis::impact::analyze(&run, key_idx, at);
     if let Some(path) = dot_file {
         let snap = run.snapshot_at(at).cloned().unwrap_or_else(|| run.final_snapshot());
-        let g = crate::impact::graph(&run, &snap);
-        let text = crate::impact::dot(&g, &impact);
+        let g = crate::analysis::impact::graph(&run, &snap);
+        let text = crate::report::impact::dot(&g, &impact);
         write_atomically(path, |out| out.write_all(text.as_bytes()))?;
     }
     let text = match format {
-        Format::Text => crate::impact::render(&impact, &run),
+        Format::Text => crate::report::impact::render(&impact, &run),
         Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
     };
     io::stdout().write_all(text.as_bytes()).or_else(stdout_error)
@@ -501,9 +502,9 @@ fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
 }
 
 /// Writes sweep.json and the chart into `dir`, and says so on standard error.
-fn write_sweep(dir: &Path, sweep: &crate::sweep::Sweep) -> Result<(), Failure> {
+fn write_sweep(dir: &Path, sweep: &crate::analysis::sweep::Sweep) -> Result<(), Failure> {
     let files = [
-        ("sweep.json", crate::sweep::to_json(sweep).into_bytes()),
+        ("sweep.json", crate::analysis::sweep::to_json(sweep).into_bytes()),
         ("sweep.svg", report::chart::sweep::svg(sweep).into_bytes()),
         ("sweep.png", report::chart::sweep::png(sweep)),
     ];
@@ -527,7 +528,7 @@ fn sweep_command(
     let text =
         fs::read_to_string(file).map_err(|e| Failure::Input(format!("{name}: cannot read the scenario: {e}")))?;
     let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
-    let max_runs = crate::sweep::MAX_RUNS;
+    let max_runs = crate::analysis::sweep::MAX_RUNS;
     if runs == 0 || runs > max_runs {
         return Err(Failure::Input(format!("--runs {runs}: give 1 to {max_runs} runs")));
     }
@@ -541,7 +542,7 @@ fn sweep_command(
     if n > 1 && out.is_none() {
         return Err(Failure::Input("--shard writes a partial result: name its folder with --out DIR".into()));
     }
-    let indices: Vec<u64> = crate::sweep::shard_runs(runs, k, n).collect();
+    let indices: Vec<u64> = crate::analysis::sweep::shard_runs(runs, k, n).collect();
     let jobs = jobs_or_cores(jobs)?;
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     // The progress bar hides itself when stderr is not a terminal.
@@ -555,7 +556,7 @@ fn sweep_command(
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
     let results = parallel_map(&indices, jobs, |&i| {
-        let r = crate::sweep::run_one(&scenario, &text, &name, i, &options);
+        let r = crate::analysis::sweep::run_one(&scenario, &text, &name, i, &options);
         if let Ok(r) = &r {
             let total = events.fetch_add(r.events, Ordering::Relaxed) + r.events;
             let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -566,14 +567,14 @@ fn sweep_command(
         r
     });
     bar.finish_and_clear();
-    let per_run: Vec<crate::sweep::RunResult> =
+    let per_run: Vec<crate::analysis::sweep::RunResult> =
         results.into_iter().collect::<Result<_, _>>().map_err(Failure::Limit)?;
-    let part = crate::sweep::Part {
+    let part = crate::analysis::sweep::Part {
         scenario: scenario.name.clone(),
         file: name.clone(),
         base_seed: scenario.seed,
         runs,
-        digest: crate::sweep::digest(&text, max_events),
+        digest: crate::analysis::sweep::digest(&text, max_events),
         shard: k,
         shards: n,
         volumes: scenario.volumes.len() as u64,
@@ -593,12 +594,12 @@ fn sweep_command(
         return Ok(());
     }
     let per_run = part.per_run.clone();
-    let sweep = crate::sweep::aggregate(&part, per_run);
+    let sweep = crate::analysis::sweep::aggregate(&part, per_run);
     if let Some(out) = out {
         write_sweep(out, &sweep)?;
     }
     if !quiet {
-        io::stdout().write_all(crate::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
+        io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
     }
     Ok(())
 }
@@ -779,7 +780,7 @@ fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Resu
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
-    struct Both<'a>(&'a mut crate::sweep::Fold, &'a mut trace::Handoff);
+    struct Both<'a>(&'a mut crate::analysis::sweep::Fold, &'a mut trace::Handoff);
     impl Sink<Obs> for Both<'_> {
         fn record(&mut self, rec: Record<Obs>) {
             self.0.fold(&rec);
@@ -793,7 +794,7 @@ fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Resu
 
     let started = std::time::Instant::now();
     let scenario = load(common)?;
-    let mut fold = crate::sweep::Fold::new(&scenario, 0, scenario.seed);
+    let mut fold = crate::analysis::sweep::Fold::new(&scenario, 0, scenario.seed);
     let mut sim = crate::run::build(&scenario);
     let setup = started.elapsed().as_secs_f64();
     let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events_streamed()) };
@@ -866,7 +867,7 @@ fn print_text(text: &str) -> io::Result<()> {
 }
 
 /// Exit code 1 when an expectation failed.
-fn expectations_held(verdicts: &[report::verdicts::Verdict]) -> Result<(), Failure> {
+fn expectations_held(verdicts: &[crate::analysis::verdicts::Verdict]) -> Result<(), Failure> {
     match verdicts.iter().filter(|v| !v.held).count() {
         0 => Ok(()),
         failed => Err(Failure::Expectations(format!("{failed} expectation(s) failed"))),

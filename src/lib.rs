@@ -3,8 +3,9 @@
 //! It answers one question before anyone presses the button: when imported key material is
 //! deleted (or expires), what breaks, and when? A scenario ([`scenario`]) describes keys,
 //! instances, volumes and a timeline; [`run::run`] builds the actors ([`actors`]) on the
-//! deterministic [`engine`] and runs them; [`report`] turns the records into a timeline, a JSON
-//! Lines trace, cause chains and a summary of each resource's latent window.
+//! deterministic [`engine`] and runs them; [`analysis`] gathers the facts about the run (each
+//! resource's standing and latent window, the expectations' verdicts) in one pass; [`report`]
+//! words and draws them: a timeline, a JSON Lines trace, cause chains, charts and reports.
 //!
 //! ```
 //! let text = r#"Scenario(
@@ -23,7 +24,7 @@
 //! )"#;
 //! let scenario = kmsim::scenario::parse("doc.ron", text, Default::default()).unwrap();
 //! let run = kmsim::run::run(&scenario, &Default::default(), None).unwrap();
-//! let summary = kmsim::report::summary::summarize(&run);
+//! let summary = kmsim::analysis::summary::summarize(&run);
 //! let vol = &summary.resources[0];
 //! assert_eq!(vol.breaks[0].broke_at.to_string(), "+2d 1h");
 //! assert_eq!(vol.breaks[0].latent_window().unwrap().to_string(), "1d 1h");
@@ -33,12 +34,9 @@
 
 pub mod actors;
 pub mod analysis;
-pub mod check;
 pub mod cli;
 pub mod engine;
-pub mod impact;
 pub mod import;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod sweep;

@@ -17,6 +17,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(r) = run(&s, &options, None) else { return };
     let _ = kmsim::report::run_text(&r, "fuzz.ron");
     let _ = kmsim::report::cloudtrail::log_file(&r);
-    let summary = kmsim::report::summary::summarize(&r);
-    let _ = kmsim::impact::at_end(&r, &summary);
+    let summary = kmsim::analysis::summary::summarize(&r);
+    let _ = kmsim::analysis::impact::at_end(&r, &summary);
 });

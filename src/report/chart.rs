@@ -30,9 +30,9 @@ use crate::actors::ec2::InstanceState;
 use crate::actors::kms::KeyState;
 use crate::engine::SimTime;
 
-use super::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
+use crate::analysis::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
 
-pub use super::lanes::MAX_LANES;
+pub use crate::analysis::lanes::MAX_LANES;
 
 const WIDTH: u32 = 1400;
 const LABEL_W: i32 = 190;
@@ -503,7 +503,7 @@ pub mod sweep {
     use plotters::prelude::*;
 
     use super::{bold, font, register_fonts, rgb};
-    use crate::sweep::Sweep;
+    use crate::analysis::sweep::Sweep;
 
     const W: u32 = 1200;
     const H: u32 = 760;

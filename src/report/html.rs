@@ -7,8 +7,9 @@ use crate::engine::SimTime;
 use crate::run::Run;
 
 use super::describe::{Outcome, describe};
-use super::summary::{Summary, rows, standing_note};
-use super::verdicts::Verdict;
+use super::summary::{rows, standing_note};
+use crate::analysis::summary::Summary;
+use crate::analysis::verdicts::Verdict;
 
 /// Escapes text for HTML content and attribute values.
 #[must_use]
@@ -71,9 +72,9 @@ pub struct HtmlInput<'a> {
     /// The timeline chart as SVG.
     pub svg: &'a str,
     /// Each key's blast radius at the end of the run.
-    pub impacts: &'a [crate::impact::Impact],
+    pub impacts: &'a [crate::analysis::impact::Impact],
     /// The events to list: every one of a short run, a selection of a long one.
-    pub events: &'a super::Shown,
+    pub events: &'a crate::analysis::timeline::Shown,
 }
 
 /// The report as one HTML document.
@@ -126,7 +127,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             let _ = writeln!(h, "<td>{}</td></tr>", esc(at_end));
         }
         h.push_str("</tbody>\n</table>\n");
-        let (listed, left_out) = crate::report::summary::shown(input.summary);
+        let (listed, left_out) = crate::analysis::summary::shown(input.summary);
         if let Some(left_out) = left_out {
             let _ = writeln!(h, "<p>{}.</p>", esc(&left_out));
         }
@@ -146,7 +147,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             "<table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
         );
         for i in input.impacts {
-            for d in i.dependents.iter().take(crate::impact::DEPENDENTS_SHOWN) {
+            for d in i.dependents.iter().take(crate::report::impact::DEPENDENTS_SHOWN) {
                 let _ = writeln!(
                     h,
                     "<tr><td>{0} ({1})</td><td>{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td>{4}</td><td>{5}</td><td>{6}</td></tr>",
@@ -155,11 +156,11 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     esc(&d.name),
                     esc(d.standing.as_str()),
                     esc(&d.state),
-                    esc(&crate::impact::when_words(d)),
+                    esc(&crate::report::impact::when_words(d)),
                     esc(&d.via)
                 );
             }
-            if let Some(more) = crate::impact::more_dependents(&i.dependents) {
+            if let Some(more) = crate::report::impact::more_dependents(&i.dependents) {
                 let _ = writeln!(
                     h,
                     "<tr><td>{0} ({1})</td><td colspan=\"5\">{2}</td></tr>",

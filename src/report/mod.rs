@@ -15,25 +15,24 @@ pub mod cloudtrail;
 pub mod describe;
 pub mod explain;
 pub mod html;
-pub mod lanes;
-pub mod standing;
+pub mod impact;
 pub mod summary;
 pub mod trace;
-pub mod verdicts;
 
 use std::fmt::Write as _;
 
 use crate::actors::Obs;
+use crate::analysis::timeline::{Shown, TimelineFold};
+use crate::analysis::{lanes, summary as facts, verdicts};
 use crate::engine::{Record, SimTime};
 use crate::run::{Names, Run};
-use crate::scenario::Scenario;
 use describe::{Outcome, describe};
 
 /// The files of a report folder for a run whose records were kept, by name, in the order they
 /// are written.
 #[must_use]
 pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let summary = summary::summarize(run);
+    let summary = facts::summarize(run);
     let verdicts = verdicts::evaluate(run, &summary);
     let lanes = lanes::build(run, &summary);
     let mut events = TimelineFold::new(run.scenario);
@@ -53,7 +52,7 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
 /// made of it.
 pub struct ReportParts<'a, 's> {
     pub run: &'a Run<'s>,
-    pub summary: &'a summary::Summary,
+    pub summary: &'a facts::Summary,
     pub verdicts: &'a [verdicts::Verdict],
     pub lanes: &'a lanes::Lanes,
     pub events: &'a Shown,
@@ -74,7 +73,7 @@ pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static st
     };
     let svg = chart::svg(&input);
     let png = chart::png(&input);
-    let impacts = crate::impact::at_end(run, parts.summary);
+    let impacts = crate::analysis::impact::at_end(run, parts.summary);
     let html = html::render(
         run,
         &html::HtmlInput {
@@ -99,7 +98,7 @@ pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static st
 /// the summary and the expectations.
 #[must_use]
 pub fn run_text(run: &Run<'_>, file: &str) -> String {
-    let sum = summary::summarize(run);
+    let sum = facts::summarize(run);
     let verdicts = verdicts::evaluate(run, &sum);
     run_text_of(run, file, &timeline(run), &sum, &verdicts)
 }
@@ -111,7 +110,7 @@ pub fn run_text_of(
     run: &Run<'_>,
     file: &str,
     timeline: &str,
-    sum: &summary::Summary,
+    sum: &facts::Summary,
     verdicts: &[verdicts::Verdict],
 ) -> String {
     let s = run.scenario;
@@ -129,7 +128,7 @@ pub fn run_text_of(
     out.push('\n');
     out.push_str(&summary::render(sum));
     let _ = writeln!(out, "\nBlast radius at the end ({})", run.end);
-    out.push_str(&crate::impact::render_compact(&crate::impact::at_end(run, sum)));
+    out.push_str(&crate::report::impact::render_compact(&crate::analysis::impact::at_end(run, sum)));
     if !verdicts.is_empty() {
         let held = verdicts.iter().filter(|v| v.held).count();
         let _ = writeln!(out, "\nExpectations: {held} of {} held", verdicts.len());
@@ -144,135 +143,23 @@ pub fn run_text_of(
     out
 }
 
-/// Runs of up to this many records are shown whole on a terminal; longer ones by their first
-/// records, the first failures after those, and their last records.
-pub const WHOLE_TIMELINE: usize = 2000;
-const HEAD: usize = 100;
-const FAILURES: usize = 20;
-const KEY_EVENTS: usize = 100;
-const TAIL: usize = 20;
-
-/// The text timeline as a fold: it keeps the first [`WHOLE_TIMELINE`] records, and beyond them
-/// only the keys' own events (state changes, the user's calls), the first failures after the
-/// head and the last few records, so a run of any length prints in bounded memory.
-pub struct TimelineFold<'s> {
-    scenario: &'s Scenario,
-    kept: Vec<Record<Obs>>,
-    failures: Vec<Record<Obs>>,
-    key_events: Vec<Record<Obs>>,
-    tail: std::collections::VecDeque<Record<Obs>>,
-    total: usize,
-}
-
-impl<'s> TimelineFold<'s> {
-    #[must_use]
-    pub fn new(scenario: &'s Scenario) -> Self {
-        TimelineFold {
-            scenario,
-            kept: Vec::new(),
-            failures: Vec::new(),
-            key_events: Vec::new(),
-            tail: std::collections::VecDeque::new(),
-            total: 0,
-        }
-    }
-
-    fn failed(&self, rec: &Record<Obs>) -> bool {
-        describe::verdict(self.scenario, rec).1 == Outcome::Failed
-    }
-
-    /// A key's own event: a change of its state, or a call the user made.
-    fn key_event(rec: &Record<Obs>) -> bool {
-        use crate::actors::kms::{Caller, KmsObs};
-        match &rec.obs {
-            Obs::Kms(KmsObs::Called { caller, .. }) => *caller == Caller::User,
-            Obs::Kms(_) => true,
-            _ => false,
-        }
-    }
-
-    pub fn observe(&mut self, rec: &Record<Obs>) {
-        self.total += 1;
-        if self.kept.len() < WHOLE_TIMELINE {
-            self.kept.push(rec.clone());
-            return;
-        }
-        if self.failures.len() < FAILURES && self.failed(rec) {
-            self.failures.push(rec.clone());
-        } else if self.key_events.len() < KEY_EVENTS && Self::key_event(rec) {
-            self.key_events.push(rec.clone());
-        }
-        if self.tail.len() == TAIL {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(rec.clone());
-    }
-
-    /// The records to show, `None` where some were left out, and what was left out in words.
-    #[must_use]
-    pub fn select(self) -> Shown {
-        if self.total <= WHOLE_TIMELINE {
-            return Shown { rows: self.kept.into_iter().map(Some).collect(), total: self.total, left_out: None };
-        }
-        let later = &self.kept[HEAD..];
-        let failures: Vec<&Record<Obs>> =
-            later.iter().filter(|r| self.failed(r)).chain(&self.failures).take(FAILURES).collect();
-        let key_events: Vec<&Record<Obs>> = later
-            .iter()
-            .filter(|r| !self.failed(r) && Self::key_event(r))
-            .chain(&self.key_events)
-            .take(KEY_EVENTS)
-            .collect();
-        let mut middle: Vec<&Record<Obs>> = failures.iter().chain(&key_events).copied().collect();
-        middle.sort_by_key(|r| r.id);
-        let tail: Vec<&Record<Obs>> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.id > m.id)).collect();
-        let mut rows: Vec<Option<Record<Obs>>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
-        let mut next = HEAD as u64;
-        for r in middle.iter().chain(&tail) {
-            if r.id > next {
-                rows.push(None);
-            }
-            rows.push(Some((*r).clone()));
-            next = r.id + 1;
-        }
-        let not_shown = self.total - HEAD - middle.len() - tail.len();
-        let left_out = format!(
-            "{} records in all: the first {HEAD}, the keys' own events, the first {} failures after them and the last {}; {not_shown} not shown",
-            self.total,
-            failures.len(),
-            tail.len()
-        );
-        Shown { rows, total: self.total, left_out: Some(left_out) }
-    }
-
-    /// The timeline as text; `names` knows every record of the run.
-    #[must_use]
-    pub fn finish(self, names: &Names<'_>) -> String {
-        let shown = self.select();
-        let rows: Vec<Option<&Record<Obs>>> = shown.rows.iter().map(Option::as_ref).collect();
-        let mut out = rows_text_with_gaps(names, &rows, shown.total);
-        if let Some(left_out) = &shown.left_out {
-            let _ = writeln!(out, "({left_out}. `--trace FILE` writes every one.)");
-        }
-        out
-    }
-}
-
-/// The records a bounded timeline shows.
-pub struct Shown {
-    /// In order; `None` where records were left out.
-    pub rows: Vec<Option<Record<Obs>>>,
-    pub total: usize,
-    /// What was left out, in words, if anything was.
-    pub left_out: Option<String>,
-}
-
 /// The run's records as a text timeline: `#seq  instant  offset  subject  event  outcome  detail`.
 #[must_use]
 pub fn timeline(run: &Run<'_>) -> String {
     let mut fold = TimelineFold::new(run.scenario);
     run.records.iter().for_each(|r| fold.observe(r));
-    fold.finish(&run.names)
+    timeline_text(&run.names, &fold.select())
+}
+
+/// The records a timeline shows, as text; `names` knows every record of the run.
+#[must_use]
+pub fn timeline_text(names: &Names<'_>, shown: &Shown) -> String {
+    let rows: Vec<Option<&Record<Obs>>> = shown.rows.iter().map(Option::as_ref).collect();
+    let mut out = rows_text_with_gaps(names, &rows, shown.total);
+    if let Some(left_out) = &shown.left_out {
+        let _ = writeln!(out, "({left_out}. `--trace FILE` writes every one.)");
+    }
+    out
 }
 
 /// Aligned rows, a `...` line where records were left out (`None`).

@@ -260,7 +260,7 @@ pub fn write_all(run: &Run<'_>, format: Format, out: &mut impl Write) -> io::Res
 /// sentences would cost most of the report's time and space).
 #[must_use]
 pub fn report_format(scenario: &Scenario) -> Format {
-    if scenario.volumes.len() + scenario.instances.len() > super::lanes::MAX_LANES {
+    if scenario.volumes.len() + scenario.instances.len() > crate::analysis::lanes::MAX_LANES {
         Format::Compact
     } else {
         Format::Full

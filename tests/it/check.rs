@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use kmsim::check::{FileResult, check_text};
+use kmsim::analysis::check::{FileResult, check_text};
 use kmsim::report;
 use kmsim::run::{RunOptions, run};
 use kmsim::scenario::{self, Overrides};

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use kmsim::analysis::summary::summarize;
 use kmsim::import::Trail;
 use kmsim::report::cloudtrail;
-use kmsim::report::summary::summarize;
 use kmsim::run::{Run, RunOptions, run};
 use kmsim::scenario::{self, Overrides, Scenario};
 

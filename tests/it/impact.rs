@@ -4,9 +4,9 @@
 use std::process::Command;
 
 use kmsim::actors::kms::KeyIdx;
+use kmsim::analysis::impact::{self, EdgeKind, NodeKind};
+use kmsim::analysis::standing::Standing;
 use kmsim::engine::SimTime;
-use kmsim::impact::{self, EdgeKind, NodeKind};
-use kmsim::report::standing::Standing;
 use kmsim::run::{RunOptions, run};
 
 use super::{load, scenarios_dir};
@@ -221,7 +221,7 @@ fn the_summary_and_impact_agree_on_every_resource_at_every_instant() {
             cut.horizon = at;
             cut.expectations.clear();
             let shorter = run(&cut, &RunOptions::default(), None).unwrap();
-            let summary = kmsim::report::summary::summarize(&shorter);
+            let summary = kmsim::analysis::summary::summarize(&shorter);
             for k in 0..s.keys.len() {
                 let key = KeyIdx(u32::try_from(k).unwrap());
                 for d in impact::analyze(&probed, key, at).dependents {

@@ -166,8 +166,8 @@ fn check_invariants(text: &str, seed: u64) -> usize {
     }
 
     // One verdict: the summary and impact agree on every resource at the end.
-    let summary = kmsim::report::summary::summarize(&r);
-    for impact in kmsim::impact::at_end(&r, &summary) {
+    let summary = kmsim::analysis::summary::summarize(&r);
+    for impact in kmsim::analysis::impact::at_end(&r, &summary) {
         for d in impact.dependents {
             let res = summary.resources.iter().find(|x| x.name == d.name).unwrap();
             assert_eq!(res.status, d.standing, "seed {seed}: {}", d.name);
@@ -310,7 +310,7 @@ fn invariants_hold_for_random_estates() {
         let s = scenario::parse("random", &text, Overrides::default())
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
         let r = run(&s, &RunOptions::default(), None).unwrap();
-        for res in kmsim::report::summary::summarize(&r).resources {
+        for res in kmsim::analysis::summary::summarize(&r).resources {
             standings.insert(res.status.as_str());
             for b in &res.breaks {
                 assert!(

@@ -11,6 +11,7 @@
 //! - `sweep`: fleets, Monte Carlo sweeps, shards and merge, throttling;
 //! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
+mod architecture;
 mod check;
 mod cli;
 mod cloudtrail;

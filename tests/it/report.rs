@@ -149,8 +149,8 @@ fn beyond_sixty_resources_the_chart_aggregates() {
     // At 12h 30m every volume is latent; by 1d 9h every one is detached with its key unusable.
     let s = scenario::parse("s", &text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
-    let sum = report::summary::summarize(&r);
-    let lanes = report::lanes::build(&r, &sum);
+    let sum = kmsim::analysis::summary::summarize(&r);
+    let lanes = kmsim::analysis::lanes::build(&r, &sum);
     let series = report::chart::aggregate(&lanes);
     let at = |h: u64| series.iter().rev().find(|(t, _)| t.as_ms() <= h * 3_600_000 + 1_800_000).unwrap().1;
     assert_eq!(at(12), [0, 70, 0, 0, 0]);

@@ -3,9 +3,9 @@
 
 use kmsim::actors::Obs;
 use kmsim::actors::kms::{KeyState, KmsObs};
+use kmsim::analysis::standing::Standing;
+use kmsim::analysis::summary::{Summary, summarize};
 use kmsim::report::describe::{Outcome, describe};
-use kmsim::report::standing::Standing;
-use kmsim::report::summary::{Summary, summarize};
 use kmsim::run::{Run, RunOptions, run};
 
 use super::{all_scenarios, load};
@@ -13,7 +13,7 @@ use super::{all_scenarios, load};
 const H: u64 = 3_600_000;
 const D: u64 = 24 * H;
 
-fn resource<'a>(s: &'a Summary, name: &str) -> &'a kmsim::report::summary::ResourceSummary {
+fn resource<'a>(s: &'a Summary, name: &str) -> &'a kmsim::analysis::summary::ResourceSummary {
     s.resources.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no resource {name}"))
 }
 
@@ -203,9 +203,13 @@ fn the_complete_example_meets_every_kind_of_expectation() {
     let doc = std::fs::read_to_string(super::scenarios_dir().join("README.md")).unwrap();
     let start = doc.find("```ron\n").expect("a ron block") + "```ron\n".len();
     let end = start + doc[start..].find("```").unwrap();
-    let result =
-        kmsim::check::check_text("scenarios/README.md", &doc[start..end], Default::default(), &RunOptions::default());
-    let kmsim::check::FileResult::Passed { verdicts } = result else { panic!("{result:#?}") };
+    let result = kmsim::analysis::check::check_text(
+        "scenarios/README.md",
+        &doc[start..end],
+        Default::default(),
+        &RunOptions::default(),
+    );
+    let kmsim::analysis::check::FileResult::Passed { verdicts } = result else { panic!("{result:#?}") };
     assert_eq!(verdicts.len(), 11);
 }
 

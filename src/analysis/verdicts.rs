@@ -12,7 +12,7 @@ use crate::run::{Names, Run, Snapshot};
 use crate::scenario::Scenario;
 use crate::scenario::expect::{EventPattern, Expect, Expectation, Window};
 
-use super::describe;
+use super::record as describe;
 use super::summary::Summary;
 
 /// The verdict on one expectation.

@@ -4,7 +4,7 @@
 //! material, the encrypted data keys made under it, the volumes they protect, the instances the
 //! volumes are attached to and the hosts whose memory caches the plaintext keys, plus the grants
 //! keys give instances. Edges point from what is depended on to what depends on it. A walk from
-//! one key finds its dependents; each one's standing is [`crate::report::standing`]'s verdict at
+//! one key finds its dependents; each one's standing is [`super::standing`]'s verdict at
 //! the instant, the same the run summary shows, and the run (which knows the future of the
 //! scenario) says when each latent or blocked one breaks.
 //!
@@ -16,19 +16,18 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{Bfs, EdgeRef};
 use serde::Serialize;
 
+use super::standing::{self, Standing};
+use super::summary::{ResourceSummary, Summary, summarize};
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
 use crate::actors::kms::KeyIdx;
 use crate::engine::SimTime;
-use crate::report::standing::{self, Standing};
-use crate::report::summary::{ResourceSummary, Summary, summarize};
 use crate::run::{Run, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -281,7 +280,7 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
                     format!("attached {} (data keys under {key_name})", mine.join(", "))
                 };
                 let (state, _, life) = snap.instances[i];
-                let state = crate::report::describe::instance_now(&run.scenario.instances[i], state, life);
+                let state = super::record::instance_now(&run.scenario.instances[i], state, life);
                 (verdict, resource, state, via)
             }
         };
@@ -336,104 +335,6 @@ fn cause_at(summary: &Summary, key: KeyIdx, at: SimTime, verdict: &standing::Ver
     Some(format!("{} at {}", loss.why, loss.at))
 }
 
-/// The impact as text, grouped by standing.
-#[must_use]
-pub fn render(impact: &Impact, run: &Run<'_>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Key {} ({}) at {} ({}): {}",
-        impact.key,
-        impact.arn,
-        impact.at,
-        run.scenario.instant(impact.at),
-        impact.key_state
-    );
-    if impact.dependents.is_empty() {
-        out.push_str("  nothing depends on this key\n");
-        return out;
-    }
-    let _ = writeln!(out, "  {}", counts(&impact.dependents));
-    let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
-    let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
-    for (standing, title) in GROUPS {
-        let members: Vec<&Dependent> = impact.dependents.iter().filter(|d| d.standing == standing).collect();
-        if members.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{title} ({})", members.len());
-        for d in members {
-            let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
-            let _ = writeln!(out, "{}", line.trim_end());
-            let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
-            if let (Some(key), Some(cause)) = (&d.key, &d.cause) {
-                let _ = writeln!(out, "  {:<name_w$}  because {key}: {cause}", "");
-            }
-        }
-    }
-    out
-}
-
-const GROUPS: [(Standing, &str); 5] = [
-    (Standing::Broken, "BROKEN: failed because of its key, and not working since"),
-    (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach or start fails"),
-    (Standing::Latent, "LATENT: still working on a plaintext data key cached in host memory"),
-    (Standing::Recovered, "RECOVERED: broke while its key was unusable; works again"),
-    (Standing::Unaffected, "UNAFFECTED: its key never stood in its way"),
-];
-
-/// "2 broken, 0 blocked, 1 latent, 0 recovered, 3 unaffected".
-fn counts(dependents: &[Dependent]) -> String {
-    let count = |st: Standing| dependents.iter().filter(|d| d.standing == st).count();
-    GROUPS.iter().map(|(st, _)| format!("{} {}", count(*st), st.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-/// When a dependent broke or will break, in words.
-#[must_use]
-pub fn when_words(d: &Dependent) -> String {
-    match (d.standing, d.when) {
-        (Standing::Latent | Standing::Blocked, Some(t)) => {
-            format!("breaks at {t} ({})", d.how.as_deref().unwrap_or("its next use of the key"))
-        }
-        (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
-        (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
-        (Standing::Broken, Some(t)) => match &d.how {
-            Some(how) => format!("broke at {t} ({how})"),
-            None => format!("unusable since {t}"),
-        },
-        _ => String::new(),
-    }
-}
-
-/// Per key, its dependents grouped by standing, for the run summary.
-#[must_use]
-pub fn render_compact(impacts: &[Impact]) -> String {
-    let mut out = String::new();
-    let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
-    for i in impacts {
-        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.dependents));
-        for d in i.dependents.iter().take(DEPENDENTS_SHOWN) {
-            let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        if let Some(more) = more_dependents(&i.dependents) {
-            let _ = writeln!(out, "    ({more})");
-        }
-    }
-    out
-}
-
-/// A key's dependents listed one by one in the run's summary and report (the gravest first);
-/// `kmsim impact` lists them all.
-pub const DEPENDENTS_SHOWN: usize = 100;
-
-/// The dependents beyond [`DEPENDENTS_SHOWN`], counted in words.
-#[must_use]
-pub fn more_dependents(dependents: &[Dependent]) -> Option<String> {
-    let rest = dependents.get(DEPENDENTS_SHOWN..).filter(|r| !r.is_empty())?;
-    Some(format!("{} more not listed: {}", rest.len(), counts(rest)))
-}
-
 /// The blast radius of every key at the end of the run.
 #[must_use]
 pub fn at_end(run: &Run<'_>, summary: &Summary) -> Vec<Impact> {
@@ -442,37 +343,4 @@ pub fn at_end(run: &Run<'_>, summary: &Summary) -> Vec<Impact> {
     (0..run.scenario.keys.len())
         .map(|k| analyze_graph(run, summary, &snap, &g, KeyIdx(u32::try_from(k).expect("few keys")), run.end))
         .collect()
-}
-
-/// The graph in Graphviz DOT, nodes coloured by the standing of `impact`'s dependents.
-#[must_use]
-pub fn dot(g: &Graph, impact: &Impact) -> String {
-    let standing: BTreeMap<&str, Standing> = impact.dependents.iter().map(|d| (d.name.as_str(), d.standing)).collect();
-    let mut out = String::from(
-        "digraph kmsim {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];\n",
-    );
-    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    for n in g.graph.node_indices() {
-        let node = &g.graph[n];
-        let colour = match standing.get(node.name.as_str()) {
-            Some(Standing::Broken) => "#ef9a9a",
-            Some(Standing::Blocked) => "#f48fb1",
-            Some(Standing::Latent) => "#ffe082",
-            Some(Standing::Recovered) => "#90caf9",
-            Some(Standing::Unaffected) => "#c8e6c9",
-            None if node.kind == NodeKind::Key && node.name == impact.key => "#ffcc80",
-            None => "#eceff1",
-        };
-        let label = match standing.get(node.name.as_str()) {
-            Some(st) => format!("{}\\n{}", quote(&node.name), st.as_str()),
-            None => quote(&node.name),
-        };
-        let _ = writeln!(out, "  n{} [label=\"{label}\", fillcolor=\"{colour}\"];", n.index());
-    }
-    for e in g.graph.edge_indices() {
-        let (a, b) = g.graph.edge_endpoints(e).expect("edge");
-        let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", a.index(), b.index(), g.graph[e].as_str());
-    }
-    out.push_str("}\n");
-    out
 }

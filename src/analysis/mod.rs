@@ -1,22 +1,33 @@
-//! One pass over a run: the folds a command needs, fed each record as the run makes it, so
-//! that no command keeps the records unless an output needs them all.
+//! The facts about a run, and the one pass that gathers them: the folds a command needs, fed
+//! each record as the run makes it, so that no command keeps the records unless an output
+//! needs them all. Nothing here renders: [`crate::report`] words and draws these facts.
 //!
 //! Each fold keeps state per key, per resource or per expectation, never per record: the
-//! summary ([`SummaryFold`]), the expectations ([`VerdictFold`]) and, for a terminal, the
-//! timeline ([`TimelineFold`], bounded). A run whose records are kept is summarised by the
-//! same folds ([`crate::report::summary::summarize`] feeds them the records), so both paths
-//! give one answer.
+//! summary ([`SummaryFold`]), the expectations ([`VerdictFold`]), the chart's model
+//! ([`LanesFold`]) and the records a timeline shows ([`TimelineFold`]). A run whose records are
+//! kept is summarised by the same folds ([`summary::summarize`] feeds them the records), so both
+//! paths give one answer.
 
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod impact;
+pub mod lanes;
+pub mod record;
+pub mod standing;
+pub mod summary;
+pub mod sweep;
+pub mod timeline;
+pub mod verdicts;
+
 use crate::actors::Obs;
+use crate::analysis::lanes::{Lanes, LanesFold};
+use crate::analysis::verdicts::{Verdict, VerdictFold};
 use crate::engine::{ActorId, EngineError, Record, Sink};
-use crate::report::lanes::{Lanes, LanesFold};
-use crate::report::summary::{Summary, SummaryFold};
-use crate::report::verdicts::{Verdict, VerdictFold};
-use crate::report::{Shown, TimelineFold};
 use crate::run::{Names, Run, RunOptions, run};
 use crate::scenario::Scenario;
+use summary::{Summary, SummaryFold};
+use timeline::{Shown, TimelineFold};
 
 /// What a pass should make besides the summary and the verdicts.
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,8 +43,8 @@ pub struct Observed<'s> {
     pub run: Run<'s>,
     pub summary: Summary,
     pub verdicts: Vec<Verdict>,
-    /// The timeline as text, when asked for.
-    pub timeline: Option<String>,
+    /// The records a terminal's timeline shows, when asked for.
+    pub timeline: Option<Shown>,
     /// For a report: the chart's model and the events it lists.
     pub report: Option<(Lanes, Shown)>,
 }
@@ -101,7 +112,7 @@ pub fn observe<'s>(
     let run = run(scenario, &streamed, Some(&mut folds))?;
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
-    let timeline = folds.timeline.map(|t| t.finish(&run.names));
+    let timeline = folds.timeline.map(TimelineFold::select);
     let report = folds.lanes.zip(folds.events).map(|(l, e)| (l.finish(&summary), e.select()));
     Ok(Observed { run, summary, verdicts, timeline, report })
 }

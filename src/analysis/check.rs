@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::report::verdicts::Verdict;
+use crate::analysis::verdicts::Verdict;
 use crate::run::RunOptions;
 use crate::scenario::{self, Overrides, ScenarioError};
 

@@ -1,0 +1,476 @@
+//! What broke, and when: per key, the periods it was unusable; per resource, its latent window.
+//!
+//! A pure function of a finished [`Run`]. A *loss* is a key leaving `Enabled` (material deleted
+//! or expired, disabled, scheduled for deletion); a resource *breaks* at its first failure caused
+//! by the key during a loss; its *latent window* is the time from the loss to the break, during
+//! which it kept working on a plaintext data key cached in host memory.
+
+use crate::actors::Obs;
+use crate::actors::ebs::{VolumeObs, VolumeState};
+use crate::actors::ec2::{InstanceObs, InstanceState};
+use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs};
+use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
+use crate::run::{Names, Run, actor_count, instance_actor, volume_actor};
+use crate::scenario::Scenario;
+
+use super::record::caller_words;
+use super::standing::{self, Standing};
+
+/// A period during which a key could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub at: SimTime,
+    /// What made the key unusable, in words (`DeleteImportedKeyMaterial by alice`).
+    pub why: String,
+    /// When the key was `Enabled` again, if it was.
+    pub restored_at: Option<SimTime>,
+    /// When the key was deleted, which ends every hope of restoring it.
+    pub deleted_at: Option<SimTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySummary {
+    pub key: KeyIdx,
+    pub name: String,
+    /// Each state change: when, from, to (`None` for deleted), and what caused it.
+    pub changes: Vec<(SimTime, Option<KeyState>, Option<KeyState>, String)>,
+    pub losses: Vec<Loss>,
+    /// `None` once deleted.
+    pub state_at_end: Option<KeyState>,
+}
+
+/// A resource's first failure during one loss of its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Break {
+    /// The key whose refusal it was.
+    pub key: Option<KeyIdx>,
+    /// When the key became unusable (as the failed call saw it, D13); `None` if it was not.
+    pub loss_at: Option<SimTime>,
+    /// Whether the key had ever been usable before the break.
+    pub key_was_usable: bool,
+    pub last_good_use: Option<(SimTime, &'static str)>,
+    pub broke_at: SimTime,
+    /// The failed operation and its error code.
+    pub how: String,
+    pub recovered_at: Option<SimTime>,
+}
+
+impl Break {
+    #[must_use]
+    pub fn latent_window(&self) -> Option<SimDuration> {
+        self.loss_at.map(|l| self.broke_at - l)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceSummary {
+    pub name: String,
+    pub kind: &'static str,
+    pub key: Option<String>,
+    pub breaks: Vec<Break>,
+    pub last_good_use: Option<(SimTime, &'static str)>,
+    /// Its standing at the end, from [`standing`](super::standing).
+    pub status: Standing,
+    /// For a latent resource: since when its key has been unusable.
+    pub latent_since: Option<SimTime>,
+    pub at_end: String,
+}
+
+/// What happened to a resource, before any verdict: its breaks and its last good use.
+struct History {
+    breaks: Vec<Break>,
+    last_good: Option<(SimTime, &'static str)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub keys: Vec<KeySummary>,
+    /// The volumes, in scenario order, then the instances.
+    pub resources: Vec<ResourceSummary>,
+    pub end: SimTime,
+}
+
+impl Summary {
+    /// The summary of the `v`-th volume.
+    #[must_use]
+    pub fn volume(&self, v: usize) -> &ResourceSummary {
+        &self.resources[v]
+    }
+
+    /// The summary of the `i`-th instance.
+    #[must_use]
+    pub fn instance(&self, i: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        &self.resources[scenario.volumes.len() + i]
+    }
+}
+
+/// The summary of a finished run whose records were kept.
+#[must_use]
+pub fn summarize(run: &Run<'_>) -> Summary {
+    let mut fold = SummaryFold::new(run.scenario);
+    run.records.iter().for_each(|r| fold.observe(&run.names, r));
+    fold.finish(run)
+}
+
+/// How a record that caused a key's state change reads, remembered from the record before
+/// (KMS records a state change right after what made it, in the same step, or first in a step
+/// an input started: see [`SummaryFold::observe`]).
+#[derive(Clone, Copy)]
+enum CauseWords {
+    Call { op: &'static str, caller: Caller },
+    Expired,
+    Deleted,
+    Other(&'static str),
+}
+
+/// A key's history so far.
+#[derive(Default)]
+struct KeyFold {
+    changes: Vec<(SimTime, Option<KeyState>, Option<KeyState>, String)>,
+    losses: Vec<Loss>,
+}
+
+/// A resource's history so far: its breaks (their loss and whether the key had been usable are
+/// read at the end, from the whole key history) and its last good use.
+#[derive(Default)]
+struct ResourceFold {
+    breaks: Vec<Break>,
+    last_good: Option<(SimTime, &'static str)>,
+}
+
+impl ResourceFold {
+    fn worked(&mut self, at: SimTime, what: &'static str) {
+        self.last_good = Some((at, what));
+        if let Some(b) = self.breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
+            b.recovered_at = Some(at);
+        }
+    }
+
+    /// A failure at `at`: a new break unless one is still open (failures before it works again
+    /// are one break).
+    fn failed(&mut self, key: Option<KeyIdx>, at: SimTime, how: impl FnOnce() -> String) {
+        if self.breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
+            return;
+        }
+        let last_good_use = self.last_good;
+        self.breaks.push(Break {
+            key,
+            loss_at: None,
+            key_was_usable: false,
+            last_good_use,
+            broke_at: at,
+            how: how(),
+            recovered_at: None,
+        });
+    }
+}
+
+/// A volume's or an instance's history so far.
+#[derive(Default)]
+struct ActorFold {
+    history: ResourceFold,
+    /// A volume's key; an instance's, the key of the last volume whose data key a start or
+    /// launch of it could not decrypt.
+    key: Option<KeyIdx>,
+    started_by: StartedBy,
+}
+
+/// The summary as a fold: it reads a run's records in order, as they come, and keeps state per
+/// key and per resource only, never per record, so a run of any length can be summarised
+/// without keeping its records. [`SummaryFold::finish`] adds what the end of the run says.
+pub struct SummaryFold {
+    keys: Vec<KeyFold>,
+    /// By actor, as the engine lays them out: a fleet's volume beside its instance.
+    actors: Vec<ActorFold>,
+    /// The previous record, as the cause of a key's state change would read.
+    previous: Option<(RecordId, CauseWords)>,
+}
+
+impl SummaryFold {
+    #[must_use]
+    pub fn new(scenario: &Scenario) -> Self {
+        SummaryFold {
+            keys: (0..scenario.keys.len()).map(|_| KeyFold::default()).collect(),
+            actors: {
+                let mut actors: Vec<ActorFold> = (0..actor_count(scenario)).map(|_| ActorFold::default()).collect();
+                for (v, decl) in scenario.volumes.iter().enumerate() {
+                    actors[volume_actor(scenario, v).index()].key = Some(decl.key);
+                }
+                actors
+            },
+            previous: None,
+        }
+    }
+
+    /// Takes the next record of the run; `names` knows every record until this one.
+    pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
+        match &r.obs {
+            Obs::Kms(k) => self.kms(names, r, k),
+            Obs::Volume(o) => self.volume(r, o),
+            Obs::Instance(o) => self.instance(r, o),
+        }
+        self.previous = Some((
+            r.id,
+            match &r.obs {
+                Obs::Kms(KmsObs::Called { caller, op, .. }) => {
+                    CauseWords::Call { op: op.operation().as_str(), caller: *caller }
+                }
+                Obs::Kms(KmsObs::MaterialExpired { .. }) => CauseWords::Expired,
+                Obs::Kms(KmsObs::KeyDeleted { .. }) => CauseWords::Deleted,
+                other => CauseWords::Other(other.event_name()),
+            },
+        ));
+    }
+
+    fn cause_words(&self, names: &Names<'_>, cause: Cause) -> String {
+        let Cause::Record(id) = cause else { return "declared in the scenario".to_string() };
+        // KMS changes a key's state in the step that made it change, right after recording why.
+        let Some((prev, words)) = self.previous.filter(|(prev, _)| *prev == id) else {
+            debug_assert!(false, "a key's state changed because of record #{id}, not the one before it");
+            return String::new();
+        };
+        match words {
+            CauseWords::Call { op, caller } => format!("{op} {}", caller_words(names, caller, prev)),
+            CauseWords::Expired => "material expired at its ValidTo".to_string(),
+            CauseWords::Deleted => "waiting period ended".to_string(),
+            CauseWords::Other(event) => event.to_string(),
+        }
+    }
+
+    fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
+        match obs {
+            KmsObs::StateChanged { key, from, to } => {
+                let why = self.cause_words(names, r.cause);
+                let k = &mut self.keys[key.0 as usize];
+                if *from == Some(KeyState::Enabled) {
+                    k.losses.push(Loss { at: r.at, why: why.clone(), restored_at: None, deleted_at: None });
+                }
+                if *to == KeyState::Enabled
+                    && let Some(open) = k.losses.last_mut().filter(|l| l.restored_at.is_none())
+                {
+                    open.restored_at = Some(r.at);
+                }
+                k.changes.push((r.at, *from, Some(*to), why));
+            }
+            KmsObs::KeyDeleted { key } => {
+                let k = &mut self.keys[key.0 as usize];
+                if let Some(open) = k.losses.last_mut().filter(|l| l.restored_at.is_none()) {
+                    open.deleted_at = Some(r.at);
+                }
+                let from = k.changes.last().and_then(|c| c.2);
+                k.changes.push((r.at, from, None, "waiting period ended".to_string()));
+            }
+            KmsObs::Called { .. } | KmsObs::MaterialExpired { .. } => {}
+        }
+    }
+
+    fn volume(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
+        let me = &mut self.actors[r.actor.index()];
+        let key = me.key.expect("a volume has a key");
+        let me = &mut me.history;
+        match obs {
+            VolumeObs::Created => me.worked(r.at, "CreateVolume"),
+            VolumeObs::Attached { .. } => me.worked(r.at, "AttachVolume"),
+            VolumeObs::Io { kind, result: Ok(()) } => me.worked(r.at, kind.as_str()),
+            VolumeObs::AttachFailed { error, kms: Some(_), instance } => {
+                me.failed(Some(key), r.at, || format!("AttachVolume {}", error.code));
+                self.actors[instance.index()].key = Some(key);
+            }
+            VolumeObs::KeyLoadFailed { error, instance, .. } => {
+                me.failed(Some(key), r.at, || format!("ReattachVolume {}", error.code));
+                self.actors[instance.index()].key = Some(key);
+            }
+            VolumeObs::CreateFailed { error } => {
+                me.failed(Some(key), r.at, || format!("CreateVolume {}", error.exception.as_str()));
+            }
+            _ => {}
+        }
+    }
+
+    fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
+        if let InstanceObs::DataKeyCached { volume } = obs {
+            self.actors[volume.index()].history.worked(r.at, "decrypted at start");
+            return;
+        }
+        let me = &mut self.actors[r.actor.index()];
+        let failed_start = me.started_by.failed(obs);
+        if let InstanceObs::StateChanged { to, reason, .. } = obs {
+            if let (Some(action), Some((code, _))) = (failed_start, reason) {
+                me.history.failed(me.key, r.at, || format!("{action} {code}"));
+            } else if *to == InstanceState::Running {
+                me.history.worked(r.at, "running");
+            }
+        }
+    }
+
+    /// `actor` will likely record soon: start loading its state (a hint, see [`crate::engine::Sink::prepare`]).
+    #[inline]
+    pub fn prepare(&self, actor: ActorId) {
+        if let Some(a) = self.actors.get(actor.index()) {
+            crate::engine::prefetch(a);
+        }
+    }
+
+    /// The summary: the histories read, and each resource's standing at the end of `run` (the
+    /// run these records came from; its records need not have been kept).
+    #[must_use]
+    pub fn finish(self, run: &Run<'_>) -> Summary {
+        let s = run.scenario;
+        let keys: Vec<KeySummary> = self
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let key = KeyIdx(u32::try_from(i).expect("few keys"));
+                KeySummary {
+                    key,
+                    name: s.key(key).name.clone(),
+                    changes: k.changes,
+                    losses: k.losses,
+                    state_at_end: run.kms().state(key),
+                }
+            })
+            .collect();
+        let settle = |mut h: ResourceFold| {
+            for b in &mut h.breaks {
+                let k = b.key.map(|k| &keys[k.0 as usize]);
+                b.loss_at = k.and_then(|k| loss_at(run, k, b.broke_at)).map(|l| l.at);
+                b.key_was_usable = k.is_some_and(|k| was_usable(k, b.broke_at));
+            }
+            History { breaks: h.breaks, last_good: h.last_good }
+        };
+        let snap = run.final_snapshot();
+        let attached = standing::attachments(run, &snap);
+        let mut resources = Vec::with_capacity(s.volumes.len() + s.instances.len());
+        let mut actors = self.actors;
+        for i in 0..s.volumes.len() {
+            let history = settle(std::mem::take(&mut actors[volume_actor(s, i).index()].history));
+            let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
+            resources.push(volume_summary(run, i, history, &verdict, &keys));
+        }
+        for (i, attached) in attached.iter().enumerate() {
+            let history = settle(std::mem::take(&mut actors[instance_actor(s, i).index()].history));
+            let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
+            resources.push(instance_summary(run, i, history, &verdict, &keys));
+        }
+        Summary { keys, resources, end: run.end }
+    }
+}
+
+/// The loss a failure at `t` falls in, as the failed call saw the key: D13's propagation delay
+/// late.
+fn loss_at<'k>(run: &Run<'_>, key: &'k KeySummary, t: SimTime) -> Option<&'k Loss> {
+    let seen = t.saturating_sub(run.scenario.kms.kms_propagation_delay);
+    key.losses.iter().rev().find(|l| l.at <= seen && l.restored_at.is_none_or(|r| seen < r))
+}
+
+/// Whether the key had been Enabled at some point before `t`.
+fn was_usable(key: &KeySummary, t: SimTime) -> bool {
+    key.changes.iter().any(|(at, _, to, _)| *at <= t && *to == Some(KeyState::Enabled))
+}
+
+fn volume_summary(
+    run: &Run<'_>,
+    i: usize,
+    history: History,
+    verdict: &standing::Verdict,
+    keys: &[KeySummary],
+) -> ResourceSummary {
+    let v = run.volume(i);
+    let at_end = match v.state() {
+        None => "not created".to_string(),
+        Some(VolumeState::InUse(inst)) => {
+            let memory =
+                if v.key_in_memory() { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
+            format!("in-use on {}, {memory}", run.names.at(inst, crate::engine::RecordId::MAX))
+        }
+        Some(st) => st.as_str().to_string(),
+    };
+    let key = &keys[run.scenario.volumes[i].key.0 as usize];
+    let name = run.scenario.volumes[i].name.to_string();
+    resource_summary(name, "volume", Some(key.name.clone()), history, verdict, at_end)
+}
+
+/// A resource's summary: its history, and its verdict at the end.
+fn resource_summary(
+    name: String,
+    kind: &'static str,
+    key: Option<String>,
+    history: History,
+    verdict: &standing::Verdict,
+    at_end: String,
+) -> ResourceSummary {
+    ResourceSummary {
+        name,
+        kind,
+        key,
+        breaks: history.breaks,
+        last_good_use: history.last_good,
+        status: verdict.standing,
+        latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
+        at_end,
+    }
+}
+
+/// Reads an instance's own records in order and says what a start that failed was: the user's
+/// StartInstances, AWS moving the instance to another host (D5) or auto scaling's launch (D6).
+#[derive(Default)]
+pub(crate) struct StartedBy(Option<&'static str>);
+
+impl StartedBy {
+    /// Takes the instance's next record; for one that ends a start in failure, the action.
+    pub(crate) fn failed(&mut self, obs: &InstanceObs) -> Option<&'static str> {
+        match obs {
+            InstanceObs::HostMaintenance { .. } => self.0 = Some("HostMaintenance"),
+            InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. } => self.0 = Some("RunInstances"),
+            InstanceObs::StateChanged { reason: Some(_), .. } => {
+                return Some(self.0.take().unwrap_or("StartInstances"));
+            }
+            InstanceObs::StateChanged { to: InstanceState::Running, .. } => self.0 = None,
+            _ => {}
+        }
+        None
+    }
+}
+
+fn instance_summary(
+    run: &Run<'_>,
+    i: usize,
+    history: History,
+    verdict: &standing::Verdict,
+    keys: &[KeySummary],
+) -> ResourceSummary {
+    let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
+    let x = run.instance(i);
+    let at_end = super::record::instance_now(&run.scenario.instances[i], x.state(), x.life());
+    let name = run.scenario.instances[i].to_string();
+    resource_summary(name, "instance", key.map(|k| keys[k.0 as usize].name.clone()), history, verdict, at_end)
+}
+
+/// Tables list at most this many resources one by one: beyond, the ones that matter most.
+pub const RESOURCES_SHOWN: usize = 100;
+
+/// The resources a table lists: every one, up to [`RESOURCES_SHOWN`]; beyond, the first
+/// [`RESOURCES_SHOWN`] by standing (broken, blocked, latent, recovered, unaffected), each in the
+/// scenario's order, and the rest counted in words.
+#[must_use]
+pub fn shown(summary: &Summary) -> (Vec<&ResourceSummary>, Option<String>) {
+    if summary.resources.len() <= RESOURCES_SHOWN {
+        return (summary.resources.iter().collect(), None);
+    }
+    let mut order: Vec<&ResourceSummary> = summary.resources.iter().collect();
+    order.sort_by_key(|r| r.status);
+    let rest = order.split_off(RESOURCES_SHOWN);
+    let mut counts: Vec<(Standing, usize)> = Vec::new();
+    for r in &rest {
+        match counts.last_mut() {
+            Some((st, n)) if *st == r.status => *n += 1,
+            _ => counts.push((r.status, 1)),
+        }
+    }
+    let words: Vec<String> = counts.iter().map(|(st, n)| format!("{n} {}", st.as_str())).collect();
+    let left = format!("{} more resources not listed: {}", rest.len(), words.join(", "));
+    // Listed in the scenario's order.
+    order.sort_by_key(|r| summary.resources.iter().position(|x| std::ptr::eq(x, *r)));
+    (order, Some(left))
+}

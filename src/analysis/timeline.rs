@@ -1,0 +1,122 @@
+//! Which records a timeline shows: every one of a short run; of a long one, its first records,
+//! the keys' own events, the first failures after the head and its last records, kept as the
+//! run goes in bounded memory. The terminal and the HTML report show this selection.
+
+#![forbid(unsafe_code)]
+
+use crate::actors::Obs;
+use crate::engine::Record;
+use crate::scenario::Scenario;
+
+use super::record::{Outcome, verdict};
+
+/// Runs of up to this many records are shown whole on a terminal; longer ones by their first
+/// records, the first failures after those, and their last records.
+pub const WHOLE_TIMELINE: usize = 2000;
+const HEAD: usize = 100;
+const FAILURES: usize = 20;
+const KEY_EVENTS: usize = 100;
+const TAIL: usize = 20;
+
+/// The text timeline as a fold: it keeps the first [`WHOLE_TIMELINE`] records, and beyond them
+/// only the keys' own events (state changes, the user's calls), the first failures after the
+/// head and the last few records, so a run of any length prints in bounded memory.
+pub struct TimelineFold<'s> {
+    scenario: &'s Scenario,
+    kept: Vec<Record<Obs>>,
+    failures: Vec<Record<Obs>>,
+    key_events: Vec<Record<Obs>>,
+    tail: std::collections::VecDeque<Record<Obs>>,
+    total: usize,
+}
+
+impl<'s> TimelineFold<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        TimelineFold {
+            scenario,
+            kept: Vec::new(),
+            failures: Vec::new(),
+            key_events: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    fn failed(&self, rec: &Record<Obs>) -> bool {
+        verdict(self.scenario, rec).1 == Outcome::Failed
+    }
+
+    /// A key's own event: a change of its state, or a call the user made.
+    fn key_event(rec: &Record<Obs>) -> bool {
+        use crate::actors::kms::{Caller, KmsObs};
+        match &rec.obs {
+            Obs::Kms(KmsObs::Called { caller, .. }) => *caller == Caller::User,
+            Obs::Kms(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn observe(&mut self, rec: &Record<Obs>) {
+        self.total += 1;
+        if self.kept.len() < WHOLE_TIMELINE {
+            self.kept.push(rec.clone());
+            return;
+        }
+        if self.failures.len() < FAILURES && self.failed(rec) {
+            self.failures.push(rec.clone());
+        } else if self.key_events.len() < KEY_EVENTS && Self::key_event(rec) {
+            self.key_events.push(rec.clone());
+        }
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(rec.clone());
+    }
+
+    /// The records to show, `None` where some were left out, and what was left out in words.
+    #[must_use]
+    pub fn select(self) -> Shown {
+        if self.total <= WHOLE_TIMELINE {
+            return Shown { rows: self.kept.into_iter().map(Some).collect(), total: self.total, left_out: None };
+        }
+        let later = &self.kept[HEAD..];
+        let failures: Vec<&Record<Obs>> =
+            later.iter().filter(|r| self.failed(r)).chain(&self.failures).take(FAILURES).collect();
+        let key_events: Vec<&Record<Obs>> = later
+            .iter()
+            .filter(|r| !self.failed(r) && Self::key_event(r))
+            .chain(&self.key_events)
+            .take(KEY_EVENTS)
+            .collect();
+        let mut middle: Vec<&Record<Obs>> = failures.iter().chain(&key_events).copied().collect();
+        middle.sort_by_key(|r| r.id);
+        let tail: Vec<&Record<Obs>> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.id > m.id)).collect();
+        let mut rows: Vec<Option<Record<Obs>>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
+        let mut next = HEAD as u64;
+        for r in middle.iter().chain(&tail) {
+            if r.id > next {
+                rows.push(None);
+            }
+            rows.push(Some((*r).clone()));
+            next = r.id + 1;
+        }
+        let not_shown = self.total - HEAD - middle.len() - tail.len();
+        let left_out = format!(
+            "{} records in all: the first {HEAD}, the keys' own events, the first {} failures after them and the last {}; {not_shown} not shown",
+            self.total,
+            failures.len(),
+            tail.len()
+        );
+        Shown { rows, total: self.total, left_out: Some(left_out) }
+    }
+}
+
+/// The records a bounded timeline shows.
+pub struct Shown {
+    /// In order; `None` where records were left out.
+    pub rows: Vec<Option<Record<Obs>>>,
+    pub total: usize,
+    /// What was left out, in words, if anything was.
+    pub left_out: Option<String>,
+}

@@ -1,0 +1,140 @@
+//! A key's blast radius in words and as a Graphviz graph: `kmsim impact`'s text, the run
+//! summary's compact list and the DOT file. The facts are [`crate::analysis::impact`]'s.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::analysis::impact::{Dependent, Graph, Impact, NodeKind};
+use crate::analysis::standing::Standing;
+use crate::run::Run;
+
+/// The impact as text, grouped by standing.
+#[must_use]
+pub fn render(impact: &Impact, run: &Run<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Key {} ({}) at {} ({}): {}",
+        impact.key,
+        impact.arn,
+        impact.at,
+        run.scenario.instant(impact.at),
+        impact.key_state
+    );
+    if impact.dependents.is_empty() {
+        out.push_str("  nothing depends on this key\n");
+        return out;
+    }
+    let _ = writeln!(out, "  {}", counts(&impact.dependents));
+    let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
+    let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
+    for (standing, title) in GROUPS {
+        let members: Vec<&Dependent> = impact.dependents.iter().filter(|d| d.standing == standing).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} ({})", members.len());
+        for d in members {
+            let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
+            let _ = writeln!(out, "{}", line.trim_end());
+            let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
+            if let (Some(key), Some(cause)) = (&d.key, &d.cause) {
+                let _ = writeln!(out, "  {:<name_w$}  because {key}: {cause}", "");
+            }
+        }
+    }
+    out
+}
+
+const GROUPS: [(Standing, &str); 5] = [
+    (Standing::Broken, "BROKEN: failed because of its key, and not working since"),
+    (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach or start fails"),
+    (Standing::Latent, "LATENT: still working on a plaintext data key cached in host memory"),
+    (Standing::Recovered, "RECOVERED: broke while its key was unusable; works again"),
+    (Standing::Unaffected, "UNAFFECTED: its key never stood in its way"),
+];
+
+/// "2 broken, 0 blocked, 1 latent, 0 recovered, 3 unaffected".
+fn counts(dependents: &[Dependent]) -> String {
+    let count = |st: Standing| dependents.iter().filter(|d| d.standing == st).count();
+    GROUPS.iter().map(|(st, _)| format!("{} {}", count(*st), st.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// When a dependent broke or will break, in words.
+#[must_use]
+pub fn when_words(d: &Dependent) -> String {
+    match (d.standing, d.when) {
+        (Standing::Latent | Standing::Blocked, Some(t)) => {
+            format!("breaks at {t} ({})", d.how.as_deref().unwrap_or("its next use of the key"))
+        }
+        (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
+        (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
+        (Standing::Broken, Some(t)) => match &d.how {
+            Some(how) => format!("broke at {t} ({how})"),
+            None => format!("unusable since {t}"),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Per key, its dependents grouped by standing, for the run summary.
+#[must_use]
+pub fn render_compact(impacts: &[Impact]) -> String {
+    let mut out = String::new();
+    let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
+    for i in impacts {
+        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.dependents));
+        for d in i.dependents.iter().take(DEPENDENTS_SHOWN) {
+            let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if let Some(more) = more_dependents(&i.dependents) {
+            let _ = writeln!(out, "    ({more})");
+        }
+    }
+    out
+}
+
+/// A key's dependents listed one by one in the run's summary and report (the gravest first);
+/// `kmsim impact` lists them all.
+pub const DEPENDENTS_SHOWN: usize = 100;
+
+/// The dependents beyond [`DEPENDENTS_SHOWN`], counted in words.
+#[must_use]
+pub fn more_dependents(dependents: &[Dependent]) -> Option<String> {
+    let rest = dependents.get(DEPENDENTS_SHOWN..).filter(|r| !r.is_empty())?;
+    Some(format!("{} more not listed: {}", rest.len(), counts(rest)))
+}
+
+/// The graph in Graphviz DOT, nodes coloured by the standing of `impact`'s dependents.
+#[must_use]
+pub fn dot(g: &Graph, impact: &Impact) -> String {
+    let standing: BTreeMap<&str, Standing> = impact.dependents.iter().map(|d| (d.name.as_str(), d.standing)).collect();
+    let mut out = String::from(
+        "digraph kmsim {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];\n",
+    );
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    for n in g.graph.node_indices() {
+        let node = &g.graph[n];
+        let colour = match standing.get(node.name.as_str()) {
+            Some(Standing::Broken) => "#ef9a9a",
+            Some(Standing::Blocked) => "#f48fb1",
+            Some(Standing::Latent) => "#ffe082",
+            Some(Standing::Recovered) => "#90caf9",
+            Some(Standing::Unaffected) => "#c8e6c9",
+            None if node.kind == NodeKind::Key && node.name == impact.key => "#ffcc80",
+            None => "#eceff1",
+        };
+        let label = match standing.get(node.name.as_str()) {
+            Some(st) => format!("{}\\n{}", quote(&node.name), st.as_str()),
+            None => quote(&node.name),
+        };
+        let _ = writeln!(out, "  n{} [label=\"{label}\", fillcolor=\"{colour}\"];", n.index());
+    }
+    for e in g.graph.edge_indices() {
+        let (a, b) = g.graph.edge_endpoints(e).expect("edge");
+        let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", a.index(), b.index(), g.graph[e].as_str());
+    }
+    out.push_str("}\n");
+    out
+}
