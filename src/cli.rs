@@ -250,7 +250,7 @@ impl Common {
     }
 }
 
-fn parse_horizon(s: &str) -> Result<SimDuration, String> {
+fn parse_horizon(s: &str) -> Result<SimDuration, scenario::TimeError> {
     scenario::parse_duration(s)
 }
 
@@ -391,7 +391,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
                 loaded.push(part);
             }
-            let sweep = crate::analysis::sweep::merge(loaded).map_err(Failure::Input)?;
+            let sweep = crate::analysis::sweep::merge(loaded).map_err(|e| Failure::Input(e.to_string()))?;
             if let Some(out) = &out {
                 write_sweep(out, &sweep)?;
             }
@@ -568,7 +568,10 @@ fn sweep_command(
     });
     bar.finish_and_clear();
     let per_run: Vec<crate::analysis::sweep::RunResult> =
-        results.into_iter().collect::<Result<_, _>>().map_err(Failure::Limit)?;
+        results.into_iter().collect::<Result<_, _>>().map_err(|e| match e {
+            crate::analysis::sweep::RunError::Scenario(e) => Failure::Input(e.to_string()),
+            crate::analysis::sweep::RunError::Engine(e) => Failure::Limit(e.to_string()),
+        })?;
     let part = crate::analysis::sweep::Part {
         scenario: scenario.name.clone(),
         file: name.clone(),

@@ -34,6 +34,13 @@ pub struct ImportError {
     pub what: String,
 }
 
+/// The logs held no event kmsim models: there is no scenario to write.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no KMS or EC2 event that kmsim models in {records} record(s)")]
+pub struct NothingToImport {
+    pub records: u64,
+}
+
 /// The fields of a record the importer reads; the rest are skipped without being kept.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -494,9 +501,9 @@ fn offset(start: jiff::Timestamp, t: jiff::Timestamp) -> String {
 
 impl Trail {
     /// The scenario, as RON text. `files` names the inputs in its header.
-    pub fn scenario(mut self, files: &[String], horizon_after: SimDuration) -> Result<String, String> {
+    pub fn scenario(mut self, files: &[String], horizon_after: SimDuration) -> Result<String, NothingToImport> {
         if self.events.is_empty() {
-            return Err(format!("no KMS or EC2 event that kmsim models in {} record(s)", self.records));
+            return Err(NothingToImport { records: self.records });
         }
         // Stable: events at the same second keep their order in the logs.
         self.events.sort_by_key(|e| e.time);

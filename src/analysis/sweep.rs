@@ -246,15 +246,55 @@ impl Sink<Obs> for Fold {
     }
 }
 
+/// Why a run of a sweep did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario under the run's seed is invalid (a generated key ID, say).
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    /// The run stopped at a limit.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
 /// Runs run `i` of the sweep.
-pub fn run_one(scenario: &Scenario, text: &str, file: &str, i: u64, options: &RunOptions) -> Result<RunResult, String> {
+pub fn run_one(
+    scenario: &Scenario,
+    text: &str,
+    file: &str,
+    i: u64,
+    options: &RunOptions,
+) -> Result<RunResult, RunError> {
     let seed = run_seed(scenario.seed, i);
     // Key IDs and fleets' key choices come from the seed too: each run is a whole new draw.
-    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() })
-        .map_err(|e| e.to_string())?;
+    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() })?;
     let mut fold = Fold::new(&s, i, seed);
-    simulate(&s, options, &mut fold).map_err(|e| e.to_string())?;
+    simulate(&s, options, &mut fold)?;
     Ok(fold.finish())
+}
+
+/// Why shards do not merge into one sweep.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeError {
+    #[error("no partial results to merge")]
+    Nothing,
+    #[error("shard {shard} claims {runs} runs in {shards} shards: out of range")]
+    OutOfRange { shard: u64, runs: u64, shards: u64 },
+    #[error(
+        "shard {shard} of {shards} is from another sweep (its scenario, its options, seed, runs or shards differ from shard {first}'s)"
+    )]
+    AnotherSweep { shard: u64, shards: u64, first: u64 },
+    #[error("shard {shard} of {shards}: no such shard")]
+    NoSuchShard { shard: u64, shards: u64 },
+    #[error("shard {0} given twice")]
+    Twice(u64),
+    #[error("missing shard(s) {missing:?} of {shards}")]
+    Missing { missing: Vec<u64>, shards: u64 },
+    #[error("the shards hold {held} runs, the sweep has {runs}")]
+    Runs { held: u64, runs: u64 },
+    /// A part whose runs are not its shard's, once each, with their seeds and values in range.
+    #[error("shard {shard} of {shards}{}: {why}", run.map_or(String::new(), |r| format!(", run {r}")))]
+    BadPart { shard: u64, shards: u64, run: Option<u64>, why: String },
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -366,13 +406,10 @@ pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
 }
 
 /// Merges shards into the sweep, checking that they belong together and cover every run once.
-pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
-    let first = parts.first().ok_or("no partial results to merge")?.clone();
+pub fn merge(parts: Vec<Part>) -> Result<Sweep, MergeError> {
+    let first = parts.first().ok_or(MergeError::Nothing)?.clone();
     if first.runs == 0 || first.runs > MAX_RUNS || first.shards == 0 || first.shards > first.runs {
-        return Err(format!(
-            "shard {} claims {} runs in {} shards: out of range",
-            first.shard, first.runs, first.shards
-        ));
+        return Err(MergeError::OutOfRange { shard: first.shard, runs: first.runs, shards: first.shards });
     }
     let mut per_run = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -388,54 +425,52 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, String> {
             first.horizon_ms,
         );
         if sweep != first_sweep {
-            return Err(format!(
-                "shard {} of {} is from another sweep (its scenario, its options, seed, runs or shards differ from shard {}'s)",
-                p.shard, p.shards, first.shard
-            ));
+            return Err(MergeError::AnotherSweep { shard: p.shard, shards: p.shards, first: first.shard });
         }
         if p.shard >= p.shards {
-            return Err(format!("shard {} of {}: no such shard", p.shard, p.shards));
+            return Err(MergeError::NoSuchShard { shard: p.shard, shards: p.shards });
         }
         if !seen.insert(p.shard) {
-            return Err(format!("shard {} given twice", p.shard));
+            return Err(MergeError::Twice(p.shard));
         }
         check_part(&p)?;
         per_run.extend(p.per_run);
     }
     let missing: Vec<u64> = (0..first.shards).filter(|k| !seen.contains(k)).collect();
     if !missing.is_empty() {
-        return Err(format!("missing shard(s) {missing:?} of {}", first.shards));
+        return Err(MergeError::Missing { missing, shards: first.shards });
     }
     if per_run.len() as u64 != first.runs {
-        return Err(format!("the shards hold {} runs, the sweep has {}", per_run.len(), first.runs));
+        return Err(MergeError::Runs { held: per_run.len() as u64, runs: first.runs });
     }
     Ok(aggregate(&first, per_run))
 }
 
 /// A part holds exactly its shard's runs, each once, with its own seed and values in range.
-fn check_part(p: &Part) -> Result<(), String> {
+fn check_part(p: &Part) -> Result<(), MergeError> {
+    let bad = |run: Option<u64>, why: String| MergeError::BadPart { shard: p.shard, shards: p.shards, run, why };
     let mut expected = shard_runs(p.runs, p.shard, p.shards);
     let within = |t: Option<u64>| t.is_none_or(|t| t <= p.horizon_ms);
     for r in &p.per_run {
-        let what = format!("shard {} of {}, run {}", p.shard, p.shards, r.run);
+        let run = Some(r.run);
         if expected.next() != Some(r.run) {
-            return Err(format!("{what}: not the shard's next run (each run once, in order)"));
+            return Err(bad(run, "not the shard's next run (each run once, in order)".into()));
         }
         if r.seed != run_seed(p.base_seed, r.run) {
-            return Err(format!("{what}: seed {} is not the run's", r.seed));
+            return Err(bad(run, format!("seed {} is not the run's", r.seed)));
         }
         if !within(r.first_failure_ms) || !within(r.last_failure_ms) || !within(r.recovery_ms) {
-            return Err(format!("{what}: a time beyond the horizon ({} ms)", p.horizon_ms));
+            return Err(bad(run, format!("a time beyond the horizon ({} ms)", p.horizon_ms)));
         }
         if r.broken.len() != GRID || r.broken.iter().any(|&b| u64::from(b) > p.volumes) || r.ever_failed > p.volumes {
-            return Err(format!(
-                "{what}: broken counts out of range (a grid of {GRID}, at most {} volumes)",
-                p.volumes
+            return Err(bad(
+                run,
+                format!("broken counts out of range (a grid of {GRID}, at most {} volumes)", p.volumes),
             ));
         }
     }
     if let Some(missing) = expected.next() {
-        return Err(format!("shard {} of {}: run {missing} is missing", p.shard, p.shards));
+        return Err(bad(None, format!("run {missing} is missing")));
     }
     Ok(())
 }

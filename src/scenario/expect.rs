@@ -237,7 +237,7 @@ pub(super) fn validate(
             }
             Ok(t) => t,
             Err(e) => {
-                errs.push((field, e));
+                errs.push((field, e.to_string()));
                 SimTime::ZERO
             }
         };
@@ -334,7 +334,7 @@ pub(super) fn validate(
                     errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
                 }
                 let within = within
-                    .map(|w| parse_duration(&w).map_err(|e| errs.push(("within", e))).unwrap_or_default())
+                    .map(|w| parse_duration(&w).map_err(|e| errs.push(("within", e.to_string()))).unwrap_or_default())
                     .unwrap_or_default();
                 Expect::BrokeAt { resource, at: time("at", &at, &mut errs), within }
             }

@@ -23,7 +23,7 @@ use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{KeyIdx, KeySpec, KmsOp, KmsParams};
 use crate::engine::{SimDuration, SimTime};
 
-pub use timefmt::{format_instant, parse_duration, parse_time};
+pub use timefmt::{TimeError, format_instant, parse_duration, parse_time};
 
 /// The scenario format version this build reads.
 pub const VERSION: u32 = 1;

@@ -48,7 +48,7 @@ impl Checker<'_> {
 
     /// Parses a duration, or records a problem and returns `None`.
     fn duration(&mut self, pos: Option<(usize, usize)>, path: &str, s: &str) -> Option<SimDuration> {
-        parse_duration(s).map_err(|e| self.problem(pos, path, e)).ok()
+        parse_duration(s).map_err(|e| self.problem(pos, path, e.to_string())).ok()
     }
 }
 
@@ -85,7 +85,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let start = start.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let horizon = match overrides.horizon {
         Some(h) => Some(SimTime::ZERO + h),
-        None => parse_time(&raw.horizon, start).map_err(|e| c.problem(top, "horizon", e)).ok(),
+        None => parse_time(&raw.horizon, start).map_err(|e| c.problem(top, "horizon", e.to_string())).ok(),
     };
     let horizon = match horizon {
         Some(h) if h == SimTime::ZERO => {
@@ -260,7 +260,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
                 crate::actors::ec2::DEFAULT_COOLDOWN
             }
             Some(Err(e)) => {
-                c.problem(pos, format!("{path}.cooldown"), e);
+                c.problem(pos, format!("{path}.cooldown"), e.to_string());
                 crate::actors::ec2::DEFAULT_COOLDOWN
             }
         };
@@ -414,7 +414,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             }
             Ok(t) => t,
             Err(e) => {
-                c.problem(pos, &path, e);
+                c.problem(pos, &path, e.to_string());
                 continue;
             }
         };
@@ -785,8 +785,9 @@ impl Timeline<'_> {
                     RawIo::Read => IoKind::Read,
                     RawIo::Write => IoKind::Write,
                 };
-                let every =
-                    parse_duration(every).map_err(|e| errs.push(("every", e))).unwrap_or(SimDuration::from_secs(1));
+                let every = parse_duration(every)
+                    .map_err(|e| errs.push(("every", e.to_string())))
+                    .unwrap_or(SimDuration::from_secs(1));
                 let until = match until {
                     None => self.horizon,
                     Some(u) => match parse_time(u, self.start) {
@@ -800,7 +801,7 @@ impl Timeline<'_> {
                         }
                         Ok(t) => t,
                         Err(e) => {
-                            errs.push(("until", e));
+                            errs.push(("until", e.to_string()));
                             at
                         }
                     },
@@ -863,14 +864,14 @@ impl Timeline<'_> {
             RawExpires::After(d) => match parse_duration(d) {
                 Ok(d) => at + d,
                 Err(e) => {
-                    errs.push(("expires", e));
+                    errs.push(("expires", e.to_string()));
                     return Expiry::Never;
                 }
             },
             RawExpires::At(t) => match parse_time(t, self.start) {
                 Ok(t) => t,
                 Err(e) => {
-                    errs.push(("expires", e));
+                    errs.push(("expires", e.to_string()));
                     return Expiry::Never;
                 }
             },
