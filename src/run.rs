@@ -264,7 +264,8 @@ pub fn run<'s>(
         }
     }
     let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
-    let (by_actor, by_key) = index(&records, sim.names().len(), scenario.keys.len());
+    let (by_actor, by_key) =
+        if options.stream { (Vec::new(), Vec::new()) } else { index(&records, sim.names().len(), scenario.keys.len()) };
     Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key, names })
 }
 
@@ -478,12 +479,13 @@ impl Run<'_> {
 
     /// The records about one actor, in order (see the field's documentation for what counts).
     pub fn records_of(&self, actor: ActorId) -> impl Iterator<Item = &Record<Obs>> {
-        self.by_actor[actor.index()].iter().map(|&i| &self.records[i])
+        // A streamed run kept no records, and no index of them.
+        self.by_actor.get(actor.index()).into_iter().flatten().map(|&i| &self.records[i])
     }
 
     /// The KMS records about one key, in order.
     pub fn records_of_key(&self, key: KeyIdx) -> impl Iterator<Item = &Record<Obs>> {
-        self.by_key[key.0 as usize].iter().map(|&i| &self.records[i])
+        self.by_key.get(key.0 as usize).into_iter().flatten().map(|&i| &self.records[i])
     }
 
     /// The record with this id.

@@ -313,12 +313,12 @@ fn when_it_breaks(
 ) -> (Option<SimTime>, Option<String>) {
     match verdict.standing {
         Standing::Latent | Standing::Blocked => match resource.breaks.iter().find(|b| b.broke_at > at) {
-            Some(b) => (Some(b.broke_at), Some(b.how.clone())),
+            Some(b) => (Some(b.broke_at), Some(b.how.to_string())),
             None => (None, None),
         },
         Standing::Broken => {
             let b = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since);
-            (verdict.since, b.map(|b| b.how.clone()))
+            (verdict.since, b.map(|b| b.how.to_string()))
         }
         Standing::Recovered | Standing::Unaffected => (None, None),
     }

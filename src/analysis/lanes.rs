@@ -500,7 +500,7 @@ impl<'s> LanesFold<'s> {
 }
 
 fn latent_windows(summary: &Summary, name: &str, end: SimTime) -> Vec<(SimTime, SimTime, bool)> {
-    let Some(r) = summary.resources.iter().find(|r| r.name == name) else { return Vec::new() };
+    let Some(r) = summary.resources.iter().find(|r| *r.name == *name) else { return Vec::new() };
     let mut out: Vec<(SimTime, SimTime, bool)> =
         r.breaks.iter().filter_map(|b| b.loss_at.map(|l| (l, b.broke_at, true))).collect();
     if let Some(since) = r.latent_since {

@@ -12,6 +12,7 @@ use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
 use crate::run::{Names, Run, actor_count, instance_actor, volume_actor};
 use crate::scenario::Scenario;
+use std::sync::Arc;
 
 use super::record::caller_words;
 use super::standing::{self, Standing};
@@ -31,7 +32,7 @@ pub struct Loss {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySummary {
     pub key: KeyIdx,
-    pub name: String,
+    pub name: Arc<str>,
     /// Each state change: when, from, to (`None` for deleted), and what caused it.
     pub changes: Vec<(SimTime, Option<KeyState>, Option<KeyState>, String)>,
     pub losses: Vec<Loss>,
@@ -51,8 +52,21 @@ pub struct Break {
     pub last_good_use: Option<(SimTime, &'static str)>,
     pub broke_at: SimTime,
     /// The failed operation and its error code.
-    pub how: String,
+    pub how: How,
     pub recovered_at: Option<SimTime>,
+}
+
+/// A failed operation and its error code: `AttachVolume CustomerKeyHasBeenRevoked`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct How {
+    pub action: &'static str,
+    pub code: &'static str,
+}
+
+impl std::fmt::Display for How {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.action, self.code)
+    }
 }
 
 impl Break {
@@ -64,16 +78,46 @@ impl Break {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceSummary {
-    pub name: String,
+    /// The scenario's name for it (an instance's place, whichever instance holds it).
+    pub name: Arc<str>,
     pub kind: &'static str,
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     pub breaks: Vec<Break>,
     pub last_good_use: Option<(SimTime, &'static str)>,
     /// Its standing at the end, from [`standing`](super::standing).
     pub status: Standing,
     /// For a latent resource: since when its key has been unusable.
     pub latent_since: Option<SimTime>,
-    pub at_end: String,
+    pub at_end: AtEnd,
+}
+
+/// A resource's state at the end of the run, worded when shown (a fleet has millions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AtEnd {
+    Volume {
+        state: Option<&'static str>,
+        /// In use: on which instance (its place and life), and whether its host holds the key.
+        on: Option<(Arc<str>, u32, bool)>,
+    },
+    Instance {
+        state: Option<InstanceState>,
+        place: Arc<str>,
+        life: u32,
+    },
+}
+
+impl std::fmt::Display for AtEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AtEnd::Volume { on: Some((place, life, in_memory)), .. } => {
+                let memory =
+                    if *in_memory { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
+                write!(f, "in-use on {}, {memory}", crate::run::instance_id(place, *life))
+            }
+            AtEnd::Volume { state, on: None } => f.write_str(state.unwrap_or("not created")),
+            AtEnd::Instance { state, place, life } => f.write_str(&super::record::instance_now(place, *state, *life)),
+        }
+    }
 }
 
 /// What happened to a resource, before any verdict: its breaks and its last good use.
@@ -148,7 +192,7 @@ impl ResourceFold {
 
     /// A failure at `at`: a new break unless one is still open (failures before it works again
     /// are one break).
-    fn failed(&mut self, key: Option<KeyIdx>, at: SimTime, how: impl FnOnce() -> String) {
+    fn failed(&mut self, key: Option<KeyIdx>, at: SimTime, how: How) {
         if self.breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
             return;
         }
@@ -159,7 +203,7 @@ impl ResourceFold {
             key_was_usable: false,
             last_good_use,
             broke_at: at,
-            how: how(),
+            how,
             recovered_at: None,
         });
     }
@@ -273,15 +317,15 @@ impl SummaryFold {
             VolumeObs::Attached { .. } => me.worked(r.at, "AttachVolume"),
             VolumeObs::Io { kind, result: Ok(()) } => me.worked(r.at, kind.as_str()),
             VolumeObs::AttachFailed { error, kms: Some(_), instance } => {
-                me.failed(Some(key), r.at, || format!("AttachVolume {}", error.code));
+                me.failed(Some(key), r.at, How { action: "AttachVolume", code: error.code });
                 self.actors[instance.index()].key = Some(key);
             }
             VolumeObs::KeyLoadFailed { error, instance, .. } => {
-                me.failed(Some(key), r.at, || format!("ReattachVolume {}", error.code));
+                me.failed(Some(key), r.at, How { action: "ReattachVolume", code: error.code });
                 self.actors[instance.index()].key = Some(key);
             }
             VolumeObs::CreateFailed { error } => {
-                me.failed(Some(key), r.at, || format!("CreateVolume {}", error.exception.as_str()));
+                me.failed(Some(key), r.at, How { action: "CreateVolume", code: error.exception.as_str() });
             }
             _ => {}
         }
@@ -296,7 +340,7 @@ impl SummaryFold {
         let failed_start = me.started_by.failed(obs);
         if let InstanceObs::StateChanged { to, reason, .. } = obs {
             if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                me.history.failed(me.key, r.at, || format!("{action} {code}"));
+                me.history.failed(me.key, r.at, How { action, code });
             } else if *to == InstanceState::Running {
                 me.history.worked(r.at, "running");
             }
@@ -324,7 +368,7 @@ impl SummaryFold {
                 let key = KeyIdx(u32::try_from(i).expect("few keys"));
                 KeySummary {
                     key,
-                    name: s.key(key).name.clone(),
+                    name: s.key(key).name.as_str().into(),
                     changes: k.changes,
                     losses: k.losses,
                     state_at_end: run.kms().state(key),
@@ -377,28 +421,27 @@ fn volume_summary(
     keys: &[KeySummary],
 ) -> ResourceSummary {
     let v = run.volume(i);
-    let at_end = match v.state() {
-        None => "not created".to_string(),
+    let on = match v.state() {
         Some(VolumeState::InUse(inst)) => {
-            let memory =
-                if v.key_in_memory() { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
-            format!("in-use on {}, {memory}", run.names.at(inst, crate::engine::RecordId::MAX))
+            let x = run.names.place(inst);
+            Some((run.scenario.instances[x].clone(), run.instance(x).life(), v.key_in_memory()))
         }
-        Some(st) => st.as_str().to_string(),
+        _ => None,
     };
+    let at_end = AtEnd::Volume { state: v.state().map(VolumeState::as_str), on };
     let key = &keys[run.scenario.volumes[i].key.0 as usize];
-    let name = run.scenario.volumes[i].name.to_string();
+    let name = run.scenario.volumes[i].name.clone();
     resource_summary(name, "volume", Some(key.name.clone()), history, verdict, at_end)
 }
 
 /// A resource's summary: its history, and its verdict at the end.
 fn resource_summary(
-    name: String,
+    name: Arc<str>,
     kind: &'static str,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     history: History,
     verdict: &standing::Verdict,
-    at_end: String,
+    at_end: AtEnd,
 ) -> ResourceSummary {
     ResourceSummary {
         name,
@@ -442,8 +485,9 @@ fn instance_summary(
 ) -> ResourceSummary {
     let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
     let x = run.instance(i);
-    let at_end = super::record::instance_now(&run.scenario.instances[i], x.state(), x.life());
-    let name = run.scenario.instances[i].to_string();
+    let place = run.scenario.instances[i].clone();
+    let at_end = AtEnd::Instance { state: x.state(), place: place.clone(), life: x.life() };
+    let name = place;
     resource_summary(name, "instance", key.map(|k| keys[k.0 as usize].name.clone()), history, verdict, at_end)
 }
 

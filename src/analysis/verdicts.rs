@@ -182,7 +182,7 @@ fn verdict(run: &Run<'_>, summary: &Summary, seen: &Seen, e: &Expectation) -> Op
             )
         }),
         Expect::BrokeAt { resource, at, within } => {
-            let r = summary.resources.iter().find(|r| &r.name == resource).expect("validated resource");
+            let r = summary.resources.iter().find(|r| *r.name == **resource).expect("validated resource");
             match r.breaks.first() {
                 None => Some(format!("{resource} never broke because of its key")),
                 Some(b) => {
@@ -196,7 +196,7 @@ fn verdict(run: &Run<'_>, summary: &Summary, seen: &Seen, e: &Expectation) -> Op
             }
         }
         Expect::Status { resource, is } => {
-            let r = summary.resources.iter().find(|r| &r.name == resource).expect("validated resource");
+            let r = summary.resources.iter().find(|r| *r.name == **resource).expect("validated resource");
             (r.status.as_str() != *is).then(|| format!("it is {}", r.status.as_str()))
         }
     }

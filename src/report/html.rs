@@ -114,7 +114,12 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
              <th>Finally broke</th><th>Latent window</th><th>Recovered</th><th>Status</th><th>At the end</th></tr></thead>\n<tbody>\n",
         );
         for row in rows(input.summary) {
-            let at_end = input.summary.resources.iter().find(|r| r.name == row[0]).map_or("", |r| r.at_end.as_str());
+            let at_end = input
+                .summary
+                .resources
+                .iter()
+                .find(|r| *r.name == *row[0])
+                .map_or(String::new(), |r| r.at_end.to_string());
             let _ = write!(h, "<tr>");
             for (i, cell) in row.iter().enumerate() {
                 if i == 7 {
@@ -124,7 +129,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     let _ = write!(h, "<td{class}>{}</td>", esc(cell));
                 }
             }
-            let _ = writeln!(h, "<td>{}</td></tr>", esc(at_end));
+            let _ = writeln!(h, "<td>{}</td></tr>", esc(&at_end));
         }
         h.push_str("</tbody>\n</table>\n");
         let (listed, left_out) = crate::analysis::summary::shown(input.summary);

@@ -13,7 +13,7 @@ use crate::engine::SimTime;
 pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
     let mut rows: Vec<[String; 8]> = Vec::new();
     for r in shown(summary).0 {
-        let key = r.key.clone().unwrap_or_else(|| "-".into());
+        let key: String = r.key.as_deref().unwrap_or("-").to_string();
         let good = |g: Option<(SimTime, &str)>| g.map_or("-".into(), |(t, what)| format!("{t} {what}"));
         if r.breaks.is_empty() {
             let (unusable, latent) = match r.latent_since {
@@ -21,7 +21,7 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
                 None => ("-".into(), "-".into()),
             };
             rows.push([
-                r.name.clone(),
+                r.name.to_string(),
                 key.clone(),
                 unusable,
                 good(r.last_good_use),
@@ -33,7 +33,7 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
         }
         for b in &r.breaks {
             rows.push([
-                r.name.clone(),
+                r.name.to_string(),
                 key.clone(),
                 match (b.loss_at, b.key_was_usable) {
                     (Some(t), _) => t.to_string(),

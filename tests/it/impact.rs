@@ -225,7 +225,7 @@ fn the_summary_and_impact_agree_on_every_resource_at_every_instant() {
             for k in 0..s.keys.len() {
                 let key = KeyIdx(u32::try_from(k).unwrap());
                 for d in impact::analyze(&probed, key, at).dependents {
-                    let r = summary.resources.iter().find(|r| r.name == d.name).unwrap();
+                    let r = summary.resources.iter().find(|r| *r.name == *d.name).unwrap();
                     assert_eq!(
                         r.status,
                         d.standing,

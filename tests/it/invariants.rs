@@ -169,7 +169,7 @@ fn check_invariants(text: &str, seed: u64) -> usize {
     let summary = kmsim::analysis::summary::summarize(&r);
     for impact in kmsim::analysis::impact::at_end(&r, &summary) {
         for d in impact.dependents {
-            let res = summary.resources.iter().find(|x| x.name == d.name).unwrap();
+            let res = summary.resources.iter().find(|x| *x.name == *d.name).unwrap();
             assert_eq!(res.status, d.standing, "seed {seed}: {}", d.name);
         }
     }

@@ -14,7 +14,7 @@ const H: u64 = 3_600_000;
 const D: u64 = 24 * H;
 
 fn resource<'a>(s: &'a Summary, name: &str) -> &'a kmsim::analysis::summary::ResourceSummary {
-    s.resources.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no resource {name}"))
+    s.resources.iter().find(|r| *r.name == *name).unwrap_or_else(|| panic!("no resource {name}"))
 }
 
 /// (t_ms, event, outcome, error) of every record about `subject`.
