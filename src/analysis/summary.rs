@@ -174,49 +174,72 @@ struct KeyFold {
     losses: Vec<Loss>,
 }
 
-/// A resource's history so far: its breaks (their loss and whether the key had been usable are
-/// read at the end, from the whole key history) and its last good use.
+/// What a resource did that worked, as [`GOOD`] indexes it.
+const GOOD: [&str; 6] = ["CreateVolume", "AttachVolume", "Read", "Write", "decrypted at start", "running"];
+
+fn good(what: &'static str) -> u8 {
+    u8::try_from(GOOD.iter().position(|g| *g == what).expect("a kind of good use")).expect("few kinds")
+}
+
+/// What every good use of a resource touches, kept apart from its history so that a fleet's
+/// attaches stay in a small array (16 bytes a resource): its last good use and whether a break
+/// is open.
+#[derive(Clone, Copy, Default)]
+struct Hot {
+    last_good_at: SimTime,
+    /// 1 + the index in [`GOOD`] of the last good use; 0 for none yet.
+    last_good: u8,
+    /// A break is open: the next good use closes it.
+    open: bool,
+}
+
+impl Hot {
+    fn last_good(self) -> Option<(SimTime, &'static str)> {
+        self.last_good.checked_sub(1).map(|g| (self.last_good_at, GOOD[g as usize]))
+    }
+}
+
+/// A resource's history (its breaks: their loss and whether the key had been usable are read at
+/// the end, from the whole key history), touched when it fails or its instance changes state.
 #[derive(Default)]
-struct ResourceFold {
+struct Cold {
     breaks: Vec<Break>,
-    last_good: Option<(SimTime, &'static str)>,
-}
-
-impl ResourceFold {
-    fn worked(&mut self, at: SimTime, what: &'static str) {
-        self.last_good = Some((at, what));
-        if let Some(b) = self.breaks.last_mut().filter(|b| b.recovered_at.is_none()) {
-            b.recovered_at = Some(at);
-        }
-    }
-
-    /// A failure at `at`: a new break unless one is still open (failures before it works again
-    /// are one break).
-    fn failed(&mut self, key: Option<KeyIdx>, at: SimTime, how: How) {
-        if self.breaks.last().is_some_and(|b| b.recovered_at.is_none()) {
-            return;
-        }
-        let last_good_use = self.last_good;
-        self.breaks.push(Break {
-            key,
-            loss_at: None,
-            key_was_usable: false,
-            last_good_use,
-            broke_at: at,
-            how,
-            recovered_at: None,
-        });
-    }
-}
-
-/// A volume's or an instance's history so far.
-#[derive(Default)]
-struct ActorFold {
-    history: ResourceFold,
     /// A volume's key; an instance's, the key of the last volume whose data key a start or
     /// launch of it could not decrypt.
     key: Option<KeyIdx>,
     started_by: StartedBy,
+}
+
+/// A resource worked at `at` (`what`, one of [`GOOD`]): an open break is closed.
+#[inline]
+fn worked(hot: &mut [Hot], cold: &mut [Cold], actor: usize, at: SimTime, what: &'static str) {
+    let h = &mut hot[actor];
+    h.last_good_at = at;
+    h.last_good = good(what) + 1;
+    if h.open {
+        h.open = false;
+        if let Some(b) = cold[actor].breaks.last_mut() {
+            b.recovered_at = Some(at);
+        }
+    }
+}
+
+/// A failure at `at`: a new break unless one is still open (failures before it works again are
+/// one break).
+fn failed(hot: &mut Hot, cold: &mut Cold, key: Option<KeyIdx>, at: SimTime, how: How) {
+    if hot.open {
+        return;
+    }
+    hot.open = true;
+    cold.breaks.push(Break {
+        key,
+        loss_at: None,
+        key_was_usable: false,
+        last_good_use: hot.last_good(),
+        broke_at: at,
+        how,
+        recovered_at: None,
+    });
 }
 
 /// The summary as a fold: it reads a run's records in order, as they come, and keeps state per
@@ -225,7 +248,8 @@ struct ActorFold {
 pub struct SummaryFold {
     keys: Vec<KeyFold>,
     /// By actor, as the engine lays them out: a fleet's volume beside its instance.
-    actors: Vec<ActorFold>,
+    hot: Vec<Hot>,
+    cold: Vec<Cold>,
     /// The previous record, as the cause of a key's state change would read.
     previous: Option<(RecordId, CauseWords)>,
 }
@@ -235,12 +259,13 @@ impl SummaryFold {
     pub fn new(scenario: &Scenario) -> Self {
         SummaryFold {
             keys: (0..scenario.keys.len()).map(|_| KeyFold::default()).collect(),
-            actors: {
-                let mut actors: Vec<ActorFold> = (0..actor_count(scenario)).map(|_| ActorFold::default()).collect();
+            hot: vec![Hot::default(); actor_count(scenario)],
+            cold: {
+                let mut cold: Vec<Cold> = (0..actor_count(scenario)).map(|_| Cold::default()).collect();
                 for (v, decl) in scenario.volumes.iter().enumerate() {
-                    actors[volume_actor(scenario, v).index()].key = Some(decl.key);
+                    cold[volume_actor(scenario, v).index()].key = Some(decl.key);
                 }
-                actors
+                cold
             },
             previous: None,
         }
@@ -309,49 +334,46 @@ impl SummaryFold {
     }
 
     fn volume(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
-        let me = &mut self.actors[r.actor.index()];
-        let key = me.key.expect("a volume has a key");
-        let me = &mut me.history;
-        match obs {
-            VolumeObs::Created => me.worked(r.at, "CreateVolume"),
-            VolumeObs::Attached { .. } => me.worked(r.at, "AttachVolume"),
-            VolumeObs::Io { kind, result: Ok(()) } => me.worked(r.at, kind.as_str()),
-            VolumeObs::AttachFailed { error, kms: Some(_), instance } => {
-                me.failed(Some(key), r.at, How { action: "AttachVolume", code: error.code });
-                self.actors[instance.index()].key = Some(key);
-            }
-            VolumeObs::KeyLoadFailed { error, instance, .. } => {
-                me.failed(Some(key), r.at, How { action: "ReattachVolume", code: error.code });
-                self.actors[instance.index()].key = Some(key);
-            }
-            VolumeObs::CreateFailed { error } => {
-                me.failed(Some(key), r.at, How { action: "CreateVolume", code: error.exception.as_str() });
-            }
-            _ => {}
+        let me = r.actor.index();
+        let (hot, cold) = (&mut self.hot, &mut self.cold);
+        let how = match obs {
+            VolumeObs::Created => return worked(hot, cold, me, r.at, "CreateVolume"),
+            VolumeObs::Attached { .. } => return worked(hot, cold, me, r.at, "AttachVolume"),
+            VolumeObs::Io { kind, result: Ok(()) } => return worked(hot, cold, me, r.at, kind.as_str()),
+            VolumeObs::AttachFailed { error, kms: Some(_), .. } => How { action: "AttachVolume", code: error.code },
+            VolumeObs::KeyLoadFailed { error, .. } => How { action: "ReattachVolume", code: error.code },
+            VolumeObs::CreateFailed { error } => How { action: "CreateVolume", code: error.exception.as_str() },
+            _ => return,
+        };
+        let key = cold[me].key;
+        failed(&mut hot[me], &mut cold[me], key, r.at, how);
+        if let VolumeObs::AttachFailed { instance, .. } | VolumeObs::KeyLoadFailed { instance, .. } = obs {
+            cold[instance.index()].key = key;
         }
     }
 
     fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
         if let InstanceObs::DataKeyCached { volume } = obs {
-            self.actors[volume.index()].history.worked(r.at, "decrypted at start");
-            return;
+            return worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
         }
-        let me = &mut self.actors[r.actor.index()];
-        let failed_start = me.started_by.failed(obs);
+        let me = r.actor.index();
+        let failed_start = self.cold[me].started_by.failed(obs);
         if let InstanceObs::StateChanged { to, reason, .. } = obs {
             if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                me.history.failed(me.key, r.at, How { action, code });
+                let key = self.cold[me].key;
+                failed(&mut self.hot[me], &mut self.cold[me], key, r.at, How { action, code });
             } else if *to == InstanceState::Running {
-                me.history.worked(r.at, "running");
+                worked(&mut self.hot, &mut self.cold, me, r.at, "running");
             }
         }
     }
 
-    /// `actor` will likely record soon: start loading its state (a hint, see [`crate::engine::Sink::prepare`]).
+    /// `actor` will likely record soon: start loading its state (a hint, see
+    /// [`crate::engine::Sink::prepare`]).
     #[inline]
     pub fn prepare(&self, actor: ActorId) {
-        if let Some(a) = self.actors.get(actor.index()) {
-            crate::engine::prefetch(a);
+        if let Some(h) = self.hot.get(actor.index()) {
+            crate::engine::prefetch(h);
         }
     }
 
@@ -375,25 +397,27 @@ impl SummaryFold {
                 }
             })
             .collect();
-        let settle = |mut h: ResourceFold| {
+        let settle = |hot: Hot, cold: Cold| {
+            let mut h = History { breaks: cold.breaks, last_good: hot.last_good() };
             for b in &mut h.breaks {
                 let k = b.key.map(|k| &keys[k.0 as usize]);
                 b.loss_at = k.and_then(|k| loss_at(run, k, b.broke_at)).map(|l| l.at);
                 b.key_was_usable = k.is_some_and(|k| was_usable(k, b.broke_at));
             }
-            History { breaks: h.breaks, last_good: h.last_good }
+            h
         };
         let snap = run.final_snapshot();
         let attached = standing::attachments(run, &snap);
         let mut resources = Vec::with_capacity(s.volumes.len() + s.instances.len());
-        let mut actors = self.actors;
+        let (hot, mut cold) = (self.hot, self.cold);
+        let mut take = |a: ActorId| settle(hot[a.index()], std::mem::take(&mut cold[a.index()]));
         for i in 0..s.volumes.len() {
-            let history = settle(std::mem::take(&mut actors[volume_actor(s, i).index()].history));
+            let history = take(volume_actor(s, i));
             let verdict = standing::of_volume(run, &snap, &keys, i, &history.breaks);
             resources.push(volume_summary(run, i, history, &verdict, &keys));
         }
         for (i, attached) in attached.iter().enumerate() {
-            let history = settle(std::mem::take(&mut actors[instance_actor(s, i).index()].history));
+            let history = take(instance_actor(s, i));
             let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
             resources.push(instance_summary(run, i, history, &verdict, &keys));
         }
