@@ -229,8 +229,8 @@ struct Common {
     #[arg(long, value_parser = parse_horizon)]
     horizon: Option<SimDuration>,
     /// Stop a runaway run after this many events. Default: 1,000,000,000 where no event is
-    /// kept (`run` without --cloudtrail); 20,000,000 where every one is (`run --cloudtrail`,
-    /// `explain`, `impact`: about 350 bytes each).
+    /// kept (`run` without --cloudtrail, `impact`); 20,000,000 where every one is
+    /// (`run --cloudtrail`, `explain`: about 350 bytes each).
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
 }
@@ -463,9 +463,14 @@ fn impact_command(
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
     }
-    let options = RunOptions { max_events: Some(common.max_events_kept()), probes: vec![at], ..RunOptions::default() };
-    let run = run(&scenario, &options, None).map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
-    let impact = crate::analysis::impact::analyze(&run, key_idx, at);
+    // One pass: the summary of the whole run (it knows when each latent resource breaks) and the
+    // world at the instant asked about.
+    let options =
+        RunOptions { max_events: Some(common.max_events_streamed()), probes: vec![at], ..RunOptions::default() };
+    let observed = crate::analysis::observe(&scenario, &options, crate::analysis::Wanted::default(), None)
+        .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
+    let run = observed.run;
+    let impact = crate::analysis::impact::analyze_with(&run, &observed.summary, key_idx, at);
     if let Some(path) = dot_file {
         let snap = run.snapshot_at(at).cloned().unwrap_or_else(|| run.final_snapshot());
         let g = crate::analysis::impact::graph(&run, &snap);

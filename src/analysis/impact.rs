@@ -214,10 +214,16 @@ pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
 /// Analyses `key` at `at`, which must be an instant the run took a snapshot at (or its end).
 #[must_use]
 pub fn analyze(run: &Run<'_>, key: KeyIdx, at: SimTime) -> Impact {
-    let summary = summarize(run);
+    analyze_with(run, &summarize(run), key, at)
+}
+
+/// [`analyze`] with the run's summary already made (by one pass over a run whose records were
+/// not kept, for instance).
+#[must_use]
+pub fn analyze_with(run: &Run<'_>, summary: &Summary, key: KeyIdx, at: SimTime) -> Impact {
     let snap = if at == run.end { run.final_snapshot() } else { run.snapshot_at(at).expect("probed").clone() };
     let g = graph(run, &snap);
-    analyze_graph(run, &summary, &snap, &g, key, at)
+    analyze_graph(run, summary, &snap, &g, key, at)
 }
 
 /// [`analyze`] on a graph already built (for repeated queries on one instant).
