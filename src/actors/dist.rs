@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use rand::{Rng, RngExt};
-use rand_distr::{Exp1, StandardNormal};
+use rand_distr::{Distribution, Exp1, StandardNormal};
 
 use crate::engine::SimDuration;
 
@@ -58,9 +58,9 @@ impl Dist {
             Dist::Fixed(d) => *d,
             Dist::Uniform(lo, hi) => SimDuration::from_ms(rng.random_range(lo.as_ms()..=hi.as_ms())),
             // rand_distr's ziggurat samplers: a logarithm only in the rare tail.
-            Dist::Exponential(mean) => ms(rng.sample::<f64, _>(Exp1) * mean.as_ms() as f64),
+            Dist::Exponential(mean) => ms(Distribution::<f64>::sample(&Exp1, rng) * mean.as_ms() as f64),
             Dist::LogNormal { median, sigma } => {
-                let z: f64 = rng.sample(StandardNormal);
+                let z: f64 = Distribution::<f64>::sample(&StandardNormal, rng);
                 ms(median.as_ms() as f64 * (sigma * z).exp())
             }
             Dist::Empirical(table) => {
