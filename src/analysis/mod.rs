@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod causes;
 pub mod check;
 pub mod impact;
 pub mod lanes;

@@ -8,33 +8,13 @@ use std::fmt::Write as _;
 
 use crate::actors::Obs;
 use crate::engine::{Cause, Record, RecordId};
-use crate::run::Run;
+use crate::run::Names;
 use crate::scenario::ActionSource;
 
 use super::describe::{Outcome, describe};
 
-/// The records worth explaining when none is named: failures caused by a key.
-#[must_use]
-pub fn key_failures(run: &Run<'_>) -> Vec<RecordId> {
-    use crate::actors::ebs::VolumeObs;
-    run.records
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.obs,
-                Obs::Volume(
-                    VolumeObs::AttachFailed { kms: Some(_), .. }
-                        | VolumeObs::KeyLoadFailed { .. }
-                        | VolumeObs::CreateFailed { .. }
-                )
-            )
-        })
-        .map(|r| r.id)
-        .collect()
-}
-
-fn line(run: &Run<'_>, rec: &Record<Obs>) -> String {
-    let d = describe(&run.names, rec);
+fn line(names: &Names<'_>, rec: &Record<Obs>) -> String {
+    let d = describe(names, rec);
     let outcome = match (d.outcome, &d.error) {
         (Outcome::Failed, Some(e)) => format!(" FAILED {e}"),
         (Outcome::Failed, None) => " FAILED".to_string(),
@@ -44,8 +24,8 @@ fn line(run: &Run<'_>, rec: &Record<Obs>) -> String {
     format!("#{} {} {} {}{outcome}: {}", rec.id, rec.at, d.subject, d.event, d.message)
 }
 
-fn action_line(run: &Run<'_>, index: u32) -> String {
-    let action = &run.scenario.actions[index as usize];
+fn action_line(names: &Names<'_>, index: u32) -> String {
+    let action = &names.scenario.actions[index as usize];
     match &action.source {
         ActionSource::Declared { path } => format!("{path}: declared in the scenario, created at {}", action.at),
         ActionSource::Fleet { fleet } => format!("fleets[{fleet}]: the fleet starts its volumes at {}", action.at),
@@ -57,11 +37,17 @@ fn action_line(run: &Run<'_>, index: u32) -> String {
     }
 }
 
-/// The explanation of one record, or `None` if there is no such record.
+/// The explanation of record `id`, or `None` if there is no such record. `find` gives the
+/// records the chain passes through (a run whose records were kept, or those a second run kept:
+/// [`crate::analysis::causes`]); `names` knows every record of the run.
 #[must_use]
-pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
-    let head = run.record(id)?;
-    let mut out = line(run, head);
+pub fn explain<'r>(
+    names: &Names<'_>,
+    find: &impl Fn(RecordId) -> Option<&'r Record<Obs>>,
+    id: RecordId,
+) -> Option<String> {
+    let head = find(id)?;
+    let mut out = line(names, head);
     out.push('\n');
     let mut current = head;
     let mut ended_at = None;
@@ -73,12 +59,12 @@ pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
         };
         match next {
             Cause::Record(r) => {
-                let Some(rec) = run.record(r) else { break };
-                let _ = writeln!(out, "  {label} {}", line(run, rec));
+                let Some(rec) = find(r) else { break };
+                let _ = writeln!(out, "  {label} {}", line(names, rec));
                 current = rec;
             }
             Cause::Input(i) => {
-                let _ = writeln!(out, "  <- {}", action_line(run, i));
+                let _ = writeln!(out, "  <- {}", action_line(names, i));
                 ended_at = Some(i);
                 break;
             }
@@ -86,21 +72,21 @@ pub fn explain(run: &Run<'_>, id: RecordId) -> Option<String> {
     }
     // When the chain went through a reason, it ends at what made the key unusable; the action
     // that triggered the record itself is at the root of its causes.
-    if let Some(trigger) = root_input(run, head)
+    if let Some(trigger) = root_input(find, head)
         && ended_at.is_some_and(|i| i != trigger)
     {
-        let _ = writeln!(out, "  triggered by {}", action_line(run, trigger));
+        let _ = writeln!(out, "  triggered by {}", action_line(names, trigger));
     }
     Some(out)
 }
 
 /// The input at the root of a record's causes.
-fn root_input(run: &Run<'_>, rec: &Record<Obs>) -> Option<u32> {
+fn root_input<'r>(find: &impl Fn(RecordId) -> Option<&'r Record<Obs>>, rec: &Record<Obs>) -> Option<u32> {
     let mut c = rec.cause;
     loop {
         match c {
             Cause::Input(i) => return Some(i),
-            Cause::Record(r) => c = run.record(r)?.cause,
+            Cause::Record(r) => c = find(r)?.cause,
         }
     }
 }

@@ -258,3 +258,38 @@ fn a_long_timeline_shows_its_head_first_failures_and_tail() {
     let failed = rows[101..].iter().filter(|r| r.contains("FAILED")).count();
     assert!(failed > 0, "the failures after the head are shown");
 }
+
+/// `explain` without the records: a first run indexes each record's cause, a second keeps the
+/// records the chains pass through; the explanations are those of the kept records, for every
+/// failure caused by a key in every bundled scenario.
+#[test]
+fn explaining_from_a_cause_index_and_a_second_run_gives_the_same_chains() {
+    use kmsim::analysis::causes::{CauseIndex, Keep, is_key_failure};
+    use kmsim::report::explain::explain;
+    let streamed = RunOptions { stream: true, ..RunOptions::default() };
+    let mut explained = 0;
+    for (path, s) in bundled() {
+        let kept = run(&s, &RunOptions::default(), None).unwrap();
+        let mut index = CauseIndex::default();
+        run(&s, &streamed, Some(&mut index)).unwrap();
+        assert_eq!(index.len(), kept.records.len() as u64);
+        let failures: Vec<u64> = kept.records.iter().filter(|r| is_key_failure(r)).map(|r| r.id).collect();
+        let (first, all) = index.key_failures();
+        assert_eq!(all, failures.len() as u64, "{}", path.display());
+        assert_eq!(first, &failures[..failures.len().min(20)], "{}", path.display());
+        let mut wanted = std::collections::BTreeSet::new();
+        for &id in &failures {
+            wanted.extend(index.chain(id).unwrap());
+        }
+        let mut keep = Keep { wanted: &wanted, kept: std::collections::BTreeMap::new() };
+        let second = run(&s, &streamed, Some(&mut keep)).unwrap();
+        for &id in &failures {
+            let whole = explain(&kept.names, &|i| kept.record(i), id);
+            let sparse = explain(&second.names, &|i| keep.kept.get(&i), id);
+            assert_eq!(sparse, whole, "{} record {id}", path.display());
+            explained += 1;
+        }
+        assert!(index.chain(kept.records.len() as u64).is_none(), "no such record");
+    }
+    assert!(explained > 20, "{explained} chains compared");
+}
