@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::analysis::check::{self, FileResult};
 use crate::engine::SimDuration;
 use crate::report::{self, explain, trace};
-use crate::run::{Run, RunOptions, run};
+use crate::run::{RunOptions, run};
 use crate::scenario::{self, Overrides, Scenario};
 
 /// Deterministic simulation of AWS KMS key material deletion and what it breaks, when.
@@ -188,7 +188,7 @@ enum Command {
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
-        #[arg(long, value_name = "N", default_value_t = STREAMED_MAX_EVENTS)]
+        #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
         max_events: u64,
     },
 }
@@ -228,27 +228,14 @@ struct Common {
     /// Override the scenario's horizon (a duration such as "30d").
     #[arg(long, value_parser = parse_horizon)]
     horizon: Option<SimDuration>,
-    /// Stop a runaway run after this many events. Default: 1,000,000,000 where no event is
-    /// kept (`run` without --cloudtrail, `impact`, `explain`, which keeps 16 bytes of each);
-    /// 20,000,000 where every one is (`run --cloudtrail`: about 350 bytes each).
-    #[arg(long, value_name = "N")]
-    max_events: Option<u64>,
+    /// Stop a runaway run after this many events. No command keeps the events (a run of any
+    /// length takes the memory of its actors): the limit bounds time only.
+    #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
+    max_events: u64,
 }
 
-/// The default --max-events where no event is kept: a runaway run costs time, not memory.
-const STREAMED_MAX_EVENTS: u64 = 1_000_000_000;
-/// The default --max-events where every event is kept (about 7 GB of them).
-const KEPT_MAX_EVENTS: u64 = 20_000_000;
-
-impl Common {
-    fn max_events_streamed(&self) -> u64 {
-        self.max_events.unwrap_or(STREAMED_MAX_EVENTS)
-    }
-
-    fn max_events_kept(&self) -> u64 {
-        self.max_events.unwrap_or(KEPT_MAX_EVENTS)
-    }
-}
+/// The default --max-events: a runaway run costs time, not memory.
+const MAX_EVENTS: u64 = 1_000_000_000;
 
 fn parse_horizon(s: &str) -> Result<SimDuration, scenario::TimeError> {
     scenario::parse_duration(s)
@@ -296,68 +283,43 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
             let scenario = load(&common)?;
             let file = common.file.display().to_string();
-            // The CloudTrail file needs every record; the rest is one pass.
-            if cloudtrail.is_none() {
-                let wanted = crate::analysis::Wanted { timeline: !quiet, report: report_dir.is_some() };
-                let trace = trace.map(|path| {
-                    let format = trace_format(asked_format, &path, trace::Format::Full);
-                    (path, format)
-                });
-                let mut set = report_dir.as_deref().map(|dir| SetWriter::begin(dir, "report")).transpose()?;
-                let report_trace = set.as_ref().map(|set| set.path("trace.jsonl"));
-                let observed = one_pass(&scenario, &common, wanted, trace.as_ref(), report_trace.as_deref())?;
-                if let (Some(set), Some((lanes, events))) = (&mut set, &observed.report) {
-                    let parts = report::ReportParts {
-                        run: &observed.run,
-                        summary: &observed.summary,
-                        verdicts: &observed.verdicts,
-                        lanes,
-                        events,
-                    };
-                    for (name, bytes) in report::report_files(&parts, &file) {
-                        set.write(name, &bytes)?;
-                    }
+            // One pass: the run's records go to the folds and the files as they come.
+            let wanted = crate::analysis::Wanted { timeline: !quiet, report: report_dir.is_some() };
+            let trace = trace.map(|path| {
+                let format = trace_format(asked_format, &path, trace::Format::Full);
+                (path, format)
+            });
+            let mut set = report_dir.as_deref().map(|dir| SetWriter::begin(dir, "report")).transpose()?;
+            let report_trace = set.as_ref().map(|set| set.path("trace.jsonl"));
+            let observed =
+                one_pass(&scenario, &common, wanted, trace.as_ref(), report_trace.as_deref(), cloudtrail.as_deref())?;
+            if let (Some(set), Some((lanes, events))) = (&mut set, &observed.report) {
+                let parts = report::ReportParts {
+                    run: &observed.run,
+                    summary: &observed.summary,
+                    verdicts: &observed.verdicts,
+                    lanes,
+                    events,
+                };
+                for (name, bytes) in report::report_files(&parts, &file) {
+                    set.write(name, &bytes)?;
                 }
-                if let Some(set) = set {
-                    set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
-                }
-                if let Some(shown) = &observed.timeline {
-                    let timeline = report::timeline_text(&observed.run.names, shown);
-                    let text =
-                        report::run_text_of(&observed.run, &file, &timeline, &observed.summary, &observed.verdicts);
-                    print_text(&text).or_else(stdout_error)?;
-                }
-                return expectations_held(&observed.verdicts);
             }
-            let run = match trace {
-                Some(path) => {
-                    with_trace(&path, &scenario, trace_format(asked_format, &path, trace::Format::Full), |stream| {
-                        simulate_into(&scenario, &common, Some(stream))
-                    })?
-                }
-                None => simulate(&scenario, &common)?,
-            };
-            if let Some(path) = cloudtrail {
-                let text = report::cloudtrail::log_file(&run);
-                write_atomically(&path, |out| out.write_all(text.as_bytes()))?;
+            if let Some(set) = set {
+                set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
             }
-            if let Some(dir) = report_dir {
-                write_set(&dir, "report", &report::bundle(&run, &file))?;
-            }
-            let summary = crate::analysis::summary::summarize(&run);
-            let verdicts = crate::analysis::verdicts::evaluate(&run, &summary);
-            if !quiet {
-                let text = report::run_text_of(&run, &file, &report::timeline(&run), &summary, &verdicts);
+            if let Some(shown) = &observed.timeline {
+                let timeline = report::timeline_text(&observed.run.names, shown);
+                let text = report::run_text_of(&observed.run, &file, &timeline, &observed.summary, &observed.verdicts);
                 print_text(&text).or_else(stdout_error)?;
             }
-            expectations_held(&verdicts)
+            expectations_held(&observed.verdicts)
         }
         Command::Explain { common, seq } => {
             let scenario = load(&common)?;
             // A run is deterministic: the first keeps each record's cause in 16 bytes, the
             // second only the records the chains pass through.
-            let options =
-                RunOptions { max_events: Some(common.max_events_streamed()), stream: true, ..RunOptions::default() };
+            let options = RunOptions { max_events: Some(common.max_events), stream: true, ..RunOptions::default() };
             let limit = |e: crate::engine::EngineError| Failure::Limit(format!("{}: {e}", common.file.display()));
             let mut index = crate::analysis::causes::CauseIndex::default();
             run(&scenario, &options, Some(&mut index)).map_err(limit)?;
@@ -404,7 +366,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
             let json = trace::Format::Compact;
             let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path, json)));
-            bench_command(&Common { file, seed, horizon, max_events: Some(max_events) }, trace)
+            bench_command(&Common { file, seed, horizon, max_events }, trace)
         }
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
@@ -489,8 +451,7 @@ fn impact_command(
     }
     // One pass: the summary of the whole run (it knows when each latent resource breaks) and the
     // world at the instant asked about.
-    let options =
-        RunOptions { max_events: Some(common.max_events_streamed()), probes: vec![at], ..RunOptions::default() };
+    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at], ..RunOptions::default() };
     let observed = crate::analysis::observe(&scenario, &options, crate::analysis::Wanted::default(), None)
         .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
     let run = observed.run;
@@ -829,7 +790,7 @@ fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Resu
     let mut fold = crate::analysis::sweep::Fold::new(&scenario, 0, scenario.seed);
     let mut sim = crate::run::build(&scenario);
     let setup = started.elapsed().as_secs_f64();
-    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events_streamed()) };
+    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
     let stats = match trace {
@@ -873,25 +834,6 @@ fn load(common: &Common) -> Result<Scenario, Failure> {
     })
 }
 
-fn simulate<'s>(scenario: &'s Scenario, common: &Common) -> Result<Run<'s>, Failure> {
-    simulate_into(scenario, common, None)
-}
-
-fn simulate_into<'s>(
-    scenario: &'s Scenario,
-    common: &Common,
-    extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>,
-) -> Result<Run<'s>, Failure> {
-    run(scenario, &RunOptions { max_events: Some(common.max_events_kept()), ..RunOptions::default() }, extra).map_err(
-        |e| {
-            Failure::Limit(format!(
-                "{}: {e}\n(every event is kept in memory here; for big fleets, `kmsim sweep FILE --runs 1` keeps none)",
-                common.file.display()
-            ))
-        },
-    )
-}
-
 fn print_text(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -914,8 +856,9 @@ fn one_pass<'s>(
     wanted: crate::analysis::Wanted,
     trace: Option<&(PathBuf, trace::Format)>,
     report_trace: Option<&Path>,
+    cloudtrail: Option<&Path>,
 ) -> Result<crate::analysis::Observed<'s>, Failure> {
-    let options = RunOptions { max_events: Some(common.max_events_streamed()), ..RunOptions::default() };
+    let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
     let observe = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
         crate::analysis::observe(scenario, &options, wanted, extra)
             .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
@@ -934,9 +877,26 @@ fn one_pass<'s>(
         written.map_err(|e| cannot(&e))?;
         Ok(observed)
     };
+    // The CloudTrail log, written as the run goes and put in place once whole.
+    let with_cloudtrail = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        let Some(path) = cloudtrail else { return with_report_trace(extra) };
+        let mut file = AtomicFile::create(path)?;
+        let (observed, written) = {
+            let mut log = report::cloudtrail::LogFile::new(scenario, file.writer());
+            let observed = match extra {
+                Some(extra) => with_report_trace(Some(&mut crate::analysis::Both(extra, &mut log))),
+                None => with_report_trace(Some(&mut log)),
+            };
+            (observed, log.finish())
+        };
+        let observed = observed?;
+        written.map_err(|e| file.error(&e))?;
+        file.commit()?;
+        Ok(observed)
+    };
     match trace {
-        Some((path, format)) => with_trace(path, scenario, *format, |stream| with_report_trace(Some(stream))),
-        None => with_report_trace(None),
+        Some((path, format)) => with_trace(path, scenario, *format, |stream| with_cloudtrail(Some(stream))),
+        None => with_cloudtrail(None),
     }
 }
 

@@ -25,7 +25,8 @@ use crate::actors::kms::{
     Service,
 };
 use crate::engine::{ActorId, Cause, Record, RecordId, SimTime};
-use crate::run::Run;
+use crate::run::{Names, Run};
+use crate::scenario::Scenario;
 
 /// The `eventVersion` kmsim writes (the current KMS examples' version).
 pub const EVENT_VERSION: &str = "1.11";
@@ -60,27 +61,48 @@ pub fn key_material_id(key_id: &str, material: &str) -> String {
 }
 
 /// CloudTrail's `eventTime`: UTC, to the second.
-fn event_time(run: &Run<'_>, t: SimTime) -> String {
-    let ms = run.scenario.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap_or(i64::MAX);
+fn event_time(s: &Scenario, t: SimTime) -> String {
+    let ms = s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap_or(i64::MAX);
     jiff::Timestamp::from_millisecond(ms)
         .map_or_else(|_| String::new(), |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// The console's date format in KMS request and response elements: `May 21, 2026, 5:42:00 AM`.
-fn console_date(run: &Run<'_>, t: SimTime) -> String {
-    let ms = run.scenario.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap_or(i64::MAX);
+fn console_date(s: &Scenario, t: SimTime) -> String {
+    let ms = s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap_or(i64::MAX);
     jiff::Timestamp::from_millisecond(ms)
         .map_or_else(|_| String::new(), |ts| ts.strftime("%b %-d, %Y, %-I:%M:%S %p").to_string())
 }
 
-struct Writer<'r, 's> {
-    run: &'r Run<'s>,
+/// The CloudTrail records of a run as a fold: it reads the run's records in order, as they come,
+/// and writes each CloudTrail record once it is whole (an AttachVolume's outcome comes a few
+/// records after the request: the records behind it wait for it, in order).
+pub struct Writer<'s> {
+    scenario: &'s Scenario,
+    names: Names<'s>,
     ids: Ids,
-    /// What each AttachVolume request came to: EC2's error when it failed (D4), by the request's
-    /// record id.
-    attach_errors: BTreeMap<RecordId, Ec2Error>,
     /// Keys whose material has been imported: a later import's type is EXISTING_KEY_MATERIAL.
     imported: Vec<bool>,
+    /// Per instance, the records its last termination made (the state change, the keys it
+    /// dropped): a detach they caused is EC2's doing, not a call.
+    terminations: BTreeMap<ActorId, Vec<RecordId>>,
+    /// CloudTrail records made and not yet handed out, in order.
+    waiting: std::collections::VecDeque<Waiting>,
+}
+
+/// A CloudTrail record waiting to be handed out.
+enum Waiting {
+    Ready(Value),
+    /// An AttachVolume whose outcome is not known yet: its IDs are drawn, in order; the record
+    /// is made once the volume's attach succeeds or fails (D4).
+    Attach {
+        volume: ActorId,
+        at: SimTime,
+        request: Value,
+        response: Value,
+        ids: (String, String),
+        error: Option<Option<Ec2Error>>,
+    },
 }
 
 /// Who made a call: the scenario's user, or auto scaling on its behalf.
@@ -90,9 +112,9 @@ enum Principal {
     AutoScaling,
 }
 
-impl Writer<'_, '_> {
+impl<'s> Writer<'s> {
     fn account(&self) -> &str {
-        &self.run.scenario.account
+        &self.scenario.account
     }
 
     /// The identity auto scaling's calls carry: its service-linked role.
@@ -116,7 +138,7 @@ impl Writer<'_, '_> {
     }
 
     fn user(&self) -> Value {
-        let s = self.run.scenario;
+        let s = self.scenario;
         // Stable, made-up principal and access key IDs in AWS's shapes.
         let tag = format!("{:016X}", crate::engine::stream_key(&s.user));
         json!({
@@ -140,7 +162,7 @@ impl Writer<'_, '_> {
                 u
             }
             Caller::Instance(i) => {
-                let id = self.run.names.at(i, rec);
+                let id = self.names.at(i, rec);
                 json!({
                     "type": "AssumedRole",
                     "principalId": format!("{acct}:aws:ec2-infrastructure:{id}"),
@@ -148,7 +170,7 @@ impl Writer<'_, '_> {
                     "accountId": acct,
                     "accessKeyId": "",
                     "sessionContext": {
-                        "attributes": {"mfaAuthenticated": "false", "creationDate": event_time(self.run, at)},
+                        "attributes": {"mfaAuthenticated": "false", "creationDate": event_time(self.scenario, at)},
                         "sessionIssuer": {
                             "type": "Role",
                             "principalId": format!("{acct}:aws:ec2-infrastructure"),
@@ -163,12 +185,12 @@ impl Writer<'_, '_> {
     }
 
     fn key_resource(&self, key: KeyIdx) -> Value {
-        json!([{"accountId": self.account(), "type": "AWS::KMS::Key", "ARN": self.run.scenario.key(key).spec.arn}])
+        json!([{"accountId": self.account(), "type": "AWS::KMS::Key", "ARN": self.scenario.key(key).spec.arn}])
     }
 
     /// The `keyId` parameter as the caller gave it.
     fn key_param(&self, key: &KeyRef) -> Value {
-        let s = self.run.scenario;
+        let s = self.scenario;
         match key {
             KeyRef::Id(k) => json!(s.key(*k).spec.key_id),
             KeyRef::Arn(k) => json!(s.key(*k).spec.arn),
@@ -177,24 +199,40 @@ impl Writer<'_, '_> {
     }
 
     fn material_id(&self, key: KeyIdx, m: MaterialId) -> String {
-        let s = self.run.scenario;
+        let s = self.scenario;
         key_material_id(&s.key(key).spec.key_id, &s.materials[m.0 as usize])
     }
 
-    fn base(&mut self, t: SimTime, source: &str, name: &str, identity: Value) -> Map<String, Value> {
+    fn base(&self, t: SimTime, source: &str, name: &str, identity: Value) -> Map<String, Value> {
         let mut r = Map::new();
         r.insert("eventVersion".into(), json!(EVENT_VERSION));
         r.insert("userIdentity".into(), identity);
-        r.insert("eventTime".into(), json!(event_time(self.run, t)));
+        r.insert("eventTime".into(), json!(event_time(self.scenario, t)));
         r.insert("eventSource".into(), json!(source));
         r.insert("eventName".into(), json!(name));
-        r.insert("awsRegion".into(), json!(self.run.scenario.region));
+        r.insert("awsRegion".into(), json!(self.scenario.region));
         r
     }
 
-    fn finish_call(&mut self, mut r: Map<String, Value>, read_only: bool, resources: Option<Value>) -> Value {
-        r.insert("requestID".into(), json!(self.ids.uuid()));
-        r.insert("eventID".into(), json!(self.ids.uuid()));
+    fn finish_call(&mut self, r: Map<String, Value>, read_only: bool, resources: Option<Value>) -> Value {
+        let ids = self.draw_ids();
+        self.finish_with(r, ids, read_only, resources)
+    }
+
+    /// A call's request and event IDs, drawn in the order the calls were made.
+    fn draw_ids(&mut self) -> (String, String) {
+        (self.ids.uuid(), self.ids.uuid())
+    }
+
+    fn finish_with(
+        &self,
+        mut r: Map<String, Value>,
+        (request_id, event_id): (String, String),
+        read_only: bool,
+        resources: Option<Value>,
+    ) -> Value {
+        r.insert("requestID".into(), json!(request_id));
+        r.insert("eventID".into(), json!(event_id));
         r.insert("readOnly".into(), json!(read_only));
         if let Some(res) = resources {
             r.insert("resources".into(), res);
@@ -214,7 +252,7 @@ impl Writer<'_, '_> {
         key: Option<KeyIdx>,
         result: &Result<KmsOutput, crate::actors::kms::KmsError>,
     ) -> Value {
-        let s = self.run.scenario;
+        let s = self.scenario;
         let identity = self.identity(caller, rec.at, rec.id);
         let mut r = self.base(rec.at, "kms.amazonaws.com", op.operation().as_str(), identity);
         let (ip, agent) = match caller {
@@ -238,7 +276,7 @@ impl Writer<'_, '_> {
                 match expiry {
                     Expiry::Never => req["expirationModel"] = json!("KEY_MATERIAL_DOES_NOT_EXPIRE"),
                     Expiry::At(t) => {
-                        req["validTo"] = json!(console_date(self.run, *t));
+                        req["validTo"] = json!(console_date(self.scenario, *t));
                         req["expirationModel"] = json!("KEY_MATERIAL_EXPIRES");
                     }
                     Expiry::WithoutValidTo => req["expirationModel"] = json!("KEY_MATERIAL_EXPIRES"),
@@ -278,7 +316,7 @@ impl Writer<'_, '_> {
                     Ok(KmsOutput::DeletionScheduled { deletion_date }) => json!({
                         "keyId": arn(key),
                         "keyState": "PendingDeletion",
-                        "deletionDate": console_date(self.run, *deletion_date),
+                        "deletionDate": console_date(self.scenario, *deletion_date),
                         "pendingWindowInDays": pending_window_days,
                     }),
                     _ => Value::Null,
@@ -339,7 +377,7 @@ impl Writer<'_, '_> {
             (KmsOp::CreateGrant { key: kr, grantee, context, .. }, res) => {
                 let grantee = match grantee {
                     Grantee::Instance(i) => {
-                        format!("{}:aws:ec2-infrastructure:{}", s.account, self.run.names.at(*i, rec.id))
+                        format!("{}:aws:ec2-infrastructure:{}", s.account, self.names.at(*i, rec.id))
                     }
                     Grantee::Principal(p) => p.to_string(),
                 };
@@ -409,6 +447,21 @@ impl Writer<'_, '_> {
         response: Value,
         error: Option<(&str, &str)>,
     ) -> Value {
+        let ids = self.draw_ids();
+        self.ec2_call_with(by, t, name, request, response, error, ids)
+    }
+
+    #[allow(clippy::too_many_arguments)] // a call's parts, as CloudTrail lays them out
+    fn ec2_call_with(
+        &self,
+        by: Principal,
+        t: SimTime,
+        name: &str,
+        request: Value,
+        response: Value,
+        error: Option<(&str, &str)>,
+        ids: (String, String),
+    ) -> Value {
         let (identity, address) = match by {
             Principal::User => (self.user(), USER_IP),
             Principal::AutoScaling => (self.auto_scaling(), "autoscaling.amazonaws.com"),
@@ -422,21 +475,14 @@ impl Writer<'_, '_> {
         }
         r.insert("requestParameters".into(), request);
         r.insert("responseElements".into(), if error.is_some() { Value::Null } else { response });
-        let read_only = false;
-        self.finish_call(r, read_only, None)
+        self.finish_with(r, ids, false, None)
     }
 
-    /// Whether the record follows from an instance's termination: its cause is the termination
-    /// itself or, when the instance held keys, the last key it dropped for it.
-    fn caused_by_termination(&self, rec: &Record<Obs>) -> bool {
+    /// Whether a detach from `instance` follows from its termination: its cause is the
+    /// termination itself or, when the instance held keys, the last key it dropped for it.
+    fn caused_by_termination(&self, rec: &Record<Obs>, instance: ActorId) -> bool {
         let Cause::Record(c) = rec.cause else { return false };
-        matches!(
-            self.run.record(c).map(|r| &r.obs),
-            Some(Obs::Instance(
-                InstanceObs::StateChanged { to: InstanceState::Terminated, .. }
-                    | InstanceObs::DataKeyEvicted { why: Eviction::Terminate, .. }
-            ))
-        )
+        self.terminations.get(&instance).is_some_and(|ids| ids.contains(&c))
     }
 
     fn instances_set(id: &str) -> Value {
@@ -447,38 +493,43 @@ impl Writer<'_, '_> {
     /// timeline, or a fleet's own cycle, which stands for the user's automation) or by auto
     /// scaling. What EC2 or AWS do by themselves (a detach at termination, a failed start going
     /// back to stopped, host maintenance) is no call.
-    fn ec2_record(&mut self, rec: &Record<Obs>) -> Option<Value> {
-        let s = self.run.scenario;
-        let actor = self.run.names.at(rec.actor, rec.id).into_owned();
+    fn ec2_record(&mut self, rec: &Record<Obs>) -> Option<Waiting> {
+        let s = self.scenario;
+        let actor = self.names.at(rec.actor, rec.id).into_owned();
         match &rec.obs {
             Obs::Volume(VolumeObs::CreateRequested) => {
                 let v = s.volumes.iter().find(|v| *v.name == *actor)?;
                 let arn = &s.key(v.key).spec.arn;
                 let az = format!("{}a", s.region);
                 let req = json!({"size": v.size_gib, "availabilityZone": az, "volumeType": "gp3", "encrypted": true, "kmsKeyId": arn});
-                let resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.run, rec.at)});
-                Some(self.ec2_call(Principal::User, rec.at, "CreateVolume", req, resp, None))
+                let resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.scenario, rec.at)});
+                Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "CreateVolume", req, resp, None)))
             }
             Obs::Volume(VolumeObs::Refused { action, error }) => {
                 let req = json!({"volumeId": actor});
                 let message = error.message(|v| s.volume_name(v));
-                Some(self.ec2_call(Principal::User, rec.at, action, req, Value::Null, Some((error.code, &message))))
+                Some(Waiting::Ready(self.ec2_call(
+                    Principal::User,
+                    rec.at,
+                    action,
+                    req,
+                    Value::Null,
+                    Some((error.code, &message)),
+                )))
             }
             Obs::Volume(VolumeObs::AttachRequested { instance }) => {
-                let inst = self.run.names.at(*instance, rec.id).into_owned();
-                let refused = self.attach_errors.get(&rec.id).cloned();
-                let req = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf"});
-                let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.run, rec.at)});
-                let message = refused.as_ref().map(|e| e.message(|v| s.volume_name(v)));
-                let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
-                Some(self.ec2_call(Principal::User, rec.at, "AttachVolume", req, resp, error))
+                let inst = self.names.at(*instance, rec.id).into_owned();
+                let request = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf"});
+                let response = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "attaching", "attachTime": event_time(self.scenario, rec.at)});
+                let ids = self.draw_ids();
+                Some(Waiting::Attach { volume: rec.actor, at: rec.at, request, response, ids, error: None })
             }
             // A detach caused by the instance's termination is EC2's doing, not a call.
-            Obs::Volume(VolumeObs::Detached { instance }) if !self.caused_by_termination(rec) => {
-                let inst = self.run.names.at(*instance, rec.id).into_owned();
+            Obs::Volume(VolumeObs::Detached { instance }) if !self.caused_by_termination(rec, *instance) => {
+                let inst = self.names.at(*instance, rec.id).into_owned();
                 let req = json!({"volumeId": actor});
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
-                Some(self.ec2_call(Principal::User, rec.at, "DetachVolume", req, resp, None))
+                Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "DetachVolume", req, resp, None)))
             }
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
                 let by_user = Principal::User;
@@ -497,23 +548,30 @@ impl Writer<'_, '_> {
                     _ => return None,
                 };
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call(by, rec.at, name, set.clone(), set, None))
+                Some(Waiting::Ready(self.ec2_call(by, rec.at, name, set.clone(), set, None)))
             }
             Obs::Instance(InstanceObs::Rebooted) => {
                 let set = Self::instances_set(&actor);
-                Some(self.ec2_call(Principal::User, rec.at, "RebootInstances", set, json!({"_return": true}), None))
+                Some(Waiting::Ready(self.ec2_call(
+                    Principal::User,
+                    rec.at,
+                    "RebootInstances",
+                    set,
+                    json!({"_return": true}),
+                    None,
+                )))
             }
             Obs::Instance(InstanceObs::Refused { action, error }) if *action != InstanceAction::HostMaintenance => {
                 let set = Self::instances_set(&actor);
                 let message = error.message(|v| s.volume_name(v));
-                Some(self.ec2_call(
+                Some(Waiting::Ready(self.ec2_call(
                     Principal::User,
                     rec.at,
                     action.as_str(),
                     set,
                     Value::Null,
                     Some((error.code, &message)),
-                ))
+                )))
             }
             _ => None,
         }
@@ -528,61 +586,165 @@ fn grant_id(seed: u64, n: u32) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// What each AttachVolume request came to: EC2's error, by the request's record id, where it
-/// failed (the outcome is recorded after the request, once KMS has answered).
-fn attach_errors(run: &Run<'_>) -> BTreeMap<RecordId, Ec2Error> {
-    let mut errors = BTreeMap::new();
-    // The attach request each volume has under way.
-    let mut asked: BTreeMap<ActorId, RecordId> = BTreeMap::new();
-    for rec in &run.records {
-        match &rec.obs {
-            Obs::Volume(VolumeObs::AttachRequested { .. }) => {
-                asked.insert(rec.actor, rec.id);
-            }
-            Obs::Volume(VolumeObs::Attached { .. }) => {
-                asked.remove(&rec.actor);
-            }
-            Obs::Volume(VolumeObs::AttachFailed { error, .. }) => {
-                if let Some(req) = asked.remove(&rec.actor) {
-                    errors.insert(req, error.clone());
-                }
-            }
-            _ => {}
+impl<'s> Writer<'s> {
+    #[must_use]
+    pub fn new(scenario: &'s Scenario) -> Self {
+        Writer {
+            scenario,
+            names: Names::new(scenario),
+            ids: Ids::new(scenario.seed),
+            imported: vec![false; scenario.keys.len()],
+            terminations: BTreeMap::new(),
+            waiting: std::collections::VecDeque::new(),
         }
     }
-    errors
+
+    /// Takes the next record of the run, and hands `out` every CloudTrail record now whole.
+    pub fn observe(&mut self, rec: &Record<Obs>, out: &mut impl FnMut(Value)) {
+        self.names.observe(rec);
+        match &rec.obs {
+            Obs::Instance(InstanceObs::StateChanged { to: InstanceState::Terminated, .. }) => {
+                self.terminations.insert(rec.actor, vec![rec.id]);
+            }
+            Obs::Instance(InstanceObs::DataKeyEvicted { why: Eviction::Terminate, .. }) => {
+                self.terminations.entry(rec.actor).or_default().push(rec.id);
+            }
+            // An attach asked for before the last one's outcome: the last one went through.
+            Obs::Volume(VolumeObs::Attached { .. } | VolumeObs::AttachRequested { .. }) => {
+                self.attach_outcome(rec.actor, None);
+            }
+            Obs::Volume(VolumeObs::AttachFailed { error, .. }) => self.attach_outcome(rec.actor, Some(error.clone())),
+            _ => {}
+        }
+        let made = match &rec.obs {
+            Obs::Kms(KmsObs::Called { caller, op, key, result }) => {
+                Some(Waiting::Ready(self.kms_call(rec, *caller, op, *key, result)))
+            }
+            Obs::Kms(KmsObs::MaterialExpired { key, material }) => {
+                let details = json!({"keyId": self.scenario.key(*key).spec.key_id, "keyMaterialId": self.material_id(*key, *material)});
+                Some(Waiting::Ready(self.service_event(rec, "DeleteExpiredKeyMaterial", *key, Some(details))))
+            }
+            Obs::Kms(KmsObs::KeyDeleted { key }) => {
+                Some(Waiting::Ready(self.service_event(rec, "DeleteKey", *key, None)))
+            }
+            _ => self.ec2_record(rec),
+        };
+        self.waiting.extend(made);
+        self.hand_out(out);
+    }
+
+    /// The outcome of `volume`'s attach under way, if one is: `Some(error)` when it failed.
+    fn attach_outcome(&mut self, volume: ActorId, failed: Option<Ec2Error>) {
+        let open = self.waiting.iter_mut().rev().find_map(|w| match w {
+            Waiting::Attach { volume: v, error: e @ None, .. } if *v == volume => Some(e),
+            _ => None,
+        });
+        if let Some(e) = open {
+            *e = Some(failed);
+        }
+    }
+
+    /// Hands out the CloudTrail records at the front that are whole.
+    fn hand_out(&mut self, out: &mut impl FnMut(Value)) {
+        while let Some(front) = self.waiting.front() {
+            if matches!(front, Waiting::Attach { error: None, .. }) {
+                return;
+            }
+            let w = self.waiting.pop_front().expect("a front");
+            out(self.make(w));
+        }
+    }
+
+    fn make(&self, w: Waiting) -> Value {
+        match w {
+            Waiting::Ready(v) => v,
+            Waiting::Attach { at, request, response, ids, error, .. } => {
+                let refused = error.flatten();
+                let s = self.scenario;
+                let message = refused.as_ref().map(|e| e.message(|v| s.volume_name(v)));
+                let error = refused.as_ref().zip(message.as_deref()).map(|(e, m)| (e.code, m));
+                self.ec2_call_with(Principal::User, at, "AttachVolume", request, response, error, ids)
+            }
+        }
+    }
+
+    /// The run has ended: hands out what was waiting (an attach with no outcome went through).
+    pub fn finish(mut self, out: &mut impl FnMut(Value)) {
+        for w in std::mem::take(&mut self.waiting) {
+            out(self.make(w));
+        }
+    }
 }
 
-/// Every CloudTrail record of the run, in event-time order.
+/// Every CloudTrail record of a run whose records were kept, in event-time order.
 #[must_use]
 pub fn records(run: &Run<'_>) -> Vec<Value> {
-    let imported = vec![false; run.scenario.keys.len()];
-    let mut w = Writer { run, ids: Ids::new(run.scenario.seed), attach_errors: attach_errors(run), imported };
+    let mut w = Writer::new(run.scenario);
     let mut out = Vec::new();
     for rec in &run.records {
-        let v = match &rec.obs {
-            Obs::Kms(KmsObs::Called { caller, op, key, result }) => Some(w.kms_call(rec, *caller, op, *key, result)),
-            Obs::Kms(KmsObs::MaterialExpired { key, material }) => {
-                let details = json!({"keyId": run.scenario.key(*key).spec.key_id, "keyMaterialId": w.material_id(*key, *material)});
-                Some(w.service_event(rec, "DeleteExpiredKeyMaterial", *key, Some(details)))
-            }
-            Obs::Kms(KmsObs::KeyDeleted { key }) => Some(w.service_event(rec, "DeleteKey", *key, None)),
-            _ => w.ec2_record(rec),
-        };
-        out.extend(v);
+        w.observe(rec, &mut |v| out.push(v));
     }
+    w.finish(&mut |v| out.push(v));
     out
 }
 
-/// The log file CloudTrail would deliver: `{"Records": [...]}`, one record per line.
+/// The log file CloudTrail would deliver, of a run whose records were kept: `{"Records": [...]}`,
+/// one record per line.
 #[must_use]
 pub fn log_file(run: &Run<'_>) -> String {
-    let recs = records(run);
-    let mut out = String::from("{\"Records\": [\n");
-    for (i, r) in recs.iter().enumerate() {
-        out.push_str(&serde_json::to_string(r).expect("records serialize"));
-        out.push_str(if i + 1 < recs.len() { ",\n" } else { "\n" });
+    let mut out = Vec::new();
+    let mut log = LogFile::new(run.scenario, &mut out);
+    for rec in &run.records {
+        crate::engine::Sink::record(&mut log, rec.clone());
     }
-    out.push_str("]}\n");
-    out
+    log.finish().expect("writing to memory");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The log file as a sink: each CloudTrail record is written to `out` as soon as it is whole,
+/// so a run of any length writes its log in bounded memory. The first write error stops the
+/// writing and is kept for [`LogFile::finish`].
+pub struct LogFile<'s, W: std::io::Write> {
+    writer: Writer<'s>,
+    out: W,
+    written: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<'s, W: std::io::Write> LogFile<'s, W> {
+    pub fn new(scenario: &'s Scenario, out: W) -> Self {
+        LogFile { writer: Writer::new(scenario), out, written: 0, error: None }
+    }
+
+    fn write(out: &mut W, written: &mut u64, error: &mut Option<std::io::Error>, v: &Value) {
+        if error.is_some() {
+            return;
+        }
+        let head: &[u8] = if *written == 0 { b"{\"Records\": [\n" } else { b",\n" };
+        let result =
+            out.write_all(head).and_then(|()| serde_json::to_writer(&mut *out, v).map_err(std::io::Error::other));
+        *written += 1;
+        if let Err(e) = result {
+            *error = Some(e);
+        }
+    }
+
+    /// Writes what was waiting and the end of the file; whether every write succeeded.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let (out, written, error) = (&mut self.out, &mut self.written, &mut self.error);
+        self.writer.finish(&mut |v| Self::write(out, written, error, &v));
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let tail: &[u8] = if self.written == 0 { b"{\"Records\": [\n]}\n" } else { b"\n]}\n" };
+        self.out.write_all(tail)?;
+        self.out.flush()
+    }
+}
+
+impl<W: std::io::Write> crate::engine::Sink<Obs> for LogFile<'_, W> {
+    fn record(&mut self, rec: Record<Obs>) {
+        let (out, written, error) = (&mut self.out, &mut self.written, &mut self.error);
+        self.writer.observe(&rec, &mut |v| Self::write(out, written, error, &v));
+    }
 }
