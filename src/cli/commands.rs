@@ -1,0 +1,393 @@
+//! One body per command that is more than a few lines: `impact`, `sweep`, `check`, `bench`, and
+//! the one pass `run` makes.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::files::{AtomicFile, scenario_files, with_trace, write_atomically, write_set};
+use super::parallel::{jobs_or_cores, parallel_map};
+use super::{Common, Failure, Format, load, stdout_error};
+use crate::analysis::check::{self, FileResult};
+use crate::report::{self, trace};
+use crate::run::RunOptions;
+use crate::scenario::{self, Overrides, Scenario};
+
+pub(super) fn impact_command(
+    common: &Common,
+    key: &str,
+    at: Option<&str>,
+    delete_at: Option<&str>,
+    format: Format,
+    dot_file: Option<&Path>,
+) -> Result<(), Failure> {
+    use crate::actors::kms::{KeyRef, KmsOp};
+    use crate::scenario::{Action, ActionKind, ActionSource, parse_time};
+    let mut scenario = load(common)?;
+    let k = scenario
+        .keys
+        .iter()
+        .position(|d| {
+            d.name == key || d.spec.arn == key || d.spec.key_id == key || d.spec.aliases.iter().any(|a| &**a == key)
+        })
+        .ok_or_else(|| {
+            let known: Vec<&str> = scenario.keys.iter().map(|d| d.name.as_str()).collect();
+            Failure::Input(format!("--key {key:?}: no such key in the scenario (keys: {})", known.join(", ")))
+        })?;
+    let key_idx = crate::actors::kms::KeyIdx(u32::try_from(k).expect("few keys"));
+    let time = |flag: &str, s: &str| -> Result<crate::engine::SimTime, Failure> {
+        let t = parse_time(s, scenario.start).map_err(|e| Failure::Input(format!("{flag}: {e}")))?;
+        if t > scenario.horizon {
+            return Err(Failure::Input(format!(
+                "{flag} {s:?} is after the horizon ({})",
+                scenario.horizon.since_start()
+            )));
+        }
+        Ok(t)
+    };
+    let delete_at = delete_at.map(|s| time("--delete-material-at", s)).transpose()?;
+    let at = match (at.map(|s| time("--at", s)).transpose()?, delete_at) {
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => scenario.horizon,
+    };
+    if let Some(t) = delete_at {
+        scenario.actions.push(Action {
+            at: t,
+            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key_idx) })),
+            source: ActionSource::Declared { path: "--delete-material-at".into() },
+        });
+    }
+    // One pass: the summary of the whole run (it knows when each latent resource breaks) and the
+    // world at the instant asked about.
+    let options = RunOptions { max_events: Some(common.max_events), probes: vec![at], ..RunOptions::default() };
+    let observed = crate::analysis::observe(&scenario, &options, crate::analysis::Wanted::default(), None)
+        .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
+    let run = observed.run;
+    let impact = crate::analysis::impact::analyze_with(&run, &observed.summary, key_idx, at);
+    if let Some(path) = dot_file {
+        let snap = run.snapshot_at(at).cloned().unwrap_or_else(|| run.final_snapshot());
+        let g = crate::analysis::impact::graph(&run, &snap);
+        let text = crate::report::impact::dot(&g, &impact);
+        write_atomically(path, |out| out.write_all(text.as_bytes()))?;
+    }
+    let text = match format {
+        Format::Text => crate::report::impact::render(&impact, &run),
+        Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
+    };
+    io::stdout().write_all(text.as_bytes()).or_else(stdout_error)
+}
+
+pub(super) fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
+    let bad =
+        || Failure::Input(format!("--shard {spec:?}: write K/N (K from 0 to N-1), or N with K in the environment"));
+    let (k, n) = match spec.split_once('/') {
+        Some((k, n)) => (k.trim().parse::<u64>().map_err(|_| bad())?, n.trim().parse::<u64>().map_err(|_| bad())?),
+        None => {
+            let n = spec.trim().parse::<u64>().map_err(|_| bad())?;
+            let k = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+                .ok_or_else(|| {
+                    Failure::Input("--shard N: set JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, or write K/N".into())
+                })?;
+            (k.trim().parse::<u64>().map_err(|_| bad())?, n)
+        }
+    };
+    if n == 0 || k >= n {
+        return Err(Failure::Input(format!("--shard {k}/{n}: K must be from 0 to N-1")));
+    }
+    Ok((k, n))
+}
+
+/// Writes sweep.json and the chart into `dir`, and says so on standard error.
+pub(super) fn write_sweep(dir: &Path, sweep: &crate::analysis::sweep::Sweep) -> Result<(), Failure> {
+    let files = [
+        ("sweep.json", crate::analysis::sweep::to_json(sweep).into_bytes()),
+        ("sweep.svg", report::chart::sweep::svg(sweep).into_bytes()),
+        ("sweep.png", report::chart::sweep::png(sweep)),
+    ];
+    write_set(dir, "sweep", &files)?;
+    eprintln!("wrote {}", files.map(|(f, _)| dir.join(f).display().to_string()).join(", "));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sweep_command(
+    file: &Path,
+    runs: u64,
+    jobs: Option<usize>,
+    out: Option<&Path>,
+    shard: Option<&str>,
+    quiet: bool,
+    max_events: u64,
+) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let name = file.display().to_string();
+    let text =
+        fs::read_to_string(file).map_err(|e| Failure::Input(format!("{name}: cannot read the scenario: {e}")))?;
+    let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
+    let max_runs = crate::analysis::sweep::MAX_RUNS;
+    if runs == 0 || runs > max_runs {
+        return Err(Failure::Input(format!("--runs {runs}: give 1 to {max_runs} runs")));
+    }
+    let (k, n) = match shard {
+        Some(spec) => shard_of(spec)?,
+        None => (0, 1),
+    };
+    if n > runs {
+        return Err(Failure::Input(format!("--shard {k}/{n}: more shards than runs ({runs})")));
+    }
+    if n > 1 && out.is_none() {
+        return Err(Failure::Input("--shard writes a partial result: name its folder with --out DIR".into()));
+    }
+    let indices: Vec<u64> = crate::analysis::sweep::shard_runs(runs, k, n).collect();
+    let jobs = jobs_or_cores(jobs)?;
+    let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
+    // The progress bar hides itself when stderr is not a terminal.
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(indices.len() as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs · {msg} · ETA {eta}")
+            .expect("a valid template"),
+    );
+    let events = AtomicU64::new(0);
+    // The wall clock measures the progress bar's rate only; it never reaches a simulation.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let results = parallel_map(&indices, jobs, |&i| {
+        let r = crate::analysis::sweep::run_one(&scenario, &text, &name, i, &options);
+        if let Ok(r) = &r {
+            let total = events.fetch_add(r.events, Ordering::Relaxed) + r.events;
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            #[allow(clippy::cast_precision_loss)]
+            bar.set_message(format!("{:.1}M events/s", total as f64 / secs / 1e6));
+        }
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
+    let per_run: Vec<crate::analysis::sweep::RunResult> =
+        results.into_iter().collect::<Result<_, _>>().map_err(|e| match e {
+            crate::analysis::sweep::RunError::Scenario(e) => Failure::Input(e.to_string()),
+            crate::analysis::sweep::RunError::Engine(e) => Failure::Limit(e.to_string()),
+        })?;
+    let part = crate::analysis::sweep::Part {
+        scenario: scenario.name.clone(),
+        file: name.clone(),
+        base_seed: scenario.seed,
+        runs,
+        digest: crate::analysis::sweep::digest(&text, max_events),
+        shard: k,
+        shards: n,
+        volumes: scenario.volumes.len() as u64,
+        horizon_ms: scenario.horizon.as_ms(),
+        per_run,
+    };
+    if let (true, Some(out)) = (n > 1, out) {
+        fs::create_dir_all(out)
+            .map_err(|e| Failure::Output(format!("{}: cannot create the folder: {e}", out.display())))?;
+        let json = serde_json::to_string_pretty(&part).expect("parts serialize") + "\n";
+        let path = out.join(format!("sweep.part-{k}-of-{n}.json"));
+        write_atomically(&path, |o| o.write_all(json.as_bytes()))?;
+        if !quiet {
+            let line = format!("shard {k} of {n}: {} runs written to {}\n", part.per_run.len(), path.display());
+            io::stdout().write_all(line.as_bytes()).or_else(stdout_error)?;
+        }
+        return Ok(());
+    }
+    let per_run = part.per_run.clone();
+    let sweep = crate::analysis::sweep::aggregate(&part, per_run);
+    if let Some(out) = out {
+        write_sweep(out, &sweep)?;
+    }
+    if !quiet {
+        io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
+    }
+    Ok(())
+}
+
+pub(super) fn check_command(
+    paths: &[PathBuf],
+    format: Format,
+    jobs: Option<usize>,
+    max_events: u64,
+) -> Result<(), Failure> {
+    let files = scenario_files(paths)?;
+    let jobs = jobs_or_cores(jobs)?;
+    let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
+    let check_one = |path: &PathBuf| {
+        let name = path.display().to_string();
+        match fs::read_to_string(path) {
+            Ok(text) => check::check_text(&name, &text, Overrides::default(), &options),
+            Err(e) => FileResult::Invalid { errors: vec![format!("{name}: cannot read the scenario: {e}")] },
+        }
+    };
+    let results = parallel_map(&files, jobs, check_one);
+    let count = |status| results.iter().filter(|r| r.status() == status).count();
+    let (passed, failed, invalid) = (count("passed"), count("failed"), count("invalid"));
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            let scenarios: Vec<serde_json::Value> = files
+                .iter()
+                .zip(&results)
+                .map(|(f, r)| {
+                    let mut v = serde_json::to_value(r).expect("results serialize");
+                    v["file"] = serde_json::Value::String(f.display().to_string());
+                    v
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "scenarios": scenarios,
+                "total": files.len(), "passed": passed, "failed": failed, "invalid": invalid,
+            });
+            out = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+        }
+        Format::Text => {
+            for (f, r) in files.iter().zip(&results) {
+                render_check(&mut out, f, r);
+            }
+            let n = files.len();
+            let s = if n == 1 { "" } else { "s" };
+            out.push_str(&format!("{n} scenario{s}: {passed} passed, {failed} failed, {invalid} invalid\n"));
+        }
+    }
+    io::stdout().write_all(out.as_bytes()).or_else(stdout_error)?;
+    if invalid > 0 {
+        Err(Failure::Input(format!("{invalid} invalid scenario file(s)")))
+    } else if failed > 0 {
+        Err(Failure::Expectations(format!("{failed} scenario(s) with failed expectations")))
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn render_check(out: &mut String, file: &Path, r: &FileResult) {
+    use std::fmt::Write as _;
+    let file = file.display();
+    match r {
+        FileResult::Passed { verdicts } => {
+            let _ = writeln!(out, "ok       {file} ({} expectations)", verdicts.len());
+        }
+        FileResult::Failed { verdicts } => {
+            let bad = verdicts.iter().filter(|v| !v.held).count();
+            let _ = writeln!(out, "FAILED   {file} ({bad} of {} expectations failed)", verdicts.len());
+            for v in verdicts.iter().filter(|v| !v.held) {
+                let at = v.line.map_or(String::new(), |l| format!(":{l}"));
+                let _ = writeln!(out, "           {file}{at}: expected {}", v.expected);
+                let _ = writeln!(out, "             found: {}", v.found.as_deref().unwrap_or(""));
+            }
+        }
+        FileResult::Invalid { errors } => {
+            let _ = writeln!(out, "INVALID  {file}");
+            for e in errors {
+                let _ = writeln!(out, "           {e}");
+            }
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
+pub(super) fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Result<(), Failure> {
+    use crate::actors::Obs;
+    use crate::engine::{Record, Sink};
+    /// Counts for the figures, and streams the trace too.
+    struct Both<'a>(&'a mut crate::analysis::sweep::Fold, &'a mut trace::Handoff);
+    impl Sink<Obs> for Both<'_> {
+        fn record(&mut self, rec: Record<Obs>) {
+            self.0.fold(&rec);
+            self.1.record(rec);
+        }
+
+        fn prepare(&self, actor: crate::engine::ActorId) {
+            self.0.prepare(actor);
+        }
+    }
+
+    let started = std::time::Instant::now();
+    let scenario = load(common)?;
+    let mut fold = crate::analysis::sweep::Fold::new(&scenario, 0, scenario.seed);
+    let mut sim = crate::run::build(&scenario);
+    let setup = started.elapsed().as_secs_f64();
+    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
+    let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
+    let started = std::time::Instant::now();
+    let stats = match trace {
+        None => sim.run(limits, &mut fold).map_err(limit)?,
+        Some((path, format)) => {
+            with_trace(path, &scenario, format, |stream| sim.run(limits, &mut Both(&mut fold, stream)).map_err(limit))?
+        }
+    };
+    let sim_s = started.elapsed().as_secs_f64();
+    let r = fold.finish();
+    let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
+    let line = format!(
+        "impl=kmsim N={} seed={} events={} attach={} detach={} retry={} key={} ever_failed={} first_failure_h={} \
+         last_failure_h={} sim_s={sim_s:.3} events_per_s={:.0} setup_s={setup:.3} engine_messages={} records={}\n",
+        scenario.volumes.len(),
+        scenario.seed,
+        r.events,
+        r.attaches,
+        r.detaches,
+        r.retries,
+        r.key_calls,
+        r.ever_failed,
+        hours(r.first_failure_ms),
+        hours(r.last_failure_ms),
+        r.events as f64 / sim_s.max(1e-9),
+        stats.events,
+        stats.records,
+    );
+    io::stdout().write_all(line.as_bytes()).or_else(stdout_error)
+}
+
+/// One pass over the run, no record kept (see [`crate::analysis`]), with the trace the user
+/// asked for streamed to its file and a report's streamed to `report_trace`.
+pub(super) fn one_pass<'s>(
+    scenario: &'s Scenario,
+    common: &Common,
+    wanted: crate::analysis::Wanted,
+    trace: Option<&(PathBuf, trace::Format)>,
+    report_trace: Option<&Path>,
+    cloudtrail: Option<&Path>,
+) -> Result<crate::analysis::Observed<'s>, Failure> {
+    let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
+    let observe = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        crate::analysis::observe(scenario, &options, wanted, extra)
+            .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
+    };
+    // The report's trace, beside the user's, if both.
+    let with_report_trace = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        let Some(path) = report_trace else { return observe(extra) };
+        let cannot = |e: &io::Error| Failure::Output(format!("{}: cannot write: {e}", path.display()));
+        let out = fs::File::create(path).map_err(|e| cannot(&e))?;
+        let format = trace::report_format(scenario);
+        let (observed, written) = trace::in_background(scenario, format, out, |stream| match extra {
+            Some(extra) => observe(Some(&mut crate::analysis::Both(extra, stream))),
+            None => observe(Some(stream)),
+        });
+        let observed = observed?;
+        written.map_err(|e| cannot(&e))?;
+        Ok(observed)
+    };
+    // The CloudTrail log, written as the run goes and put in place once whole.
+    let with_cloudtrail = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+        let Some(path) = cloudtrail else { return with_report_trace(extra) };
+        let mut file = AtomicFile::create(path)?;
+        let (observed, written) = {
+            let mut log = report::cloudtrail::LogFile::new(scenario, file.writer());
+            let observed = match extra {
+                Some(extra) => with_report_trace(Some(&mut crate::analysis::Both(extra, &mut log))),
+                None => with_report_trace(Some(&mut log)),
+            };
+            (observed, log.finish())
+        };
+        let observed = observed?;
+        written.map_err(|e| file.error(&e))?;
+        file.commit()?;
+        Ok(observed)
+    };
+    match trace {
+        Some((path, format)) => with_trace(path, scenario, *format, |stream| with_cloudtrail(Some(stream))),
+        None => with_cloudtrail(None),
+    }
+}

@@ -1,0 +1,442 @@
+//! The command line: the only module that reads files, writes output and sets the exit code.
+//!
+//! Exit codes: 0 success; 1 reserved for failed expectations; 2 invalid input (usage, unreadable
+//! or invalid scenario); 3 a run stopped by `--max-events`; 4 an output file could not be written.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod files;
+mod parallel;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::SimDuration;
+use crate::report::{self, explain, trace};
+use crate::run::{RunOptions, run};
+use crate::scenario::{self, Overrides, Scenario};
+use commands::{bench_command, check_command, impact_command, one_pass, sweep_command, write_sweep};
+use files::{SetWriter, write_atomically};
+
+/// Deterministic simulation of AWS KMS key material deletion and what it breaks, when.
+#[derive(Parser, Debug)]
+#[command(name = "kmsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario: print its timeline and what broke, and when.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Write the event trace to this file as the run goes: JSON Lines, or CSV (see
+        /// --trace-format).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// `full`: every field; `compact`: without `time` and `message`, for big runs; `csv`: the
+        /// compact fields as comma-separated values, half the size again. Default: `csv` for a
+        /// FILE ending in `.csv`, else `full`.
+        #[arg(long, value_enum)]
+        trace_format: Option<TraceFormat>,
+        /// Write the run's KMS and EC2 activity as a CloudTrail log file (`{"Records": [...]}`).
+        #[arg(long, value_name = "FILE")]
+        cloudtrail: Option<PathBuf>,
+        /// Write a report to this folder: timeline.svg, timeline.png, report.html, summary.md,
+        /// trace.jsonl.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Print nothing on success (errors still go to stderr).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Explain why events happened: the chain of causes back to the scenario's actions.
+    ///
+    /// Without SEQ, explains every failure caused by a key. SEQ is the `#` number in `kmsim run`'s
+    /// timeline (the `seq` field of the trace).
+    Explain {
+        #[command(flatten)]
+        common: Common,
+        /// Record numbers to explain.
+        #[arg(value_name = "SEQ")]
+        seq: Vec<u64>,
+    },
+    /// What depends on a key, and how each dependent stands: unaffected, latent or broken.
+    ///
+    /// With --delete-material-at, adds that deletion to the scenario first (what if?), and looks
+    /// at that instant unless --at says otherwise. Latent resources are listed with the time the
+    /// scenario breaks them (their next detach, stop or restart).
+    Impact {
+        #[command(flatten)]
+        common: Common,
+        /// The key: its id in the scenario, an alias, or its ARN.
+        #[arg(long)]
+        key: String,
+        /// The instant to look at: an offset ("2d 4h") or an RFC 3339 instant. Default: the end
+        /// of the run, or the deletion added by --delete-material-at.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Add DeleteImportedKeyMaterial for the key at this time before running.
+        #[arg(long, value_name = "TIME")]
+        delete_material_at: Option<String>,
+        /// `text` for people, `json` for machines.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also write the dependency graph in Graphviz DOT, nodes coloured by standing.
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+    },
+    /// Read CloudTrail logs and write a scenario that replays them.
+    ///
+    /// Accepts delivered log files ({"Records": [...]}, plain or gzip) and JSON Lines. The
+    /// scenario's header lists what was read, sorted, deduplicated, not replayed or not understood.
+    ImportCloudtrail {
+        /// CloudTrail log files.
+        #[arg(value_name = "LOG", required = true)]
+        logs: Vec<PathBuf>,
+        /// The scenario file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// How long the scenario runs after the last event (default 1d): time for latent
+        /// resources to break at the events that follow.
+        #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "1d")]
+        after: SimDuration,
+    },
+    /// Run a scenario under many seeds and report distributions (Monte Carlo).
+    ///
+    /// Run i uses a seed derived from the scenario's seed and i alone. Results are the same
+    /// whatever --jobs is. With --shard K/N only the K-th of N disjoint slices of the runs is done
+    /// (K from 0), and a partial result is written for `kmsim merge`; with --shard N, K comes from
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID (Slurm job arrays).
+    Sweep {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// How many runs (seeds): 1 to 1,000,000.
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Threads (default: every core; at most 256).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Where to write sweep.json and the chart (sweep.svg, sweep.png); without it, nothing is
+        /// written (a sharded sweep needs it for its part).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Do only shard K of N: `K/N`, or `N` with K from the environment.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// No progress bar and no summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Stop a runaway run after this many events.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
+        max_events: u64,
+    },
+    /// Time one untraced run of a scenario: the figures the performance comparison reads.
+    ///
+    /// Prints one line of `key=value` pairs in the form of the reference models
+    /// (benches/reference): events counted as they count them, failure times, the seconds the
+    /// simulation took (`sim_s`; parsing and building are `setup_s`) and events per second.
+    /// Wall-clock time is measured here and only here; it never enters a simulation.
+    Bench {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the scenario's horizon (a duration such as "30d").
+        #[arg(long, value_parser = parse_horizon)]
+        horizon: Option<SimDuration>,
+        /// Stop a runaway run after this many events (nothing is kept in memory here).
+        #[arg(long, value_name = "N", default_value_t = 1_000_000_000_000)]
+        max_events: u64,
+        /// Also stream the trace to this file, as `kmsim run --trace` does; no record is kept
+        /// in memory.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// `full`: every field; `compact`: without `time` and `message`; `csv`: the compact
+        /// fields as comma-separated values. Default: `csv` for a FILE ending in `.csv`, else
+        /// `compact` (unlike `kmsim run`).
+        #[arg(long, value_enum)]
+        trace_format: Option<TraceFormat>,
+    },
+    /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
+    Merge {
+        /// The partial results (sweep.part-K-of-N.json).
+        #[arg(value_name = "PART", required = true)]
+        parts: Vec<PathBuf>,
+        /// Where to write sweep.json and the chart; without it, the result is only printed.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run scenarios and check their expectations: the regression suite.
+    ///
+    /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
+    /// any fails, 2 when any scenario is invalid. Folders named `bench` (benchmark fleets) are
+    /// skipped unless named.
+    Check {
+        /// Scenario files, or folders searched recursively for `.ron` files.
+        #[arg(value_name = "PATH", default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// `text` for people, `json` for machines.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Scenarios run in parallel on this many threads (default: every core; at most 256).
+        /// No event is kept: each takes the memory of its actors.
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Stop a runaway scenario after this many events (it then counts as invalid).
+        #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
+        max_events: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum TraceFormat {
+    Full,
+    Compact,
+    Csv,
+}
+
+/// The trace format asked for, else CSV for a file named `*.csv`, else `json`.
+pub(super) fn trace_format(asked: Option<TraceFormat>, path: &Path, json: trace::Format) -> trace::Format {
+    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    match asked {
+        Some(TraceFormat::Full) => trace::Format::Full,
+        Some(TraceFormat::Compact) => trace::Format::Compact,
+        Some(TraceFormat::Csv) => trace::Format::Csv,
+        None if csv => trace::Format::Csv,
+        None => json,
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct Common {
+    /// The scenario file (RON).
+    file: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the scenario's horizon (a duration such as "30d").
+    #[arg(long, value_parser = parse_horizon)]
+    horizon: Option<SimDuration>,
+    /// Stop a runaway run after this many events. No command keeps the events (a run of any
+    /// length takes the memory of its actors): the limit bounds time only.
+    #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
+    max_events: u64,
+}
+
+/// The default --max-events: a runaway run costs time, not memory.
+pub(super) const MAX_EVENTS: u64 = 1_000_000_000;
+
+pub(super) fn parse_horizon(s: &str) -> Result<SimDuration, scenario::TimeError> {
+    scenario::parse_duration(s)
+}
+
+/// Errors that end the process, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Failure {
+    #[error("{0}")]
+    Expectations(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Limit(String),
+    #[error("{0}")]
+    Output(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Expectations(_) => 1,
+            Failure::Input(_) => 2,
+            Failure::Limit(_) => 3,
+            Failure::Output(_) => 4,
+        }
+    }
+}
+
+/// Runs the command line and returns the process's exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("kmsim: {f}");
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
+            let scenario = load(&common)?;
+            let file = common.file.display().to_string();
+            // One pass: the run's records go to the folds and the files as they come.
+            let wanted = crate::analysis::Wanted { timeline: !quiet, report: report_dir.is_some() };
+            let trace = trace.map(|path| {
+                let format = trace_format(asked_format, &path, trace::Format::Full);
+                (path, format)
+            });
+            let mut set = report_dir.as_deref().map(|dir| SetWriter::begin(dir, "report")).transpose()?;
+            let report_trace = set.as_ref().map(|set| set.path("trace.jsonl"));
+            let observed =
+                one_pass(&scenario, &common, wanted, trace.as_ref(), report_trace.as_deref(), cloudtrail.as_deref())?;
+            if let (Some(set), Some((lanes, events))) = (&mut set, &observed.report) {
+                let parts = report::ReportParts {
+                    run: &observed.run,
+                    summary: &observed.summary,
+                    verdicts: &observed.verdicts,
+                    lanes,
+                    events,
+                };
+                for (name, bytes) in report::report_files(&parts, &file) {
+                    set.write(name, &bytes)?;
+                }
+            }
+            if let Some(set) = set {
+                set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
+            }
+            if let Some(shown) = &observed.timeline {
+                let timeline = report::timeline_text(&observed.run.names, shown);
+                let text = report::run_text_of(&observed.run, &file, &timeline, &observed.summary, &observed.verdicts);
+                print_text(&text).or_else(stdout_error)?;
+            }
+            expectations_held(&observed.verdicts)
+        }
+        Command::Explain { common, seq } => {
+            let scenario = load(&common)?;
+            // A run is deterministic: the first keeps each record's cause in 16 bytes, the
+            // second only the records the chains pass through.
+            let options = RunOptions { max_events: Some(common.max_events), stream: true, ..RunOptions::default() };
+            let limit = |e: crate::engine::EngineError| Failure::Limit(format!("{}: {e}", common.file.display()));
+            let mut index = crate::analysis::causes::CauseIndex::default();
+            run(&scenario, &options, Some(&mut index)).map_err(limit)?;
+            let (failures, all_failures) = index.key_failures();
+            let none_asked = seq.is_empty();
+            let ids = if none_asked { failures.to_vec() } else { seq };
+            let mut wanted = std::collections::BTreeSet::new();
+            for &id in &ids {
+                let chain = index.chain(id).ok_or_else(|| {
+                    Failure::Input(format!(
+                        "there is no record #{id}: this run has records #0 to #{}",
+                        index.len().saturating_sub(1)
+                    ))
+                })?;
+                wanted.extend(chain);
+            }
+            let mut keep = crate::analysis::causes::Keep { wanted: &wanted, kept: std::collections::BTreeMap::new() };
+            let second = run(&scenario, &options, Some(&mut keep)).map_err(limit)?;
+            let find = |id| keep.kept.get(&id);
+            let mut out = String::new();
+            if ids.is_empty() {
+                out.push_str("No failure caused by a key in this run.\n");
+            }
+            for id in ids {
+                out.push_str(&explain::explain(&second.names, &find, id).expect("the second run kept the chain"));
+                out.push('\n');
+            }
+            if none_asked && all_failures > failures.len() as u64 {
+                let _ = std::fmt::Write::write_fmt(
+                    &mut out,
+                    format_args!(
+                        "({all_failures} failures caused by a key in all; these are the first {}. `kmsim explain FILE SEQ...` explains any record.)\n",
+                        failures.len()
+                    ),
+                );
+            }
+            io::stdout().write_all(out.as_bytes()).or_else(stdout_error)
+        }
+        Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
+        Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
+            sweep_command(&file, runs, jobs, out.as_deref(), shard.as_deref(), quiet, max_events)
+        }
+        Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
+            // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
+            let json = trace::Format::Compact;
+            let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path, json)));
+            bench_command(&Common { file, seed, horizon, max_events }, trace)
+        }
+        Command::Merge { parts, out } => {
+            let mut loaded = Vec::new();
+            for p in &parts {
+                let text =
+                    fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?;
+                let part: crate::analysis::sweep::Part = serde_json::from_str(&text)
+                    .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
+                loaded.push(part);
+            }
+            let sweep = crate::analysis::sweep::merge(loaded).map_err(|e| Failure::Input(e.to_string()))?;
+            if let Some(out) = &out {
+                write_sweep(out, &sweep)?;
+            }
+            io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
+        }
+        Command::ImportCloudtrail { logs, output, after } => {
+            let mut trail = crate::import::Trail::default();
+            for path in &logs {
+                let name = path.display().to_string();
+                let file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
+                trail.read(&name, file).map_err(|e| Failure::Input(e.to_string()))?;
+            }
+            let names: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+            let text =
+                trail.scenario(&names, after).map_err(|e| Failure::Input(format!("{}: {e}", names.join(", "))))?;
+            // The scenario must be valid before it is written: a bug here is not the user's input.
+            let out_name = output.display().to_string();
+            scenario::parse(&out_name, &text, Overrides::default())
+                .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
+            write_atomically(&output, |out| out.write_all(text.as_bytes()))
+        }
+        Command::Impact { common, key, at, delete_material_at, format, dot } => {
+            impact_command(&common, &key, at.as_deref(), delete_material_at.as_deref(), format, dot.as_deref())
+        }
+    }
+}
+
+/// A closed pipe on stdout (`kmsim run ... | head`) ends the output quietly, as in other tools.
+#[allow(clippy::needless_pass_by_value)] // `or_else` hands the error over
+pub(super) fn stdout_error(e: io::Error) -> Result<(), Failure> {
+    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(Failure::Output(format!("stdout: {e}"))) }
+}
+
+pub(super) fn load(common: &Common) -> Result<Scenario, Failure> {
+    let file = common.file.display().to_string();
+    let text = fs::read_to_string(&common.file)
+        .map_err(|e| Failure::Input(format!("{file}: cannot read the scenario: {e}")))?;
+    let overrides = Overrides { seed: common.seed, horizon: common.horizon };
+    scenario::parse(&file, &text, overrides).map_err(|e| {
+        let n = e.problems.len();
+        let s = if n == 1 { "" } else { "s" };
+        Failure::Input(format!("{n} problem{s} in the scenario:\n{e}"))
+    })
+}
+
+pub(super) fn print_text(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Exit code 1 when an expectation failed.
+pub(super) fn expectations_held(verdicts: &[crate::analysis::verdicts::Verdict]) -> Result<(), Failure> {
+    match verdicts.iter().filter(|v| !v.held).count() {
+        0 => Ok(()),
+        failed => Err(Failure::Expectations(format!("{failed} expectation(s) failed"))),
+    }
+}
