@@ -141,8 +141,11 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             }
         }
     }
+    // One edge per key and instance however many grants: a set, since asking the graph walks
+    // every edge of the key (a fleet's key has millions).
+    let mut granted = std::collections::BTreeSet::new();
     for &(k, i) in &snap.grants {
-        if !g.edges_connecting(keys[k.0 as usize], instances[i]).any(|e| *e.weight() == EdgeKind::GrantedTo) {
+        if granted.insert((k, i)) {
             g.add_edge(keys[k.0 as usize], instances[i], EdgeKind::GrantedTo);
         }
     }
