@@ -34,13 +34,17 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
             continue;
         }
         let _ = writeln!(out, "\n{title} ({})", members.len());
-        for d in members {
+        for d in members.iter().take(DEPENDENTS_SHOWN) {
             let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
             let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
             if let (Some(key), Some(cause)) = (&d.key, &d.cause) {
                 let _ = writeln!(out, "  {:<name_w$}  because {key}: {cause}", "");
             }
+        }
+        if members.len() > DEPENDENTS_SHOWN {
+            let more = members.len() - DEPENDENTS_SHOWN;
+            let _ = writeln!(out, "  ({more} more {}: `--format json` lists every one)", standing.as_str());
         }
     }
     out
@@ -95,8 +99,8 @@ pub fn render_compact(impacts: &[Impact]) -> String {
     out
 }
 
-/// A key's dependents listed one by one in the run's summary and report (the gravest first);
-/// `kmsim impact` lists them all.
+/// A key's dependents listed one by one in the run's summary and report (the gravest first),
+/// and per standing in `kmsim impact`'s text; its JSON lists them all.
 pub const DEPENDENTS_SHOWN: usize = 100;
 
 /// The dependents beyond [`DEPENDENTS_SHOWN`], counted in words.

@@ -336,3 +336,25 @@ fn standings_at_the_edges() {
     // v broke at 4d 4h and works again at 4d 6h: recovered at that very instant.
     assert_eq!(find("k", probes[1], "v").standing, Standing::Recovered);
 }
+
+/// `kmsim impact`'s text lists at most 100 dependents of each standing and says how many more
+/// there are; its JSON lists every one.
+#[test]
+fn the_text_of_a_fleets_blast_radius_stays_readable() {
+    let text = r#"Scenario(version: 1, name: "fleet", start: "2026-01-01T00:00:00Z", horizon: "2d", seed: 5,
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "web", instances: 120, keys: [("k", 1)], attached: Fixed("30d"), detached: Fixed("1m"))],
+        timeline: [
+            At("0s", ImportKeyMaterial(key: "k", material: "m", expires: Never)),
+            At("1d", DeleteImportedKeyMaterial(key: "k")),
+        ])"#;
+    let s = kmsim::scenario::parse("fleet.ron", text, kmsim::scenario::Overrides::default()).unwrap();
+    let r = kmsim::run::run(&s, &kmsim::run::RunOptions::default(), None).unwrap();
+    let impact = kmsim::analysis::impact::analyze(&r, kmsim::actors::kms::KeyIdx(0), r.end);
+    let latent = impact.dependents.iter().filter(|d| d.standing.as_str() == "latent").count();
+    assert_eq!(latent, 240, "every volume and instance runs on a cached key");
+    let words = kmsim::report::impact::render(&impact, &r);
+    assert!(words.contains("LATENT: still working on a plaintext data key cached in host memory (240)"), "{words}");
+    assert!(words.contains("  (140 more latent: `--format json` lists every one)"), "{words}");
+    assert_eq!(words.lines().filter(|l| l.trim_start().starts_with("via ")).count(), 100);
+}
