@@ -214,19 +214,6 @@ impl<'s> Names<'s> {
             other => panic!("actor {id:?} is not an instance but {other:?}"),
         }
     }
-
-    /// The id of the instance in the place of the `i`-th instance at the end of what was
-    /// observed (or at a snapshot, whose life it is given).
-    #[must_use]
-    pub fn instance_now(&self, i: usize) -> Cow<'s, str> {
-        let id = instance_actor(self.scenario, i);
-        instance_id(&self.scenario.instances[i], self.life(id, RecordId::MAX))
-    }
-
-    /// Every replacement launched, as (place, life, launch record), in order of place.
-    pub fn replacements(&self) -> impl Iterator<Item = (ActorId, u32, RecordId)> + '_ {
-        self.launches.iter().flat_map(|(&a, l)| l.iter().zip(1..).map(move |(&r, n)| (a, n, r)))
-    }
 }
 
 /// Builds the world of a scenario and runs it to its horizon. Records also go to `extra`, if

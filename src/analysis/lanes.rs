@@ -133,7 +133,8 @@ pub struct Lanes {
     pub aggregate: Option<Aggregate>,
 }
 
-/// Volumes counted by the kind of band they are in ([`AGGREGATE_KINDS`]), over time.
+/// Volumes counted by the kind of band they are in (working, latent, idle, detached, unusable:
+/// the chart's stacking order), over time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Aggregate {
     pub volumes: usize,
@@ -155,9 +156,6 @@ const EXACT_SEGMENTS: usize = 4000;
 
 /// Failed operations a lane keeps to mark (the chart cannot show more).
 const FAILURES_KEPT: usize = 1000;
-
-/// The kinds of band the aggregate view counts, in its stacking order.
-pub const AGGREGATE_KINDS: [&str; 5] = ["working", "latent", "idle", "detached", "unusable"];
 
 /// Builds the chart's model from a run whose records were kept, and its summary.
 #[must_use]
@@ -240,7 +238,7 @@ struct VolumeNow {
 }
 
 impl VolumeNow {
-    /// The kind of band ([`AGGREGATE_KINDS`]) the volume is in, if it exists.
+    /// The kind of band the volume is in, if it exists, as [`Aggregate`] counts them.
     fn kind(self, usable: bool) -> Option<u8> {
         match (self.exists, self.attached, self.cached) {
             (false, _, _) => None,

@@ -55,9 +55,9 @@ struct Folds<'s, 'x> {
     names: Names<'s>,
     summary: SummaryFold,
     verdicts: VerdictFold<'s>,
+    /// The records a timeline shows: the terminal's and the report's are one selection.
     timeline: Option<TimelineFold<'s>>,
     lanes: Option<LanesFold<'s>>,
-    events: Option<TimelineFold<'s>>,
     extra: Option<&'x mut dyn Sink<Obs>>,
 }
 
@@ -71,9 +71,6 @@ impl Sink<Obs> for Folds<'_, '_> {
         }
         if let Some(l) = &mut self.lanes {
             l.observe(&self.names, &rec);
-        }
-        if let Some(e) = &mut self.events {
-            e.observe(&rec);
         }
         match &mut self.extra {
             Some(extra) => extra.record(rec),
@@ -104,17 +101,17 @@ pub fn observe<'s>(
         names: Names::new(scenario),
         summary: SummaryFold::new(scenario),
         verdicts: VerdictFold::new(scenario),
-        timeline: wanted.timeline.then(|| TimelineFold::new(scenario)),
+        timeline: (wanted.timeline || wanted.report).then(|| TimelineFold::new(scenario)),
         lanes: wanted.report.then(|| LanesFold::new(scenario, scenario.horizon)),
-        events: wanted.report.then(|| TimelineFold::new(scenario)),
         extra,
     };
     let streamed = RunOptions { stream: true, ..options.clone() };
     let run = run(scenario, &streamed, Some(&mut folds))?;
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
-    let timeline = folds.timeline.map(TimelineFold::select);
-    let report = folds.lanes.zip(folds.events).map(|(l, e)| (l.finish(&summary), e.select()));
+    let shown = folds.timeline.map(TimelineFold::select);
+    let timeline = if wanted.timeline { shown.clone() } else { None };
+    let report = folds.lanes.zip(shown.filter(|_| wanted.report)).map(|(l, e)| (l.finish(&summary), e));
     Ok(Observed { run, summary, verdicts, timeline, report })
 }
 

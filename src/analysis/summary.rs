@@ -274,21 +274,24 @@ impl SummaryFold {
     /// Takes the next record of the run; `names` knows every record until this one.
     pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
         match &r.obs {
-            Obs::Kms(k) => self.kms(names, r, k),
+            Obs::Kms(k) => {
+                self.kms(names, r, k);
+                // Only KMS's own records precede a key's state change in its step.
+                self.previous = Some((
+                    r.id,
+                    match k {
+                        KmsObs::Called { caller, op, .. } => {
+                            CauseWords::Call { op: op.operation().as_str(), caller: *caller }
+                        }
+                        KmsObs::MaterialExpired { .. } => CauseWords::Expired,
+                        KmsObs::KeyDeleted { .. } => CauseWords::Deleted,
+                        KmsObs::StateChanged { .. } => CauseWords::Other(r.obs.event_name()),
+                    },
+                ));
+            }
             Obs::Volume(o) => self.volume(r, o),
             Obs::Instance(o) => self.instance(r, o),
         }
-        self.previous = Some((
-            r.id,
-            match &r.obs {
-                Obs::Kms(KmsObs::Called { caller, op, .. }) => {
-                    CauseWords::Call { op: op.operation().as_str(), caller: *caller }
-                }
-                Obs::Kms(KmsObs::MaterialExpired { .. }) => CauseWords::Expired,
-                Obs::Kms(KmsObs::KeyDeleted { .. }) => CauseWords::Deleted,
-                other => CauseWords::Other(other.event_name()),
-            },
-        ));
     }
 
     fn cause_words(&self, names: &Names<'_>, cause: Cause) -> String {
@@ -526,19 +529,21 @@ pub fn shown(summary: &Summary) -> (Vec<&ResourceSummary>, Option<String>) {
     if summary.resources.len() <= RESOURCES_SHOWN {
         return (summary.resources.iter().collect(), None);
     }
-    let mut order: Vec<&ResourceSummary> = summary.resources.iter().collect();
-    order.sort_by_key(|r| r.status);
+    let all = &summary.resources;
+    // The gravest first (a stable sort keeps the scenario's order within a standing).
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|&i| all[i].status);
     let rest = order.split_off(RESOURCES_SHOWN);
     let mut counts: Vec<(Standing, usize)> = Vec::new();
-    for r in &rest {
+    for &i in &rest {
         match counts.last_mut() {
-            Some((st, n)) if *st == r.status => *n += 1,
-            _ => counts.push((r.status, 1)),
+            Some((st, n)) if *st == all[i].status => *n += 1,
+            _ => counts.push((all[i].status, 1)),
         }
     }
     let words: Vec<String> = counts.iter().map(|(st, n)| format!("{n} {}", st.as_str())).collect();
     let left = format!("{} more resources not listed: {}", rest.len(), words.join(", "));
     // Listed in the scenario's order.
-    order.sort_by_key(|r| summary.resources.iter().position(|x| std::ptr::eq(x, *r)));
-    (order, Some(left))
+    order.sort_unstable();
+    (order.into_iter().map(|i| &all[i]).collect(), Some(left))
 }

@@ -113,6 +113,7 @@ impl<'s> TimelineFold<'s> {
 }
 
 /// The records a bounded timeline shows.
+#[derive(Clone, Debug)]
 pub struct Shown {
     /// In order; `None` where records were left out.
     pub rows: Vec<Option<Record<Obs>>>,
