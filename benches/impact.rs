@@ -57,14 +57,14 @@ fn bench(c: &mut Criterion) {
     let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
     let summary = summarize(&r);
     let snap = r.snapshot_at(at).unwrap().clone();
-    let check = impact::analyze_graph(&r, &summary, &snap, &impact::graph(&r, &snap), KeyIdx(0), at);
+    let check = impact::analyze_graph(&r, &summary, &snap, &impact::graph(&r, &snap), KeyIdx(0), at, None);
     assert_eq!(check.dependents.len(), VOLUMES / KEYS + VOLUMES / KEYS, "100 volumes and their 100 instances");
     let mut group = c.benchmark_group("impact");
     group.sample_size(10);
     group.bench_function("one key of 1,000, 100,000 volumes: graph + walk + classify", |b| {
         b.iter(|| {
             let g = impact::graph(&r, &snap);
-            impact::analyze_graph(&r, &summary, &snap, &g, KeyIdx(0), at)
+            impact::analyze_graph(&r, &summary, &snap, &g, KeyIdx(0), at, None)
         });
     });
     group.bench_function("summary of the run (100,000 volumes)", |b| b.iter(|| summarize(&r)));

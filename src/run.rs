@@ -12,7 +12,9 @@ pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
 use crate::actors::kms::{Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
 use crate::actors::{Msg, Obs, World};
-use crate::engine::{ActorId, Cause, EngineError, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink};
+use crate::engine::{
+    ActorId, Cause, EngineError, Hints, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink,
+};
 use crate::scenario::{ActionKind, FleetDecl, Scenario, VolumeOp};
 
 /// Limits a caller may put on a run, and instants at which to take extra snapshots.
@@ -239,8 +241,11 @@ pub fn run<'s>(
     for (leg, horizon) in probes.iter().copied().chain([scenario.horizon]).enumerate() {
         let limits = Limits { horizon, max_events: options.max_events };
         let keep = (!options.stream).then_some(&mut records);
-        let s = sim
-            .run(limits, &mut Tee { names: &mut names, made: &mut records_made, keep, extra: extra.as_deref_mut() })?;
+        let s = sim.run_with(
+            limits,
+            &mut Tee { names: &mut names, made: &mut records_made, keep, extra: extra.as_deref_mut() },
+            &Estate,
+        )?;
         if s.events > events {
             last_event_at = s.last_event_at;
         }
@@ -318,7 +323,7 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
 /// fleets, whose outputs fold records as they come.
 pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<Obs>) -> Result<RunStats, EngineError> {
     let mut sim = build(scenario);
-    sim.run(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink)
+    sim.run_with(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink, &Estate)
 }
 
 /// The run's own sink: it learns the names, keeps the records unless streaming, and hands
@@ -348,6 +353,33 @@ impl Sink<Obs> for Tee<'_, '_, '_> {
     fn prepare(&self, actor: ActorId) {
         if let Some(extra) = &self.extra {
             extra.prepare(actor);
+        }
+    }
+}
+
+/// What the run layer knows of where the estate's actors go next, for the engine's look-ahead:
+/// a volume's next step calls its instance (the one it is attached or attaching to, else the
+/// one its cycle attaches it to), and KMS about that instance's grants.
+pub struct Estate;
+
+impl Hints<World> for Estate {
+    fn likely_calls(&self, actor: &World) -> [Option<(ActorId, Option<u32>)>; 2] {
+        let World::Volume(v) = actor else { return [None, None] };
+        let instance = match v.state() {
+            Some(VolumeState::InUse(i) | VolumeState::Attaching(i)) => Some(i),
+            _ => v.home(),
+        };
+        match instance {
+            Some(i) => [Some((i, None)), Some((v.kms(), Some(i.0)))],
+            None => [None, None],
+        }
+    }
+
+    fn prepare(&self, callee: &World, instance: u32) {
+        if let World::Kms(kms) = callee
+            && let Some(grants) = kms.grants_of(ActorId(instance))
+        {
+            crate::engine::prefetch(grants);
         }
     }
 }

@@ -295,19 +295,16 @@ impl Volume {
         self.data_key.as_ref().and_then(|c| c.material)
     }
 
-    /// What the volume's next step will likely call (see [`crate::engine::Actor::likely_calls`]):
-    /// the instance it is attached or attaching to, else the one its cycle attaches it to, and
-    /// KMS, about that instance's grants (the note [`super::World`] hands to KMS).
+    /// The instance a fleet volume's cycle attaches it to.
     #[must_use]
-    pub fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
-        let instance = match self.state {
-            Some(VolumeState::InUse(i) | VolumeState::Attaching(i)) => Some(i),
-            _ => self.cycle.as_ref().map(|(_, home)| *home),
-        };
-        match instance {
-            Some(i) => [Some((i, None)), Some((self.kms, Some(i.0)))],
-            None => [None, None],
-        }
+    pub fn home(&self) -> Option<ActorId> {
+        self.cycle.as_ref().map(|(_, home)| *home)
+    }
+
+    /// The KMS it calls.
+    #[must_use]
+    pub fn kms(&self) -> ActorId {
+        self.kms
     }
 
     /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).

@@ -12,7 +12,7 @@ pub mod ebs;
 pub mod ec2;
 pub mod kms;
 
-use crate::engine::{Actor, ActorId, Ctx};
+use crate::engine::{Actor, Ctx};
 
 /// Every message any actor can receive.
 #[derive(Debug)]
@@ -161,19 +161,6 @@ impl Actor for World {
             (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
-        }
-    }
-
-    fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
-        match self {
-            World::Volume(v) => v.likely_calls(),
-            World::Kms(_) | World::Instance(_) => [None, None],
-        }
-    }
-
-    fn prepare(&self, note: u32) {
-        if let World::Kms(kms) = self {
-            kms.prepare_grants_of(ActorId(note));
         }
     }
 

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -23,7 +24,7 @@ use petgraph::visit::{Bfs, EdgeRef};
 use serde::Serialize;
 
 use super::standing::{self, Standing};
-use super::summary::{ResourceSummary, Summary, summarize};
+use super::summary::{How, ResourceSummary, Summary, summarize};
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
 use crate::actors::kms::KeyIdx;
@@ -41,12 +42,28 @@ pub enum NodeKind {
     Host,
 }
 
+/// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
+/// that a fleet's graph holds no text of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     pub kind: NodeKind,
-    pub name: String,
+    /// The scenario's name of the key, material (`key/material`), volume or instance; of the
+    /// volume a data key protects; of the instance a host runs.
+    pub name: Arc<str>,
     /// The volume's or instance's index in the scenario (unused for other kinds).
     pub index: usize,
+    /// A host's number (unused for other kinds).
+    pub host: u32,
+}
+
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            NodeKind::DataKey => write!(f, "data key of {}", self.name),
+            NodeKind::Host => write!(f, "host {} of {}", self.host, self.name),
+            _ => f.write_str(&self.name),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -90,16 +107,17 @@ pub struct Graph {
 pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
     let s = run.scenario;
     let mut g = StableDiGraph::new();
-    let add = |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String| g.add_node(Node { kind, name, index: 0 });
-    let add_at =
-        |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: String, index| g.add_node(Node { kind, name, index });
-    let keys: Vec<NodeIndex> = s.keys.iter().map(|k| add(&mut g, NodeKind::Key, k.name.clone())).collect();
+    let add = |g: &mut StableDiGraph<Node, EdgeKind>, kind, name: &Arc<str>, index, host| {
+        g.add_node(Node { kind, name: name.clone(), index, host })
+    };
+    let keys: Vec<NodeIndex> =
+        s.keys.iter().map(|k| add(&mut g, NodeKind::Key, &Arc::from(k.name.as_str()), 0, 0)).collect();
     // Materials a key holds now, or that its volumes' data keys were made with.
     let mut materials: BTreeMap<(usize, String), NodeIndex> = BTreeMap::new();
     for (k, m) in snap.materials.iter().enumerate() {
         if let Some(m) = m {
             let name = s.materials[m.0 as usize].clone();
-            let n = add(&mut g, NodeKind::Material, format!("{}/{name}", s.keys[k].name));
+            let n = add(&mut g, NodeKind::Material, &format!("{}/{name}", s.keys[k].name).into(), 0, 0);
             g.add_edge(keys[k], n, EdgeKind::MaterialOf);
             materials.insert((k, name), n);
         }
@@ -107,9 +125,9 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
     let mut instances = Vec::new();
     let mut hosts = Vec::new();
     for (i, name) in s.instances.iter().enumerate() {
-        let n = add_at(&mut g, NodeKind::Instance, name.to_string(), i);
+        let n = add(&mut g, NodeKind::Instance, name, i, 0);
         let (state, host, _) = snap.instances[i];
-        let h = add(&mut g, NodeKind::Host, format!("host {host} of {name}"));
+        let h = add(&mut g, NodeKind::Host, name, i, host);
         if state.is_some_and(|st| st != InstanceState::Terminated) {
             g.add_edge(n, h, EdgeKind::RunsOn);
         }
@@ -122,8 +140,8 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             continue;
         };
         let k = decl.key.0 as usize;
-        let vol = add_at(&mut g, NodeKind::Volume, decl.name.to_string(), v);
-        let dk = add(&mut g, NodeKind::DataKey, format!("data key of {}", decl.name));
+        let vol = add(&mut g, NodeKind::Volume, &decl.name, v, 0);
+        let dk = add(&mut g, NodeKind::DataKey, &decl.name, v, 0);
         // The data key is encrypted under the key's material; without material now, under the key.
         let parent = run
             .data_key_material(v)
@@ -195,6 +213,9 @@ pub struct Impact {
     pub key_state: String,
     /// Broken first, then latent, then unaffected; by time within each.
     pub dependents: Vec<Dependent>,
+    /// How many dependents of each standing there are, listed or not, gravest first.
+    #[serde(skip)]
+    pub tally: Vec<(Standing, usize)>,
 }
 
 fn ser_at<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
@@ -226,12 +247,59 @@ pub fn analyze(run: &Run<'_>, key: KeyIdx, at: SimTime) -> Impact {
 pub fn analyze_with(run: &Run<'_>, summary: &Summary, key: KeyIdx, at: SimTime) -> Impact {
     let snap = if at == run.end { run.final_snapshot() } else { run.snapshot_at(at).expect("probed").clone() };
     let g = graph(run, &snap);
-    analyze_graph(run, summary, &snap, &g, key, at)
+    analyze_graph(run, summary, &snap, &g, key, at, None)
 }
 
-/// [`analyze`] on a graph already built (for repeated queries on one instant).
+/// A dependent before it is put in words: its node, verdict and when it breaks. Ordered the
+/// way dependents are listed: by standing, the gravest first, then by when it breaks (those
+/// that do not, last), then by name.
+struct Reached<'g> {
+    n: NodeIndex,
+    node: &'g Node,
+    verdict: standing::Verdict,
+    when: Option<SimTime>,
+    how: Option<How>,
+}
+
+impl Reached<'_> {
+    fn order(&self) -> (Standing, bool, Option<SimTime>, &str) {
+        (self.verdict.standing, self.when.is_none(), self.when, &self.node.name)
+    }
+}
+
+impl PartialEq for Reached<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
+}
+
+impl Eq for Reached<'_> {}
+
+impl PartialOrd for Reached<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Reached<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+/// [`analyze`] on a graph already built (for repeated queries on one instant). With `list`,
+/// only the gravest `list` dependents are put in words; the others are counted in
+/// [`Impact::tally`] (a fleet's key has millions).
 #[must_use]
-pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Graph, key: KeyIdx, at: SimTime) -> Impact {
+pub fn analyze_graph<'g>(
+    run: &Run<'_>,
+    summary: &'g Summary,
+    snap: &Snapshot,
+    g: &'g Graph,
+    key: KeyIdx,
+    at: SimTime,
+    list: Option<usize>,
+) -> Impact {
     let s = run.scenario;
     let k = key.0 as usize;
     let key_name = &s.keys[k].name;
@@ -242,75 +310,97 @@ pub fn analyze_graph(run: &Run<'_>, summary: &Summary, snap: &Snapshot, g: &Grap
     for n in &reached {
         is_reached[n.index()] = true;
     }
-    let mut dependents = Vec::new();
+    let mut tally = [0usize; 5];
+    // With `list`, the gravest ones in a bounded heap, the greatest (least grave) on top: a fleet's
+    // key is not held whole in memory twice.
+    let mut found: std::collections::BinaryHeap<Reached<'g>> = std::collections::BinaryHeap::new();
     for &n in &reached {
         let node = &g.graph[n];
-        let (verdict, resource, state, via) = match node.kind {
+        let (verdict, resource) = match node.kind {
             NodeKind::Volume => {
-                let v = node.index;
-                let resource = summary.volume(v);
-                let verdict = standing::of_volume(run, snap, &summary.keys, v, &resource.breaks);
-                let (st, cached) = snap.volumes[v];
-                let state = match st {
-                    Some(VolumeState::InUse(a)) => {
-                        let mem = if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
-                        let crate::run::Role::Instance(i) = crate::run::role(run.scenario, a) else {
-                            unreachable!("volumes are in use on instances")
-                        };
-                        format!(
-                            "in-use on {}, {mem}",
-                            crate::run::instance_id(&run.scenario.instances[i], snap.instances[i].2)
-                        )
-                    }
-                    Some(other) => other.as_str().to_string(),
-                    None => "not created".to_string(),
-                };
-                let via = match &material {
-                    Some(m) => format!("data key encrypted under {key_name} (material {m})"),
-                    None => format!("data key encrypted under {key_name} (its material is gone)"),
-                };
-                (verdict, resource, state, via)
+                let resource = summary.volume(node.index);
+                (standing::of_volume(run, snap, &summary.keys, node.index, &resource.breaks), resource)
             }
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
-                let verdict = standing::of_instance(run, snap, &summary.keys, i, &g.attached[i], &resource.breaks);
-                let mut mine: Vec<String> = g
-                    .graph
-                    .edges_directed(n, Direction::Incoming)
-                    // Only volumes under this key count; others may be attached too.
-                    .filter(|e| *e.weight() == EdgeKind::AttachedTo && is_reached[e.source().index()])
-                    .map(|e| g.graph[e.source()].name.clone())
-                    .collect();
-                mine.sort();
-                let via = if mine.is_empty() {
-                    format!("a grant on {key_name}")
-                } else {
-                    format!("attached {} (data keys under {key_name})", mine.join(", "))
-                };
-                let (state, _, life) = snap.instances[i];
-                let state = super::record::instance_now(&run.scenario.instances[i], state, life);
-                (verdict, resource, state, via)
+                (standing::of_instance(run, snap, &summary.keys, i, &g.attached[i], &resource.breaks), resource)
             }
         };
+        tally[verdict.standing as usize] += 1;
         let (when, how) = when_it_breaks(&verdict, resource, at);
-        let cause = verdict.key.and_then(|k| cause_at(summary, k, at, &verdict));
-        let decided_by = verdict.key.filter(|_| verdict.standing != Standing::Unaffected);
-        dependents.push(Dependent {
-            name: node.name.clone(),
-            kind: node.kind,
-            via,
-            state,
-            standing: verdict.standing,
-            when,
-            how,
-            key: decided_by.map(|k| s.keys[k.0 as usize].name.clone()),
-            cause,
-        });
+        found.push(Reached { n, node, verdict, when, how });
+        if list.is_some_and(|l| found.len() > l) {
+            found.pop();
+        }
     }
-    dependents.sort_by_key(|d| (d.standing, d.when.is_none(), d.when, d.name.clone()));
+    let tally: Vec<(Standing, usize)> =
+        Standing::ALL.iter().zip(tally).filter(|(_, n)| *n > 0).map(|(st, n)| (*st, n)).collect();
+    let found = found.into_sorted_vec();
+    let dependents = found
+        .into_iter()
+        .map(|r| {
+            let (state, via) = match r.node.kind {
+                NodeKind::Volume => {
+                    let (st, cached) = snap.volumes[r.node.index];
+                    let state = match st {
+                        Some(VolumeState::InUse(a)) => {
+                            let mem =
+                                if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
+                            let crate::run::Role::Instance(i) = crate::run::role(run.scenario, a) else {
+                                unreachable!("volumes are in use on instances")
+                            };
+                            format!(
+                                "in-use on {}, {mem}",
+                                crate::run::instance_id(&run.scenario.instances[i], snap.instances[i].2)
+                            )
+                        }
+                        Some(other) => other.as_str().to_string(),
+                        None => "not created".to_string(),
+                    };
+                    let via = match &material {
+                        Some(m) => format!("data key encrypted under {key_name} (material {m})"),
+                        None => format!("data key encrypted under {key_name} (its material is gone)"),
+                    };
+                    (state, via)
+                }
+                _ => {
+                    let i = r.node.index;
+                    let mut mine: Vec<&str> = g
+                        .graph
+                        .edges_directed(r.n, Direction::Incoming)
+                        // Only volumes under this key count; others may be attached too.
+                        .filter(|e| *e.weight() == EdgeKind::AttachedTo && is_reached[e.source().index()])
+                        .map(|e| &*g.graph[e.source()].name)
+                        .collect();
+                    mine.sort_unstable();
+                    let via = if mine.is_empty() {
+                        format!("a grant on {key_name}")
+                    } else {
+                        format!("attached {} (data keys under {key_name})", mine.join(", "))
+                    };
+                    let (state, _, life) = snap.instances[i];
+                    (super::record::instance_now(&run.scenario.instances[i], state, life), via)
+                }
+            };
+            let verdict = &r.verdict;
+            let cause = verdict.key.and_then(|k| cause_at(summary, k, at, verdict));
+            let decided_by = verdict.key.filter(|_| verdict.standing != Standing::Unaffected);
+            Dependent {
+                name: r.node.name.to_string(),
+                kind: r.node.kind,
+                via,
+                state,
+                standing: verdict.standing,
+                when: r.when,
+                how: r.how.map(|h| h.to_string()),
+                key: decided_by.map(|k| s.keys[k.0 as usize].name.clone()),
+                cause,
+            }
+        })
+        .collect();
     let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
-    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, dependents }
+    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, dependents, tally }
 }
 
 /// When a resource breaks (latent, blocked: its next failure in the run after `at`) or broke
@@ -319,15 +409,15 @@ fn when_it_breaks(
     verdict: &standing::Verdict,
     resource: &ResourceSummary,
     at: SimTime,
-) -> (Option<SimTime>, Option<String>) {
+) -> (Option<SimTime>, Option<How>) {
     match verdict.standing {
         Standing::Latent | Standing::Blocked => match resource.breaks.iter().find(|b| b.broke_at > at) {
-            Some(b) => (Some(b.broke_at), Some(b.how.to_string())),
+            Some(b) => (Some(b.broke_at), Some(b.how)),
             None => (None, None),
         },
         Standing::Broken => {
             let b = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since);
-            (verdict.since, b.map(|b| b.how.to_string()))
+            (verdict.since, b.map(|b| b.how))
         }
         Standing::Recovered | Standing::Unaffected => (None, None),
     }
@@ -344,12 +434,17 @@ fn cause_at(summary: &Summary, key: KeyIdx, at: SimTime, verdict: &standing::Ver
     Some(format!("{} at {}", loss.why, loss.at))
 }
 
-/// The blast radius of every key at the end of the run.
+/// A key's dependents listed one by one in the run's summary and report (the gravest first),
+/// and per standing in `kmsim impact`'s text; its JSON lists them all.
+pub const DEPENDENTS_LISTED: usize = 100;
+
+/// The blast radius of every key at the end of the run, each listing its gravest `list`
+/// dependents (see [`analyze_graph`]).
 #[must_use]
-pub fn at_end(run: &Run<'_>, summary: &Summary) -> Vec<Impact> {
+pub fn at_end(run: &Run<'_>, summary: &Summary, list: Option<usize>) -> Vec<Impact> {
     let snap = run.final_snapshot();
     let g = graph(run, &snap);
     (0..run.scenario.keys.len())
-        .map(|k| analyze_graph(run, summary, &snap, &g, KeyIdx(u32::try_from(k).expect("few keys")), run.end))
+        .map(|k| analyze_graph(run, summary, &snap, &g, KeyIdx(u32::try_from(k).expect("few keys")), run.end, list))
         .collect()
 }

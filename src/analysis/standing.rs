@@ -46,6 +46,10 @@ pub enum Standing {
 }
 
 impl Standing {
+    /// Every standing, the gravest first.
+    pub const ALL: [Standing; 5] =
+        [Standing::Broken, Standing::Blocked, Standing::Latent, Standing::Recovered, Standing::Unaffected];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {

@@ -231,6 +231,10 @@ fn failed(hot: &mut Hot, cold: &mut Cold, key: Option<KeyIdx>, at: SimTime, how:
         return;
     }
     hot.open = true;
+    // Most resources break once: room for one, not the four a first push makes room for.
+    if cold.breaks.capacity() == 0 {
+        cold.breaks.reserve_exact(1);
+    }
     cold.breaks.push(Break {
         key,
         loss_at: None,

@@ -312,10 +312,10 @@ pub(super) fn bench_command(common: &Common, trace: Option<(&Path, trace::Format
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
     let stats = match trace {
-        None => sim.run(limits, &mut fold).map_err(limit)?,
-        Some((path, format)) => {
-            with_trace(path, &scenario, format, |stream| sim.run(limits, &mut Both(&mut fold, stream)).map_err(limit))?
-        }
+        None => sim.run_with(limits, &mut fold, &crate::run::Estate).map_err(limit)?,
+        Some((path, format)) => with_trace(path, &scenario, format, |stream| {
+            sim.run_with(limits, &mut Both(&mut fold, stream), &crate::run::Estate).map_err(limit)
+        })?,
     };
     let sim_s = started.elapsed().as_secs_f64();
     let r = fold.finish();

@@ -109,21 +109,32 @@ pub trait Actor: Sized {
     /// Answers a call ([`Ctx::call`]), at once, within the caller's handling. It may record and
     /// send, but not call in turn.
     fn answer(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self>) -> Self::Reply;
+}
 
-    /// The actors this one will likely call when it next handles a message, if it can tell,
-    /// each with a note to hand to its [`Actor::prepare`] (for actors that are surely in the
-    /// cache already, such as a single service). The engine starts loading them early, while an
-    /// earlier message is handled. A hint only: it changes nothing but speed.
-    fn likely_calls(&self) -> [Option<(ActorId, Option<u32>)>; 2] {
+/// What whoever built the actors knows of their next steps, for the run loop's look-ahead
+/// ([`Simulation::run_with`]). Hints only: they change nothing but speed, and keep the cache
+/// machinery out of the actors' own interface.
+pub trait Hints<A> {
+    /// The actors `actor` will likely call when it next handles a message, if that can be told,
+    /// each with a note for [`Hints::prepare`] (for a callee that is surely in the cache already,
+    /// such as a single service). The engine starts loading them while an earlier message is
+    /// handled.
+    fn likely_calls(&self, actor: &A) -> [Option<(ActorId, Option<u32>)>; 2] {
+        let _ = actor;
         [None, None]
     }
 
-    /// Starts loading what answering a call described by `note` will read (see
-    /// [`Actor::likely_calls`]), with [`prefetch`]. A hint only.
-    fn prepare(&self, note: u32) {
-        let _ = note;
+    /// Starts loading what `callee` will read answering a call described by `note`, with
+    /// [`prefetch`].
+    fn prepare(&self, callee: &A, note: u32) {
+        let _ = (callee, note);
     }
 }
+
+/// No hints: the look-ahead loads the next messages and their actors only.
+pub struct NoHints;
+
+impl<A> Hints<A> for NoHints {}
 
 struct Delivery<M> {
     msg: M,
@@ -398,6 +409,16 @@ impl<A: Actor> Simulation<A> {
     /// Delivers messages in (time, scheduling order) until none is left or the next is past the
     /// horizon. The clock ends at the horizon in the latter case.
     pub fn run(&mut self, limits: Limits, sink: &mut dyn Sink<A::Obs>) -> Result<RunStats, EngineError> {
+        self.run_with(limits, sink, &NoHints)
+    }
+
+    /// [`Simulation::run`], looking ahead with `hints` of what the actors will call.
+    pub fn run_with<H: Hints<A>>(
+        &mut self,
+        limits: Limits,
+        sink: &mut dyn Sink<A::Obs>,
+        hints: &H,
+    ) -> Result<RunStats, EngineError> {
         let first_record = self.next_record;
         let mut last_event_at = self.now;
         let look_ahead = match self.look_ahead {
@@ -408,7 +429,7 @@ impl<A: Actor> Simulation<A> {
         while let Some(entry) = self.queue.pop_until(limits.horizon) {
             let at = entry.at;
             if look_ahead {
-                self.prefetch_upcoming(&*sink);
+                self.prefetch_upcoming(&*sink, hints);
             } else if let [Some((line, _))] = self.queue.upcoming::<1>() {
                 // Even a small estate's payload line has left the core's own cache by the time
                 // it is due (fleet-10k 5%, fleet-1k 3% faster for this one prefetch).
@@ -482,7 +503,7 @@ impl<A: Actor> Simulation<A> {
     /// knows; and what the sink keeps for the farthest one. Out of line: the run loop keeps
     /// more of its own values in registers (2% at fleet-10k).
     #[inline(never)]
-    fn prefetch_upcoming(&self, sink: &dyn Sink<A::Obs>) {
+    fn prefetch_upcoming<H: Hints<A>>(&self, sink: &dyn Sink<A::Obs>, hints: &H) {
         let upcoming = self.queue.upcoming::<AHEAD>();
         for (line, to) in upcoming.iter().rev().flatten() {
             prefetch(*line);
@@ -498,12 +519,12 @@ impl<A: Actor> Simulation<A> {
         if let Some((_, to)) = upcoming[0]
             && let Some(next) = self.slots.get(to as usize)
         {
-            for (peer, note) in next.actor.likely_calls().into_iter().flatten() {
+            for (peer, note) in hints.likely_calls(&next.actor).into_iter().flatten() {
                 if let Some(slot) = self.slots.get(peer.index()) {
                     // Callees seldom draw from their streams (an instance never does).
                     prefetch(&slot.actor);
                     if let Some(note) = note {
-                        slot.actor.prepare(note);
+                        hints.prepare(&slot.actor, note);
                     }
                 }
             }

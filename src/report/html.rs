@@ -152,7 +152,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             "<table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
         );
         for i in input.impacts {
-            for d in i.dependents.iter().take(crate::report::impact::DEPENDENTS_SHOWN) {
+            for d in i.dependents.iter().take(crate::analysis::impact::DEPENDENTS_LISTED) {
                 let _ = writeln!(
                     h,
                     "<tr><td>{0} ({1})</td><td>{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td>{4}</td><td>{5}</td><td>{6}</td></tr>",
@@ -165,7 +165,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     esc(&d.via)
                 );
             }
-            if let Some(more) = crate::report::impact::more_dependents(&i.dependents) {
+            if let Some(more) = crate::report::impact::more_dependents(i) {
                 let _ = writeln!(
                     h,
                     "<tr><td>{0} ({1})</td><td colspan=\"5\">{2}</td></tr>",

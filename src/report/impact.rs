@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::analysis::impact::{Dependent, Graph, Impact, NodeKind};
+use crate::analysis::impact::{DEPENDENTS_LISTED, Dependent, Graph, Impact, NodeKind};
 use crate::analysis::standing::Standing;
 use crate::run::Run;
 
@@ -25,7 +25,7 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
         out.push_str("  nothing depends on this key\n");
         return out;
     }
-    let _ = writeln!(out, "  {}", counts(&impact.dependents));
+    let _ = writeln!(out, "  {}", counts(&impact.tally));
     let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
     let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
     for (standing, title) in GROUPS {
@@ -34,7 +34,7 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
             continue;
         }
         let _ = writeln!(out, "\n{title} ({})", members.len());
-        for d in members.iter().take(DEPENDENTS_SHOWN) {
+        for d in members.iter().take(DEPENDENTS_LISTED) {
             let line = format!("  {:<name_w$}  {:<state_w$}  {}", d.name, d.state, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
             let _ = writeln!(out, "  {:<name_w$}  via {}", "", d.via);
@@ -42,8 +42,8 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
                 let _ = writeln!(out, "  {:<name_w$}  because {key}: {cause}", "");
             }
         }
-        if members.len() > DEPENDENTS_SHOWN {
-            let more = members.len() - DEPENDENTS_SHOWN;
+        if members.len() > DEPENDENTS_LISTED {
+            let more = members.len() - DEPENDENTS_LISTED;
             let _ = writeln!(out, "  ({more} more {}: `--format json` lists every one)", standing.as_str());
         }
     }
@@ -59,8 +59,8 @@ const GROUPS: [(Standing, &str); 5] = [
 ];
 
 /// "2 broken, 0 blocked, 1 latent, 0 recovered, 3 unaffected".
-fn counts(dependents: &[Dependent]) -> String {
-    let count = |st: Standing| dependents.iter().filter(|d| d.standing == st).count();
+fn counts(tally: &[(Standing, usize)]) -> String {
+    let count = |st: Standing| tally.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
     GROUPS.iter().map(|(st, _)| format!("{} {}", count(*st), st.as_str())).collect::<Vec<_>>().join(", ")
 }
 
@@ -87,27 +87,35 @@ pub fn render_compact(impacts: &[Impact]) -> String {
     let mut out = String::new();
     let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
     for i in impacts {
-        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.dependents));
-        for d in i.dependents.iter().take(DEPENDENTS_SHOWN) {
+        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.tally));
+        for d in i.dependents.iter().take(DEPENDENTS_LISTED) {
             let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
         }
-        if let Some(more) = more_dependents(&i.dependents) {
+        if let Some(more) = more_dependents(i) {
             let _ = writeln!(out, "    ({more})");
         }
     }
     out
 }
 
-/// A key's dependents listed one by one in the run's summary and report (the gravest first),
-/// and per standing in `kmsim impact`'s text; its JSON lists them all.
-pub const DEPENDENTS_SHOWN: usize = 100;
-
-/// The dependents beyond [`DEPENDENTS_SHOWN`], counted in words.
+/// The dependents beyond the first [`DEPENDENTS_LISTED`], counted in words.
 #[must_use]
-pub fn more_dependents(dependents: &[Dependent]) -> Option<String> {
-    let rest = dependents.get(DEPENDENTS_SHOWN..).filter(|r| !r.is_empty())?;
-    Some(format!("{} more not listed: {}", rest.len(), counts(rest)))
+pub fn more_dependents(impact: &Impact) -> Option<String> {
+    let listed = impact.dependents.len().min(DEPENDENTS_LISTED);
+    // Dependents come gravest first: the first `listed` of the tally are the ones listed.
+    let mut skip = listed;
+    let rest: Vec<(Standing, usize)> = impact
+        .tally
+        .iter()
+        .filter_map(|&(st, n)| {
+            let taken = skip.min(n);
+            skip -= taken;
+            (n > taken).then_some((st, n - taken))
+        })
+        .collect();
+    let total: usize = rest.iter().map(|(_, n)| n).sum();
+    (total > 0).then(|| format!("{total} more not listed: {}", counts(&rest)))
 }
 
 /// The graph in Graphviz DOT, nodes coloured by the standing of `impact`'s dependents.
@@ -120,18 +128,21 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     for n in g.graph.node_indices() {
         let node = &g.graph[n];
-        let colour = match standing.get(node.name.as_str()) {
+        let words = node.to_string();
+        // A data key and a host carry their volume's and instance's name: only those have a standing.
+        let standing = standing.get(&*node.name).filter(|_| matches!(node.kind, NodeKind::Volume | NodeKind::Instance));
+        let colour = match standing {
             Some(Standing::Broken) => "#ef9a9a",
             Some(Standing::Blocked) => "#f48fb1",
             Some(Standing::Latent) => "#ffe082",
             Some(Standing::Recovered) => "#90caf9",
             Some(Standing::Unaffected) => "#c8e6c9",
-            None if node.kind == NodeKind::Key && node.name == impact.key => "#ffcc80",
+            None if node.kind == NodeKind::Key && *node.name == *impact.key => "#ffcc80",
             None => "#eceff1",
         };
-        let label = match standing.get(node.name.as_str()) {
-            Some(st) => format!("{}\\n{}", quote(&node.name), st.as_str()),
-            None => quote(&node.name),
+        let label = match standing {
+            Some(st) => format!("{}\\n{}", quote(&words), st.as_str()),
+            None => quote(&words),
         };
         let _ = writeln!(out, "  n{} [label=\"{label}\", fillcolor=\"{colour}\"];", n.index());
     }

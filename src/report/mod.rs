@@ -73,7 +73,7 @@ pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static st
     };
     let svg = chart::svg(&input);
     let png = chart::png(&input);
-    let impacts = crate::analysis::impact::at_end(run, parts.summary);
+    let impacts = crate::analysis::impact::at_end(run, parts.summary, Some(crate::analysis::impact::DEPENDENTS_LISTED));
     let html = html::render(
         run,
         &html::HtmlInput {
@@ -128,7 +128,11 @@ pub fn run_text_of(
     out.push('\n');
     out.push_str(&summary::render(sum));
     let _ = writeln!(out, "\nBlast radius at the end ({})", run.end);
-    out.push_str(&crate::report::impact::render_compact(&crate::analysis::impact::at_end(run, sum)));
+    out.push_str(&crate::report::impact::render_compact(&crate::analysis::impact::at_end(
+        run,
+        sum,
+        Some(crate::analysis::impact::DEPENDENTS_LISTED),
+    )));
     if !verdicts.is_empty() {
         let held = verdicts.iter().filter(|v| v.held).count();
         let _ = writeln!(out, "\nExpectations: {held} of {} held", verdicts.len());

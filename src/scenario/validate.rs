@@ -8,7 +8,10 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::locate::Calls;
-use super::raw::{At, RawAction, RawDist, RawExpires, RawIo, RawOrigin, RawScenario};
+use super::raw::{
+    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawInstance, RawIo, RawKey, RawOrigin, RawScenario,
+    RawVolume,
+};
 use super::timefmt::{parse_duration, parse_time};
 use super::{
     Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl,
@@ -53,39 +56,121 @@ impl Checker<'_> {
 }
 
 /// The names a timeline can refer to.
+#[derive(Default)]
 struct Names {
     keys: BTreeMap<String, KeyIdx>,
     aliases: BTreeSet<String>,
     arns: BTreeMap<String, KeyIdx>,
     volumes: BTreeMap<String, usize>,
     instances: BTreeMap<String, usize>,
+    /// Every id declared so far, with what it names: ids share one namespace.
+    ids: BTreeMap<String, &'static str>,
+}
+
+/// The scenario's header: when it starts and ends, its seed, and whose account it runs in.
+struct Header {
+    start: jiff::Timestamp,
+    horizon: SimTime,
+    seed: u64,
+    account: String,
+    region: String,
+    user: String,
 }
 
 pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Result<Scenario, Vec<Problem>> {
     let mut c = Checker { calls: Calls::new(text), problems: Vec::new() };
     let top = c.at("Scenario", 0).or(Some((1, 1)));
+    let RawScenario {
+        version,
+        name,
+        description,
+        start,
+        horizon,
+        seed,
+        account,
+        region,
+        user,
+        parameters: raw_parameters,
+        latency,
+        keys,
+        instances,
+        volumes,
+        fleets,
+        timeline,
+        expect,
+    } = raw;
 
-    if raw.version != VERSION {
-        c.problem(
-            top,
-            "version",
-            format!("version {} is not supported: this kmsim reads version {VERSION}", raw.version),
-        );
+    if version != VERSION {
+        c.problem(top, "version", format!("version {version} is not supported: this kmsim reads version {VERSION}"));
     }
-    if raw.name.trim().is_empty() {
+    if name.trim().is_empty() {
         c.problem(top, "name", "the scenario needs a name: say in a line what it shows");
     }
-    let start = raw.start.trim().parse::<jiff::Timestamp>().map_err(|e| {
+    let h = header(&mut c, top, &overrides, (&start, &horizon, seed), (account, region, user));
+    let kms = parameters(&mut c, raw_parameters.unwrap_or_default(), top, &h.region);
+    let kms_latency = match latency.and_then(|l| l.kms) {
+        None => Dist::default(),
+        Some(l) => dist(&mut c, &l, top, "latency.kms").unwrap_or_default(),
+    };
+
+    let mut names = Names::default();
+    names.ids.insert("kms".into(), "the KMS service");
+    let keys = declare_keys(&mut c, keys, &mut names, &h);
+    let mut instances = declare_instances(&mut c, instances, &mut names);
+    let mut volumes = declare_volumes(&mut c, volumes, &mut names);
+    let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
+    let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
+    let mut materials: Vec<String> = Vec::new();
+    actions.extend(resolve_timeline(&mut c, &timeline, &names, &mut materials, &h));
+    actions.extend(fleet_actions);
+    let expectations = expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets), text, &h);
+
+    if c.problems.is_empty() {
+        let Header { start, horizon, seed, account, region, user } = h;
+        Ok(Scenario {
+            name,
+            description,
+            start,
+            horizon,
+            seed,
+            account,
+            region,
+            user,
+            kms,
+            kms_latency,
+            keys,
+            materials,
+            instances,
+            volumes,
+            fleets,
+            actions,
+            expectations,
+        })
+    } else {
+        c.problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, 0)));
+        Err(c.problems)
+    }
+}
+
+/// The start, the horizon (overridden or not), the seed, the account, the Region and the user.
+fn header(
+    c: &mut Checker<'_>,
+    top: Option<(usize, usize)>,
+    overrides: &Overrides,
+    (start, horizon, seed): (&str, &str, u64),
+    (account, region, user): (Option<String>, Option<String>, Option<String>),
+) -> Header {
+    let start = start.trim().parse::<jiff::Timestamp>().map_err(|e| {
         c.problem(
             top,
             "start",
-            format!("{:?} is not an RFC 3339 instant ({e}); write it like \"2026-03-01T09:00:00Z\"", raw.start),
+            format!("{start:?} is not an RFC 3339 instant ({e}); write it like \"2026-03-01T09:00:00Z\""),
         );
     });
     let start = start.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let horizon = match overrides.horizon {
         Some(h) => Some(SimTime::ZERO + h),
-        None => parse_time(&raw.horizon, start).map_err(|e| c.problem(top, "horizon", e.to_string())).ok(),
+        None => parse_time(horizon, start).map_err(|e| c.problem(top, "horizon", e.to_string())).ok(),
     };
     let horizon = match horizon {
         Some(h) if h == SimTime::ZERO => {
@@ -99,38 +184,26 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         Some(h) => h,
         None => SimTime::MAX,
     };
-    let seed = overrides.seed.unwrap_or(raw.seed);
-    let account = raw.account.unwrap_or_else(|| "111122223333".to_string());
+    let seed = overrides.seed.unwrap_or(seed);
+    let account = account.unwrap_or_else(|| "111122223333".to_string());
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         c.problem(top, "account", format!("{account:?} is not an AWS account ID: it must be 12 digits"));
     }
-    let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
+    let region = region.unwrap_or_else(|| "us-east-1".to_string());
     if !region.split('-').count().eq(&3) || !region.ends_with(|ch: char| ch.is_ascii_digit()) {
         c.problem(top, "region", format!("{region:?} is not a Region name like \"us-east-1\""));
     }
-    let user = raw.user.unwrap_or_else(|| "alice".to_string());
+    let user = user.unwrap_or_else(|| "alice".to_string());
+    Header { start, horizon, seed, account, region, user }
+}
 
-    let kms = parameters(&mut c, raw.parameters.unwrap_or_default(), top, &region);
-    let kms_latency = match raw.latency.and_then(|l| l.kms) {
-        None => Dist::default(),
-        Some(l) => dist(&mut c, &l, top, "latency.kms").unwrap_or_default(),
-    };
-
-    // Declarations.
-    let mut seen_ids: BTreeMap<String, &str> = BTreeMap::new();
-    seen_ids.insert("kms".into(), "the KMS service");
-    let mut names = Names {
-        keys: BTreeMap::new(),
-        aliases: BTreeSet::new(),
-        arns: BTreeMap::new(),
-        volumes: BTreeMap::new(),
-        instances: BTreeMap::new(),
-    };
+/// The declared keys: ids, key IDs and ARNs, aliases and origins.
+fn declare_keys(c: &mut Checker<'_>, raw: Vec<RawKey>, names: &mut Names, h: &Header) -> Vec<KeyDecl> {
     let mut keys = Vec::new();
-    for (i, k) in raw.keys.into_iter().enumerate() {
+    for (i, k) in raw.into_iter().enumerate() {
         let pos = c.at("Key", i);
         let path = format!("keys[{i}]");
-        check_id(&mut c, &mut seen_ids, pos, &path, &k.id, "key");
+        check_id(c, &mut names.ids, pos, &path, &k.id, "key");
         let idx = KeyIdx(u32::try_from(i).expect("few keys"));
         let key_id = match k.key_id {
             Some(id) => {
@@ -143,9 +216,9 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
                 }
                 id
             }
-            None => generated_key_id(seed, &k.id),
+            None => generated_key_id(h.seed, &k.id),
         };
-        let arn = format!("arn:aws:kms:{region}:{account}:key/{key_id}");
+        let arn = format!("arn:aws:kms:{}:{}:key/{key_id}", h.region, h.account);
         if names.arns.insert(arn.clone(), idx).is_some() {
             c.problem(pos, format!("{path}.key_id"), format!("key ID {key_id} is used by two keys"));
         }
@@ -175,18 +248,28 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         };
         keys.push(KeyDecl { name: k.id, spec: KeySpec { key_id, arn, origin, aliases } });
     }
+    keys
+}
+
+/// The declared instances.
+fn declare_instances(c: &mut Checker<'_>, raw: Vec<RawInstance>, names: &mut Names) -> Vec<Arc<str>> {
     let mut instances: Vec<Arc<str>> = Vec::new();
-    for (i, inst) in raw.instances.into_iter().enumerate() {
+    for (i, inst) in raw.into_iter().enumerate() {
         let pos = c.at("Instance", i);
-        check_id(&mut c, &mut seen_ids, pos, &format!("instances[{i}]"), &inst.id, "instance");
+        check_id(c, &mut names.ids, pos, &format!("instances[{i}]"), &inst.id, "instance");
         names.instances.insert(inst.id.clone(), i);
         instances.push(inst.id.into());
     }
+    instances
+}
+
+/// The declared volumes: their keys and sizes.
+fn declare_volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>, names: &mut Names) -> Vec<VolumeDecl> {
     let mut volumes = Vec::new();
-    for (i, v) in raw.volumes.into_iter().enumerate() {
+    for (i, v) in raw.into_iter().enumerate() {
         let pos = c.at("Volume", i);
         let path = format!("volumes[{i}]");
-        check_id(&mut c, &mut seen_ids, pos, &path, &v.id, "volume");
+        check_id(c, &mut names.ids, pos, &path, &v.id, "volume");
         let key = match names.keys.get(&v.key) {
             Some(k) => *k,
             None => {
@@ -206,16 +289,27 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         names.volumes.insert(v.id.clone(), i);
         volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None });
     }
+    volumes
+}
 
-    // Fleets: expanded into instances and volumes, each volume's key drawn by weight from the
-    // fleet's own stream, so that one fleet's draws never depend on another's.
+/// Fleets, expanded into instances and volumes (appended to the declared ones), each volume's
+/// key drawn by weight from the fleet's own stream, so that one fleet's draws never depend on
+/// another's; with the actions that create the fleets' volumes.
+fn expand_fleets(
+    c: &mut Checker<'_>,
+    raw: Vec<RawFleet>,
+    names: &mut Names,
+    instances: &mut Vec<Arc<str>>,
+    volumes: &mut Vec<VolumeDecl>,
+    seed: u64,
+) -> (Vec<FleetDecl>, Vec<Action>) {
     let mut fleets = Vec::new();
     let mut fleet_actions = Vec::new();
     let mut total = volumes.len() + instances.len();
-    for (f, fleet) in raw.fleets.into_iter().enumerate() {
+    for (f, fleet) in raw.into_iter().enumerate() {
         let pos = c.at("Fleet", f);
         let path = format!("fleets[{f}]");
-        check_id(&mut c, &mut seen_ids, pos, &path, &fleet.id, "fleet");
+        check_id(c, &mut names.ids, pos, &path, &fleet.id, "fleet");
         let per = fleet.volumes_per_instance.unwrap_or(1);
         let n_inst = fleet.instances as usize;
         let n_vol = n_inst * per as usize;
@@ -243,62 +337,14 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             c.problem(pos, format!("{path}.keys"), "give at least one key with a weight above zero");
             continue;
         }
-        let cycle = Cycle {
-            attached: dist(&mut c, &fleet.attached, pos, &format!("{path}.attached")).unwrap_or_default(),
-            detached: dist(&mut c, &fleet.detached, pos, &format!("{path}.detached")).unwrap_or_default(),
-            retry: fleet
-                .retry
-                .as_ref()
-                .and_then(|r| dist(&mut c, r, pos, &format!("{path}.retry")))
-                .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
-        };
-        let cooldown = match fleet.cooldown.as_deref().map(parse_duration) {
-            None => crate::actors::ec2::DEFAULT_COOLDOWN,
-            Some(Ok(d)) if d > SimDuration::ZERO => d,
-            Some(Ok(_)) => {
-                c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
-                crate::actors::ec2::DEFAULT_COOLDOWN
-            }
-            Some(Err(e)) => {
-                c.problem(pos, format!("{path}.cooldown"), e.to_string());
-                crate::actors::ec2::DEFAULT_COOLDOWN
-            }
-        };
-        let mut optional =
-            |d: &Option<RawDist>, name: &str| d.as_ref().and_then(|d| dist(&mut c, d, pos, &format!("{path}.{name}")));
-        let instance_cycle = crate::actors::ec2::InstanceCycle {
-            stop_every: optional(&fleet.stop_every, "stop_every"),
-            stopped_for: optional(&fleet.stopped_for, "stopped_for").unwrap_or(Dist::Fixed(SimDuration::from_mins(5))),
-            reboot_every: optional(&fleet.reboot_every, "reboot_every"),
-            maintenance_every: optional(&fleet.host_maintenance_every, "host_maintenance_every"),
-            replace_every: optional(&fleet.replace_every, "replace_every"),
-            cooldown,
-        };
-        let every = [
-            &instance_cycle.stop_every,
-            &instance_cycle.reboot_every,
-            &instance_cycle.maintenance_every,
-            &instance_cycle.replace_every,
-        ];
-        if every.iter().any(|d| d.as_ref().is_some_and(|d| d.mean_ms() < 1.0)) {
-            c.problem(
-                pos,
-                &path,
-                "stop_every, reboot_every, host_maintenance_every and replace_every must last longer than zero on average",
-            );
-            continue;
-        }
-        let instance_cycle = every.iter().any(|d| d.is_some()).then(|| Arc::new(instance_cycle));
-        if cycle.attached.mean_ms() < 1.0 || cycle.detached.mean_ms() < 1.0 || cycle.retry.mean_ms() < 1.0 {
-            c.problem(pos, &path, "attached, detached and retry must last longer than zero on average");
-            continue;
-        }
+        let Some((cycle, instance_cycle)) = fleet_cycles(c, &fleet, pos, &path) else { continue };
         let width = n_inst.to_string().len();
         let vwidth = n_vol.to_string().len();
         // A declared id the fleet also generates would put two actors under one name, sharing
         // one random stream. (Two fleets cannot collide: a generated id ends in "-i" or "-v" and
         // digits, so it names its fleet.)
-        let clashes: Vec<String> = seen_ids
+        let clashes: Vec<String> = names
+            .ids
             .iter()
             .filter(|(id, _)| {
                 generated_by(&fleet.id, "-i", width, n_inst, id) || generated_by(&fleet.id, "-v", vwidth, n_vol, id)
@@ -361,22 +407,86 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             first_volume,
         });
     }
+    (fleets, fleet_actions)
+}
 
-    // Declared creations run first, at time 0, in declaration order.
-    let mut actions: Vec<Action> = (0..keys.len())
+/// A fleet's volume cycle and its instances' cycle (`None` when they only run), or `None`
+/// with the problems recorded.
+fn fleet_cycles(
+    c: &mut Checker<'_>,
+    fleet: &RawFleet,
+    pos: Option<(usize, usize)>,
+    path: &str,
+) -> Option<(Cycle, Option<Arc<crate::actors::ec2::InstanceCycle>>)> {
+    let cycle = Cycle {
+        attached: dist(c, &fleet.attached, pos, &format!("{path}.attached")).unwrap_or_default(),
+        detached: dist(c, &fleet.detached, pos, &format!("{path}.detached")).unwrap_or_default(),
+        retry: fleet
+            .retry
+            .as_ref()
+            .and_then(|r| dist(c, r, pos, &format!("{path}.retry")))
+            .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
+    };
+    let cooldown = match fleet.cooldown.as_deref().map(parse_duration) {
+        None => crate::actors::ec2::DEFAULT_COOLDOWN,
+        Some(Ok(d)) if d > SimDuration::ZERO => d,
+        Some(Ok(_)) => {
+            c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
+            crate::actors::ec2::DEFAULT_COOLDOWN
+        }
+        Some(Err(e)) => {
+            c.problem(pos, format!("{path}.cooldown"), e.to_string());
+            crate::actors::ec2::DEFAULT_COOLDOWN
+        }
+    };
+    let mut optional =
+        |d: &Option<RawDist>, name: &str| d.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.{name}")));
+    let instance_cycle = crate::actors::ec2::InstanceCycle {
+        stop_every: optional(&fleet.stop_every, "stop_every"),
+        stopped_for: optional(&fleet.stopped_for, "stopped_for").unwrap_or(Dist::Fixed(SimDuration::from_mins(5))),
+        reboot_every: optional(&fleet.reboot_every, "reboot_every"),
+        maintenance_every: optional(&fleet.host_maintenance_every, "host_maintenance_every"),
+        replace_every: optional(&fleet.replace_every, "replace_every"),
+        cooldown,
+    };
+    let every = [
+        &instance_cycle.stop_every,
+        &instance_cycle.reboot_every,
+        &instance_cycle.maintenance_every,
+        &instance_cycle.replace_every,
+    ];
+    if every.iter().any(|d| d.as_ref().is_some_and(|d| d.mean_ms() < 1.0)) {
+        c.problem(
+            pos,
+            path,
+            "stop_every, reboot_every, host_maintenance_every and replace_every must last longer than zero on average",
+        );
+        return None;
+    }
+    let instance_cycle = every.iter().any(|d| d.is_some()).then(|| Arc::new(instance_cycle));
+    if cycle.attached.mean_ms() < 1.0 || cycle.detached.mean_ms() < 1.0 || cycle.retry.mean_ms() < 1.0 {
+        c.problem(pos, path, "attached, detached and retry must last longer than zero on average");
+        return None;
+    }
+    Some((cycle, instance_cycle))
+}
+
+/// What runs first, at time 0: the declared keys and instances, in declaration order, then
+/// the fleets' instances (their volumes are created after the timeline's own 0s actions).
+fn initial_actions(keys: usize, instances: usize, fleets: &[FleetDecl]) -> Vec<Action> {
+    let declared_instances = instances - fleet_instances(fleets);
+    let mut actions: Vec<Action> = (0..keys)
         .map(|i| Action {
             at: SimTime::ZERO,
             what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
             source: ActionSource::Declared { path: format!("keys[{i}]") },
         })
-        .chain((0..instances.len() - fleet_instances(&fleets)).map(|i| Action {
+        .chain((0..declared_instances).map(|i| Action {
             at: SimTime::ZERO,
             what: ActionKind::RunInstance(i),
             source: ActionSource::Declared { path: format!("instances[{i}]") },
         }))
         .collect();
-    // Fleet instances run from the start too, then fleet volumes are created and attached.
-    let declared_instances = instances.len() - fleet_instances(&fleets);
     for (f, fleet) in fleets.iter().enumerate() {
         let first = declared_instances + fleets[..f].iter().map(|x| x.instances).sum::<usize>();
         for i in first..first + fleet.instances {
@@ -387,16 +497,26 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             });
         }
     }
+    actions
+}
 
-    let mut materials: Vec<String> = Vec::new();
-    let mut timeline =
-        Timeline { names: &names, materials: &mut materials, start, horizon, defined: Defined::default() };
+/// The timeline's actions, in file order, each resolved against the names declared and those
+/// earlier actions defined; the materials they name are collected in `materials`.
+fn resolve_timeline(
+    c: &mut Checker<'_>,
+    raw: &[At],
+    names: &Names,
+    materials: &mut Vec<String>,
+    h: &Header,
+) -> Vec<Action> {
+    let (start, horizon) = (h.start, h.horizon);
+    let mut timeline = Timeline { names, materials, start, horizon, defined: Defined::default() };
     // Names defined by earlier actions (tokens, ciphertexts, grants) must be defined *earlier in
     // time*; resolve in time order, keeping file order for ties.
     let mut order: Vec<(usize, &At, Option<SimTime>)> =
-        raw.timeline.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start).ok())).collect();
+        raw.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start).ok())).collect();
     order.sort_by_key(|(i, _, t)| (t.unwrap_or(SimTime::ZERO), *i));
-    let mut resolved: Vec<Option<Action>> = (0..raw.timeline.len()).map(|_| None).collect();
+    let mut resolved: Vec<Option<Action>> = (0..raw.len()).map(|_| None).collect();
     for (i, At(when, action), _) in order {
         let pos = c.at("At", i);
         let path = format!("timeline[{i}]");
@@ -432,9 +552,21 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             }
         }
     }
-    actions.extend(resolved.into_iter().flatten());
-    actions.extend(fleet_actions);
+    resolved.into_iter().flatten().collect()
+}
 
+/// Everything declared, fleets expanded.
+type Declared<'a> = (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl]);
+
+/// The expectations, resolved against every resource's name (a replaced fleet instance's
+/// later lives included, D6).
+fn expectations(
+    c: &mut Checker<'_>,
+    raw: Vec<RawExpect>,
+    (keys, volumes, instances, fleets): Declared<'_>,
+    text: &str,
+    h: &Header,
+) -> Vec<super::expect::Expectation> {
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
@@ -449,32 +581,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         instances: &instance_names,
         replaced: &replaced,
     };
-    let expectations = super::expect::validate(raw.expect, &names, text, &c.calls, start, horizon, &mut c.problems);
-
-    if c.problems.is_empty() {
-        Ok(Scenario {
-            name: raw.name,
-            description: raw.description,
-            start,
-            horizon,
-            seed,
-            account,
-            region,
-            user,
-            kms,
-            kms_latency,
-            keys,
-            materials,
-            instances,
-            volumes,
-            fleets,
-            actions,
-            expectations,
-        })
-    } else {
-        c.problems.sort_by_key(|p| p.position.unwrap_or((usize::MAX, 0)));
-        Err(c.problems)
-    }
+    super::expect::validate(raw, &names, text, &c.calls, h.start, h.horizon, &mut c.problems)
 }
 
 /// The documented default of the shared symmetric crypto quota, by Region ([RPS] in docs/model.md).

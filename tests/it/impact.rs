@@ -21,7 +21,7 @@ fn edges(g: &impact::Graph) -> Vec<(String, &'static str, String)> {
         .edge_indices()
         .map(|e| {
             let (a, b) = g.graph.edge_endpoints(e).unwrap();
-            (g.graph[a].name.clone(), g.graph[e].as_str(), g.graph[b].name.clone())
+            (g.graph[a].to_string(), g.graph[e].as_str(), g.graph[b].to_string())
         })
         .collect();
     out.sort();

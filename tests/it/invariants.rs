@@ -167,7 +167,7 @@ fn check_invariants(text: &str, seed: u64) -> usize {
 
     // One verdict: the summary and impact agree on every resource at the end.
     let summary = kmsim::analysis::summary::summarize(&r);
-    for impact in kmsim::analysis::impact::at_end(&r, &summary) {
+    for impact in kmsim::analysis::impact::at_end(&r, &summary, None) {
         for d in impact.dependents {
             let res = summary.resources.iter().find(|x| *x.name == *d.name).unwrap();
             assert_eq!(res.status, d.standing, "seed {seed}: {}", d.name);

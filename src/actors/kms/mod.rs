@@ -757,11 +757,9 @@ impl Kms {
         }
     }
 
-    /// Starts loading the grants of an instance that will likely call soon (a hint).
-    pub fn prepare_grants_of(&self, instance: ActorId) {
-        if let Some(live) = self.grants_by_instance.get(instance.index()) {
-            crate::engine::prefetch(live);
-        }
+    /// Where the live grants to an instance are kept (what an EBS Decrypt from it reads first).
+    pub(crate) fn grants_of(&self, instance: ActorId) -> Option<&impl Sized> {
+        self.grants_by_instance.get(instance.index())
     }
 
     /// Whether a live grant lets this instance use the key for this context.
