@@ -73,9 +73,11 @@ if [[ -n "${BIG:-}" ]]; then
     REPEAT=1
     CMD[report100k]="$K run $S/fleet-100k.ron --quiet --report $OUT/report"
     CMD[run1m]="$K run $S/fleet-1m.ron --quiet"
+    CMD[full1m]="$K run $S/fleet-1m.ron"
     CMD[bench1m]="$K bench $S/fleet-1m.ron"
-    measure report100k run1m bench1m
+    measure report100k run1m full1m bench1m
     row "kmsim run fleet-100k.ron --report DIR" report100k
     row "kmsim bench fleet-1m.ron" bench1m
     row "kmsim run fleet-1m.ron --quiet" run1m "$(ratio "${SECS[run1m]}" "${SECS[bench1m]}")"
+    row "kmsim run fleet-1m.ron" full1m "$(ratio "${SECS[full1m]}" "${SECS[bench1m]}")"
 fi
