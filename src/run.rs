@@ -388,6 +388,7 @@ impl Hints<World> for Estate {
 #[must_use]
 pub fn build(scenario: &Scenario) -> Simulation<World> {
     let mut sim = Simulation::new(scenario.seed);
+    sim.reserve(actor_count(scenario));
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
     let kms = sim.add_actor("kms", World::Kms(Box::new(Kms::new(scenario.kms, specs))));
     debug_assert_eq!(kms, KMS_ACTOR);

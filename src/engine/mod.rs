@@ -366,6 +366,13 @@ impl<A: Actor> Simulation<A> {
         }
     }
 
+    /// Makes room for `more` actors at once (an estate of known size grows its slots once, with
+    /// no spare capacity).
+    pub fn reserve(&mut self, more: usize) {
+        self.slots.reserve_exact(more);
+        self.names.reserve_exact(more);
+    }
+
     /// Adds an actor. Its random stream is derived from its name, so adding other actors never
     /// changes its draws.
     pub fn add_actor(&mut self, name: impl Into<Arc<str>>, actor: A) -> ActorId {
