@@ -43,6 +43,7 @@ impl Obs {
             Obs::Kms(K::StateChanged { .. }) => "KeyStateChanged",
             Obs::Kms(K::MaterialExpired { .. }) => "DeleteExpiredKeyMaterial",
             Obs::Kms(K::KeyDeleted { .. }) => "DeleteKey",
+            Obs::Kms(K::Rotated { .. }) => "RotateKey",
             Obs::Volume(V::CreateRequested) => "CreateVolumeRequested",
             Obs::Volume(V::Created | V::CreateFailed { .. }) => "CreateVolume",
             Obs::Volume(V::AttachRequested { .. }) => "AttachVolumeRequested",

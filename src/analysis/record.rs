@@ -82,7 +82,7 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
             },
         ),
         Obs::Kms(KmsObs::StateChanged { key, .. }) => (key_name(*key), (Outcome::Info, None)),
-        Obs::Kms(KmsObs::MaterialExpired { key, .. } | KmsObs::KeyDeleted { key }) => {
+        Obs::Kms(KmsObs::MaterialExpired { key, .. } | KmsObs::KeyDeleted { key } | KmsObs::Rotated { key, .. }) => {
             (key_name(*key), (Outcome::Ok, None))
         }
         Obs::Volume(v) => (

@@ -289,7 +289,7 @@ impl SummaryFold {
                         }
                         KmsObs::MaterialExpired { .. } => CauseWords::Expired,
                         KmsObs::KeyDeleted { .. } => CauseWords::Deleted,
-                        KmsObs::StateChanged { .. } => CauseWords::Other(r.obs.event_name()),
+                        KmsObs::StateChanged { .. } | KmsObs::Rotated { .. } => CauseWords::Other(r.obs.event_name()),
                     },
                 ));
             }
@@ -336,7 +336,7 @@ impl SummaryFold {
                 let from = k.changes.last().and_then(|c| c.2);
                 k.changes.push((r.at, from, None, "waiting period ended".to_string()));
             }
-            KmsObs::Called { .. } | KmsObs::MaterialExpired { .. } => {}
+            KmsObs::Called { .. } | KmsObs::MaterialExpired { .. } | KmsObs::Rotated { .. } => {}
         }
     }
 

@@ -53,7 +53,10 @@ pub(super) fn impact_command(
     if let Some(t) = delete_at {
         scenario.actions.push(Action {
             at: t,
-            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key_idx) })),
+            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial {
+                key: KeyRef::Id(key_idx),
+                material: None,
+            })),
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
     }

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Ec2Error, Eviction, InstanceAction, InstanceObs, InstanceState};
+use crate::actors::kms::ImportType;
 use crate::actors::kms::{
     Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
     Service,
@@ -271,7 +272,7 @@ impl<'s> Writer<'s> {
         let arn = |k: Option<KeyIdx>| k.map_or(Value::Null, |k| json!(s.key(k).spec.arn));
         let ebs_context = |c: &Option<EbsId>| c.map(|v| json!({"aws:ebs:id": s.volume_name(v)}));
         let (request, response, read_only): (Value, Value, bool) = match (op, result) {
-            (KmsOp::ImportKeyMaterial { key: kr, material, expiry, .. }, res) => {
+            (KmsOp::ImportKeyMaterial { key: kr, material, expiry, import_type, .. }, res) => {
                 let mut req = json!({"keyId": self.key_param(kr)});
                 match expiry {
                     Expiry::Never => req["expirationModel"] = json!("KEY_MATERIAL_DOES_NOT_EXPIRE"),
@@ -283,7 +284,16 @@ impl<'s> Writer<'s> {
                 }
                 // The API's default: new material when nothing was ever imported into the key.
                 let first = key.is_some_and(|k| !self.imported[k.0 as usize]);
-                req["importType"] = json!(if first { "NEW_KEY_MATERIAL" } else { "EXISTING_KEY_MATERIAL" });
+                let default = if first { ImportType::New } else { ImportType::Existing };
+                let effective = match res {
+                    Ok(KmsOutput::Imported { import_type, .. }) => *import_type,
+                    _ => import_type.unwrap_or(default),
+                };
+                req["importType"] = json!(effective.as_str());
+                // A reimport may name the material it brings back.
+                if let (Some(ImportType::Existing), Some(k)) = (import_type, key) {
+                    req["keyMaterialId"] = json!(self.material_id(k, *material));
+                }
                 if let (Ok(_), Some(k)) = (res, key) {
                     self.imported[k.0 as usize] = true;
                 }
@@ -293,7 +303,7 @@ impl<'s> Writer<'s> {
                 };
                 (req, resp, false)
             }
-            (KmsOp::DeleteImportedKeyMaterial { key: kr }, res) => match (res, key) {
+            (KmsOp::DeleteImportedKeyMaterial { key: kr, material: asked }, res) => match (res, key) {
                 (Ok(KmsOutput::MaterialDeleted { material: Some(m) }), Some(k)) => {
                     let id = self.material_id(k, *m);
                     (
@@ -303,8 +313,25 @@ impl<'s> Writer<'s> {
                     )
                 }
                 (Ok(_), Some(k)) => (json!({"keyId": self.key_param(kr)}), json!({"keyId": arn(Some(k))}), false),
+                (_, Some(k)) if asked.is_some() => {
+                    let id = asked.map(|m| self.material_id(k, m));
+                    (json!({"keyId": self.key_param(kr), "keyMaterialId": id}), Value::Null, false)
+                }
                 _ => (json!({"keyId": self.key_param(kr)}), Value::Null, false),
             },
+            (KmsOp::RotateKeyOnDemand { key: kr }, res) => (
+                json!({"keyId": self.key_param(kr)}),
+                if res.is_ok() { json!({"keyId": arn(key)}) } else { Value::Null },
+                false,
+            ),
+            (KmsOp::EnableKeyRotation { key: kr }, _) => (json!({"keyId": self.key_param(kr)}), Value::Null, false),
+            (KmsOp::ListKeyRotations { key: kr, all }, _) => {
+                let mut req = json!({"keyId": self.key_param(kr)});
+                if *all {
+                    req["includeKeyMaterial"] = json!("ALL_KEY_MATERIAL");
+                }
+                (req, Value::Null, true)
+            }
             (KmsOp::GetParametersForImport { key: kr, .. }, _) => (
                 json!({"keyId": self.key_param(kr), "wrappingAlgorithm": "RSAES_OAEP_SHA_256", "wrappingKeySpec": "RSA_2048"}),
                 Value::Null,
@@ -626,6 +653,15 @@ impl<'s> Writer<'s> {
             }
             Obs::Kms(KmsObs::KeyDeleted { key }) => {
                 Some(Waiting::Ready(self.service_event(rec, "DeleteKey", *key, None)))
+            }
+            Obs::Kms(KmsObs::Rotated { key, from, to }) => {
+                let id = |m: &Option<MaterialId>| m.map(|m| self.material_id(*key, m));
+                let mut details = json!({"keyId": self.scenario.key(*key).spec.key_id, "rotationType": "ON_DEMAND"});
+                if to.is_some() {
+                    details["previousKeyMaterialId"] = json!(id(from));
+                    details["keyMaterialId"] = json!(id(to));
+                }
+                Some(Waiting::Ready(self.service_event(rec, "RotateKey", *key, Some(details))))
             }
             _ => self.ec2_record(rec),
         };

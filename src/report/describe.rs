@@ -9,6 +9,7 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
 use crate::actors::kms::{Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
+use crate::actors::kms::{ImportType, MaterialState};
 pub use crate::analysis::record::{Outcome, caller_words, verdict};
 use crate::engine::{ActorId, Record, SimTime};
 use crate::run::Names;
@@ -53,13 +54,39 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
     match &rec.obs {
         Obs::Kms(KmsObs::Called { caller, op, result, .. }) => {
             let mut message = match (&**op, result) {
-                (KmsOp::ImportKeyMaterial { material: m, expiry, .. }, _) => {
+                (KmsOp::ImportKeyMaterial { material: m, expiry, import_type, .. }, result) => {
                     let valid = match expiry {
                         Expiry::Never => "does not expire".to_string(),
                         Expiry::At(t) => format!("ValidTo {}", at(*t)),
                         Expiry::WithoutValidTo => "expires, with no ValidTo".to_string(),
                     };
-                    format!("material {}, {valid}", material(*m))
+                    // A first import, or a reimport of the current material, reads as it always
+                    // did; a new material says it waits for a rotation.
+                    let role = match result {
+                        Ok(KmsOutput::Imported { state: MaterialState::PendingRotation, .. }) => {
+                            ", new material, PENDING_ROTATION"
+                        }
+                        Ok(KmsOutput::Imported { state: MaterialState::NonCurrent, .. }) => ", NON_CURRENT material",
+                        _ if *import_type == Some(ImportType::New) => ", as new material",
+                        _ => "",
+                    };
+                    format!("material {}{role}, {valid}", material(*m))
+                }
+                (KmsOp::RotateKeyOnDemand { .. }, Ok(KmsOutput::Rotated { from: Some(f), to: Some(t) })) => {
+                    format!("material {} now CURRENT, {} NON_CURRENT", material(*t), material(*f))
+                }
+                (KmsOp::ListKeyRotations { .. }, Ok(KmsOutput::Rotations(list))) => {
+                    let entries: Vec<String> = list
+                        .iter()
+                        .map(|e| {
+                            let imported = if e.imported { "" } else { " PENDING_IMPORT" };
+                            format!("{} {}{imported}", material(e.material), e.state.as_str())
+                        })
+                        .collect();
+                    if entries.is_empty() { "no rotations".to_string() } else { entries.join(", ") }
+                }
+                (KmsOp::DeleteImportedKeyMaterial { material: Some(m), .. }, Err(_)) => {
+                    format!("material {}", material(*m))
                 }
                 (
                     KmsOp::GetParametersForImport { name: Some(n), .. },
@@ -78,7 +105,13 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                     format!("material {} deleted", material(*m))
                 }
                 (KmsOp::DeleteImportedKeyMaterial { .. }, Ok(_)) => "no material to delete".to_string(),
-                (KmsOp::DescribeKey { .. }, Ok(KmsOutput::Described { state })) => format!("KeyState {state}"),
+                // Which material is current says something once there are several.
+                (KmsOp::DescribeKey { .. }, Ok(KmsOutput::Described { state, current, materials })) => {
+                    match current.filter(|_| *materials > 1) {
+                        Some(m) => format!("KeyState {state}, CurrentKeyMaterialId of {}", material(m)),
+                        None => format!("KeyState {state}"),
+                    }
+                }
                 (KmsOp::CreateGrant { grantee, context, .. }, _) => {
                     let who = match grantee {
                         Grantee::Instance(i) => format!("{}'s ec2-infrastructure role", name(*i)),
@@ -119,6 +152,10 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
         Obs::Kms(KmsObs::MaterialExpired { material: m, .. }) => {
             format!("KMS deleted material {} at its ValidTo (service event)", material(*m))
         }
+        Obs::Kms(KmsObs::Rotated { from: Some(f), to: Some(t), .. }) => {
+            format!("KMS rotated the key (service event): {} -> {}", material(*f), material(*t))
+        }
+        Obs::Kms(KmsObs::Rotated { .. }) => "KMS rotated the key (service event)".to_string(),
         Obs::Kms(KmsObs::KeyDeleted { .. }) => {
             "KMS deleted the key at the end of its waiting period (service event): irreversible".to_string()
         }

@@ -51,6 +51,9 @@ pub struct RawParameters {
     /// Cryptographic requests per second before ThrottlingException ([RPS] in docs/model.md).
     #[serde(default)]
     pub crypto_quota: Option<u32>,
+    /// On-demand rotations a key allows before LimitExceededException (25).
+    #[serde(default)]
+    pub max_on_demand_rotations: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -159,6 +162,13 @@ pub enum RawIo {
     Write,
 }
 
+/// `ImportType` of ImportKeyMaterial.
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub enum RawImportType {
+    New,
+    Existing,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum RawAction {
@@ -190,8 +200,26 @@ pub enum RawAction {
         expires: RawExpires,
         #[serde(default)]
         token: Option<String>,
+        /// `New` or `Existing`; AWS's default when left out.
+        #[serde(default)]
+        import_type: Option<RawImportType>,
     },
     DeleteImportedKeyMaterial {
+        key: String,
+        /// The material to delete; the current one when left out.
+        #[serde(default)]
+        material: Option<String>,
+    },
+    RotateKeyOnDemand {
+        key: String,
+    },
+    ListKeyRotations {
+        key: String,
+        /// `IncludeKeyMaterial=ALL_KEY_MATERIAL`: the first and pending materials too.
+        #[serde(default)]
+        all_key_material: bool,
+    },
+    EnableKeyRotation {
         key: String,
     },
     Encrypt {

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::locate::Calls;
 use super::raw::{
-    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawInstance, RawIo, RawKey, RawOrigin, RawScenario,
-    RawVolume,
+    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawImportType, RawInstance, RawIo, RawKey, RawOrigin,
+    RawScenario, RawVolume,
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
@@ -21,8 +21,8 @@ use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{
-    CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MaterialId, Origin,
-    TokenRef,
+    CiphertextRef, EbsId, Expiry, GrantRef, Grantee, ImportType, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MaterialId,
+    Origin, TokenRef,
 };
 use crate::engine::{SimDuration, SimTime};
 
@@ -607,6 +607,9 @@ fn parameters(
         key_deletion_lag: get(c, "key_deletion_lag", p.key_deletion_lag),
         kms_propagation_delay: get(c, "kms_propagation_delay", p.kms_propagation_delay),
         crypto_quota_per_s: Some(p.crypto_quota.unwrap_or_else(|| default_crypto_quota(region))),
+        max_on_demand_rotations: p
+            .max_on_demand_rotations
+            .unwrap_or(crate::actors::kms::DEFAULT_MAX_ON_DEMAND_ROTATIONS),
     };
     if p.crypto_quota == Some(0) {
         c.problem(
@@ -830,7 +833,7 @@ impl Timeline<'_> {
                 let name = Self::defines(&mut self.defined.tokens, Some(token));
                 kms(KmsOp::GetParametersForImport { key: self.key(key, errs, "key"), name })
             }
-            A::ImportKeyMaterial { key, material, expires, token } => {
+            A::ImportKeyMaterial { key, material, expires, token, import_type } => {
                 let key = self.key(key, errs, "key");
                 let token = match token {
                     None => TokenRef::Fresh,
@@ -842,11 +845,21 @@ impl Timeline<'_> {
                 };
                 let expiry = self.expiry(expires, at, errs);
                 let material = self.material(material);
-                kms(KmsOp::ImportKeyMaterial { key, token, material, expiry })
+                let import_type = import_type.map(|t| match t {
+                    RawImportType::New => ImportType::New,
+                    RawImportType::Existing => ImportType::Existing,
+                });
+                kms(KmsOp::ImportKeyMaterial { key, token, material, expiry, import_type })
             }
-            A::DeleteImportedKeyMaterial { key } => {
-                kms(KmsOp::DeleteImportedKeyMaterial { key: self.key(key, errs, "key") })
+            A::DeleteImportedKeyMaterial { key, material } => {
+                let material = material.as_ref().map(|m| self.material(m));
+                kms(KmsOp::DeleteImportedKeyMaterial { key: self.key(key, errs, "key"), material })
             }
+            A::RotateKeyOnDemand { key } => kms(KmsOp::RotateKeyOnDemand { key: self.key(key, errs, "key") }),
+            A::ListKeyRotations { key, all_key_material } => {
+                kms(KmsOp::ListKeyRotations { key: self.key(key, errs, "key"), all: *all_key_material })
+            }
+            A::EnableKeyRotation { key } => kms(KmsOp::EnableKeyRotation { key: self.key(key, errs, "key") }),
             A::Encrypt { key, name } => {
                 let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
                 kms(KmsOp::Encrypt { key: self.key(key, errs, "key"), context: None, name })

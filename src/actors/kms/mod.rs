@@ -110,6 +110,60 @@ pub enum CiphertextRef {
     Named(Arc<str>),
 }
 
+/// `ImportType` of an ImportKeyMaterial call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportType {
+    /// `NEW_KEY_MATERIAL`: the first material, or one for an on-demand rotation.
+    New,
+    /// `EXISTING_KEY_MATERIAL`: a reimport of a material already associated with the key.
+    Existing,
+}
+
+impl ImportType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportType::New => "NEW_KEY_MATERIAL",
+            ImportType::Existing => "EXISTING_KEY_MATERIAL",
+        }
+    }
+}
+
+/// `KeyMaterialState`: how a material associated with a key serves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MaterialState {
+    /// Encrypts and decrypts.
+    Current,
+    /// Decrypts what it encrypted while it was current.
+    NonCurrent,
+    /// Imported for an on-demand rotation that has not happened: not permanently associated.
+    PendingRotation,
+}
+
+impl MaterialState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaterialState::Current => "CURRENT",
+            MaterialState::NonCurrent => "NON_CURRENT",
+            MaterialState::PendingRotation => "PENDING_ROTATION",
+        }
+    }
+}
+
+/// One material of a key, as `ListKeyRotations` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationEntry {
+    pub material: MaterialId,
+    pub state: MaterialState,
+    /// `ImportState`: `IMPORTED` or `PENDING_IMPORT` (deleted or expired, awaiting reimport).
+    pub imported: bool,
+    /// The expiration of its last import.
+    pub expiry: Expiry,
+    /// When an on-demand rotation made it current (`None` for the first material and a pending one).
+    pub rotated_at: Option<SimTime>,
+}
+
 /// The import token of an ImportKeyMaterial call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRef {
@@ -132,22 +186,88 @@ pub enum GrantRef {
 /// A KMS API call. Optional `name`s let a scenario refer to what the call returns later.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KmsOp {
-    DescribeKey { key: KeyRef },
-    EnableKey { key: KeyRef },
-    DisableKey { key: KeyRef },
-    ScheduleKeyDeletion { key: KeyRef, pending_window_days: u32 },
-    CancelKeyDeletion { key: KeyRef },
-    GetParametersForImport { key: KeyRef, name: Option<Arc<str>> },
-    ImportKeyMaterial { key: KeyRef, token: TokenRef, material: MaterialId, expiry: Expiry },
-    DeleteImportedKeyMaterial { key: KeyRef },
-    Encrypt { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
-    Decrypt { ciphertext: CiphertextRef, key: Option<KeyRef>, context: Option<EbsId> },
-    ReEncrypt { ciphertext: CiphertextRef, destination: KeyRef, name: Option<Arc<str>> },
-    GenerateDataKey { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
-    GenerateDataKeyWithoutPlaintext { key: KeyRef, context: Option<EbsId>, name: Option<Arc<str>> },
-    CreateGrant { key: KeyRef, grantee: Grantee, context: Option<EbsId>, name: Option<Arc<str>> },
-    RetireGrant { grant: GrantRef },
-    RevokeGrant { key: KeyRef, grant: GrantRef },
+    DescribeKey {
+        key: KeyRef,
+    },
+    EnableKey {
+        key: KeyRef,
+    },
+    DisableKey {
+        key: KeyRef,
+    },
+    ScheduleKeyDeletion {
+        key: KeyRef,
+        pending_window_days: u32,
+    },
+    CancelKeyDeletion {
+        key: KeyRef,
+    },
+    GetParametersForImport {
+        key: KeyRef,
+        name: Option<Arc<str>>,
+    },
+    /// `import_type` `None`: AWS's default (new for a key that never had material, else existing).
+    ImportKeyMaterial {
+        key: KeyRef,
+        token: TokenRef,
+        material: MaterialId,
+        expiry: Expiry,
+        import_type: Option<ImportType>,
+    },
+    /// `material` `None`: the current material.
+    DeleteImportedKeyMaterial {
+        key: KeyRef,
+        material: Option<MaterialId>,
+    },
+    RotateKeyOnDemand {
+        key: KeyRef,
+    },
+    /// `all`: `IncludeKeyMaterial=ALL_KEY_MATERIAL` (the first and pending materials too).
+    ListKeyRotations {
+        key: KeyRef,
+        all: bool,
+    },
+    EnableKeyRotation {
+        key: KeyRef,
+    },
+    Encrypt {
+        key: KeyRef,
+        context: Option<EbsId>,
+        name: Option<Arc<str>>,
+    },
+    Decrypt {
+        ciphertext: CiphertextRef,
+        key: Option<KeyRef>,
+        context: Option<EbsId>,
+    },
+    ReEncrypt {
+        ciphertext: CiphertextRef,
+        destination: KeyRef,
+        name: Option<Arc<str>>,
+    },
+    GenerateDataKey {
+        key: KeyRef,
+        context: Option<EbsId>,
+        name: Option<Arc<str>>,
+    },
+    GenerateDataKeyWithoutPlaintext {
+        key: KeyRef,
+        context: Option<EbsId>,
+        name: Option<Arc<str>>,
+    },
+    CreateGrant {
+        key: KeyRef,
+        grantee: Grantee,
+        context: Option<EbsId>,
+        name: Option<Arc<str>>,
+    },
+    RetireGrant {
+        grant: GrantRef,
+    },
+    RevokeGrant {
+        key: KeyRef,
+        grant: GrantRef,
+    },
 }
 
 impl KmsOp {
@@ -170,6 +290,9 @@ impl KmsOp {
             KmsOp::CreateGrant { .. } => Operation::CreateGrant,
             KmsOp::RetireGrant { .. } => Operation::RetireGrant,
             KmsOp::RevokeGrant { .. } => Operation::RevokeGrant,
+            KmsOp::RotateKeyOnDemand { .. } => Operation::RotateKeyOnDemand,
+            KmsOp::ListKeyRotations { .. } => Operation::ListKeyRotations,
+            KmsOp::EnableKeyRotation { .. } => Operation::EnableKeyRotation,
         }
     }
 }
@@ -178,13 +301,42 @@ impl KmsOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum KmsOutput {
     Done,
-    Described { state: KeyState },
-    DeletionScheduled { deletion_date: SimTime },
-    ImportParameters { parameters_valid_to: SimTime },
-    Imported { material: MaterialId, expiry: Expiry },
-    MaterialDeleted { material: Option<MaterialId> },
+    /// `current`: `CurrentKeyMaterialId`; `materials`: how many materials the key has.
+    Described {
+        state: KeyState,
+        current: Option<MaterialId>,
+        materials: usize,
+    },
+    DeletionScheduled {
+        deletion_date: SimTime,
+    },
+    ImportParameters {
+        parameters_valid_to: SimTime,
+    },
+    /// `import_type`: as the call asked or AWS's default chose; `state`: the material's now.
+    Imported {
+        material: MaterialId,
+        expiry: Expiry,
+        import_type: ImportType,
+        state: MaterialState,
+    },
+    /// `None`: nothing was imported to delete.
+    MaterialDeleted {
+        material: Option<MaterialId>,
+    },
+    /// An on-demand rotation: the material that was current and the one that is now (both
+    /// `None` for a key whose material AWS generates).
+    Rotated {
+        from: Option<MaterialId>,
+        to: Option<MaterialId>,
+    },
+    Rotations(Vec<RotationEntry>),
     Ciphertext(Ciphertext),
-    Decrypted { key: KeyIdx },
+    /// `material`: the one that served the call.
+    Decrypted {
+        key: KeyIdx,
+        material: Option<MaterialId>,
+    },
     Grant(GrantId),
 }
 
@@ -203,8 +355,8 @@ pub enum KmsMsg {
     /// Brings a declared key into existence (CreateKey).
     CreateKey(KeyIdx),
     Request(KmsRequest),
-    /// KMS's own timer: the material's `ValidTo` (plus `material_expiry_lag`) has passed.
-    ExpireMaterial(KeyIdx),
+    /// KMS's own timer: a material's `ValidTo` (plus `material_expiry_lag`) has passed.
+    ExpireMaterial(KeyIdx, MaterialId),
     /// KMS's own timer: the waiting period (plus `key_deletion_lag`) has ended.
     DeleteKey(KeyIdx),
 }
@@ -220,10 +372,13 @@ pub enum KmsObs {
     MaterialExpired { key: KeyIdx, material: MaterialId },
     /// KMS deleted the key at the end of its waiting period (CloudTrail `DeleteKey`, a service event).
     KeyDeleted { key: KeyIdx },
+    /// KMS rotated the key on demand (CloudTrail `RotateKey`, a service event): `from` and `to`
+    /// are the materials that were and are current (`None` for AWS-generated material).
+    Rotated { key: KeyIdx, from: Option<MaterialId>, to: Option<MaterialId> },
 }
 
 /// Where the documentation is silent (docs/model.md): KMS's numeric choices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KmsParams {
     /// D2: from `ValidTo` to the deletion of the expired material.
     pub material_expiry_lag: SimDuration,
@@ -234,6 +389,23 @@ pub struct KmsParams {
     /// The shared quota of cryptographic requests per second ([RPS] in docs/model.md); beyond it, calls
     /// get `ThrottlingException`. `None`: unlimited.
     pub crypto_quota_per_s: Option<u32>,
+    /// On-demand rotations a key allows (the current API reference: 25; older copies: 10).
+    pub max_on_demand_rotations: u32,
+}
+
+/// The current API reference's limit on on-demand rotations per key.
+pub const DEFAULT_MAX_ON_DEMAND_ROTATIONS: u32 = 25;
+
+impl Default for KmsParams {
+    fn default() -> Self {
+        KmsParams {
+            material_expiry_lag: SimDuration::ZERO,
+            key_deletion_lag: SimDuration::ZERO,
+            kms_propagation_delay: SimDuration::ZERO,
+            crypto_quota_per_s: None,
+            max_on_demand_rotations: DEFAULT_MAX_ON_DEMAND_ROTATIONS,
+        }
+    }
 }
 
 /// The identity of a declared key.
@@ -261,17 +433,34 @@ struct Key {
     /// `None` until CreateKey, and again once the key is deleted.
     state: Option<KeyState>,
     deleted: bool,
-    /// The material currently imported.
-    material: Option<MaterialId>,
-    /// The material permanently associated with the key by its first import.
-    associated: Option<MaterialId>,
-    valid_to: Option<SimTime>,
-    expiry_timer: Option<Scheduled>,
+    /// The materials associated with the key, in the order they were first imported, each
+    /// with its expiry timer.
+    materials: Vec<(RotationEntry, Option<Scheduled>)>,
+    /// On-demand rotations so far.
+    rotations: u32,
     deletion_timer: Option<Scheduled>,
     /// The record that put the key in its current state: the reason a refused call cites.
     state_record: Option<RecordId>,
     /// (since, state) history, for D13's propagation delay.
     history: Vec<(SimTime, KeyState)>,
+}
+
+impl Key {
+    /// The current material, imported or not.
+    fn current(&self) -> Option<MaterialId> {
+        self.materials.iter().find(|(m, _)| m.state == MaterialState::Current).map(|(m, _)| m.material)
+    }
+
+    fn held(&self, material: MaterialId) -> Option<usize> {
+        self.materials.iter().position(|(m, _)| m.material == material)
+    }
+
+    /// Whether every material permanently associated with the key is imported: only then can
+    /// it be used.
+    fn complete(&self) -> bool {
+        let mut permanent = self.materials.iter().filter(|(m, _)| m.state != MaterialState::PendingRotation);
+        !self.materials.is_empty() && permanent.all(|(m, _)| m.imported)
+    }
 }
 
 #[derive(Debug)]
@@ -331,10 +520,8 @@ impl Kms {
                 verdict: RefCell::new(None),
                 state: None,
                 deleted: false,
-                material: None,
-                associated: None,
-                valid_to: None,
-                expiry_timer: None,
+                materials: Vec::new(),
+                rotations: 0,
                 deletion_timer: None,
                 state_record: None,
                 history: Vec::new(),
@@ -367,10 +554,17 @@ impl Kms {
         self.keys[key.0 as usize].state
     }
 
-    /// The material a key holds now, if any.
+    /// The current material of a key, if it is imported.
     #[must_use]
     pub fn material(&self, key: KeyIdx) -> Option<MaterialId> {
-        self.keys[key.0 as usize].material
+        let k = &self.keys[key.0 as usize];
+        k.materials.iter().find(|(m, _)| m.state == MaterialState::Current && m.imported).map(|(m, _)| m.material)
+    }
+
+    /// The materials associated with a key, as `ListKeyRotations` with every material lists them.
+    #[must_use]
+    pub fn materials(&self, key: KeyIdx) -> Vec<RotationEntry> {
+        self.keys[key.0 as usize].materials.iter().map(|(m, _)| m.clone()).collect()
     }
 
     /// Live grants: key, grantee and the `aws:ebs:id` constraint, in creation order.
@@ -383,7 +577,7 @@ impl Kms {
             KmsMsg::CreateKey(key) => self.on_create_key(key, ctx),
             // Nobody waits for the outcome of a request sent as a message; it is recorded.
             KmsMsg::Request(req) => drop(self.answer(req, ctx)),
-            KmsMsg::ExpireMaterial(key) => self.on_expire_material(key, ctx),
+            KmsMsg::ExpireMaterial(key, material) => self.on_expire_material(key, material, ctx),
             KmsMsg::DeleteKey(key) => self.on_delete_key(key, ctx),
         }
     }
@@ -416,7 +610,7 @@ impl Kms {
         let (key, result) = self.call(caller, &op, ctx.now());
         let reason = self.reason_for(key, &result);
         let effect = match (&result, key) {
-            (Ok(_), Some(key)) => Effect::of(&op).map(|e| (key, e)),
+            (Ok(out), Some(key)) => Effect::of(&op, out).map(|e| (key, e)),
             _ => None,
         };
         let grant = match (&*op, &result) {
@@ -478,7 +672,10 @@ impl Kms {
             | KmsOp::CancelKeyDeletion { key }
             | KmsOp::GetParametersForImport { key, .. }
             | KmsOp::ImportKeyMaterial { key, .. }
-            | KmsOp::DeleteImportedKeyMaterial { key }
+            | KmsOp::DeleteImportedKeyMaterial { key, .. }
+            | KmsOp::RotateKeyOnDemand { key }
+            | KmsOp::ListKeyRotations { key, .. }
+            | KmsOp::EnableKeyRotation { key }
             | KmsOp::Encrypt { key, .. }
             | KmsOp::GenerateDataKey { key, .. }
             | KmsOp::GenerateDataKeyWithoutPlaintext { key, .. }
@@ -589,8 +786,14 @@ impl Kms {
     fn evaluate(&mut self, caller: Caller, op: &KmsOp, key: KeyIdx, now: SimTime) -> Outcome {
         let k = &self.keys[key.0 as usize];
         match op {
-            KmsOp::DescribeKey { .. } => Ok(KmsOutput::Described { state: k.state.expect("live key") }),
-            KmsOp::EnableKey { .. } | KmsOp::DisableKey { .. } | KmsOp::CancelKeyDeletion { .. } => Ok(KmsOutput::Done),
+            KmsOp::DescribeKey { .. } => {
+                let (state, current, materials) = (k.state.expect("live key"), k.current(), k.materials.len());
+                Ok(KmsOutput::Described { state, current, materials })
+            }
+            KmsOp::EnableKey { .. }
+            | KmsOp::DisableKey { .. }
+            | KmsOp::CancelKeyDeletion { .. }
+            | KmsOp::EnableKeyRotation { .. } => Ok(KmsOutput::Done),
             KmsOp::ScheduleKeyDeletion { pending_window_days, .. } => {
                 if !(7..=30).contains(pending_window_days) {
                     return Err(KmsError::new(
@@ -612,10 +815,51 @@ impl Kms {
                 }
                 Ok(KmsOutput::ImportParameters { parameters_valid_to: valid_to })
             }
-            KmsOp::ImportKeyMaterial { token, material, expiry, .. } => {
-                self.check_import(key, token, *material, *expiry, now)
+            KmsOp::ImportKeyMaterial { token, material, expiry, import_type, .. } => {
+                self.check_import(key, token, *material, *expiry, *import_type, now)
             }
-            KmsOp::DeleteImportedKeyMaterial { .. } => Ok(KmsOutput::MaterialDeleted { material: k.material }),
+            KmsOp::DeleteImportedKeyMaterial { material, .. } => {
+                let target = match material {
+                    Some(m) if k.held(*m).is_none() => {
+                        // D17: AWS does not document the refusal of a material the key does not have.
+                        return Err(KmsError::new(
+                            KmsException::NotFound,
+                            format!("The key material is not associated with {}.", k.spec.arn),
+                        ));
+                    }
+                    Some(m) => Some(*m),
+                    None => k.current(),
+                };
+                let imported = target.and_then(|m| k.held(m)).is_some_and(|i| k.materials[i].0.imported);
+                Ok(KmsOutput::MaterialDeleted { material: target.filter(|_| imported) })
+            }
+            KmsOp::RotateKeyOnDemand { .. } => {
+                let arn = &k.spec.arn;
+                if k.rotations >= self.params.max_on_demand_rotations {
+                    return Err(KmsError::new(
+                        KmsException::LimitExceeded,
+                        format!(
+                            "{arn} has reached the limit of {} on-demand rotations.",
+                            self.params.max_on_demand_rotations
+                        ),
+                    ));
+                }
+                if k.spec.origin == Origin::AwsKms {
+                    return Ok(KmsOutput::Rotated { from: None, to: None });
+                }
+                // D16: the refusal when nothing is pending is not documented.
+                let pending = k.materials.iter().find(|(m, _)| m.state == MaterialState::PendingRotation);
+                match pending {
+                    Some((p, _)) => Ok(KmsOutput::Rotated { from: k.current(), to: Some(p.material) }),
+                    None => Err(KmsError::new(
+                        KmsException::InvalidState,
+                        format!("{arn} has no key material in PENDING_ROTATION: import new key material first."),
+                    )),
+                }
+            }
+            KmsOp::ListKeyRotations { all, .. } => Ok(KmsOutput::Rotations(
+                k.materials.iter().map(|(m, _)| m.clone()).filter(|m| *all || m.rotated_at.is_some()).collect(),
+            )),
             KmsOp::Encrypt { context, name, .. }
             | KmsOp::GenerateDataKey { context, name, .. }
             | KmsOp::GenerateDataKeyWithoutPlaintext { context, name, .. } => {
@@ -651,6 +895,7 @@ impl Kms {
         token: &TokenRef,
         material: MaterialId,
         expiry: Expiry,
+        import_type: Option<ImportType>,
         now: SimTime,
     ) -> Outcome {
         let k = &self.keys[key.0 as usize];
@@ -692,15 +937,35 @@ impl Kms {
             Some(_) => {}
             None => return Err(KmsError::new(KmsException::InvalidImportToken, &"The import token is not valid.")),
         }
-        if let Some(associated) = k.associated
-            && associated != material
-        {
-            return Err(KmsError::new(
-                KmsException::IncorrectKeyMaterial,
-                format!("The key material is not the key material previously imported into {arn}."),
-            ));
-        }
-        Ok(KmsOutput::Imported { material, expiry })
+        let import_type =
+            import_type.unwrap_or(if k.materials.is_empty() { ImportType::New } else { ImportType::Existing });
+        let state = match (import_type, k.held(material)) {
+            (ImportType::Existing, Some(i)) => k.materials[i].0.state,
+            (ImportType::Existing, None) => {
+                return Err(KmsError::new(
+                    KmsException::IncorrectKeyMaterial,
+                    format!("The key material is not the key material previously imported into {arn}."),
+                ));
+            }
+            (ImportType::New, Some(_)) => {
+                return Err(KmsError::new(
+                    KmsException::IncorrectKeyMaterial,
+                    format!("The key material is already associated with {arn}: import it as EXISTING_KEY_MATERIAL."),
+                ));
+            }
+            (ImportType::New, None) if k.materials.is_empty() => MaterialState::Current,
+            (ImportType::New, None) => {
+                if k.materials.iter().any(|(m, _)| m.state == MaterialState::PendingRotation) {
+                    // D15: one material at a time waits for a rotation; AWS documents no second.
+                    return Err(KmsError::new(
+                        KmsException::InvalidState,
+                        format!("{arn} already has key material in PENDING_ROTATION: rotate to it or delete it first."),
+                    ));
+                }
+                MaterialState::PendingRotation
+            }
+        };
+        Ok(KmsOutput::Imported { material, expiry, import_type, state })
     }
 
     fn decrypt(
@@ -742,12 +1007,10 @@ impl Kms {
         if context != blob.context {
             return Err(invalid_ciphertext());
         }
-        // With one material per key, an Enabled key always holds the material its ciphertexts
-        // were made with; D13's delay may show Enabled a moment after the material is gone.
-        if k.material.is_some_and(|m| Some(m) != blob.material) {
-            return Err(KmsError::new(KmsException::IncorrectKey, &"The ciphertext was made with other key material."));
-        }
-        Ok(KmsOutput::Decrypted { key: blob.key })
+        // An Enabled key holds every material its ciphertexts were made with (a current or
+        // non-current one; a pending one never encrypted); D13's delay may show Enabled a
+        // moment after one is gone, and the call is served as it was made.
+        Ok(KmsOutput::Decrypted { key: blob.key, material: blob.material })
     }
 
     fn blob<'a>(&'a self, c: &'a CiphertextRef) -> Option<&'a Ciphertext> {
@@ -770,10 +1033,10 @@ impl Kms {
 
     fn new_ciphertext(&mut self, key: KeyIdx, context: Option<EbsId>, name: Option<&Arc<str>>) -> KmsOutput {
         let k = &self.keys[key.0 as usize];
-        // During D13's propagation window after a deletion, the calls that still see the key
-        // Enabled are served by the material it had: their ciphertexts are bound to it, and
-        // reimporting it makes them decryptable again.
-        let material = k.material.or(k.associated);
+        // Bound to the current material. During D13's propagation window after a deletion, the
+        // calls that still see the key Enabled are served by it: reimporting it makes their
+        // ciphertexts decryptable again.
+        let material = k.current();
         let c = Ciphertext { key, material, serial: self.next_serial, context };
         self.next_serial += 1;
         if let Some(name) = name {
@@ -830,70 +1093,111 @@ impl Kms {
                 }
                 // D8: a key whose imported material is gone cannot be Disabled; it is
                 // PendingImport. A key with KMS-generated material always has it: Disabled.
-                let has_material = k.material.is_some() || k.spec.origin == Origin::AwsKms;
+                let has_material = k.complete() || k.spec.origin == Origin::AwsKms;
                 let to = if has_material { KeyState::Disabled } else { KeyState::PendingImport };
                 self.set_state(key, to, ctx);
             }
-            Effect::Import { material, expiry } => {
+            Effect::Import { material, expiry, state: role } => {
                 let k = &mut self.keys[key.0 as usize];
-                k.material = Some(material);
-                k.associated = Some(material);
-                if let Some(t) = k.expiry_timer.take() {
-                    ctx.cancel(t);
-                }
-                k.valid_to = match expiry {
-                    Expiry::Never | Expiry::WithoutValidTo => None,
-                    Expiry::At(t) => Some(t),
+                let entry = RotationEntry { material, state: role, imported: true, expiry, rotated_at: None };
+                let i = match k.held(material) {
+                    Some(i) => {
+                        let (held, timer) = &mut k.materials[i];
+                        if let Some(t) = timer.take() {
+                            ctx.cancel(t);
+                        }
+                        held.imported = true;
+                        held.expiry = expiry;
+                        i
+                    }
+                    None => {
+                        k.materials.push((entry, None));
+                        k.materials.len() - 1
+                    }
                 };
-                if let Some(valid_to) = k.valid_to {
+                if let Expiry::At(valid_to) = expiry {
                     let after = (valid_to + self.params.material_expiry_lag) - now;
-                    k.expiry_timer = Some(ctx.send_first(me, Msg::Kms(KmsMsg::ExpireMaterial(key)), after));
+                    let timer = ctx.send_first(me, Msg::Kms(KmsMsg::ExpireMaterial(key, material)), after);
+                    k.materials[i].1 = Some(timer);
                 }
-                // D9: PendingImport becomes Enabled. A3: a Disabled key stays Disabled (its
-                // material was present; a reimport only refreshes the expiration).
-                if state == KeyState::PendingImport {
+                // D9: PendingImport becomes Enabled once every permanently associated material is
+                // imported. A3: a Disabled key stays Disabled (its material was present; a
+                // reimport only refreshes the expiration).
+                if state == KeyState::PendingImport && k.complete() {
                     self.set_state(key, KeyState::Enabled, ctx);
                 }
             }
-            Effect::DeleteMaterial => self.remove_material(key, ctx),
+            Effect::DeleteMaterial { material } => {
+                if let Some(m) = material {
+                    self.remove_material(key, m, ctx);
+                }
+            }
+            Effect::Rotate => {
+                let k = &mut self.keys[key.0 as usize];
+                k.rotations += 1;
+                let from = k.current();
+                let mut to = None;
+                for (m, _) in &mut k.materials {
+                    match m.state {
+                        MaterialState::Current => m.state = MaterialState::NonCurrent,
+                        MaterialState::PendingRotation => {
+                            m.state = MaterialState::Current;
+                            m.rotated_at = Some(now);
+                            to = Some(m.material);
+                        }
+                        MaterialState::NonCurrent => {}
+                    }
+                }
+                let (from, to) = if to.is_some() { (from, to) } else { (None, None) };
+                ctx.record(Obs::Kms(KmsObs::Rotated { key, from, to }));
+            }
         }
     }
 
-    /// Material gone, by the user or by expiry: the key is PendingImport unless PendingDeletion.
-    fn remove_material(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+    /// A material gone, by the user or by expiry. A material pending rotation is no longer
+    /// associated with the key, which is unchanged; any other makes the key PendingImport
+    /// (unless PendingDeletion) until it is reimported.
+    fn remove_material(&mut self, key: KeyIdx, material: MaterialId, ctx: &mut WorldCtx<'_>) {
         let k = &mut self.keys[key.0 as usize];
-        if k.material.take().is_none() {
+        let Some(i) = k.held(material) else { return };
+        if !k.materials[i].0.imported {
             return;
         }
-        k.valid_to = None;
-        if let Some(t) = k.expiry_timer.take() {
+        if let Some(t) = k.materials[i].1.take() {
             ctx.cancel(t);
         }
+        if k.materials[i].0.state == MaterialState::PendingRotation {
+            k.materials.remove(i);
+            return;
+        }
+        k.materials[i].0.imported = false;
         if k.state != Some(KeyState::PendingDeletion) {
             self.set_state(key, KeyState::PendingImport, ctx);
         }
     }
 
-    fn on_expire_material(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+    fn on_expire_material(&mut self, key: KeyIdx, material: MaterialId, ctx: &mut WorldCtx<'_>) {
         let k = &mut self.keys[key.0 as usize];
-        k.expiry_timer = None;
-        let Some(material) = k.material else { return };
-        if k.deleted {
+        let Some(i) = k.held(material) else { return };
+        k.materials[i].1 = None;
+        if k.deleted || !k.materials[i].0.imported {
             return;
         }
         ctx.record(Obs::Kms(KmsObs::MaterialExpired { key, material }));
-        self.remove_material(key, ctx);
+        self.remove_material(key, material, ctx);
     }
 
     fn on_delete_key(&mut self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
         let k = &mut self.keys[key.0 as usize];
         k.deletion_timer = None;
-        if let Some(t) = k.expiry_timer.take() {
-            ctx.cancel(t);
+        for (_, timer) in &mut k.materials {
+            if let Some(t) = timer.take() {
+                ctx.cancel(t);
+            }
         }
         k.deleted = true;
         k.state = None;
-        k.material = None;
+        k.materials.clear();
         for g in self.grants.iter_mut().filter(|g| g.key == key) {
             g.live = false;
         }
@@ -924,23 +1228,27 @@ enum Effect {
     Disable,
     ScheduleDeletion { window: SimDuration },
     CancelDeletion,
-    Import { material: MaterialId, expiry: Expiry },
-    DeleteMaterial,
+    Import { material: MaterialId, expiry: Expiry, state: MaterialState },
+    DeleteMaterial { material: Option<MaterialId> },
+    Rotate,
 }
 
 impl Effect {
-    fn of(op: &KmsOp) -> Option<Effect> {
-        Some(match op {
-            KmsOp::EnableKey { .. } => Effect::Enable,
-            KmsOp::DisableKey { .. } => Effect::Disable,
-            KmsOp::ScheduleKeyDeletion { pending_window_days, .. } => {
+    fn of(op: &KmsOp, result: &KmsOutput) -> Option<Effect> {
+        Some(match (op, result) {
+            (KmsOp::EnableKey { .. }, _) => Effect::Enable,
+            (KmsOp::DisableKey { .. }, _) => Effect::Disable,
+            (KmsOp::ScheduleKeyDeletion { pending_window_days, .. }, _) => {
                 Effect::ScheduleDeletion { window: SimDuration::from_days(u64::from(*pending_window_days)) }
             }
-            KmsOp::CancelKeyDeletion { .. } => Effect::CancelDeletion,
-            KmsOp::ImportKeyMaterial { material, expiry, .. } => {
-                Effect::Import { material: *material, expiry: *expiry }
+            (KmsOp::CancelKeyDeletion { .. }, _) => Effect::CancelDeletion,
+            (KmsOp::ImportKeyMaterial { .. }, KmsOutput::Imported { material, expiry, state, .. }) => {
+                Effect::Import { material: *material, expiry: *expiry, state: *state }
             }
-            KmsOp::DeleteImportedKeyMaterial { .. } => Effect::DeleteMaterial,
+            (KmsOp::DeleteImportedKeyMaterial { .. }, KmsOutput::MaterialDeleted { material }) => {
+                Effect::DeleteMaterial { material: *material }
+            }
+            (KmsOp::RotateKeyOnDemand { .. }, _) => Effect::Rotate,
             _ => return None,
         })
     }

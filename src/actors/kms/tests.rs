@@ -67,11 +67,11 @@ impl Harness {
 }
 
 fn import(key: KeyIdx, material: MaterialId, expiry: Expiry) -> KmsOp {
-    KmsOp::ImportKeyMaterial { key: KeyRef::Id(key), token: TokenRef::Fresh, material, expiry }
+    KmsOp::ImportKeyMaterial { key: KeyRef::Id(key), token: TokenRef::Fresh, material, expiry, import_type: None }
 }
 
 fn delete_material(key: KeyIdx) -> KmsOp {
-    KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key) }
+    KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key), material: None }
 }
 
 fn encrypt(key: KeyIdx, name: &str) -> KmsOp {
@@ -179,6 +179,7 @@ fn import_tokens_live_24_hours_and_belong_to_one_key() {
         token: TokenRef::Named(name.into()),
         material: M1,
         expiry: Expiry::Never,
+        import_type: None,
     };
     h.at(0, get(K0, "t0"))
         .at(0, get(K1, "t1"))
@@ -201,9 +202,9 @@ fn import_tokens_live_24_hours_and_belong_to_one_key() {
 fn delete_imported_key_material_takes_a_key_id_or_arn_but_not_an_alias() {
     let mut h = harness(KmsParams::default(), &[Origin::External]);
     h.at(0, import(K0, M1, Expiry::Never))
-        .at(1, KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Alias("alias/k0".into()) })
+        .at(1, KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Alias("alias/k0".into()), material: None })
         .at(2, KmsOp::DescribeKey { key: KeyRef::Alias("alias/k0".into()) })
-        .at(3, KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Arn(K0) })
+        .at(3, KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Arn(K0), material: None })
         .at(4, delete_material(K0));
     let recs = h.run(DAY);
     let c = calls(&recs);

@@ -16,7 +16,7 @@ const COLUMNS: [KeyState; 8] = [
 
 /// Expected outcome per cell for an `EXTERNAL` key. `ok` succeeds; otherwise the footnote's
 /// exception and the message after the ARN.
-const GRID: [(Operation, [&str; 8]); 17] = {
+const GRID: [(Operation, [&str; 8]); 20] = {
     use Operation as O;
     const CRYPTO: [&str; 8] = ["ok", "dis", "pd", "pd", "pi", "ua", "cr", "ok"];
     const ALL_OK: [&str; 8] = ["ok"; 8];
@@ -39,6 +39,9 @@ const GRID: [(Operation, [&str; 8]); 17] = {
         (O::GetParametersForImport, ["ok", "ok", "pd", "pd", "ok", "uns", "cr", "up"]),
         (O::ImportKeyMaterial, ["ok", "ok", "pd", "pd", "ok", "uns", "cr", "ok"]),
         (O::DeleteImportedKeyMaterial, ["ok", "ok", "ok", "ok", "ok", "uns", "cr", "up"]),
+        (O::RotateKeyOnDemand, ["ok", "dis", "pd", "pd", "pi", "uns", "cr", "up"]),
+        (O::ListKeyRotations, ALL_OK),
+        (O::EnableKeyRotation, ["ext"; 8]),
     ]
 };
 
@@ -69,6 +72,7 @@ fn expected(code: &str) -> Result<(), (KmsException, String)> {
         "uns" => {
             (KmsException::UnsupportedOperation, "is in a custom key store, which is not valid for this operation.")
         }
+        "ext" => (KmsException::UnsupportedOperation, "origin is EXTERNAL which is not valid for this operation."),
         other => panic!("unknown code {other}"),
     };
     Err((e, format!("{ARN} {what}")))
@@ -98,11 +102,25 @@ fn import_operations_on_an_aws_kms_key_are_unsupported_in_every_state() {
 }
 
 #[test]
+fn automatic_rotation_of_an_aws_kms_key_follows_on_demand_rotation() {
+    for state in KeyState::ALL {
+        assert_eq!(
+            worded(Operation::EnableKeyRotation, state, Origin::AwsKms),
+            worded(Operation::RotateKeyOnDemand, state, Origin::AwsKms),
+            "{state}"
+        );
+    }
+}
+
+#[test]
 fn other_operations_do_not_depend_on_origin() {
     for (op, _) in GRID {
         if matches!(
             op,
-            Operation::GetParametersForImport | Operation::ImportKeyMaterial | Operation::DeleteImportedKeyMaterial
+            Operation::GetParametersForImport
+                | Operation::ImportKeyMaterial
+                | Operation::DeleteImportedKeyMaterial
+                | Operation::EnableKeyRotation
         ) {
             continue;
         }
