@@ -319,11 +319,6 @@ impl<'s> Writer<'s> {
                 }
                 _ => (json!({"keyId": self.key_param(kr)}), Value::Null, false),
             },
-            (KmsOp::RotateKeyOnDemand { key: kr }, res) => (
-                json!({"keyId": self.key_param(kr)}),
-                if res.is_ok() { json!({"keyId": arn(key)}) } else { Value::Null },
-                false,
-            ),
             (KmsOp::EnableKeyRotation { key: kr }, _) => (json!({"keyId": self.key_param(kr)}), Value::Null, false),
             (KmsOp::ListKeyRotations { key: kr, all }, _) => {
                 let mut req = json!({"keyId": self.key_param(kr)});
@@ -350,7 +345,7 @@ impl<'s> Writer<'s> {
                 };
                 (req, resp, false)
             }
-            (KmsOp::CancelKeyDeletion { key: kr }, res) => (
+            (KmsOp::CancelKeyDeletion { key: kr } | KmsOp::RotateKeyOnDemand { key: kr }, res) => (
                 json!({"keyId": self.key_param(kr)}),
                 if res.is_ok() { json!({"keyId": arn(key)}) } else { Value::Null },
                 false,
