@@ -34,8 +34,11 @@ pub struct Snapshot {
     pub at: SimTime,
     /// `None`: not created yet, or deleted.
     pub keys: Vec<Option<KeyState>>,
-    /// The material each key holds.
-    pub materials: Vec<Option<MaterialId>>,
+    /// The materials each key holds imported, in the order they were first imported (its
+    /// current, non-current and pending ones).
+    pub materials: Vec<Vec<MaterialId>>,
+    /// Each key's current material, if it is imported: what a new data key is made with.
+    pub current: Vec<Option<MaterialId>>,
     /// Each volume's state and whether its plaintext data key is in host memory.
     pub volumes: Vec<(Option<VolumeState>, bool)>,
     /// Each instance's state, host and life (which launch into its place it is, D6).
@@ -293,7 +296,9 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
     let World::Kms(kms) = sim.actor(KMS_ACTOR) else { unreachable!("actor 0 is KMS") };
     let key_ids = (0..scenario.keys.len()).map(|k| KeyIdx(u32::try_from(k).expect("few keys")));
     let keys = key_ids.clone().map(|k| kms.state(k)).collect();
-    let materials = key_ids.map(|k| kms.material(k)).collect();
+    let current = key_ids.clone().map(|k| kms.material(k)).collect();
+    let materials =
+        key_ids.map(|k| kms.materials(k).into_iter().filter(|m| m.imported).map(|m| m.material).collect()).collect();
     let grants = kms
         .live_grants()
         .filter_map(|(k, grantee, _)| match grantee {
@@ -316,7 +321,7 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
             _ => unreachable!("instance_actor names an instance"),
         })
         .collect();
-    Snapshot { at, keys, materials, volumes, instances, grants }
+    Snapshot { at, keys, materials, current, volumes, instances, grants }
 }
 
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big

@@ -114,8 +114,8 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         s.keys.iter().map(|k| add(&mut g, NodeKind::Key, &Arc::from(k.name.as_str()), 0, 0)).collect();
     // Materials a key holds now, or that its volumes' data keys were made with.
     let mut materials: BTreeMap<(usize, String), NodeIndex> = BTreeMap::new();
-    for (k, m) in snap.materials.iter().enumerate() {
-        if let Some(m) = m {
+    for (k, held) in snap.materials.iter().enumerate() {
+        for m in held {
             let name = s.materials[m.0 as usize].clone();
             let n = add(&mut g, NodeKind::Material, &format!("{}/{name}", s.keys[k].name).into(), 0, 0);
             g.add_edge(keys[k], n, EdgeKind::MaterialOf);
@@ -303,7 +303,6 @@ pub fn analyze_graph<'g>(
     let s = run.scenario;
     let k = key.0 as usize;
     let key_name = &s.keys[k].name;
-    let material = snap.materials[k].map(|m| s.materials[m.0 as usize].clone());
     let reached = dependents_of(g, key);
     // Membership by node index: an instance asks it of each of its volumes.
     let mut is_reached = vec![false; g.graph.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
@@ -358,8 +357,15 @@ pub fn analyze_graph<'g>(
                         Some(other) => other.as_str().to_string(),
                         None => "not created".to_string(),
                     };
-                    let via = match &material {
-                        Some(m) => format!("data key encrypted under {key_name} (material {m})"),
+                    // A volume not created yet will have its data key made with the current material.
+                    let material = match run.data_key_material(r.node.index) {
+                        Some(m) => Some(m).filter(|m| snap.materials[k].contains(m)),
+                        None => snap.current[k],
+                    };
+                    let via = match material {
+                        Some(m) => {
+                            format!("data key encrypted under {key_name} (material {})", s.materials[m.0 as usize])
+                        }
                         None => format!("data key encrypted under {key_name} (its material is gone)"),
                     };
                     (state, via)

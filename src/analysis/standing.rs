@@ -82,7 +82,7 @@ pub fn decryptable(run: &Run<'_>, snap: &Snapshot, v: usize) -> bool {
     let k = run.scenario.volumes[v].key.0 as usize;
     let enabled = snap.keys[k] == Some(KeyState::Enabled);
     let material_ok = match (snap.volumes[v].0, run.data_key_material(v)) {
-        (Some(_), Some(m)) => snap.materials[k] == Some(m),
+        (Some(_), Some(m)) => snap.materials[k].contains(&m),
         _ => true,
     };
     enabled && material_ok
