@@ -113,6 +113,8 @@ pub enum MarkerKind {
     DeletionScheduled,
     DeletionCancelled,
     KeyDeleted,
+    /// New material imported for a rotation, and the rotation.
+    Rotation,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -436,6 +438,13 @@ impl<'s> LanesFold<'s> {
                 match (&**op, out) {
                     (KmsOp::DeleteImportedKeyMaterial { .. }, KmsOutput::MaterialDeleted { material: Some(m) }) => {
                         (MarkerKind::MaterialDeleted, format!("{key}: {} deleted", material(*m)))
+                    }
+                    (
+                        KmsOp::ImportKeyMaterial { material: m, .. },
+                        KmsOutput::Imported { state: crate::actors::kms::MaterialState::PendingRotation, .. },
+                    ) => (MarkerKind::Rotation, format!("{key}: {} imported for rotation", material(*m))),
+                    (KmsOp::RotateKeyOnDemand { .. }, KmsOutput::Rotated { to: Some(m), .. }) => {
+                        (MarkerKind::Rotation, format!("{key} rotated to {}", material(*m)))
                     }
                     (KmsOp::ImportKeyMaterial { material: m, .. }, _) => {
                         let first = !self.imported[k.0 as usize];

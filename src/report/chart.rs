@@ -89,6 +89,7 @@ fn marker_colour(k: MarkerKind) -> u32 {
         MarkerKind::Disabled => 0x616161,
         MarkerKind::DeletionScheduled => 0x7b1fa2,
         MarkerKind::KeyDeleted => 0x000000,
+        MarkerKind::Rotation => 0x1565c0,
     }
 }
 
