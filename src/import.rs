@@ -68,10 +68,15 @@ enum What {
         key: String,
         material: String,
         valid_to: Option<jiff::Timestamp>,
+        /// `importType` NEW_KEY_MATERIAL.
+        new: bool,
     },
     DeleteMaterial {
         key: String,
         material: Option<String>,
+    },
+    Rotate {
+        key: String,
     },
     Expired {
         key: String,
@@ -124,6 +129,7 @@ impl What {
         match self {
             What::Import { key, .. }
             | What::DeleteMaterial { key, .. }
+            | What::Rotate { key }
             | What::Expired { key }
             | What::Enable { key }
             | What::Disable { key }
@@ -389,7 +395,9 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     key: key()?,
                     material: resp["keyMaterialId"].as_str().map_or_else(|| "m".to_string(), |m| m.to_string()),
                     valid_to: req["validTo"].as_str().and_then(parse_console_date),
+                    new: req["importType"].as_str() == Some("NEW_KEY_MATERIAL"),
                 },
+                "RotateKeyOnDemand" if raw.error_code.is_none() => What::Rotate { key: key()? },
                 "DeleteImportedKeyMaterial" => What::DeleteMaterial {
                     key: key()?,
                     material: resp["keyMaterialId"].as_str().or(req["keyMaterialId"].as_str()).map(String::from),
@@ -532,7 +540,10 @@ impl Trail {
         };
         for e in &self.events {
             match &e.what {
-                What::Import { key, .. } | What::DeleteMaterial { key, .. } | What::Expired { key } => {
+                What::Import { key, .. }
+                | What::DeleteMaterial { key, .. }
+                | What::Rotate { key }
+                | What::Expired { key } => {
                     key_index(&mut keys, key, true);
                 }
                 What::Enable { key }
@@ -589,6 +600,7 @@ impl Trail {
         let mut timeline: Vec<String> = Vec::new();
         let at = |t: jiff::Timestamp| offset(start, t);
         // An imported key whose first event in the trail is not an import had its material before.
+        let mut before_trail: BTreeSet<String> = BTreeSet::new();
         for (id, external) in &keys {
             if !external {
                 continue;
@@ -598,6 +610,7 @@ impl Trail {
                 // GetParametersForImport, does not.
                 What::Import { key, .. }
                 | What::DeleteMaterial { key, .. }
+                | What::Rotate { key }
                 | What::Expired { key }
                 | What::KeyUse { key, volume: Some(_), ok: true, .. }
                 | What::Enable { key }
@@ -616,6 +629,7 @@ impl Trail {
                 }
                 _ => None,
             });
+            before_trail.insert(id.clone());
             let m = material.map_or_else(|| "m-before-trail".to_string(), |m| material_name(&m));
             notes.push(format!("key {} had material before the trail began: imported at 0s as {m}", key_name(id)));
             timeline.push(format!(
@@ -638,23 +652,47 @@ impl Trail {
         }
         let mut deletion_lag: Option<SimDuration> = None;
         let mut scheduled: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        // Keys with material so far: those that had it before the trail, then each import.
+        let mut has_material: BTreeSet<String> = before_trail;
+        let materials_of = |id: &str| {
+            let mut seen = BTreeSet::new();
+            for e in &self.events {
+                if let What::Import { key, material, .. } | What::DeleteMaterial { key, material: Some(material) } =
+                    &e.what
+                    && key == id
+                {
+                    seen.insert(material.as_str());
+                }
+            }
+            seen.len()
+        };
         for e in &self.events {
             let t = at(e.time);
             let line = match &e.what {
-                What::Import { key, material, valid_to } => {
+                What::Import { key, material, valid_to, new } => {
                     let expires = match valid_to {
                         Some(v) => format!("At({})", q(&v.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())),
                         None => "Never".to_string(),
                     };
+                    // New material for a key that has some is a rotation's; AWS's default
+                    // covers a first import and every reimport.
+                    let had = !has_material.insert(key.clone());
+                    let rotation = if *new && had { ", import_type: New" } else { "" };
                     Some(format!(
-                        "ImportKeyMaterial(key: {}, material: {}, expires: {expires})",
+                        "ImportKeyMaterial(key: {}, material: {}, expires: {expires}{rotation})",
                         q(&key_name(key)),
                         q(&material_name(material))
                     ))
                 }
-                What::DeleteMaterial { key, .. } => {
-                    Some(format!("DeleteImportedKeyMaterial(key: {})", q(&key_name(key))))
+                What::DeleteMaterial { key, material } => {
+                    // Which material, once the key has several.
+                    let which = match material {
+                        Some(m) if materials_of(key) > 1 => format!(", material: {}", q(&material_name(m))),
+                        _ => String::new(),
+                    };
+                    Some(format!("DeleteImportedKeyMaterial(key: {}{which})", q(&key_name(key))))
                 }
+                What::Rotate { key } => Some(format!("RotateKeyOnDemand(key: {})", q(&key_name(key)))),
                 What::Enable { key } => Some(format!("EnableKey(key: {})", q(&key_name(key)))),
                 What::Disable { key } => Some(format!("DisableKey(key: {})", q(&key_name(key)))),
                 What::Schedule { key, days, deletion } => {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
-use crate::actors::kms::{Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsRequest, MaterialId};
+use crate::actors::kms::{
+    Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
+};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{
     ActorId, Cause, EngineError, Hints, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink,
@@ -177,12 +179,16 @@ pub struct Names<'s> {
     /// Per replaced instance, the record of each launch by auto scaling, in order. Only
     /// replacements are kept: a fleet of a million that is never replaced costs nothing.
     launches: BTreeMap<ActorId, Vec<RecordId>>,
+    /// Keys that have had a second material (one imported for a rotation), from that record:
+    /// outputs name the material of their cryptographic calls, which for a key of one material
+    /// says nothing.
+    rotating: BTreeMap<KeyIdx, RecordId>,
 }
 
 impl<'s> Names<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario) -> Self {
-        Names { scenario, launches: BTreeMap::new() }
+        Names { scenario, launches: BTreeMap::new(), rotating: BTreeMap::new() }
     }
 
     /// Learns from `rec` (records must come in order): a launch by auto scaling is the state
@@ -190,9 +196,25 @@ impl<'s> Names<'s> {
     /// starts running at once).
     #[inline]
     pub fn observe(&mut self, rec: &Record<Obs>) {
-        if let Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) = rec.obs {
-            self.launches.entry(rec.actor).or_default().push(rec.id);
+        match &rec.obs {
+            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) => {
+                self.launches.entry(rec.actor).or_default().push(rec.id);
+            }
+            Obs::Kms(KmsObs::Called {
+                key: Some(k),
+                result: Ok(KmsOutput::Imported { state: MaterialState::PendingRotation, .. }),
+                ..
+            }) => {
+                self.rotating.entry(*k).or_insert(rec.id);
+            }
+            _ => {}
         }
+    }
+
+    /// Whether `key` has had more than one material by record `at`.
+    #[must_use]
+    pub fn several_materials(&self, key: KeyIdx, at: RecordId) -> bool {
+        self.rotating.get(&key).is_some_and(|&since| since <= at)
     }
 
     /// Which launch into its place instance actor `id` is at record `at` (0 for non-instances).
@@ -267,7 +289,6 @@ pub fn run<'s>(
 fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
     use crate::actors::ebs::VolumeObs;
     use crate::actors::ec2::InstanceObs;
-    use crate::actors::kms::KmsObs;
     let mut by_actor = vec![Vec::new(); actors];
     let mut by_key = vec![Vec::new(); keys];
     for (i, r) in records.iter().enumerate() {

@@ -431,6 +431,15 @@ impl<'s> Writer<'s> {
         };
         r.insert("requestParameters".into(), request);
         r.insert("responseElements".into(), if result.is_ok() { response } else { Value::Null });
+        // AWS's current examples name the material that served a cryptographic call.
+        let served = match result {
+            Ok(KmsOutput::Ciphertext(c)) => c.material.map(|m| (c.key, m)),
+            Ok(KmsOutput::Decrypted { key, material }) => material.map(|m| (*key, m)),
+            _ => None,
+        };
+        if let Some((k, m)) = served {
+            r.insert("additionalEventData".into(), json!({"keyMaterialId": self.material_id(k, m)}));
+        }
         let resources = key.map(|k| self.key_resource(k));
         self.finish_call(r, read_only, resources)
     }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
-use crate::actors::kms::{Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
+use crate::actors::kms::{CiphertextRef, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
 use crate::actors::kms::{ImportType, MaterialState};
 pub use crate::analysis::record::{Outcome, caller_words, verdict};
 use crate::engine::{ActorId, Record, SimTime};
@@ -44,6 +44,20 @@ pub fn describe(names: &Names<'_>, rec: &Record<Obs>) -> Described {
     }
 }
 
+/// The material a cryptographic call used, or would have: the one its ciphertext is bound to.
+fn served_by(op: &KmsOp, result: &crate::actors::kms::Outcome) -> Option<MaterialId> {
+    match (op, result) {
+        (_, Ok(KmsOutput::Ciphertext(c))) => c.material,
+        (_, Ok(KmsOutput::Decrypted { material, .. })) => *material,
+        (
+            KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(c), .. }
+            | KmsOp::ReEncrypt { ciphertext: CiphertextRef::Blob(c), .. },
+            _,
+        ) => c.material,
+        _ => None,
+    }
+}
+
 /// The record in a sentence.
 #[allow(clippy::too_many_lines)] // one arm per observation
 fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
@@ -52,7 +66,7 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
     let name = |a: ActorId| names.at(a, rec.id).into_owned();
     let at = |t: SimTime| format!("{} ({})", s.instant(t), t);
     match &rec.obs {
-        Obs::Kms(KmsObs::Called { caller, op, result, .. }) => {
+        Obs::Kms(KmsObs::Called { caller, op, result, key }) => {
             let mut message = match (&**op, result) {
                 (KmsOp::ImportKeyMaterial { material: m, expiry, import_type, .. }, result) => {
                     let valid = match expiry {
@@ -138,6 +152,11 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 }
                 _ => String::new(),
             };
+            // Once a key has several materials, which one served a cryptographic call matters.
+            if let Some(m) = served_by(op, result).filter(|_| key.is_some_and(|k| names.several_materials(k, rec.id))) {
+                let sep = if message.is_empty() { "" } else { ", " };
+                let _ = write!(message, "{sep}material {}", material(m));
+            }
             let by = caller_words(names, *caller, rec.id);
             message = if message.is_empty() { by } else { format!("{message}, {by}") };
             if let Err(e) = result {

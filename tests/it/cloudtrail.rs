@@ -188,6 +188,14 @@ fn other_scenarios_with_ec2_actions_survive_the_round_trip() {
     }
 }
 
+/// A rotation, the old material's deletion and its reimport: the trail carries the import types,
+/// the rotation and the deleted material's id, and the imported scenario tells the same story.
+#[test]
+fn the_rotation_story_survives_the_round_trip() {
+    round_trip("rotation/rotate-then-delete-old.ron");
+    round_trip("rotation/non-current-expires.ron");
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
