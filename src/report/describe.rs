@@ -47,9 +47,9 @@ pub fn describe(names: &Names<'_>, rec: &Record<Obs>) -> Described {
 /// The material a cryptographic call used, or would have: the one its ciphertext is bound to.
 fn served_by(op: &KmsOp, result: &crate::actors::kms::Outcome) -> Option<MaterialId> {
     match (op, result) {
-        (_, Ok(KmsOutput::Ciphertext(c))) => c.material,
         (_, Ok(KmsOutput::Decrypted { material, .. })) => *material,
-        (
+        (_, Ok(KmsOutput::Ciphertext(c)))
+        | (
             KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(c), .. }
             | KmsOp::ReEncrypt { ciphertext: CiphertextRef::Blob(c), .. },
             _,
