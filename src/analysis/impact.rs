@@ -192,6 +192,9 @@ pub struct Dependent {
     pub key: Option<String>,
     /// What made that key unusable, and when (`DeleteImportedKeyMaterial by alice at +2d`).
     pub cause: Option<String>,
+    /// A volume's: the material its data key was made with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
 }
 
 #[allow(clippy::ref_option)] // serde's serialize_with passes a reference
@@ -211,6 +214,9 @@ pub struct Impact {
     pub at: SimTime,
     /// The key's state at the instant (`deleted` once deleted).
     pub key_state: String,
+    /// The material asked about (`kmsim impact --material`), if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
     /// Broken first, then latent, then unaffected; by time within each.
     pub dependents: Vec<Dependent>,
     /// How many dependents of each standing there are, listed or not, gravest first.
@@ -402,11 +408,15 @@ pub fn analyze_graph<'g>(
                 how: r.how.map(|h| h.to_string()),
                 key: decided_by.map(|k| s.keys[k.0 as usize].name.clone()),
                 cause,
+                material: (r.node.kind == NodeKind::Volume)
+                    .then(|| run.data_key_material(r.node.index))
+                    .flatten()
+                    .map(|m| s.materials[m.0 as usize].clone()),
             }
         })
         .collect();
     let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
-    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, dependents, tally }
+    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, material: None, dependents, tally }
 }
 
 /// When a resource breaks (latent, blocked: its next failure in the run after `at`) or broke

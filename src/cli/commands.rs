@@ -13,28 +13,32 @@ use crate::report::{self, trace};
 use crate::run::RunOptions;
 use crate::scenario::{self, Overrides, Scenario};
 
-pub(super) fn impact_command(
-    common: &Common,
-    key: &str,
-    at: Option<&str>,
-    delete_at: Option<&str>,
-    format: Format,
-    dot_file: Option<&Path>,
-) -> Result<(), Failure> {
-    use crate::actors::kms::{KeyRef, KmsOp};
-    use crate::scenario::{Action, ActionKind, ActionSource, parse_time};
+/// What `kmsim impact` is asked.
+pub(super) struct ImpactAsk<'a> {
+    pub key: &'a str,
+    pub material: Option<&'a str>,
+    pub at: Option<&'a str>,
+    pub delete_at: Option<&'a str>,
+    pub format: Format,
+    pub dot_file: Option<&'a Path>,
+}
+
+pub(super) fn impact_command(common: &Common, ask: &ImpactAsk<'_>) -> Result<(), Failure> {
+    use crate::scenario::parse_time;
+    let ImpactAsk { key, material, at, delete_at, format, dot_file } = *ask;
     let mut scenario = load(common)?;
-    let k = scenario
-        .keys
-        .iter()
-        .position(|d| {
-            d.name == key || d.spec.arn == key || d.spec.key_id == key || d.spec.aliases.iter().any(|a| &**a == key)
+    let key_idx = scenario.key_named(key).ok_or_else(|| {
+        let known: Vec<&str> = scenario.keys.iter().map(|d| d.name.as_str()).collect();
+        Failure::Input(format!("--key {key:?}: no such key in the scenario (keys: {})", known.join(", ")))
+    })?;
+    let material = material
+        .map(|m| {
+            scenario.material_named(m).ok_or_else(|| {
+                let known = if scenario.materials.is_empty() { "none".into() } else { scenario.materials.join(", ") };
+                Failure::Input(format!("--material {m:?}: the timeline names no such material (materials: {known})"))
+            })
         })
-        .ok_or_else(|| {
-            let known: Vec<&str> = scenario.keys.iter().map(|d| d.name.as_str()).collect();
-            Failure::Input(format!("--key {key:?}: no such key in the scenario (keys: {})", known.join(", ")))
-        })?;
-    let key_idx = crate::actors::kms::KeyIdx(u32::try_from(k).expect("few keys"));
+        .transpose()?;
     let time = |flag: &str, s: &str| -> Result<crate::engine::SimTime, Failure> {
         let t = parse_time(s, scenario.start).map_err(|e| Failure::Input(format!("{flag}: {e}")))?;
         if t > scenario.horizon {
@@ -51,14 +55,7 @@ pub(super) fn impact_command(
         (None, None) => scenario.horizon,
     };
     if let Some(t) = delete_at {
-        scenario.actions.push(Action {
-            at: t,
-            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial {
-                key: KeyRef::Id(key_idx),
-                material: None,
-            })),
-            source: ActionSource::Declared { path: "--delete-material-at".into() },
-        });
+        scenario.delete_material_at(key_idx, material, t);
     }
     // One pass: the summary of the whole run (it knows when each latent resource breaks) and the
     // world at the instant asked about.
@@ -66,7 +63,8 @@ pub(super) fn impact_command(
     let observed = crate::analysis::observe(&scenario, &options, crate::analysis::Wanted::default(), None)
         .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))?;
     let run = observed.run;
-    let impact = crate::analysis::impact::analyze_with(&run, &observed.summary, key_idx, at);
+    let mut impact = crate::analysis::impact::analyze_with(&run, &observed.summary, key_idx, at);
+    impact.material = material.map(|m| scenario.materials[m.0 as usize].clone());
     if let Some(path) = dot_file {
         let snap = run.snapshot_at(at).cloned().unwrap_or_else(|| run.final_snapshot());
         let g = crate::analysis::impact::graph(&run, &snap);

@@ -86,6 +86,10 @@ enum Command {
         /// Add DeleteImportedKeyMaterial for the key at this time before running.
         #[arg(long, value_name = "TIME")]
         delete_material_at: Option<String>,
+        /// A material of the key, by the timeline's name for it: which dependents' data keys it
+        /// encrypts; with --delete-material-at, the material deleted (default: the current one).
+        #[arg(long, value_name = "NAME")]
+        material: Option<String>,
         /// `text` for people, `json` for machines.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -403,8 +407,16 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
             write_atomically(&output, |out| out.write_all(text.as_bytes()))
         }
-        Command::Impact { common, key, at, delete_material_at, format, dot } => {
-            impact_command(&common, &key, at.as_deref(), delete_material_at.as_deref(), format, dot.as_deref())
+        Command::Impact { common, key, at, delete_material_at, material, format, dot } => {
+            let ask = commands::ImpactAsk {
+                key: &key,
+                material: material.as_deref(),
+                at: at.as_deref(),
+                delete_at: delete_material_at.as_deref(),
+                format,
+                dot_file: dot.as_deref(),
+            };
+            impact_command(&common, &ask)
         }
     }
 }

@@ -26,6 +26,25 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
         return out;
     }
     let _ = writeln!(out, "  {}", counts(&impact.tally));
+    if let Some(m) = &impact.material {
+        let volumes: Vec<&Dependent> = impact.dependents.iter().filter(|d| d.kind == NodeKind::Volume).collect();
+        let mine: Vec<&str> =
+            volumes.iter().filter(|d| d.material.as_deref() == Some(m.as_str())).map(|d| d.name.as_str()).collect();
+        let listed = mine.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+        let more = if mine.len() > 10 { format!(" and {} more", mine.len() - 10) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "  material {m} encrypts the data keys of {} of {} volumes{}{listed}{more}",
+            mine.len(),
+            volumes.len(),
+            if mine.is_empty() { "" } else { ": " }
+        );
+        let _ = writeln!(
+            out,
+            "  but deleting or expiring any material that is not PENDING_ROTATION makes the whole key \
+             PendingImport: every dependent below depends on {m}"
+        );
+    }
     let name_w = impact.dependents.iter().map(|d| d.name.len()).max().unwrap_or(0);
     let state_w = impact.dependents.iter().map(|d| d.state.len()).max().unwrap_or(0);
     for (standing, title) in GROUPS {

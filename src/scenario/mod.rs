@@ -205,10 +205,36 @@ impl ActionSource {
 }
 
 impl Scenario {
-    /// The key a name, alias or ARN in this scenario refers to, if any.
+    /// The key an id, key ID, alias or ARN in this scenario refers to, if any.
     #[must_use]
     pub fn key_named(&self, name: &str) -> Option<KeyIdx> {
-        self.keys.iter().position(|k| k.name == name).map(|i| KeyIdx(u32::try_from(i).expect("few keys")))
+        self.keys
+            .iter()
+            .position(|d| {
+                d.name == name
+                    || d.spec.arn == name
+                    || d.spec.key_id == name
+                    || d.spec.aliases.iter().any(|a| &**a == name)
+            })
+            .map(|i| KeyIdx(u32::try_from(i).expect("few keys")))
+    }
+
+    /// The material a timeline names so, if any.
+    #[must_use]
+    pub fn material_named(&self, name: &str) -> Option<crate::actors::kms::MaterialId> {
+        let i = self.materials.iter().position(|m| m == name)?;
+        Some(crate::actors::kms::MaterialId(u32::try_from(i).expect("few materials")))
+    }
+
+    /// A what-if: the user deletes `key`'s imported material (`material`, or the current one) at
+    /// `at`, after everything else the timeline does then.
+    pub fn delete_material_at(&mut self, key: KeyIdx, material: Option<crate::actors::kms::MaterialId>, at: SimTime) {
+        use crate::actors::kms::{KeyRef, KmsOp};
+        self.actions.push(Action {
+            at,
+            what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key), material })),
+            source: ActionSource::Declared { path: "--delete-material-at".into() },
+        });
     }
 
     #[must_use]

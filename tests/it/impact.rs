@@ -127,6 +127,50 @@ fn what_if_adds_the_deletion_and_looks_at_that_instant() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// After a rotation, each volume's data key is under its own material, but deleting the old one
+/// puts every dependent at risk: the volume made under the new material breaks at its next attach
+/// as the old one does.
+#[test]
+fn what_if_deleting_the_old_material_after_a_rotation() {
+    let scenario = scenarios_dir().join("rotation/rotate-then-delete-old.ron");
+    let impact = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+            .args(["impact", scenario.to_str().unwrap(), "--key", "cmk", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let dependent = |v: &serde_json::Value, name: &str| {
+        v["dependents"].as_array().unwrap().iter().find(|d| d["name"] == name).unwrap().clone()
+    };
+    // Before the deletion: each volume's data key names its own material.
+    let before = impact(&["--at", "1d 5h", "--material", "m1"]);
+    assert_eq!(before["material"], "m1");
+    assert_eq!(dependent(&before, "vol-old")["material"], "m1");
+    assert_eq!(dependent(&before, "vol-new")["material"], "m2");
+    assert_eq!(dependent(&before, "vol-new")["standing"], "unaffected");
+    // Deleting m1 there: the key is PendingImport, and both volumes break at their next attach.
+    let after = impact(&["--material", "m1", "--delete-material-at", "1d 5h"]);
+    assert_eq!(after["key_state"], "PendingImport");
+    for name in ["vol-old", "vol-new"] {
+        let d = dependent(&after, name);
+        assert_eq!(d["standing"], "latent", "{name}");
+        assert_eq!(d["when"], 4 * D + H, "{name} breaks at the scenario's reattach");
+    }
+    // Deleting the pending material instead breaks nothing (the timeline's own deletion at 2d
+    // still does, later): at the instant, the key stays Enabled.
+    let pending = impact(&["--material", "m2", "--delete-material-at", "1d"]);
+    assert_eq!(pending["key_state"], "Enabled");
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["impact", scenario.to_str().unwrap(), "--key", "cmk", "--material", "m9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("materials: m1, m2"));
+}
+
 #[test]
 fn dot_output_parses_and_has_every_node_and_edge() {
     let dir = tempfile::tempdir().unwrap();
