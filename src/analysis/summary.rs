@@ -8,7 +8,7 @@
 use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
-use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs};
+use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
 use crate::run::{Names, Run, actor_count, instance_actor, volume_actor};
 use crate::scenario::Scenario;
@@ -38,6 +38,21 @@ pub struct KeySummary {
     pub losses: Vec<Loss>,
     /// `None` once deleted.
     pub state_at_end: Option<KeyState>,
+    /// What happened to its materials, in order: each import (and the state it left the
+    /// material in), rotation, deletion and expiry.
+    pub material_events: Vec<(SimTime, String)>,
+    /// Its materials at the end, as `ListKeyRotations` with every material lists them: name,
+    /// state, and whether it is imported.
+    pub materials_at_end: Vec<(String, crate::actors::kms::MaterialState, bool)>,
+}
+
+impl KeySummary {
+    /// Whether the key has had more than one material: only then do its materials need telling.
+    #[must_use]
+    pub fn several_materials(&self) -> bool {
+        self.materials_at_end.len() > 1
+            || self.material_events.iter().any(|(_, what)| what.contains("PENDING_ROTATION"))
+    }
 }
 
 /// A resource's first failure during one loss of its key.
@@ -172,6 +187,7 @@ enum CauseWords {
 struct KeyFold {
     changes: Vec<(SimTime, Option<KeyState>, Option<KeyState>, String)>,
     losses: Vec<Loss>,
+    materials: Vec<(SimTime, String)>,
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
@@ -336,7 +352,30 @@ impl SummaryFold {
                 let from = k.changes.last().and_then(|c| c.2);
                 k.changes.push((r.at, from, None, "waiting period ended".to_string()));
             }
-            KmsObs::Called { .. } | KmsObs::MaterialExpired { .. } | KmsObs::Rotated { .. } => {}
+            KmsObs::Called { key: Some(k), op, result: Ok(out), .. } => {
+                let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
+                let what = match (&**op, out) {
+                    (_, KmsOutput::Imported { material, state, .. }) => {
+                        format!("{} imported, {}", name(material), state.as_str())
+                    }
+                    (_, KmsOutput::MaterialDeleted { material: Some(m) }) => format!("{} deleted", name(m)),
+                    _ => return,
+                };
+                self.keys[k.0 as usize].materials.push((r.at, what));
+            }
+            KmsObs::MaterialExpired { key, material } => {
+                let what = format!("{} expired", names.scenario.materials[material.0 as usize]);
+                self.keys[key.0 as usize].materials.push((r.at, what));
+            }
+            KmsObs::Rotated { key, from, to: Some(to) } => {
+                let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
+                let what = match from {
+                    Some(f) => format!("rotated: {} CURRENT, {} NON_CURRENT", name(to), name(f)),
+                    None => format!("rotated: {} CURRENT", name(to)),
+                };
+                self.keys[key.0 as usize].materials.push((r.at, what));
+            }
+            KmsObs::Called { .. } | KmsObs::Rotated { .. } => {}
         }
     }
 
@@ -401,6 +440,13 @@ impl SummaryFold {
                     changes: k.changes,
                     losses: k.losses,
                     state_at_end: run.kms().state(key),
+                    material_events: k.materials,
+                    materials_at_end: run
+                        .kms()
+                        .materials(key)
+                        .into_iter()
+                        .map(|m| (s.materials[m.material.0 as usize].clone(), m.state, m.imported))
+                        .collect(),
                 }
             })
             .collect();

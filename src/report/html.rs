@@ -196,7 +196,16 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             let change = from.map_or(format!("created, {to}"), |f| format!("{f} → {to}"));
             let _ = write!(h, "<li>{} {}: {}</li>", t, esc(&change), esc(why));
         }
-        h.push_str("</ul></li>\n");
+        h.push_str("</ul>");
+        if k.several_materials() {
+            h.push_str("Materials:<ul>");
+            for (t, what) in &k.material_events {
+                let _ = write!(h, "<li>{t} {}</li>", esc(what));
+            }
+            let _ = write!(h, "<li>at the end: {}</li>", esc(&crate::report::summary::materials_words(k)));
+            h.push_str("</ul>");
+        }
+        h.push_str("</li>\n");
     }
     h.push_str("</ul>\n</section>\n");
 

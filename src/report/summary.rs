@@ -51,6 +51,23 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
     rows
 }
 
+/// A key's materials at the end, as ListKeyRotations lists them: `m1 NON_CURRENT, m2 CURRENT
+/// (PENDING_IMPORT)`.
+#[must_use]
+pub fn materials_words(k: &crate::analysis::summary::KeySummary) -> String {
+    if k.materials_at_end.is_empty() {
+        return "none".to_string();
+    }
+    k.materials_at_end
+        .iter()
+        .map(|(name, state, imported)| {
+            let imported = if *imported { "" } else { " (PENDING_IMPORT)" };
+            format!("{name} {}{imported}", state.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The summary as text, for the terminal.
 #[must_use]
 pub fn render(summary: &Summary) -> String {
@@ -74,6 +91,13 @@ pub fn render(summary: &Summary) -> String {
                 (None, None) => format!("still unusable at the end ({} so far)", summary.end - l.at),
             };
             let _ = writeln!(out, "    unusable from {} ({}): {span}", l.at, l.why);
+        }
+        if k.several_materials() {
+            let _ = writeln!(out, "    materials:");
+            for (t, what) in &k.material_events {
+                let _ = writeln!(out, "      {:<10} {what}", t.to_string());
+            }
+            let _ = writeln!(out, "      at the end: {}", materials_words(k));
         }
     }
     let _ = writeln!(out, "\nResources");
