@@ -320,3 +320,80 @@ fn refusals_cite_the_state_change_that_caused_them() {
     let deletion_call = recs.iter().find(|r| r.at.as_ms() == DAY).unwrap();
     assert_eq!(change.cause, Cause::Record(deletion_call.id), "the state change names the call");
 }
+
+fn import_new(key: KeyIdx, material: MaterialId, expiry: Expiry) -> KmsOp {
+    KmsOp::ImportKeyMaterial {
+        key: KeyRef::Id(key),
+        token: TokenRef::Fresh,
+        material,
+        expiry,
+        import_type: Some(ImportType::New),
+    }
+}
+
+/// The materials of a key as ListKeyRotations with every material lists them: (material, state,
+/// imported).
+fn materials(h: &Harness, key: KeyIdx) -> Vec<(MaterialId, MaterialState, bool)> {
+    h.kms().materials(key).into_iter().map(|m| (m.material, m.state, m.imported)).collect()
+}
+
+#[test]
+fn a_ciphertext_of_the_old_material_decrypts_after_a_rotation_until_any_material_is_deleted() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    h.at(0, import(K0, M1, Expiry::Never))
+        .at(HOUR, encrypt(K0, "old"))
+        .at(2 * HOUR, import_new(K0, M2, Expiry::Never))
+        .at(3 * HOUR, KmsOp::RotateKeyOnDemand { key: KeyRef::Id(K0) })
+        .at(4 * HOUR, encrypt(K0, "new"))
+        .at(5 * HOUR, decrypt("old"))
+        .at(5 * HOUR, decrypt("new"));
+    let recs = h.run(6 * HOUR);
+    assert!(calls(&recs).iter().all(|(_, _, e)| e.is_none()), "{:?}", calls(&recs));
+    assert_eq!(materials(&h, K0), [(M1, MaterialState::NonCurrent, true), (M2, MaterialState::Current, true)]);
+    let made = |name: &str| h.kms().named_ciphertexts[name].material;
+    assert_eq!((made("old"), made("new")), (Some(M1), Some(M2)), "each ciphertext keeps its material");
+    // Deleting the non-current material refuses both: the whole key is PendingImport.
+    h.at(DAY, KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(K0), material: Some(M1) })
+        .at(DAY + HOUR, decrypt("new"))
+        .at(2 * DAY, import(K0, M1, Expiry::Never))
+        .at(2 * DAY + HOUR, decrypt("old"));
+    let recs = h.run(3 * DAY);
+    let outcomes: Vec<Option<KmsException>> = calls(&recs).into_iter().map(|(_, _, e)| e).collect();
+    assert_eq!(outcomes[1], Some(KmsException::InvalidState), "{outcomes:?}");
+    assert!(
+        outcomes[2..].iter().all(Option::is_none),
+        "the reimport (EXISTING by default) restores the key: {outcomes:?}"
+    );
+    assert_eq!(h.kms().state(K0), Some(KeyState::Enabled));
+}
+
+#[test]
+fn list_key_rotations_lists_completed_rotations_unless_every_material_is_asked_for() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    let list = |all| KmsOp::ListKeyRotations { key: KeyRef::Id(K0), all };
+    h.at(0, import(K0, M1, Expiry::Never))
+        .at(HOUR, import_new(K0, M2, Expiry::Never))
+        .at(2 * HOUR, list(false))
+        .at(2 * HOUR, list(true));
+    let recs = h.run(3 * HOUR);
+    let listed: Vec<Vec<(MaterialId, MaterialState)>> = recs
+        .iter()
+        .filter_map(|r| match &r.obs {
+            Obs::Kms(KmsObs::Called { result: Ok(KmsOutput::Rotations(l)), .. }) => {
+                Some(l.iter().map(|e| (e.material, e.state)).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed, [vec![], vec![(M1, MaterialState::Current), (M2, MaterialState::PendingRotation)]]);
+}
+
+#[test]
+fn a_pending_material_expiring_leaves_the_key_enabled_and_is_forgotten() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    h.at(0, import(K0, M1, Expiry::Never)).at(HOUR, import_new(K0, M2, Expiry::At(SimTime::from_ms(DAY))));
+    let recs = h.run(2 * DAY);
+    assert_eq!(times(&recs, |o| matches!(o, KmsObs::MaterialExpired { .. })), [DAY]);
+    assert_eq!(h.kms().state(K0), Some(KeyState::Enabled));
+    assert_eq!(materials(&h, K0), [(M1, MaterialState::Current, true)]);
+}
