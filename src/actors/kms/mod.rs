@@ -9,11 +9,15 @@
 //!   CancelKeyDeletion: PendingDeletion ──> Disabled, or PendingImport without material (D8)
 //! ```
 //!
+//! A key holds several materials: the first import's is CURRENT; a NEW_KEY_MATERIAL import waits
+//! in PENDING_ROTATION until RotateKeyOnDemand makes it CURRENT and the previous one NON_CURRENT.
+//! The key is usable only while every material but a pending one is imported: deleting or
+//! expiring any of them makes it PendingImport.
+//!
 //! Every call is checked against the key-state table ([`table::admit`]) and recorded with its
-//! outcome. Expiry at `ValidTo` and deletion at the end of the waiting period are KMS's own timers,
-//! recorded as service events. Simplifications: one material per key (no on-demand rotation),
-//! symmetric single-Region keys in the default key store (D14), and an encryption context that is
-//! at most one `aws:ebs:id` pair. kmsim never holds key bytes: materials are names, ciphertexts are
+//! outcome. Expiry at each material's `ValidTo` and deletion at the end of the waiting period are
+//! KMS's own timers, recorded as service events. Simplifications: symmetric single-Region keys in
+//! the default key store (D14), and an encryption context that is at most one `aws:ebs:id` pair. kmsim never holds key bytes: materials are names, ciphertexts are
 //! values bound to (key, material, context).
 
 pub mod table;
