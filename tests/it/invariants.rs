@@ -249,7 +249,16 @@ fn random_scenario(seed: u64) -> String {
     for _ in 0..rng.random_range(5..40) {
         let at = format!("{}m", rng.random_range(30..3 * 24 * 60));
         let (v, i, k) = (rng.random_range(0..volumes), rng.random_range(0..instances), rng.random_range(0..keys));
-        let action = match rng.random_range(0..16) {
+        // Several materials per key: a new one for a rotation, the rotation, deleting a named
+        // material and reimporting it.
+        let m = ["", "b", "c"][rng.random_range(0..3usize)];
+        let action = match rng.random_range(0..20) {
+            16 => format!("ImportKeyMaterial(key: \"k{k}\", material: \"m{k}{m}\", expires: Never, import_type: New)"),
+            17 => format!("RotateKeyOnDemand(key: \"k{k}\")"),
+            18 => format!("DeleteImportedKeyMaterial(key: \"k{k}\", material: \"m{k}{m}\")"),
+            19 => format!(
+                "ImportKeyMaterial(key: \"k{k}\", material: \"m{k}{m}\", expires: Never, import_type: Existing)"
+            ),
             0..=2 => format!("AttachVolume(volume: \"v{v}\", instance: \"i{i}\")"),
             3 | 4 => format!("DetachVolume(volume: \"v{v}\")"),
             5 => format!("StopInstances(instance: \"i{i}\")"),
