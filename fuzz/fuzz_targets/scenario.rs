@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = kmsim::report::run_text(&r, "fuzz.ron");
     let _ = kmsim::report::cloudtrail::log_file(&r);
     let summary = kmsim::analysis::summary::summarize(&r);
-    let _ = kmsim::analysis::impact::at_end(&r, &summary);
+    let _ = kmsim::analysis::impact::at_end(&r, &summary, None);
 });
