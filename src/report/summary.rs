@@ -183,6 +183,9 @@ pub fn markdown(summary: &Summary, title: &str) -> String {
             };
             let _ = writeln!(out, "\nKey `{}` unusable from {} ({}); {span}.", k.name, l.at, l.why);
         }
+        if k.several_materials() {
+            let _ = writeln!(out, "\nKey `{}` materials at the end: {}.", k.name, materials_words(k));
+        }
     }
     out
 }
