@@ -421,6 +421,10 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 | "RetireGrant"
                 | "RevokeGrant"
                 | "DescribeKey"
+                | "ListKeyRotations"
+                | "EnableKeyRotation"
+                // KMS's own record of a rotation RotateKeyOnDemand asked for: nothing more to replay.
+                | "RotateKey"
                 | "GetParametersForImport" => {
                     let Some(key) = key_of(raw) else { return Ok(None) };
                     let volume = req["encryptionContext"]["aws:ebs:id"]
@@ -652,6 +656,9 @@ impl Trail {
         }
         let mut deletion_lag: Option<SimDuration> = None;
         let mut scheduled: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        let keyless: BTreeSet<&str> =
+            volumes.iter().filter(|(_, key, _)| key.is_none()).map(|(v, _, _)| v.as_str()).collect();
+        let mut keyless_events: BTreeMap<&str, usize> = BTreeMap::new();
         // Keys with material so far: those that had it before the trail, then each import.
         let mut has_material: BTreeSet<String> = before_trail;
         let materials_of = |id: &str| {
@@ -709,6 +716,14 @@ impl Trail {
                     }
                     None
                 }
+                // A volume whose key no event names is left out, and so are its events: a
+                // scenario that named it would not be valid.
+                What::CreateVolume { volume, .. } | What::Attach { volume, .. } | What::Detach { volume }
+                    if keyless.contains(volume.as_str()) =>
+                {
+                    *keyless_events.entry(volume.as_str()).or_default() += 1;
+                    None
+                }
                 What::CreateVolume { volume, .. } => Some(format!("CreateVolume(volume: {})", q(volume))),
                 What::Attach { volume, instance } => {
                     Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(instance)))
@@ -728,7 +743,11 @@ impl Trail {
         }
         for (v, key, _) in &volumes {
             if key.is_none() {
-                notes.push(format!("volume {v} is attached but no event names its key: left out"));
+                let n = keyless_events.get(v.as_str()).copied().unwrap_or(0);
+                notes.push(format!(
+                    "volume {v} is attached but no understood event names its key: left out, with its {n} event{}",
+                    if n == 1 { "" } else { "s" }
+                ));
             }
         }
         let horizon = SimDuration::from_ms(u64::try_from(last.as_millisecond() - start.as_millisecond()).unwrap_or(0))

@@ -196,6 +196,26 @@ fn the_rotation_story_survives_the_round_trip() {
     round_trip("rotation/non-current-expires.ron");
 }
 
+/// A multi-Region key (D14) is not understood: its volumes are left out with their events, said
+/// so in the header, and the scenario written is valid (it was not: it named undeclared volumes).
+#[test]
+fn volumes_of_a_key_not_understood_are_left_out_with_their_events() {
+    let log = serde_json::to_string(&serde_json::json!({"Records": records_of("rotation/rotate-then-delete-old.ron")}))
+        .unwrap();
+    let key_id = load("rotation/rotate-then-delete-old.ron").keys[0].spec.key_id.clone();
+    let log = log.replace(&key_id, "mrk-1234abcd12ab34cd56ef1234567890ab");
+    let mut trail = Trail::default();
+    trail.read("mrk.json", log.as_bytes()).unwrap();
+    let text = trail.scenario(&["mrk.json".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    scenario::parse("imported.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(text.contains("not a single-Region key ID"), "{text}");
+    assert!(
+        text.contains("volume vol-old is attached but no understood event names its key: left out, with its 4 events"),
+        "{text}"
+    );
+    assert!(!text.contains("AttachVolume(volume: \"vol-old\""), "{text}");
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
