@@ -78,6 +78,11 @@ enum What {
     Rotate {
         key: String,
     },
+    /// CreateKey: where the key's material comes from.
+    Created {
+        key: String,
+        external: bool,
+    },
     Expired {
         key: String,
     },
@@ -130,6 +135,7 @@ impl What {
             What::Import { key, .. }
             | What::DeleteMaterial { key, .. }
             | What::Rotate { key }
+            | What::Created { key, .. }
             | What::Expired { key }
             | What::Enable { key }
             | What::Disable { key }
@@ -164,9 +170,16 @@ pub struct Trail {
     region: Option<String>,
     user: Option<String>,
     last_time: Option<jiff::Timestamp>,
+    /// Keys the user says have imported material (`--external`), by key ID.
+    external: BTreeSet<String>,
 }
 
 impl Trail {
+    /// The user says this key (key ID or ARN) has imported material: the trail may not show it.
+    pub fn state_external(&mut self, key: &str) {
+        self.external.insert(key_id_of(key));
+    }
+
     /// Reads one log file (any of the accepted forms) into the trail.
     pub fn read(&mut self, file: &str, input: impl Read) -> Result<(), ImportError> {
         let err = |what: String| ImportError { file: file.to_string(), what };
@@ -398,6 +411,11 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     new: req["importType"].as_str() == Some("NEW_KEY_MATERIAL"),
                 },
                 "RotateKeyOnDemand" if raw.error_code.is_none() => What::Rotate { key: key()? },
+                "CreateKey" => What::Created {
+                    key: need(resp["keyMetadata"]["keyId"].as_str().map(String::from), "keyMetadata.keyId")?,
+                    external: req["origin"].as_str() == Some("EXTERNAL")
+                        || resp["keyMetadata"]["origin"].as_str() == Some("EXTERNAL"),
+                },
                 "DeleteImportedKeyMaterial" => What::DeleteMaterial {
                     key: key()?,
                     material: resp["keyMaterialId"].as_str().or(req["keyMaterialId"].as_str()).map(String::from),
@@ -535,6 +553,9 @@ impl Trail {
                     keys.len() - 1
                 }
             };
+        // Keys whose origin an event shows (CreateKey, or an import, deletion or expiry of
+        // material); the others are AWS_KMS unless the user says otherwise.
+        let mut origin_known: BTreeSet<String> = BTreeSet::new();
         let mut volumes: Vec<(String, Option<String>, Option<u64>)> = Vec::new();
         let mut instances: Vec<String> = Vec::new();
         let add_instance = |instances: &mut Vec<String>, id: &str| {
@@ -549,6 +570,11 @@ impl Trail {
                 | What::Rotate { key }
                 | What::Expired { key } => {
                     key_index(&mut keys, key, true);
+                    origin_known.insert(key.clone());
+                }
+                What::Created { key, external } => {
+                    key_index(&mut keys, key, *external);
+                    origin_known.insert(key.clone());
                 }
                 What::Enable { key }
                 | What::Disable { key }
@@ -589,6 +615,15 @@ impl Trail {
                 What::Instance { id, .. } => add_instance(&mut instances, id),
             }
         }
+        // Where the trail cannot tell a key's origin, the user may; else it is said, not guessed.
+        let mut unknown_origin: Vec<(String, bool)> = Vec::new();
+        for (id, external) in &mut keys {
+            if !origin_known.contains(id.as_str()) {
+                let stated = self.external.contains(id.as_str());
+                *external |= stated;
+                unknown_origin.push((id.clone(), stated));
+            }
+        }
         let key_names = short_names(keys.iter().map(|(id, _)| id.as_str()));
         let material_ids = self.events.iter().filter_map(|e| match &e.what {
             What::Import { material, .. } | What::DeleteMaterial { material: Some(material), .. } => {
@@ -600,6 +635,18 @@ impl Trail {
         let key_name = |id: &str| format!("key-{}", key_names.get(id).map_or(id, String::as_str));
         let material_name = |m: &str| format!("m-{}", material_names.get(m).map_or(m, String::as_str));
         let mut notes: Vec<String> = Vec::new();
+        for (id, stated) in &unknown_origin {
+            if *stated {
+                notes.push(format!("key {}: imported material, as --external says", key_name(id)));
+            } else {
+                notes.push(format!(
+                    "key {}: the trail does not show where its material comes from (no CreateKey, and no import, \
+                     deletion or expiry of material): taken as AWS_KMS, whose material cannot be deleted; if it has \
+                     imported material, import again with --external {id}",
+                    key_name(id)
+                ));
+            }
+        }
 
         let mut timeline: Vec<String> = Vec::new();
         let at = |t: jiff::Timestamp| offset(start, t);
@@ -735,7 +782,7 @@ impl Trail {
                     }
                     _ => None,
                 },
-                What::Expired { .. } | What::KeyUse { .. } => None,
+                What::Expired { .. } | What::KeyUse { .. } | What::Created { .. } => None,
             };
             if let Some(line) = line {
                 timeline.push(format!("At({}, {line}),", q(&t)));

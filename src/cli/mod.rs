@@ -112,6 +112,10 @@ enum Command {
         /// resources to break at the events that follow.
         #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "1d")]
         after: SimDuration,
+        /// A key (key ID or ARN) that has imported material though the trail does not show it
+        /// (no CreateKey, import or deletion of its material). Repeatable.
+        #[arg(long, value_name = "KEY")]
+        external: Vec<String>,
     },
     /// Run a scenario under many seeds and report distributions (Monte Carlo).
     ///
@@ -391,8 +395,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
         }
-        Command::ImportCloudtrail { logs, output, after } => {
+        Command::ImportCloudtrail { logs, output, after, external } => {
             let mut trail = crate::import::Trail::default();
+            for key in &external {
+                trail.state_external(key);
+            }
             for path in &logs {
                 let name = path.display().to_string();
                 let file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
@@ -405,7 +412,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let out_name = output.display().to_string();
             scenario::parse(&out_name, &text, Overrides::default())
                 .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
-            write_atomically(&output, |out| out.write_all(text.as_bytes()))
+            write_atomically(&output, |out| out.write_all(text.as_bytes()))?;
+            // What the trail could not tell is said where the user looks, not only in the file.
+            for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")) {
+                eprintln!("kmsim: {note}");
+            }
+            Ok(())
         }
         Command::Impact { common, key, at, delete_material_at, material, format, dot } => {
             let ask = commands::ImpactAsk {

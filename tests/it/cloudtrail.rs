@@ -216,6 +216,56 @@ fn volumes_of_a_key_not_understood_are_left_out_with_their_events() {
     assert!(!text.contains("AttachVolume(volume: \"vol-old\""), "{text}");
 }
 
+/// A key the trail shows only being used: its origin is not guessed silently. The header and the
+/// command's output say so, `--external` states it, and a CreateKey record tells it.
+#[test]
+fn a_key_whose_origin_the_trail_does_not_show_is_said_so_and_can_be_stated() {
+    let records: Vec<Value> = records_of("ebs/ebs-story.ron")
+        .into_iter()
+        .filter(|r| {
+            !["ImportKeyMaterial", "GetParametersForImport", "DeleteImportedKeyMaterial"]
+                .contains(&r["eventName"].as_str().unwrap())
+        })
+        .collect();
+    let key_id = load("ebs/ebs-story.ron").keys[0].spec.key_id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trail.json");
+    std::fs::write(&log, serde_json::to_string(&serde_json::json!({"Records": records})).unwrap()).unwrap();
+    let import = |extra: &[&str]| {
+        let out_file = dir.path().join("estate.ron");
+        let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+            .args(["import-cloudtrail", log.to_str().unwrap(), "-o", out_file.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stderr).into_owned(), std::fs::read_to_string(out_file).unwrap())
+    };
+    let (said, text) = import(&[]);
+    assert!(said.contains("does not show where its material comes from"), "{said}");
+    assert!(said.contains(&format!("--external {key_id}")), "{said}");
+    assert!(text.contains("// Note: key key-") && text.contains("origin: AwsKms"), "{text}");
+    let (said, text) = import(&["--external", &key_id]);
+    assert!(said.contains("imported material, as --external says"), "{said}");
+    assert!(text.contains("origin: External"), "{text}");
+    assert!(text.contains("material: \"m-before-trail\""), "{text}");
+    // A CreateKey record of an EXTERNAL key tells the origin: nothing to say.
+    let mut with_create = records_of("ebs/ebs-story.ron");
+    let mut create = with_create[0].clone();
+    create["eventName"] = "CreateKey".into();
+    create["requestParameters"] = serde_json::json!({"origin": "EXTERNAL", "keySpec": "SYMMETRIC_DEFAULT"});
+    create["responseElements"] = serde_json::json!({"keyMetadata": {"keyId": key_id, "origin": "EXTERNAL"}});
+    create["eventID"] = "00000000-0000-4000-8000-000000000000".into();
+    with_create.insert(0, create);
+    let mut trail = Trail::default();
+    trail
+        .read("log.json", serde_json::to_string(&serde_json::json!({"Records": with_create})).unwrap().as_bytes())
+        .unwrap();
+    let text = trail.scenario(&["log.json".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    assert!(!text.contains("does not show where its material comes from"), "{text}");
+    assert!(text.contains("origin: External"), "{text}");
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
