@@ -197,8 +197,16 @@ impl Trail {
         let head = reader.fill_buf().map_err(|e| err(format!("cannot read: {e}")))?;
         let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).into_owned();
         let trimmed = text.trim_start();
-        let delivered = trimmed.starts_with('{') && trimmed[1..].trim_start().starts_with("\"Records\"");
-        if delivered {
+        let first_key = trimmed.strip_prefix('{').map(str::trim_start);
+        let delivered = first_key.is_some_and(|k| k.starts_with("\"Records\""));
+        // `aws cloudtrail lookup-events` prints {"Events": [{..., "CloudTrailEvent": "<record>"}]}.
+        let looked_up = first_key.is_some_and(|k| k.starts_with("\"Events\""));
+        if looked_up {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let seed = LookupSeed { trail: self };
+            seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
+            de.end().map_err(|e| err(format!("unexpected data after the Events object ({e})")))
+        } else if delivered {
             let mut de = serde_json::Deserializer::from_reader(reader);
             let seed = FileSeed { trail: self };
             seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
@@ -368,6 +376,78 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         {
             n += 1;
             self.trail.add(&raw).map_err(|what| serde::de::Error::custom(format!("record {n}: {what}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the output of `aws cloudtrail lookup-events`: each event's `CloudTrailEvent` is a
+/// record, as a JSON string (the newest first: the trail sorts them).
+struct LookupSeed<'a> {
+    trail: &'a mut Trail,
+}
+
+impl<'de> DeserializeSeed<'de> for LookupSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LookupSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the output of aws cloudtrail lookup-events: {\"Events\": [...]}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Events" {
+                map.next_value_seed(LookedUpSeed { trail: &mut *self.trail })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct LookedUpSeed<'a> {
+    trail: &'a mut Trail,
+}
+
+/// One event of lookup-events' output; only the record matters.
+#[derive(Deserialize)]
+struct LookedUp {
+    #[serde(rename = "CloudTrailEvent")]
+    record: Option<String>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+impl<'de> DeserializeSeed<'de> for LookedUpSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LookedUpSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of looked-up events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0u64;
+        let bad = |n: u64, what: String| serde::de::Error::custom(format!("event {n}: {what}"));
+        while let Some(event) = seq.next_element::<LookedUp>().map_err(|e| bad(n + 1, e.to_string()))? {
+            n += 1;
+            let text = event.record.ok_or_else(|| bad(n, "no CloudTrailEvent".into()))?;
+            if text.len() as u64 > MAX_LINE {
+                return Err(bad(n, format!("a record longer than {} MiB", MAX_LINE >> 20)));
+            }
+            let raw: RawRecord = serde_json::from_str(&text)
+                .map_err(|e| bad(n, format!("CloudTrailEvent is not a record: {}", describe_json_error(&e))))?;
+            self.trail.add(&raw).map_err(|what| bad(n, what))?;
         }
         Ok(())
     }

@@ -99,10 +99,12 @@ enum Command {
     },
     /// Read CloudTrail logs and write a scenario that replays them.
     ///
-    /// Accepts delivered log files ({"Records": [...]}, plain or gzip) and JSON Lines. The
-    /// scenario's header lists what was read, sorted, deduplicated, not replayed or not understood.
+    /// Accepts delivered log files ({"Records": [...]}, plain or gzip), JSON Lines and the output
+    /// of `aws cloudtrail lookup-events` ({"Events": [...]}), from files or standard input (`-`).
+    /// The scenario's header lists what was read, sorted, deduplicated, not replayed or not
+    /// understood.
     ImportCloudtrail {
-        /// CloudTrail log files.
+        /// CloudTrail log files; `-` reads standard input.
         #[arg(value_name = "LOG", required = true)]
         logs: Vec<PathBuf>,
         /// The scenario file to write.
@@ -401,11 +403,18 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 trail.state_external(key);
             }
             for path in &logs {
+                if path.as_os_str() == "-" {
+                    trail.read("standard input", io::stdin().lock()).map_err(|e| Failure::Input(e.to_string()))?;
+                    continue;
+                }
                 let name = path.display().to_string();
                 let file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
                 trail.read(&name, file).map_err(|e| Failure::Input(e.to_string()))?;
             }
-            let names: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+            let names: Vec<String> = logs
+                .iter()
+                .map(|p| if p.as_os_str() == "-" { "standard input".into() } else { p.display().to_string() })
+                .collect();
             let text =
                 trail.scenario(&names, after).map_err(|e| Failure::Input(format!("{}: {e}", names.join(", "))))?;
             // The scenario must be valid before it is written: a bug here is not the user's input.

@@ -266,6 +266,42 @@ fn a_key_whose_origin_the_trail_does_not_show_is_said_so_and_can_be_stated() {
     assert!(text.contains("origin: External"), "{text}");
 }
 
+/// `aws cloudtrail lookup-events` prints the newest event first, each record as a JSON string;
+/// piped into `kmsim import-cloudtrail -` it gives the scenario the delivered log file gives.
+#[test]
+fn lookup_events_output_on_standard_input_imports_as_the_log_file_does() {
+    let records = records_of("ebs/ebs-story.ron");
+    let events: Vec<Value> = records
+        .iter()
+        .rev()
+        .map(|r| {
+            serde_json::json!({
+                "EventId": r["eventID"], "EventName": r["eventName"], "ReadOnly": "false",
+                "EventSource": r["eventSource"], "Resources": [], "CloudTrailEvent": r.to_string(),
+            })
+        })
+        .collect();
+    let lookup = serde_json::to_string_pretty(&serde_json::json!({"Events": events, "NextToken": "t"})).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let from_stdin = dir.path().join("stdin.ron");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args(["import-cloudtrail", "-", "-o", from_stdin.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(lookup.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut trail = Trail::default();
+    trail
+        .read("log.json", serde_json::to_string(&serde_json::json!({"Records": records})).unwrap().as_bytes())
+        .unwrap();
+    let delivered = trail.scenario(&["log.json".into()], kmsim::engine::SimDuration::from_days(1)).unwrap();
+    let body = |t: &str| t.lines().filter(|l| !l.starts_with("//")).collect::<Vec<_>>().join("\n");
+    let imported = std::fs::read_to_string(&from_stdin).unwrap();
+    assert_eq!(body(&imported), body(&delivered));
+    assert!(imported.starts_with("// Imported from CloudTrail by `kmsim import-cloudtrail`: standard input"));
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
