@@ -109,6 +109,9 @@ enum What {
         volume: Option<String>,
         instance: Option<String>,
         ok: bool,
+        /// A Decrypt by the instance's `aws:ec2-infrastructure` role: EC2 loading the volume's
+        /// key at an attach, a launch or a start.
+        by_instance: bool,
     },
     CreateVolume {
         volume: String,
@@ -539,7 +542,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                                 .and_then(|g| g.rsplit_once("ec2-infrastructure:"))
                                 .map(|(_, i)| i.to_string())
                         });
-                    What::KeyUse { key, volume, instance, ok: raw.error_code.is_none() }
+                    let by_instance = name == "Decrypt" && identity["arn"].as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/"));
+                    What::KeyUse { key, volume, instance, ok: raw.error_code.is_none(), by_instance }
                 }
                 _ => return Ok(None),
             }
@@ -597,6 +601,15 @@ fn short_names<'a>(ids: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, Stri
             (id, prefix(id, n))
         })
         .collect()
+}
+
+/// Whether an AttachVolume of `volume` to `instance` follows within a minute of `t` (EC2's
+/// records of one attach may come in either order).
+fn attach_follows(later: &[Event], volume: &str, instance: &str, t: jiff::Timestamp) -> bool {
+    later
+        .iter()
+        .take_while(|e| e.time.as_millisecond() - t.as_millisecond() <= 60_000)
+        .any(|e| matches!(&e.what, What::Attach { volume: v, instance: i } if v == volume && i == instance))
 }
 
 /// RON string literal.
@@ -800,9 +813,45 @@ impl Trail {
             }
             seen.len()
         };
-        for e in &self.events {
+        // Attachments as the trail shows them, to tell EC2's Decrypt for a volume no attach names
+        // (a launch with block-device mappings, or an attach whose EC2 record is missing).
+        let mut attached: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut launched: BTreeSet<&str> = BTreeSet::new();
+        for (n, e) in self.events.iter().enumerate() {
             let t = at(e.time);
             let line = match &e.what {
+                // A volume whose key no event names is left out, and so are its events: a
+                // scenario that named it would not be valid.
+                What::CreateVolume { volume, .. } | What::Attach { volume, .. } | What::Detach { volume }
+                    if keyless.contains(volume.as_str()) =>
+                {
+                    *keyless_events.entry(volume.as_str()).or_default() += 1;
+                    None
+                }
+                What::KeyUse { volume: Some(v), instance: Some(i), ok, by_instance: true, .. }
+                    if attached.get(v.as_str()) != Some(&i.as_str())
+                        && !keyless.contains(v.as_str())
+                        && !attach_follows(&self.events[n + 1..], v, i, e.time) =>
+                {
+                    if *ok {
+                        attached.insert(v, i);
+                    }
+                    if launched.insert(v) {
+                        notes.push(format!(
+                            "volume {v}: EC2 decrypted its key for {i} with no AttachVolume in the trail (a launch \
+                             with block-device mappings, or an attach not logged): replayed as an attach"
+                        ));
+                    }
+                    Some(format!("AttachVolume(volume: {}, instance: {})", q(v), q(i)))
+                }
+                What::Attach { volume, instance } => {
+                    attached.insert(volume, instance);
+                    Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(instance)))
+                }
+                What::Detach { volume } => {
+                    attached.remove(volume.as_str());
+                    Some(format!("DetachVolume(volume: {})", q(volume)))
+                }
                 What::Import { key, material, valid_to, new } => {
                     let expires = match valid_to {
                         Some(v) => format!("At({})", q(&v.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())),
@@ -843,19 +892,7 @@ impl Trail {
                     }
                     None
                 }
-                // A volume whose key no event names is left out, and so are its events: a
-                // scenario that named it would not be valid.
-                What::CreateVolume { volume, .. } | What::Attach { volume, .. } | What::Detach { volume }
-                    if keyless.contains(volume.as_str()) =>
-                {
-                    *keyless_events.entry(volume.as_str()).or_default() += 1;
-                    None
-                }
                 What::CreateVolume { volume, .. } => Some(format!("CreateVolume(volume: {})", q(volume))),
-                What::Attach { volume, instance } => {
-                    Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(instance)))
-                }
-                What::Detach { volume } => Some(format!("DetachVolume(volume: {})", q(volume))),
                 What::Instance { action, id } => match *action {
                     "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances" => {
                         Some(format!("{action}(instance: {})", q(id)))

@@ -302,6 +302,30 @@ fn lookup_events_output_on_standard_input_imports_as_the_log_file_does() {
     assert!(imported.starts_with("// Imported from CloudTrail by `kmsim import-cloudtrail`: standard input"));
 }
 
+/// A launch with block-device mappings logs no AttachVolume: EC2's grant and Decrypt by the
+/// instance's role show the attachment. Without the EBS story's AttachVolume records, the volume
+/// is still attached at each of those Decrypts, and the verdicts are the story's.
+#[test]
+fn an_attachment_seen_only_through_ec2s_decrypt_is_replayed() {
+    let s = load("ebs/ebs-story.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let records: Vec<Value> = cloudtrail::records(&r)
+        .into_iter()
+        .filter(|x| !(x["eventSource"] == "ec2.amazonaws.com" && x["eventName"] == "AttachVolume"))
+        .collect();
+    let mut trail = Trail::default();
+    trail
+        .read("log.json", serde_json::to_string(&serde_json::json!({"Records": records})).unwrap().as_bytes())
+        .unwrap();
+    let after = s.horizon - r.records.last().unwrap().at;
+    let text = trail.scenario(&["log.json".into()], after).unwrap();
+    assert_eq!(text.matches("AttachVolume(volume: \"vol-data\", instance: \"i-app\")").count(), 3, "{text}");
+    assert!(text.contains("no AttachVolume in the trail"), "{text}");
+    let imported = scenario::parse("imported.ron", &text, Overrides::default()).unwrap();
+    let r2 = run(&imported, &RunOptions::default(), None).unwrap();
+    assert_eq!(outcomes(&s, &r).1, outcomes(&imported, &r2).1, "{text}");
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
