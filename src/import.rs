@@ -649,10 +649,22 @@ impl Trail {
         // Keys whose origin an event shows (CreateKey, or an import, deletion or expiry of
         // material); the others are AWS_KMS unless the user says otherwise.
         let mut origin_known: BTreeSet<String> = BTreeSet::new();
+        // In the order the trail names them, each found by name in a map: a trail names
+        // hundreds of thousands of volumes.
         let mut volumes: Vec<(String, Option<String>, Option<u64>)> = Vec::new();
+        let mut volume_at: BTreeMap<String, usize> = BTreeMap::new();
+        let slot = |volumes: &mut Vec<(String, Option<String>, Option<u64>)>,
+                    volume_at: &mut BTreeMap<String, usize>,
+                    v: &str| {
+            *volume_at.entry(v.to_string()).or_insert_with(|| {
+                volumes.push((v.to_string(), None, None));
+                volumes.len() - 1
+            })
+        };
         let mut instances: Vec<String> = Vec::new();
-        let add_instance = |instances: &mut Vec<String>, id: &str| {
-            if !instances.iter().any(|i| i == id) {
+        let mut instance_seen: BTreeSet<String> = BTreeSet::new();
+        let mut add_instance = |instances: &mut Vec<String>, id: &str| {
+            if instance_seen.insert(id.to_string()) {
                 instances.push(id.to_string());
             }
         };
@@ -679,10 +691,8 @@ impl Trail {
                 What::KeyUse { key, volume, instance, .. } => {
                     key_index(&mut keys, key, false);
                     if let Some(v) = volume {
-                        match volumes.iter_mut().find(|x| &x.0 == v) {
-                            Some(x) => x.1 = x.1.take().or(Some(key.clone())),
-                            None => volumes.push((v.clone(), Some(key.clone()), None)),
-                        }
+                        let i = slot(&mut volumes, &mut volume_at, v);
+                        volumes[i].1 = volumes[i].1.take().or(Some(key.clone()));
                     }
                     if let Some(i) = instance {
                         add_instance(&mut instances, i);
@@ -690,19 +700,13 @@ impl Trail {
                 }
                 What::CreateVolume { volume, key, size } => {
                     key_index(&mut keys, key, false);
-                    match volumes.iter_mut().find(|x| &x.0 == volume) {
-                        Some(x) => {
-                            x.1 = Some(key.clone());
-                            x.2 = *size;
-                        }
-                        None => volumes.push((volume.clone(), Some(key.clone()), *size)),
-                    }
+                    let i = slot(&mut volumes, &mut volume_at, volume);
+                    volumes[i].1 = Some(key.clone());
+                    volumes[i].2 = *size;
                 }
                 What::Attach { volume, instance } => {
                     add_instance(&mut instances, instance);
-                    if !volumes.iter().any(|x| &x.0 == volume) {
-                        volumes.push((volume.clone(), None, None));
-                    }
+                    slot(&mut volumes, &mut volume_at, volume);
                 }
                 What::Detach { .. } => {}
                 What::Instance { id, .. } => add_instance(&mut instances, id),
@@ -801,18 +805,14 @@ impl Trail {
         let mut keyless_events: BTreeMap<&str, usize> = BTreeMap::new();
         // Keys with material so far: those that had it before the trail, then each import.
         let mut has_material: BTreeSet<String> = before_trail;
-        let materials_of = |id: &str| {
-            let mut seen = BTreeSet::new();
-            for e in &self.events {
-                if let What::Import { key, material, .. } | What::DeleteMaterial { key, material: Some(material) } =
-                    &e.what
-                    && key == id
-                {
-                    seen.insert(material.as_str());
-                }
+        let mut key_materials: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for e in &self.events {
+            if let What::Import { key, material, .. } | What::DeleteMaterial { key, material: Some(material) } = &e.what
+            {
+                key_materials.entry(key.as_str()).or_default().insert(material.as_str());
             }
-            seen.len()
-        };
+        }
+        let materials_of = |id: &str| key_materials.get(id).map_or(0, BTreeSet::len);
         // Attachments as the trail shows them, to tell EC2's Decrypt for a volume no attach names
         // (a launch with block-device mappings, or an attach whose EC2 record is missing).
         let mut attached: BTreeMap<&str, &str> = BTreeMap::new();
