@@ -11,9 +11,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -210,8 +212,12 @@ impl Trail {
             seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
             de.end().map_err(|e| err(format!("unexpected data after the Events object ({e})")))
         } else if delivered {
-            let mut de = serde_json::Deserializer::from_reader(reader);
-            let seed = FileSeed { trail: self };
+            // A record is read whole before it is looked at: bounded as a line is.
+            let bytes = Rc::new(Cell::new(0u64));
+            let record_start = Rc::new(Cell::new(0u64));
+            let limited = Limited { inner: reader, bytes: bytes.clone(), record_start: record_start.clone() };
+            let mut de = serde_json::Deserializer::from_reader(limited);
+            let seed = FileSeed { trail: self, bytes, record_start };
             seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
             de.end().map_err(|e| err(format!("unexpected data after the Records object ({e})")))
         } else {
@@ -327,9 +333,33 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
+/// A reader that refuses to go on once the record being parsed (from `record_start`) is longer
+/// than [`MAX_LINE`]: a small compressed file must not make one record of gigabytes.
+struct Limited<R> {
+    inner: R,
+    bytes: Rc<Cell<u64>>,
+    record_start: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.bytes.get() - self.record_start.get() > MAX_LINE {
+            return Err(std::io::Error::other(format!(
+                "a record longer than {} MiB: this is not a CloudTrail record",
+                MAX_LINE >> 20
+            )));
+        }
+        let n = self.inner.read(buf)?;
+        self.bytes.set(self.bytes.get() + n as u64);
+        Ok(n)
+    }
+}
+
 /// Reads `{"Records": [...]}`, handing each record to the trail as it is parsed.
 struct FileSeed<'a> {
     trail: &'a mut Trail,
+    bytes: Rc<Cell<u64>>,
+    record_start: Rc<Cell<u64>>,
 }
 
 impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
@@ -347,7 +377,8 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "Records" {
-                map.next_value_seed(RecordsSeed { trail: &mut *self.trail })?;
+                let (bytes, record_start) = (self.bytes.clone(), self.record_start.clone());
+                map.next_value_seed(RecordsSeed { trail: &mut *self.trail, bytes, record_start })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -358,6 +389,8 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
 
 struct RecordsSeed<'a> {
     trail: &'a mut Trail,
+    bytes: Rc<Cell<u64>>,
+    record_start: Rc<Cell<u64>>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
@@ -374,9 +407,15 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut n = 0u64;
-        while let Some(raw) =
-            seq.next_element::<RawRecord>().map_err(|e| serde::de::Error::custom(format!("record {}: {e}", n + 1)))?
-        {
+        loop {
+            // The reader runs ahead of the parser by its buffer at most: counted from here.
+            self.record_start.set(self.bytes.get());
+            let Some(raw) = seq
+                .next_element::<RawRecord>()
+                .map_err(|e| serde::de::Error::custom(format!("record {}: {e}", n + 1)))?
+            else {
+                break;
+            };
             n += 1;
             self.trail.add(&raw).map_err(|what| serde::de::Error::custom(format!("record {n}: {what}")))?;
         }

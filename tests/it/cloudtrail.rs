@@ -326,6 +326,17 @@ fn an_attachment_seen_only_through_ec2s_decrypt_is_replayed() {
     assert_eq!(outcomes(&s, &r).1, outcomes(&imported, &r2).1, "{text}");
 }
 
+/// A delivered log file whose record is longer than a line may be is refused with the record's
+/// number, as a JSON Lines file is, before the record is held whole.
+#[test]
+fn a_record_longer_than_the_limit_is_refused_in_a_delivered_file() {
+    let mut records = records_of("ebs/ebs-story.ron");
+    records[1]["requestParameters"]["padding"] = "x".repeat((kmsim::import::MAX_LINE + 1024) as usize).into();
+    let log = serde_json::to_string(&serde_json::json!({"Records": records})).unwrap();
+    let e = import_err(log.as_bytes());
+    assert!(e.contains("record 2") && e.contains("longer than 16 MiB"), "{e}");
+}
+
 fn import_err(input: &[u8]) -> String {
     let mut trail = Trail::default();
     trail.read("bad.json", input).unwrap_err().to_string()
