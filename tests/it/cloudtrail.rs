@@ -331,7 +331,8 @@ fn an_attachment_seen_only_through_ec2s_decrypt_is_replayed() {
 #[test]
 fn a_record_longer_than_the_limit_is_refused_in_a_delivered_file() {
     let mut records = records_of("ebs/ebs-story.ron");
-    records[1]["requestParameters"]["padding"] = "x".repeat((kmsim::import::MAX_LINE + 1024) as usize).into();
+    records[1]["requestParameters"]["padding"] =
+        "x".repeat(usize::try_from(kmsim::import::MAX_LINE + 1024).unwrap()).into();
     let log = serde_json::to_string(&serde_json::json!({"Records": records})).unwrap();
     let e = import_err(log.as_bytes());
     assert!(e.contains("record 2") && e.contains("longer than 16 MiB"), "{e}");
