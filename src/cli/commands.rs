@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::{AtomicFile, scenario_files, with_trace, write_atomically, write_set};
 use super::parallel::{jobs_or_cores, parallel_map};
-use super::{Common, Failure, Format, load, stdout_error};
+use super::{CheckFormat, Common, Failure, Format, load, stdout_error};
 use crate::analysis::check::{self, FileResult};
 use crate::report::{self, trace};
 use crate::run::RunOptions;
@@ -208,7 +208,7 @@ pub(super) fn sweep_command(
 
 pub(super) fn check_command(
     paths: &[PathBuf],
-    format: Format,
+    format: CheckFormat,
     jobs: Option<usize>,
     max_events: u64,
 ) -> Result<(), Failure> {
@@ -227,7 +227,12 @@ pub(super) fn check_command(
     let (passed, failed, invalid) = (count("passed"), count("failed"), count("invalid"));
     let mut out = String::new();
     match format {
-        Format::Json => {
+        CheckFormat::Junit => {
+            let named: Vec<(String, &FileResult)> =
+                files.iter().map(|f| f.display().to_string()).zip(&results).collect();
+            out = report::junit::render(&named);
+        }
+        CheckFormat::Json => {
             let scenarios: Vec<serde_json::Value> = files
                 .iter()
                 .zip(&results)
@@ -243,7 +248,7 @@ pub(super) fn check_command(
             });
             out = serde_json::to_string_pretty(&doc).expect("json") + "\n";
         }
-        Format::Text => {
+        CheckFormat::Text => {
             for (f, r) in files.iter().zip(&results) {
                 render_check(&mut out, f, r);
             }

@@ -194,9 +194,9 @@ enum Command {
         /// Scenario files, or folders searched recursively for `.ron` files.
         #[arg(value_name = "PATH", default_value = "scenarios")]
         paths: Vec<PathBuf>,
-        /// `text` for people, `json` for machines.
+        /// `text` for people, `json` for machines, `junit` (JUnit XML) for CI systems.
         #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        format: CheckFormat,
         /// Scenarios run in parallel on this many threads (default: every core; at most 256).
         /// No event is kept: each takes the memory of its actors.
         #[arg(long, short)]
@@ -211,6 +211,13 @@ enum Command {
 pub(super) enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum CheckFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -16,6 +16,7 @@ pub mod describe;
 pub mod explain;
 pub mod html;
 pub mod impact;
+pub mod junit;
 pub mod summary;
 pub mod trace;
 

@@ -204,3 +204,34 @@ fn check_follows_each_file_once_through_links_that_loop() {
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.starts_with(&format!("ok       {}", story.display())), "{out}");
 }
+
+/// `--format junit` is XML a CI system reads: a suite per file, a case per expectation, a failure
+/// per expectation that did not hold (with what was found), an error per invalid file.
+#[test]
+fn check_writes_junit_xml_for_ci_systems() {
+    let (code, out) = kmsim_check(&[
+        "scenarios/ebs/ebs-story.ron",
+        "tests/fixtures/failing/wrong-beliefs.ron",
+        "tests/fixtures/invalid/bad-expectations.ron",
+        "--format",
+        "junit",
+    ]);
+    assert_eq!(code, Some(2), "an invalid file makes the exit code 2");
+    let doc = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suites: Vec<roxmltree::Node> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert_eq!(suites.len(), 3);
+    let attr = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<usize>().unwrap();
+    let FileResult::Failed { verdicts } = fixture("tests/fixtures/failing/wrong-beliefs.ron") else { unreachable!() };
+    let failing = &suites[1];
+    assert_eq!(failing.attribute("name"), Some("tests/fixtures/failing/wrong-beliefs.ron"));
+    assert_eq!(attr(failing, "tests"), verdicts.len());
+    assert_eq!(attr(failing, "failures"), verdicts.iter().filter(|v| !v.held).count());
+    let first_failure = failing.descendants().find(|n| n.has_tag_name("failure")).unwrap();
+    assert!(first_failure.text().unwrap().starts_with("found: "));
+    assert_eq!(attr(&suites[2], "errors"), 1);
+    assert!(suites[2].descendants().any(|n| n.has_tag_name("error")));
+    assert_eq!(attr(&suites[0], "failures") + attr(&suites[0], "errors"), 0);
+    assert_eq!(attr(&root, "tests"), suites.iter().map(|s| attr(s, "tests")).sum::<usize>());
+}
