@@ -44,15 +44,9 @@ pub struct KeySummary {
     /// Its materials at the end, as `ListKeyRotations` with every material lists them: name,
     /// state, and whether it is imported.
     pub materials_at_end: Vec<(String, crate::actors::kms::MaterialState, bool)>,
-}
-
-impl KeySummary {
-    /// Whether the key has had more than one material: only then do its materials need telling.
-    #[must_use]
-    pub fn several_materials(&self) -> bool {
-        self.materials_at_end.len() > 1
-            || self.material_events.iter().any(|(_, what)| what.contains("PENDING_ROTATION"))
-    }
+    /// Whether it has had more than one material (see [`Names::several_materials`]): only then
+    /// do its materials need telling.
+    pub several_materials: bool,
 }
 
 /// A resource's first failure during one loss of its key.
@@ -330,6 +324,7 @@ impl SummaryFold {
     }
 
     fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
+        let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
         match obs {
             KmsObs::StateChanged { key, from, to } => {
                 let why = self.cause_words(names, r.cause);
@@ -352,23 +347,20 @@ impl SummaryFold {
                 let from = k.changes.last().and_then(|c| c.2);
                 k.changes.push((r.at, from, None, "waiting period ended".to_string()));
             }
-            KmsObs::Called { key: Some(k), op, result: Ok(out), .. } => {
-                let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
-                let what = match (&**op, out) {
-                    (_, KmsOutput::Imported { material, state, .. }) => {
+            KmsObs::Called { key: Some(k), result: Ok(out), .. } => {
+                let what = match out {
+                    KmsOutput::Imported { material, state, .. } => {
                         format!("{} imported, {}", name(material), state.as_str())
                     }
-                    (_, KmsOutput::MaterialDeleted { material: Some(m) }) => format!("{} deleted", name(m)),
+                    KmsOutput::MaterialDeleted { material: Some(m) } => format!("{} deleted", name(m)),
                     _ => return,
                 };
                 self.keys[k.0 as usize].materials.push((r.at, what));
             }
             KmsObs::MaterialExpired { key, material } => {
-                let what = format!("{} expired", names.scenario.materials[material.0 as usize]);
-                self.keys[key.0 as usize].materials.push((r.at, what));
+                self.keys[key.0 as usize].materials.push((r.at, format!("{} expired", name(material))));
             }
             KmsObs::Rotated { key, from, to: Some(to) } => {
-                let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
                 let what = match from {
                     Some(f) => format!("rotated: {} CURRENT, {} NON_CURRENT", name(to), name(f)),
                     None => format!("rotated: {} CURRENT", name(to)),
@@ -441,6 +433,7 @@ impl SummaryFold {
                     losses: k.losses,
                     state_at_end: run.kms().state(key),
                     material_events: k.materials,
+                    several_materials: run.names.several_materials(key, RecordId::MAX),
                     materials_at_end: run
                         .kms()
                         .materials(key)

@@ -120,8 +120,8 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 }
                 (KmsOp::DeleteImportedKeyMaterial { .. }, Ok(_)) => "no material to delete".to_string(),
                 // Which material is current says something once there are several.
-                (KmsOp::DescribeKey { .. }, Ok(KmsOutput::Described { state, current, materials })) => {
-                    match current.filter(|_| *materials > 1) {
+                (KmsOp::DescribeKey { .. }, Ok(KmsOutput::Described { state, current })) => {
+                    match current.filter(|_| key.is_some_and(|k| names.several_materials(k, rec.id))) {
                         Some(m) => format!("KeyState {state}, CurrentKeyMaterialId of {}", material(m)),
                         None => format!("KeyState {state}"),
                     }

@@ -197,7 +197,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             let _ = write!(h, "<li>{} {}: {}</li>", t, esc(&change), esc(why));
         }
         h.push_str("</ul>");
-        if k.several_materials() {
+        if k.several_materials {
             h.push_str("Materials:<ul>");
             for (t, what) in &k.material_events {
                 let _ = write!(h, "<li>{t} {}</li>", esc(what));

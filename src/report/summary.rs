@@ -92,7 +92,7 @@ pub fn render(summary: &Summary) -> String {
             };
             let _ = writeln!(out, "    unusable from {} ({}): {span}", l.at, l.why);
         }
-        if k.several_materials() {
+        if k.several_materials {
             let _ = writeln!(out, "    materials:");
             for (t, what) in &k.material_events {
                 let _ = writeln!(out, "      {:<10} {what}", t.to_string());
@@ -183,7 +183,7 @@ pub fn markdown(summary: &Summary, title: &str) -> String {
             };
             let _ = writeln!(out, "\nKey `{}` unusable from {} ({}); {span}.", k.name, l.at, l.why);
         }
-        if k.several_materials() {
+        if k.several_materials {
             let _ = writeln!(out, "\nKey `{}` materials at the end: {}.", k.name, materials_words(k));
         }
     }

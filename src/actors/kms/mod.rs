@@ -305,11 +305,10 @@ impl KmsOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum KmsOutput {
     Done,
-    /// `current`: `CurrentKeyMaterialId`; `materials`: how many materials the key has.
+    /// `current`: `CurrentKeyMaterialId`.
     Described {
         state: KeyState,
         current: Option<MaterialId>,
-        materials: usize,
     },
     DeletionScheduled {
         deletion_date: SimTime,
@@ -791,8 +790,7 @@ impl Kms {
         let k = &self.keys[key.0 as usize];
         match op {
             KmsOp::DescribeKey { .. } => {
-                let (state, current, materials) = (k.state.expect("live key"), k.current(), k.materials.len());
-                Ok(KmsOutput::Described { state, current, materials })
+                Ok(KmsOutput::Described { state: k.state.expect("live key"), current: k.current() })
             }
             KmsOp::EnableKey { .. }
             | KmsOp::DisableKey { .. }
@@ -1131,11 +1129,7 @@ impl Kms {
                     self.set_state(key, KeyState::Enabled, ctx);
                 }
             }
-            Effect::DeleteMaterial { material } => {
-                if let Some(m) = material {
-                    self.remove_material(key, m, ctx);
-                }
-            }
+            Effect::DeleteMaterial { material } => self.remove_material(key, material, ctx),
             Effect::Rotate => {
                 let k = &mut self.keys[key.0 as usize];
                 k.rotations += 1;
@@ -1233,7 +1227,7 @@ enum Effect {
     ScheduleDeletion { window: SimDuration },
     CancelDeletion,
     Import { material: MaterialId, expiry: Expiry, state: MaterialState },
-    DeleteMaterial { material: Option<MaterialId> },
+    DeleteMaterial { material: MaterialId },
     Rotate,
 }
 
@@ -1249,8 +1243,9 @@ impl Effect {
             (KmsOp::ImportKeyMaterial { .. }, KmsOutput::Imported { material, expiry, state, .. }) => {
                 Effect::Import { material: *material, expiry: *expiry, state: *state }
             }
-            (KmsOp::DeleteImportedKeyMaterial { .. }, KmsOutput::MaterialDeleted { material }) => {
-                Effect::DeleteMaterial { material: *material }
+            // Nothing imported to delete: no effect.
+            (KmsOp::DeleteImportedKeyMaterial { .. }, KmsOutput::MaterialDeleted { material: Some(m) }) => {
+                Effect::DeleteMaterial { material: *m }
             }
             (KmsOp::RotateKeyOnDemand { .. }, _) => Effect::Rotate,
             _ => return None,
