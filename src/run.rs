@@ -13,11 +13,12 @@ use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
 use crate::actors::kms::{
     Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
 };
+use crate::actors::snapshot::{Snapshot as EbsSnapshot, SnapshotMsg, SnapshotState, Source};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{
     ActorId, Cause, EngineError, Hints, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink,
 };
-use crate::scenario::{ActionKind, FleetDecl, Scenario, VolumeOp};
+use crate::scenario::{ActionKind, FleetDecl, Scenario, SnapshotOp, SnapshotSource, VolumeOp};
 
 /// Limits a caller may put on a run, and instants at which to take extra snapshots.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +46,8 @@ pub struct Snapshot {
     pub volumes: Vec<(Option<VolumeState>, bool)>,
     /// Each instance's state, host and life (which launch into its place it is, D6).
     pub instances: Vec<(Option<InstanceState>, u32, u32)>,
+    /// Each EBS snapshot's state.
+    pub snapshots: Vec<Option<SnapshotState>>,
     /// Live grants to instances: (key, instance index).
     pub grants: Vec<(KeyIdx, usize)>,
 }
@@ -85,6 +88,8 @@ pub enum Role {
     Instance(usize),
     /// The `i`-th volume of the scenario.
     Volume(usize),
+    /// The `i`-th snapshot of the scenario.
+    Snapshot(usize),
 }
 
 /// The declared instances, which come first among the scenario's instances.
@@ -112,10 +117,21 @@ fn actor(index: usize) -> ActorId {
     ActorId(u32::try_from(index).expect("actor count fits u32"))
 }
 
-/// How many actors the scenario's world has: KMS, its instances and its volumes.
+/// How many actors the scenario's world has: KMS, its instances, its volumes and its snapshots.
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
+    first_snapshot(scenario) + scenario.snapshots.len()
+}
+
+/// The snapshots come last, after every fleet.
+fn first_snapshot(scenario: &Scenario) -> usize {
     1 + scenario.instances.len() + scenario.volumes.len()
+}
+
+/// Actor of the `s`-th snapshot.
+#[must_use]
+pub fn snapshot_actor(scenario: &Scenario, s: usize) -> ActorId {
+    actor(first_snapshot(scenario) + s)
 }
 
 /// Actor of the `i`-th instance.
@@ -154,6 +170,7 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
             }
         }
         None if i == 0 => Role::Kms,
+        None if i >= first_snapshot(scenario) => Role::Snapshot(i - first_snapshot(scenario)),
         None if i <= declared_instances(scenario) => Role::Instance(i - 1),
         None => Role::Volume(i - 1 - declared_instances(scenario)),
     }
@@ -166,6 +183,7 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
         Role::Kms => "kms",
         Role::Instance(i) => &scenario.instances[i],
         Role::Volume(v) => &scenario.volumes[v].name,
+        Role::Snapshot(x) => &scenario.snapshots[x].name,
     }
 }
 
@@ -342,7 +360,13 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
             _ => unreachable!("instance_actor names an instance"),
         })
         .collect();
-    Snapshot { at, keys, materials, current, volumes, instances, grants }
+    let snapshots = (0..scenario.snapshots.len())
+        .map(|x| match sim.actor(snapshot_actor(scenario, x)) {
+            World::Snapshot(x) => x.state(),
+            _ => unreachable!("snapshot_actor names a snapshot"),
+        })
+        .collect();
+    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots }
 }
 
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
@@ -452,6 +476,15 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             (0..per(f)).for_each(|nth| add_volume(&mut sim, f.first_volume + home * per(f) + nth));
         }
     }
+    for (x, decl) in scenario.snapshots.iter().enumerate() {
+        let source = match decl.source {
+            SnapshotSource::Volume(v) => Source::Volume(volume_actor(scenario, v)),
+            SnapshotSource::Copy(from) => Source::Copy(snapshot_actor(scenario, from)),
+        };
+        let snapshot = EbsSnapshot::new(scenario.snapshot_context(x), kms, decl.key, source, latency.clone());
+        let id = sim.add_actor(decl.name.clone(), World::Snapshot(snapshot));
+        debug_assert_eq!(id, snapshot_actor(scenario, x));
+    }
     for (i, action) in scenario.actions.iter().enumerate() {
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
         let (to, msg) = match &action.what {
@@ -466,13 +499,23 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             }
             ActionKind::Volume { volume, op } => {
                 let msg = match *op {
-                    VolumeOp::Create => VolumeMsg::Create,
+                    VolumeOp::Create => match scenario.volumes[*volume].snapshot {
+                        Some(x) => VolumeMsg::Restore { from: snapshot_actor(scenario, x) },
+                        None => VolumeMsg::Create,
+                    },
                     VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(scenario, instance) },
                     VolumeOp::Detach => VolumeMsg::Detach,
                     VolumeOp::Io(kind) => VolumeMsg::Io(kind),
                     VolumeOp::IoLoad { kind, every, until } => VolumeMsg::IoLoad { kind, every, until },
                 };
                 (volume_actor(scenario, *volume), Msg::Volume(msg))
+            }
+            ActionKind::Snapshot { snapshot, op } => {
+                let msg = match op {
+                    SnapshotOp::Create => SnapshotMsg::Create,
+                    SnapshotOp::Delete => SnapshotMsg::Delete,
+                };
+                (snapshot_actor(scenario, *snapshot), Msg::Snapshot(msg))
             }
         };
         sim.schedule(action.at, to, msg, cause);
@@ -512,6 +555,15 @@ impl Run<'_> {
         match self.sim.actor(volume_actor(self.scenario, i)) {
             World::Volume(v) => v,
             _ => unreachable!("volume_actor names a volume"),
+        }
+    }
+
+    /// The `x`-th EBS snapshot actor.
+    #[must_use]
+    pub fn ebs_snapshot(&self, x: usize) -> &EbsSnapshot {
+        match self.sim.actor(snapshot_actor(self.scenario, x)) {
+            World::Snapshot(s) => s,
+            _ => unreachable!("snapshot_actor names a snapshot"),
         }
     }
 

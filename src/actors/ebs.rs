@@ -36,6 +36,9 @@ use super::kms::{
     Caller, Ciphertext, CiphertextRef, EbsId, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException,
     KmsMsg, KmsOp, KmsOutput, KmsRequest, Outcome, Service,
 };
+use super::snapshot::{
+    Derive, SnapshotMsg, Use, data_key_of, not_found as snapshot_not_found, source_key, tell_source,
+};
 use super::{Msg, Obs, Reply, WorldCtx};
 
 /// The EBS volume states kmsim uses, named as EBS names them.
@@ -109,6 +112,13 @@ pub struct Cycle {
 #[derive(Clone, Copy, Debug)]
 pub enum VolumeMsg {
     Create,
+    /// CreateVolume from a snapshot (its actor): the new volume's data key comes from the
+    /// snapshot's (D19).
+    Restore {
+        from: ActorId,
+    },
+    /// A call: its data key, once it exists (CreateSnapshot asks).
+    DataKey,
     Attach {
         instance: ActorId,
     },
@@ -211,6 +221,8 @@ enum Need {
 #[derive(Clone, Copy, Debug)]
 enum Pending {
     CreateDataKey,
+    /// A step of giving the volume its data key from a snapshot's (D19).
+    Derive(ActorId, Derive),
     /// EC2 makes a grant for the instance, then decrypts.
     Grant(Need, ActorId),
     Decrypt(Need, ActorId),
@@ -315,7 +327,9 @@ impl Volume {
 
     pub fn handle(&mut self, msg: VolumeMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
-            VolumeMsg::Create => self.on_create(ctx),
+            VolumeMsg::Create => self.on_create(None, ctx),
+            VolumeMsg::Restore { from } => self.on_create(Some(from), ctx),
+            VolumeMsg::DataKey => unreachable!("DataKey is a call, answered by Volume::data_key"),
             VolumeMsg::Attach { instance } => self.on_attach(instance, ctx),
             VolumeMsg::Detach => self.on_detach(ctx),
             VolumeMsg::Io(kind) => self.on_io(kind, ctx),
@@ -361,15 +375,38 @@ impl Volume {
         }
     }
 
-    fn on_create(&mut self, ctx: &mut WorldCtx<'_>) {
+    /// CreateVolume, empty or from the snapshot `from`.
+    fn on_create(&mut self, from: Option<ActorId>, ctx: &mut WorldCtx<'_>) {
         if self.state.is_some() {
             let error = incorrect_state("it already exists", ctx);
             ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
             return;
         }
+        let pending = match from {
+            None => Pending::CreateDataKey,
+            Some(snapshot) => {
+                match data_key_of(snapshot, Msg::Snapshot(SnapshotMsg::DataKey { started: false }), ctx) {
+                    Some(source) => Pending::Derive(snapshot, Derive::first(&source, self.key)),
+                    None => {
+                        let error = snapshot_not_found(ctx.name_of(snapshot));
+                        ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
+                        return;
+                    }
+                }
+            }
+        };
         self.state = Some(VolumeState::Creating);
         ctx.record(Obs::Volume(VolumeObs::CreateRequested));
-        self.call_kms(Pending::CreateDataKey, ctx);
+        self.call_kms(pending, ctx);
+    }
+
+    /// Its data key, once it exists: what a snapshot of it keeps (D7).
+    #[must_use]
+    pub fn data_key(&self) -> Option<Ciphertext> {
+        match self.state {
+            None | Some(VolumeState::Creating) => None,
+            Some(_) => self.data_key.clone(),
+        }
     }
 
     fn on_attach(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) {
@@ -482,11 +519,7 @@ impl Volume {
         if let Err(e) = &result
             && e.exception == KmsException::Throttling
         {
-            // Capped exponential backoff with jitter, as the AWS SDKs do: 100 ms doubling up to 20 s,
-            // times a uniform factor in [0.5, 1].
-            let cap = SimDuration::from_secs(20).as_ms();
-            let base = (100u64 << self.attempt.min(20)).min(cap);
-            let wait = SimDuration::from_ms(ctx.rng().random_range(base / 2..=base));
+            let wait = backoff(self.attempt, ctx);
             self.send_call(pending, self.attempt.saturating_add(1), wait, ctx);
             return;
         }
@@ -504,6 +537,23 @@ impl Volume {
             (Pending::CreateDataKey, Err(error)) => {
                 self.state = None;
                 ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
+            }
+            (Pending::Derive(from, Derive::Decrypt), Ok(KmsOutput::Decrypted { .. })) => {
+                self.call_kms(Pending::Derive(from, Derive::Generate), ctx);
+            }
+            (Pending::Derive(from, _), Ok(KmsOutput::Ciphertext(c))) => {
+                self.data_key = Some(c);
+                self.state = Some(VolumeState::Available);
+                ctx.record(Obs::Volume(VolumeObs::Created));
+                tell_source(from, me, Use::Restore, None, ctx);
+            }
+            (Pending::Derive(from, step), Err(error)) => {
+                self.state = None;
+                let exception = error.exception;
+                ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
+                if step.reads_source() {
+                    tell_source(from, me, Use::Restore, Some(exception), ctx);
+                }
             }
             (Pending::Grant(need, instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));
@@ -565,9 +615,14 @@ impl Volume {
     }
 
     /// The KMS call a pending step makes, and who makes it.
-    fn request_for(&self, pending: Pending) -> (Caller, KmsOp) {
+    fn request_for(&self, pending: Pending, ctx: &mut WorldCtx<'_>) -> (Caller, KmsOp) {
         let context = Some(self.context);
         match pending {
+            Pending::Derive(from, step) => {
+                let source = if step.reads_source() { source_key(from, ctx) } else { None };
+                let request = step.request(source, self.key, self.context);
+                (request.caller, *request.op)
+            }
             Pending::CreateDataKey => (
                 Caller::UserVia(Service::Ebs),
                 KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
@@ -611,13 +666,21 @@ impl Volume {
     /// Calls KMS for the outstanding call and goes on with its outcome.
     fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
         let Some((_, pending)) = self.call else { return };
-        let (caller, op) = self.request_for(pending);
+        let (caller, op) = self.request_for(pending, ctx);
         let request = KmsRequest { caller, op: Box::new(op) };
         match ctx.call(self.kms, Msg::Kms(KmsMsg::Request(request))) {
             Reply::Kms(result) => self.on_kms_result(pending, result, ctx),
             other => unreachable!("KMS answers with Kms, not {other:?}"),
         }
     }
+}
+
+/// The wait before a throttled call's next try: capped exponential backoff with jitter, as the
+/// AWS SDKs do: 100 ms doubling up to 20 s, times a uniform factor in [0.5, 1].
+pub(super) fn backoff(attempt: u16, ctx: &mut WorldCtx<'_>) -> SimDuration {
+    let cap = SimDuration::from_secs(20).as_ms();
+    let base = (100u64 << attempt.min(20)).min(cap);
+    SimDuration::from_ms(ctx.rng().random_range(base / 2..=base))
 }
 
 fn incorrect_state(why: &str, ctx: &WorldCtx<'_>) -> Ec2Error {

@@ -1,4 +1,4 @@
-//! The AWS actors: one KMS service, EBS volumes and EC2 instances, as a closed set.
+//! The AWS actors: one KMS service, EBS volumes and snapshots, and EC2 instances, as a closed set.
 //!
 //! Actors hold only domain state and talk through the engine: EBS asks KMS for data keys, EC2's
 //! instances keep plaintext data keys in their host's memory. They know nothing of RON, files,
@@ -11,6 +11,7 @@ pub mod dist;
 pub mod ebs;
 pub mod ec2;
 pub mod kms;
+pub mod snapshot;
 
 use crate::engine::{Actor, Ctx};
 
@@ -20,6 +21,7 @@ pub enum Msg {
     Kms(kms::KmsMsg),
     Volume(ebs::VolumeMsg),
     Instance(ec2::InstanceMsg),
+    Snapshot(snapshot::SnapshotMsg),
 }
 
 /// Every fact any actor can record.
@@ -28,6 +30,7 @@ pub enum Obs {
     Kms(kms::KmsObs),
     Volume(ebs::VolumeObs),
     Instance(ec2::InstanceObs),
+    Snapshot(snapshot::SnapshotObs),
 }
 
 impl Obs {
@@ -38,6 +41,7 @@ impl Obs {
         use ebs::VolumeObs as V;
         use ec2::InstanceObs as I;
         use kms::KmsObs as K;
+        use snapshot::SnapshotObs as S;
         match self {
             Obs::Kms(K::Called { op, .. }) => op.operation().as_str(),
             Obs::Kms(K::StateChanged { .. }) => "KeyStateChanged",
@@ -49,7 +53,7 @@ impl Obs {
             Obs::Volume(V::AttachRequested { .. }) => "AttachVolumeRequested",
             Obs::Volume(V::Attached { .. } | V::AttachFailed { .. }) => "AttachVolume",
             Obs::Volume(V::Detached { .. }) => "DetachVolume",
-            Obs::Volume(V::Refused { action, .. }) => action,
+            Obs::Volume(V::Refused { action, .. }) | Obs::Snapshot(S::Refused { action, .. }) => action,
             Obs::Volume(V::KeyLoadFailed { .. }) => "ReattachVolume",
             Obs::Volume(V::Io { kind, .. }) => kind.as_str(),
             Obs::Instance(I::StateChanged { .. }) => "InstanceStateChanged",
@@ -58,6 +62,10 @@ impl Obs {
             Obs::Instance(I::DataKeyCached { .. }) => "DataKeyCached",
             Obs::Instance(I::DataKeyEvicted { .. }) => "DataKeyEvicted",
             Obs::Instance(I::Refused { action, .. }) => action.as_str(),
+            Obs::Snapshot(S::Created { copy: false }) => "CreateSnapshot",
+            Obs::Snapshot(S::Created { copy: true } | S::CreateFailed { .. }) => "CopySnapshot",
+            Obs::Snapshot(S::Deleted) => "DeleteSnapshot",
+            Obs::Snapshot(S::Used { what, .. } | S::UseFailed { what, .. }) => what.action(),
         }
     }
 
@@ -120,6 +128,9 @@ pub const EVENT_NAMES: &[&str] = &[
     "AttachVolume",
     "DetachVolume",
     "ReattachVolume",
+    "CreateSnapshot",
+    "CopySnapshot",
+    "DeleteSnapshot",
     "Read",
     "Write",
     "InstanceStateChanged",
@@ -142,7 +153,9 @@ pub enum Reply {
     Kms(kms::Outcome),
     /// From an instance asked to attach a volume: whether it caches the key now (it runs), or why not.
     Attach(Result<bool, ec2::Ec2Error>),
-    /// From an instance told of a detach.
+    /// From a volume or snapshot: its data key, if it has one.
+    DataKey(Option<kms::Ciphertext>),
+    /// From an instance told of a detach, or a snapshot told of a use.
     Done,
 }
 
@@ -153,6 +166,7 @@ pub enum World {
     Kms(Box<kms::Kms>),
     Volume(ebs::Volume),
     Instance(ec2::Instance),
+    Snapshot(snapshot::Snapshot),
 }
 
 impl Actor for World {
@@ -165,6 +179,7 @@ impl Actor for World {
             (World::Kms(kms), Msg::Kms(m)) => kms.handle(m, ctx),
             (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
+            (World::Snapshot(s), Msg::Snapshot(m)) => s.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
         }
     }
@@ -186,6 +201,14 @@ impl Actor for World {
                     Reply::Done
                 }
                 actor => not_a_call(actor, &volume),
+            },
+            Msg::Volume(ebs::VolumeMsg::DataKey) => match self {
+                World::Volume(v) => Reply::DataKey(v.data_key()),
+                actor => not_a_call(actor, &"DataKey"),
+            },
+            Msg::Snapshot(m) => match self {
+                World::Snapshot(s) => s.answer(m, ctx),
+                actor => not_a_call(actor, &m),
             },
             msg => not_a_call(self, &msg),
         }

@@ -11,6 +11,8 @@
 //! ```text
 //!   key ──material-of──> material ──encrypts──> data key ──protects──> volume ──attached-to──> instance ──runs-on──> host
 //!    └──────────────────────────granted-to──────────────────────────────────────────────────────┘       volume ──cached-in──> host
+//!                             material ──encrypts──> data key ──protects──> snapshot
+//!   lineage, walked by no dependence: volume ──snapshot-of──> snapshot ──copy-of──> snapshot ──restored-from──> volume
 //! ```
 
 #![forbid(unsafe_code)]
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::{Bfs, EdgeRef};
+use petgraph::visit::{Bfs, EdgeFiltered, EdgeRef};
 use serde::Serialize;
 
 use super::standing::{self, Standing};
@@ -28,8 +30,10 @@ use super::summary::{How, ResourceSummary, Summary, summarize};
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
 use crate::actors::kms::KeyIdx;
+use crate::actors::snapshot::SnapshotState;
 use crate::engine::SimTime;
 use crate::run::{Run, Snapshot};
+use crate::scenario::SnapshotSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,6 +44,7 @@ pub enum NodeKind {
     Volume,
     Instance,
     Host,
+    Snapshot,
 }
 
 /// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
@@ -76,6 +81,13 @@ pub enum EdgeKind {
     CachedIn,
     RunsOn,
     GrantedTo,
+    /// A volume and the snapshot made of it (lineage: the snapshot keeps its own copy of the
+    /// volume's data key, and outlives the volume).
+    SnapshotOf,
+    /// A snapshot and a copy made of it (lineage).
+    CopyOf,
+    /// A snapshot and a volume restored from it (lineage).
+    RestoredFrom,
 }
 
 impl EdgeKind {
@@ -89,7 +101,18 @@ impl EdgeKind {
             EdgeKind::CachedIn => "cached-in",
             EdgeKind::RunsOn => "runs-on",
             EdgeKind::GrantedTo => "granted-to",
+            EdgeKind::SnapshotOf => "snapshot-of",
+            EdgeKind::CopyOf => "copy-of",
+            EdgeKind::RestoredFrom => "restored-from",
         }
+    }
+
+    /// Whether what the edge points to needs what it points from to be usable. Lineage edges
+    /// do not: a volume restored under another key, or a copy under another key, no longer
+    /// needs its source's key, and a snapshot does not need its volume.
+    #[must_use]
+    pub fn carries_dependence(self) -> bool {
+        !matches!(self, EdgeKind::SnapshotOf | EdgeKind::CopyOf | EdgeKind::RestoredFrom)
     }
 }
 
@@ -134,6 +157,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         instances.push(n);
         hosts.push(h);
     }
+    let mut volume_nodes = vec![None; s.volumes.len()];
     for (v, decl) in s.volumes.iter().enumerate() {
         let (state, cached) = snap.volumes[v];
         let Some(state) = state else {
@@ -141,6 +165,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         };
         let k = decl.key.0 as usize;
         let vol = add(&mut g, NodeKind::Volume, &decl.name, v, 0);
+        volume_nodes[v] = Some(vol);
         let dk = add(&mut g, NodeKind::DataKey, &decl.name, v, 0);
         // The data key is encrypted under the key's material; without material now, under the key.
         let parent = run
@@ -157,6 +182,43 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             if cached {
                 g.add_edge(vol, hosts[i], EdgeKind::CachedIn);
             }
+        }
+    }
+    let mut snapshots = Vec::with_capacity(s.snapshots.len());
+    for (x, decl) in s.snapshots.iter().enumerate() {
+        if snap.snapshots[x] != Some(SnapshotState::Completed) {
+            snapshots.push(None);
+            continue;
+        }
+        let k = decl.key.0 as usize;
+        let node = add(&mut g, NodeKind::Snapshot, &decl.name, x, 0);
+        let dk = add(&mut g, NodeKind::DataKey, &decl.name, x, 0);
+        let parent = run
+            .ebs_snapshot(x)
+            .data_key_material()
+            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
+            .unwrap_or(keys[k]);
+        g.add_edge(parent, dk, EdgeKind::Encrypts);
+        g.add_edge(dk, node, EdgeKind::Protects);
+        match decl.source {
+            SnapshotSource::Volume(v) => {
+                if let Some(vol) = volume_nodes[v] {
+                    g.add_edge(vol, node, EdgeKind::SnapshotOf);
+                }
+            }
+            SnapshotSource::Copy(from) => {
+                if let Some(src) = snapshots.get(from).copied().flatten() {
+                    g.add_edge(src, node, EdgeKind::CopyOf);
+                }
+            }
+        }
+        snapshots.push(Some(node));
+    }
+    for (v, decl) in s.volumes.iter().enumerate() {
+        if let (Some(x), Some(vol)) = (decl.snapshot, volume_nodes[v])
+            && let Some(src) = snapshots[x]
+        {
+            g.add_edge(src, vol, EdgeKind::RestoredFrom);
         }
     }
     // One edge per key and instance however many grants: a set, since asking the graph walks
@@ -228,13 +290,15 @@ fn ser_at<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(t.as_ms())
 }
 
-/// The dependents of `key` in `g` (volumes and instances, in graph order).
+/// The dependents of `key` in `g` (volumes, instances and snapshots, in graph order), along
+/// the edges that carry dependence.
 #[must_use]
 pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
     let mut out = Vec::new();
-    let mut bfs = Bfs::new(&g.graph, g.keys[key.0 as usize]);
-    while let Some(n) = bfs.next(&g.graph) {
-        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance) {
+    let carrying = EdgeFiltered::from_fn(&g.graph, |e| e.weight().carries_dependence());
+    let mut bfs = Bfs::new(&carrying, g.keys[key.0 as usize]);
+    while let Some(n) = bfs.next(&carrying) {
+        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot) {
             out.push(n);
         }
     }
@@ -326,6 +390,10 @@ pub fn analyze_graph<'g>(
                 let resource = summary.volume(node.index);
                 (standing::of_volume(run, snap, &summary.keys, node.index, &resource.breaks), resource)
             }
+            NodeKind::Snapshot => {
+                let resource = summary.snapshot(node.index, s);
+                (standing::of_snapshot(run, snap, &summary.keys, node.index, &resource.breaks), resource)
+            }
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
@@ -376,6 +444,25 @@ pub fn analyze_graph<'g>(
                     };
                     (state, via)
                 }
+                NodeKind::Snapshot => {
+                    let x = r.node.index;
+                    let state = snap.snapshots[x].map_or("not created", SnapshotState::as_str).to_string();
+                    let held = run.ebs_snapshot(x).data_key_material().filter(|m| snap.materials[k].contains(m));
+                    let under = match held {
+                        Some(m) => format!("{key_name} (material {})", s.materials[m.0 as usize]),
+                        None if run.ebs_snapshot(x).data_key_material().is_some() => {
+                            format!("{key_name} (its material is gone)")
+                        }
+                        None => key_name.clone(),
+                    };
+                    let via = match s.snapshots[x].source {
+                        SnapshotSource::Volume(v) => {
+                            format!("{}'s data key, kept encrypted under {under}", s.volumes[v].name)
+                        }
+                        SnapshotSource::Copy(_) => format!("its own data key, encrypted under {under}"),
+                    };
+                    (format!("{state}; needs the key at its next restore or copy"), via)
+                }
                 _ => {
                     let i = r.node.index;
                     let mut mine: Vec<&str> = g
@@ -408,10 +495,12 @@ pub fn analyze_graph<'g>(
                 how: r.how.map(|h| h.to_string()),
                 key: decided_by.map(|k| s.keys[k.0 as usize].name.clone()),
                 cause,
-                material: (r.node.kind == NodeKind::Volume)
-                    .then(|| run.data_key_material(r.node.index))
-                    .flatten()
-                    .map(|m| s.materials[m.0 as usize].clone()),
+                material: match r.node.kind {
+                    NodeKind::Volume => run.data_key_material(r.node.index),
+                    NodeKind::Snapshot => run.ebs_snapshot(r.node.index).data_key_material(),
+                    _ => None,
+                }
+                .map(|m| s.materials[m.0 as usize].clone()),
             }
         })
         .collect();

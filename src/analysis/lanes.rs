@@ -326,7 +326,8 @@ impl<'s> LanesFold<'s> {
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
             Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
-            Obs::Kms(_) => {}
+            // Snapshots have no lanes of their own: the summary and the tables carry them.
+            Obs::Kms(_) | Obs::Snapshot(_) => {}
             Obs::Volume(o) => {
                 let Role::Volume(v) = role(self.scenario, r.actor) else { unreachable!("volumes record volume facts") };
                 let mut now = self.volumes[v];

@@ -10,6 +10,7 @@ use crate::actors::Obs;
 use crate::actors::ebs::{IoFailure, VolumeObs};
 use crate::actors::ec2::{InstanceObs, InstanceState, instance_id};
 use crate::actors::kms::{Caller, KmsObs, Service};
+use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{Record, RecordId};
 use crate::run::Names;
 use crate::scenario::Scenario;
@@ -111,6 +112,15 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 | InstanceObs::DataKeyEvicted { .. } => (Outcome::Info, None),
                 InstanceObs::Rebooted => (Outcome::Ok, None),
                 InstanceObs::Refused { error, .. } => failed(error.code),
+            },
+        ),
+        Obs::Snapshot(x) => (
+            None,
+            match x {
+                SnapshotObs::Created { .. } | SnapshotObs::Deleted | SnapshotObs::Used { .. } => (Outcome::Ok, None),
+                SnapshotObs::CreateFailed { error } => failed(error.exception.as_str()),
+                SnapshotObs::UseFailed { exception, .. } => failed(exception.as_str()),
+                SnapshotObs::Refused { error, .. } => failed(error.code),
             },
         ),
     };

@@ -1,7 +1,7 @@
 //! A resource's standing at an instant: the one function every output takes it from.
 //!
 //! The run summary, the end-of-run blast radius, `kmsim impact` (text, JSON, DOT), the HTML
-//! report and the charts all ask [`of_volume`] or [`of_instance`], over the same facts: the
+//! report and the charts all ask [`of_volume`], [`of_instance`] or [`of_snapshot`], over the same facts: the
 //! world at the instant (a [`Snapshot`]: key states and materials, volume and instance states,
 //! which plaintext data keys are in host memory), the material each volume's data key was made
 //! under, and the resource's history of breaks up to the instant ([`Break`]s, from the summary).
@@ -9,7 +9,7 @@
 //! | standing | when |
 //! |---|---|
 //! | broken | it failed because of its key and has not worked since |
-//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext |
+//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext; or a snapshot whose key cannot decrypt its data key, which breaks at its next restore or copy |
 //! | blocked | its data key cannot be decrypted now, no host holds it: the next attach or start fails |
 //! | recovered | it broke before and its data key can be decrypted now |
 //! | unaffected | none of the above |
@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
 use crate::actors::kms::{KeyIdx, KeyState};
+use crate::actors::snapshot::SnapshotState;
 use crate::engine::SimTime;
 use crate::run::{Role, Run, Snapshot, role};
 
@@ -126,6 +127,22 @@ pub fn of_volume(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], v: usize, 
     let undecryptable = (!decryptable(run, snap, v)).then_some(key);
     let mut verdict = decide(breaks, snap.at, undecryptable, snap.volumes[v].1, keys);
     // A volume's key is always the one it depends on.
+    verdict.key = Some(key);
+    verdict
+}
+
+/// The standing of the `x`-th EBS snapshot at `snap.at`, given its breaks. A snapshot needs its
+/// key only at its next restore or copy: while its key cannot decrypt its data key it is latent,
+/// and broken once a restore or copy fails.
+#[must_use]
+pub fn of_snapshot(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
+    let key = run.scenario.snapshots[x].key;
+    let k = key.0 as usize;
+    let exists = snap.snapshots[x] == Some(SnapshotState::Completed);
+    let material_ok = run.ebs_snapshot(x).data_key_material().is_none_or(|m| snap.materials[k].contains(&m));
+    let decryptable = snap.keys[k] == Some(KeyState::Enabled) && material_ok;
+    let undecryptable = (exists && !decryptable).then_some(key);
+    let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
     verdict.key = Some(key);
     verdict
 }

@@ -9,8 +9,9 @@ use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
+use crate::actors::snapshot::{SnapshotObs, SnapshotState};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
-use crate::run::{Names, Run, actor_count, instance_actor, volume_actor};
+use crate::run::{Names, Run, actor_count, instance_actor, snapshot_actor, volume_actor};
 use crate::scenario::Scenario;
 use std::sync::Arc;
 
@@ -113,6 +114,9 @@ pub enum AtEnd {
         place: Arc<str>,
         life: u32,
     },
+    Snapshot {
+        state: Option<&'static str>,
+    },
 }
 
 impl std::fmt::Display for AtEnd {
@@ -123,7 +127,9 @@ impl std::fmt::Display for AtEnd {
                     if *in_memory { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
                 write!(f, "in-use on {}, {memory}", crate::run::instance_id(place, *life))
             }
-            AtEnd::Volume { state, on: None } => f.write_str(state.unwrap_or("not created")),
+            AtEnd::Volume { state, on: None } | AtEnd::Snapshot { state } => {
+                f.write_str(state.unwrap_or("not created"))
+            }
             AtEnd::Instance { state, place, life } => f.write_str(&super::record::instance_now(place, *state, *life)),
         }
     }
@@ -138,7 +144,7 @@ struct History {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub keys: Vec<KeySummary>,
-    /// The volumes, in scenario order, then the instances.
+    /// The volumes, in scenario order, then the instances, then the snapshots.
     pub resources: Vec<ResourceSummary>,
     pub end: SimTime,
 }
@@ -154,6 +160,12 @@ impl Summary {
     #[must_use]
     pub fn instance(&self, i: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
         &self.resources[scenario.volumes.len() + i]
+    }
+
+    /// The summary of the `x`-th snapshot.
+    #[must_use]
+    pub fn snapshot(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        &self.resources[scenario.volumes.len() + scenario.instances.len() + x]
     }
 }
 
@@ -185,7 +197,16 @@ struct KeyFold {
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 6] = ["CreateVolume", "AttachVolume", "Read", "Write", "decrypted at start", "running"];
+const GOOD: [&str; 8] = [
+    "CreateVolume",
+    "AttachVolume",
+    "Read",
+    "Write",
+    "decrypted at start",
+    "running",
+    "CreateSnapshot",
+    "CopySnapshot",
+];
 
 fn good(what: &'static str) -> u8 {
     u8::try_from(GOOD.iter().position(|g| *g == what).expect("a kind of good use")).expect("few kinds")
@@ -279,6 +300,9 @@ impl SummaryFold {
                 for (v, decl) in scenario.volumes.iter().enumerate() {
                     cold[volume_actor(scenario, v).index()].key = Some(decl.key);
                 }
+                for (x, decl) in scenario.snapshots.iter().enumerate() {
+                    cold[snapshot_actor(scenario, x).index()].key = Some(decl.key);
+                }
                 cold
             },
             previous: None,
@@ -305,6 +329,7 @@ impl SummaryFold {
             }
             Obs::Volume(o) => self.volume(r, o),
             Obs::Instance(o) => self.instance(r, o),
+            Obs::Snapshot(o) => self.snapshot(r, o),
         }
     }
 
@@ -390,6 +415,29 @@ impl SummaryFold {
         }
     }
 
+    fn snapshot(&mut self, r: &Record<Obs>, obs: &SnapshotObs) {
+        let me = r.actor.index();
+        let (hot, cold) = (&mut self.hot, &mut self.cold);
+        let how = match obs {
+            SnapshotObs::Created { copy: false } => return worked(hot, cold, me, r.at, "CreateSnapshot"),
+            SnapshotObs::Created { copy: true } => return worked(hot, cold, me, r.at, "CopySnapshot"),
+            SnapshotObs::Used { what, .. } => return worked(hot, cold, me, r.at, what.action()),
+            SnapshotObs::CreateFailed { error } => How { action: "CopySnapshot", code: error.exception.as_str() },
+            SnapshotObs::UseFailed { by, what, exception } => {
+                // The restore or copy that could not read this snapshot broke because of this
+                // snapshot's key, not its own (it recorded its failure just before).
+                let key = cold[me].key;
+                if let Some(b) = cold[by.index()].breaks.last_mut().filter(|b| b.broke_at == r.at) {
+                    b.key = key;
+                }
+                How { action: what.action(), code: exception.as_str() }
+            }
+            SnapshotObs::Refused { .. } | SnapshotObs::Deleted => return,
+        };
+        let key = cold[me].key;
+        failed(&mut hot[me], &mut cold[me], key, r.at, how);
+    }
+
     fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
         if let InstanceObs::DataKeyCached { volume } = obs {
             return worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
@@ -466,6 +514,20 @@ impl SummaryFold {
             let history = take(instance_actor(s, i));
             let verdict = standing::of_instance(run, &snap, &keys, i, attached, &history.breaks);
             resources.push(instance_summary(run, i, history, &verdict, &keys));
+        }
+        for x in 0..s.snapshots.len() {
+            let history = take(snapshot_actor(s, x));
+            let verdict = standing::of_snapshot(run, &snap, &keys, x, &history.breaks);
+            let at_end = AtEnd::Snapshot { state: run.ebs_snapshot(x).state().map(SnapshotState::as_str) };
+            let key = keys[s.snapshots[x].key.0 as usize].name.clone();
+            resources.push(resource_summary(
+                s.snapshots[x].name.clone(),
+                "snapshot",
+                Some(key),
+                history,
+                &verdict,
+                at_end,
+            ));
         }
         Summary { keys, resources, end: run.end }
     }

@@ -196,6 +196,12 @@ impl<A: Actor> Ctx<'_, A> {
         &self.names[self.me.index()]
     }
 
+    /// The name of another actor (for the words of a refusal that names it).
+    #[must_use]
+    pub fn name_of(&self, id: ActorId) -> &str {
+        &self.names[id.index()]
+    }
+
     /// The actor whose [`Ctx::call`] this handling answers; `None` for a delivered message.
     #[must_use]
     pub fn caller(&self) -> Option<ActorId> {

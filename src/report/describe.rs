@@ -10,9 +10,11 @@ use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
 use crate::actors::kms::{CiphertextRef, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
 use crate::actors::kms::{ImportType, MaterialState};
+use crate::actors::snapshot::{SnapshotObs, Use};
 pub use crate::analysis::record::{Outcome, caller_words, verdict};
 use crate::engine::{ActorId, Record, SimTime};
-use crate::run::Names;
+use crate::run::{Names, Role, role};
+use crate::scenario::SnapshotSource;
 
 /// A record in words.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +143,9 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                     | KmsOp::GenerateDataKeyWithoutPlaintext { context: Some(c), .. },
                     _,
                 ) => format!("data key of {}", s.volume_name(*c)),
+                (KmsOp::ReEncrypt { source_context: Some(from), destination_context: Some(to), .. }, _) => {
+                    format!("data key of {} for {}", s.volume_name(*from), s.volume_name(*to))
+                }
                 (KmsOp::RetireGrant { grant } | KmsOp::RevokeGrant { grant, .. }, _) => {
                     let which = match grant {
                         GrantRef::Id(id) => format!("grant #{}", id.0),
@@ -239,5 +244,34 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
             }
             InstanceObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
         },
+        Obs::Snapshot(x) => {
+            let decl = match role(s, rec.actor) {
+                Role::Snapshot(i) => &s.snapshots[i],
+                other => unreachable!("snapshots record snapshot facts, not {other:?}"),
+            };
+            match x {
+                SnapshotObs::Created { copy: false } => {
+                    let SnapshotSource::Volume(v) = decl.source else { unreachable!("a snapshot of a volume") };
+                    format!("snapshot of {} completed; it keeps the volume's encrypted data key", s.volumes[v].name)
+                }
+                SnapshotObs::Created { copy: true } => {
+                    let SnapshotSource::Copy(from) = decl.source else { unreachable!("a copy") };
+                    format!("copy of {} completed under {}", s.snapshots[from].name, s.key(decl.key).name)
+                }
+                SnapshotObs::CreateFailed { error } => {
+                    format!("EBS copySnapshot failed: {}", error.message(|k| s.key_arn(k)))
+                }
+                SnapshotObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
+                SnapshotObs::Deleted => "snapshot deleted".into(),
+                SnapshotObs::Used { by, what: Use::Restore } => format!("{} restored from it", name(*by)),
+                SnapshotObs::Used { by, what: Use::Copy } => format!("copied to {}", name(*by)),
+                SnapshotObs::UseFailed { by, what, exception } => format!(
+                    "{} of {} from it failed: its data key could not be decrypted (KMS: {})",
+                    what.action(),
+                    name(*by),
+                    exception.as_str()
+                ),
+            }
+        }
     }
 }

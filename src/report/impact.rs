@@ -72,7 +72,7 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
 const GROUPS: [(Standing, &str); 5] = [
     (Standing::Broken, "BROKEN: failed because of its key, and not working since"),
     (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach or start fails"),
-    (Standing::Latent, "LATENT: still working on a plaintext data key cached in host memory"),
+    (Standing::Latent, "LATENT: still working: on a plaintext data key in host memory, or a snapshot until it is read"),
     (Standing::Recovered, "RECOVERED: broke while its key was unusable; works again"),
     (Standing::Unaffected, "UNAFFECTED: its key never stood in its way"),
 ];
@@ -89,6 +89,9 @@ pub fn when_words(d: &Dependent) -> String {
     match (d.standing, d.when) {
         (Standing::Latent | Standing::Blocked, Some(t)) => {
             format!("breaks at {t} ({})", d.how.as_deref().unwrap_or("its next use of the key"))
+        }
+        (Standing::Latent, None) if d.kind == NodeKind::Snapshot => {
+            "breaks at its next restore or copy (none before the horizon)".into()
         }
         (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
         (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
@@ -149,7 +152,9 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
         let node = &g.graph[n];
         let words = node.to_string();
         // A data key and a host carry their volume's and instance's name: only those have a standing.
-        let standing = standing.get(&*node.name).filter(|_| matches!(node.kind, NodeKind::Volume | NodeKind::Instance));
+        let standing = standing
+            .get(&*node.name)
+            .filter(|_| matches!(node.kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot));
         let colour = match standing {
             Some(Standing::Broken) => "#ef9a9a",
             Some(Standing::Blocked) => "#f48fb1",

@@ -147,6 +147,9 @@ pub fn render(summary: &Summary) -> String {
 #[must_use]
 pub fn standing_note(r: &ResourceSummary) -> Option<&'static str> {
     match (r.status, r.kind) {
+        (Standing::Latent, "snapshot") => Some(
+            ": its key cannot decrypt its data key, which it needs only when read: its next restore or copy will fail",
+        ),
         (Standing::Latent, _) => Some(
             " still runs on its cached plaintext data key: it will break at its next detach, stop or host maintenance",
         ),

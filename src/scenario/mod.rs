@@ -49,6 +49,7 @@ pub struct Scenario {
     pub materials: Vec<String>,
     pub instances: Vec<Arc<str>>,
     pub volumes: Vec<VolumeDecl>,
+    pub snapshots: Vec<SnapshotDecl>,
     pub fleets: Vec<FleetDecl>,
     /// Declared creations first (keys, instances), then the timeline, in file order.
     pub actions: Vec<Action>,
@@ -70,6 +71,26 @@ pub struct VolumeDecl {
     pub size_gib: u32,
     /// The fleet the volume belongs to, whose cycle it follows, and its instance there.
     pub fleet: Option<(usize, usize)>,
+    /// The snapshot its CreateVolume restores, if any.
+    pub snapshot: Option<usize>,
+}
+
+/// A declared EBS snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotDecl {
+    pub name: Arc<str>,
+    /// The key its data key is under: its volume's, or the one its copy was made under.
+    pub key: KeyIdx,
+    pub source: SnapshotSource,
+}
+
+/// What a snapshot is made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// CreateSnapshot of the `i`-th volume.
+    Volume(usize),
+    /// CopySnapshot of the `i`-th snapshot.
+    Copy(usize),
 }
 
 pub use crate::actors::ebs::Cycle;
@@ -122,6 +143,17 @@ pub enum ActionKind {
         instance: usize,
         op: InstanceAction,
     },
+    /// CreateSnapshot or CopySnapshot (as the snapshot is declared), or DeleteSnapshot.
+    Snapshot {
+        snapshot: usize,
+        op: SnapshotOp,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotOp {
+    Create,
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -248,10 +280,21 @@ impl Scenario {
         &self.key(key).spec.arn
     }
 
-    /// The volume an `aws:ebs:id` encryption context names.
+    /// The volume or snapshot an `aws:ebs:id` encryption context names: the volumes come
+    /// first, then the snapshots (a copy's context is its own id).
     #[must_use]
     pub fn volume_name(&self, id: crate::actors::kms::EbsId) -> &str {
-        &self.volumes[id.0 as usize].name
+        let i = id.0 as usize;
+        match self.volumes.get(i) {
+            Some(v) => &v.name,
+            None => &self.snapshots[i - self.volumes.len()].name,
+        }
+    }
+
+    /// The `aws:ebs:id` of the `s`-th snapshot.
+    #[must_use]
+    pub fn snapshot_context(&self, s: usize) -> crate::actors::kms::EbsId {
+        crate::actors::kms::EbsId(u32::try_from(self.volumes.len() + s).expect("volume count fits u32"))
     }
 
     /// The absolute instant a simulated time stands for, as RFC 3339 with milliseconds.

@@ -32,6 +32,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub volumes: Vec<RawVolume>,
     #[serde(default)]
+    pub snapshots: Vec<RawSnapshot>,
+    #[serde(default)]
     pub fleets: Vec<RawFleet>,
     #[serde(default)]
     pub timeline: Vec<At>,
@@ -139,6 +141,23 @@ pub struct RawVolume {
     pub key: String,
     #[serde(default)]
     pub size_gib: Option<u32>,
+    /// The snapshot its CreateVolume restores (under `key`: the snapshot's key or another).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+/// An EBS snapshot: of a volume (CreateSnapshot, under the volume's key) or a copy of an earlier
+/// declared snapshot (CopySnapshot, under `key`, by default the source's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Snapshot")]
+pub struct RawSnapshot {
+    pub id: String,
+    #[serde(default)]
+    pub volume: Option<String>,
+    #[serde(default)]
+    pub copy_of: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// One timeline entry: `At("2d 4h", Action(...))`; the time is an offset or an RFC 3339 instant.
@@ -271,6 +290,15 @@ pub enum RawAction {
     },
     DetachVolume {
         volume: String,
+    },
+    CreateSnapshot {
+        snapshot: String,
+    },
+    CopySnapshot {
+        snapshot: String,
+    },
+    DeleteSnapshot {
+        snapshot: String,
     },
     StopInstances {
         instance: String,

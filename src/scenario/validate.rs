@@ -10,12 +10,12 @@ use rand_chacha::ChaCha8Rng;
 use super::locate::Calls;
 use super::raw::{
     At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawImportType, RawInstance, RawIo, RawKey, RawOrigin,
-    RawScenario, RawVolume,
+    RawScenario, RawSnapshot, RawVolume,
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
-    Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, VERSION, VolumeDecl,
-    VolumeOp,
+    Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, SnapshotDecl,
+    SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
@@ -63,6 +63,7 @@ struct Names {
     arns: BTreeMap<String, KeyIdx>,
     volumes: BTreeMap<String, usize>,
     instances: BTreeMap<String, usize>,
+    snapshots: BTreeMap<String, usize>,
     /// Every id declared so far, with what it names: ids share one namespace.
     ids: BTreeMap<String, &'static str>,
 }
@@ -95,6 +96,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         keys,
         instances,
         volumes,
+        snapshots,
         fleets,
         timeline,
         expect,
@@ -117,13 +119,16 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     names.ids.insert("kms".into(), "the KMS service");
     let keys = declare_keys(&mut c, keys, &mut names, &h);
     let mut instances = declare_instances(&mut c, instances, &mut names);
+    let restores: Vec<Option<String>> = volumes.iter().map(|v| v.snapshot.clone()).collect();
     let mut volumes = declare_volumes(&mut c, volumes, &mut names);
     let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
+    let snapshots = declare_snapshots(&mut c, snapshots, &mut names, &volumes);
+    restored_from(&mut c, &restores, &names, &mut volumes);
     let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
     let mut materials: Vec<String> = Vec::new();
-    actions.extend(resolve_timeline(&mut c, &timeline, &names, &mut materials, &h));
+    actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots), &mut materials, &h));
     actions.extend(fleet_actions);
-    let expectations = expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets), text, &h);
+    let expectations = expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots), text, &h);
 
     if c.problems.is_empty() {
         let Header { start, horizon, seed, account, region, user } = h;
@@ -142,6 +147,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             materials,
             instances,
             volumes,
+            snapshots,
             fleets,
             actions,
             expectations,
@@ -287,9 +293,84 @@ fn declare_volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>, names: &mut Names) 
             );
         }
         names.volumes.insert(v.id.clone(), i);
-        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None });
+        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None, snapshot: None });
     }
     volumes
+}
+
+/// The declared snapshots: each of a volume, or a copy of a snapshot declared before it.
+fn declare_snapshots(
+    c: &mut Checker<'_>,
+    raw: Vec<RawSnapshot>,
+    names: &mut Names,
+    volumes: &[VolumeDecl],
+) -> Vec<SnapshotDecl> {
+    let mut snapshots: Vec<SnapshotDecl> = Vec::new();
+    for (i, snap) in raw.into_iter().enumerate() {
+        let pos = c.at("Snapshot", i);
+        let path = format!("snapshots[{i}]");
+        check_id(c, &mut names.ids, pos, &path, &snap.id, "snapshot");
+        let key = snap.key.as_ref().map(|k| {
+            names.keys.get(k).copied().unwrap_or_else(|| {
+                c.problem(pos, format!("{path}.key"), unknown("key", k, names.keys.keys()));
+                KeyIdx(0)
+            })
+        });
+        let (source, key) = match (&snap.volume, &snap.copy_of) {
+            (Some(v), None) => {
+                let Some(&v) = names.volumes.get(v) else {
+                    c.problem(pos, format!("{path}.volume"), unknown("volume", v, names.volumes.keys()));
+                    continue;
+                };
+                if key.is_some_and(|k| k != volumes[v].key) {
+                    c.problem(
+                        pos,
+                        format!("{path}.key"),
+                        "a snapshot of a volume is under the volume's key: leave `key` out, or declare a copy \
+                         (`copy_of`) under another key",
+                    );
+                }
+                (SnapshotSource::Volume(v), volumes[v].key)
+            }
+            (None, Some(source)) => {
+                let Some(&from) = names.snapshots.get(source) else {
+                    let msg = if names.ids.get(source) == Some(&"snapshot") || *source == snap.id {
+                        format!("{source:?} is not declared before {}: a copy names an earlier snapshot", snap.id)
+                    } else {
+                        unknown("snapshot", source, names.snapshots.keys())
+                    };
+                    c.problem(pos, format!("{path}.copy_of"), msg);
+                    continue;
+                };
+                (SnapshotSource::Copy(from), key.unwrap_or(snapshots[from].key))
+            }
+            _ => {
+                c.problem(
+                    pos,
+                    &path,
+                    "say what the snapshot is made from: `volume` (CreateSnapshot) or `copy_of` (CopySnapshot), one of them",
+                );
+                continue;
+            }
+        };
+        names.snapshots.insert(snap.id.clone(), snapshots.len());
+        snapshots.push(SnapshotDecl { name: snap.id.into(), key, source });
+    }
+    snapshots
+}
+
+/// Each declared volume's `snapshot`, the snapshot its CreateVolume restores.
+fn restored_from(c: &mut Checker<'_>, restores: &[Option<String>], names: &Names, volumes: &mut [VolumeDecl]) {
+    for (i, name) in restores.iter().enumerate() {
+        let Some(name) = name else { continue };
+        match names.snapshots.get(name) {
+            Some(&s) => volumes[i].snapshot = Some(s),
+            None => {
+                let pos = c.at("Volume", i);
+                c.problem(pos, format!("volumes[{i}].snapshot"), unknown("snapshot", name, names.snapshots.keys()));
+            }
+        }
+    }
 }
 
 /// Fleets, expanded into instances and volumes (appended to the declared ones), each volume's
@@ -387,7 +468,13 @@ fn expand_fleets(
             let volume = volumes.len();
             names.volumes.insert(name.clone(), volume);
             let instance = first_instance + v / per as usize;
-            volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: Some((fleets.len(), instance)) });
+            volumes.push(VolumeDecl {
+                name: name.into(),
+                key,
+                size_gib: 8,
+                fleet: Some((fleets.len(), instance)),
+                snapshot: None,
+            });
             // Created at 0s, after the timeline's own 0s actions (an import, typically); the
             // volume then attaches itself and follows its cycle.
             let source = ActionSource::Fleet { fleet: f };
@@ -505,12 +592,12 @@ fn initial_actions(keys: usize, instances: usize, fleets: &[FleetDecl]) -> Vec<A
 fn resolve_timeline(
     c: &mut Checker<'_>,
     raw: &[At],
-    names: &Names,
+    (names, snapshots): (&Names, &[SnapshotDecl]),
     materials: &mut Vec<String>,
     h: &Header,
 ) -> Vec<Action> {
     let (start, horizon) = (h.start, h.horizon);
-    let mut timeline = Timeline { names, materials, start, horizon, defined: Defined::default() };
+    let mut timeline = Timeline { names, snapshots, materials, start, horizon, defined: Defined::default() };
     // Names defined by earlier actions (tokens, ciphertexts, grants) must be defined *earlier in
     // time*; resolve in time order, keeping file order for ties.
     let mut order: Vec<(usize, &At, Option<SimTime>)> =
@@ -556,20 +643,21 @@ fn resolve_timeline(
 }
 
 /// Everything declared, fleets expanded.
-type Declared<'a> = (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl]);
+type Declared<'a> = (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl], &'a [SnapshotDecl]);
 
 /// The expectations, resolved against every resource's name (a replaced fleet instance's
 /// later lives included, D6).
 fn expectations(
     c: &mut Checker<'_>,
     raw: Vec<RawExpect>,
-    (keys, volumes, instances, fleets): Declared<'_>,
+    (keys, volumes, instances, fleets, snapshots): Declared<'_>,
     text: &str,
     h: &Header,
 ) -> Vec<super::expect::Expectation> {
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
+    let snapshot_names: Vec<String> = snapshots.iter().map(|s| s.name.to_string()).collect();
     // Auto scaling launches new instances in the place of a fleet's that it replaces (D6).
     let mut replaced = vec![false; instance_names.len()];
     for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
@@ -579,6 +667,7 @@ fn expectations(
         keys: &key_names,
         volumes: &volume_names,
         instances: &instance_names,
+        snapshots: &snapshot_names,
         replaced: &replaced,
     };
     super::expect::validate(raw, &names, text, &c.calls, h.start, h.horizon, &mut c.problems)
@@ -743,6 +832,7 @@ struct Defined {
 
 struct Timeline<'a> {
     names: &'a Names,
+    snapshots: &'a [SnapshotDecl],
     materials: &'a mut Vec<String>,
     start: jiff::Timestamp,
     horizon: SimTime,
@@ -881,7 +971,7 @@ impl Timeline<'_> {
                 let ciphertext = self.ciphertext(ciphertext, errs);
                 let destination = self.key(destination_key, errs, "destination_key");
                 let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
-                kms(KmsOp::ReEncrypt { ciphertext, destination, name })
+                kms(KmsOp::ReEncrypt { ciphertext, source_context: None, destination, destination_context: None, name })
             }
             A::CreateGrant { key, grantee, name } => {
                 let name = Self::defines(&mut self.defined.grants, name.as_ref());
@@ -898,6 +988,9 @@ impl Timeline<'_> {
                 self.on_volume(volume, VolumeOp::Attach { instance }, errs)
             }
             A::DetachVolume { volume } => self.on_volume(volume, VolumeOp::Detach, errs),
+            A::CreateSnapshot { snapshot } => self.on_snapshot(snapshot, "CreateSnapshot", errs),
+            A::CopySnapshot { snapshot } => self.on_snapshot(snapshot, "CopySnapshot", errs),
+            A::DeleteSnapshot { snapshot } => self.on_snapshot(snapshot, "DeleteSnapshot", errs),
             A::Read { volume } => self.on_volume(volume, VolumeOp::Io(IoKind::Read), errs),
             A::Write { volume } => self.on_volume(volume, VolumeOp::Io(IoKind::Write), errs),
             A::IoLoad { volume, io, every, until } => {
@@ -949,6 +1042,25 @@ impl Timeline<'_> {
 
     fn on_volume(&self, volume: &str, op: VolumeOp, errs: &mut FieldErrors) -> Option<ActionKind> {
         Some(ActionKind::Volume { volume: self.volume(volume, errs), op })
+    }
+
+    /// CreateSnapshot names a snapshot of a volume, CopySnapshot a copy, as the snapshot is declared.
+    fn on_snapshot(&self, name: &str, action: &str, errs: &mut FieldErrors) -> Option<ActionKind> {
+        let Some(&snapshot) = self.names.snapshots.get(name) else {
+            errs.push(("snapshot", unknown("snapshot", name, self.names.snapshots.keys())));
+            return None;
+        };
+        let source = self.snapshots[snapshot].source;
+        let wrong = match (action, source) {
+            ("CreateSnapshot", SnapshotSource::Copy(_)) => Some("a copy (`copy_of`): make it with CopySnapshot"),
+            ("CopySnapshot", SnapshotSource::Volume(_)) => Some("a snapshot of a volume: make it with CreateSnapshot"),
+            _ => None,
+        };
+        if let Some(wrong) = wrong {
+            errs.push(("snapshot", format!("{name} is declared as {wrong}")));
+        }
+        let op = if action == "DeleteSnapshot" { SnapshotOp::Delete } else { SnapshotOp::Create };
+        Some(ActionKind::Snapshot { snapshot, op })
     }
 
     fn on_instance(&self, instance: &str, op: InstanceAction, errs: &mut FieldErrors) -> Option<ActionKind> {

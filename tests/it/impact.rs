@@ -398,7 +398,12 @@ fn the_text_of_a_fleets_blast_radius_stays_readable() {
     let latent = impact.dependents.iter().filter(|d| d.standing.as_str() == "latent").count();
     assert_eq!(latent, 240, "every volume and instance runs on a cached key");
     let words = kmsim::report::impact::render(&impact, &r);
-    assert!(words.contains("LATENT: still working on a plaintext data key cached in host memory (240)"), "{words}");
+    assert!(
+        words.contains(
+            "LATENT: still working: on a plaintext data key in host memory, or a snapshot until it is read (240)"
+        ),
+        "{words}"
+    );
     assert!(words.contains("  (140 more latent: `--format json` lists every one)"), "{words}");
     assert_eq!(words.lines().filter(|l| l.trim_start().starts_with("via ")).count(), 100);
 }

@@ -177,7 +177,7 @@ fn check_invariants(text: &str, seed: u64) -> usize {
 }
 
 /// Each fleet instance is followed by its own volumes among the engine's actors, after KMS and
-/// the declared instances and volumes; the maps between scenario indices and actors agree with
+/// the declared instances and volumes, and the snapshots come last; the maps between scenario indices and actors agree with
 /// the names the engine gave, both ways, for every actor.
 #[test]
 fn each_fleet_instance_is_followed_by_its_volumes() {
@@ -186,7 +186,8 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     version: 1, name: "layout", start: "2026-01-01T00:00:00Z", horizon: "1d", seed: 3,
     keys: [Key(id: "k", origin: AwsKms)],
     instances: [Instance(id: "i-a"), Instance(id: "i-b")],
-    volumes: [Volume(id: "vol-a", key: "k"), Volume(id: "vol-b", key: "k")],
+    volumes: [Volume(id: "vol-a", key: "k"), Volume(id: "vol-b", key: "k", snapshot: "snap-a")],
+    snapshots: [Snapshot(id: "snap-a", volume: "vol-a"), Snapshot(id: "snap-b", copy_of: "snap-a")],
     fleets: [
         Fleet(id: "web", instances: 3, volumes_per_instance: 2, keys: [("k", 1)],
               attached: Exponential("6h"), detached: Exponential("10m")),
@@ -198,7 +199,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     let s = scenario::parse("layout", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
     let sim = kmsim::run::build(&s);
     let names = sim.names();
-    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len());
+    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len() + s.snapshots.len());
     let mut order = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let id = kmsim::engine::ActorId(u32::try_from(index).unwrap());
@@ -207,6 +208,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
             Role::Kms => assert_eq!(index, 0),
             Role::Instance(i) => assert_eq!(instance_actor(&s, i), id, "instance {i}"),
             Role::Volume(v) => assert_eq!(volume_actor(&s, v), id, "volume {v}"),
+            Role::Snapshot(x) => assert_eq!(kmsim::run::snapshot_actor(&s, x), id, "snapshot {x}"),
         }
         order.push(&**name);
     }
@@ -214,7 +216,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
         order,
         [
             "kms", "i-a", "i-b", "vol-a", "vol-b", "web-i0", "web-v0", "web-v1", "web-i1", "web-v2", "web-v3",
-            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1",
+            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1", "snap-a", "snap-b",
         ]
     );
 }

@@ -244,9 +244,13 @@ pub enum KmsOp {
         key: Option<KeyRef>,
         context: Option<EbsId>,
     },
+    /// EBS passes the encryption contexts (`SourceEncryptionContext`,
+    /// `DestinationEncryptionContext`) when it re-encrypts a snapshot's data key (D19).
     ReEncrypt {
         ciphertext: CiphertextRef,
+        source_context: Option<EbsId>,
         destination: KeyRef,
+        destination_context: Option<EbsId>,
         name: Option<Arc<str>>,
     },
     GenerateDataKey {
@@ -709,10 +713,12 @@ impl Kms {
         };
         let outcome = match op {
             KmsOp::Decrypt { ciphertext, context, .. } => self.decrypt(caller, named, ciphertext, *context, now),
-            KmsOp::ReEncrypt { ciphertext, name, .. } => {
+            KmsOp::ReEncrypt { ciphertext, source_context, destination_context, name, .. } => {
                 let dest = named.expect("ReEncrypt names a destination key");
-                match self.decrypt(caller, None, ciphertext, None, now) {
-                    Ok(_) => self.check(operation, dest, now).map(|()| self.new_ciphertext(dest, None, name.as_ref())),
+                match self.decrypt(caller, None, ciphertext, *source_context, now) {
+                    Ok(_) => self
+                        .check(operation, dest, now)
+                        .map(|()| self.new_ciphertext(dest, *destination_context, name.as_ref())),
                     Err(e) => Err(e),
                 }
             }

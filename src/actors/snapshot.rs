@@ -1,0 +1,408 @@
+//! EBS snapshots: a volume's data key kept with a point-in-time copy of its blocks, and the
+//! KMS calls that restoring or copying one needs.
+//!
+//! ```text
+//!   (not created) ──CreateSnapshot (no KMS call, D7: the volume's data key)──> completed
+//!   (not created) ──CopySnapshot: ReEncrypt, or Decrypt + GenerateDataKeyWithoutPlaintext──> completed
+//!                                 └──KMS refuses (D20)──> (not created)
+//!   completed ──DeleteSnapshot──> deleted
+//! ```
+//!
+//! A snapshot of a volume shares the volume's data key and its encryption context (the volume's
+//! id); a copy gets a data key of its own context (its own id). Restoring a volume from a
+//! snapshot and copying one give the new resource its data key as [`Derive`] says (D19): under
+//! the same key the same data key, re-encrypted to the new context; under another key a new data
+//! key, after the source's is decrypted to read its blocks. The new resource makes the calls, as
+//! EBS does on the user's behalf, and tells the source how reading it went, so the record of a
+//! snapshot that could not be read sits on the snapshot: it needs its key only then.
+
+use std::sync::Arc;
+
+use crate::engine::{ActorId, SimDuration};
+
+use super::dist::Dist;
+use super::ebs::{VolumeMsg, backoff};
+use super::ec2::{Ec2Error, Ec2Message};
+use super::kms::{
+    Caller, Ciphertext, CiphertextRef, EbsId, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
+    KmsRequest, Outcome, Service,
+};
+use super::{Msg, Obs, Reply, WorldCtx};
+
+/// The snapshot states kmsim uses, named as EC2 names them (and `deleted`, once it is gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Deleted,
+}
+
+impl SnapshotState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Pending => "pending",
+            SnapshotState::Completed => "completed",
+            SnapshotState::Deleted => "deleted",
+        }
+    }
+}
+
+/// What a snapshot is made from: a volume's actor, or another snapshot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Volume(ActorId),
+    Copy(ActorId),
+}
+
+/// What a source snapshot was read for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// CreateVolume from it.
+    Restore,
+    /// CopySnapshot of it.
+    Copy,
+}
+
+impl Use {
+    #[must_use]
+    pub fn action(self) -> &'static str {
+        match self {
+            Use::Restore => "CreateVolume",
+            Use::Copy => "CopySnapshot",
+        }
+    }
+}
+
+/// One step of giving a new volume or snapshot copy its data key from a source's (D19).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derive {
+    /// Under the source's key: the same data key, re-encrypted to the new resource's context.
+    ReEncrypt,
+    /// Under another key: the source's data key decrypted, to read its blocks ...
+    Decrypt,
+    /// ... and a new data key under the new key.
+    Generate,
+}
+
+impl Derive {
+    /// The first step for a new resource under `key` made from `source`.
+    #[must_use]
+    pub fn first(source: &Ciphertext, key: KeyIdx) -> Derive {
+        if source.key == key { Derive::ReEncrypt } else { Derive::Decrypt }
+    }
+
+    /// Whether this step reads the source: a refusal of it is the source's key standing in the way.
+    #[must_use]
+    pub fn reads_source(self) -> bool {
+        self != Derive::Generate
+    }
+
+    /// The call EBS makes for this step, for a resource under `key` with encryption context
+    /// `context`; `source` is the source's data key (unused by [`Derive::Generate`]).
+    #[must_use]
+    pub fn request(self, source: Option<Ciphertext>, key: KeyIdx, context: EbsId) -> KmsRequest {
+        let op = match (self, source) {
+            (Derive::ReEncrypt, Some(c)) => KmsOp::ReEncrypt {
+                source_context: c.context,
+                ciphertext: CiphertextRef::Blob(c),
+                destination: KeyRef::Id(key),
+                destination_context: Some(context),
+                name: None,
+            },
+            (Derive::Decrypt, Some(c)) => {
+                KmsOp::Decrypt { context: c.context, ciphertext: CiphertextRef::Blob(c), key: None }
+            }
+            (Derive::Generate, _) => {
+                KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(key), context: Some(context), name: None }
+            }
+            (step, None) => unreachable!("{step:?} reads a source's data key, and none was given"),
+        };
+        KmsRequest { caller: Caller::UserVia(Service::Ebs), op: Box::new(op) }
+    }
+}
+
+/// Messages a snapshot handles.
+#[derive(Clone, Copy, Debug)]
+pub enum SnapshotMsg {
+    /// CreateSnapshot or CopySnapshot, as the snapshot is made.
+    Create,
+    Delete,
+    /// The copy's KMS call is due, after its latency or a throttled call's backoff.
+    CallDue {
+        tag: u32,
+    },
+    /// A call: its data key, if it exists (a volume's CreateVolume or a copy asks; `started`:
+    /// for a restore or copy already under way, which reads it even if it was deleted since).
+    DataKey {
+        started: bool,
+    },
+    /// A call: a restore or copy read it (`refused`: KMS's exception when reading failed).
+    Used {
+        by: ActorId,
+        what: Use,
+        refused: Option<KmsException>,
+    },
+}
+
+/// Facts a snapshot records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SnapshotObs {
+    /// Made: by CreateSnapshot, or by CopySnapshot (`copy`).
+    Created {
+        copy: bool,
+    },
+    /// KMS refused a copy's call: no copy is made (D20).
+    CreateFailed {
+        error: KmsError,
+    },
+    /// CreateSnapshot, CopySnapshot or DeleteSnapshot refused by EC2.
+    Refused {
+        action: &'static str,
+        error: Ec2Error,
+    },
+    Deleted,
+    /// A restore or copy read it (the good use of a snapshot).
+    Used {
+        by: ActorId,
+        what: Use,
+    },
+    /// A restore or copy could not read it: KMS refused its data key.
+    UseFailed {
+        by: ActorId,
+        what: Use,
+        exception: KmsException,
+    },
+}
+
+/// An EBS snapshot encrypted under a KMS key.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Its own `aws:ebs:id`: the context of a copy's data key.
+    context: EbsId,
+    kms: ActorId,
+    key: KeyIdx,
+    source: Source,
+    latency: Arc<Dist>,
+    state: Option<SnapshotState>,
+    data_key: Option<Ciphertext>,
+    /// A copy's outstanding KMS call: its tag and step.
+    call: Option<(u32, Derive)>,
+    attempt: u16,
+    next_tag: u32,
+}
+
+impl Snapshot {
+    #[must_use]
+    pub fn new(context: EbsId, kms: ActorId, key: KeyIdx, source: Source, latency: Arc<Dist>) -> Self {
+        Snapshot {
+            context,
+            kms,
+            key,
+            source,
+            latency,
+            state: None,
+            data_key: None,
+            call: None,
+            attempt: 0,
+            next_tag: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn state(&self) -> Option<SnapshotState> {
+        self.state
+    }
+
+    /// The key material its data key was encrypted with, once it exists.
+    #[must_use]
+    pub fn data_key_material(&self) -> Option<super::kms::MaterialId> {
+        self.data_key.as_ref().and_then(|c| c.material)
+    }
+
+    /// Its data key while it exists (a deleted snapshot can be neither restored nor copied).
+    #[must_use]
+    pub fn data_key(&self) -> Option<Ciphertext> {
+        match self.state {
+            Some(SnapshotState::Completed) => self.data_key.clone(),
+            _ => None,
+        }
+    }
+
+    pub fn handle(&mut self, msg: SnapshotMsg, ctx: &mut WorldCtx<'_>) {
+        match msg {
+            SnapshotMsg::Create => self.on_create(ctx),
+            SnapshotMsg::Delete => {
+                if self.state == Some(SnapshotState::Completed) {
+                    self.state = Some(SnapshotState::Deleted);
+                    ctx.record(Obs::Snapshot(SnapshotObs::Deleted));
+                } else {
+                    let error = not_found(ctx.my_name());
+                    ctx.record(Obs::Snapshot(SnapshotObs::Refused { action: "DeleteSnapshot", error }));
+                }
+            }
+            SnapshotMsg::CallDue { tag } => {
+                if self.call.is_some_and(|(t, _)| t == tag) {
+                    self.make_call(ctx);
+                }
+            }
+            SnapshotMsg::DataKey { .. } | SnapshotMsg::Used { .. } => {
+                unreachable!("{msg:?} is a call, answered by Snapshot::answer")
+            }
+        }
+    }
+
+    /// The calls a snapshot answers.
+    pub fn answer(&mut self, msg: SnapshotMsg, ctx: &mut WorldCtx<'_>) -> Reply {
+        match msg {
+            SnapshotMsg::DataKey { started: false } => Reply::DataKey(self.data_key()),
+            SnapshotMsg::DataKey { started: true } => Reply::DataKey(self.data_key.clone()),
+            SnapshotMsg::Used { by, what, refused } => {
+                let obs = match refused {
+                    None => SnapshotObs::Used { by, what },
+                    Some(exception) => SnapshotObs::UseFailed { by, what, exception },
+                };
+                ctx.record(Obs::Snapshot(obs));
+                Reply::Done
+            }
+            other => unreachable!("{other:?} is not a call"),
+        }
+    }
+
+    fn on_create(&mut self, ctx: &mut WorldCtx<'_>) {
+        let (action, copy) = match self.source {
+            Source::Volume(_) => ("CreateSnapshot", false),
+            Source::Copy(_) => ("CopySnapshot", true),
+        };
+        if self.state.is_some() {
+            let error = Ec2Error {
+                code: "InvalidSnapshot.Duplicate",
+                message: Ec2Message::Text(format!("The snapshot '{}' already exists.", ctx.my_name())),
+            };
+            ctx.record(Obs::Snapshot(SnapshotObs::Refused { action, error }));
+            return;
+        }
+        match self.source {
+            Source::Volume(volume) => match data_key_of(volume, Msg::Volume(VolumeMsg::DataKey), ctx) {
+                Some(c) => {
+                    // D7: the volume's data key, as it is; no KMS call.
+                    self.data_key = Some(c);
+                    self.state = Some(SnapshotState::Completed);
+                    ctx.record(Obs::Snapshot(SnapshotObs::Created { copy }));
+                }
+                None => {
+                    let error = Ec2Error {
+                        code: "InvalidVolume.NotFound",
+                        message: Ec2Message::Text(format!("The volume '{}' does not exist.", ctx.name_of(volume))),
+                    };
+                    ctx.record(Obs::Snapshot(SnapshotObs::Refused { action, error }));
+                }
+            },
+            Source::Copy(from) => {
+                match data_key_of(from, Msg::Snapshot(SnapshotMsg::DataKey { started: false }), ctx) {
+                    Some(c) => {
+                        self.state = Some(SnapshotState::Pending);
+                        self.send_call(Derive::first(&c, self.key), 0, SimDuration::ZERO, ctx);
+                    }
+                    None => {
+                        let error = not_found(ctx.name_of(from));
+                        ctx.record(Obs::Snapshot(SnapshotObs::Refused { action, error }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_call(&mut self, step: Derive, attempt: u16, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.call = Some((tag, step));
+        self.attempt = attempt;
+        let after = self.latency.draw(&mut ctx.rng()) + wait;
+        if after == SimDuration::ZERO {
+            self.make_call(ctx);
+        } else {
+            let me = ctx.me();
+            ctx.send(me, Msg::Snapshot(SnapshotMsg::CallDue { tag }), after);
+        }
+    }
+
+    fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
+        let Some((_, step)) = self.call else { return };
+        let Source::Copy(from) = self.source else { unreachable!("only a copy calls KMS") };
+        let source = if step.reads_source() { source_key(from, ctx) } else { None };
+        let request = step.request(source, self.key, self.context);
+        let result = match ctx.call(self.kms, Msg::Kms(KmsMsg::Request(request))) {
+            Reply::Kms(result) => result,
+            other => unreachable!("KMS answers with Kms, not {other:?}"),
+        };
+        self.on_kms_result(from, step, result, ctx);
+    }
+
+    fn on_kms_result(&mut self, from: ActorId, step: Derive, result: Outcome, ctx: &mut WorldCtx<'_>) {
+        if let Err(e) = &result
+            && e.exception == KmsException::Throttling
+        {
+            let wait = backoff(self.attempt, ctx);
+            self.send_call(step, self.attempt.saturating_add(1), wait, ctx);
+            return;
+        }
+        self.call = None;
+        self.attempt = 0;
+        let me = ctx.me();
+        match (step, result) {
+            (Derive::Decrypt, Ok(KmsOutput::Decrypted { .. })) => {
+                self.send_call(Derive::Generate, 0, SimDuration::ZERO, ctx);
+            }
+            (_, Ok(KmsOutput::Ciphertext(c))) => {
+                self.data_key = Some(c);
+                self.state = Some(SnapshotState::Completed);
+                ctx.record(Obs::Snapshot(SnapshotObs::Created { copy: true }));
+                tell_source(from, me, Use::Copy, None, ctx);
+            }
+            (step, Err(error)) => {
+                self.state = None;
+                let exception = error.exception;
+                ctx.record(Obs::Snapshot(SnapshotObs::CreateFailed { error }));
+                if step.reads_source() {
+                    tell_source(from, me, Use::Copy, Some(exception), ctx);
+                }
+            }
+            (step, result) => unreachable!("unexpected KMS answer {result:?} to {step:?}"),
+        }
+    }
+}
+
+/// The data key a volume or snapshot actor holds, asked by a call (`msg`, its kind's).
+pub(super) fn data_key_of(actor: ActorId, msg: Msg, ctx: &mut WorldCtx<'_>) -> Option<Ciphertext> {
+    match ctx.call(actor, msg) {
+        Reply::DataKey(c) => c,
+        other => unreachable!("a data key is answered with DataKey, not {other:?}"),
+    }
+}
+
+/// A source snapshot's data key, asked again when a step is made (its latency may have passed).
+#[must_use]
+pub(super) fn source_key(from: ActorId, ctx: &mut WorldCtx<'_>) -> Option<Ciphertext> {
+    data_key_of(from, Msg::Snapshot(SnapshotMsg::DataKey { started: true }), ctx)
+}
+
+/// Tells the source snapshot `from` how `me`'s restore or copy read it.
+pub(super) fn tell_source(
+    from: ActorId,
+    me: ActorId,
+    what: Use,
+    refused: Option<KmsException>,
+    ctx: &mut WorldCtx<'_>,
+) {
+    ctx.call(from, Msg::Snapshot(SnapshotMsg::Used { by: me, what, refused }));
+}
+
+/// EC2's refusal of a snapshot that does not exist (not created yet, or deleted).
+#[must_use]
+pub fn not_found(name: &str) -> Ec2Error {
+    Ec2Error {
+        code: "InvalidSnapshot.NotFound",
+        message: Ec2Message::Text(format!("The snapshot '{name}' does not exist.")),
+    }
+}
