@@ -222,7 +222,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
 }
 
 /// A random estate drawn from `seed`: one to three keys (most with imported material, some
-/// expiring), declared instances and volumes, sometimes a fleet that stops, moves and is
+/// expiring), declared instances and volumes, sometimes snapshots, copies and a restore, sometimes a fleet that stops, moves and is
 /// replaced, sometimes KMS latency, and a timeline of random actions of every kind at random
 /// instants over three days.
 fn random_scenario(seed: u64) -> String {
@@ -295,9 +295,33 @@ fn random_scenario(seed: u64) -> String {
         String::new()
     };
     let latency = if rng.random_range(0..3) == 0 { "latency: (kms: Exponential(\"100ms\"))," } else { "" };
+    // Snapshots: one of a volume, a copy of it under a random key and a volume restored from
+    // either, each made, deleted and restored at random instants.
+    let mut volume_decls = volume_decls;
+    let mut snapshots = String::new();
+    if rng.random_range(0..2) == 0 {
+        let (v, k_copy, k_restore) =
+            (rng.random_range(0..volumes), rng.random_range(0..keys), rng.random_range(0..keys));
+        let from = ["s0", "s1"][rng.random_range(0..2usize)];
+        snapshots = format!(
+            "snapshots: [Snapshot(id: \"s0\", volume: \"v{v}\"), Snapshot(id: \"s1\", copy_of: \"s0\", key: \"k{k_copy}\")],"
+        );
+        volume_decls.push(format!("Volume(id: \"r0\", key: \"k{k_restore}\", snapshot: \"{from}\")"));
+        for _ in 0..rng.random_range(1..8) {
+            let at = format!("{}m", rng.random_range(30..3 * 24 * 60));
+            let action = match rng.random_range(0..6) {
+                0 | 1 => "CreateSnapshot(snapshot: \"s0\")",
+                2 => "CopySnapshot(snapshot: \"s1\")",
+                3 => ["DeleteSnapshot(snapshot: \"s0\")", "DeleteSnapshot(snapshot: \"s1\")"]
+                    [rng.random_range(0..2usize)],
+                _ => "CreateVolume(volume: \"r0\")",
+            };
+            timeline.push(format!("At(\"{at}\", {action})"));
+        }
+    }
     format!(
         "Scenario(version: 1, name: \"random {seed}\", start: \"2026-01-01T00:00:00Z\", horizon: \"3d\", seed: {seed}, {latency}
-    keys: [{}], instances: [{}], volumes: [{}], {fleet}
+    keys: [{}], instances: [{}], volumes: [{}], {snapshots} {fleet}
     timeline: [{}],
 )",
         key_decls.join(", "),
