@@ -119,6 +119,21 @@ enum What {
         volume: String,
         key: String,
         size: Option<u64>,
+        /// The snapshot it restores, if any.
+        snapshot: Option<String>,
+    },
+    CreateSnapshot {
+        snapshot: String,
+        volume: String,
+    },
+    /// `key`: the copy's key, when the call names one (else the source's, as the scenario's default).
+    CopySnapshot {
+        snapshot: String,
+        source: String,
+        key: Option<String>,
+    },
+    DeleteSnapshot {
+        snapshot: String,
     },
     Attach {
         volume: String,
@@ -148,8 +163,14 @@ impl What {
             | What::Cancel { key }
             | What::KeyDeleted { key }
             | What::KeyUse { key, .. }
-            | What::CreateVolume { key, .. } => Some(key),
-            What::Attach { .. } | What::Detach { .. } | What::Instance { .. } => None,
+            | What::CreateVolume { key, .. }
+            | What::CopySnapshot { key: Some(key), .. } => Some(key),
+            What::Attach { .. }
+            | What::Detach { .. }
+            | What::Instance { .. }
+            | What::CreateSnapshot { .. }
+            | What::CopySnapshot { key: None, .. }
+            | What::DeleteSnapshot { .. } => None,
         }
     }
 }
@@ -591,13 +612,30 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             let volume = need(resp["volumeId"].as_str().map(String::from), "responseElements.volumeId");
             let key = req["kmsKeyId"].as_str().or(resp["kmsKeyId"].as_str()).map(key_id_of);
             match (volume, key) {
-                (Ok(volume), Some(key)) => What::CreateVolume { volume, key, size: req["size"].as_u64() },
+                (Ok(volume), Some(key)) => What::CreateVolume {
+                    volume,
+                    key,
+                    size: req["size"].as_u64(),
+                    snapshot: req["snapshotId"].as_str().map(String::from),
+                },
                 // Unencrypted volumes, or failed calls: nothing kmsim models.
                 _ if raw.error_code.is_some() => return Ok(None),
                 (Err(e), _) => return Err(e),
                 (Ok(_), None) => return Ok(None),
             }
         }
+        ("ec2.amazonaws.com", "CreateSnapshot") => What::CreateSnapshot {
+            snapshot: need(resp["snapshotId"].as_str().map(String::from), "responseElements.snapshotId")?,
+            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
+        },
+        ("ec2.amazonaws.com", "CopySnapshot") => What::CopySnapshot {
+            snapshot: need(resp["snapshotId"].as_str().map(String::from), "responseElements.snapshotId")?,
+            source: need(req["sourceSnapshotId"].as_str().map(String::from), "requestParameters.sourceSnapshotId")?,
+            key: req["kmsKeyId"].as_str().map(key_id_of),
+        },
+        ("ec2.amazonaws.com", "DeleteSnapshot") => What::DeleteSnapshot {
+            snapshot: need(req["snapshotId"].as_str().map(String::from), "requestParameters.snapshotId")?,
+        },
         ("ec2.amazonaws.com", "AttachVolume") => What::Attach {
             volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
             instance: need(req["instanceId"].as_str().map(String::from), "requestParameters.instanceId")?,
@@ -700,6 +738,17 @@ impl Trail {
                 volumes.len() - 1
             })
         };
+        // Snapshots, in order of appearance: a copy's source must come before it. The
+        // `aws:ebs:id` of a copy's data key is the copy's own id, not a volume's.
+        let mut snapshots: Vec<(String, What)> = Vec::new();
+        for e in &self.events {
+            if let What::CreateSnapshot { snapshot, .. } | What::CopySnapshot { snapshot, .. } = &e.what
+                && !snapshots.iter().any(|(x, _)| x == snapshot)
+            {
+                snapshots.push((snapshot.clone(), e.what.clone()));
+            }
+        }
+        let is_snapshot = |id: &str| snapshots.iter().any(|(x, _)| x == id);
         let mut instances: Vec<String> = Vec::new();
         let mut instance_seen: BTreeSet<String> = BTreeSet::new();
         let mut add_instance = |instances: &mut Vec<String>, id: &str| {
@@ -724,12 +773,13 @@ impl Trail {
                 | What::Disable { key }
                 | What::Schedule { key, .. }
                 | What::Cancel { key }
-                | What::KeyDeleted { key } => {
+                | What::KeyDeleted { key }
+                | What::CopySnapshot { key: Some(key), .. } => {
                     key_index(&mut keys, key, false);
                 }
                 What::KeyUse { key, volume, instance, .. } => {
                     key_index(&mut keys, key, false);
-                    if let Some(v) = volume {
+                    if let Some(v) = volume.as_ref().filter(|v| !is_snapshot(v)) {
                         let i = slot(&mut volumes, &mut volume_at, v);
                         volumes[i].1 = volumes[i].1.take().or(Some(key.clone()));
                     }
@@ -737,7 +787,7 @@ impl Trail {
                         add_instance(&mut instances, i);
                     }
                 }
-                What::CreateVolume { volume, key, size } => {
+                What::CreateVolume { volume, key, size, .. } => {
                     key_index(&mut keys, key, false);
                     let i = slot(&mut volumes, &mut volume_at, volume);
                     volumes[i].1 = Some(key.clone());
@@ -747,7 +797,10 @@ impl Trail {
                     add_instance(&mut instances, instance);
                     slot(&mut volumes, &mut volume_at, volume);
                 }
-                What::Detach { .. } => {}
+                What::Detach { .. }
+                | What::CreateSnapshot { .. }
+                | What::CopySnapshot { .. }
+                | What::DeleteSnapshot { .. } => {}
                 What::Instance { id, .. } => add_instance(&mut instances, id),
             }
         }
@@ -835,6 +888,38 @@ impl Trail {
             if key.is_some() && !created.contains(v) {
                 notes.push(format!("volume {v} existed before the trail began: created at 0s"));
                 timeline.push(format!("At(\"0s\", CreateVolume(volume: {})),", q(v)));
+            }
+        }
+        // Snapshots whose volume or source the scenario has (else left out, with their events),
+        // and the volumes restored from one of them.
+        let mut kept_snapshots: Vec<&(String, What)> = Vec::new();
+        for snap in &snapshots {
+            let source_known = match &snap.1 {
+                What::CreateSnapshot { volume, .. } => volume_at.get(volume).is_some_and(|&i| volumes[i].1.is_some()),
+                What::CopySnapshot { source, .. } => kept_snapshots.iter().any(|(x, _)| x == source),
+                _ => false,
+            };
+            if source_known {
+                kept_snapshots.push(snap);
+            } else {
+                notes.push(format!(
+                    "snapshot {}: its volume or source snapshot is not in the scenario (made before the trail \
+                     began, or not encrypted): left out, with its events",
+                    snap.0
+                ));
+            }
+        }
+        let kept = |id: &str| kept_snapshots.iter().any(|(x, _)| x == id);
+        let mut restored: BTreeMap<&str, &str> = BTreeMap::new();
+        for e in &self.events {
+            if let What::CreateVolume { volume, snapshot: Some(x), .. } = &e.what {
+                if kept(x) {
+                    restored.insert(volume.as_str(), x.as_str());
+                } else {
+                    notes.push(format!(
+                        "volume {volume}: restored from {x}, which is not in the scenario: created empty under its key"
+                    ));
+                }
             }
         }
         let mut deletion_lag: Option<SimDuration> = None;
@@ -932,13 +1017,28 @@ impl Trail {
                     None
                 }
                 What::CreateVolume { volume, .. } => Some(format!("CreateVolume(volume: {})", q(volume))),
+                What::CreateSnapshot { snapshot, .. } if kept(snapshot) => {
+                    Some(format!("CreateSnapshot(snapshot: {})", q(snapshot)))
+                }
+                What::CopySnapshot { snapshot, .. } if kept(snapshot) => {
+                    Some(format!("CopySnapshot(snapshot: {})", q(snapshot)))
+                }
+                What::DeleteSnapshot { snapshot } if kept(snapshot) => {
+                    Some(format!("DeleteSnapshot(snapshot: {})", q(snapshot)))
+                }
                 What::Instance { action, id } => match *action {
                     "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances" => {
                         Some(format!("{action}(instance: {})", q(id)))
                     }
                     _ => None,
                 },
-                What::Expired { .. } | What::KeyUse { .. } | What::Created { .. } => None,
+                What::Expired { .. }
+                | What::KeyUse { .. }
+                | What::Created { .. }
+                // A snapshot left out (its source is not in the scenario), with its events.
+                | What::CreateSnapshot { .. }
+                | What::CopySnapshot { .. }
+                | What::DeleteSnapshot { .. } => None,
             };
             if let Some(line) = line {
                 timeline.push(format!("At({}, {line}),", q(&t)));
@@ -1016,9 +1116,25 @@ impl Trail {
         for (v, key, size) in &volumes {
             let Some(key) = key else { continue };
             let size = size.map_or(String::new(), |s| format!(", size_gib: {s}"));
-            let _ = writeln!(out, "        Volume(id: {}, key: {}{size}),", q(v), q(&key_name(key)));
+            let from = restored.get(v.as_str()).map_or(String::new(), |x| format!(", snapshot: {}", q(x)));
+            let _ = writeln!(out, "        Volume(id: {}, key: {}{size}{from}),", q(v), q(&key_name(key)));
         }
         let _ = writeln!(out, "    ],");
+        if !kept_snapshots.is_empty() {
+            let _ = writeln!(out, "    snapshots: [");
+            for (id, made) in &kept_snapshots {
+                let from = match made {
+                    What::CreateSnapshot { volume, .. } => format!("volume: {}", q(volume)),
+                    What::CopySnapshot { source, key: Some(k), .. } => {
+                        format!("copy_of: {}, key: {}", q(source), q(&key_name(k)))
+                    }
+                    What::CopySnapshot { source, .. } => format!("copy_of: {}", q(source)),
+                    _ => unreachable!("snapshots are made by CreateSnapshot or CopySnapshot"),
+                };
+                let _ = writeln!(out, "        Snapshot(id: {}, {from}),", q(id));
+            }
+            let _ = writeln!(out, "    ],");
+        }
         let _ = writeln!(out, "    timeline: [");
         for line in timeline {
             let _ = writeln!(out, "        {line}");

@@ -25,9 +25,10 @@ use crate::actors::kms::{
     Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
     Service,
 };
+use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{ActorId, Cause, Record, RecordId, SimTime};
-use crate::run::{Names, Run};
-use crate::scenario::Scenario;
+use crate::run::{Names, Role, Run, role};
+use crate::scenario::{Scenario, SnapshotSource};
 
 /// The `eventVersion` kmsim writes (the current KMS examples' version).
 pub const EVENT_VERSION: &str = "1.11";
@@ -391,11 +392,16 @@ impl<'s> Writer<'s> {
                 }
                 (req, Value::Null, true)
             }
-            (KmsOp::ReEncrypt { destination, .. }, _) => (
-                json!({"destinationKeyId": self.key_param(destination), "sourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "destinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
-                Value::Null,
-                true,
-            ),
+            (KmsOp::ReEncrypt { destination, source_context, destination_context, .. }, _) => {
+                let mut req = json!({"destinationKeyId": self.key_param(destination), "sourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "destinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"});
+                if let Some(c) = ebs_context(source_context) {
+                    req["sourceEncryptionContext"] = c;
+                }
+                if let Some(c) = ebs_context(destination_context) {
+                    req["destinationEncryptionContext"] = c;
+                }
+                (req, Value::Null, true)
+            }
             (KmsOp::CreateGrant { key: kr, grantee, context, .. }, res) => {
                 let grantee = match grantee {
                     Grantee::Instance(i) => {
@@ -532,8 +538,12 @@ impl<'s> Writer<'s> {
                 let v = s.volumes.iter().find(|v| *v.name == *actor)?;
                 let arn = &s.key(v.key).spec.arn;
                 let az = format!("{}a", s.region);
-                let req = json!({"size": v.size_gib, "availabilityZone": az, "volumeType": "gp3", "encrypted": true, "kmsKeyId": arn});
-                let resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.scenario, rec.at)});
+                let mut req = json!({"size": v.size_gib, "availabilityZone": az, "volumeType": "gp3", "encrypted": true, "kmsKeyId": arn});
+                let mut resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.scenario, rec.at)});
+                if let Some(x) = v.snapshot {
+                    req["snapshotId"] = json!(&*s.snapshots[x].name);
+                    resp["snapshotId"] = json!(&*s.snapshots[x].name);
+                }
                 Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "CreateVolume", req, resp, None)))
             }
             Obs::Volume(VolumeObs::Refused { action, error }) => {
@@ -592,6 +602,7 @@ impl<'s> Writer<'s> {
                     None,
                 )))
             }
+            Obs::Snapshot(o) => self.snapshot_call(rec, o, &actor),
             Obs::Instance(InstanceObs::Refused { action, error }) if *action != InstanceAction::HostMaintenance => {
                 let set = Self::instances_set(&actor);
                 let message = error.message(|v| s.volume_name(v));
@@ -606,6 +617,52 @@ impl<'s> Writer<'s> {
             }
             _ => None,
         }
+    }
+}
+
+impl Writer<'_> {
+    /// The EC2 call behind a snapshot's record: CreateSnapshot, CopySnapshot (written with its
+    /// outcome, after the KMS calls it made: accepted, as AWS accepts a copy that later fails),
+    /// DeleteSnapshot, or one EC2 refused. A restore or copy reading it is the reader's call.
+    fn snapshot_call(&mut self, rec: &Record<Obs>, obs: &SnapshotObs, actor: &str) -> Option<Waiting> {
+        let s = self.scenario;
+        let Role::Snapshot(x) = role(s, rec.actor) else { return None };
+        let decl = &s.snapshots[x];
+        let arn = &s.key(decl.key).spec.arn;
+        let started = event_time(s, rec.at);
+        let (name, req, resp, error) = match (obs, decl.source) {
+            (SnapshotObs::Created { .. }, SnapshotSource::Volume(v)) => {
+                let vol = &s.volumes[v];
+                (
+                    "CreateSnapshot",
+                    json!({"volumeId": &*vol.name, "description": ""}),
+                    json!({"snapshotId": actor, "volumeId": &*vol.name, "status": "pending", "startTime": started, "volumeSize": vol.size_gib, "encrypted": true, "kmsKeyId": arn}),
+                    None,
+                )
+            }
+            (SnapshotObs::Created { .. } | SnapshotObs::CreateFailed { .. }, SnapshotSource::Copy(from)) => (
+                "CopySnapshot",
+                json!({"sourceSnapshotId": &*s.snapshots[from].name, "sourceRegion": s.region, "encrypted": true, "kmsKeyId": arn}),
+                json!({"snapshotId": actor}),
+                None,
+            ),
+            (SnapshotObs::Deleted, _) => {
+                ("DeleteSnapshot", json!({"snapshotId": actor}), json!({"_return": true}), None)
+            }
+            (SnapshotObs::Refused { action, error }, source) => {
+                let req = match (*action, source) {
+                    ("CreateSnapshot", SnapshotSource::Volume(v)) => json!({"volumeId": &*s.volumes[v].name}),
+                    ("CopySnapshot", SnapshotSource::Copy(from)) => {
+                        json!({"sourceSnapshotId": &*s.snapshots[from].name, "sourceRegion": s.region})
+                    }
+                    _ => json!({"snapshotId": actor}),
+                };
+                (*action, req, Value::Null, Some((error.code, error.message(|v| s.volume_name(v)).into_owned())))
+            }
+            _ => return None,
+        };
+        let error = error.as_ref().map(|(code, message)| (*code, message.as_str()));
+        Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, name, req, resp, error)))
     }
 }
 

@@ -188,6 +188,20 @@ fn other_scenarios_with_ec2_actions_survive_the_round_trip() {
     }
 }
 
+/// Snapshots, copies under another key and restores: the trail carries CreateSnapshot,
+/// CopySnapshot (with its key), DeleteSnapshot and CreateVolume's snapshotId, and EBS's KMS
+/// calls name the copy's own id as their context; the imported scenario tells the same story.
+#[test]
+fn every_snapshot_scenario_survives_the_round_trip() {
+    let dir = super::scenarios_dir().join("snapshots");
+    let mut n = 0;
+    for path in all_scenarios().into_iter().filter(|p| p.starts_with(&dir)) {
+        round_trip(path.strip_prefix(super::scenarios_dir()).unwrap().to_str().unwrap());
+        n += 1;
+    }
+    assert!(n >= 4);
+}
+
 /// A rotation, the old material's deletion and its reimport: the trail carries the import types,
 /// the rotation and the deleted material's id, and the imported scenario tells the same story.
 #[test]
