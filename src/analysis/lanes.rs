@@ -8,6 +8,7 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp, KmsOutput};
+use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{ActorId, Record, RecordId, SimDuration, SimTime};
 use crate::run::{Names, Role, Run, role};
 use crate::scenario::Scenario;
@@ -29,6 +30,10 @@ pub enum Band {
     /// Holds no plaintext key and its key is unusable: the next attach or start fails.
     Unusable,
     Instance(InstanceState),
+    /// A snapshot kept, its key usable.
+    Kept,
+    /// A snapshot kept while its key cannot decrypt its data key: its next restore or copy fails.
+    KeptUnreadable,
 }
 
 impl Band {
@@ -49,6 +54,8 @@ impl Band {
                 InstanceState::Stopped => "instance stopped",
                 InstanceState::Terminated => "instance terminated",
             },
+            Band::Kept => "snapshot, key usable",
+            Band::KeptUnreadable => "snapshot, key unusable: next restore or copy fails",
         }
     }
 
@@ -64,6 +71,8 @@ impl Band {
             Band::Detached => "detached".into(),
             Band::Unusable => "unusable".into(),
             Band::Instance(s) => s.as_str().into(),
+            Band::Kept => "completed".into(),
+            Band::KeptUnreadable => "latent: cannot be read".into(),
         }
     }
 }
@@ -88,13 +97,14 @@ pub enum LaneKind {
     Key,
     Volume,
     Instance,
+    Snapshot,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lane {
     pub name: String,
     pub kind: LaneKind,
-    /// The key a volume depends on, for grouping.
+    /// The key a volume or snapshot depends on, for grouping.
     pub key: Option<String>,
     pub segments: Vec<Segment>,
     pub failures: Vec<Failure>,
@@ -127,7 +137,7 @@ pub struct Marker {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lanes {
     pub end: SimTime,
-    /// Keys, each followed by its volumes; then the instances. Beyond [`MAX_LANES`] resources,
+    /// Keys, each followed by its volumes and snapshots; then the instances. Beyond [`MAX_LANES`] resources,
     /// the keys only.
     pub lanes: Vec<Lane>,
     pub markers: Vec<Marker>,
@@ -222,7 +232,7 @@ impl Building {
 fn gravity(b: &Band) -> u8 {
     match b {
         Band::Unusable | Band::KeyDeleted => 5,
-        Band::Latent(_) => 4,
+        Band::Latent(_) | Band::KeptUnreadable => 4,
         Band::Key(k) if *k != KeyState::Enabled => 4,
         Band::Idle(_) | Band::Instance(InstanceState::Terminated) => 3,
         Band::Detached | Band::Instance(InstanceState::Stopped | InstanceState::Pending) => 2,
@@ -263,8 +273,8 @@ impl VolumeNow {
     }
 }
 
-/// The lanes of each volume, and of each instance with what its last start was.
-type Detail = (Vec<Building>, Vec<(Building, StartedBy)>);
+/// The lanes of each volume, of each instance with what its last start was, and of each snapshot.
+type Detail = (Vec<Building>, Vec<(Building, StartedBy)>, Vec<Building>);
 
 /// The chart's model as a fold over a run's records: state per key, volume and instance, and at
 /// scale counts per bucket of time, never per record.
@@ -278,6 +288,9 @@ pub struct LanesFold<'s> {
     volumes: Vec<VolumeNow>,
     /// The volumes of each key.
     of_key: Vec<Vec<usize>>,
+    /// The snapshots of each key, and whether each snapshot exists.
+    snapshots_of_key: Vec<Vec<usize>>,
+    snapshots: Vec<bool>,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
     /// In the aggregate view: each volume's kind of band, the counts, and the series.
@@ -292,15 +305,20 @@ impl<'s> LanesFold<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario, end: SimTime) -> Self {
         let s = scenario;
-        let aggregate = s.volumes.len() + s.instances.len() > MAX_LANES;
+        let aggregate = s.volumes.len() + s.instances.len() + s.snapshots.len() > MAX_LANES;
         let mut of_key = vec![Vec::new(); s.keys.len()];
         for (v, decl) in s.volumes.iter().enumerate() {
             of_key[decl.key.0 as usize].push(v);
+        }
+        let mut snapshots_of_key = vec![Vec::new(); s.keys.len()];
+        for (x, decl) in s.snapshots.iter().enumerate() {
+            snapshots_of_key[decl.key.0 as usize].push(x);
         }
         let detail = (!aggregate).then(|| {
             (
                 s.volumes.iter().map(|_| Building::default()).collect(),
                 s.instances.iter().map(|_| (Building::default(), StartedBy::default())).collect(),
+                s.snapshots.iter().map(|_| Building::default()).collect(),
             )
         });
         LanesFold {
@@ -311,6 +329,8 @@ impl<'s> LanesFold<'s> {
             usable: vec![false; s.keys.len()],
             volumes: vec![VolumeNow::default(); s.volumes.len()],
             of_key,
+            snapshots_of_key,
+            snapshots: vec![false; s.snapshots.len()],
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
             counts: [0; 5],
@@ -326,8 +346,24 @@ impl<'s> LanesFold<'s> {
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
             Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
-            // Snapshots have no lanes of their own: the summary and the tables carry them.
-            Obs::Kms(_) | Obs::Snapshot(_) => {}
+            Obs::Kms(_) => {}
+            Obs::Snapshot(o) => {
+                let Role::Snapshot(x) = role(self.scenario, r.actor) else {
+                    unreachable!("snapshots record snapshot facts")
+                };
+                match o {
+                    SnapshotObs::Created { .. } => self.snapshots[x] = true,
+                    SnapshotObs::Deleted => self.snapshots[x] = false,
+                    SnapshotObs::CreateFailed { error } => {
+                        self.snapshot_failed(x, r.at, || format!("CopySnapshot: {}", error.exception.as_str()));
+                    }
+                    SnapshotObs::UseFailed { what, exception, .. } => {
+                        self.snapshot_failed(x, r.at, || format!("{}: {}", what.action(), exception.as_str()));
+                    }
+                    SnapshotObs::Refused { .. } | SnapshotObs::Used { .. } => {}
+                }
+                self.set_snapshot(x, r.at);
+            }
             Obs::Volume(o) => {
                 let Role::Volume(v) = role(self.scenario, r.actor) else { unreachable!("volumes record volume facts") };
                 let mut now = self.volumes[v];
@@ -361,7 +397,7 @@ impl<'s> LanesFold<'s> {
                 self.set_volume(names, v, now, r.at);
             }
             Obs::Instance(o) => {
-                let Some((_, instances)) = &mut self.detail else { return };
+                let Some((_, instances, _)) = &mut self.detail else { return };
                 let Role::Instance(i) = role(self.scenario, r.actor) else {
                     unreachable!("instances record instance facts")
                 };
@@ -384,8 +420,23 @@ impl<'s> LanesFold<'s> {
     }
 
     fn volume_failed(&mut self, v: usize, at: SimTime, what: impl FnOnce() -> String) {
-        if let Some((volumes, _)) = &mut self.detail {
+        if let Some((volumes, _, _)) = &mut self.detail {
             volumes[v].failed(at, what);
+        }
+    }
+
+    fn snapshot_failed(&mut self, x: usize, at: SimTime, what: impl FnOnce() -> String) {
+        if let Some((_, _, snapshots)) = &mut self.detail {
+            snapshots[x].failed(at, what);
+        }
+    }
+
+    /// The `x`-th snapshot's band from `at` on, from whether it exists and its key is usable.
+    fn set_snapshot(&mut self, x: usize, at: SimTime) {
+        let usable = self.usable[self.scenario.snapshots[x].key.0 as usize];
+        let band = self.snapshots[x].then_some(if usable { Band::Kept } else { Band::KeptUnreadable });
+        if let Some((_, _, snapshots)) = &mut self.detail {
+            snapshots[x].change(at, band, self.quantum);
         }
     }
 
@@ -399,6 +450,9 @@ impl<'s> LanesFold<'s> {
                 let v = self.of_key[k][i];
                 self.set_volume(names, v, self.volumes[v], at);
             }
+            for i in 0..self.snapshots_of_key[k].len() {
+                self.set_snapshot(self.snapshots_of_key[k][i], at);
+            }
         }
     }
 
@@ -407,7 +461,7 @@ impl<'s> LanesFold<'s> {
         self.volumes[v] = now;
         let usable = self.usable[self.scenario.volumes[v].key.0 as usize];
         match &mut self.detail {
-            Some((volumes, _)) => volumes[v].change(at, now.band(usable, names), self.quantum),
+            Some((volumes, _, _)) => volumes[v].change(at, now.band(usable, names), self.quantum),
             None => {
                 let kind = now.kind(usable);
                 if kind == self.kinds[v] {
@@ -483,9 +537,9 @@ impl<'s> LanesFold<'s> {
         let aggregate_view = self.detail.is_none();
         let mut keys: Vec<Option<Building>> = self.keys.into_iter().map(Some).collect();
         let mut lanes = Vec::new();
-        let (mut volumes, instances) = match self.detail {
-            Some((v, i)) => (v.into_iter().map(Some).collect(), Some(i)),
-            None => (Vec::new(), None),
+        let (mut volumes, instances, mut snapshots) = match self.detail {
+            Some((v, i, x)) => (v.into_iter().map(Some).collect(), Some(i), x.into_iter().map(Some).collect()),
+            None => (Vec::new(), None, Vec::new()),
         };
         for (k, key) in s.keys.iter().enumerate() {
             let lane = keys[k].take().expect("each key once");
@@ -495,6 +549,12 @@ impl<'s> LanesFold<'s> {
                 let name = s.volumes[v].name.to_string();
                 let latent = latent_windows(summary, &name, end);
                 lanes.push(lane.lane(name, LaneKind::Volume, Some(key.name.clone()), end, latent));
+            }
+            for &x in &self.snapshots_of_key[k] {
+                let Some(lane) = snapshots.get_mut(x).and_then(Option::take) else { continue };
+                let name = s.snapshots[x].name.to_string();
+                let latent = latent_windows(summary, &name, end);
+                lanes.push(lane.lane(name, LaneKind::Snapshot, Some(key.name.clone()), end, latent));
             }
         }
         for (i, (lane, _)) in instances.into_iter().flatten().enumerate() {

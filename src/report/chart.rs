@@ -68,7 +68,8 @@ pub fn band_colour(b: &Band) -> u32 {
         Band::Key(_) => 0x607d8b,
         Band::KeyDeleted => 0x212121,
         Band::Working(_) => 0x81c784,
-        Band::Latent(_) => 0xffc107,
+        // A snapshot its key cannot read is latent too.
+        Band::Latent(_) | Band::KeptUnreadable => 0xffc107,
         Band::Idle(_) => 0xb0bec5,
         Band::Detached => 0xe0e0e0,
         Band::Unusable => 0xef9a9a,
@@ -76,6 +77,7 @@ pub fn band_colour(b: &Band) -> u32 {
         Band::Instance(InstanceState::Pending) => 0xbbdefb,
         Band::Instance(InstanceState::Stopped) => 0xcfd8dc,
         Band::Instance(InstanceState::Terminated) => 0x616161,
+        Band::Kept => 0x80cbc4,
     }
 }
 
@@ -270,7 +272,7 @@ where
     let mid = (band_top + band_bottom) / 2;
     let (label_style, indent) = match lane.kind {
         LaneKind::Key => (bold(13), 12),
-        LaneKind::Volume => (font(12), 26),
+        LaneKind::Volume | LaneKind::Snapshot => (font(12), 26),
         LaneKind::Instance => (font(12), 12),
     };
     let prefix = if lane.kind == LaneKind::Key { "key " } else { "" };
@@ -306,7 +308,11 @@ where
             root.draw(&PathElement::new(vec![(b, y - 4), (b, band_bottom)], colour.stroke_width(2)))?;
         }
         let len = crate::engine::SimDuration::from_ms(to.as_ms() - from.as_ms());
-        let text = if broke { format!("latent {len}") } else { format!("latent {len}, still running") };
+        let text = match (broke, lane.kind) {
+            (true, _) => format!("latent {len}"),
+            (false, LaneKind::Snapshot) => format!("latent {len}, not read since"),
+            (false, _) => format!("latent {len}, still running"),
+        };
         let dark = rgb(0xbf360c);
         let style = bold(11).color(&dark).pos(Pos::new(HPos::Center, VPos::Bottom));
         root.draw(&Text::new(text, ((a + b) / 2, y - 3), style))?;
@@ -403,6 +409,8 @@ where
         Band::Instance(InstanceState::Pending),
         Band::Instance(InstanceState::Stopped),
         Band::Instance(InstanceState::Terminated),
+        Band::Kept,
+        Band::KeptUnreadable,
     ];
     // In the aggregate view the instance lanes are not drawn, nor are single failures.
     let drawn = |x: &&Lane| !l.aggregate || x.kind != LaneKind::Instance;
