@@ -373,6 +373,7 @@ pub fn analyze_graph<'g>(
     let s = run.scenario;
     let k = key.0 as usize;
     let key_name = &s.keys[k].name;
+    let aws_material = s.keys[k].spec.origin == crate::actors::kms::Origin::AwsKms;
     let reached = dependents_of(g, key);
     // Membership by node index: an instance asks it of each of its volumes.
     let mut is_reached = vec![false; g.graph.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
@@ -440,6 +441,8 @@ pub fn analyze_graph<'g>(
                         Some(m) => {
                             format!("data key encrypted under {key_name} (material {})", s.materials[m.0 as usize])
                         }
+                        // AWS generated the key's material: nobody can delete it.
+                        None if aws_material => format!("data key encrypted under {key_name}"),
                         None => format!("data key encrypted under {key_name} (its material is gone)"),
                     };
                     (state, via)
@@ -450,10 +453,8 @@ pub fn analyze_graph<'g>(
                     let held = run.ebs_snapshot(x).data_key_material().filter(|m| snap.materials[k].contains(m));
                     let under = match held {
                         Some(m) => format!("{key_name} (material {})", s.materials[m.0 as usize]),
-                        None if run.ebs_snapshot(x).data_key_material().is_some() => {
-                            format!("{key_name} (its material is gone)")
-                        }
-                        None => key_name.clone(),
+                        None if aws_material => key_name.clone(),
+                        None => format!("{key_name} (its material is gone)"),
                     };
                     let via = match s.snapshots[x].source {
                         SnapshotSource::Volume(v) => {
