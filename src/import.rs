@@ -135,6 +135,19 @@ enum What {
     DeleteSnapshot {
         snapshot: String,
     },
+    RegisterImage {
+        image: String,
+        snapshots: Vec<String>,
+    },
+    DeregisterImage {
+        image: String,
+    },
+    /// RunInstances from an image, with the volumes its block-device mappings made.
+    Launch {
+        instance: String,
+        image: String,
+        volumes: Vec<String>,
+    },
     Attach {
         volume: String,
         instance: String,
@@ -170,7 +183,10 @@ impl What {
             | What::Instance { .. }
             | What::CreateSnapshot { .. }
             | What::CopySnapshot { key: None, .. }
-            | What::DeleteSnapshot { .. } => None,
+            | What::DeleteSnapshot { .. }
+            | What::RegisterImage { .. }
+            | What::DeregisterImage { .. }
+            | What::Launch { .. } => None,
         }
     }
 }
@@ -636,6 +652,21 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         ("ec2.amazonaws.com", "DeleteSnapshot") => What::DeleteSnapshot {
             snapshot: need(req["snapshotId"].as_str().map(String::from), "requestParameters.snapshotId")?,
         },
+        ("ec2.amazonaws.com", "RegisterImage") => What::RegisterImage {
+            image: need(resp["imageId"].as_str().map(String::from), "responseElements.imageId")?,
+            snapshots: mapping_items(&req["blockDeviceMapping"], "snapshotId"),
+        },
+        ("ec2.amazonaws.com", "DeregisterImage") => What::DeregisterImage {
+            image: need(req["imageId"].as_str().map(String::from), "requestParameters.imageId")?,
+        },
+        ("ec2.amazonaws.com", "RunInstances") if req["imageId"].is_string() && raw.error_code.is_none() => {
+            let item = &resp["instancesSet"]["items"][0];
+            What::Launch {
+                instance: need(item["instanceId"].as_str().map(String::from), "an instance ID")?,
+                image: need(req["imageId"].as_str().map(String::from), "requestParameters.imageId")?,
+                volumes: mapping_items(&item["blockDeviceMapping"], "volumeId"),
+            }
+        }
         ("ec2.amazonaws.com", "AttachVolume") => What::Attach {
             volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
             instance: need(req["instanceId"].as_str().map(String::from), "requestParameters.instanceId")?,
@@ -650,6 +681,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             let id = instance_of_items(&resp).or_else(|| instance_of_items(&req));
             let action = match name {
                 "RunInstances" => "RunInstances",
+                "StopInstances" if req["hibernate"] == true => "Hibernate",
                 "StopInstances" => "StopInstances",
                 "StartInstances" => "StartInstances",
                 "RebootInstances" => "RebootInstances",
@@ -659,6 +691,14 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         }
         _ => return Ok(None),
     }))
+}
+
+/// The `ebs.<field>` of each item of a block-device mapping list (`{"items": [...]}`).
+fn mapping_items(mapping: &Value, field: &str) -> Vec<String> {
+    mapping["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|m| m["ebs"][field].as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 /// For each id, its shortest prefix of at least 8 characters that no other id begins with (the
@@ -749,6 +789,13 @@ impl Trail {
             }
         }
         let is_snapshot = |id: &str| snapshots.iter().any(|(x, _)| x == id);
+        // Volumes a launch from an image made: the launch makes them again.
+        let mut launched_volumes: BTreeSet<String> = BTreeSet::new();
+        for e in &self.events {
+            if let What::Launch { volumes, .. } = &e.what {
+                launched_volumes.extend(volumes.iter().cloned());
+            }
+        }
         let mut instances: Vec<String> = Vec::new();
         let mut instance_seen: BTreeSet<String> = BTreeSet::new();
         let mut add_instance = |instances: &mut Vec<String>, id: &str| {
@@ -779,7 +826,7 @@ impl Trail {
                 }
                 What::KeyUse { key, volume, instance, .. } => {
                     key_index(&mut keys, key, false);
-                    if let Some(v) = volume.as_ref().filter(|v| !is_snapshot(v)) {
+                    if let Some(v) = volume.as_ref().filter(|v| !is_snapshot(v) && !launched_volumes.contains(*v)) {
                         let i = slot(&mut volumes, &mut volume_at, v);
                         volumes[i].1 = volumes[i].1.take().or(Some(key.clone()));
                     }
@@ -800,7 +847,10 @@ impl Trail {
                 What::Detach { .. }
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
-                | What::DeleteSnapshot { .. } => {}
+                | What::DeleteSnapshot { .. }
+                | What::RegisterImage { .. }
+                | What::DeregisterImage { .. } => {}
+                What::Launch { instance, .. } => add_instance(&mut instances, instance),
                 What::Instance { id, .. } => add_instance(&mut instances, id),
             }
         }
@@ -910,6 +960,30 @@ impl Trail {
             }
         }
         let kept = |id: &str| kept_snapshots.iter().any(|(x, _)| x == id);
+        // Images whose every snapshot the scenario has, and the instances launched from them.
+        let mut images: Vec<(&str, &[String])> = Vec::new();
+        for e in &self.events {
+            if let What::RegisterImage { image, snapshots } = &e.what
+                && !images.iter().any(|(x, _)| x == image)
+            {
+                if !snapshots.is_empty() && snapshots.iter().all(|x| kept(x)) {
+                    images.push((image, snapshots));
+                } else {
+                    notes.push(format!(
+                        "image {image}: a snapshot of it is not in the scenario: left out, with its launches"
+                    ));
+                }
+            }
+        }
+        let kept_image = |id: &str| images.iter().any(|(x, _)| *x == id);
+        let mut launched_from: BTreeMap<&str, &str> = BTreeMap::new();
+        for e in &self.events {
+            if let What::Launch { instance, image, .. } = &e.what
+                && kept_image(image)
+            {
+                launched_from.entry(instance).or_insert(image);
+            }
+        }
         let mut restored: BTreeMap<&str, &str> = BTreeMap::new();
         for e in &self.events {
             if let What::CreateVolume { volume, snapshot: Some(x), .. } = &e.what {
@@ -955,6 +1029,8 @@ impl Trail {
                 What::KeyUse { volume: Some(v), instance: Some(i), ok, by_instance: true, .. }
                     if attached.get(v.as_str()) != Some(&i.as_str())
                         && !keyless.contains(v.as_str())
+                        && !launched_volumes.contains(v.as_str())
+                        && !is_snapshot(v)
                         && !attach_follows(&self.events[n + 1..], v, i, e.time) =>
                 {
                     if *ok {
@@ -1026,19 +1102,32 @@ impl Trail {
                 What::DeleteSnapshot { snapshot } if kept(snapshot) => {
                     Some(format!("DeleteSnapshot(snapshot: {})", q(snapshot)))
                 }
+                What::RegisterImage { image, .. } if kept_image(image) => {
+                    Some(format!("RegisterImage(image: {})", q(image)))
+                }
+                What::DeregisterImage { image } if kept_image(image) => {
+                    Some(format!("DeregisterImage(image: {})", q(image)))
+                }
+                What::Launch { instance, image, .. } if launched_from.get(instance.as_str()) == Some(&image.as_str()) => {
+                    Some(format!("RunInstances(instance: {})", q(instance)))
+                }
                 What::Instance { action, id } => match *action {
                     "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances" => {
                         Some(format!("{action}(instance: {})", q(id)))
                     }
+                    "Hibernate" => Some(format!("StopInstances(instance: {}, hibernate: true)", q(id))),
                     _ => None,
                 },
                 What::Expired { .. }
                 | What::KeyUse { .. }
                 | What::Created { .. }
-                // A snapshot left out (its source is not in the scenario), with its events.
+                // A snapshot or image left out (its source is not in the scenario), with its events.
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
-                | What::DeleteSnapshot { .. } => None,
+                | What::DeleteSnapshot { .. }
+                | What::RegisterImage { .. }
+                | What::DeregisterImage { .. }
+                | What::Launch { .. } => None,
             };
             if let Some(line) = line {
                 timeline.push(format!("At({}, {line}),", q(&t)));
@@ -1107,11 +1196,12 @@ impl Trail {
             let _ = writeln!(out, "        Key(id: {}, origin: {origin}, key_id: {}),", q(&key_name(id)), q(id));
         }
         let _ = writeln!(out, "    ],");
-        let _ = writeln!(
-            out,
-            "    instances: [{}],",
-            instances.iter().map(|i| format!("Instance(id: {})", q(i))).collect::<Vec<_>>().join(", ")
-        );
+        let instance_decl = |i: &String| match launched_from.get(i.as_str()) {
+            Some(image) => format!("Instance(id: {}, image: {})", q(i), q(image)),
+            None => format!("Instance(id: {})", q(i)),
+        };
+        let _ =
+            writeln!(out, "    instances: [{}],", instances.iter().map(instance_decl).collect::<Vec<_>>().join(", "));
         let _ = writeln!(out, "    volumes: [");
         for (v, key, size) in &volumes {
             let Some(key) = key else { continue };
@@ -1132,6 +1222,14 @@ impl Trail {
                     _ => unreachable!("snapshots are made by CreateSnapshot or CopySnapshot"),
                 };
                 let _ = writeln!(out, "        Snapshot(id: {}, {from}),", q(id));
+            }
+            let _ = writeln!(out, "    ],");
+        }
+        if !images.is_empty() {
+            let _ = writeln!(out, "    images: [");
+            for (id, snapshots) in &images {
+                let list: Vec<String> = snapshots.iter().map(|x| q(x)).collect();
+                let _ = writeln!(out, "        Image(id: {}, snapshots: [{}]),", q(id), list.join(", "));
             }
             let _ = writeln!(out, "    ],");
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
+use crate::actors::image::{Image, ImageMsg, ImageState};
 use crate::actors::kms::{
     Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
 };
@@ -48,6 +49,8 @@ pub struct Snapshot {
     pub instances: Vec<(Option<InstanceState>, u32, u32)>,
     /// Each EBS snapshot's state.
     pub snapshots: Vec<Option<SnapshotState>>,
+    /// Each image's state.
+    pub images: Vec<Option<ImageState>>,
     /// Live grants to instances: (key, instance index).
     pub grants: Vec<(KeyIdx, usize)>,
 }
@@ -90,6 +93,8 @@ pub enum Role {
     Volume(usize),
     /// The `i`-th snapshot of the scenario.
     Snapshot(usize),
+    /// The `i`-th image of the scenario.
+    Image(usize),
 }
 
 /// The declared instances, which come first among the scenario's instances.
@@ -120,7 +125,18 @@ fn actor(index: usize) -> ActorId {
 /// How many actors the scenario's world has: KMS, its instances, its volumes and its snapshots.
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
+    first_image(scenario) + scenario.images.len()
+}
+
+/// The images come after the snapshots.
+fn first_image(scenario: &Scenario) -> usize {
     first_snapshot(scenario) + scenario.snapshots.len()
+}
+
+/// Actor of the `i`-th image.
+#[must_use]
+pub fn image_actor(scenario: &Scenario, i: usize) -> ActorId {
+    actor(first_image(scenario) + i)
 }
 
 /// The snapshots come last, after every fleet.
@@ -170,6 +186,7 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
             }
         }
         None if i == 0 => Role::Kms,
+        None if i >= first_image(scenario) => Role::Image(i - first_image(scenario)),
         None if i >= first_snapshot(scenario) => Role::Snapshot(i - first_snapshot(scenario)),
         None if i <= declared_instances(scenario) => Role::Instance(i - 1),
         None => Role::Volume(i - 1 - declared_instances(scenario)),
@@ -184,6 +201,7 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
         Role::Instance(i) => &scenario.instances[i],
         Role::Volume(v) => &scenario.volumes[v].name,
         Role::Snapshot(x) => &scenario.snapshots[x].name,
+        Role::Image(x) => &scenario.images[x].name,
     }
 }
 
@@ -215,7 +233,9 @@ impl<'s> Names<'s> {
     #[inline]
     pub fn observe(&mut self, rec: &Record<Obs>) {
         match &rec.obs {
-            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) => {
+            // A launch from the instance's image is its first life, not auto scaling's.
+            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) if !matches!(role(self.scenario, rec.actor), Role::Instance(i) if self.scenario.launches.contains_key(&i)) =>
+            {
                 self.launches.entry(rec.actor).or_default().push(rec.id);
             }
             Obs::Kms(KmsObs::Called {
@@ -366,7 +386,13 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
             _ => unreachable!("snapshot_actor names a snapshot"),
         })
         .collect();
-    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots }
+    let images = (0..scenario.images.len())
+        .map(|x| match sim.actor(image_actor(scenario, x)) {
+            World::Image(x) => x.state(),
+            _ => unreachable!("image_actor names an image"),
+        })
+        .collect();
+    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images }
 }
 
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
@@ -485,6 +511,11 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(decl.name.clone(), World::Snapshot(snapshot));
         debug_assert_eq!(id, snapshot_actor(scenario, x));
     }
+    for (x, decl) in scenario.images.iter().enumerate() {
+        let snapshots = decl.snapshots.iter().map(|&s| snapshot_actor(scenario, s)).collect();
+        let id = sim.add_actor(decl.name.clone(), World::Image(Image::new(snapshots)));
+        debug_assert_eq!(id, image_actor(scenario, x));
+    }
     for (i, action) in scenario.actions.iter().enumerate() {
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
         let (to, msg) = match &action.what {
@@ -516,6 +547,22 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
                     SnapshotOp::Delete => SnapshotMsg::Delete,
                 };
                 (snapshot_actor(scenario, *snapshot), Msg::Snapshot(msg))
+            }
+            ActionKind::Image { image, register } => {
+                let msg = if *register { ImageMsg::Register } else { ImageMsg::Deregister };
+                (image_actor(scenario, *image), Msg::Image(msg))
+            }
+            ActionKind::LaunchFromImage(i) => {
+                let launch = &scenario.launches[i];
+                let snapshots = &scenario.images[launch.image].snapshots;
+                let volumes = launch
+                    .volumes
+                    .iter()
+                    .zip(snapshots)
+                    .map(|(&v, &x)| (volume_actor(scenario, v), snapshot_actor(scenario, x)))
+                    .collect();
+                let image = image_actor(scenario, launch.image);
+                (instance_actor(scenario, *i), Msg::Instance(InstanceMsg::LaunchFromImage { image, volumes }))
             }
         };
         sim.schedule(action.at, to, msg, cause);
@@ -555,6 +602,15 @@ impl Run<'_> {
         match self.sim.actor(volume_actor(self.scenario, i)) {
             World::Volume(v) => v,
             _ => unreachable!("volume_actor names a volume"),
+        }
+    }
+
+    /// The `x`-th image actor.
+    #[must_use]
+    pub fn image(&self, x: usize) -> &Image {
+        match self.sim.actor(image_actor(self.scenario, x)) {
+            World::Image(i) => i,
+            _ => unreachable!("image_actor names an image"),
         }
     }
 

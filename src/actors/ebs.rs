@@ -45,6 +45,8 @@ use super::{Msg, Obs, Reply, WorldCtx};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VolumeState {
     Creating,
+    /// Creating for the launch of this instance from an image: attached to it once created.
+    CreatingFor(ActorId),
     Available,
     /// Available, with an attachment on its way (EBS's attachment state `attaching`).
     Attaching(ActorId),
@@ -55,7 +57,7 @@ impl VolumeState {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
-            VolumeState::Creating => "creating",
+            VolumeState::Creating | VolumeState::CreatingFor(_) => "creating",
             VolumeState::Available => "available",
             VolumeState::Attaching(_) => "attaching",
             VolumeState::InUse(_) => "in-use",
@@ -119,6 +121,12 @@ pub enum VolumeMsg {
     },
     /// A call: its data key, once it exists (CreateSnapshot asks).
     DataKey,
+    /// A launch from an image: restore from `snapshot`, then attach to `instance` as a launch
+    /// does, and tell it how that went.
+    LaunchFrom {
+        instance: ActorId,
+        snapshot: ActorId,
+    },
     Attach {
         instance: ActorId,
     },
@@ -327,8 +335,9 @@ impl Volume {
 
     pub fn handle(&mut self, msg: VolumeMsg, ctx: &mut WorldCtx<'_>) {
         match msg {
-            VolumeMsg::Create => self.on_create(None, ctx),
-            VolumeMsg::Restore { from } => self.on_create(Some(from), ctx),
+            VolumeMsg::Create => self.on_create(None, None, ctx),
+            VolumeMsg::Restore { from } => self.on_create(Some(from), None, ctx),
+            VolumeMsg::LaunchFrom { instance, snapshot } => self.on_create(Some(snapshot), Some(instance), ctx),
             VolumeMsg::DataKey => unreachable!("DataKey is a call, answered by Volume::data_key"),
             VolumeMsg::Attach { instance } => self.on_attach(instance, ctx),
             VolumeMsg::Detach => self.on_detach(ctx),
@@ -375,11 +384,21 @@ impl Volume {
         }
     }
 
-    /// CreateVolume, empty or from the snapshot `from`.
-    fn on_create(&mut self, from: Option<ActorId>, ctx: &mut WorldCtx<'_>) {
+    /// A launch from an image could not have this volume: its instance is told.
+    fn launch_failed(launching: Option<ActorId>, ctx: &mut WorldCtx<'_>) {
+        if let Some(instance) = launching {
+            let me = ctx.me();
+            ctx.send(instance, Msg::Instance(InstanceMsg::KeyLoaded { volume: me, ok: false }), SimDuration::ZERO);
+        }
+    }
+
+    /// CreateVolume, empty or from the snapshot `from`; for the launch of `launching` from an
+    /// image, attached to it once created.
+    fn on_create(&mut self, from: Option<ActorId>, launching: Option<ActorId>, ctx: &mut WorldCtx<'_>) {
         if self.state.is_some() {
             let error = incorrect_state("it already exists", ctx);
             ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
+            Self::launch_failed(launching, ctx);
             return;
         }
         let pending = match from {
@@ -390,21 +409,30 @@ impl Volume {
                     None => {
                         let error = snapshot_not_found(ctx.name_of(snapshot));
                         ctx.record(Obs::Volume(VolumeObs::Refused { action: "CreateVolume", error }));
+                        Self::launch_failed(launching, ctx);
                         return;
                     }
                 }
             }
         };
-        self.state = Some(VolumeState::Creating);
+        self.state = Some(launching.map_or(VolumeState::Creating, VolumeState::CreatingFor));
         ctx.record(Obs::Volume(VolumeObs::CreateRequested));
         self.call_kms(pending, ctx);
+    }
+
+    /// The instance whose launch from an image this volume is being created for.
+    fn launching(&self) -> Option<ActorId> {
+        match self.state {
+            Some(VolumeState::CreatingFor(i)) => Some(i),
+            _ => None,
+        }
     }
 
     /// Its data key, once it exists: what a snapshot of it keeps (D7).
     #[must_use]
     pub fn data_key(&self) -> Option<Ciphertext> {
         match self.state {
-            None | Some(VolumeState::Creating) => None,
+            None | Some(VolumeState::Creating | VolumeState::CreatingFor(_)) => None,
             Some(_) => self.data_key.clone(),
         }
     }
@@ -421,7 +449,7 @@ impl Volume {
                 code: "VolumeInUse",
                 message: Ec2Message::Text(format!("{} is already attached to an instance", ctx.my_name())),
             }),
-            Some(VolumeState::Creating) => Some(incorrect_state("it is creating", ctx)),
+            Some(VolumeState::Creating | VolumeState::CreatingFor(_)) => Some(incorrect_state("it is creating", ctx)),
         };
         if let Some(error) = error {
             ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
@@ -542,18 +570,26 @@ impl Volume {
                 self.call_kms(Pending::Derive(from, Derive::Generate), ctx);
             }
             (Pending::Derive(from, _), Ok(KmsOutput::Ciphertext(c))) => {
+                let launching = self.launching();
                 self.data_key = Some(c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
                 tell_source(from, me, Use::Restore, None, ctx);
+                if let Some(instance) = launching {
+                    // A launch's block-device mapping: attached as the launch attaches (D6).
+                    self.state = Some(VolumeState::Attaching(instance));
+                    self.decrypt_for(Need::Launch, instance, ctx);
+                }
             }
             (Pending::Derive(from, step), Err(error)) => {
+                let launching = self.launching();
                 self.state = None;
                 let exception = error.exception;
                 ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
                 if step.reads_source() {
                     tell_source(from, me, Use::Restore, Some(exception), ctx);
                 }
+                Self::launch_failed(launching, ctx);
             }
             (Pending::Grant(need, instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));

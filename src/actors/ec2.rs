@@ -25,8 +25,9 @@ use smallvec::SmallVec;
 use crate::engine::{ActorId, SimDuration};
 
 use super::ebs::VolumeMsg;
+use super::image::ImageMsg;
 use super::kms::EbsId;
-use super::{Msg, Obs, WorldCtx};
+use super::{Msg, Obs, Reply, WorldCtx};
 
 /// The EC2 instance states kmsim uses, named as EC2 names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,6 +130,10 @@ pub const KEY_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.Int
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstanceAction {
     Stop,
+    /// StopInstances with `Hibernate=true`: RAM saved to the encrypted root volume.
+    Hibernate,
+    /// RunInstances of an instance from its image.
+    Launch,
     Start,
     Reboot,
     Terminate,
@@ -139,7 +144,8 @@ impl InstanceAction {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
-            InstanceAction::Stop => "StopInstances",
+            InstanceAction::Stop | InstanceAction::Hibernate => "StopInstances",
+            InstanceAction::Launch => "RunInstances",
             InstanceAction::Start => "StartInstances",
             InstanceAction::Reboot => "RebootInstances",
             InstanceAction::Terminate => "TerminateInstances",
@@ -185,6 +191,12 @@ pub enum InstanceMsg {
     /// Auto scaling launches the replacement of a terminated instance, with these volumes (again
     /// after the cooldown, when a launch failed).
     Replace(Vec<ActorId>),
+    /// RunInstances from an image: each (volume, snapshot) pair is a block-device mapping, the
+    /// volume restored from the snapshot at the launch.
+    LaunchFromImage {
+        image: ActorId,
+        volumes: Vec<(ActorId, ActorId)>,
+    },
     /// A volume whose data key was decrypted asks to be attached (a call: the answer is
     /// [`super::Reply::Attach`]).
     Attach {
@@ -204,12 +216,29 @@ pub enum InstanceMsg {
 /// Facts an instance records.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InstanceObs {
-    StateChanged { from: Option<InstanceState>, to: InstanceState, reason: Option<(&'static str, &'static str)> },
+    StateChanged {
+        from: Option<InstanceState>,
+        to: InstanceState,
+        reason: Option<(&'static str, &'static str)>,
+    },
     Rebooted,
-    HostMaintenance { from_host: u32, to_host: u32 },
-    DataKeyCached { volume: ActorId },
-    DataKeyEvicted { volume: ActorId, why: Eviction },
-    Refused { action: InstanceAction, error: Ec2Error },
+    HostMaintenance {
+        from_host: u32,
+        to_host: u32,
+    },
+    DataKeyCached {
+        volume: ActorId,
+    },
+    DataKeyEvicted {
+        volume: ActorId,
+        why: Eviction,
+    },
+    Refused {
+        action: InstanceAction,
+        error: Ec2Error,
+    },
+    /// StopInstances with `Hibernate=true`: RAM written to the encrypted root volume before it stops.
+    Hibernated,
 }
 
 /// A start or launch under way.
@@ -221,6 +250,8 @@ struct Starting {
     /// For a launch by auto scaling: the volumes it is launched with, to launch again with after
     /// the cooldown if it fails.
     launch: Option<Vec<ActorId>>,
+    /// For a launch from an image: the image, told how the launch went.
+    image: Option<ActorId>,
 }
 
 #[derive(Debug)]
@@ -265,6 +296,7 @@ impl Instance {
         let Some(cycle) = &self.cycle else { return };
         let every = match action {
             InstanceAction::Stop => cycle.stop_every.as_ref(),
+            InstanceAction::Hibernate | InstanceAction::Launch => None,
             InstanceAction::Start => Some(&cycle.stopped_for),
             InstanceAction::Reboot => cycle.reboot_every.as_ref(),
             InstanceAction::HostMaintenance => cycle.maintenance_every.as_ref(),
@@ -305,12 +337,14 @@ impl Instance {
         match msg {
             InstanceMsg::Run => self.launch(ctx),
             InstanceMsg::Replace(volumes) => self.launch_with(volumes, ctx),
+            InstanceMsg::LaunchFromImage { image, volumes } => self.launch_from_image(image, &volumes, ctx),
             InstanceMsg::Cycle { generation, .. } if generation != self.cycle_gen => {}
             InstanceMsg::Cycle { action, .. } => {
                 // A step that does not apply now (a stop while starting) is skipped, not refused.
                 let state = self.state.expect("instances exist from the start");
                 let applies = match action {
                     InstanceAction::Start => state == InstanceState::Stopped,
+                    InstanceAction::Launch => false,
                     _ => state == InstanceState::Running,
                 };
                 if applies && action == InstanceAction::Terminate {
@@ -354,11 +388,21 @@ impl Instance {
     }
 
     fn on_action(&mut self, action: InstanceAction, ctx: &mut WorldCtx<'_>) {
-        let state = self.state.expect("instances exist from the start");
+        let Some(state) = self.state else {
+            // Launched from an image, and not yet.
+            let error = Ec2Error {
+                code: "InvalidInstanceID.NotFound",
+                message: Ec2Message::Text(format!("The instance ID '{}' does not exist", ctx.my_name())),
+            };
+            ctx.record(Obs::Instance(InstanceObs::Refused { action, error }));
+            return;
+        };
         let allowed = match action {
-            InstanceAction::Stop | InstanceAction::Reboot | InstanceAction::HostMaintenance => {
-                state == InstanceState::Running
-            }
+            InstanceAction::Stop
+            | InstanceAction::Hibernate
+            | InstanceAction::Reboot
+            | InstanceAction::HostMaintenance => state == InstanceState::Running,
+            InstanceAction::Launch => false,
             InstanceAction::Start => state == InstanceState::Stopped,
             InstanceAction::Terminate => state != InstanceState::Terminated,
         };
@@ -372,6 +416,13 @@ impl Instance {
                 self.set_state(InstanceState::Stopped, None, ctx);
                 self.evict_all(Eviction::Stop, ctx);
             }
+            InstanceAction::Hibernate => {
+                // D6: the resume decrypts the root volume's key again, as a start does.
+                ctx.record(Obs::Instance(InstanceObs::Hibernated));
+                self.set_state(InstanceState::Stopped, None, ctx);
+                self.evict_all(Eviction::Stop, ctx);
+            }
+            InstanceAction::Launch => unreachable!("a launch is never allowed as an action on a live instance"),
             InstanceAction::Start => self.begin_start(ctx),
             InstanceAction::Reboot => {
                 ctx.record(Obs::Instance(InstanceObs::Rebooted));
@@ -413,7 +464,33 @@ impl Instance {
         for &v in &volumes {
             ctx.send(v, Msg::Volume(VolumeMsg::Launch { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some(Box::new(Starting { waiting: volumes.clone(), failed: false, launch: Some(volumes) }));
+        self.start =
+            Some(Box::new(Starting { waiting: volumes.clone(), failed: false, launch: Some(volumes), image: None }));
+        self.finish_start_if_done(ctx);
+    }
+
+    /// RunInstances from an image: pending while each block-device mapping's volume is restored
+    /// from its snapshot and its data key decrypted, then running; terminated with
+    /// `Client.InternalError` if one cannot be (D6).
+    fn launch_from_image(&mut self, image: ActorId, volumes: &[(ActorId, ActorId)], ctx: &mut WorldCtx<'_>) {
+        let refused = if let Some(state) = self.state {
+            Some(Ec2Error::incorrect_instance_state(ctx.my_name(), state))
+        } else if matches!(ctx.call(image, Msg::Image(ImageMsg::Available)), Reply::Available(false)) {
+            Some(super::image::not_found(ctx.name_of(image)))
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            ctx.record(Obs::Instance(InstanceObs::Refused { action: InstanceAction::Launch, error }));
+            return;
+        }
+        self.set_state(InstanceState::Pending, None, ctx);
+        let me = ctx.me();
+        for &(v, snapshot) in volumes {
+            ctx.send(v, Msg::Volume(VolumeMsg::LaunchFrom { instance: me, snapshot }), SimDuration::ZERO);
+        }
+        let waiting = volumes.iter().map(|(v, _)| *v).collect();
+        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: Some(image) }));
         self.finish_start_if_done(ctx);
     }
 
@@ -424,7 +501,7 @@ impl Instance {
         for &v in &waiting {
             ctx.send(v, Msg::Volume(VolumeMsg::LoadKey { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None }));
+        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: None }));
         self.finish_start_if_done(ctx);
     }
 
@@ -439,7 +516,20 @@ impl Instance {
         if self.start.as_ref().is_none_or(|s| !s.waiting.is_empty()) {
             return;
         }
-        let Starting { failed, launch: launching, .. } = *self.start.take().expect("a start under way");
+        let Starting { failed, launch: launching, image, .. } = *self.start.take().expect("a start under way");
+        if let Some(image) = image {
+            let me = ctx.me();
+            if failed {
+                // D6: a launch that cannot decrypt a volume ends terminated.
+                self.terminate(Some(KEY_FAILED_REASON), ctx);
+            } else {
+                self.cache_all(ctx);
+                self.set_state(InstanceState::Running, None, ctx);
+                self.begin_cycles(ctx);
+            }
+            ctx.call(image, Msg::Image(ImageMsg::Launched { instance: me, ok: !failed }));
+            return;
+        }
         if failed {
             match launching {
                 // D6: a launch that cannot decrypt a volume ends terminated; auto scaling launches
@@ -455,14 +545,19 @@ impl Instance {
             }
             return;
         }
+        self.cache_all(ctx);
+        self.set_state(InstanceState::Running, None, ctx);
+        if launching.is_some() {
+            self.begin_cycles(ctx);
+        }
+    }
+
+    /// Every attached volume's plaintext data key goes to the host's memory.
+    fn cache_all(&mut self, ctx: &mut WorldCtx<'_>) {
         for a in &mut self.attachments {
             a.cached = true;
             ctx.record(Obs::Instance(InstanceObs::DataKeyCached { volume: a.volume }));
             ctx.send(a.volume, Msg::Volume(VolumeMsg::KeyCached), SimDuration::ZERO);
-        }
-        self.set_state(InstanceState::Running, None, ctx);
-        if launching.is_some() {
-            self.begin_cycles(ctx);
         }
     }
 
@@ -470,7 +565,8 @@ impl Instance {
     /// and so holds the plaintext key in its host's memory now.
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
         let state = self.state.expect("instances exist from the start");
-        let launching = state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| s.launch.is_some());
+        let launching = state == InstanceState::Pending
+            && self.start.as_ref().is_some_and(|s| s.launch.is_some() || s.image.is_some());
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
             return Err(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state));
         }

@@ -1,4 +1,4 @@
-//! The AWS actors: one KMS service, EBS volumes and snapshots, and EC2 instances, as a closed set.
+//! The AWS actors: one KMS service, EBS volumes and snapshots, EC2 instances and AMIs, as a closed set.
 //!
 //! Actors hold only domain state and talk through the engine: EBS asks KMS for data keys, EC2's
 //! instances keep plaintext data keys in their host's memory. They know nothing of RON, files,
@@ -10,6 +10,7 @@
 pub mod dist;
 pub mod ebs;
 pub mod ec2;
+pub mod image;
 pub mod kms;
 pub mod snapshot;
 
@@ -22,6 +23,7 @@ pub enum Msg {
     Volume(ebs::VolumeMsg),
     Instance(ec2::InstanceMsg),
     Snapshot(snapshot::SnapshotMsg),
+    Image(image::ImageMsg),
 }
 
 /// Every fact any actor can record.
@@ -31,6 +33,7 @@ pub enum Obs {
     Volume(ebs::VolumeObs),
     Instance(ec2::InstanceObs),
     Snapshot(snapshot::SnapshotObs),
+    Image(image::ImageObs),
 }
 
 impl Obs {
@@ -53,7 +56,9 @@ impl Obs {
             Obs::Volume(V::AttachRequested { .. }) => "AttachVolumeRequested",
             Obs::Volume(V::Attached { .. } | V::AttachFailed { .. }) => "AttachVolume",
             Obs::Volume(V::Detached { .. }) => "DetachVolume",
-            Obs::Volume(V::Refused { action, .. }) | Obs::Snapshot(S::Refused { action, .. }) => action,
+            Obs::Volume(V::Refused { action, .. })
+            | Obs::Snapshot(S::Refused { action, .. })
+            | Obs::Image(image::ImageObs::Refused { action, .. }) => action,
             Obs::Volume(V::KeyLoadFailed { .. }) => "ReattachVolume",
             Obs::Volume(V::Io { kind, .. }) => kind.as_str(),
             Obs::Instance(I::StateChanged { .. }) => "InstanceStateChanged",
@@ -66,6 +71,10 @@ impl Obs {
             Obs::Snapshot(S::Created { copy: true } | S::CreateFailed { .. }) => "CopySnapshot",
             Obs::Snapshot(S::Deleted) => "DeleteSnapshot",
             Obs::Snapshot(S::Used { what, .. } | S::UseFailed { what, .. }) => what.action(),
+            Obs::Image(image::ImageObs::Registered) => "RegisterImage",
+            Obs::Image(image::ImageObs::Deregistered) => "DeregisterImage",
+            Obs::Image(image::ImageObs::Launched { .. } | image::ImageObs::LaunchFailed { .. }) => "RunInstances",
+            Obs::Instance(I::Hibernated) => "Hibernated",
         }
     }
 
@@ -131,6 +140,10 @@ pub const EVENT_NAMES: &[&str] = &[
     "CreateSnapshot",
     "CopySnapshot",
     "DeleteSnapshot",
+    "RegisterImage",
+    "DeregisterImage",
+    "RunInstances",
+    "Hibernated",
     "Read",
     "Write",
     "InstanceStateChanged",
@@ -155,6 +168,8 @@ pub enum Reply {
     Attach(Result<bool, ec2::Ec2Error>),
     /// From a volume or snapshot: its data key, if it has one.
     DataKey(Option<kms::Ciphertext>),
+    /// From an image: whether it can be launched from.
+    Available(bool),
     /// From an instance told of a detach, or a snapshot told of a use.
     Done,
 }
@@ -167,6 +182,7 @@ pub enum World {
     Volume(ebs::Volume),
     Instance(ec2::Instance),
     Snapshot(snapshot::Snapshot),
+    Image(image::Image),
 }
 
 impl Actor for World {
@@ -180,6 +196,7 @@ impl Actor for World {
             (World::Volume(v), Msg::Volume(m)) => v.handle(m, ctx),
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
             (World::Snapshot(s), Msg::Snapshot(m)) => s.handle(m, ctx),
+            (World::Image(i), Msg::Image(m)) => i.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
         }
     }
@@ -208,6 +225,10 @@ impl Actor for World {
             },
             Msg::Snapshot(m) => match self {
                 World::Snapshot(s) => s.answer(m, ctx),
+                actor => not_a_call(actor, &m),
+            },
+            Msg::Image(m) => match self {
+                World::Image(i) => i.answer(m, ctx),
                 actor => not_a_call(actor, &m),
             },
             msg => not_a_call(self, &msg),

@@ -12,7 +12,9 @@
 //!   key ──material-of──> material ──encrypts──> data key ──protects──> volume ──attached-to──> instance ──runs-on──> host
 //!    └──────────────────────────granted-to──────────────────────────────────────────────────────┘       volume ──cached-in──> host
 //!                             material ──encrypts──> data key ──protects──> snapshot
-//!   lineage, walked by no dependence: volume ──snapshot-of──> snapshot ──copy-of──> snapshot ──restored-from──> volume
+//!   snapshot ──image-of──> image (every launch reads its snapshots)
+//!   lineage, walked by no dependence: volume ──snapshot-of──> snapshot ──copy-of──> snapshot ──restored-from──> volume,
+//!   image ──launched-from──> instance
 //! ```
 
 #![forbid(unsafe_code)]
@@ -29,6 +31,7 @@ use super::standing::{self, Standing};
 use super::summary::{How, ResourceSummary, Summary, summarize};
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
+use crate::actors::image::ImageState;
 use crate::actors::kms::KeyIdx;
 use crate::actors::snapshot::SnapshotState;
 use crate::engine::SimTime;
@@ -45,6 +48,7 @@ pub enum NodeKind {
     Instance,
     Host,
     Snapshot,
+    Image,
 }
 
 /// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
@@ -88,6 +92,10 @@ pub enum EdgeKind {
     CopyOf,
     /// A snapshot and a volume restored from it (lineage).
     RestoredFrom,
+    /// A snapshot and an image whose block-device mapping it is: every launch reads it.
+    ImageOf,
+    /// An image and an instance launched from it (lineage: the instance's volumes carry its keys).
+    LaunchedFrom,
 }
 
 impl EdgeKind {
@@ -104,6 +112,8 @@ impl EdgeKind {
             EdgeKind::SnapshotOf => "snapshot-of",
             EdgeKind::CopyOf => "copy-of",
             EdgeKind::RestoredFrom => "restored-from",
+            EdgeKind::ImageOf => "image-of",
+            EdgeKind::LaunchedFrom => "launched-from",
         }
     }
 
@@ -112,7 +122,7 @@ impl EdgeKind {
     /// needs its source's key, and a snapshot does not need its volume.
     #[must_use]
     pub fn carries_dependence(self) -> bool {
-        !matches!(self, EdgeKind::SnapshotOf | EdgeKind::CopyOf | EdgeKind::RestoredFrom)
+        !matches!(self, EdgeKind::SnapshotOf | EdgeKind::CopyOf | EdgeKind::RestoredFrom | EdgeKind::LaunchedFrom)
     }
 }
 
@@ -221,6 +231,22 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             g.add_edge(src, vol, EdgeKind::RestoredFrom);
         }
     }
+    for (x, decl) in s.images.iter().enumerate() {
+        if snap.images[x] != Some(ImageState::Available) {
+            continue;
+        }
+        let node = add(&mut g, NodeKind::Image, &decl.name, x, 0);
+        for &y in &decl.snapshots {
+            if let Some(src) = snapshots[y] {
+                g.add_edge(src, node, EdgeKind::ImageOf);
+            }
+        }
+        for (&i, launch) in &s.launches {
+            if launch.image == x && snap.instances[i].0.is_some() {
+                g.add_edge(node, instances[i], EdgeKind::LaunchedFrom);
+            }
+        }
+    }
     // One edge per key and instance however many grants: a set, since asking the graph walks
     // every edge of the key (a fleet's key has millions).
     let mut granted = std::collections::BTreeSet::new();
@@ -298,7 +324,7 @@ pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
     let carrying = EdgeFiltered::from_fn(&g.graph, |e| e.weight().carries_dependence());
     let mut bfs = Bfs::new(&carrying, g.keys[key.0 as usize]);
     while let Some(n) = bfs.next(&carrying) {
-        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot) {
+        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image) {
             out.push(n);
         }
     }
@@ -395,6 +421,10 @@ pub fn analyze_graph<'g>(
                 let resource = summary.snapshot(node.index, s);
                 (standing::of_snapshot(run, snap, &summary.keys, node.index, &resource.breaks), resource)
             }
+            NodeKind::Image => {
+                let resource = summary.image(node.index, s);
+                (standing::of_image(run, snap, &summary.keys, node.index, &resource.breaks), resource)
+            }
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
@@ -463,6 +493,20 @@ pub fn analyze_graph<'g>(
                         SnapshotSource::Copy(_) => format!("its own data key, encrypted under {under}"),
                     };
                     (format!("{state}; needs the key at its next restore or copy"), via)
+                }
+                NodeKind::Image => {
+                    let x = r.node.index;
+                    let mine: Vec<&str> = s.images[x]
+                        .snapshots
+                        .iter()
+                        .filter(|&&y| s.snapshots[y].key == key)
+                        .map(|&y| &*s.snapshots[y].name)
+                        .collect();
+                    let state = snap.images[x].map_or("not registered", ImageState::as_str);
+                    (
+                        format!("{state}; needs the key at its next launch"),
+                        format!("snapshot {} (data keys under {key_name})", mine.join(", ")),
+                    )
                 }
                 _ => {
                     let i = r.node.index;

@@ -346,7 +346,8 @@ impl<'s> LanesFold<'s> {
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
             Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
-            Obs::Kms(_) => {}
+            // Images have no lanes of their own: their snapshots and instances show them.
+            Obs::Kms(_) | Obs::Image(_) => {}
             Obs::Snapshot(o) => {
                 let Role::Snapshot(x) = role(self.scenario, r.actor) else {
                     unreachable!("snapshots record snapshot facts")

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::actors::Obs;
 use crate::actors::ebs::{IoFailure, VolumeObs};
 use crate::actors::ec2::{InstanceObs, InstanceState, instance_id};
+use crate::actors::image::ImageObs;
 use crate::actors::kms::{Caller, KmsObs, Service};
 use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{Record, RecordId};
@@ -110,7 +111,7 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 | InstanceObs::HostMaintenance { .. }
                 | InstanceObs::DataKeyCached { .. }
                 | InstanceObs::DataKeyEvicted { .. } => (Outcome::Info, None),
-                InstanceObs::Rebooted => (Outcome::Ok, None),
+                InstanceObs::Rebooted | InstanceObs::Hibernated => (Outcome::Ok, None),
                 InstanceObs::Refused { error, .. } => failed(error.code),
             },
         ),
@@ -121,6 +122,14 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 SnapshotObs::CreateFailed { error } => failed(error.exception.as_str()),
                 SnapshotObs::UseFailed { exception, .. } => failed(exception.as_str()),
                 SnapshotObs::Refused { error, .. } => failed(error.code),
+            },
+        ),
+        Obs::Image(x) => (
+            None,
+            match x {
+                ImageObs::Registered | ImageObs::Deregistered | ImageObs::Launched { .. } => (Outcome::Ok, None),
+                ImageObs::LaunchFailed { .. } => failed(crate::actors::ec2::KEY_FAILED_REASON.0),
+                ImageObs::Refused { error, .. } => failed(error.code),
             },
         ),
     };

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::actors::ebs::VolumeState;
 use crate::actors::ec2::InstanceState;
+use crate::actors::image::ImageState;
 use crate::actors::kms::{KeyIdx, KeyState};
 use crate::actors::snapshot::SnapshotState;
 use crate::engine::SimTime;
@@ -137,13 +138,33 @@ pub fn of_volume(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], v: usize, 
 #[must_use]
 pub fn of_snapshot(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
     let key = run.scenario.snapshots[x].key;
-    let k = key.0 as usize;
-    let exists = snap.snapshots[x] == Some(SnapshotState::Completed);
-    let material_ok = run.ebs_snapshot(x).data_key_material().is_none_or(|m| snap.materials[k].contains(&m));
-    let decryptable = snap.keys[k] == Some(KeyState::Enabled) && material_ok;
-    let undecryptable = (exists && !decryptable).then_some(key);
+    let undecryptable = snapshot_unreadable(run, snap, x).then_some(key);
     let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
     verdict.key = Some(key);
+    verdict
+}
+
+/// Whether the `x`-th snapshot exists in `snap` and its key cannot decrypt its data key.
+fn snapshot_unreadable(run: &Run<'_>, snap: &Snapshot, x: usize) -> bool {
+    let k = run.scenario.snapshots[x].key.0 as usize;
+    let exists = snap.snapshots[x] == Some(SnapshotState::Completed);
+    let material_ok = run.ebs_snapshot(x).data_key_material().is_none_or(|m| snap.materials[k].contains(&m));
+    exists && !(snap.keys[k] == Some(KeyState::Enabled) && material_ok)
+}
+
+/// The standing of the `x`-th image at `snap.at`, given its breaks: latent while one of its
+/// snapshots cannot be read (its next launch fails), broken at the launch that failed.
+#[must_use]
+pub fn of_image(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
+    let s = run.scenario;
+    let registered = snap.images[x] == Some(ImageState::Available);
+    let undecryptable = s.images[x]
+        .snapshots
+        .iter()
+        .find(|&&y| registered && snapshot_unreadable(run, snap, y))
+        .map(|&y| s.snapshots[y].key);
+    let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
+    verdict.key = verdict.key.or(undecryptable);
     verdict
 }
 

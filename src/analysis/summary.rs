@@ -8,10 +8,11 @@
 use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
+use crate::actors::image::{ImageObs, ImageState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
 use crate::actors::snapshot::{SnapshotObs, SnapshotState};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
-use crate::run::{Names, Run, actor_count, instance_actor, snapshot_actor, volume_actor};
+use crate::run::{Names, Run, actor_count, image_actor, instance_actor, snapshot_actor, volume_actor};
 use crate::scenario::Scenario;
 use std::sync::Arc;
 
@@ -144,7 +145,7 @@ struct History {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub keys: Vec<KeySummary>,
-    /// The volumes, in scenario order, then the instances, then the snapshots.
+    /// The volumes, in scenario order, then the instances, the snapshots and the images.
     pub resources: Vec<ResourceSummary>,
     pub end: SimTime,
 }
@@ -160,6 +161,12 @@ impl Summary {
     #[must_use]
     pub fn instance(&self, i: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
         &self.resources[scenario.volumes.len() + i]
+    }
+
+    /// The summary of the `x`-th image.
+    #[must_use]
+    pub fn image(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        &self.resources[scenario.volumes.len() + scenario.instances.len() + scenario.snapshots.len() + x]
     }
 
     /// The summary of the `x`-th snapshot.
@@ -197,7 +204,7 @@ struct KeyFold {
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 8] = [
+const GOOD: [&str; 10] = [
     "CreateVolume",
     "AttachVolume",
     "Read",
@@ -206,6 +213,8 @@ const GOOD: [&str; 8] = [
     "running",
     "CreateSnapshot",
     "CopySnapshot",
+    "RegisterImage",
+    "RunInstances",
 ];
 
 fn good(what: &'static str) -> u8 {
@@ -287,6 +296,9 @@ pub struct SummaryFold {
     cold: Vec<Cold>,
     /// The previous record, as the cause of a key's state change would read.
     previous: Option<(RecordId, CauseWords)>,
+    /// The last KMS refusal that named a key, and when: the key a failure at that instant is
+    /// the refusal of (a restore's source may be under another key than what it makes).
+    refused: Option<(SimTime, KeyIdx)>,
 }
 
 impl SummaryFold {
@@ -306,6 +318,15 @@ impl SummaryFold {
                 cold
             },
             previous: None,
+            refused: None,
+        }
+    }
+
+    /// The key KMS refused at `at`, if it refused one then; else `otherwise`.
+    fn refused_at(&self, at: SimTime, otherwise: Option<KeyIdx>) -> Option<KeyIdx> {
+        match self.refused {
+            Some((t, k)) if t == at => Some(k),
+            _ => otherwise,
         }
     }
 
@@ -330,6 +351,7 @@ impl SummaryFold {
             Obs::Volume(o) => self.volume(r, o),
             Obs::Instance(o) => self.instance(r, o),
             Obs::Snapshot(o) => self.snapshot(r, o),
+            Obs::Image(o) => self.image(r, o),
         }
     }
 
@@ -349,6 +371,9 @@ impl SummaryFold {
     }
 
     fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
+        if let KmsObs::Called { key: Some(k), result: Err(_), .. } = obs {
+            self.refused = Some((r.at, *k));
+        }
         let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
         match obs {
             KmsObs::StateChanged { key, from, to } => {
@@ -408,7 +433,12 @@ impl SummaryFold {
             VolumeObs::CreateFailed { error } => How { action: "CreateVolume", code: error.exception.as_str() },
             _ => return,
         };
-        let key = cold[me].key;
+        // A restore's refusal may be its snapshot's key's.
+        let key = match obs {
+            VolumeObs::CreateFailed { .. } => self.refused_at(r.at, self.cold[me].key),
+            _ => self.cold[me].key,
+        };
+        let (hot, cold) = (&mut self.hot, &mut self.cold);
         failed(&mut hot[me], &mut cold[me], key, r.at, how);
         if let VolumeObs::AttachFailed { instance, .. } | VolumeObs::KeyLoadFailed { instance, .. } = obs {
             cold[instance.index()].key = key;
@@ -423,19 +453,30 @@ impl SummaryFold {
             SnapshotObs::Created { copy: true } => return worked(hot, cold, me, r.at, "CopySnapshot"),
             SnapshotObs::Used { what, .. } => return worked(hot, cold, me, r.at, what.action()),
             SnapshotObs::CreateFailed { error } => How { action: "CopySnapshot", code: error.exception.as_str() },
-            SnapshotObs::UseFailed { by, what, exception } => {
-                // The restore or copy that could not read this snapshot broke because of this
-                // snapshot's key, not its own (it recorded its failure just before).
-                let key = cold[me].key;
-                if let Some(b) = cold[by.index()].breaks.last_mut().filter(|b| b.broke_at == r.at) {
-                    b.key = key;
-                }
-                How { action: what.action(), code: exception.as_str() }
-            }
+            SnapshotObs::UseFailed { what, exception, .. } => How { action: what.action(), code: exception.as_str() },
             SnapshotObs::Refused { .. } | SnapshotObs::Deleted => return,
         };
-        let key = cold[me].key;
-        failed(&mut hot[me], &mut cold[me], key, r.at, how);
+        // A copy's refusal may be its source's key's.
+        let key = match obs {
+            SnapshotObs::CreateFailed { .. } => self.refused_at(r.at, self.cold[me].key),
+            _ => self.cold[me].key,
+        };
+        failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
+    }
+
+    fn image(&mut self, r: &Record<Obs>, obs: &ImageObs) {
+        let me = r.actor.index();
+        match obs {
+            ImageObs::Registered => worked(&mut self.hot, &mut self.cold, me, r.at, "RegisterImage"),
+            ImageObs::Launched { .. } => worked(&mut self.hot, &mut self.cold, me, r.at, "RunInstances"),
+            ImageObs::LaunchFailed { .. } => {
+                let key = self.refused_at(r.at, self.cold[me].key);
+                self.cold[me].key = key;
+                let how = How { action: "RunInstances", code: crate::actors::ec2::KEY_FAILED_REASON.0 };
+                failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
+            }
+            ImageObs::Deregistered | ImageObs::Refused { .. } => {}
+        }
     }
 
     fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
@@ -446,7 +487,8 @@ impl SummaryFold {
         let failed_start = self.cold[me].started_by.failed(obs);
         if let InstanceObs::StateChanged { to, reason, .. } = obs {
             if let (Some(action), Some((code, _))) = (failed_start, reason) {
-                let key = self.cold[me].key;
+                let key = self.refused_at(r.at, self.cold[me].key);
+                self.cold[me].key = key;
                 failed(&mut self.hot[me], &mut self.cold[me], key, r.at, How { action, code });
             } else if *to == InstanceState::Running {
                 worked(&mut self.hot, &mut self.cold, me, r.at, "running");
@@ -528,6 +570,14 @@ impl SummaryFold {
                 &verdict,
                 at_end,
             ));
+        }
+        for x in 0..s.images.len() {
+            let history = take(image_actor(s, x));
+            let verdict = standing::of_image(run, &snap, &keys, x, &history.breaks);
+            let at_end = AtEnd::Snapshot { state: run.image(x).state().map(ImageState::as_str) };
+            let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
+            let key = key.map(|k| keys[k.0 as usize].name.clone());
+            resources.push(resource_summary(s.images[x].name.clone(), "image", key, history, &verdict, at_end));
         }
         Summary { keys, resources, end: run.end }
     }

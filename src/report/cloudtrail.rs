@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Ec2Error, Eviction, InstanceAction, InstanceObs, InstanceState};
+use crate::actors::image::ImageObs;
 use crate::actors::kms::ImportType;
 use crate::actors::kms::{
     Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
@@ -90,6 +91,9 @@ pub struct Writer<'s> {
     terminations: BTreeMap<ActorId, Vec<RecordId>>,
     /// CloudTrail records made and not yet handed out, in order.
     waiting: std::collections::VecDeque<Waiting>,
+    /// Instances hibernating: the StopInstances (with `hibernate`) was written at the
+    /// hibernation, so the stop that follows is no call of its own.
+    hibernating: std::collections::BTreeSet<ActorId>,
 }
 
 /// A CloudTrail record waiting to be handed out.
@@ -534,6 +538,8 @@ impl<'s> Writer<'s> {
         let s = self.scenario;
         let actor = self.names.at(rec.actor, rec.id).into_owned();
         match &rec.obs {
+            // A launch from an image creates its volumes: RunInstances is the call.
+            Obs::Volume(VolumeObs::CreateRequested) if self.launched_volume(rec.actor) => None,
             Obs::Volume(VolumeObs::CreateRequested) => {
                 let v = s.volumes.iter().find(|v| *v.name == *actor)?;
                 let arn = &s.key(v.key).spec.arn;
@@ -572,6 +578,32 @@ impl<'s> Writer<'s> {
                 let resp = json!({"volumeId": actor, "instanceId": inst, "device": "/dev/sdf", "status": "detaching"});
                 Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "DetachVolume", req, resp, None)))
             }
+            Obs::Instance(InstanceObs::Hibernated) => {
+                self.hibernating.insert(rec.actor);
+                let mut set = Self::instances_set(&actor);
+                set["hibernate"] = json!(true);
+                let resp = Self::instances_set(&actor);
+                Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "StopInstances", set, resp, None)))
+            }
+            Obs::Instance(InstanceObs::StateChanged { to: InstanceState::Stopped, reason: None, .. })
+                if self.hibernating.remove(&rec.actor) =>
+            {
+                None
+            }
+            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. })
+                if self.image_launch(rec.actor).is_some() =>
+            {
+                let (image, volumes) = self.image_launch(rec.actor)?;
+                let mappings: Vec<Value> = volumes
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (v, x))| json!({"deviceName": device(j), "ebs": {"snapshotId": x, "volumeId": v, "encrypted": true}}))
+                    .collect();
+                let req = json!({"imageId": image, "instancesSet": {"items": [{"instanceId": actor}]}, "blockDeviceMapping": {"items": mappings.iter().map(|m| json!({"deviceName": m["deviceName"], "ebs": {"snapshotId": m["ebs"]["snapshotId"], "encrypted": true}})).collect::<Vec<_>>()}});
+                let resp = json!({"instancesSet": {"items": [{"instanceId": actor, "imageId": image, "blockDeviceMapping": {"items": mappings}}]}});
+                Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "RunInstances", req, resp, None)))
+            }
+            Obs::Image(o) => self.image_call(rec, o, &actor),
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
                 let by_user = Principal::User;
                 let (name, by) = match (from, to) {
@@ -620,7 +652,63 @@ impl<'s> Writer<'s> {
     }
 }
 
+/// The device name of a launch's `j`-th block-device mapping: the root first.
+fn device(j: usize) -> String {
+    if j == 0 {
+        "/dev/xvda".to_string()
+    } else {
+        format!("/dev/sd{}", char::from(b'e' + u8::try_from(j.min(20)).unwrap_or(20)))
+    }
+}
+
 impl Writer<'_> {
+    /// Whether volume actor `v` is one a launch from an image makes.
+    fn launched_volume(&self, v: ActorId) -> bool {
+        let s = self.scenario;
+        !s.launches.is_empty()
+            && matches!(role(s, v), Role::Volume(i) if s.launches.values().any(|l| l.volumes.contains(&i)))
+    }
+
+    /// For an instance declared with an image: the image's id and each (volume, snapshot) its
+    /// launch makes.
+    fn image_launch(&self, instance: ActorId) -> Option<(&str, Vec<(&str, &str)>)> {
+        let s = self.scenario;
+        let Role::Instance(i) = role(s, instance) else { return None };
+        let launch = s.launches.get(&i)?;
+        let volumes = launch
+            .volumes
+            .iter()
+            .zip(&s.images[launch.image].snapshots)
+            .map(|(&v, &x)| (&*s.volumes[v].name, &*s.snapshots[x].name))
+            .collect();
+        Some((&s.images[launch.image].name, volumes))
+    }
+
+    /// The EC2 call behind an image's record: RegisterImage, DeregisterImage, or one refused. A
+    /// launch from it is the instance's RunInstances.
+    fn image_call(&mut self, rec: &Record<Obs>, obs: &ImageObs, actor: &str) -> Option<Waiting> {
+        let s = self.scenario;
+        let Role::Image(x) = role(s, rec.actor) else { return None };
+        let mappings: Vec<Value> = s.images[x]
+            .snapshots
+            .iter()
+            .enumerate()
+            .map(|(j, &y)| json!({"deviceName": device(j), "ebs": {"snapshotId": &*s.snapshots[y].name}}))
+            .collect();
+        let register = json!({"name": actor, "rootDeviceName": device(0), "blockDeviceMapping": {"items": mappings}});
+        let (name, req, resp, error) = match obs {
+            ImageObs::Registered => ("RegisterImage", register, json!({"imageId": actor}), None),
+            ImageObs::Deregistered => ("DeregisterImage", json!({"imageId": actor}), json!({"_return": true}), None),
+            ImageObs::Refused { action, error } => {
+                let req = if *action == "RegisterImage" { register } else { json!({"imageId": actor}) };
+                (*action, req, Value::Null, Some((error.code, error.message(|v| s.volume_name(v)).into_owned())))
+            }
+            ImageObs::Launched { .. } | ImageObs::LaunchFailed { .. } => return None,
+        };
+        let error = error.as_ref().map(|(code, message)| (*code, message.as_str()));
+        Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, name, req, resp, error)))
+    }
+
     /// The EC2 call behind a snapshot's record: CreateSnapshot, CopySnapshot (written with its
     /// outcome, after the KMS calls it made: accepted, as AWS accepts a copy that later fails),
     /// DeleteSnapshot, or one EC2 refused. A restore or copy reading it is the reader's call.
@@ -684,6 +772,7 @@ impl<'s> Writer<'s> {
             imported: vec![false; scenario.keys.len()],
             terminations: BTreeMap::new(),
             waiting: std::collections::VecDeque::new(),
+            hibernating: std::collections::BTreeSet::new(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
+use crate::actors::image::ImageObs;
 use crate::actors::kms::{CiphertextRef, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
 use crate::actors::kms::{ImportType, MaterialState};
 use crate::actors::snapshot::{SnapshotObs, Use};
@@ -227,6 +228,9 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 message
             }
             InstanceObs::Rebooted => "rebooted; plaintext data keys stay in host memory".into(),
+            InstanceObs::Hibernated => {
+                "hibernates: RAM written to the encrypted root volume; the resume needs the key (D6)".into()
+            }
             InstanceObs::HostMaintenance { from_host, to_host } => {
                 format!("AWS moves the instance from host {from_host} to host {to_host} (a stop and start)")
             }
@@ -243,6 +247,19 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 format!("plaintext data key of {} leaves host memory ({why})", name(*volume))
             }
             InstanceObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
+        },
+        Obs::Image(x) => match x {
+            ImageObs::Registered => {
+                let Role::Image(i) = role(s, rec.actor) else { unreachable!("images record image facts") };
+                let snaps: Vec<&str> = s.images[i].snapshots.iter().map(|&x| &*s.snapshots[x].name).collect();
+                format!("image available, from {} (no KMS call)", snaps.join(", "))
+            }
+            ImageObs::Deregistered => "image deregistered".into(),
+            ImageObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
+            ImageObs::Launched { instance } => format!("{} launched from it", name(*instance)),
+            ImageObs::LaunchFailed { instance } => {
+                format!("the launch of {} from it failed: a volume's data key could not be had (D6)", name(*instance))
+            }
         },
         Obs::Snapshot(x) => {
             let decl = match role(s, rec.actor) {

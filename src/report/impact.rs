@@ -93,6 +93,9 @@ pub fn when_words(d: &Dependent) -> String {
         (Standing::Latent, None) if d.kind == NodeKind::Snapshot => {
             "breaks at its next restore or copy (none before the horizon)".into()
         }
+        (Standing::Latent, None) if d.kind == NodeKind::Image => {
+            "breaks at its next launch (none before the horizon)".into()
+        }
         (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
         (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
         (Standing::Broken, Some(t)) => match &d.how {
@@ -152,9 +155,9 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
         let node = &g.graph[n];
         let words = node.to_string();
         // A data key and a host carry their volume's and instance's name: only those have a standing.
-        let standing = standing
-            .get(&*node.name)
-            .filter(|_| matches!(node.kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot));
+        let standing = standing.get(&*node.name).filter(|_| {
+            matches!(node.kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image)
+        });
         let colour = match standing {
             Some(Standing::Broken) => "#ef9a9a",
             Some(Standing::Blocked) => "#f48fb1",

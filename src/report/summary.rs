@@ -147,6 +147,9 @@ pub fn render(summary: &Summary) -> String {
 #[must_use]
 pub fn standing_note(r: &ResourceSummary) -> Option<&'static str> {
     match (r.status, r.kind) {
+        (Standing::Latent, "image") => {
+            Some(": a snapshot of it cannot be read, which only a launch needs: its next launch will fail")
+        }
         (Standing::Latent, "snapshot") => Some(
             ": its key cannot decrypt its data key, which it needs only when read: its next restore or copy will fail",
         ),

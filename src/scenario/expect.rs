@@ -143,6 +143,7 @@ pub(super) struct Names<'a> {
     pub keys: &'a [String],
     pub volumes: &'a [String],
     pub instances: &'a [String],
+    /// The snapshots' and images' names.
     pub snapshots: &'a [String],
     /// Whether auto scaling replaces the instance of each place, so that a subject may name a
     /// replacement (`web-i0-r2`).
@@ -263,7 +264,7 @@ pub(super) fn validate(
                 errs.push(("subject", match place {
                     Some((p, i)) if names.replaced[i] => format!("{subject:?} is no instance: the replacements of {p} are {p}-r1, {p}-r2, ..."),
                     Some((p, _)) => format!("{subject:?} is no instance: auto scaling does not replace {p} (a fleet replaces its instances with replace_every)"),
-                    None => format!("{subject:?} is not a declared key, volume or instance (or \"kms\")"),
+                    None => format!("{subject:?} is not a declared key, volume, instance, snapshot or image (or \"kms\")"),
                 }));
             }
             let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
@@ -332,7 +333,10 @@ pub(super) fn validate(
             }
             RawExpect::BrokeAt { resource, at, within } => {
                 if !names.is_resource(&resource) {
-                    errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
+                    errs.push((
+                        "resource",
+                        format!("{resource:?} is not a declared volume, instance, snapshot or image"),
+                    ));
                 }
                 let within = within
                     .map(|w| parse_duration(&w).map_err(|e| errs.push(("within", e.to_string()))).unwrap_or_default())
@@ -341,7 +345,10 @@ pub(super) fn validate(
             }
             RawExpect::Status { resource, is } => {
                 if !names.is_resource(&resource) {
-                    errs.push(("resource", format!("{resource:?} is not a declared volume or instance")));
+                    errs.push((
+                        "resource",
+                        format!("{resource:?} is not a declared volume, instance, snapshot or image"),
+                    ));
                 }
                 let st = state(&STATUSES, &is, "status", &mut errs);
                 Expect::Status { resource, is: st }

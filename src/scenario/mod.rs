@@ -50,6 +50,9 @@ pub struct Scenario {
     pub instances: Vec<Arc<str>>,
     pub volumes: Vec<VolumeDecl>,
     pub snapshots: Vec<SnapshotDecl>,
+    pub images: Vec<ImageDecl>,
+    /// The instances launched from an image, by instance (few: a map, beside a fleet's million).
+    pub launches: std::collections::BTreeMap<usize, Launch>,
     pub fleets: Vec<FleetDecl>,
     /// Declared creations first (keys, instances), then the timeline, in file order.
     pub actions: Vec<Action>,
@@ -82,6 +85,21 @@ pub struct SnapshotDecl {
     /// The key its data key is under: its volume's, or the one its copy was made under.
     pub key: KeyIdx,
     pub source: SnapshotSource,
+}
+
+/// A declared AMI: the snapshots of its block-device mappings, the root volume's first.
+#[derive(Clone, Debug)]
+pub struct ImageDecl {
+    pub name: Arc<str>,
+    pub snapshots: Vec<usize>,
+}
+
+/// How an instance declared with an image is launched: the image, and the volumes the launch
+/// makes, one per snapshot of the image in its order (each restored from its snapshot).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub image: usize,
+    pub volumes: Vec<usize>,
 }
 
 /// What a snapshot is made from.
@@ -148,6 +166,13 @@ pub enum ActionKind {
         snapshot: usize,
         op: SnapshotOp,
     },
+    /// RegisterImage (`true`) or DeregisterImage.
+    Image {
+        image: usize,
+        register: bool,
+    },
+    /// RunInstances of an instance declared with an image.
+    LaunchFromImage(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,6 +34,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub snapshots: Vec<RawSnapshot>,
     #[serde(default)]
+    pub images: Vec<RawImage>,
+    #[serde(default)]
     pub fleets: Vec<RawFleet>,
     #[serde(default)]
     pub timeline: Vec<At>,
@@ -132,6 +134,21 @@ pub struct RawKey {
 #[serde(deny_unknown_fields, rename = "Instance")]
 pub struct RawInstance {
     pub id: String,
+    /// Launched from this AMI by `RunInstances` (not at 0s): a volume per snapshot of the image,
+    /// `<id>-v0`, `<id>-v1`, ... restored from it.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The key of the volumes a launch from an image makes (default: each snapshot's key).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// An AMI: its block-device mappings' snapshots, the first the root volume's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Image")]
+pub struct RawImage {
+    pub id: String,
+    pub snapshots: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +319,19 @@ pub enum RawAction {
     },
     StopInstances {
         instance: String,
+        /// `Hibernate=true`: RAM is saved to the encrypted root volume.
+        #[serde(default)]
+        hibernate: bool,
+    },
+    /// Launches an instance declared with an `image`.
+    RunInstances {
+        instance: String,
+    },
+    RegisterImage {
+        image: String,
+    },
+    DeregisterImage {
+        image: String,
     },
     StartInstances {
         instance: String,

@@ -9,13 +9,13 @@ use rand_chacha::ChaCha8Rng;
 
 use super::locate::Calls;
 use super::raw::{
-    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawImportType, RawInstance, RawIo, RawKey, RawOrigin,
-    RawScenario, RawSnapshot, RawVolume,
+    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawImage, RawImportType, RawInstance, RawIo, RawKey,
+    RawOrigin, RawScenario, RawSnapshot, RawVolume,
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
-    Action, ActionKind, ActionSource, Cycle, FleetDecl, KeyDecl, Overrides, Problem, Scenario, SnapshotDecl,
-    SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
+    Action, ActionKind, ActionSource, Cycle, FleetDecl, ImageDecl, KeyDecl, Launch, Overrides, Problem, Scenario,
+    SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
@@ -64,6 +64,7 @@ struct Names {
     volumes: BTreeMap<String, usize>,
     instances: BTreeMap<String, usize>,
     snapshots: BTreeMap<String, usize>,
+    images: BTreeMap<String, usize>,
     /// Every id declared so far, with what it names: ids share one namespace.
     ids: BTreeMap<String, &'static str>,
 }
@@ -97,6 +98,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         instances,
         volumes,
         snapshots,
+        images,
         fleets,
         timeline,
         expect,
@@ -118,17 +120,26 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let mut names = Names::default();
     names.ids.insert("kms".into(), "the KMS service");
     let keys = declare_keys(&mut c, keys, &mut names, &h);
+    let image_of: Vec<(Option<String>, Option<String>)> =
+        instances.iter().map(|i| (i.image.clone(), i.key.clone())).collect();
     let mut instances = declare_instances(&mut c, instances, &mut names);
     let restores: Vec<Option<String>> = volumes.iter().map(|v| v.snapshot.clone()).collect();
     let mut volumes = declare_volumes(&mut c, volumes, &mut names);
-    let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
+    // Snapshots are of declared volumes, and a launch's volumes are declared ones: all come
+    // before the fleets', which the actors' layout needs last.
     let snapshots = declare_snapshots(&mut c, snapshots, &mut names, &volumes);
     restored_from(&mut c, &restores, &names, &mut volumes);
+    let images = declare_images(&mut c, images, &mut names);
+    let launches = image_launches(&mut c, &image_of, (&images, &snapshots), &mut names, &mut volumes);
+    let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
     let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
+    // An instance launched from an image runs when the timeline's RunInstances says.
+    actions.retain(|a| !matches!(a.what, ActionKind::RunInstance(i) if launches.contains_key(&i)));
     let mut materials: Vec<String> = Vec::new();
-    actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots), &mut materials, &h));
+    actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
     actions.extend(fleet_actions);
-    let expectations = expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots), text, &h);
+    let expectations =
+        expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots, &images), text, &h);
 
     if c.problems.is_empty() {
         let Header { start, horizon, seed, account, region, user } = h;
@@ -148,6 +159,8 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             instances,
             volumes,
             snapshots,
+            images,
+            launches,
             fleets,
             actions,
             expectations,
@@ -357,6 +370,83 @@ fn declare_snapshots(
         snapshots.push(SnapshotDecl { name: snap.id.into(), key, source });
     }
     snapshots
+}
+
+/// The declared AMIs, each from snapshots declared before.
+fn declare_images(c: &mut Checker<'_>, raw: Vec<RawImage>, names: &mut Names) -> Vec<ImageDecl> {
+    let mut images = Vec::new();
+    for (i, image) in raw.into_iter().enumerate() {
+        let pos = c.at("Image", i);
+        let path = format!("images[{i}]");
+        check_id(c, &mut names.ids, pos, &path, &image.id, "image");
+        if image.snapshots.is_empty() {
+            c.problem(pos, format!("{path}.snapshots"), "an image needs at least one snapshot: its root volume's");
+        }
+        let snapshots = image
+            .snapshots
+            .iter()
+            .filter_map(|x| match names.snapshots.get(x) {
+                Some(&x) => Some(x),
+                None => {
+                    c.problem(pos, format!("{path}.snapshots"), unknown("snapshot", x, names.snapshots.keys()));
+                    None
+                }
+            })
+            .collect();
+        names.images.insert(image.id.clone(), images.len());
+        images.push(ImageDecl { name: image.id.into(), snapshots });
+    }
+    images
+}
+
+/// The instances declared with an image: each gets a volume per snapshot of the image
+/// (`<id>-v0`, ...), under the instance's `key` or the snapshot's, restored at its launch.
+fn image_launches(
+    c: &mut Checker<'_>,
+    image_of: &[(Option<String>, Option<String>)],
+    (images, snapshots): (&[ImageDecl], &[SnapshotDecl]),
+    names: &mut Names,
+    volumes: &mut Vec<VolumeDecl>,
+) -> BTreeMap<usize, Launch> {
+    let mut launches = BTreeMap::new();
+    for (i, (image, key)) in image_of.iter().enumerate() {
+        let pos = c.at("Instance", i);
+        let path = format!("instances[{i}]");
+        let key = key.as_ref().and_then(|k| match names.keys.get(k) {
+            Some(&k) => Some(k),
+            None => {
+                c.problem(pos, format!("{path}.key"), unknown("key", k, names.keys.keys()));
+                None
+            }
+        });
+        let Some(image) = image else {
+            if key.is_some() {
+                c.problem(pos, format!("{path}.key"), "`key` is the key of a launch's volumes: it needs an `image`");
+            }
+            continue;
+        };
+        let Some(&img) = names.images.get(image) else {
+            c.problem(pos, format!("{path}.image"), unknown("image", image, names.images.keys()));
+            continue;
+        };
+        let instance = names.instances.iter().find(|(_, x)| **x == i).map(|(n, _)| n.clone()).unwrap_or_default();
+        let mut made = Vec::new();
+        for (j, &x) in images[img].snapshots.iter().enumerate() {
+            let name = format!("{instance}-v{j}");
+            check_id(c, &mut names.ids, pos, &path, &name, "volume");
+            names.volumes.insert(name.clone(), volumes.len());
+            made.push(volumes.len());
+            volumes.push(VolumeDecl {
+                name: name.into(),
+                key: key.unwrap_or(snapshots[x].key),
+                size_gib: 8,
+                fleet: None,
+                snapshot: Some(x),
+            });
+        }
+        launches.insert(i, Launch { image: img, volumes: made });
+    }
+    launches
 }
 
 /// Each declared volume's `snapshot`, the snapshot its CreateVolume restores.
@@ -592,12 +682,12 @@ fn initial_actions(keys: usize, instances: usize, fleets: &[FleetDecl]) -> Vec<A
 fn resolve_timeline(
     c: &mut Checker<'_>,
     raw: &[At],
-    (names, snapshots): (&Names, &[SnapshotDecl]),
+    (names, snapshots, launches): (&Names, &[SnapshotDecl], &BTreeMap<usize, Launch>),
     materials: &mut Vec<String>,
     h: &Header,
 ) -> Vec<Action> {
     let (start, horizon) = (h.start, h.horizon);
-    let mut timeline = Timeline { names, snapshots, materials, start, horizon, defined: Defined::default() };
+    let mut timeline = Timeline { names, snapshots, launches, materials, start, horizon, defined: Defined::default() };
     // Names defined by earlier actions (tokens, ciphertexts, grants) must be defined *earlier in
     // time*; resolve in time order, keeping file order for ties.
     let mut order: Vec<(usize, &At, Option<SimTime>)> =
@@ -643,21 +733,23 @@ fn resolve_timeline(
 }
 
 /// Everything declared, fleets expanded.
-type Declared<'a> = (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl], &'a [SnapshotDecl]);
+type Declared<'a> =
+    (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl], &'a [SnapshotDecl], &'a [ImageDecl]);
 
 /// The expectations, resolved against every resource's name (a replaced fleet instance's
 /// later lives included, D6).
 fn expectations(
     c: &mut Checker<'_>,
     raw: Vec<RawExpect>,
-    (keys, volumes, instances, fleets, snapshots): Declared<'_>,
+    (keys, volumes, instances, fleets, snapshots, images): Declared<'_>,
     text: &str,
     h: &Header,
 ) -> Vec<super::expect::Expectation> {
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
-    let snapshot_names: Vec<String> = snapshots.iter().map(|s| s.name.to_string()).collect();
+    let snapshot_names: Vec<String> =
+        snapshots.iter().map(|s| s.name.to_string()).chain(images.iter().map(|i| i.name.to_string())).collect();
     // Auto scaling launches new instances in the place of a fleet's that it replaces (D6).
     let mut replaced = vec![false; instance_names.len()];
     for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
@@ -833,6 +925,7 @@ struct Defined {
 struct Timeline<'a> {
     names: &'a Names,
     snapshots: &'a [SnapshotDecl],
+    launches: &'a BTreeMap<usize, Launch>,
     materials: &'a mut Vec<String>,
     start: jiff::Timestamp,
     horizon: SimTime,
@@ -1032,7 +1125,30 @@ impl Timeline<'_> {
                 }
                 self.on_volume(volume, VolumeOp::IoLoad { kind, every, until }, errs)
             }
-            A::StopInstances { instance } => self.on_instance(instance, InstanceAction::Stop, errs),
+            A::StopInstances { instance, hibernate: false } => self.on_instance(instance, InstanceAction::Stop, errs),
+            A::StopInstances { instance, hibernate: true } => {
+                self.on_instance(instance, InstanceAction::Hibernate, errs)
+            }
+            A::RunInstances { instance } => {
+                let i = self.instance(instance, errs);
+                if errs.is_empty() && !self.launches.contains_key(&i) {
+                    errs.push((
+                        "instance",
+                        format!("{instance} is not declared with an `image`: it runs from 0s; RunInstances launches an instance from its image"),
+                    ));
+                }
+                Some(ActionKind::LaunchFromImage(i))
+            }
+            A::RegisterImage { image } | A::DeregisterImage { image } => {
+                let register = matches!(action, A::RegisterImage { .. });
+                match self.names.images.get(image) {
+                    Some(&image) => Some(ActionKind::Image { image, register }),
+                    None => {
+                        errs.push(("image", unknown("image", image, self.names.images.keys())));
+                        None
+                    }
+                }
+            }
             A::StartInstances { instance } => self.on_instance(instance, InstanceAction::Start, errs),
             A::RebootInstances { instance } => self.on_instance(instance, InstanceAction::Reboot, errs),
             A::TerminateInstances { instance } => self.on_instance(instance, InstanceAction::Terminate, errs),

@@ -135,7 +135,9 @@ fn invalid_expectations_are_reported_with_positions() {
             format!(
                 "{f}:12:9: expect[0].event: \"Attach\" is not an event kmsim records; did you mean AttachVolumeRequested or AttachVolume or ReattachVolume?"
             ),
-            format!("{f}:13:9: expect[1].subject: \"vol-9\" is not a declared key, volume or instance (or \"kms\")"),
+            format!(
+                "{f}:13:9: expect[1].subject: \"vol-9\" is not a declared key, volume, instance, snapshot or image (or \"kms\")"
+            ),
             format!("{f}:14:9: expect[2].at: \"2d\" is after the horizon (1d)"),
             format!(
                 "{f}:15:9: expect[3].is: \"attached\" is not a volume state: use one of not-created, creating, available, attaching, in-use"

@@ -183,6 +183,7 @@ fn other_scenarios_with_ec2_actions_survive_the_round_trip() {
         "lifecycle/disable-vs-delete-material.ron",
         "lifecycle/scheduled-deletion-irreversible.ron",
         "ec2/instance-several-keys.ron",
+        "ec2/hibernate-and-resume.ron",
     ] {
         round_trip(rel);
     }

@@ -188,6 +188,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     instances: [Instance(id: "i-a"), Instance(id: "i-b")],
     volumes: [Volume(id: "vol-a", key: "k"), Volume(id: "vol-b", key: "k", snapshot: "snap-a")],
     snapshots: [Snapshot(id: "snap-a", volume: "vol-a"), Snapshot(id: "snap-b", copy_of: "snap-a")],
+    images: [Image(id: "ami-a", snapshots: ["snap-a"])],
     fleets: [
         Fleet(id: "web", instances: 3, volumes_per_instance: 2, keys: [("k", 1)],
               attached: Exponential("6h"), detached: Exponential("10m")),
@@ -199,7 +200,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     let s = scenario::parse("layout", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
     let sim = kmsim::run::build(&s);
     let names = sim.names();
-    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len() + s.snapshots.len());
+    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len() + s.snapshots.len() + s.images.len());
     let mut order = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let id = kmsim::engine::ActorId(u32::try_from(index).unwrap());
@@ -209,6 +210,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
             Role::Instance(i) => assert_eq!(instance_actor(&s, i), id, "instance {i}"),
             Role::Volume(v) => assert_eq!(volume_actor(&s, v), id, "volume {v}"),
             Role::Snapshot(x) => assert_eq!(kmsim::run::snapshot_actor(&s, x), id, "snapshot {x}"),
+            Role::Image(x) => assert_eq!(kmsim::run::image_actor(&s, x), id, "image {x}"),
         }
         order.push(&**name);
     }
@@ -216,7 +218,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
         order,
         [
             "kms", "i-a", "i-b", "vol-a", "vol-b", "web-i0", "web-v0", "web-v1", "web-i1", "web-v2", "web-v3",
-            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1", "snap-a", "snap-b",
+            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1", "snap-a", "snap-b", "ami-a",
         ]
     );
 }
@@ -266,6 +268,7 @@ fn random_scenario(seed: u64) -> String {
             5 => format!("StopInstances(instance: \"i{i}\")"),
             6 => format!("StartInstances(instance: \"i{i}\")"),
             7 => format!("RebootInstances(instance: \"i{i}\")"),
+            8 if rng.random_range(0..2) == 0 => format!("StopInstances(instance: \"i{i}\", hibernate: true)"),
             8 => format!("HostMaintenance(instance: \"i{i}\")"),
             9 => format!("DeleteImportedKeyMaterial(key: \"k{k}\")"),
             10 => format!("ImportKeyMaterial(key: \"k{k}\", material: \"m{k}\", expires: Never)"),
@@ -299,6 +302,7 @@ fn random_scenario(seed: u64) -> String {
     // either, each made, deleted and restored at random instants.
     let mut volume_decls = volume_decls;
     let mut snapshots = String::new();
+    let (mut images, mut launched) = (String::new(), String::new());
     if rng.random_range(0..2) == 0 {
         let (v, k_copy, k_restore) =
             (rng.random_range(0..volumes), rng.random_range(0..keys), rng.random_range(0..keys));
@@ -307,9 +311,15 @@ fn random_scenario(seed: u64) -> String {
             "snapshots: [Snapshot(id: \"s0\", volume: \"v{v}\"), Snapshot(id: \"s1\", copy_of: \"s0\", key: \"k{k_copy}\")],"
         );
         volume_decls.push(format!("Volume(id: \"r0\", key: \"k{k_restore}\", snapshot: \"{from}\")"));
+        // An image of a snapshot, and an instance launched from it.
+        images = format!("images: [Image(id: \"ami\", snapshots: [\"{from}\"])],");
+        launched = format!(", Instance(id: \"il\", image: \"ami\", key: \"k{}\")", rng.random_range(0..keys));
         for _ in 0..rng.random_range(1..8) {
             let at = format!("{}m", rng.random_range(30..3 * 24 * 60));
-            let action = match rng.random_range(0..6) {
+            let action = match rng.random_range(0..9) {
+                6 => "RegisterImage(image: \"ami\")",
+                7 => "RunInstances(instance: \"il\")",
+                8 => "DeregisterImage(image: \"ami\")",
                 0 | 1 => "CreateSnapshot(snapshot: \"s0\")",
                 2 => "CopySnapshot(snapshot: \"s1\")",
                 3 => ["DeleteSnapshot(snapshot: \"s0\")", "DeleteSnapshot(snapshot: \"s1\")"]
@@ -321,7 +331,7 @@ fn random_scenario(seed: u64) -> String {
     }
     format!(
         "Scenario(version: 1, name: \"random {seed}\", start: \"2026-01-01T00:00:00Z\", horizon: \"3d\", seed: {seed}, {latency}
-    keys: [{}], instances: [{}], volumes: [{}], {snapshots} {fleet}
+    keys: [{}], instances: [{}{launched}], volumes: [{}], {snapshots} {images} {fleet}
     timeline: [{}],
 )",
         key_decls.join(", "),
