@@ -10,10 +10,11 @@ use kmsim::scenario::{self, Overrides};
 
 use super::golden::{check_or_bless, check_or_bless_bytes};
 
-const HEADLINES: [(&str, &str); 3] = [
+const HEADLINES: [(&str, &str); 4] = [
     ("scenarios/ebs/ebs-story.ron", "reports/ebs-story"),
     ("scenarios/import/expiry-valid-to.ron", "reports/expiry-valid-to"),
     ("scenarios/rotation/rotate-then-delete-old.ron", "reports/rotation"),
+    ("scenarios/snapshots/migration.ron", "reports/migration"),
 ];
 
 #[test]
