@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
+use crate::actors::group::{Group, GroupMsg};
 use crate::actors::image::{Image, ImageMsg, ImageState};
 use crate::actors::kms::{
     Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
@@ -95,6 +96,8 @@ pub enum Role {
     Snapshot(usize),
     /// The `i`-th image of the scenario.
     Image(usize),
+    /// The `i`-th auto scaling group of the scenario.
+    Group(usize),
 }
 
 /// The declared instances, which come first among the scenario's instances.
@@ -125,7 +128,18 @@ fn actor(index: usize) -> ActorId {
 /// How many actors the scenario's world has: KMS, its instances, its volumes and its snapshots.
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
+    first_group(scenario) + scenario.groups.len()
+}
+
+/// The groups come last.
+fn first_group(scenario: &Scenario) -> usize {
     first_image(scenario) + scenario.images.len()
+}
+
+/// Actor of the `i`-th auto scaling group.
+#[must_use]
+pub fn group_actor(scenario: &Scenario, i: usize) -> ActorId {
+    actor(first_group(scenario) + i)
 }
 
 /// The images come after the snapshots.
@@ -186,6 +200,7 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
             }
         }
         None if i == 0 => Role::Kms,
+        None if i >= first_group(scenario) => Role::Group(i - first_group(scenario)),
         None if i >= first_image(scenario) => Role::Image(i - first_image(scenario)),
         None if i >= first_snapshot(scenario) => Role::Snapshot(i - first_snapshot(scenario)),
         None if i <= declared_instances(scenario) => Role::Instance(i - 1),
@@ -202,6 +217,7 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
         Role::Volume(v) => &scenario.volumes[v].name,
         Role::Snapshot(x) => &scenario.snapshots[x].name,
         Role::Image(x) => &scenario.images[x].name,
+        Role::Group(x) => &scenario.groups[x].name,
     }
 }
 
@@ -219,12 +235,19 @@ pub struct Names<'s> {
     /// outputs name the material of their cryptographic calls, which for a key of one material
     /// says nothing.
     rotating: BTreeMap<KeyIdx, RecordId>,
+    /// Instances launched from their image once already.
+    first_launched: std::collections::BTreeSet<ActorId>,
 }
 
 impl<'s> Names<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario) -> Self {
-        Names { scenario, launches: BTreeMap::new(), rotating: BTreeMap::new() }
+        Names {
+            scenario,
+            launches: BTreeMap::new(),
+            rotating: BTreeMap::new(),
+            first_launched: std::collections::BTreeSet::new(),
+        }
     }
 
     /// Learns from `rec` (records must come in order): a launch by auto scaling is the state
@@ -233,10 +256,16 @@ impl<'s> Names<'s> {
     #[inline]
     pub fn observe(&mut self, rec: &Record<Obs>) {
         match &rec.obs {
-            // A launch from the instance's image is its first life, not auto scaling's.
-            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) if !matches!(role(self.scenario, rec.actor), Role::Instance(i) if self.scenario.launches.contains_key(&i)) =>
-            {
-                self.launches.entry(rec.actor).or_default().push(rec.id);
+            // The first launch of an instance from its image is its first life; the launches
+            // into its place after it (by its group) are new instances, as auto scaling's are.
+            Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) => {
+                let from_image = matches!(
+                    role(self.scenario, rec.actor),
+                    Role::Instance(i) if self.scenario.launches.contains_key(&i)
+                );
+                if !from_image || !self.first_launched.insert(rec.actor) {
+                    self.launches.entry(rec.actor).or_default().push(rec.id);
+                }
             }
             Obs::Kms(KmsObs::Called {
                 key: Some(k),
@@ -460,6 +489,19 @@ impl Hints<World> for Estate {
     }
 }
 
+/// The (volume, snapshot) actors of each block-device mapping the launch of instance `i` from
+/// its image makes.
+fn launch_mappings(scenario: &Scenario, i: usize) -> Vec<(ActorId, ActorId)> {
+    let launch = &scenario.launches[&i];
+    let snapshots = &scenario.images[launch.image].snapshots;
+    launch
+        .volumes
+        .iter()
+        .zip(snapshots)
+        .map(|(&v, &x)| (volume_actor(scenario, v), snapshot_actor(scenario, x)))
+        .collect()
+}
+
 /// The world of a scenario, ready to run: its actors, and its actions scheduled as inputs.
 #[must_use]
 pub fn build(scenario: &Scenario) -> Simulation<World> {
@@ -516,6 +558,12 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(decl.name.clone(), World::Image(Image::new(snapshots)));
         debug_assert_eq!(id, image_actor(scenario, x));
     }
+    for (x, decl) in scenario.groups.iter().enumerate() {
+        let places = decl.places.iter().map(|&i| (instance_actor(scenario, i), launch_mappings(scenario, i))).collect();
+        let group = Group::new(image_actor(scenario, decl.image), places, decl.replace_every.clone(), decl.cooldown);
+        let id = sim.add_actor(decl.name.clone(), World::Group(Box::new(group)));
+        debug_assert_eq!(id, group_actor(scenario, x));
+    }
     for (i, action) in scenario.actions.iter().enumerate() {
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
         let (to, msg) = match &action.what {
@@ -553,16 +601,13 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
                 (image_actor(scenario, *image), Msg::Image(msg))
             }
             ActionKind::LaunchFromImage(i) => {
-                let launch = &scenario.launches[i];
-                let snapshots = &scenario.images[launch.image].snapshots;
-                let volumes = launch
-                    .volumes
-                    .iter()
-                    .zip(snapshots)
-                    .map(|(&v, &x)| (volume_actor(scenario, v), snapshot_actor(scenario, x)))
-                    .collect();
-                let image = image_actor(scenario, launch.image);
-                (instance_actor(scenario, *i), Msg::Instance(InstanceMsg::LaunchFromImage { image, volumes }))
+                let image = image_actor(scenario, scenario.launches[i].image);
+                let volumes = launch_mappings(scenario, *i);
+                let msg = InstanceMsg::LaunchFromImage { image, volumes, group: None };
+                (instance_actor(scenario, *i), Msg::Instance(msg))
+            }
+            ActionKind::Group { group, desired } => {
+                (group_actor(scenario, *group), Msg::Group(GroupMsg::SetDesired(*desired)))
             }
         };
         sim.schedule(action.at, to, msg, cause);
@@ -602,6 +647,15 @@ impl Run<'_> {
         match self.sim.actor(volume_actor(self.scenario, i)) {
             World::Volume(v) => v,
             _ => unreachable!("volume_actor names a volume"),
+        }
+    }
+
+    /// The `x`-th auto scaling group actor.
+    #[must_use]
+    pub fn group(&self, x: usize) -> &Group {
+        match self.sim.actor(group_actor(self.scenario, x)) {
+            World::Group(g) => g,
+            _ => unreachable!("group_actor names a group"),
         }
     }
 

@@ -337,7 +337,15 @@ impl Volume {
         match msg {
             VolumeMsg::Create => self.on_create(None, None, ctx),
             VolumeMsg::Restore { from } => self.on_create(Some(from), None, ctx),
-            VolumeMsg::LaunchFrom { instance, snapshot } => self.on_create(Some(snapshot), Some(instance), ctx),
+            VolumeMsg::LaunchFrom { instance, snapshot } => {
+                if self.state == Some(VolumeState::Available) {
+                    // A13: the volume of a terminated launch was deleted with it
+                    // (DeleteOnTermination); the next launch in the place makes it anew.
+                    self.state = None;
+                    self.data_key = None;
+                }
+                self.on_create(Some(snapshot), Some(instance), ctx);
+            }
             VolumeMsg::DataKey => unreachable!("DataKey is a call, answered by Volume::data_key"),
             VolumeMsg::Attach { instance } => self.on_attach(instance, ctx),
             VolumeMsg::Detach => self.on_detach(ctx),

@@ -25,6 +25,7 @@ use smallvec::SmallVec;
 use crate::engine::{ActorId, SimDuration};
 
 use super::ebs::VolumeMsg;
+use super::group::GroupMsg;
 use super::image::ImageMsg;
 use super::kms::EbsId;
 use super::{Msg, Obs, Reply, WorldCtx};
@@ -196,6 +197,8 @@ pub enum InstanceMsg {
     LaunchFromImage {
         image: ActorId,
         volumes: Vec<(ActorId, ActorId)>,
+        /// The auto scaling group launching it, told how the launch went.
+        group: Option<ActorId>,
     },
     /// A volume whose data key was decrypted asks to be attached (a call: the answer is
     /// [`super::Reply::Attach`]).
@@ -252,6 +255,8 @@ struct Starting {
     launch: Option<Vec<ActorId>>,
     /// For a launch from an image: the image, told how the launch went.
     image: Option<ActorId>,
+    /// For a launch by an auto scaling group: the group, told too.
+    group: Option<ActorId>,
 }
 
 #[derive(Debug)]
@@ -337,7 +342,9 @@ impl Instance {
         match msg {
             InstanceMsg::Run => self.launch(ctx),
             InstanceMsg::Replace(volumes) => self.launch_with(volumes, ctx),
-            InstanceMsg::LaunchFromImage { image, volumes } => self.launch_from_image(image, &volumes, ctx),
+            InstanceMsg::LaunchFromImage { image, volumes, group } => {
+                self.launch_from_image(image, &volumes, group, ctx);
+            }
             InstanceMsg::Cycle { generation, .. } if generation != self.cycle_gen => {}
             InstanceMsg::Cycle { action, .. } => {
                 // A step that does not apply now (a stop while starting) is skipped, not refused.
@@ -464,33 +471,53 @@ impl Instance {
         for &v in &volumes {
             ctx.send(v, Msg::Volume(VolumeMsg::Launch { instance: me }), SimDuration::ZERO);
         }
-        self.start =
-            Some(Box::new(Starting { waiting: volumes.clone(), failed: false, launch: Some(volumes), image: None }));
+        self.start = Some(Box::new(Starting {
+            waiting: volumes.clone(),
+            failed: false,
+            launch: Some(volumes),
+            image: None,
+            group: None,
+        }));
         self.finish_start_if_done(ctx);
     }
 
     /// RunInstances from an image: pending while each block-device mapping's volume is restored
     /// from its snapshot and its data key decrypted, then running; terminated with
     /// `Client.InternalError` if one cannot be (D6).
-    fn launch_from_image(&mut self, image: ActorId, volumes: &[(ActorId, ActorId)], ctx: &mut WorldCtx<'_>) {
-        let refused = if let Some(state) = self.state {
-            Some(Ec2Error::incorrect_instance_state(ctx.my_name(), state))
+    fn launch_from_image(
+        &mut self,
+        image: ActorId,
+        volumes: &[(ActorId, ActorId)],
+        group: Option<ActorId>,
+        ctx: &mut WorldCtx<'_>,
+    ) {
+        let refused = if let Some(state) = self.state.filter(|s| *s != InstanceState::Terminated || group.is_none()) {
+            Some(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state))
         } else if matches!(ctx.call(image, Msg::Image(ImageMsg::Available)), Reply::Available(false)) {
             Some(super::image::not_found(ctx.name_of(image)))
         } else {
             None
         };
+        let me = ctx.me();
         if let Some(error) = refused {
             ctx.record(Obs::Instance(InstanceObs::Refused { action: InstanceAction::Launch, error }));
+            if let Some(group) = group {
+                let msg = GroupMsg::LaunchEnded { instance: me, ok: false, refused: true };
+                ctx.send(group, Msg::Group(msg), SimDuration::ZERO);
+            }
             return;
         }
+        if self.state.is_some() {
+            // A group launches a new instance into the place of a terminated one (A13).
+            self.life += 1;
+            self.state = None;
+        }
         self.set_state(InstanceState::Pending, None, ctx);
-        let me = ctx.me();
         for &(v, snapshot) in volumes {
             ctx.send(v, Msg::Volume(VolumeMsg::LaunchFrom { instance: me, snapshot }), SimDuration::ZERO);
         }
         let waiting = volumes.iter().map(|(v, _)| *v).collect();
-        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: Some(image) }));
+        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: Some(image), group }));
         self.finish_start_if_done(ctx);
     }
 
@@ -501,7 +528,7 @@ impl Instance {
         for &v in &waiting {
             ctx.send(v, Msg::Volume(VolumeMsg::LoadKey { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: None }));
+        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: None, group: None }));
         self.finish_start_if_done(ctx);
     }
 
@@ -516,7 +543,7 @@ impl Instance {
         if self.start.as_ref().is_none_or(|s| !s.waiting.is_empty()) {
             return;
         }
-        let Starting { failed, launch: launching, image, .. } = *self.start.take().expect("a start under way");
+        let Starting { failed, launch: launching, image, group, .. } = *self.start.take().expect("a start under way");
         if let Some(image) = image {
             let me = ctx.me();
             if failed {
@@ -528,6 +555,10 @@ impl Instance {
                 self.begin_cycles(ctx);
             }
             ctx.call(image, Msg::Image(ImageMsg::Launched { instance: me, ok: !failed }));
+            if let Some(group) = group {
+                let msg = GroupMsg::LaunchEnded { instance: me, ok: !failed, refused: false };
+                ctx.send(group, Msg::Group(msg), SimDuration::ZERO);
+            }
             return;
         }
         if failed {

@@ -1,4 +1,5 @@
-//! The AWS actors: one KMS service, EBS volumes and snapshots, EC2 instances and AMIs, as a closed set.
+//! The AWS actors: one KMS service, EBS volumes and snapshots, EC2 instances, AMIs and auto
+//! scaling groups, as a closed set.
 //!
 //! Actors hold only domain state and talk through the engine: EBS asks KMS for data keys, EC2's
 //! instances keep plaintext data keys in their host's memory. They know nothing of RON, files,
@@ -10,6 +11,7 @@
 pub mod dist;
 pub mod ebs;
 pub mod ec2;
+pub mod group;
 pub mod image;
 pub mod kms;
 pub mod snapshot;
@@ -24,6 +26,7 @@ pub enum Msg {
     Instance(ec2::InstanceMsg),
     Snapshot(snapshot::SnapshotMsg),
     Image(image::ImageMsg),
+    Group(group::GroupMsg),
 }
 
 /// Every fact any actor can record.
@@ -34,6 +37,7 @@ pub enum Obs {
     Instance(ec2::InstanceObs),
     Snapshot(snapshot::SnapshotObs),
     Image(image::ImageObs),
+    Group(group::GroupObs),
 }
 
 impl Obs {
@@ -75,6 +79,8 @@ impl Obs {
             Obs::Image(image::ImageObs::Deregistered) => "DeregisterImage",
             Obs::Image(image::ImageObs::Launched { .. } | image::ImageObs::LaunchFailed { .. }) => "RunInstances",
             Obs::Instance(I::Hibernated) => "Hibernated",
+            Obs::Group(group::GroupObs::Capacity { .. }) => "CapacityChanged",
+            Obs::Group(group::GroupObs::Launched { .. } | group::GroupObs::LaunchFailed { .. }) => "Launch",
         }
     }
 
@@ -144,6 +150,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "DeregisterImage",
     "RunInstances",
     "Hibernated",
+    "CapacityChanged",
+    "Launch",
     "Read",
     "Write",
     "InstanceStateChanged",
@@ -183,6 +191,8 @@ pub enum World {
     Instance(ec2::Instance),
     Snapshot(snapshot::Snapshot),
     Image(image::Image),
+    /// Boxed: few groups, and each holds its places.
+    Group(Box<group::Group>),
 }
 
 impl Actor for World {
@@ -197,6 +207,7 @@ impl Actor for World {
             (World::Instance(i), Msg::Instance(m)) => i.handle(m, ctx),
             (World::Snapshot(s), Msg::Snapshot(m)) => s.handle(m, ctx),
             (World::Image(i), Msg::Image(m)) => i.handle(m, ctx),
+            (World::Group(g), Msg::Group(m)) => g.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
         }
     }

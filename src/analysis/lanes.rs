@@ -7,6 +7,7 @@
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{InstanceObs, InstanceState};
+use crate::actors::group::GroupObs;
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp, KmsOutput};
 use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{ActorId, Record, RecordId, SimDuration, SimTime};
@@ -30,6 +31,8 @@ pub enum Band {
     /// Holds no plaintext key and its key is unusable: the next attach or start fails.
     Unusable,
     Instance(InstanceState),
+    /// An auto scaling group: instances in service, of the desired capacity.
+    Capacity(u32, u32),
     /// A snapshot kept, its key usable.
     Kept,
     /// A snapshot kept while its key cannot decrypt its data key: its next restore or copy fails.
@@ -54,6 +57,9 @@ impl Band {
                 InstanceState::Stopped => "instance stopped",
                 InstanceState::Terminated => "instance terminated",
             },
+            Band::Capacity(n, d) if n >= d => "group at its desired capacity",
+            Band::Capacity(0, _) => "group with no instance in service",
+            Band::Capacity(..) => "group below its desired capacity",
             Band::Kept => "snapshot, key usable",
             Band::KeptUnreadable => "snapshot, key unusable: next restore or copy fails",
         }
@@ -71,6 +77,7 @@ impl Band {
             Band::Detached => "detached".into(),
             Band::Unusable => "unusable".into(),
             Band::Instance(s) => s.as_str().into(),
+            Band::Capacity(n, d) => format!("{n}/{d} in service"),
             Band::Kept => "completed".into(),
             Band::KeptUnreadable => "latent: cannot be read".into(),
         }
@@ -98,6 +105,7 @@ pub enum LaneKind {
     Volume,
     Instance,
     Snapshot,
+    Group,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,6 +299,8 @@ pub struct LanesFold<'s> {
     /// The snapshots of each key, and whether each snapshot exists.
     snapshots_of_key: Vec<Vec<usize>>,
     snapshots: Vec<bool>,
+    /// Lanes of the auto scaling groups (none in the aggregate view).
+    groups: Option<Vec<Building>>,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
     /// In the aggregate view: each volume's kind of band, the counts, and the series.
@@ -331,6 +341,7 @@ impl<'s> LanesFold<'s> {
             of_key,
             snapshots_of_key,
             snapshots: vec![false; s.snapshots.len()],
+            groups: (!aggregate).then(|| s.groups.iter().map(|_| Building::default()).collect()),
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
             counts: [0; 5],
@@ -347,7 +358,21 @@ impl<'s> LanesFold<'s> {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
             Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
             // Images have no lanes of their own: their snapshots and instances show them.
-            Obs::Kms(_) | Obs::Image(_) => {}
+            Obs::Kms(_) | Obs::Image(_) | Obs::Group(GroupObs::Launched { .. }) => {}
+            Obs::Group(GroupObs::Capacity { in_service, desired }) => {
+                let Role::Group(g) = role(self.scenario, r.actor) else { unreachable!("groups record group facts") };
+                if let Some(groups) = &mut self.groups {
+                    groups[g].change(r.at, Some(Band::Capacity(*in_service, *desired)), self.quantum);
+                }
+            }
+            Obs::Group(GroupObs::LaunchFailed { instance, by_kms }) => {
+                let Role::Group(g) = role(self.scenario, r.actor) else { unreachable!("groups record group facts") };
+                let who = names.at(*instance, r.id).into_owned();
+                let code = if *by_kms { "Client.InternalError" } else { "InvalidAMIID.NotFound" };
+                if let Some(groups) = &mut self.groups {
+                    groups[g].failed(r.at, || format!("RunInstances {who}: {code}"));
+                }
+            }
             Obs::Snapshot(o) => {
                 let Role::Snapshot(x) = role(self.scenario, r.actor) else {
                     unreachable!("snapshots record snapshot facts")
@@ -562,6 +587,10 @@ impl<'s> LanesFold<'s> {
             let name = s.instances[i].to_string();
             let latent = latent_windows(summary, &name, end);
             lanes.push(lane.lane(name, LaneKind::Instance, None, end, latent));
+        }
+        for (g, lane) in self.groups.into_iter().flatten().enumerate() {
+            let name = s.groups[g].name.to_string();
+            lanes.push(lane.lane(name, LaneKind::Group, None, end, Vec::new()));
         }
         let aggregate = aggregate_view.then_some(Aggregate { volumes: s.volumes.len(), series: self.series });
         Lanes { end, lanes, markers: self.markers, aggregate }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::actors::Obs;
 use crate::actors::ebs::{IoFailure, VolumeObs};
 use crate::actors::ec2::{InstanceObs, InstanceState, instance_id};
+use crate::actors::group::GroupObs;
 use crate::actors::image::ImageObs;
 use crate::actors::kms::{Caller, KmsObs, Service};
 use crate::actors::snapshot::SnapshotObs;
@@ -122,6 +123,15 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 SnapshotObs::CreateFailed { error } => failed(error.exception.as_str()),
                 SnapshotObs::UseFailed { exception, .. } => failed(exception.as_str()),
                 SnapshotObs::Refused { error, .. } => failed(error.code),
+            },
+        ),
+        Obs::Group(g) => (
+            None,
+            match g {
+                GroupObs::Capacity { .. } => (Outcome::Info, None),
+                GroupObs::Launched { .. } => (Outcome::Ok, None),
+                GroupObs::LaunchFailed { by_kms: true, .. } => failed(crate::actors::ec2::KEY_FAILED_REASON.0),
+                GroupObs::LaunchFailed { by_kms: false, .. } => failed("InvalidAMIID.NotFound"),
             },
         ),
         Obs::Image(x) => (

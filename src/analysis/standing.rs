@@ -168,6 +168,22 @@ pub fn of_image(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, b
     verdict
 }
 
+/// The standing of the `x`-th auto scaling group at `snap.at`, given its breaks: latent while a
+/// snapshot of its image cannot be read (its next launch fails), broken from a launch that
+/// failed until one succeeds.
+#[must_use]
+pub fn of_group(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
+    let s = run.scenario;
+    let undecryptable = s.images[s.groups[x].image]
+        .snapshots
+        .iter()
+        .find(|&&y| snapshot_unreadable(run, snap, y))
+        .map(|&y| s.snapshots[y].key);
+    let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
+    verdict.key = verdict.key.or(undecryptable);
+    verdict
+}
+
 /// The volumes attached to each instance in `snap`, by instance, in volume order.
 #[must_use]
 pub fn attachments(run: &Run<'_>, snap: &Snapshot) -> Vec<Vec<usize>> {

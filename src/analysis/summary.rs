@@ -8,11 +8,12 @@
 use crate::actors::Obs;
 use crate::actors::ebs::{VolumeObs, VolumeState};
 use crate::actors::ec2::{InstanceObs, InstanceState};
+use crate::actors::group::GroupObs;
 use crate::actors::image::{ImageObs, ImageState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
 use crate::actors::snapshot::{SnapshotObs, SnapshotState};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
-use crate::run::{Names, Run, actor_count, image_actor, instance_actor, snapshot_actor, volume_actor};
+use crate::run::{Names, Run, actor_count, group_actor, image_actor, instance_actor, snapshot_actor, volume_actor};
 use crate::scenario::Scenario;
 use std::sync::Arc;
 
@@ -118,6 +119,10 @@ pub enum AtEnd {
     Snapshot {
         state: Option<&'static str>,
     },
+    Group {
+        in_service: u32,
+        desired: u32,
+    },
 }
 
 impl std::fmt::Display for AtEnd {
@@ -132,6 +137,7 @@ impl std::fmt::Display for AtEnd {
                 f.write_str(state.unwrap_or("not created"))
             }
             AtEnd::Instance { state, place, life } => f.write_str(&super::record::instance_now(place, *state, *life)),
+            AtEnd::Group { in_service, desired } => write!(f, "{in_service} of {desired} desired instances in service"),
         }
     }
 }
@@ -352,6 +358,7 @@ impl SummaryFold {
             Obs::Instance(o) => self.instance(r, o),
             Obs::Snapshot(o) => self.snapshot(r, o),
             Obs::Image(o) => self.image(r, o),
+            Obs::Group(o) => self.group(r, o),
         }
     }
 
@@ -371,7 +378,12 @@ impl SummaryFold {
     }
 
     fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
-        if let KmsObs::Called { key: Some(k), result: Err(_), .. } = obs {
+        // Only a refusal of what a service needs a usable key for: a data key, or EC2's grant.
+        if let KmsObs::Called { key: Some(k), result: Err(e), op, caller } = obs
+            && !matches!(caller, Caller::User)
+            && e.exception != crate::actors::kms::KmsException::Throttling
+            && (op.operation().is_crypto() || op.operation() == crate::actors::kms::Operation::CreateGrant)
+        {
             self.refused = Some((r.at, *k));
         }
         let name = |m: &crate::actors::kms::MaterialId| names.scenario.materials[m.0 as usize].as_str();
@@ -462,6 +474,22 @@ impl SummaryFold {
             _ => self.cold[me].key,
         };
         failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
+    }
+
+    fn group(&mut self, r: &Record<Obs>, obs: &GroupObs) {
+        let me = r.actor.index();
+        match obs {
+            GroupObs::Launched { .. } => worked(&mut self.hot, &mut self.cold, me, r.at, "RunInstances"),
+            // A launch EC2 refused (the image not registered) is no failure of a key.
+            GroupObs::LaunchFailed { by_kms: true, .. } => {
+                if let Some(key) = self.refused_at(r.at, None) {
+                    self.cold[me].key = Some(key);
+                    let how = How { action: "RunInstances", code: crate::actors::ec2::KEY_FAILED_REASON.0 };
+                    failed(&mut self.hot[me], &mut self.cold[me], Some(key), r.at, how);
+                }
+            }
+            GroupObs::Capacity { .. } | GroupObs::LaunchFailed { by_kms: false, .. } => {}
+        }
     }
 
     fn image(&mut self, r: &Record<Obs>, obs: &ImageObs) {
@@ -578,6 +606,15 @@ impl SummaryFold {
             let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
             let key = key.map(|k| keys[k.0 as usize].name.clone());
             resources.push(resource_summary(s.images[x].name.clone(), "image", key, history, &verdict, at_end));
+        }
+        for x in 0..s.groups.len() {
+            let history = take(group_actor(s, x));
+            let verdict = standing::of_group(run, &snap, &keys, x, &history.breaks);
+            let g = run.group(x);
+            let at_end = AtEnd::Group { in_service: g.in_service(), desired: g.desired() };
+            let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
+            let key = key.map(|k| keys[k.0 as usize].name.clone());
+            resources.push(resource_summary(s.groups[x].name.clone(), "group", key, history, &verdict, at_end));
         }
         Summary { keys, resources, end: run.end }
     }

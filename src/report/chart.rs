@@ -72,11 +72,14 @@ pub fn band_colour(b: &Band) -> u32 {
         Band::Latent(_) | Band::KeptUnreadable => 0xffc107,
         Band::Idle(_) => 0xb0bec5,
         Band::Detached => 0xe0e0e0,
-        Band::Unusable => 0xef9a9a,
+        // A group with no instance in service is as unusable as a volume that cannot attach.
+        Band::Unusable | Band::Capacity(0, _) => 0xef9a9a,
         Band::Instance(InstanceState::Running) => 0x90caf9,
         Band::Instance(InstanceState::Pending) => 0xbbdefb,
         Band::Instance(InstanceState::Stopped) => 0xcfd8dc,
         Band::Instance(InstanceState::Terminated) => 0x616161,
+        Band::Capacity(n, d) if n >= d => 0x90caf9,
+        Band::Capacity(..) => 0xffe082,
         Band::Kept => 0x80cbc4,
     }
 }
@@ -273,7 +276,7 @@ where
     let (label_style, indent) = match lane.kind {
         LaneKind::Key => (bold(13), 12),
         LaneKind::Volume | LaneKind::Snapshot => (font(12), 26),
-        LaneKind::Instance => (font(12), 12),
+        LaneKind::Instance | LaneKind::Group => (font(12), 12),
     };
     let prefix = if lane.kind == LaneKind::Key { "key " } else { "" };
     root.draw(&Text::new(
@@ -411,6 +414,9 @@ where
         Band::Instance(InstanceState::Terminated),
         Band::Kept,
         Band::KeptUnreadable,
+        Band::Capacity(1, 1),
+        Band::Capacity(1, 2),
+        Band::Capacity(0, 1),
     ];
     // In the aggregate view the instance lanes are not drawn, nor are single failures.
     let drawn = |x: &&Lane| !l.aggregate || x.kind != LaneKind::Instance;

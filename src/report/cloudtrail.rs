@@ -601,7 +601,12 @@ impl<'s> Writer<'s> {
                     .collect();
                 let req = json!({"imageId": image, "instancesSet": {"items": [{"instanceId": actor}]}, "blockDeviceMapping": {"items": mappings.iter().map(|m| json!({"deviceName": m["deviceName"], "ebs": {"snapshotId": m["ebs"]["snapshotId"], "encrypted": true}})).collect::<Vec<_>>()}});
                 let resp = json!({"instancesSet": {"items": [{"instanceId": actor, "imageId": image, "blockDeviceMapping": {"items": mappings}}]}});
-                Some(Waiting::Ready(self.ec2_call(Principal::User, rec.at, "RunInstances", req, resp, None)))
+                // A group's launches are auto scaling's (A9).
+                let by = match role(s, rec.actor) {
+                    Role::Instance(i) if s.groups.iter().any(|g| g.places.contains(&i)) => Principal::AutoScaling,
+                    _ => Principal::User,
+                };
+                Some(Waiting::Ready(self.ec2_call(by, rec.at, "RunInstances", req, resp, None)))
             }
             Obs::Image(o) => self.image_call(rec, o, &actor),
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {

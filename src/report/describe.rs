@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Eviction, InstanceObs};
+use crate::actors::group::GroupObs;
 use crate::actors::image::ImageObs;
 use crate::actors::kms::{CiphertextRef, Expiry, GrantRef, Grantee, KmsObs, KmsOp, KmsOutput, MaterialId};
 use crate::actors::kms::{ImportType, MaterialState};
@@ -247,6 +248,19 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 format!("plaintext data key of {} leaves host memory ({why})", name(*volume))
             }
             InstanceObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
+        },
+        Obs::Group(g) => match g {
+            GroupObs::Capacity { in_service, desired } => {
+                format!("{in_service} of {desired} desired instances in service")
+            }
+            GroupObs::Launched { instance } => format!("launched {}", name(*instance)),
+            GroupObs::LaunchFailed { instance, by_kms: true } => format!(
+                "the launch of {} failed: a volume's data key could not be had (D6); launching again after the cooldown",
+                name(*instance)
+            ),
+            GroupObs::LaunchFailed { instance, by_kms: false } => {
+                format!("EC2 refused the launch of {}; launching again after the cooldown", name(*instance))
+            }
         },
         Obs::Image(x) => match x {
             ImageObs::Registered => {

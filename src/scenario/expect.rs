@@ -143,7 +143,7 @@ pub(super) struct Names<'a> {
     pub keys: &'a [String],
     pub volumes: &'a [String],
     pub instances: &'a [String],
-    /// The snapshots' and images' names.
+    /// The snapshots', images' and groups' names.
     pub snapshots: &'a [String],
     /// Whether auto scaling replaces the instance of each place, so that a subject may name a
     /// replacement (`web-i0-r2`).
@@ -264,7 +264,7 @@ pub(super) fn validate(
                 errs.push(("subject", match place {
                     Some((p, i)) if names.replaced[i] => format!("{subject:?} is no instance: the replacements of {p} are {p}-r1, {p}-r2, ..."),
                     Some((p, _)) => format!("{subject:?} is no instance: auto scaling does not replace {p} (a fleet replaces its instances with replace_every)"),
-                    None => format!("{subject:?} is not a declared key, volume, instance, snapshot or image (or \"kms\")"),
+                    None => format!("{subject:?} is not a declared key, volume, instance, snapshot, image or group (or \"kms\")"),
                 }));
             }
             let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
@@ -335,7 +335,7 @@ pub(super) fn validate(
                 if !names.is_resource(&resource) {
                     errs.push((
                         "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot or image"),
+                        format!("{resource:?} is not a declared volume, instance, snapshot, image or group"),
                     ));
                 }
                 let within = within
@@ -347,7 +347,7 @@ pub(super) fn validate(
                 if !names.is_resource(&resource) {
                     errs.push((
                         "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot or image"),
+                        format!("{resource:?} is not a declared volume, instance, snapshot, image or group"),
                     ));
                 }
                 let st = state(&STATUSES, &is, "status", &mut errs);

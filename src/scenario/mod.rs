@@ -51,6 +51,7 @@ pub struct Scenario {
     pub volumes: Vec<VolumeDecl>,
     pub snapshots: Vec<SnapshotDecl>,
     pub images: Vec<ImageDecl>,
+    pub groups: Vec<GroupDecl>,
     /// The instances launched from an image, by instance (few: a map, beside a fleet's million).
     pub launches: std::collections::BTreeMap<usize, Launch>,
     pub fleets: Vec<FleetDecl>,
@@ -92,6 +93,18 @@ pub struct SnapshotDecl {
 pub struct ImageDecl {
     pub name: Arc<str>,
     pub snapshots: Vec<usize>,
+}
+
+/// A declared auto scaling group: its places are instances declared with its image.
+#[derive(Clone, Debug)]
+pub struct GroupDecl {
+    pub name: Arc<str>,
+    pub image: usize,
+    /// The instances it launches into, in order (`<id>-i0`, ...).
+    pub places: Vec<usize>,
+    pub desired: u32,
+    pub replace_every: Option<Dist>,
+    pub cooldown: SimDuration,
 }
 
 /// How an instance declared with an image is launched: the image, and the volumes the launch
@@ -173,6 +186,11 @@ pub enum ActionKind {
     },
     /// RunInstances of an instance declared with an image.
     LaunchFromImage(usize),
+    /// An auto scaling group starts (at 0s) or is set to a new desired capacity.
+    Group {
+        group: usize,
+        desired: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -36,6 +36,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub images: Vec<RawImage>,
     #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    #[serde(default)]
     pub fleets: Vec<RawFleet>,
     #[serde(default)]
     pub timeline: Vec<At>,
@@ -141,6 +143,27 @@ pub struct RawInstance {
     /// The key of the volumes a launch from an image makes (default: each snapshot's key).
     #[serde(default)]
     pub key: Option<String>,
+}
+
+/// An auto scaling group: a launch template (an image, and the key of its volumes), a desired
+/// capacity up to `max` instances (`<id>-i0`, ...), health-check replacement and a cooldown.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Group")]
+pub struct RawGroup {
+    pub id: String,
+    pub image: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub desired: u32,
+    /// The most instances it runs (its places); default `desired`.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// How long each instance runs before a health check replaces it.
+    #[serde(default)]
+    pub replace_every: Option<RawDist>,
+    /// The wait after a failed launch before launching again (default 300s).
+    #[serde(default)]
+    pub cooldown: Option<String>,
 }
 
 /// An AMI: its block-device mappings' snapshots, the first the root volume's.
@@ -329,6 +352,11 @@ pub enum RawAction {
     },
     RegisterImage {
         image: String,
+    },
+    /// Scale an auto scaling group out or in.
+    SetDesiredCapacity {
+        group: String,
+        desired: u32,
     },
     DeregisterImage {
         image: String,

@@ -9,13 +9,13 @@ use rand_chacha::ChaCha8Rng;
 
 use super::locate::Calls;
 use super::raw::{
-    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawImage, RawImportType, RawInstance, RawIo, RawKey,
-    RawOrigin, RawScenario, RawSnapshot, RawVolume,
+    At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawGroup, RawImage, RawImportType, RawInstance, RawIo,
+    RawKey, RawOrigin, RawScenario, RawSnapshot, RawVolume,
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
-    Action, ActionKind, ActionSource, Cycle, FleetDecl, ImageDecl, KeyDecl, Launch, Overrides, Problem, Scenario,
-    SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
+    Action, ActionKind, ActionSource, Cycle, FleetDecl, GroupDecl, ImageDecl, KeyDecl, Launch, Overrides, Problem,
+    Scenario, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
@@ -65,6 +65,7 @@ struct Names {
     instances: BTreeMap<String, usize>,
     snapshots: BTreeMap<String, usize>,
     images: BTreeMap<String, usize>,
+    groups: BTreeMap<String, usize>,
     /// Every id declared so far, with what it names: ids share one namespace.
     ids: BTreeMap<String, &'static str>,
 }
@@ -99,6 +100,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         volumes,
         snapshots,
         images,
+        groups,
         fleets,
         timeline,
         expect,
@@ -120,9 +122,10 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let mut names = Names::default();
     names.ids.insert("kms".into(), "the KMS service");
     let keys = declare_keys(&mut c, keys, &mut names, &h);
-    let image_of: Vec<(Option<String>, Option<String>)> =
+    let mut image_of: Vec<(Option<String>, Option<String>)> =
         instances.iter().map(|i| (i.image.clone(), i.key.clone())).collect();
     let mut instances = declare_instances(&mut c, instances, &mut names);
+    let group_places = group_instances(&mut c, &groups, &mut names, &mut instances, &mut image_of);
     let restores: Vec<Option<String>> = volumes.iter().map(|v| v.snapshot.clone()).collect();
     let mut volumes = declare_volumes(&mut c, volumes, &mut names);
     // Snapshots are of declared volumes, and a launch's volumes are declared ones: all come
@@ -131,15 +134,23 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     restored_from(&mut c, &restores, &names, &mut volumes);
     let images = declare_images(&mut c, images, &mut names);
     let launches = image_launches(&mut c, &image_of, (&images, &snapshots), &mut names, &mut volumes);
+    let groups = declare_groups(&mut c, groups, group_places, &names);
     let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
     let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
     // An instance launched from an image runs when the timeline's RunInstances says.
     actions.retain(|a| !matches!(a.what, ActionKind::RunInstance(i) if launches.contains_key(&i)));
+    for (g, group) in groups.iter().enumerate() {
+        actions.push(Action {
+            at: SimTime::ZERO,
+            what: ActionKind::Group { group: g, desired: group.desired },
+            source: ActionSource::Declared { path: format!("groups[{g}]") },
+        });
+    }
     let mut materials: Vec<String> = Vec::new();
     actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
     actions.extend(fleet_actions);
     let expectations =
-        expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots, &images), text, &h);
+        expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots, &images, &groups), text, &h);
 
     if c.problems.is_empty() {
         let Header { start, horizon, seed, account, region, user } = h;
@@ -160,6 +171,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             volumes,
             snapshots,
             images,
+            groups,
             launches,
             fleets,
             actions,
@@ -372,6 +384,80 @@ fn declare_snapshots(
     snapshots
 }
 
+/// Each group's places: `max` instances `<id>-i0`, ... declared with the group's image and key,
+/// after the declared instances.
+fn group_instances(
+    c: &mut Checker<'_>,
+    raw: &[RawGroup],
+    names: &mut Names,
+    instances: &mut Vec<Arc<str>>,
+    image_of: &mut Vec<(Option<String>, Option<String>)>,
+) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    for (g, group) in raw.iter().enumerate() {
+        let pos = c.at("Group", g);
+        let path = format!("groups[{g}]");
+        check_id(c, &mut names.ids, pos, &path, &group.id, "group");
+        names.groups.insert(group.id.clone(), g);
+        let max = group.max.unwrap_or(group.desired);
+        if max > MAX_GROUP_SIZE || group.desired > max {
+            c.problem(
+                pos,
+                format!("{path}.max"),
+                format!(
+                    "desired {} and max {max}: a group runs at most {MAX_GROUP_SIZE} instances here, and desired is at most max",
+                    group.desired
+                ),
+            );
+            out.push(Vec::new());
+            continue;
+        }
+        let mut places = Vec::new();
+        for j in 0..max {
+            let name = format!("{}-i{j}", group.id);
+            check_id(c, &mut names.ids, pos, &path, &name, "instance");
+            names.instances.insert(name.clone(), instances.len());
+            places.push(instances.len());
+            instances.push(name.into());
+            image_of.push((Some(group.image.clone()), group.key.clone()));
+        }
+        out.push(places);
+    }
+    out
+}
+
+/// The auto scaling groups, their places made by [`group_instances`].
+fn declare_groups(c: &mut Checker<'_>, raw: Vec<RawGroup>, places: Vec<Vec<usize>>, names: &Names) -> Vec<GroupDecl> {
+    let mut out = Vec::new();
+    for (g, (group, places)) in raw.into_iter().zip(places).enumerate() {
+        let pos = c.at("Group", g);
+        let path = format!("groups[{g}]");
+        let image = names.images.get(&group.image).copied().unwrap_or_else(|| {
+            c.problem(pos, format!("{path}.image"), unknown("image", &group.image, names.images.keys()));
+            0
+        });
+        let replace_every =
+            group.replace_every.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.replace_every")));
+        let cooldown = match group.cooldown.as_deref().map(parse_duration) {
+            None => crate::actors::ec2::DEFAULT_COOLDOWN,
+            Some(Ok(d)) if d > SimDuration::ZERO => d,
+            Some(Ok(_)) => {
+                c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
+                crate::actors::ec2::DEFAULT_COOLDOWN
+            }
+            Some(Err(e)) => {
+                c.problem(pos, format!("{path}.cooldown"), e.to_string());
+                crate::actors::ec2::DEFAULT_COOLDOWN
+            }
+        };
+        out.push(GroupDecl { name: group.id.into(), image, places, desired: group.desired, replace_every, cooldown });
+    }
+    out
+}
+
+/// A group's places are actors: a bound on them is a bound on memory.
+const MAX_GROUP_SIZE: u32 = 10_000;
+
 /// The declared AMIs, each from snapshots declared before.
 fn declare_images(c: &mut Checker<'_>, raw: Vec<RawImage>, names: &mut Names) -> Vec<ImageDecl> {
     let mut images = Vec::new();
@@ -426,7 +512,10 @@ fn image_launches(
             continue;
         };
         let Some(&img) = names.images.get(image) else {
-            c.problem(pos, format!("{path}.image"), unknown("image", image, names.images.keys()));
+            // A group's place: the group's declaration says it.
+            if pos.is_some() {
+                c.problem(pos, format!("{path}.image"), unknown("image", image, names.images.keys()));
+            }
             continue;
         };
         let instance = names.instances.iter().find(|(_, x)| **x == i).map(|(n, _)| n.clone()).unwrap_or_default();
@@ -733,23 +822,34 @@ fn resolve_timeline(
 }
 
 /// Everything declared, fleets expanded.
-type Declared<'a> =
-    (&'a [KeyDecl], &'a [VolumeDecl], &'a [Arc<str>], &'a [FleetDecl], &'a [SnapshotDecl], &'a [ImageDecl]);
+type Declared<'a> = (
+    &'a [KeyDecl],
+    &'a [VolumeDecl],
+    &'a [Arc<str>],
+    &'a [FleetDecl],
+    &'a [SnapshotDecl],
+    &'a [ImageDecl],
+    &'a [GroupDecl],
+);
 
 /// The expectations, resolved against every resource's name (a replaced fleet instance's
 /// later lives included, D6).
 fn expectations(
     c: &mut Checker<'_>,
     raw: Vec<RawExpect>,
-    (keys, volumes, instances, fleets, snapshots, images): Declared<'_>,
+    (keys, volumes, instances, fleets, snapshots, images, groups): Declared<'_>,
     text: &str,
     h: &Header,
 ) -> Vec<super::expect::Expectation> {
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
-    let snapshot_names: Vec<String> =
-        snapshots.iter().map(|s| s.name.to_string()).chain(images.iter().map(|i| i.name.to_string())).collect();
+    let snapshot_names: Vec<String> = snapshots
+        .iter()
+        .map(|s| s.name.to_string())
+        .chain(images.iter().map(|i| i.name.to_string()))
+        .chain(groups.iter().map(|g| g.name.to_string()))
+        .collect();
     // Auto scaling launches new instances in the place of a fleet's that it replaces (D6).
     let mut replaced = vec![false; instance_names.len()];
     for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
@@ -1139,6 +1239,13 @@ impl Timeline<'_> {
                 }
                 Some(ActionKind::LaunchFromImage(i))
             }
+            A::SetDesiredCapacity { group, desired } => match self.names.groups.get(group) {
+                Some(&g) => Some(ActionKind::Group { group: g, desired: *desired }),
+                None => {
+                    errs.push(("group", unknown("group", group, self.names.groups.keys())));
+                    None
+                }
+            },
             A::RegisterImage { image } | A::DeregisterImage { image } => {
                 let register = matches!(action, A::RegisterImage { .. });
                 match self.names.images.get(image) {

@@ -189,6 +189,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     volumes: [Volume(id: "vol-a", key: "k"), Volume(id: "vol-b", key: "k", snapshot: "snap-a")],
     snapshots: [Snapshot(id: "snap-a", volume: "vol-a"), Snapshot(id: "snap-b", copy_of: "snap-a")],
     images: [Image(id: "ami-a", snapshots: ["snap-a"])],
+    groups: [Group(id: "asg", image: "ami-a", desired: 1, max: 2)],
     fleets: [
         Fleet(id: "web", instances: 3, volumes_per_instance: 2, keys: [("k", 1)],
               attached: Exponential("6h"), detached: Exponential("10m")),
@@ -200,7 +201,10 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     let s = scenario::parse("layout", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
     let sim = kmsim::run::build(&s);
     let names = sim.names();
-    assert_eq!(names.len(), 1 + s.instances.len() + s.volumes.len() + s.snapshots.len() + s.images.len());
+    assert_eq!(
+        names.len(),
+        1 + s.instances.len() + s.volumes.len() + s.snapshots.len() + s.images.len() + s.groups.len()
+    );
     let mut order = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let id = kmsim::engine::ActorId(u32::try_from(index).unwrap());
@@ -211,14 +215,39 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
             Role::Volume(v) => assert_eq!(volume_actor(&s, v), id, "volume {v}"),
             Role::Snapshot(x) => assert_eq!(kmsim::run::snapshot_actor(&s, x), id, "snapshot {x}"),
             Role::Image(x) => assert_eq!(kmsim::run::image_actor(&s, x), id, "image {x}"),
+            Role::Group(x) => assert_eq!(kmsim::run::group_actor(&s, x), id, "group {x}"),
         }
         order.push(&**name);
     }
     assert_eq!(
         order,
         [
-            "kms", "i-a", "i-b", "vol-a", "vol-b", "web-i0", "web-v0", "web-v1", "web-i1", "web-v2", "web-v3",
-            "web-i2", "web-v4", "web-v5", "db-i0", "db-v0", "db-i1", "db-v1", "snap-a", "snap-b", "ami-a",
+            "kms",
+            "i-a",
+            "i-b",
+            "asg-i0",
+            "asg-i1",
+            "vol-a",
+            "vol-b",
+            "asg-i0-v0",
+            "asg-i1-v0",
+            "web-i0",
+            "web-v0",
+            "web-v1",
+            "web-i1",
+            "web-v2",
+            "web-v3",
+            "web-i2",
+            "web-v4",
+            "web-v5",
+            "db-i0",
+            "db-v0",
+            "db-i1",
+            "db-v1",
+            "snap-a",
+            "snap-b",
+            "ami-a",
+            "asg",
         ]
     );
 }
@@ -312,11 +341,16 @@ fn random_scenario(seed: u64) -> String {
         );
         volume_decls.push(format!("Volume(id: \"r0\", key: \"k{k_restore}\", snapshot: \"{from}\")"));
         // An image of a snapshot, and an instance launched from it.
-        images = format!("images: [Image(id: \"ami\", snapshots: [\"{from}\"])],");
+        images = format!(
+            "images: [Image(id: \"ami\", snapshots: [\"{from}\"])], groups: [Group(id: \"g\", image: \"ami\", desired: {}, max: 2, replace_every: Exponential(\"1d\"), cooldown: \"30m\")],",
+            rng.random_range(0..3)
+        );
         launched = format!(", Instance(id: \"il\", image: \"ami\", key: \"k{}\")", rng.random_range(0..keys));
         for _ in 0..rng.random_range(1..8) {
             let at = format!("{}m", rng.random_range(30..3 * 24 * 60));
-            let action = match rng.random_range(0..9) {
+            let action = match rng.random_range(0..11) {
+                9 => "SetDesiredCapacity(group: \"g\", desired: 2)",
+                10 => "SetDesiredCapacity(group: \"g\", desired: 0)",
                 6 => "RegisterImage(image: \"ami\")",
                 7 => "RunInstances(instance: \"il\")",
                 8 => "DeregisterImage(image: \"ami\")",

@@ -1,0 +1,218 @@
+//! Auto scaling groups: a launch template (an image, the key of its volumes), a desired capacity
+//! kept by launching into the group's places, health-check replacement and a cooldown.
+//!
+//! ```text
+//!   place: empty ──launch (RunInstances from the image)──> launching ──ok──> in service
+//!                                                             └──failed (D6)──> waiting ──cooldown──> launching
+//!   in service ──health check (replace_every)──> terminated, waiting ──a minute──> launching
+//!   SetDesiredCapacity: launches into empty places, or terminates the last ones in service
+//! ```
+//!
+//! While the key cannot read the image's snapshots, the instances in service keep running on
+//! their cached keys, and every launch fails: the capacity drains as health checks replace them
+//! (A13). The group launches only; what happens to an instance otherwise (a user's stop or
+//! termination) is not a health check here.
+
+use crate::engine::{ActorId, SimDuration};
+
+use super::dist::Dist;
+use super::ec2::{InstanceAction, InstanceMsg, REPLACEMENT_DELAY};
+use super::{Msg, Obs, WorldCtx};
+
+/// Messages a group handles.
+#[derive(Clone, Copy, Debug)]
+pub enum GroupMsg {
+    /// SetDesiredCapacity (and the group's start, at its declared capacity).
+    SetDesired(u32),
+    /// Launch into `place` again, unless it changed since (`generation`).
+    Fill { place: u32, generation: u32 },
+    /// An instance's launch ended: running (`ok`), or not; `refused`: EC2 refused it at once
+    /// (the image not registered), KMS had no part in it.
+    LaunchEnded { instance: ActorId, ok: bool, refused: bool },
+    /// A health check replaces the instance in `place`, unless it changed since.
+    HealthCheck { place: u32, generation: u32 },
+}
+
+/// Facts a group records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupObs {
+    /// Instances in service, and the desired capacity, from now on.
+    Capacity {
+        in_service: u32,
+        desired: u32,
+    },
+    Launched {
+        instance: ActorId,
+    },
+    /// A launch failed: ended terminated because a data key could not be had (`by_kms`, D6), or
+    /// refused by EC2. The group launches again after its cooldown.
+    LaunchFailed {
+        instance: ActorId,
+        by_kms: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Empty,
+    Launching,
+    InService,
+    /// A launch again is scheduled.
+    Waiting,
+}
+
+#[derive(Debug)]
+struct Place {
+    instance: ActorId,
+    /// Each block-device mapping: the volume the launch makes, and its snapshot.
+    volumes: Vec<(ActorId, ActorId)>,
+    status: Status,
+    generation: u32,
+}
+
+/// An auto scaling group.
+#[derive(Debug)]
+pub struct Group {
+    image: ActorId,
+    places: Vec<Place>,
+    desired: u32,
+    replace_every: Option<Dist>,
+    cooldown: SimDuration,
+    /// What the last Capacity record said.
+    shown: Option<(u32, u32)>,
+}
+
+impl Group {
+    /// `places`: each instance the group launches into, with its (volume, snapshot) mappings.
+    #[must_use]
+    pub fn new(
+        image: ActorId,
+        places: Vec<(ActorId, Vec<(ActorId, ActorId)>)>,
+        replace_every: Option<Dist>,
+        cooldown: SimDuration,
+    ) -> Self {
+        let places = places
+            .into_iter()
+            .map(|(instance, volumes)| Place { instance, volumes, status: Status::Empty, generation: 0 })
+            .collect();
+        Group { image, places, desired: 0, replace_every, cooldown, shown: None }
+    }
+
+    /// Instances in service now.
+    #[must_use]
+    pub fn in_service(&self) -> u32 {
+        u32::try_from(self.places.iter().filter(|p| p.status == Status::InService).count()).unwrap_or(u32::MAX)
+    }
+
+    #[must_use]
+    pub fn desired(&self) -> u32 {
+        self.desired
+    }
+
+    pub fn handle(&mut self, msg: GroupMsg, ctx: &mut WorldCtx<'_>) {
+        match msg {
+            GroupMsg::SetDesired(d) => {
+                self.desired = d.min(u32::try_from(self.places.len()).unwrap_or(u32::MAX));
+                self.rebalance(ctx);
+            }
+            GroupMsg::Fill { place, generation } => {
+                let p = &self.places[place as usize];
+                if p.generation == generation && p.status == Status::Waiting {
+                    self.launch(place as usize, ctx);
+                }
+            }
+            GroupMsg::HealthCheck { place, generation } => {
+                let p = &mut self.places[place as usize];
+                if p.generation == generation && p.status == Status::InService {
+                    let instance = p.instance;
+                    ctx.send(instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
+                    self.wait(place as usize, REPLACEMENT_DELAY, ctx);
+                }
+            }
+            GroupMsg::LaunchEnded { instance, ok, refused } => {
+                let Some(i) = self.places.iter().position(|p| p.instance == instance) else { return };
+                if self.places[i].status != Status::Launching {
+                    return;
+                }
+                if ok {
+                    ctx.record(Obs::Group(GroupObs::Launched { instance }));
+                    let p = &mut self.places[i];
+                    p.status = Status::InService;
+                    p.generation = p.generation.wrapping_add(1);
+                    let generation = p.generation;
+                    if let Some(d) = &self.replace_every {
+                        let after = d.draw(&mut ctx.rng());
+                        let me = ctx.me();
+                        let place = u32::try_from(i).expect("few places");
+                        ctx.send(me, Msg::Group(GroupMsg::HealthCheck { place, generation }), after);
+                    }
+                } else {
+                    ctx.record(Obs::Group(GroupObs::LaunchFailed { instance, by_kms: !refused }));
+                    self.wait(i, self.cooldown, ctx);
+                }
+                self.show(ctx);
+            }
+        }
+    }
+
+    /// Launches into empty places up to the desired capacity, or terminates the last ones.
+    fn rebalance(&mut self, ctx: &mut WorldCtx<'_>) {
+        let wanted = |p: &Place| p.status != Status::Empty;
+        let mut count = self.places.iter().filter(|p| wanted(p)).count();
+        let desired = self.desired as usize;
+        for i in 0..self.places.len() {
+            if count >= desired {
+                break;
+            }
+            if self.places[i].status == Status::Empty {
+                self.launch(i, ctx);
+                count += 1;
+            }
+        }
+        for i in (0..self.places.len()).rev() {
+            if count <= desired {
+                break;
+            }
+            let p = &mut self.places[i];
+            if !wanted(p) {
+                continue;
+            }
+            if matches!(p.status, Status::InService | Status::Launching) {
+                ctx.send(p.instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
+            }
+            p.status = Status::Empty;
+            p.generation = p.generation.wrapping_add(1);
+            count -= 1;
+        }
+        self.show(ctx);
+    }
+
+    fn launch(&mut self, i: usize, ctx: &mut WorldCtx<'_>) {
+        let me = ctx.me();
+        let p = &mut self.places[i];
+        p.status = Status::Launching;
+        p.generation = p.generation.wrapping_add(1);
+        let msg = InstanceMsg::LaunchFromImage { image: self.image, volumes: p.volumes.clone(), group: Some(me) };
+        ctx.send(p.instance, Msg::Instance(msg), SimDuration::ZERO);
+    }
+
+    /// The place waits `after` before the group launches into it again.
+    fn wait(&mut self, i: usize, after: SimDuration, ctx: &mut WorldCtx<'_>) {
+        let p = &mut self.places[i];
+        p.status = Status::Waiting;
+        p.generation = p.generation.wrapping_add(1);
+        let (place, generation) = (u32::try_from(i).expect("few places"), p.generation);
+        let me = ctx.me();
+        ctx.send(me, Msg::Group(GroupMsg::Fill { place, generation }), after);
+        self.show(ctx);
+    }
+
+    /// Records the capacity when it changed.
+    fn show(&mut self, ctx: &mut WorldCtx<'_>) {
+        let now = (self.in_service(), self.desired);
+        if self.shown != Some(now) {
+            self.shown = Some(now);
+            ctx.record(Obs::Group(GroupObs::Capacity { in_service: now.0, desired: now.1 }));
+        }
+    }
+}
