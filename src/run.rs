@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
-use crate::actors::ec2::{Instance, InstanceMsg, InstanceObs, InstanceState};
+use crate::actors::ec2::{ImageLaunch, Instance, InstanceMsg, InstanceObs, InstanceState};
 use crate::actors::group::{Group, GroupMsg};
 use crate::actors::image::{Image, ImageMsg, ImageState};
 use crate::actors::kms::{
@@ -603,7 +603,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             ActionKind::LaunchFromImage(i) => {
                 let image = image_actor(scenario, scenario.launches[i].image);
                 let volumes = launch_mappings(scenario, *i);
-                let msg = InstanceMsg::LaunchFromImage { image, volumes, group: None };
+                let msg = InstanceMsg::LaunchFromImage(Box::new(ImageLaunch { image, volumes, group: None }));
                 (instance_actor(scenario, *i), Msg::Instance(msg))
             }
             ActionKind::Group { group, desired } => {

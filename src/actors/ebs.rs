@@ -574,31 +574,7 @@ impl Volume {
                 self.state = None;
                 ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
             }
-            (Pending::Derive(from, Derive::Decrypt), Ok(KmsOutput::Decrypted { .. })) => {
-                self.call_kms(Pending::Derive(from, Derive::Generate), ctx);
-            }
-            (Pending::Derive(from, _), Ok(KmsOutput::Ciphertext(c))) => {
-                let launching = self.launching();
-                self.data_key = Some(c);
-                self.state = Some(VolumeState::Available);
-                ctx.record(Obs::Volume(VolumeObs::Created));
-                tell_source(from, me, Use::Restore, None, ctx);
-                if let Some(instance) = launching {
-                    // A launch's block-device mapping: attached as the launch attaches (D6).
-                    self.state = Some(VolumeState::Attaching(instance));
-                    self.decrypt_for(Need::Launch, instance, ctx);
-                }
-            }
-            (Pending::Derive(from, step), Err(error)) => {
-                let launching = self.launching();
-                self.state = None;
-                let exception = error.exception;
-                ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
-                if step.reads_source() {
-                    tell_source(from, me, Use::Restore, Some(exception), ctx);
-                }
-                Self::launch_failed(launching, ctx);
-            }
+            (Pending::Derive(from, step), result) => self.on_derive_result(from, step, result, ctx),
             (Pending::Grant(need, instance), Ok(KmsOutput::Grant(grant))) => {
                 self.grant = Some((grant, instance));
                 self.call_kms(Pending::Decrypt(need, instance), ctx);
@@ -633,6 +609,42 @@ impl Volume {
         }
     }
 
+    /// The outcome of a step of a restore (D19): out of line, as restores are rare beside the
+    /// attaches and detaches.
+    #[cold]
+    #[inline(never)]
+    fn on_derive_result(&mut self, from: ActorId, step: Derive, result: Outcome, ctx: &mut WorldCtx<'_>) {
+        let me = ctx.me();
+        match (step, result) {
+            (Derive::Decrypt, Ok(KmsOutput::Decrypted { .. })) => {
+                self.call_kms(Pending::Derive(from, Derive::Generate), ctx);
+            }
+            (_, Ok(KmsOutput::Ciphertext(c))) => {
+                let launching = self.launching();
+                self.data_key = Some(c);
+                self.state = Some(VolumeState::Available);
+                ctx.record(Obs::Volume(VolumeObs::Created));
+                tell_source(from, me, Use::Restore, None, ctx);
+                if let Some(instance) = launching {
+                    // A launch's block-device mapping: attached as the launch attaches (D6).
+                    self.state = Some(VolumeState::Attaching(instance));
+                    self.decrypt_for(Need::Launch, instance, ctx);
+                }
+            }
+            (step, Err(error)) => {
+                let launching = self.launching();
+                self.state = None;
+                let exception = error.exception;
+                ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
+                if step.reads_source() {
+                    tell_source(from, me, Use::Restore, Some(exception), ctx);
+                }
+                Self::launch_failed(launching, ctx);
+            }
+            (step, result) => unreachable!("unexpected KMS answer {result:?} to {step:?}"),
+        }
+    }
+
     /// Its data key decrypted, the volume asks `instance` to take it; whether it did.
     #[inline]
     fn attach_to(&mut self, instance: ActorId, ctx: &mut WorldCtx<'_>) -> bool {
@@ -659,14 +671,10 @@ impl Volume {
     }
 
     /// The KMS call a pending step makes, and who makes it.
-    fn request_for(&self, pending: Pending, ctx: &mut WorldCtx<'_>) -> (Caller, KmsOp) {
+    fn request_for(&self, pending: Pending) -> (Caller, KmsOp) {
         let context = Some(self.context);
         match pending {
-            Pending::Derive(from, step) => {
-                let source = if step.reads_source() { source_key(from, ctx) } else { None };
-                let request = step.request(source, self.key, self.context);
-                (request.caller, *request.op)
-            }
+            Pending::Derive(..) => unreachable!("a restore's calls are made by derive_request"),
             Pending::CreateDataKey => (
                 Caller::UserVia(Service::Ebs),
                 KmsOp::GenerateDataKeyWithoutPlaintext { key: KeyRef::Id(self.key), context, name: None },
@@ -690,6 +698,22 @@ impl Volume {
         }
     }
 
+    /// The call a step of a restore makes (D19), with its snapshot's data key; out of the way of
+    /// the attaches and detaches that make nearly every call.
+    #[cold]
+    #[inline(never)]
+    fn derive_request(
+        key: KeyIdx,
+        context: EbsId,
+        from: ActorId,
+        step: Derive,
+        ctx: &mut WorldCtx<'_>,
+    ) -> (Caller, KmsOp) {
+        let source = if step.reads_source() { source_key(from, ctx) } else { None };
+        let request = step.request(source, key, context);
+        (request.caller, *request.op)
+    }
+
     /// Makes the KMS call of `pending` after `wait` plus the call's latency (at once when both
     /// are zero), remembering it so that a detach can abandon it; `attempt` counts the
     /// throttled tries.
@@ -710,7 +734,10 @@ impl Volume {
     /// Calls KMS for the outstanding call and goes on with its outcome.
     fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
         let Some((_, pending)) = self.call else { return };
-        let (caller, op) = self.request_for(pending, ctx);
+        let (caller, op) = match pending {
+            Pending::Derive(from, step) => Self::derive_request(self.key, self.context, from, step, ctx),
+            _ => self.request_for(pending),
+        };
         let request = KmsRequest { caller, op: Box::new(op) };
         match ctx.call(self.kms, Msg::Kms(KmsMsg::Request(request))) {
             Reply::Kms(result) => self.on_kms_result(pending, result, ctx),

@@ -192,14 +192,8 @@ pub enum InstanceMsg {
     /// Auto scaling launches the replacement of a terminated instance, with these volumes (again
     /// after the cooldown, when a launch failed).
     Replace(Vec<ActorId>),
-    /// RunInstances from an image: each (volume, snapshot) pair is a block-device mapping, the
-    /// volume restored from the snapshot at the launch.
-    LaunchFromImage {
-        image: ActorId,
-        volumes: Vec<(ActorId, ActorId)>,
-        /// The auto scaling group launching it, told how the launch went.
-        group: Option<ActorId>,
-    },
+    /// RunInstances from an image (boxed: a message's size is every message's).
+    LaunchFromImage(Box<ImageLaunch>),
     /// A volume whose data key was decrypted asks to be attached (a call: the answer is
     /// [`super::Reply::Attach`]).
     Attach {
@@ -214,6 +208,16 @@ pub enum InstanceMsg {
         volume: ActorId,
         ok: bool,
     },
+}
+
+/// A launch from an image: each (volume, snapshot) pair is a block-device mapping, the volume
+/// restored from the snapshot at the launch.
+#[derive(Debug)]
+pub struct ImageLaunch {
+    pub image: ActorId,
+    pub volumes: Vec<(ActorId, ActorId)>,
+    /// The auto scaling group launching it, told how the launch went.
+    pub group: Option<ActorId>,
 }
 
 /// Facts an instance records.
@@ -342,8 +346,8 @@ impl Instance {
         match msg {
             InstanceMsg::Run => self.launch(ctx),
             InstanceMsg::Replace(volumes) => self.launch_with(volumes, ctx),
-            InstanceMsg::LaunchFromImage { image, volumes, group } => {
-                self.launch_from_image(image, &volumes, group, ctx);
+            InstanceMsg::LaunchFromImage(launch) => {
+                self.launch_from_image(launch.image, &launch.volumes, launch.group, ctx);
             }
             InstanceMsg::Cycle { generation, .. } if generation != self.cycle_gen => {}
             InstanceMsg::Cycle { action, .. } => {

@@ -16,7 +16,7 @@
 use crate::engine::{ActorId, SimDuration};
 
 use super::dist::Dist;
-use super::ec2::{InstanceAction, InstanceMsg, REPLACEMENT_DELAY};
+use super::ec2::{ImageLaunch, InstanceAction, InstanceMsg, REPLACEMENT_DELAY};
 use super::{Msg, Obs, WorldCtx};
 
 /// Messages a group handles.
@@ -80,6 +80,8 @@ pub struct Group {
     cooldown: SimDuration,
     /// What the last Capacity record said.
     shown: Option<(u32, u32)>,
+    /// Places in service, kept as statuses change (a group has thousands of places).
+    serving: u32,
 }
 
 impl Group {
@@ -95,13 +97,37 @@ impl Group {
             .into_iter()
             .map(|(instance, volumes)| Place { instance, volumes, status: Status::Empty, generation: 0 })
             .collect();
-        Group { image, places, desired: 0, replace_every, cooldown, shown: None }
+        Group { image, places, desired: 0, replace_every, cooldown, shown: None, serving: 0 }
     }
 
     /// Instances in service now.
     #[must_use]
     pub fn in_service(&self) -> u32 {
-        u32::try_from(self.places.iter().filter(|p| p.status == Status::InService).count()).unwrap_or(u32::MAX)
+        self.serving
+    }
+
+    /// Place `i` is now `status`, and its pending timers stale.
+    fn set(&mut self, i: usize, status: Status) {
+        let p = &mut self.places[i];
+        if p.status == Status::InService {
+            self.serving -= 1;
+        }
+        if status == Status::InService {
+            self.serving += 1;
+        }
+        p.status = status;
+        p.generation = p.generation.wrapping_add(1);
+    }
+
+    /// The place instance actor `instance` fills: places are consecutive actors.
+    fn place_of(&self, instance: ActorId) -> Option<usize> {
+        let first = self.places.first()?.instance.0;
+        let i = usize::try_from(instance.0.checked_sub(first)?).ok()?;
+        self.places
+            .get(i)
+            .filter(|p| p.instance == instance)
+            .map(|_| i)
+            .or_else(|| self.places.iter().position(|p| p.instance == instance))
     }
 
     #[must_use]
@@ -130,16 +156,14 @@ impl Group {
                 }
             }
             GroupMsg::LaunchEnded { instance, ok, refused } => {
-                let Some(i) = self.places.iter().position(|p| p.instance == instance) else { return };
+                let Some(i) = self.place_of(instance) else { return };
                 if self.places[i].status != Status::Launching {
                     return;
                 }
                 if ok {
                     ctx.record(Obs::Group(GroupObs::Launched { instance }));
-                    let p = &mut self.places[i];
-                    p.status = Status::InService;
-                    p.generation = p.generation.wrapping_add(1);
-                    let generation = p.generation;
+                    self.set(i, Status::InService);
+                    let generation = self.places[i].generation;
                     if let Some(d) = &self.replace_every {
                         let after = d.draw(&mut ctx.rng());
                         let me = ctx.me();
@@ -173,15 +197,14 @@ impl Group {
             if count <= desired {
                 break;
             }
-            let p = &mut self.places[i];
+            let p = &self.places[i];
             if !wanted(p) {
                 continue;
             }
             if matches!(p.status, Status::InService | Status::Launching) {
                 ctx.send(p.instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
             }
-            p.status = Status::Empty;
-            p.generation = p.generation.wrapping_add(1);
+            self.set(i, Status::Empty);
             count -= 1;
         }
         self.show(ctx);
@@ -189,19 +212,17 @@ impl Group {
 
     fn launch(&mut self, i: usize, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
-        let p = &mut self.places[i];
-        p.status = Status::Launching;
-        p.generation = p.generation.wrapping_add(1);
-        let msg = InstanceMsg::LaunchFromImage { image: self.image, volumes: p.volumes.clone(), group: Some(me) };
+        self.set(i, Status::Launching);
+        let p = &self.places[i];
+        let launch = ImageLaunch { image: self.image, volumes: p.volumes.clone(), group: Some(me) };
+        let msg = InstanceMsg::LaunchFromImage(Box::new(launch));
         ctx.send(p.instance, Msg::Instance(msg), SimDuration::ZERO);
     }
 
     /// The place waits `after` before the group launches into it again.
     fn wait(&mut self, i: usize, after: SimDuration, ctx: &mut WorldCtx<'_>) {
-        let p = &mut self.places[i];
-        p.status = Status::Waiting;
-        p.generation = p.generation.wrapping_add(1);
-        let (place, generation) = (u32::try_from(i).expect("few places"), p.generation);
+        self.set(i, Status::Waiting);
+        let (place, generation) = (u32::try_from(i).expect("few places"), self.places[i].generation);
         let me = ctx.me();
         ctx.send(me, Msg::Group(GroupMsg::Fill { place, generation }), after);
         self.show(ctx);

@@ -254,3 +254,6 @@ fn not_a_call(actor: &World, msg: &dyn std::fmt::Debug) -> ! {
 // An actor shares a slot with its random stream in three cache lines (see `engine`): an
 // instance must stay no bigger than a volume.
 const _: () = assert!(std::mem::size_of::<World>() <= 112);
+// Every message waits in the queue's slab at the size of the largest: keep them small (a rare
+// message with more to say is boxed).
+const _: () = assert!(std::mem::size_of::<Msg>() <= 32);

@@ -25,7 +25,7 @@ use super::ebs::{VolumeMsg, backoff};
 use super::ec2::{Ec2Error, Ec2Message};
 use super::kms::{
     Caller, Ciphertext, CiphertextRef, EbsId, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
-    KmsRequest, Outcome, Service,
+    KmsRequest, Outcome, ReEncryptContexts, Service,
 };
 use super::{Msg, Obs, Reply, WorldCtx};
 
@@ -104,10 +104,9 @@ impl Derive {
     pub fn request(self, source: Option<Ciphertext>, key: KeyIdx, context: EbsId) -> KmsRequest {
         let op = match (self, source) {
             (Derive::ReEncrypt, Some(c)) => KmsOp::ReEncrypt {
-                source_context: c.context,
+                contexts: Some(Box::new(ReEncryptContexts { source: c.context, destination: Some(context) })),
                 ciphertext: CiphertextRef::Blob(c),
                 destination: KeyRef::Id(key),
-                destination_context: Some(context),
                 name: None,
             },
             (Derive::Decrypt, Some(c)) => {

@@ -136,7 +136,7 @@ impl Fold {
     /// Folds one record in, by reference (for sinks that pass the record on). The records of
     /// every attach and detach are counted here; the rarer ones out of line, so that the
     /// common path stays small (a sweep or `kmsim bench` sees millions of records).
-    #[inline]
+    #[inline(always)]
     pub fn fold(&mut self, rec: &Record<Obs>) {
         // Most records fall before the next grid instant: answer those without dividing.
         if rec.at > self.next_grid_at {

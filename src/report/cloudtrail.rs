@@ -396,12 +396,14 @@ impl<'s> Writer<'s> {
                 }
                 (req, Value::Null, true)
             }
-            (KmsOp::ReEncrypt { destination, source_context, destination_context, .. }, _) => {
+            (KmsOp::ReEncrypt { destination, contexts, .. }, _) => {
+                let (source_context, destination_context) =
+                    contexts.as_ref().map_or((None, None), |c| (c.source, c.destination));
                 let mut req = json!({"destinationKeyId": self.key_param(destination), "sourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "destinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"});
-                if let Some(c) = ebs_context(source_context) {
+                if let Some(c) = ebs_context(&source_context) {
                     req["sourceEncryptionContext"] = c;
                 }
-                if let Some(c) = ebs_context(destination_context) {
+                if let Some(c) = ebs_context(&destination_context) {
                     req["destinationEncryptionContext"] = c;
                 }
                 (req, Value::Null, true)

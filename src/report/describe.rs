@@ -145,8 +145,9 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                     | KmsOp::GenerateDataKeyWithoutPlaintext { context: Some(c), .. },
                     _,
                 ) => format!("data key of {}", s.volume_name(*c)),
-                (KmsOp::ReEncrypt { source_context: Some(from), destination_context: Some(to), .. }, _) => {
-                    format!("data key of {} for {}", s.volume_name(*from), s.volume_name(*to))
+                (KmsOp::ReEncrypt { contexts: Some(c), .. }, _) if c.source.is_some() && c.destination.is_some() => {
+                    let (from, to) = (c.source.expect("checked"), c.destination.expect("checked"));
+                    format!("data key of {} for {}", s.volume_name(from), s.volume_name(to))
                 }
                 (KmsOp::RetireGrant { grant } | KmsOp::RevokeGrant { grant, .. }, _) => {
                     let which = match grant {

@@ -1164,7 +1164,7 @@ impl Timeline<'_> {
                 let ciphertext = self.ciphertext(ciphertext, errs);
                 let destination = self.key(destination_key, errs, "destination_key");
                 let name = Self::defines(&mut self.defined.ciphertexts, name.as_ref());
-                kms(KmsOp::ReEncrypt { ciphertext, source_context: None, destination, destination_context: None, name })
+                kms(KmsOp::ReEncrypt { ciphertext, destination, name, contexts: None })
             }
             A::CreateGrant { key, grantee, name } => {
                 let name = Self::defines(&mut self.defined.grants, name.as_ref());
