@@ -36,6 +36,10 @@ pub enum GroupMsg {
 /// Facts a group records.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupObs {
+    /// The user set the desired capacity (the first time: the group's creation).
+    DesiredSet {
+        desired: u32,
+    },
     /// Instances in service, and the desired capacity, from now on.
     Capacity {
         in_service: u32,
@@ -139,6 +143,7 @@ impl Group {
         match msg {
             GroupMsg::SetDesired(d) => {
                 self.desired = d.min(u32::try_from(self.places.len()).unwrap_or(u32::MAX));
+                ctx.record(Obs::Group(GroupObs::DesiredSet { desired: self.desired }));
                 self.rebalance(ctx);
             }
             GroupMsg::Fill { place, generation } => {

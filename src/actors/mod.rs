@@ -80,6 +80,7 @@ impl Obs {
             Obs::Image(image::ImageObs::Launched { .. } | image::ImageObs::LaunchFailed { .. }) => "RunInstances",
             Obs::Instance(I::Hibernated) => "Hibernated",
             Obs::Group(group::GroupObs::Capacity { .. }) => "CapacityChanged",
+            Obs::Group(group::GroupObs::DesiredSet { .. }) => "SetDesiredCapacity",
             Obs::Group(group::GroupObs::Launched { .. } | group::GroupObs::LaunchFailed { .. }) => "Launch",
         }
     }
@@ -151,6 +152,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "RunInstances",
     "Hibernated",
     "CapacityChanged",
+    "SetDesiredCapacity",
     "Launch",
     "Read",
     "Write",

@@ -12,7 +12,7 @@
 //!   key ──material-of──> material ──encrypts──> data key ──protects──> volume ──attached-to──> instance ──runs-on──> host
 //!    └──────────────────────────granted-to──────────────────────────────────────────────────────┘       volume ──cached-in──> host
 //!                             material ──encrypts──> data key ──protects──> snapshot
-//!   snapshot ──image-of──> image (every launch reads its snapshots)
+//!   snapshot ──image-of──> image ──template-of──> group (every launch reads its snapshots)
 //!   lineage, walked by no dependence: volume ──snapshot-of──> snapshot ──copy-of──> snapshot ──restored-from──> volume,
 //!   image ──launched-from──> instance
 //! ```
@@ -49,6 +49,7 @@ pub enum NodeKind {
     Host,
     Snapshot,
     Image,
+    Group,
 }
 
 /// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
@@ -96,6 +97,8 @@ pub enum EdgeKind {
     ImageOf,
     /// An image and an instance launched from it (lineage: the instance's volumes carry its keys).
     LaunchedFrom,
+    /// An image and the auto scaling group whose launch template it is: every launch reads it.
+    TemplateOf,
 }
 
 impl EdgeKind {
@@ -114,6 +117,7 @@ impl EdgeKind {
             EdgeKind::RestoredFrom => "restored-from",
             EdgeKind::ImageOf => "image-of",
             EdgeKind::LaunchedFrom => "launched-from",
+            EdgeKind::TemplateOf => "template-of",
         }
     }
 
@@ -246,6 +250,10 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
                 g.add_edge(node, instances[i], EdgeKind::LaunchedFrom);
             }
         }
+        for (y, group) in s.groups.iter().enumerate().filter(|(_, gr)| gr.image == x) {
+            let n = add(&mut g, NodeKind::Group, &group.name, y, 0);
+            g.add_edge(node, n, EdgeKind::TemplateOf);
+        }
     }
     // One edge per key and instance however many grants: a set, since asking the graph walks
     // every edge of the key (a fleet's key has millions).
@@ -324,7 +332,10 @@ pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
     let carrying = EdgeFiltered::from_fn(&g.graph, |e| e.weight().carries_dependence());
     let mut bfs = Bfs::new(&carrying, g.keys[key.0 as usize]);
     while let Some(n) = bfs.next(&carrying) {
-        if matches!(g.graph[n].kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image) {
+        if matches!(
+            g.graph[n].kind,
+            NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image | NodeKind::Group
+        ) {
             out.push(n);
         }
     }
@@ -425,6 +436,10 @@ pub fn analyze_graph<'g>(
                 let resource = summary.image(node.index, s);
                 (standing::of_image(run, snap, &summary.keys, node.index, &resource.breaks), resource)
             }
+            NodeKind::Group => {
+                let resource = summary.group(node.index, s);
+                (standing::of_group(run, snap, &summary.keys, node.index, &resource.breaks), resource)
+            }
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
@@ -493,6 +508,19 @@ pub fn analyze_graph<'g>(
                         SnapshotSource::Copy(_) => format!("its own data key, encrypted under {under}"),
                     };
                     (format!("{state}; needs the key at its next restore or copy"), via)
+                }
+                NodeKind::Group => {
+                    let x = r.node.index;
+                    let group = run.group(x);
+                    let image = &s.images[s.groups[x].image].name;
+                    (
+                        format!(
+                            "{} of {} desired instances in service; needs the key at its next launch",
+                            group.in_service(),
+                            group.desired()
+                        ),
+                        format!("launch template {image} (snapshots under {key_name})"),
+                    )
                 }
                 NodeKind::Image => {
                     let x = r.node.index;

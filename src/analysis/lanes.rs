@@ -358,7 +358,7 @@ impl<'s> LanesFold<'s> {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
             Obs::Kms(KmsObs::KeyDeleted { key }) => self.key_band(names, *key, r.at, Band::KeyDeleted),
             // Images have no lanes of their own: their snapshots and instances show them.
-            Obs::Kms(_) | Obs::Image(_) | Obs::Group(GroupObs::Launched { .. }) => {}
+            Obs::Kms(_) | Obs::Image(_) | Obs::Group(GroupObs::Launched { .. } | GroupObs::DesiredSet { .. }) => {}
             Obs::Group(GroupObs::Capacity { in_service, desired }) => {
                 let Role::Group(g) = role(self.scenario, r.actor) else { unreachable!("groups record group facts") };
                 if let Some(groups) = &mut self.groups {

@@ -169,6 +169,13 @@ impl Summary {
         &self.resources[scenario.volumes.len() + i]
     }
 
+    /// The summary of the `x`-th auto scaling group.
+    #[must_use]
+    pub fn group(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        let s = scenario;
+        &self.resources[s.volumes.len() + s.instances.len() + s.snapshots.len() + s.images.len() + x]
+    }
+
     /// The summary of the `x`-th image.
     #[must_use]
     pub fn image(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
@@ -488,7 +495,7 @@ impl SummaryFold {
                     failed(&mut self.hot[me], &mut self.cold[me], Some(key), r.at, how);
                 }
             }
-            GroupObs::Capacity { .. } | GroupObs::LaunchFailed { by_kms: false, .. } => {}
+            GroupObs::Capacity { .. } | GroupObs::DesiredSet { .. } | GroupObs::LaunchFailed { by_kms: false, .. } => {}
         }
     }
 

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{Ec2Error, Eviction, InstanceAction, InstanceObs, InstanceState};
+use crate::actors::group::GroupObs;
 use crate::actors::image::ImageObs;
 use crate::actors::kms::ImportType;
 use crate::actors::kms::{
@@ -94,6 +95,8 @@ pub struct Writer<'s> {
     /// Instances hibernating: the StopInstances (with `hibernate`) was written at the
     /// hibernation, so the stop that follows is no call of its own.
     hibernating: std::collections::BTreeSet<ActorId>,
+    /// Groups whose creation was written.
+    groups_made: std::collections::BTreeSet<ActorId>,
 }
 
 /// A CloudTrail record waiting to be handed out.
@@ -611,6 +614,28 @@ impl<'s> Writer<'s> {
                 Some(Waiting::Ready(self.ec2_call(by, rec.at, "RunInstances", req, resp, None)))
             }
             Obs::Image(o) => self.image_call(rec, o, &actor),
+            Obs::Group(GroupObs::DesiredSet { desired }) => {
+                // The first is the group's creation, with its capacity.
+                let created = self.groups_made.insert(rec.actor);
+                let (name, req) = if created {
+                    let Role::Group(g) = role(s, rec.actor) else { return None };
+                    let image = &*s.images[s.groups[g].image].name;
+                    let max = s.groups[g].places.len();
+                    (
+                        "CreateAutoScalingGroup",
+                        json!({"autoScalingGroupName": actor, "launchTemplate": {"imageId": image}, "minSize": 0, "maxSize": max, "desiredCapacity": desired}),
+                    )
+                } else {
+                    ("SetDesiredCapacity", json!({"autoScalingGroupName": actor, "desiredCapacity": desired}))
+                };
+                let mut r = self.base(rec.at, "autoscaling.amazonaws.com", name, self.user());
+                r.insert("sourceIPAddress".into(), json!(USER_IP));
+                r.insert("userAgent".into(), json!("AWS Internal"));
+                r.insert("requestParameters".into(), req);
+                r.insert("responseElements".into(), Value::Null);
+                let ids = self.draw_ids();
+                Some(Waiting::Ready(self.finish_with(r, ids, false, None)))
+            }
             Obs::Instance(InstanceObs::StateChanged { from, to, reason: None }) => {
                 let by_user = Principal::User;
                 let (name, by) = match (from, to) {
@@ -780,6 +805,7 @@ impl<'s> Writer<'s> {
             terminations: BTreeMap::new(),
             waiting: std::collections::VecDeque::new(),
             hibernating: std::collections::BTreeSet::new(),
+            groups_made: std::collections::BTreeSet::new(),
         }
     }
 

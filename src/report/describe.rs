@@ -255,6 +255,7 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 format!("{in_service} of {desired} desired instances in service")
             }
             GroupObs::Launched { instance } => format!("launched {}", name(*instance)),
+            GroupObs::DesiredSet { desired } => format!("desired capacity {desired}, by {}", s.user),
             GroupObs::LaunchFailed { instance, by_kms: true } => format!(
                 "the launch of {} failed: a volume's data key could not be had (D6); launching again after the cooldown",
                 name(*instance)

@@ -93,7 +93,7 @@ pub fn when_words(d: &Dependent) -> String {
         (Standing::Latent, None) if d.kind == NodeKind::Snapshot => {
             "breaks at its next restore or copy (none before the horizon)".into()
         }
-        (Standing::Latent, None) if d.kind == NodeKind::Image => {
+        (Standing::Latent, None) if matches!(d.kind, NodeKind::Image | NodeKind::Group) => {
             "breaks at its next launch (none before the horizon)".into()
         }
         (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
