@@ -180,3 +180,63 @@ fn an_expectation_may_name_a_replacement_only_of_an_instance_auto_scaling_replac
     let p = one_problem(&fleet("", "web-i0-r1"));
     assert!(p.contains("auto scaling does not replace web-i0"), "{p}");
 }
+
+/// Snapshots, images and groups: each mistake is one problem, at its field, that says what to do.
+#[test]
+fn snapshots_images_and_groups_are_checked() {
+    let scenario = |decls: &str, timeline: &str| {
+        format!(
+            r#"Scenario(version: 1, name: "s", start: "2026-01-01T00:00:00Z", horizon: "2d", seed: 1,
+    keys: [Key(id: "k", origin: AwsKms)],
+    instances: [Instance(id: "i-a")],
+    volumes: [Volume(id: "vol-a", key: "k")],
+    {decls}
+    timeline: [{timeline}],
+)"#
+        )
+    };
+    let cases = [
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a", copy_of: "s0")],"#,
+            "",
+            "snapshots[0]: say what the snapshot is made from",
+        ),
+        (
+            r#"snapshots: [Snapshot(id: "s1", copy_of: "s2"), Snapshot(id: "s2", volume: "vol-a")],"#,
+            "",
+            "is not declared before s1",
+        ),
+        (r#"snapshots: [Snapshot(id: "s1", volume: "vol-b")],"#, "", "snapshots[0].volume: unknown volume"),
+        (r#"snapshots: [Snapshot(id: "s1", copy_of: "s0")],"#, "", "snapshots[0].copy_of: unknown snapshot"),
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a"), Snapshot(id: "s2", copy_of: "s1")],"#,
+            r#"At("1h", CreateSnapshot(snapshot: "s2"))"#,
+            "s2 is declared as a copy (`copy_of`): make it with CopySnapshot",
+        ),
+        ("", r#"At("1h", RunInstances(instance: "i-a"))"#, "i-a is not declared with an `image`"),
+        (r#"images: [Image(id: "ami", snapshots: ["s9"])],"#, "", "images[0].snapshots: unknown snapshot"),
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], groups: [Group(id: "g", image: "ami", desired: 3, max: 2)],"#,
+            "",
+            "desired is at most max",
+        ),
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], groups: [Group(id: "g", image: "ami", desired: 1, cooldown: "0s")],"#,
+            "",
+            "groups[0].cooldown: the cooldown must last longer than zero",
+        ),
+        ("", r#"At("1h", SetDesiredCapacity(group: "nope", desired: 1))"#, "unknown group"),
+    ];
+    for (decls, timeline, expected) in cases {
+        let p = one_problem(&scenario(decls, timeline));
+        assert!(p.contains(expected), "{decls} {timeline}: {p}");
+    }
+    let ok = scenario(
+        r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], groups: [Group(id: "g", image: "ami", desired: 1)],"#,
+        r#"At("1h", SetDesiredCapacity(group: "g", desired: 0))"#,
+    );
+    let s = parse("s.ron", &ok, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&*s.instances[1], "g-i0", "a group of one place");
+    assert_eq!(&*s.volumes[1].name, "g-i0-v0", "its launch's volume, restored from s1");
+    assert_eq!(s.volumes[1].snapshot, Some(0));
+}

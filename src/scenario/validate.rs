@@ -331,6 +331,7 @@ fn declare_snapshots(
     volumes: &[VolumeDecl],
 ) -> Vec<SnapshotDecl> {
     let mut snapshots: Vec<SnapshotDecl> = Vec::new();
+    let all: BTreeSet<String> = raw.iter().map(|x| x.id.clone()).collect();
     for (i, snap) in raw.into_iter().enumerate() {
         let pos = c.at("Snapshot", i);
         let path = format!("snapshots[{i}]");
@@ -359,7 +360,7 @@ fn declare_snapshots(
             }
             (None, Some(source)) => {
                 let Some(&from) = names.snapshots.get(source) else {
-                    let msg = if names.ids.get(source) == Some(&"snapshot") || *source == snap.id {
+                    let msg = if all.contains(source) {
                         format!("{source:?} is not declared before {}: a copy names an earlier snapshot", snap.id)
                     } else {
                         unknown("snapshot", source, names.snapshots.keys())
@@ -438,21 +439,27 @@ fn declare_groups(c: &mut Checker<'_>, raw: Vec<RawGroup>, places: Vec<Vec<usize
         });
         let replace_every =
             group.replace_every.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.replace_every")));
-        let cooldown = match group.cooldown.as_deref().map(parse_duration) {
-            None => crate::actors::ec2::DEFAULT_COOLDOWN,
-            Some(Ok(d)) if d > SimDuration::ZERO => d,
-            Some(Ok(_)) => {
-                c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
-                crate::actors::ec2::DEFAULT_COOLDOWN
-            }
-            Some(Err(e)) => {
-                c.problem(pos, format!("{path}.cooldown"), e.to_string());
-                crate::actors::ec2::DEFAULT_COOLDOWN
-            }
-        };
+        let cooldown = cooldown(c, pos, &path, group.cooldown.as_deref());
         out.push(GroupDecl { name: group.id.into(), image, places, desired: group.desired, replace_every, cooldown });
     }
     out
+}
+
+/// Auto scaling's wait after a failed launch, `raw` at `path.cooldown`: longer than zero, and
+/// 300s when left out.
+fn cooldown(c: &mut Checker<'_>, pos: Option<(usize, usize)>, path: &str, raw: Option<&str>) -> SimDuration {
+    match raw.map(parse_duration) {
+        None => crate::actors::ec2::DEFAULT_COOLDOWN,
+        Some(Ok(d)) if d > SimDuration::ZERO => d,
+        Some(Ok(_)) => {
+            c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
+            crate::actors::ec2::DEFAULT_COOLDOWN
+        }
+        Some(Err(e)) => {
+            c.problem(pos, format!("{path}.cooldown"), e.to_string());
+            crate::actors::ec2::DEFAULT_COOLDOWN
+        }
+    }
 }
 
 /// A group's places are actors: a bound on them is a bound on memory.
@@ -693,18 +700,7 @@ fn fleet_cycles(
             .and_then(|r| dist(c, r, pos, &format!("{path}.retry")))
             .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
     };
-    let cooldown = match fleet.cooldown.as_deref().map(parse_duration) {
-        None => crate::actors::ec2::DEFAULT_COOLDOWN,
-        Some(Ok(d)) if d > SimDuration::ZERO => d,
-        Some(Ok(_)) => {
-            c.problem(pos, format!("{path}.cooldown"), "the cooldown must last longer than zero");
-            crate::actors::ec2::DEFAULT_COOLDOWN
-        }
-        Some(Err(e)) => {
-            c.problem(pos, format!("{path}.cooldown"), e.to_string());
-            crate::actors::ec2::DEFAULT_COOLDOWN
-        }
-    };
+    let cooldown = cooldown(c, pos, path, fleet.cooldown.as_deref());
     let mut optional =
         |d: &Option<RawDist>, name: &str| d.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.{name}")));
     let instance_cycle = crate::actors::ec2::InstanceCycle {
