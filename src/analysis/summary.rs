@@ -116,7 +116,8 @@ pub enum AtEnd {
         place: Arc<str>,
         life: u32,
     },
-    Snapshot {
+    /// A snapshot's or an image's state.
+    State {
         state: Option<&'static str>,
     },
     Group {
@@ -133,9 +134,7 @@ impl std::fmt::Display for AtEnd {
                     if *in_memory { "plaintext data key in host memory" } else { "no plaintext data key in memory" };
                 write!(f, "in-use on {}, {memory}", crate::run::instance_id(place, *life))
             }
-            AtEnd::Volume { state, on: None } | AtEnd::Snapshot { state } => {
-                f.write_str(state.unwrap_or("not created"))
-            }
+            AtEnd::Volume { state, on: None } | AtEnd::State { state } => f.write_str(state.unwrap_or("not created")),
             AtEnd::Instance { state, place, life } => f.write_str(&super::record::instance_now(place, *state, *life)),
             AtEnd::Group { in_service, desired } => write!(f, "{in_service} of {desired} desired instances in service"),
         }
@@ -595,7 +594,7 @@ impl SummaryFold {
         for x in 0..s.snapshots.len() {
             let history = take(snapshot_actor(s, x));
             let verdict = standing::of_snapshot(run, &snap, &keys, x, &history.breaks);
-            let at_end = AtEnd::Snapshot { state: run.ebs_snapshot(x).state().map(SnapshotState::as_str) };
+            let at_end = AtEnd::State { state: run.ebs_snapshot(x).state().map(SnapshotState::as_str) };
             let key = keys[s.snapshots[x].key.0 as usize].name.clone();
             resources.push(resource_summary(
                 s.snapshots[x].name.clone(),
@@ -609,7 +608,7 @@ impl SummaryFold {
         for x in 0..s.images.len() {
             let history = take(image_actor(s, x));
             let verdict = standing::of_image(run, &snap, &keys, x, &history.breaks);
-            let at_end = AtEnd::Snapshot { state: run.image(x).state().map(ImageState::as_str) };
+            let at_end = AtEnd::State { state: run.image(x).state().map(ImageState::as_str) };
             let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
             let key = key.map(|k| keys[k.0 as usize].name.clone());
             resources.push(resource_summary(s.images[x].name.clone(), "image", key, history, &verdict, at_end));

@@ -143,8 +143,8 @@ pub(super) struct Names<'a> {
     pub keys: &'a [String],
     pub volumes: &'a [String],
     pub instances: &'a [String],
-    /// The snapshots', images' and groups' names.
-    pub snapshots: &'a [String],
+    /// The other resources' names: snapshots, images and groups.
+    pub others: &'a [String],
     /// Whether auto scaling replaces the instance of each place, so that a subject may name a
     /// replacement (`web-i0-r2`).
     pub replaced: &'a [bool],
@@ -157,7 +157,7 @@ impl Names<'_> {
 
     fn is_subject(&self, s: &str) -> bool {
         s == "kms"
-            || [self.keys, self.volumes, self.instances, self.snapshots].iter().any(|l| l.iter().any(|n| n == s))
+            || [self.keys, self.volumes, self.instances, self.others].iter().any(|l| l.iter().any(|n| n == s))
             || self.is_replacement(s)
     }
 
@@ -169,7 +169,7 @@ impl Names<'_> {
     }
 
     fn is_resource(&self, s: &str) -> bool {
-        self.volumes.iter().chain(self.instances).chain(self.snapshots).any(|n| n == s)
+        self.volumes.iter().chain(self.instances).chain(self.others).any(|n| n == s)
     }
 }
 

@@ -840,7 +840,7 @@ fn expectations(
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let volume_names: Vec<String> = volumes.iter().map(|v| v.name.to_string()).collect();
     let instance_names: Vec<String> = instances.iter().map(ToString::to_string).collect();
-    let snapshot_names: Vec<String> = snapshots
+    let other_names: Vec<String> = snapshots
         .iter()
         .map(|s| s.name.to_string())
         .chain(images.iter().map(|i| i.name.to_string()))
@@ -855,7 +855,7 @@ fn expectations(
         keys: &key_names,
         volumes: &volume_names,
         instances: &instance_names,
-        snapshots: &snapshot_names,
+        others: &other_names,
         replaced: &replaced,
     };
     super::expect::validate(raw, &names, text, &c.calls, h.start, h.horizon, &mut c.problems)
