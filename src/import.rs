@@ -780,15 +780,17 @@ impl Trail {
         };
         // Snapshots, in order of appearance: a copy's source must come before it. The
         // `aws:ebs:id` of a copy's data key is the copy's own id, not a volume's.
+        // Found by name in sets, as volumes are: a trail names thousands of snapshots.
         let mut snapshots: Vec<(String, What)> = Vec::new();
+        let mut snapshot_ids: BTreeSet<String> = BTreeSet::new();
         for e in &self.events {
             if let What::CreateSnapshot { snapshot, .. } | What::CopySnapshot { snapshot, .. } = &e.what
-                && !snapshots.iter().any(|(x, _)| x == snapshot)
+                && snapshot_ids.insert(snapshot.clone())
             {
                 snapshots.push((snapshot.clone(), e.what.clone()));
             }
         }
-        let is_snapshot = |id: &str| snapshots.iter().any(|(x, _)| x == id);
+        let is_snapshot = |id: &str| snapshot_ids.contains(id);
         // Volumes a launch from an image made: the launch makes them again.
         let mut launched_volumes: BTreeSet<String> = BTreeSet::new();
         for e in &self.events {
@@ -943,13 +945,15 @@ impl Trail {
         // Snapshots whose volume or source the scenario has (else left out, with their events),
         // and the volumes restored from one of them.
         let mut kept_snapshots: Vec<&(String, What)> = Vec::new();
+        let mut kept_ids: BTreeSet<&str> = BTreeSet::new();
         for snap in &snapshots {
             let source_known = match &snap.1 {
                 What::CreateSnapshot { volume, .. } => volume_at.get(volume).is_some_and(|&i| volumes[i].1.is_some()),
-                What::CopySnapshot { source, .. } => kept_snapshots.iter().any(|(x, _)| x == source),
+                What::CopySnapshot { source, .. } => kept_ids.contains(source.as_str()),
                 _ => false,
             };
             if source_known {
+                kept_ids.insert(&snap.0);
                 kept_snapshots.push(snap);
             } else {
                 notes.push(format!(
@@ -959,14 +963,17 @@ impl Trail {
                 ));
             }
         }
-        let kept = |id: &str| kept_snapshots.iter().any(|(x, _)| x == id);
+        let kept = |id: &str| kept_ids.contains(id);
         // Images whose every snapshot the scenario has, and the instances launched from them.
         let mut images: Vec<(&str, &[String])> = Vec::new();
+        let mut image_ids: BTreeSet<&str> = BTreeSet::new();
+        let mut images_seen: BTreeSet<&str> = BTreeSet::new();
         for e in &self.events {
             if let What::RegisterImage { image, snapshots } = &e.what
-                && !images.iter().any(|(x, _)| x == image)
+                && images_seen.insert(image)
             {
                 if !snapshots.is_empty() && snapshots.iter().all(|x| kept(x)) {
+                    image_ids.insert(image);
                     images.push((image, snapshots));
                 } else {
                     notes.push(format!(
@@ -975,7 +982,7 @@ impl Trail {
                 }
             }
         }
-        let kept_image = |id: &str| images.iter().any(|(x, _)| *x == id);
+        let kept_image = |id: &str| image_ids.contains(id);
         let mut launched_from: BTreeMap<&str, &str> = BTreeMap::new();
         for e in &self.events {
             if let What::Launch { instance, image, .. } = &e.what

@@ -125,7 +125,8 @@ fn actor(index: usize) -> ActorId {
     ActorId(u32::try_from(index).expect("actor count fits u32"))
 }
 
-/// How many actors the scenario's world has: KMS, its instances, its volumes and its snapshots.
+/// How many actors the scenario's world has: KMS, its instances and volumes, its snapshots,
+/// images and groups.
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
     first_group(scenario) + scenario.groups.len()
@@ -153,7 +154,7 @@ pub fn image_actor(scenario: &Scenario, i: usize) -> ActorId {
     actor(first_image(scenario) + i)
 }
 
-/// The snapshots come last, after every fleet.
+/// The snapshots come after every fleet.
 fn first_snapshot(scenario: &Scenario) -> usize {
     1 + scenario.instances.len() + scenario.volumes.len()
 }

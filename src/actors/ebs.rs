@@ -37,7 +37,7 @@ use super::kms::{
     KmsMsg, KmsOp, KmsOutput, KmsRequest, Outcome, Service,
 };
 use super::snapshot::{
-    Derive, SnapshotMsg, Use, data_key_of, not_found as snapshot_not_found, source_key, tell_source,
+    Derive, Derived, SnapshotMsg, Use, data_key_of, not_found as snapshot_not_found, source_key, tell_source,
 };
 use super::{Msg, Obs, Reply, WorldCtx};
 
@@ -615,12 +615,10 @@ impl Volume {
     #[inline(never)]
     fn on_derive_result(&mut self, from: ActorId, step: Derive, result: Outcome, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
-        match (step, result) {
-            (Derive::Decrypt, Ok(KmsOutput::Decrypted { .. })) => {
-                self.call_kms(Pending::Derive(from, Derive::Generate), ctx);
-            }
-            (_, Ok(KmsOutput::Ciphertext(c))) => {
-                let launching = self.launching();
+        let launching = self.launching();
+        match step.after(result) {
+            Derived::Next(next) => self.call_kms(Pending::Derive(from, next), ctx),
+            Derived::Made(c) => {
                 self.data_key = Some(c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
@@ -631,17 +629,14 @@ impl Volume {
                     self.decrypt_for(Need::Launch, instance, ctx);
                 }
             }
-            (step, Err(error)) => {
-                let launching = self.launching();
+            Derived::Failed { error, source_refused } => {
                 self.state = None;
-                let exception = error.exception;
                 ctx.record(Obs::Volume(VolumeObs::CreateFailed { error }));
-                if step.reads_source() {
-                    tell_source(from, me, Use::Restore, Some(exception), ctx);
+                if source_refused.is_some() {
+                    tell_source(from, me, Use::Restore, source_refused, ctx);
                 }
                 Self::launch_failed(launching, ctx);
             }
-            (step, result) => unreachable!("unexpected KMS answer {result:?} to {step:?}"),
         }
     }
 

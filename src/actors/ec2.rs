@@ -254,13 +254,19 @@ struct Starting {
     /// Volumes still decrypting.
     waiting: Vec<ActorId>,
     failed: bool,
-    /// For a launch by auto scaling: the volumes it is launched with, to launch again with after
-    /// the cooldown if it fails.
-    launch: Option<Vec<ActorId>>,
-    /// For a launch from an image: the image, told how the launch went.
-    image: Option<ActorId>,
-    /// For a launch by an auto scaling group: the group, told too.
-    group: Option<ActorId>,
+    kind: StartKind,
+}
+
+/// What brings an instance from pending to running.
+#[derive(Debug)]
+enum StartKind {
+    /// StartInstances, or host maintenance: a refusal sends it back to stopped.
+    Start,
+    /// A fleet's replacement by auto scaling, with the volumes to launch again with after the
+    /// cooldown if it fails.
+    Replacement(Vec<ActorId>),
+    /// RunInstances from an image, told how the launch went, as is the group that launched it.
+    FromImage { image: ActorId, group: Option<ActorId> },
 }
 
 #[derive(Debug)]
@@ -475,13 +481,8 @@ impl Instance {
         for &v in &volumes {
             ctx.send(v, Msg::Volume(VolumeMsg::Launch { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some(Box::new(Starting {
-            waiting: volumes.clone(),
-            failed: false,
-            launch: Some(volumes),
-            image: None,
-            group: None,
-        }));
+        self.start =
+            Some(Box::new(Starting { waiting: volumes.clone(), failed: false, kind: StartKind::Replacement(volumes) }));
         self.finish_start_if_done(ctx);
     }
 
@@ -521,7 +522,7 @@ impl Instance {
             ctx.send(v, Msg::Volume(VolumeMsg::LaunchFrom { instance: me, snapshot }), SimDuration::ZERO);
         }
         let waiting = volumes.iter().map(|(v, _)| *v).collect();
-        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: Some(image), group }));
+        self.start = Some(Box::new(Starting { waiting, failed: false, kind: StartKind::FromImage { image, group } }));
         self.finish_start_if_done(ctx);
     }
 
@@ -532,7 +533,7 @@ impl Instance {
         for &v in &waiting {
             ctx.send(v, Msg::Volume(VolumeMsg::LoadKey { instance: me }), SimDuration::ZERO);
         }
-        self.start = Some(Box::new(Starting { waiting, failed: false, launch: None, image: None, group: None }));
+        self.start = Some(Box::new(Starting { waiting, failed: false, kind: StartKind::Start }));
         self.finish_start_if_done(ctx);
     }
 
@@ -547,43 +548,36 @@ impl Instance {
         if self.start.as_ref().is_none_or(|s| !s.waiting.is_empty()) {
             return;
         }
-        let Starting { failed, launch: launching, image, group, .. } = *self.start.take().expect("a start under way");
-        if let Some(image) = image {
-            let me = ctx.me();
-            if failed {
-                // D6: a launch that cannot decrypt a volume ends terminated.
-                self.terminate(Some(KEY_FAILED_REASON), ctx);
-            } else {
+        let Starting { failed, kind, .. } = *self.start.take().expect("a start under way");
+        let me = ctx.me();
+        match (failed, &kind) {
+            // D6: a start that cannot decrypt a volume goes back to stopped; a launch ends
+            // terminated, and auto scaling launches a fleet's again after its cooldown.
+            (true, StartKind::Start) => self.set_state(InstanceState::Stopped, Some(KEY_FAILED_REASON), ctx),
+            (true, _) => self.terminate(Some(KEY_FAILED_REASON), ctx),
+            (false, _) => {
                 self.cache_all(ctx);
                 self.set_state(InstanceState::Running, None, ctx);
-                self.begin_cycles(ctx);
+                if !matches!(kind, StartKind::Start) {
+                    self.begin_cycles(ctx);
+                }
             }
-            ctx.call(image, Msg::Image(ImageMsg::Launched { instance: me, ok: !failed }));
-            if let Some(group) = group {
-                let msg = GroupMsg::LaunchEnded { instance: me, ok: !failed, refused: false };
-                ctx.send(group, Msg::Group(msg), SimDuration::ZERO);
-            }
-            return;
         }
-        if failed {
-            match launching {
-                // D6: a launch that cannot decrypt a volume ends terminated; auto scaling launches
-                // again after its cooldown.
-                Some(volumes) => {
-                    self.terminate(Some(KEY_FAILED_REASON), ctx);
+        match kind {
+            StartKind::Start => {}
+            StartKind::Replacement(volumes) => {
+                if failed {
                     let cooldown = self.cycle.as_ref().map_or(DEFAULT_COOLDOWN, |c| c.cooldown);
-                    let me = ctx.me();
                     ctx.send(me, Msg::Instance(InstanceMsg::Replace(volumes)), cooldown);
                 }
-                // D6: a start that cannot decrypt a volume goes back to stopped.
-                None => self.set_state(InstanceState::Stopped, Some(KEY_FAILED_REASON), ctx),
             }
-            return;
-        }
-        self.cache_all(ctx);
-        self.set_state(InstanceState::Running, None, ctx);
-        if launching.is_some() {
-            self.begin_cycles(ctx);
+            StartKind::FromImage { image, group } => {
+                ctx.call(image, Msg::Image(ImageMsg::Launched { instance: me, ok: !failed }));
+                if let Some(group) = group {
+                    let msg = GroupMsg::LaunchEnded { instance: me, ok: !failed, refused: false };
+                    ctx.send(group, Msg::Group(msg), SimDuration::ZERO);
+                }
+            }
         }
     }
 
@@ -600,8 +594,8 @@ impl Instance {
     /// and so holds the plaintext key in its host's memory now.
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
         let state = self.state.expect("instances exist from the start");
-        let launching = state == InstanceState::Pending
-            && self.start.as_ref().is_some_and(|s| s.launch.is_some() || s.image.is_some());
+        let launching =
+            state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| !matches!(s.kind, StartKind::Start));
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
             return Err(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state));
         }

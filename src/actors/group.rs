@@ -100,7 +100,11 @@ impl Group {
         let places = places
             .into_iter()
             .map(|(instance, volumes)| Place { instance, volumes, status: Status::Empty, generation: 0 })
-            .collect();
+            .collect::<Vec<_>>();
+        debug_assert!(
+            places.windows(2).all(|w| w[1].instance.0 == w[0].instance.0 + 1),
+            "a group's places are consecutive actors"
+        );
         Group { image, places, desired: 0, replace_every, cooldown, shown: None, serving: 0 }
     }
 
@@ -123,15 +127,11 @@ impl Group {
         p.generation = p.generation.wrapping_add(1);
     }
 
-    /// The place instance actor `instance` fills: places are consecutive actors.
+    /// The place instance actor `instance` fills: places are consecutive actors (checked in
+    /// [`Group::new`]).
     fn place_of(&self, instance: ActorId) -> Option<usize> {
-        let first = self.places.first()?.instance.0;
-        let i = usize::try_from(instance.0.checked_sub(first)?).ok()?;
-        self.places
-            .get(i)
-            .filter(|p| p.instance == instance)
-            .map(|_| i)
-            .or_else(|| self.places.iter().position(|p| p.instance == instance))
+        let i = usize::try_from(instance.0.checked_sub(self.places.first()?.instance.0)?).ok()?;
+        self.places.get(i).map(|_| i)
     }
 
     #[must_use]

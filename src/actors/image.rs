@@ -141,11 +141,11 @@ impl Image {
     }
 }
 
+/// The code of EC2's refusal of an image that is not registered.
+pub const NOT_FOUND: &str = "InvalidAMIID.NotFound";
+
 /// EC2's refusal of an image that is not registered.
 #[must_use]
 pub fn not_found(name: &str) -> Ec2Error {
-    Ec2Error {
-        code: "InvalidAMIID.NotFound",
-        message: Ec2Message::Text(format!("The image id '[{name}]' does not exist")),
-    }
+    Ec2Error { code: NOT_FOUND, message: Ec2Message::Text(format!("The image id '[{name}]' does not exist")) }
 }

@@ -98,6 +98,20 @@ impl Derive {
         self != Derive::Generate
     }
 
+    /// Where the restore or copy stands once KMS answered this step (not throttled).
+    #[must_use]
+    pub fn after(self, result: Outcome) -> Derived {
+        match (self, result) {
+            (Derive::Decrypt, Ok(KmsOutput::Decrypted { .. })) => Derived::Next(Derive::Generate),
+            (_, Ok(KmsOutput::Ciphertext(c))) => Derived::Made(c),
+            (step, Err(error)) => {
+                let source_refused = step.reads_source().then_some(error.exception);
+                Derived::Failed { error, source_refused }
+            }
+            (step, result) => unreachable!("unexpected KMS answer {result:?} to {step:?}"),
+        }
+    }
+
     /// The call EBS makes for this step, for a resource under `key` with encryption context
     /// `context`; `source` is the source's data key (unused by [`Derive::Generate`]).
     #[must_use]
@@ -119,6 +133,15 @@ impl Derive {
         };
         KmsRequest { caller: Caller::UserVia(Service::Ebs), op: Box::new(op) }
     }
+}
+
+/// A restore or copy after one step: the next step, the new resource's data key, or a refusal
+/// (`source_refused`: the exception, when reading the source was refused).
+#[derive(Debug)]
+pub enum Derived {
+    Next(Derive),
+    Made(Ciphertext),
+    Failed { error: KmsError, source_refused: Option<KmsException> },
 }
 
 /// Messages a snapshot handles.
@@ -349,25 +372,21 @@ impl Snapshot {
         self.call = None;
         self.attempt = 0;
         let me = ctx.me();
-        match (step, result) {
-            (Derive::Decrypt, Ok(KmsOutput::Decrypted { .. })) => {
-                self.send_call(Derive::Generate, 0, SimDuration::ZERO, ctx);
-            }
-            (_, Ok(KmsOutput::Ciphertext(c))) => {
+        match step.after(result) {
+            Derived::Next(next) => self.send_call(next, 0, SimDuration::ZERO, ctx),
+            Derived::Made(c) => {
                 self.data_key = Some(c);
                 self.state = Some(SnapshotState::Completed);
                 ctx.record(Obs::Snapshot(SnapshotObs::Created { copy: true }));
                 tell_source(from, me, Use::Copy, None, ctx);
             }
-            (step, Err(error)) => {
+            Derived::Failed { error, source_refused } => {
                 self.state = None;
-                let exception = error.exception;
                 ctx.record(Obs::Snapshot(SnapshotObs::CreateFailed { error }));
-                if step.reads_source() {
-                    tell_source(from, me, Use::Copy, Some(exception), ctx);
+                if source_refused.is_some() {
+                    tell_source(from, me, Use::Copy, source_refused, ctx);
                 }
             }
-            (step, result) => unreachable!("unexpected KMS answer {result:?} to {step:?}"),
         }
     }
 }

@@ -411,6 +411,13 @@ pub fn analyze_graph<'g>(
     let k = key.0 as usize;
     let key_name = &s.keys[k].name;
     let aws_material = s.keys[k].spec.origin == crate::actors::kms::Origin::AwsKms;
+    // What a data key is encrypted under, given the key's material that holds it now, if any.
+    let under = |held: Option<crate::actors::kms::MaterialId>| match held {
+        Some(m) => format!("{key_name} (material {})", s.materials[m.0 as usize]),
+        // AWS generated the key's material: nobody can delete it.
+        None if aws_material => key_name.clone(),
+        None => format!("{key_name} (its material is gone)"),
+    };
     let reached = dependents_of(g, key);
     // Membership by node index: an instance asks it of each of its volumes.
     let mut is_reached = vec![false; g.graph.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
@@ -482,25 +489,13 @@ pub fn analyze_graph<'g>(
                         Some(m) => Some(m).filter(|m| snap.materials[k].contains(m)),
                         None => snap.current[k],
                     };
-                    let via = match material {
-                        Some(m) => {
-                            format!("data key encrypted under {key_name} (material {})", s.materials[m.0 as usize])
-                        }
-                        // AWS generated the key's material: nobody can delete it.
-                        None if aws_material => format!("data key encrypted under {key_name}"),
-                        None => format!("data key encrypted under {key_name} (its material is gone)"),
-                    };
-                    (state, via)
+                    (state, format!("data key encrypted under {}", under(material)))
                 }
                 NodeKind::Snapshot => {
                     let x = r.node.index;
                     let state = snap.snapshots[x].map_or("not created", SnapshotState::as_str).to_string();
                     let held = run.ebs_snapshot(x).data_key_material().filter(|m| snap.materials[k].contains(m));
-                    let under = match held {
-                        Some(m) => format!("{key_name} (material {})", s.materials[m.0 as usize]),
-                        None if aws_material => key_name.clone(),
-                        None => format!("{key_name} (its material is gone)"),
-                    };
+                    let under = under(held);
                     let via = match s.snapshots[x].source {
                         SnapshotSource::Volume(v) => {
                             format!("{}'s data key, kept encrypted under {under}", s.volumes[v].name)

@@ -281,8 +281,14 @@ impl VolumeNow {
     }
 }
 
-/// The lanes of each volume, of each instance with what its last start was, and of each snapshot.
-type Detail = (Vec<Building>, Vec<(Building, StartedBy)>, Vec<Building>);
+/// The lanes drawn one by one below [`MAX_LANES`] resources.
+struct Detail {
+    volumes: Vec<Building>,
+    /// With what each instance's last start was.
+    instances: Vec<(Building, StartedBy)>,
+    snapshots: Vec<Building>,
+    groups: Vec<Building>,
+}
 
 /// The chart's model as a fold over a run's records: state per key, volume and instance, and at
 /// scale counts per bucket of time, never per record.
@@ -299,8 +305,6 @@ pub struct LanesFold<'s> {
     /// The snapshots of each key, and whether each snapshot exists.
     snapshots_of_key: Vec<Vec<usize>>,
     snapshots: Vec<bool>,
-    /// Lanes of the auto scaling groups (none in the aggregate view).
-    groups: Option<Vec<Building>>,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
     /// In the aggregate view: each volume's kind of band, the counts, and the series.
@@ -324,12 +328,12 @@ impl<'s> LanesFold<'s> {
         for (x, decl) in s.snapshots.iter().enumerate() {
             snapshots_of_key[decl.key.0 as usize].push(x);
         }
-        let detail = (!aggregate).then(|| {
-            (
-                s.volumes.iter().map(|_| Building::default()).collect(),
-                s.instances.iter().map(|_| (Building::default(), StartedBy::default())).collect(),
-                s.snapshots.iter().map(|_| Building::default()).collect(),
-            )
+        let lanes = |n: usize| (0..n).map(|_| Building::default()).collect();
+        let detail = (!aggregate).then(|| Detail {
+            volumes: lanes(s.volumes.len()),
+            instances: s.instances.iter().map(|_| (Building::default(), StartedBy::default())).collect(),
+            snapshots: lanes(s.snapshots.len()),
+            groups: lanes(s.groups.len()),
         });
         LanesFold {
             scenario,
@@ -341,7 +345,6 @@ impl<'s> LanesFold<'s> {
             of_key,
             snapshots_of_key,
             snapshots: vec![false; s.snapshots.len()],
-            groups: (!aggregate).then(|| s.groups.iter().map(|_| Building::default()).collect()),
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
             counts: [0; 5],
@@ -361,16 +364,17 @@ impl<'s> LanesFold<'s> {
             Obs::Kms(_) | Obs::Image(_) | Obs::Group(GroupObs::Launched { .. } | GroupObs::DesiredSet { .. }) => {}
             Obs::Group(GroupObs::Capacity { in_service, desired }) => {
                 let Role::Group(g) = role(self.scenario, r.actor) else { unreachable!("groups record group facts") };
-                if let Some(groups) = &mut self.groups {
-                    groups[g].change(r.at, Some(Band::Capacity(*in_service, *desired)), self.quantum);
+                if let Some(d) = &mut self.detail {
+                    d.groups[g].change(r.at, Some(Band::Capacity(*in_service, *desired)), self.quantum);
                 }
             }
             Obs::Group(GroupObs::LaunchFailed { instance, by_kms }) => {
                 let Role::Group(g) = role(self.scenario, r.actor) else { unreachable!("groups record group facts") };
                 let who = names.at(*instance, r.id).into_owned();
-                let code = if *by_kms { "Client.InternalError" } else { "InvalidAMIID.NotFound" };
-                if let Some(groups) = &mut self.groups {
-                    groups[g].failed(r.at, || format!("RunInstances {who}: {code}"));
+                let code =
+                    if *by_kms { crate::actors::ec2::KEY_FAILED_REASON.0 } else { crate::actors::image::NOT_FOUND };
+                if let Some(d) = &mut self.detail {
+                    d.groups[g].failed(r.at, || format!("RunInstances {who}: {code}"));
                 }
             }
             Obs::Snapshot(o) => {
@@ -423,7 +427,7 @@ impl<'s> LanesFold<'s> {
                 self.set_volume(names, v, now, r.at);
             }
             Obs::Instance(o) => {
-                let Some((_, instances, _)) = &mut self.detail else { return };
+                let Some(Detail { instances, .. }) = &mut self.detail else { return };
                 let Role::Instance(i) = role(self.scenario, r.actor) else {
                     unreachable!("instances record instance facts")
                 };
@@ -446,14 +450,14 @@ impl<'s> LanesFold<'s> {
     }
 
     fn volume_failed(&mut self, v: usize, at: SimTime, what: impl FnOnce() -> String) {
-        if let Some((volumes, _, _)) = &mut self.detail {
-            volumes[v].failed(at, what);
+        if let Some(d) = &mut self.detail {
+            d.volumes[v].failed(at, what);
         }
     }
 
     fn snapshot_failed(&mut self, x: usize, at: SimTime, what: impl FnOnce() -> String) {
-        if let Some((_, _, snapshots)) = &mut self.detail {
-            snapshots[x].failed(at, what);
+        if let Some(d) = &mut self.detail {
+            d.snapshots[x].failed(at, what);
         }
     }
 
@@ -461,8 +465,8 @@ impl<'s> LanesFold<'s> {
     fn set_snapshot(&mut self, x: usize, at: SimTime) {
         let usable = self.usable[self.scenario.snapshots[x].key.0 as usize];
         let band = self.snapshots[x].then_some(if usable { Band::Kept } else { Band::KeptUnreadable });
-        if let Some((_, _, snapshots)) = &mut self.detail {
-            snapshots[x].change(at, band, self.quantum);
+        if let Some(d) = &mut self.detail {
+            d.snapshots[x].change(at, band, self.quantum);
         }
     }
 
@@ -487,7 +491,7 @@ impl<'s> LanesFold<'s> {
         self.volumes[v] = now;
         let usable = self.usable[self.scenario.volumes[v].key.0 as usize];
         match &mut self.detail {
-            Some((volumes, _, _)) => volumes[v].change(at, now.band(usable, names), self.quantum),
+            Some(d) => d.volumes[v].change(at, now.band(usable, names), self.quantum),
             None => {
                 let kind = now.kind(usable);
                 if kind == self.kinds[v] {
@@ -563,9 +567,14 @@ impl<'s> LanesFold<'s> {
         let aggregate_view = self.detail.is_none();
         let mut keys: Vec<Option<Building>> = self.keys.into_iter().map(Some).collect();
         let mut lanes = Vec::new();
-        let (mut volumes, instances, mut snapshots) = match self.detail {
-            Some((v, i, x)) => (v.into_iter().map(Some).collect(), Some(i), x.into_iter().map(Some).collect()),
-            None => (Vec::new(), None, Vec::new()),
+        let (mut volumes, instances, mut snapshots, groups) = match self.detail {
+            Some(d) => (
+                d.volumes.into_iter().map(Some).collect(),
+                d.instances,
+                d.snapshots.into_iter().map(Some).collect(),
+                d.groups,
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
         };
         for (k, key) in s.keys.iter().enumerate() {
             let lane = keys[k].take().expect("each key once");
@@ -583,12 +592,12 @@ impl<'s> LanesFold<'s> {
                 lanes.push(lane.lane(name, LaneKind::Snapshot, Some(key.name.clone()), end, latent));
             }
         }
-        for (i, (lane, _)) in instances.into_iter().flatten().enumerate() {
+        for (i, (lane, _)) in instances.into_iter().enumerate() {
             let name = s.instances[i].to_string();
             let latent = latent_windows(summary, &name, end);
             lanes.push(lane.lane(name, LaneKind::Instance, None, end, latent));
         }
-        for (g, lane) in self.groups.into_iter().flatten().enumerate() {
+        for (g, lane) in groups.into_iter().enumerate() {
             let name = s.groups[g].name.to_string();
             lanes.push(lane.lane(name, LaneKind::Group, None, end, Vec::new()));
         }

@@ -131,7 +131,7 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 GroupObs::Capacity { .. } => (Outcome::Info, None),
                 GroupObs::DesiredSet { .. } | GroupObs::Launched { .. } => (Outcome::Ok, None),
                 GroupObs::LaunchFailed { by_kms: true, .. } => failed(crate::actors::ec2::KEY_FAILED_REASON.0),
-                GroupObs::LaunchFailed { by_kms: false, .. } => failed("InvalidAMIID.NotFound"),
+                GroupObs::LaunchFailed { by_kms: false, .. } => failed(crate::actors::image::NOT_FOUND),
             },
         ),
         Obs::Image(x) => (

@@ -1,7 +1,8 @@
 //! A resource's standing at an instant: the one function every output takes it from.
 //!
 //! The run summary, the end-of-run blast radius, `kmsim impact` (text, JSON, DOT), the HTML
-//! report and the charts all ask [`of_volume`], [`of_instance`] or [`of_snapshot`], over the same facts: the
+//! report and the charts all ask [`of_volume`], [`of_instance`], [`of_snapshot`], [`of_image`] or
+//! [`of_group`], over the same facts: the
 //! world at the instant (a [`Snapshot`]: key states and materials, volume and instance states,
 //! which plaintext data keys are in host memory), the material each volume's data key was made
 //! under, and the resource's history of breaks up to the instant ([`Break`]s, from the summary).
@@ -156,12 +157,25 @@ fn snapshot_unreadable(run: &Run<'_>, snap: &Snapshot, x: usize) -> bool {
 /// snapshots cannot be read (its next launch fails), broken at the launch that failed.
 #[must_use]
 pub fn of_image(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
-    let s = run.scenario;
     let registered = snap.images[x] == Some(ImageState::Available);
+    launched_from(run, snap, keys, x, registered, breaks)
+}
+
+/// The standing of what launches from the `x`-th image: latent while one of its snapshots
+/// cannot be read (its next launch fails), decided by that snapshot's key.
+fn launched_from(
+    run: &Run<'_>,
+    snap: &Snapshot,
+    keys: &[KeySummary],
+    x: usize,
+    launchable: bool,
+    breaks: &[Break],
+) -> Verdict {
+    let s = run.scenario;
     let undecryptable = s.images[x]
         .snapshots
         .iter()
-        .find(|&&y| registered && snapshot_unreadable(run, snap, y))
+        .find(|&&y| launchable && snapshot_unreadable(run, snap, y))
         .map(|&y| s.snapshots[y].key);
     let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
     verdict.key = verdict.key.or(undecryptable);
@@ -173,15 +187,7 @@ pub fn of_image(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, b
 /// failed until one succeeds.
 #[must_use]
 pub fn of_group(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
-    let s = run.scenario;
-    let undecryptable = s.images[s.groups[x].image]
-        .snapshots
-        .iter()
-        .find(|&&y| snapshot_unreadable(run, snap, y))
-        .map(|&y| s.snapshots[y].key);
-    let mut verdict = decide(breaks, snap.at, undecryptable, true, keys);
-    verdict.key = verdict.key.or(undecryptable);
-    verdict
+    launched_from(run, snap, keys, run.scenario.groups[x].image, true, breaks)
 }
 
 /// The volumes attached to each instance in `snap`, by instance, in volume order.

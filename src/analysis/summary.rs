@@ -486,15 +486,19 @@ impl SummaryFold {
         let me = r.actor.index();
         match obs {
             GroupObs::Launched { .. } => worked(&mut self.hot, &mut self.cold, me, r.at, "RunInstances"),
+            GroupObs::LaunchFailed { by_kms: true, .. } => self.launch_failed(me, r.at),
             // A launch EC2 refused (the image not registered) is no failure of a key.
-            GroupObs::LaunchFailed { by_kms: true, .. } => {
-                if let Some(key) = self.refused_at(r.at, None) {
-                    self.cold[me].key = Some(key);
-                    let how = How { action: "RunInstances", code: crate::actors::ec2::KEY_FAILED_REASON.0 };
-                    failed(&mut self.hot[me], &mut self.cold[me], Some(key), r.at, how);
-                }
-            }
             GroupObs::Capacity { .. } | GroupObs::DesiredSet { .. } | GroupObs::LaunchFailed { by_kms: false, .. } => {}
+        }
+    }
+
+    /// A launch from an image (actor `me`'s: the image's or its group's) ended terminated:
+    /// a break of the key KMS refused then.
+    fn launch_failed(&mut self, me: usize, at: SimTime) {
+        if let Some(key) = self.refused_at(at, None) {
+            self.cold[me].key = Some(key);
+            let how = How { action: "RunInstances", code: crate::actors::ec2::KEY_FAILED_REASON.0 };
+            failed(&mut self.hot[me], &mut self.cold[me], Some(key), at, how);
         }
     }
 
@@ -503,12 +507,7 @@ impl SummaryFold {
         match obs {
             ImageObs::Registered => worked(&mut self.hot, &mut self.cold, me, r.at, "RegisterImage"),
             ImageObs::Launched { .. } => worked(&mut self.hot, &mut self.cold, me, r.at, "RunInstances"),
-            ImageObs::LaunchFailed { .. } => {
-                let key = self.refused_at(r.at, self.cold[me].key);
-                self.cold[me].key = key;
-                let how = How { action: "RunInstances", code: crate::actors::ec2::KEY_FAILED_REASON.0 };
-                failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
-            }
+            ImageObs::LaunchFailed { .. } => self.launch_failed(me, r.at),
             ImageObs::Deregistered | ImageObs::Refused { .. } => {}
         }
     }

@@ -97,6 +97,10 @@ pub struct Writer<'s> {
     hibernating: std::collections::BTreeSet<ActorId>,
     /// Groups whose creation was written.
     groups_made: std::collections::BTreeSet<ActorId>,
+    /// The volumes launches from an image make, and the instances of groups' places: asked of
+    /// every launch's records, found by index.
+    launch_volumes: std::collections::BTreeSet<usize>,
+    group_places: std::collections::BTreeSet<usize>,
 }
 
 /// A CloudTrail record waiting to be handed out.
@@ -608,7 +612,7 @@ impl<'s> Writer<'s> {
                 let resp = json!({"instancesSet": {"items": [{"instanceId": actor, "imageId": image, "blockDeviceMapping": {"items": mappings}}]}});
                 // A group's launches are auto scaling's (A9).
                 let by = match role(s, rec.actor) {
-                    Role::Instance(i) if s.groups.iter().any(|g| g.places.contains(&i)) => Principal::AutoScaling,
+                    Role::Instance(i) if self.group_places.contains(&i) => Principal::AutoScaling,
                     _ => Principal::User,
                 };
                 Some(Waiting::Ready(self.ec2_call(by, rec.at, "RunInstances", req, resp, None)))
@@ -696,9 +700,8 @@ fn device(j: usize) -> String {
 impl Writer<'_> {
     /// Whether volume actor `v` is one a launch from an image makes.
     fn launched_volume(&self, v: ActorId) -> bool {
-        let s = self.scenario;
-        !s.launches.is_empty()
-            && matches!(role(s, v), Role::Volume(i) if s.launches.values().any(|l| l.volumes.contains(&i)))
+        !self.launch_volumes.is_empty()
+            && matches!(role(self.scenario, v), Role::Volume(i) if self.launch_volumes.contains(&i))
     }
 
     /// For an instance declared with an image: the image's id and each (volume, snapshot) its
@@ -806,6 +809,8 @@ impl<'s> Writer<'s> {
             waiting: std::collections::VecDeque::new(),
             hibernating: std::collections::BTreeSet::new(),
             groups_made: std::collections::BTreeSet::new(),
+            launch_volumes: scenario.launches.values().flat_map(|l| l.volumes.iter().copied()).collect(),
+            group_places: scenario.groups.iter().flat_map(|g| g.places.iter().copied()).collect(),
         }
     }
 

@@ -122,8 +122,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let mut names = Names::default();
     names.ids.insert("kms".into(), "the KMS service");
     let keys = declare_keys(&mut c, keys, &mut names, &h);
-    let mut image_of: Vec<(Option<String>, Option<String>)> =
-        instances.iter().map(|i| (i.image.clone(), i.key.clone())).collect();
+    let mut image_of: Vec<ImageOf> = instances.iter().map(|i| (i.image.clone(), i.key.clone())).collect();
     let mut instances = declare_instances(&mut c, instances, &mut names);
     let group_places = group_instances(&mut c, &groups, &mut names, &mut instances, &mut image_of);
     let restores: Vec<Option<String>> = volumes.iter().map(|v| v.snapshot.clone()).collect();
@@ -133,7 +132,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let snapshots = declare_snapshots(&mut c, snapshots, &mut names, &volumes);
     restored_from(&mut c, &restores, &names, &mut volumes);
     let images = declare_images(&mut c, images, &mut names);
-    let launches = image_launches(&mut c, &image_of, (&images, &snapshots), &mut names, &mut volumes);
+    let launches = image_launches(&mut c, (&image_of, &instances), (&images, &snapshots), &mut names, &mut volumes);
     let groups = declare_groups(&mut c, groups, group_places, &names);
     let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
     let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
@@ -392,7 +391,7 @@ fn group_instances(
     raw: &[RawGroup],
     names: &mut Names,
     instances: &mut Vec<Arc<str>>,
-    image_of: &mut Vec<(Option<String>, Option<String>)>,
+    image_of: &mut Vec<ImageOf>,
 ) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     for (g, group) in raw.iter().enumerate() {
@@ -465,6 +464,9 @@ fn cooldown(c: &mut Checker<'_>, pos: Option<(usize, usize)>, path: &str, raw: O
 /// A group's places are actors: a bound on them is a bound on memory.
 const MAX_GROUP_SIZE: u32 = 10_000;
 
+/// An instance's `image` and `key`, as written.
+type ImageOf = (Option<String>, Option<String>);
+
 /// The declared AMIs, each from snapshots declared before.
 fn declare_images(c: &mut Checker<'_>, raw: Vec<RawImage>, names: &mut Names) -> Vec<ImageDecl> {
     let mut images = Vec::new();
@@ -496,7 +498,7 @@ fn declare_images(c: &mut Checker<'_>, raw: Vec<RawImage>, names: &mut Names) ->
 /// (`<id>-v0`, ...), under the instance's `key` or the snapshot's, restored at its launch.
 fn image_launches(
     c: &mut Checker<'_>,
-    image_of: &[(Option<String>, Option<String>)],
+    (image_of, instances): (&[ImageOf], &[Arc<str>]),
     (images, snapshots): (&[ImageDecl], &[SnapshotDecl]),
     names: &mut Names,
     volumes: &mut Vec<VolumeDecl>,
@@ -525,7 +527,7 @@ fn image_launches(
             }
             continue;
         };
-        let instance = names.instances.iter().find(|(_, x)| **x == i).map(|(n, _)| n.clone()).unwrap_or_default();
+        let instance = &instances[i];
         let mut made = Vec::new();
         for (j, &x) in images[img].snapshots.iter().enumerate() {
             let name = format!("{instance}-v{j}");
