@@ -10,7 +10,7 @@
 //! | standing | when |
 //! |---|---|
 //! | broken | it failed because of its key and has not worked since |
-//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext; or a snapshot whose key cannot decrypt its data key, which breaks at its next restore or copy |
+//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext; or a snapshot whose key cannot decrypt its data key, which breaks at its next restore or copy; or an image or group one of whose image's snapshots cannot be read, which breaks at its next launch |
 //! | blocked | its data key cannot be decrypted now, no host holds it: the next attach or start fails |
 //! | recovered | it broke before and its data key can be decrypted now |
 //! | unaffected | none of the above |
