@@ -495,6 +495,8 @@ struct Grant {
     grantee: Grantee,
     context: Option<EbsId>,
     live: bool,
+    /// Named by the user: kept once retired, for a later call may name it.
+    named: bool,
     /// The actor that holds the grant for a service (the volume EC2 made it for), told when
     /// the user retires or revokes it.
     holder: Option<ActorId>,
@@ -508,7 +510,11 @@ pub struct Kms {
     tokens: Vec<Token>,
     named_tokens: BTreeMap<Arc<str>, usize>,
     named_ciphertexts: BTreeMap<Arc<str>, Ciphertext>,
-    grants: Vec<Grant>,
+    /// Live grants, and the retired ones the user named: an unnamed grant is forgotten once
+    /// retired (only EC2 names it, by id, and only while it lives), so that an estate whose
+    /// instances are launched again and again keeps the memory of its live grants only.
+    grants: BTreeMap<GrantId, Grant>,
+    next_grant: u32,
     named_grants: BTreeMap<Arc<str>, GrantId>,
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
     grants_by_context: BTreeMap<EbsId, Vec<GrantId>>,
@@ -546,7 +552,8 @@ impl Kms {
             tokens: Vec::new(),
             named_tokens: BTreeMap::new(),
             named_ciphertexts: BTreeMap::new(),
-            grants: Vec::new(),
+            grants: BTreeMap::new(),
+            next_grant: 0,
             named_grants: BTreeMap::new(),
             grants_by_context: BTreeMap::new(),
             grants_by_instance: Vec::new(),
@@ -582,7 +589,7 @@ impl Kms {
 
     /// Live grants: key, grantee and the `aws:ebs:id` constraint, in creation order.
     pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<EbsId>)> {
-        self.grants.iter().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context))
+        self.grants.values().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context))
     }
 
     pub fn handle(&mut self, msg: KmsMsg, ctx: &mut WorldCtx<'_>) {
@@ -637,15 +644,21 @@ impl Kms {
         }
         match grant {
             // A service calling for its resource holds the grant it made.
-            Some((id, true)) => self.grants[id.0 as usize].holder = ctx.caller(),
-            // EC2 learns that the user ended a grant it holds, and makes a new one when it next
-            // needs it (A4). It ends its own grants itself, and knows.
-            Some((id, false)) if caller == Caller::User => {
-                if let Some(holder) = self.grants[id.0 as usize].holder {
-                    ctx.send(holder, Msg::Volume(VolumeMsg::GrantEnded { grant: id }), SimDuration::ZERO);
+            Some((id, true)) => {
+                if let Some(g) = self.grants.get_mut(&id) {
+                    g.holder = ctx.caller();
                 }
             }
-            _ => {}
+            Some((id, false)) => {
+                // EC2 learns that the user ended a grant it holds, and makes a new one when it
+                // next needs it (A4). It ends its own grants itself, and knows.
+                let holder = self.grants.get(&id).and_then(|g| g.holder);
+                if let (Some(holder), Caller::User) = (holder, caller) {
+                    ctx.send(holder, Msg::Volume(VolumeMsg::GrantEnded { grant: id }), SimDuration::ZERO);
+                }
+                self.forget_if_unnamed(id);
+            }
+            None => {}
         }
         result
     }
@@ -882,8 +895,17 @@ impl Kms {
                 Ok(self.new_ciphertext(key, *context, name.as_ref()))
             }
             KmsOp::CreateGrant { grantee, context, name, .. } => {
-                let id = GrantId(u32::try_from(self.grants.len()).expect("grant count fits u32"));
-                self.grants.push(Grant { key, grantee: grantee.clone(), context: *context, live: true, holder: None });
+                let id = GrantId(self.next_grant);
+                self.next_grant = self.next_grant.checked_add(1).expect("grant count fits u32");
+                let grant = Grant {
+                    key,
+                    grantee: grantee.clone(),
+                    context: *context,
+                    live: true,
+                    named: name.is_some(),
+                    holder: None,
+                };
+                self.grants.insert(id, grant);
                 if let Some(c) = context {
                     self.grants_by_context.entry(*c).or_default().push(id);
                 }
@@ -1061,18 +1083,32 @@ impl Kms {
         KmsOutput::Ciphertext(c)
     }
 
+    /// Forgets a retired grant nobody can name any more, and its place in the context index.
+    fn forget_if_unnamed(&mut self, id: GrantId) {
+        let Some(g) = self.grants.get(&id).filter(|g| !g.live && !g.named) else { return };
+        if let Some(c) = g.context
+            && let Some(ids) = self.grants_by_context.get_mut(&c)
+        {
+            ids.retain(|x| *x != id);
+            if ids.is_empty() {
+                self.grants_by_context.remove(&c);
+            }
+        }
+        self.grants.remove(&id);
+    }
+
     fn retire(&mut self, grant: &GrantRef, key: Option<KeyIdx>) -> (Option<KeyIdx>, Outcome) {
         let found = match grant {
             GrantRef::Id(id) => Some(*id),
             GrantRef::Named(name) => self.named_grants.get(name).copied(),
             GrantRef::ForContext(ctx) => self.grants_by_context.get(ctx).and_then(|ids| {
-                ids.iter().rev().copied().find(|id| {
-                    let g = &self.grants[id.0 as usize];
-                    g.live && key.is_none_or(|k| g.key == k)
-                })
+                ids.iter()
+                    .rev()
+                    .copied()
+                    .find(|id| self.grants.get(id).is_some_and(|g| g.live && key.is_none_or(|k| g.key == k)))
             }),
         };
-        match found.map(|id| (id, &mut self.grants[id.0 as usize])) {
+        match found.and_then(|id| self.grants.get_mut(&id).map(|g| (id, g))) {
             Some((id, g)) if g.live && key.is_none_or(|k| g.key == k) => {
                 g.live = false;
                 let key = g.key;
@@ -1210,9 +1246,15 @@ impl Kms {
         k.deleted = true;
         k.state = None;
         k.materials.clear();
-        for g in self.grants.iter_mut().filter(|g| g.key == key) {
+        for g in self.grants.values_mut().filter(|g| g.key == key) {
             g.live = false;
         }
+        self.grants.retain(|_, g| g.live || g.named);
+        let grants = &self.grants;
+        self.grants_by_context.retain(|_, ids| {
+            ids.retain(|id| grants.contains_key(id));
+            !ids.is_empty()
+        });
         for live in &mut self.grants_by_instance {
             live.retain(|g| g.key != key);
         }
