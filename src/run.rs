@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{ImageLaunch, Instance, InstanceMsg, InstanceObs, InstanceState};
-use crate::actors::group::{Group, GroupMsg};
+use crate::actors::group::{Group, GroupMsg, PlaceDecl};
 use crate::actors::image::{Image, ImageMsg, ImageState};
 use crate::actors::kms::{
     Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
@@ -130,6 +130,13 @@ fn actor(index: usize) -> ActorId {
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
     first_group(scenario) + scenario.groups.len()
+}
+
+/// The volumes of a fleet on group `decl` whose home is instance `i` (A14).
+fn kept_volumes(scenario: &Scenario, decl: &crate::scenario::GroupDecl, i: usize) -> Vec<ActorId> {
+    let Some(f) = decl.fleet.map(|f| &scenario.fleets[f]) else { return Vec::new() };
+    let first = f.first_volume + (i - f.first_instance) * per(f);
+    (first..first + per(f)).map(|v| volume_actor(scenario, v)).collect()
 }
 
 /// The groups come last.
@@ -560,7 +567,15 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         debug_assert_eq!(id, image_actor(scenario, x));
     }
     for (x, decl) in scenario.groups.iter().enumerate() {
-        let places = decl.places.iter().map(|&i| (instance_actor(scenario, i), launch_mappings(scenario, i))).collect();
+        let places = decl
+            .places
+            .iter()
+            .map(|&i| PlaceDecl {
+                instance: instance_actor(scenario, i),
+                volumes: launch_mappings(scenario, i),
+                kept: kept_volumes(scenario, decl, i),
+            })
+            .collect();
         let group = Group::new(image_actor(scenario, decl.image), places, decl.replace_every.clone(), decl.cooldown);
         let id = sim.add_actor(decl.name.clone(), World::Group(Box::new(group)));
         debug_assert_eq!(id, group_actor(scenario, x));

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::engine::{ActorId, SimDuration, SimTime};
 
-use super::ec2::{Ec2Error, Ec2Message, InstanceMsg};
+use super::ec2::{Ec2Error, Ec2Message, InstanceMsg, InstanceState};
 use rand::RngExt;
 
 use super::dist::Dist;
@@ -108,6 +108,9 @@ pub struct Cycle {
     pub attached: Dist,
     pub detached: Dist,
     pub retry: Dist,
+    /// The fleet's instances are an auto scaling group's (A14): a volume attaches only to an
+    /// instance in service, and the group tells it when one is.
+    pub by_group: bool,
 }
 
 /// Messages a volume handles.
@@ -166,6 +169,8 @@ pub enum VolumeMsg {
     InstanceTerminated {
         instance: ActorId,
     },
+    /// From a fleet's group: a new instance is in service in this volume's home (A14).
+    HomeInService,
     /// The next step of a fleet volume's cycle: attach to an instance, or detach (`None`). Steps
     /// from an older attachment (`generation`) are stale and ignored.
     CycleStep {
@@ -294,6 +299,24 @@ impl Volume {
         self
     }
 
+    /// Whether the volume's fleet runs on an auto scaling group (A14).
+    fn by_group(&self) -> bool {
+        self.cycle.as_ref().is_some_and(|(c, _)| c.by_group)
+    }
+
+    /// A14: the fleet's automation attaches the volume to the instance in its home when that
+    /// one is running or stopped, tries again after `retry` while it starts, and waits while the
+    /// place is empty or launching: the group says when a new instance is in service.
+    #[cold]
+    fn attach_home(&mut self, ctx: &mut WorldCtx<'_>) {
+        let Some((_, home)) = self.cycle else { return };
+        match ctx.call(home, Msg::Instance(InstanceMsg::State)) {
+            Reply::State(Some(InstanceState::Running | InstanceState::Stopped)) => self.on_attach(home, ctx),
+            Reply::State(Some(InstanceState::Pending)) => self.next(Some(home), |c| &c.retry, ctx),
+            _ => {}
+        }
+    }
+
     /// Schedules the volume's next step of its cycle, if it follows one.
     fn next(&mut self, attach_to: Option<ActorId>, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
         self.cycle_gen = self.cycle_gen.wrapping_add(1);
@@ -374,9 +397,15 @@ impl Volume {
             VolumeMsg::CycleStep { generation, attach_to } => {
                 if generation == self.cycle_gen {
                     match attach_to {
+                        Some(_) if self.by_group() => self.attach_home(ctx),
                         Some(instance) => self.on_attach(instance, ctx),
                         None => self.on_detach(ctx),
                     }
+                }
+            }
+            VolumeMsg::HomeInService => {
+                if self.state == Some(VolumeState::Available) {
+                    self.attach_home(ctx);
                 }
             }
             VolumeMsg::InstanceTerminated { instance } => {
@@ -566,7 +595,9 @@ impl Volume {
                 self.data_key = Some(c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
-                if let Some((_, home)) = self.cycle {
+                if self.by_group() {
+                    self.attach_home(ctx);
+                } else if let Some((_, home)) = self.cycle {
                     ctx.send(me, Msg::Volume(VolumeMsg::Attach { instance: home }), SimDuration::ZERO);
                 }
             }

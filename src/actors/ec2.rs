@@ -124,6 +124,14 @@ pub fn instance_id(name: &str, life: u32) -> Cow<'_, str> {
     }
 }
 
+/// What EC2 says of an instance launched from an image and not yet.
+fn not_launched(name: &str) -> Ec2Error {
+    Ec2Error {
+        code: "InvalidInstanceID.NotFound",
+        message: Ec2Message::Text(format!("The instance ID '{name}' does not exist")),
+    }
+}
+
 /// The EC2 state reason of D6, for a start or a launch that could not decrypt a volume.
 pub const KEY_FAILED_REASON: (&str, &str) = ("Client.InternalError", "Client.InternalError: Client error on launch");
 
@@ -203,6 +211,8 @@ pub enum InstanceMsg {
     Detached {
         volume: ActorId,
     },
+    /// Its state (a call, answered [`super::Reply::State`]).
+    State,
     /// A volume's answer to [`VolumeMsg::LoadKey`] during a start.
     KeyLoaded {
         volume: ActorId,
@@ -383,8 +393,8 @@ impl Instance {
                 }
             }
             InstanceMsg::Do(action) => self.on_action(action, ctx),
-            InstanceMsg::Attach { .. } | InstanceMsg::Detached { .. } => {
-                unreachable!("volumes call instances to attach and detach: {msg:?}")
+            InstanceMsg::Attach { .. } | InstanceMsg::Detached { .. } | InstanceMsg::State => {
+                unreachable!("volumes call instances to attach, detach and ask: {msg:?}")
             }
             InstanceMsg::KeyLoaded { volume, ok } => self.on_key_loaded(volume, ok, ctx),
         }
@@ -407,10 +417,7 @@ impl Instance {
     fn on_action(&mut self, action: InstanceAction, ctx: &mut WorldCtx<'_>) {
         let Some(state) = self.state else {
             // Launched from an image, and not yet.
-            let error = Ec2Error {
-                code: "InvalidInstanceID.NotFound",
-                message: Ec2Message::Text(format!("The instance ID '{}' does not exist", ctx.my_name())),
-            };
+            let error = not_launched(ctx.my_name());
             ctx.record(Obs::Instance(InstanceObs::Refused { action, error }));
             return;
         };
@@ -593,7 +600,7 @@ impl Instance {
     /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
     /// and so holds the plaintext key in its host's memory now.
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
-        let state = self.state.expect("instances exist from the start");
+        let Some(state) = self.state else { return Err(not_launched(ctx.my_name())) };
         let launching =
             state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| !matches!(s.kind, StartKind::Start));
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {

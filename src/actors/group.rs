@@ -16,6 +16,7 @@
 use crate::engine::{ActorId, SimDuration};
 
 use super::dist::Dist;
+use super::ebs::VolumeMsg;
 use super::ec2::{ImageLaunch, InstanceAction, InstanceMsg, REPLACEMENT_DELAY};
 use super::{Msg, Obs, WorldCtx};
 
@@ -65,11 +66,19 @@ enum Status {
     Waiting,
 }
 
+/// Where the group launches an instance, and what each launch there has.
+#[derive(Debug)]
+pub struct PlaceDecl {
+    pub instance: ActorId,
+    /// Each block-device mapping: the volume the launch makes, and its snapshot.
+    pub volumes: Vec<(ActorId, ActorId)>,
+    /// A fleet's volumes of this place, told when an instance is in service there (A14).
+    pub kept: Vec<ActorId>,
+}
+
 #[derive(Debug)]
 struct Place {
-    instance: ActorId,
-    /// Each block-device mapping: the volume the launch makes, and its snapshot.
-    volumes: Vec<(ActorId, ActorId)>,
+    decl: PlaceDecl,
     status: Status,
     generation: u32,
 }
@@ -79,6 +88,8 @@ struct Place {
 pub struct Group {
     image: ActorId,
     places: Vec<Place>,
+    /// The actors between one place's instance and the next's: 1, or a fleet's stride.
+    stride: u32,
     desired: u32,
     replace_every: Option<Dist>,
     cooldown: SimDuration,
@@ -89,23 +100,20 @@ pub struct Group {
 }
 
 impl Group {
-    /// `places`: each instance the group launches into, with its (volume, snapshot) mappings.
+    /// `places`: each instance the group launches into, evenly spaced among the actors.
     #[must_use]
-    pub fn new(
-        image: ActorId,
-        places: Vec<(ActorId, Vec<(ActorId, ActorId)>)>,
-        replace_every: Option<Dist>,
-        cooldown: SimDuration,
-    ) -> Self {
-        let places = places
-            .into_iter()
-            .map(|(instance, volumes)| Place { instance, volumes, status: Status::Empty, generation: 0 })
-            .collect::<Vec<_>>();
+    pub fn new(image: ActorId, places: Vec<PlaceDecl>, replace_every: Option<Dist>, cooldown: SimDuration) -> Self {
+        let stride = match &places[..] {
+            [a, b, ..] => b.instance.0 - a.instance.0,
+            _ => 1,
+        };
         debug_assert!(
-            places.windows(2).all(|w| w[1].instance.0 == w[0].instance.0 + 1),
-            "a group's places are consecutive actors"
+            places.windows(2).all(|w| w[1].instance.0 == w[0].instance.0 + stride),
+            "a group's places are evenly spaced actors"
         );
-        Group { image, places, desired: 0, replace_every, cooldown, shown: None, serving: 0 }
+        let places =
+            places.into_iter().map(|decl| Place { decl, status: Status::Empty, generation: 0 }).collect::<Vec<_>>();
+        Group { image, places, stride, desired: 0, replace_every, cooldown, shown: None, serving: 0 }
     }
 
     /// Instances in service now.
@@ -127,10 +135,14 @@ impl Group {
         p.generation = p.generation.wrapping_add(1);
     }
 
-    /// The place instance actor `instance` fills: places are consecutive actors (checked in
+    /// The place instance actor `instance` fills: places are evenly spaced actors (checked in
     /// [`Group::new`]).
     fn place_of(&self, instance: ActorId) -> Option<usize> {
-        let i = usize::try_from(instance.0.checked_sub(self.places.first()?.instance.0)?).ok()?;
+        let offset = instance.0.checked_sub(self.places.first()?.decl.instance.0)?;
+        if offset % self.stride != 0 {
+            return None;
+        }
+        let i = usize::try_from(offset / self.stride).ok()?;
         self.places.get(i).map(|_| i)
     }
 
@@ -155,7 +167,7 @@ impl Group {
             GroupMsg::HealthCheck { place, generation } => {
                 let p = &mut self.places[place as usize];
                 if p.generation == generation && p.status == Status::InService {
-                    let instance = p.instance;
+                    let instance = p.decl.instance;
                     ctx.send(instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
                     self.wait(place as usize, REPLACEMENT_DELAY, ctx);
                 }
@@ -168,6 +180,9 @@ impl Group {
                 if ok {
                     ctx.record(Obs::Group(GroupObs::Launched { instance }));
                     self.set(i, Status::InService);
+                    for &v in &self.places[i].decl.kept {
+                        ctx.send(v, Msg::Volume(VolumeMsg::HomeInService), SimDuration::ZERO);
+                    }
                     let generation = self.places[i].generation;
                     if let Some(d) = &self.replace_every {
                         let after = d.draw(&mut ctx.rng());
@@ -207,7 +222,7 @@ impl Group {
                 continue;
             }
             if matches!(p.status, Status::InService | Status::Launching) {
-                ctx.send(p.instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
+                ctx.send(p.decl.instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
             }
             self.set(i, Status::Empty);
             count -= 1;
@@ -219,9 +234,9 @@ impl Group {
         let me = ctx.me();
         self.set(i, Status::Launching);
         let p = &self.places[i];
-        let launch = ImageLaunch { image: self.image, volumes: p.volumes.clone(), group: Some(me) };
+        let launch = ImageLaunch { image: self.image, volumes: p.decl.volumes.clone(), group: Some(me) };
         let msg = InstanceMsg::LaunchFromImage(Box::new(launch));
-        ctx.send(p.instance, Msg::Instance(msg), SimDuration::ZERO);
+        ctx.send(p.decl.instance, Msg::Instance(msg), SimDuration::ZERO);
     }
 
     /// The place waits `after` before the group launches into it again.

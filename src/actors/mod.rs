@@ -180,6 +180,8 @@ pub enum Reply {
     DataKey(Option<kms::Ciphertext>),
     /// From an image: whether it can be launched from.
     Available(bool),
+    /// From an instance: its state, if it was launched.
+    State(Option<ec2::InstanceState>),
     /// From an instance told of a detach, or a snapshot told of a use.
     Done,
 }
@@ -231,6 +233,10 @@ impl Actor for World {
                     Reply::Done
                 }
                 actor => not_a_call(actor, &volume),
+            },
+            Msg::Instance(ec2::InstanceMsg::State) => match self {
+                World::Instance(i) => Reply::State(i.state()),
+                actor => not_a_call(actor, &"State"),
             },
             Msg::Volume(ebs::VolumeMsg::DataKey) => match self {
                 World::Volume(v) => Reply::DataKey(v.data_key()),

@@ -95,11 +95,14 @@ pub struct ImageDecl {
     pub snapshots: Vec<usize>,
 }
 
-/// A declared auto scaling group: its places are instances declared with its image.
+/// A declared auto scaling group, or a fleet's (A14): its places are instances launched from
+/// its image.
 #[derive(Clone, Debug)]
 pub struct GroupDecl {
     pub name: Arc<str>,
     pub image: usize,
+    /// The fleet whose instances the places are, if the group is a fleet's.
+    pub fleet: Option<usize>,
     /// The instances it launches into, in order (`<id>-i0`, ...).
     pub places: Vec<usize>,
     pub desired: u32,

@@ -111,6 +111,10 @@ pub struct RawFleet {
     /// Auto scaling's wait after a failed launch before it launches again (D6); default 300s.
     #[serde(default)]
     pub cooldown: Option<String>,
+    /// The AMI an auto scaling group of the fleet's instances launches from (A14); without it,
+    /// replacement relaunches an instance with its volumes (A10).
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -132,21 +132,41 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let snapshots = declare_snapshots(&mut c, snapshots, &mut names, &volumes);
     restored_from(&mut c, &restores, &names, &mut volumes);
     let images = declare_images(&mut c, images, &mut names);
-    let launches = image_launches(&mut c, (&image_of, &instances), (&images, &snapshots), &mut names, &mut volumes);
-    let groups = declare_groups(&mut c, groups, group_places, &names);
-    let (fleets, fleet_actions) = expand_fleets(&mut c, fleets, &mut names, &mut instances, &mut volumes, h.seed);
+    let mut launches = image_launches(&mut c, (&image_of, &instances), (&images, &snapshots), &mut names, &mut volumes);
+    let mut groups = declare_groups(&mut c, groups, group_places, &names);
+    let first_fleet_instance = instances.len();
+    fleet_launches(
+        &mut c,
+        &fleets,
+        &mut names,
+        first_fleet_instance,
+        (&images, &snapshots),
+        &mut volumes,
+        &mut launches,
+    );
+    let (fleets, fleet_actions) =
+        expand_fleets(&mut c, fleets, &mut names, (&mut instances, &mut volumes, &mut groups), h.seed);
     let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
-    // An instance launched from an image runs when the timeline's RunInstances says.
+    // An instance launched from an image runs when the timeline's RunInstances or its group says.
     actions.retain(|a| !matches!(a.what, ActionKind::RunInstance(i) if launches.contains_key(&i)));
+    // A declared group starts before the timeline; a fleet's after the timeline's 0s actions,
+    // which make its image, and before its volumes.
+    let (mut declared_starts, mut fleet_starts) = (Vec::new(), Vec::new());
     for (g, group) in groups.iter().enumerate() {
-        actions.push(Action {
-            at: SimTime::ZERO,
-            what: ActionKind::Group { group: g, desired: group.desired },
-            source: ActionSource::Declared { path: format!("groups[{g}]") },
-        });
+        let what = ActionKind::Group { group: g, desired: group.desired };
+        match group.fleet {
+            Some(fleet) => fleet_starts.push(Action { at: SimTime::ZERO, what, source: ActionSource::Fleet { fleet } }),
+            None => declared_starts.push(Action {
+                at: SimTime::ZERO,
+                what,
+                source: ActionSource::Declared { path: format!("groups[{g}]") },
+            }),
+        }
     }
+    actions.append(&mut declared_starts);
     let mut materials: Vec<String> = Vec::new();
     actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
+    actions.append(&mut fleet_starts);
     actions.extend(fleet_actions);
     let expectations =
         expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots, &images, &groups), text, &h);
@@ -439,7 +459,15 @@ fn declare_groups(c: &mut Checker<'_>, raw: Vec<RawGroup>, places: Vec<Vec<usize
         let replace_every =
             group.replace_every.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.replace_every")));
         let cooldown = cooldown(c, pos, &path, group.cooldown.as_deref());
-        out.push(GroupDecl { name: group.id.into(), image, places, desired: group.desired, replace_every, cooldown });
+        out.push(GroupDecl {
+            name: group.id.into(),
+            image,
+            fleet: None,
+            places,
+            desired: group.desired,
+            replace_every,
+            cooldown,
+        });
     }
     out
 }
@@ -547,6 +575,57 @@ fn image_launches(
     launches
 }
 
+/// The fleets on a group (A14): each instance is a place launched from the fleet's image, with
+/// a volume per snapshot of it (`<instance>-v0`, ...) under the snapshot's key, declared before
+/// the fleets' own volumes as the actors' layout needs. `first_instance`: the fleets' first.
+fn fleet_launches(
+    c: &mut Checker<'_>,
+    raw: &[RawFleet],
+    names: &mut Names,
+    first_instance: usize,
+    (images, snapshots): (&[ImageDecl], &[SnapshotDecl]),
+    volumes: &mut Vec<VolumeDecl>,
+    launches: &mut BTreeMap<usize, Launch>,
+) {
+    let mut first = first_instance;
+    for (f, fleet) in raw.iter().enumerate() {
+        let n_inst = fleet.instances as usize;
+        let this = first;
+        first += n_inst;
+        let Some(image) = &fleet.image else { continue };
+        let pos = c.at("Fleet", f);
+        let path = format!("fleets[{f}]");
+        let Some(&img) = names.images.get(image) else {
+            c.problem(pos, format!("{path}.image"), unknown("image", image, names.images.keys()));
+            continue;
+        };
+        if fleet.instances > MAX_GROUP_SIZE {
+            c.problem(
+                pos,
+                format!("{path}.instances"),
+                format!(
+                    "{} instances: a fleet on a group runs at most {MAX_GROUP_SIZE} here (without `image`, a fleet has no such bound)",
+                    fleet.instances
+                ),
+            );
+            continue;
+        }
+        let width = n_inst.to_string().len();
+        for i in 0..n_inst {
+            let mut made = Vec::new();
+            for (j, &x) in images[img].snapshots.iter().enumerate() {
+                let name = format!("{}-i{i:0width$}-v{j}", fleet.id);
+                check_id(c, &mut names.ids, pos, &path, &name, "volume");
+                names.volumes.insert(name.clone(), volumes.len());
+                made.push(volumes.len());
+                let key = snapshots[x].key;
+                volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: None, snapshot: Some(x) });
+            }
+            launches.insert(this + i, Launch { image: img, volumes: made });
+        }
+    }
+}
+
 /// Each declared volume's `snapshot`, the snapshot its CreateVolume restores.
 fn restored_from(c: &mut Checker<'_>, restores: &[Option<String>], names: &Names, volumes: &mut [VolumeDecl]) {
     for (i, name) in restores.iter().enumerate() {
@@ -568,8 +647,7 @@ fn expand_fleets(
     c: &mut Checker<'_>,
     raw: Vec<RawFleet>,
     names: &mut Names,
-    instances: &mut Vec<Arc<str>>,
-    volumes: &mut Vec<VolumeDecl>,
+    (instances, volumes, groups): (&mut Vec<Arc<str>>, &mut Vec<VolumeDecl>, &mut Vec<GroupDecl>),
     seed: u64,
 ) -> (Vec<FleetDecl>, Vec<Action>) {
     let mut fleets = Vec::new();
@@ -606,7 +684,11 @@ fn expand_fleets(
             c.problem(pos, format!("{path}.keys"), "give at least one key with a weight above zero");
             continue;
         }
-        let Some((cycle, instance_cycle)) = fleet_cycles(c, &fleet, pos, &path) else { continue };
+        let Some(FleetCycles { volumes: cycle, instances: instance_cycle, group }) =
+            fleet_cycles(c, &fleet, pos, &path)
+        else {
+            continue;
+        };
         let width = n_inst.to_string().len();
         let vwidth = n_vol.to_string().len();
         // A declared id the fleet also generates would put two actors under one name, sharing
@@ -672,6 +754,20 @@ fn expand_fleets(
                 source,
             });
         }
+        if let (Some((replace_every, cooldown)), Some(&image)) =
+            (group, fleet.image.as_ref().and_then(|i| names.images.get(i)))
+        {
+            names.groups.insert(fleet.id.clone(), groups.len());
+            groups.push(GroupDecl {
+                name: fleet.id.as_str().into(),
+                image,
+                fleet: Some(fleets.len()),
+                places: (first_instance..first_instance + n_inst).collect(),
+                desired: fleet.instances,
+                replace_every,
+                cooldown,
+            });
+        }
         fleets.push(FleetDecl {
             name: fleet.id,
             cycle: Arc::new(cycle),
@@ -685,14 +781,18 @@ fn expand_fleets(
     (fleets, fleet_actions)
 }
 
-/// A fleet's volume cycle and its instances' cycle (`None` when they only run), or `None`
-/// with the problems recorded.
-fn fleet_cycles(
-    c: &mut Checker<'_>,
-    fleet: &RawFleet,
-    pos: Option<(usize, usize)>,
-    path: &str,
-) -> Option<(Cycle, Option<Arc<crate::actors::ec2::InstanceCycle>>)> {
+/// A fleet's cycles, checked.
+struct FleetCycles {
+    volumes: Cycle,
+    /// Its instances' own (`None` when they only run).
+    instances: Option<Arc<crate::actors::ec2::InstanceCycle>>,
+    /// A fleet on a group (A14): the group's health-check replacement and cooldown, which the
+    /// instances then leave to it.
+    group: Option<(Option<Dist>, SimDuration)>,
+}
+
+/// A fleet's cycles, or `None` with the problems recorded.
+fn fleet_cycles(c: &mut Checker<'_>, fleet: &RawFleet, pos: Option<(usize, usize)>, path: &str) -> Option<FleetCycles> {
     let cycle = Cycle {
         attached: dist(c, &fleet.attached, pos, &format!("{path}.attached")).unwrap_or_default(),
         detached: dist(c, &fleet.detached, pos, &format!("{path}.detached")).unwrap_or_default(),
@@ -701,6 +801,7 @@ fn fleet_cycles(
             .as_ref()
             .and_then(|r| dist(c, r, pos, &format!("{path}.retry")))
             .unwrap_or(Dist::Fixed(SimDuration::from_hours(1))),
+        by_group: fleet.image.is_some(),
     };
     let cooldown = cooldown(c, pos, path, fleet.cooldown.as_deref());
     let mut optional =
@@ -727,12 +828,16 @@ fn fleet_cycles(
         );
         return None;
     }
-    let instance_cycle = every.iter().any(|d| d.is_some()).then(|| Arc::new(instance_cycle));
     if cycle.attached.mean_ms() < 1.0 || cycle.detached.mean_ms() < 1.0 || cycle.retry.mean_ms() < 1.0 {
         c.problem(pos, path, "attached, detached and retry must last longer than zero on average");
         return None;
     }
-    Some((cycle, instance_cycle))
+    let mut instance_cycle = instance_cycle;
+    let group = cycle.by_group.then(|| (instance_cycle.replace_every.take(), cooldown));
+    let every = [&instance_cycle.stop_every, &instance_cycle.reboot_every, &instance_cycle.maintenance_every];
+    let instances =
+        (every.iter().any(|d| d.is_some()) || instance_cycle.replace_every.is_some()).then(|| Arc::new(instance_cycle));
+    Some(FleetCycles { volumes: cycle, instances, group })
 }
 
 /// What runs first, at time 0: the declared keys and instances, in declaration order, then
@@ -852,6 +957,10 @@ fn expectations(
     let mut replaced = vec![false; instance_names.len()];
     for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
         replaced[f.first_instance..f.first_instance + f.instances].fill(true);
+    }
+    // And so does a group, in its places (A13).
+    for &i in groups.iter().flat_map(|g| &g.places) {
+        replaced[i] = true;
     }
     let names = super::expect::Names {
         keys: &key_names,

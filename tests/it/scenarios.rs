@@ -194,7 +194,18 @@ fn the_complete_example_in_the_format_documentation_is_valid_and_runs() {
         .iter()
         .map(|x| describe(&r.names, x))
         .filter(|d| d.outcome == Outcome::Failed && d.event != "AttachVolume" && d.event != "Decrypt")
+        .filter(|d| !(d.subject.starts_with("web") && d.error.as_deref() == Some("InvalidAMIID.NotFound")))
         .collect();
+    // The fleet on a group launches from 0s, and its image is registered at 1d 3h (A14).
+    let refused = r.records.iter().map(|x| (x.at.as_ms(), describe(&r.names, x))).filter(|(_, d)| {
+        d.subject == "web" && d.outcome == Outcome::Failed && d.error.as_deref() == Some("InvalidAMIID.NotFound")
+    });
+    assert!(refused.clone().count() > 0 && refused.clone().all(|(t, _)| t < D + 3 * H), "launches wait for the image");
+    let first = ok(&r, "web", "Launch")[0];
+    assert!(
+        (D + 3 * H..D + 3 * H + 1000).contains(&first),
+        "the first launch follows the image's registration: {first}"
+    );
     assert!(unexpected.is_empty(), "only the documented failure happens: {unexpected:#?}");
 }
 
