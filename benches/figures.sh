@@ -2,7 +2,7 @@
 # The commands users run, at fleet scale: wall time and peak memory (GNU time), beside the
 # untraced `kmsim bench` of the same scenario. Prints a Markdown table for the README.
 #
-#   benches/figures.sh            # fleet-1k, fleet-10k and group-10k, medians of $REPEAT (3) runs
+#   benches/figures.sh            # fleet-1k, fleet-10k, group-10k and fleet-group-10k, medians of $REPEAT (3) runs
 #   BIG=1 benches/figures.sh      # also fleet-100k --report and fleet-1m run (minutes, ~20 GB of trace)
 #
 # Runs are alternated and take the whole machine: run nothing else meanwhile.
@@ -55,7 +55,9 @@ CMD[h30]="$K run $EARLY --quiet --horizon 30d"
 CMD[h60]="$K run $EARLY --quiet --horizon 60d"
 CMD[benchg10k]="$K bench $S/group-10k.ron"
 CMD[rung10k]="$K run $S/group-10k.ron --quiet"
-measure bench1k check1k bench10k run10k report10k h7 h30 h60 benchg10k rung10k
+CMD[benchfg10k]="$K bench $S/fleet-group-10k.ron"
+CMD[runfg10k]="$K run $S/fleet-group-10k.ron --quiet"
+measure bench1k check1k bench10k run10k report10k h7 h30 h60 benchg10k rung10k benchfg10k runfg10k
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.0f MiB", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1fx", a / b}'; }
@@ -72,6 +74,8 @@ row "kmsim run fleet-10k, deletion at 3d, --quiet --horizon 30d" h30
 row "kmsim run fleet-10k, deletion at 3d, --quiet --horizon 60d" h60
 row "kmsim bench group-10k.ron" benchg10k
 row "kmsim run group-10k.ron --quiet" rung10k "$(ratio "${SECS[rung10k]}" "${SECS[benchg10k]}")"
+row "kmsim bench fleet-group-10k.ron" benchfg10k
+row "kmsim run fleet-group-10k.ron --quiet" runfg10k "$(ratio "${SECS[runfg10k]}" "${SECS[benchfg10k]}")"
 
 if [[ -n "${BIG:-}" ]]; then
     REPEAT=1
