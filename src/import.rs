@@ -142,11 +142,25 @@ enum What {
     DeregisterImage {
         image: String,
     },
-    /// RunInstances from an image, with the volumes its block-device mappings made.
+    /// RunInstances from an image, with the volumes its block-device mappings made; by auto
+    /// scaling for the group its `aws:autoscaling:groupName` tag names.
     Launch {
         instance: String,
         image: String,
         volumes: Vec<String>,
+        group: Option<String>,
+    },
+    /// CreateAutoScalingGroup: its image when the request names it (else its launches do).
+    CreateGroup {
+        group: String,
+        image: Option<String>,
+        max: Option<u32>,
+        desired: u32,
+    },
+    /// SetDesiredCapacity, or an UpdateAutoScalingGroup that sets it.
+    SetDesired {
+        group: String,
+        desired: u32,
     },
     Attach {
         volume: String,
@@ -158,6 +172,8 @@ enum What {
     Instance {
         action: &'static str,
         id: String,
+        /// Called by auto scaling (a health check's or a scale-in's termination).
+        by_group: bool,
     },
 }
 
@@ -186,7 +202,9 @@ impl What {
             | What::DeleteSnapshot { .. }
             | What::RegisterImage { .. }
             | What::DeregisterImage { .. }
-            | What::Launch { .. } => None,
+            | What::Launch { .. }
+            | What::CreateGroup { .. }
+            | What::SetDesired { .. } => None,
         }
     }
 }
@@ -606,6 +624,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     let Some(key) = key_of(raw) else { return Ok(None) };
                     let volume = req["encryptionContext"]["aws:ebs:id"]
                         .as_str()
+                        .or(req["destinationEncryptionContext"]["aws:ebs:id"].as_str())
                         .or(req["constraints"]["encryptionContextSubset"]["aws:ebs:id"].as_str())
                         .map(String::from);
                     let instance = identity["arn"]
@@ -661,10 +680,37 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         },
         ("ec2.amazonaws.com", "RunInstances") if req["imageId"].is_string() && raw.error_code.is_none() => {
             let item = &resp["instancesSet"]["items"][0];
+            let group = req["tagSpecificationSet"]["items"].as_array().and_then(|items| {
+                items.iter().flat_map(|i| i["tags"].as_array().into_iter().flatten()).find_map(|t| {
+                    (t["key"] == "aws:autoscaling:groupName").then(|| t["value"].as_str().map(String::from)).flatten()
+                })
+            });
             What::Launch {
                 instance: need(item["instanceId"].as_str().map(String::from), "an instance ID")?,
                 image: need(req["imageId"].as_str().map(String::from), "requestParameters.imageId")?,
                 volumes: mapping_items(&item["blockDeviceMapping"], "volumeId"),
+                group,
+            }
+        }
+        ("autoscaling.amazonaws.com", "CreateAutoScalingGroup") => What::CreateGroup {
+            group: need(req["autoScalingGroupName"].as_str().map(String::from), "autoScalingGroupName")?,
+            image: req["launchTemplate"]["imageId"].as_str().map(String::from),
+            max: req["maxSize"].as_u64().and_then(|m| u32::try_from(m).ok()),
+            desired: req["desiredCapacity"]
+                .as_u64()
+                .or(req["minSize"].as_u64())
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(0),
+        },
+        ("autoscaling.amazonaws.com", "SetDesiredCapacity" | "UpdateAutoScalingGroup")
+            if req["desiredCapacity"].is_u64() =>
+        {
+            What::SetDesired {
+                group: need(req["autoScalingGroupName"].as_str().map(String::from), "autoScalingGroupName")?,
+                desired: req["desiredCapacity"]
+                    .as_u64()
+                    .and_then(|d| u32::try_from(d).ok())
+                    .ok_or_else(|| format!("{name} with a desiredCapacity beyond 32 bits"))?,
             }
         }
         ("ec2.amazonaws.com", "AttachVolume") => What::Attach {
@@ -687,7 +733,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 "RebootInstances" => "RebootInstances",
                 _ => "TerminateInstances",
             };
-            What::Instance { action, id: need(id, "an instance ID")? }
+            let by_group = identity["invokedBy"] == "autoscaling.amazonaws.com";
+            What::Instance { action, id: need(id, "an instance ID")?, by_group }
         }
         _ => return Ok(None),
     }))
@@ -749,6 +796,8 @@ impl Trail {
         self.events.sort_by_key(|e| e.time);
         let start = self.events[0].time;
         let last = self.events.last().expect("not empty").time;
+        let replay = GroupReplay::new(&self.events, start);
+        let by_group = |id: &str| replay.place_of.contains_key(id);
 
         // Keys, by key ID, in order of appearance; their origin from the import events.
         let mut keys: Vec<(String, bool)> = Vec::new();
@@ -832,7 +881,7 @@ impl Trail {
                         let i = slot(&mut volumes, &mut volume_at, v);
                         volumes[i].1 = volumes[i].1.take().or(Some(key.clone()));
                     }
-                    if let Some(i) = instance {
+                    if let Some(i) = instance.as_deref().filter(|i| !by_group(i)) {
                         add_instance(&mut instances, i);
                     }
                 }
@@ -843,17 +892,24 @@ impl Trail {
                     volumes[i].2 = *size;
                 }
                 What::Attach { volume, instance } => {
-                    add_instance(&mut instances, instance);
+                    if !by_group(instance) {
+                        add_instance(&mut instances, instance);
+                    }
                     slot(&mut volumes, &mut volume_at, volume);
+                }
+                What::Launch { instance: id, .. } | What::Instance { id, .. } if !by_group(id) => {
+                    add_instance(&mut instances, id);
                 }
                 What::Detach { .. }
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
                 | What::DeleteSnapshot { .. }
                 | What::RegisterImage { .. }
-                | What::DeregisterImage { .. } => {}
-                What::Launch { instance, .. } => add_instance(&mut instances, instance),
-                What::Instance { id, .. } => add_instance(&mut instances, id),
+                | What::DeregisterImage { .. }
+                | What::Launch { .. }
+                | What::Instance { .. }
+                | What::CreateGroup { .. }
+                | What::SetDesired { .. } => {}
             }
         }
         // Where the trail cannot tell a key's origin, the user may; else it is said, not guessed.
@@ -1022,8 +1078,57 @@ impl Trail {
         // (a launch with block-device mappings, or an attach whose EC2 record is missing).
         let mut attached: BTreeMap<&str, &str> = BTreeMap::new();
         let mut launched: BTreeSet<&str> = BTreeSet::new();
+        // Groups whose image the scenario has; the others are left out with their places.
+        let mut kept_groups: BTreeSet<&str> = BTreeSet::new();
+        for g in &replay.groups {
+            if kept_image(&g.image) {
+                kept_groups.insert(&g.name);
+            } else {
+                notes.push(format!(
+                    "auto scaling group {}: its image {} is not in the scenario: left out, with its instances' events",
+                    g.name, g.image
+                ));
+            }
+        }
+        let dropped_place = |id: &str| {
+            replay.place_of.get(id).is_some_and(|p| {
+                !kept_groups.iter().any(|g| p.strip_prefix(g).is_some_and(|rest| rest.starts_with("-i")))
+            })
+        };
+        for g in replay.groups.iter().filter(|g| kept_groups.contains(g.name.as_str())) {
+            notes.push(format!(
+                "auto scaling group {}: replayed from its creation, its desired capacities and auto scaling's terminations \
+                 (a health check's as TerminateInstanceInAutoScalingGroup); its instances are named by their place, \
+                 {}-i0 to {}-i{}; its cooldown {}",
+                g.name,
+                g.name,
+                g.name,
+                g.max.saturating_sub(1),
+                g.cooldown.map_or("is not seen (no launch failed and was tried again): AWS's default, 300s".to_string(), |c| format!("{c}, the shortest wait seen after a failed launch"))
+            ));
+        }
         for (n, e) in self.events.iter().enumerate() {
             let t = at(e.time);
+            if replay.skip.contains(&n) {
+                continue;
+            }
+            let names_dropped = match &e.what {
+                What::Attach { instance, .. } | What::Launch { instance, .. } | What::Instance { id: instance, .. } => {
+                    dropped_place(instance)
+                }
+                What::KeyUse { instance: Some(i), .. } => dropped_place(i),
+                What::CreateGroup { group, .. } | What::SetDesired { group, .. } => {
+                    !kept_groups.contains(group.as_str())
+                }
+                _ => false,
+            };
+            if names_dropped {
+                continue;
+            }
+            if let Some(line) = replay.lines.get(&n) {
+                timeline.push(format!("At({}, {line}),", q(&t)));
+                continue;
+            }
             let line = match &e.what {
                 // A volume whose key no event names is left out, and so are its events: a
                 // scenario that named it would not be valid.
@@ -1049,11 +1154,18 @@ impl Trail {
                              with block-device mappings, or an attach not logged): replayed as an attach"
                         ));
                     }
-                    Some(format!("AttachVolume(volume: {}, instance: {})", q(v), q(i)))
+                    Some(format!("AttachVolume(volume: {}, instance: {})", q(v), q(replay.name(i))))
                 }
                 What::Attach { volume, instance } => {
                     attached.insert(volume, instance);
-                    Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(instance)))
+                    Some(format!("AttachVolume(volume: {}, instance: {})", q(volume), q(replay.name(instance))))
+                }
+                What::CreateGroup { group, desired, .. } => {
+                    let at_start = replay.groups.iter().any(|g| &g.name == group && g.at_start);
+                    (!at_start).then(|| format!("SetDesiredCapacity(group: {}, desired: {desired})", q(group)))
+                }
+                What::SetDesired { group, desired } => {
+                    Some(format!("SetDesiredCapacity(group: {}, desired: {desired})", q(group)))
                 }
                 What::Detach { volume } => {
                     attached.remove(volume.as_str());
@@ -1118,11 +1230,11 @@ impl Trail {
                 What::Launch { instance, image, .. } if launched_from.get(instance.as_str()) == Some(&image.as_str()) => {
                     Some(format!("RunInstances(instance: {})", q(instance)))
                 }
-                What::Instance { action, id } => match *action {
+                What::Instance { action, id, .. } => match *action {
                     "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances" => {
-                        Some(format!("{action}(instance: {})", q(id)))
+                        Some(format!("{action}(instance: {})", q(replay.name(id))))
                     }
-                    "Hibernate" => Some(format!("StopInstances(instance: {}, hibernate: true)", q(id))),
+                    "Hibernate" => Some(format!("StopInstances(instance: {}, hibernate: true)", q(replay.name(id)))),
                     _ => None,
                 },
                 What::Expired { .. }
@@ -1240,6 +1352,23 @@ impl Trail {
             }
             let _ = writeln!(out, "    ],");
         }
+        let groups: Vec<&ImportedGroup> =
+            replay.groups.iter().filter(|g| kept_groups.contains(g.name.as_str())).collect();
+        if !groups.is_empty() {
+            let _ = writeln!(out, "    groups: [");
+            for g in groups {
+                let desired = if g.at_start { g.desired } else { 0 };
+                let cooldown = g.cooldown.map_or(String::new(), |c| format!(", cooldown: {}", q(&c.to_string())));
+                let _ = writeln!(
+                    out,
+                    "        Group(id: {}, image: {}, desired: {desired}, max: {}{cooldown}),",
+                    q(&g.name),
+                    q(&g.image),
+                    g.max
+                );
+            }
+            let _ = writeln!(out, "    ],");
+        }
         let _ = writeln!(out, "    timeline: [");
         for line in timeline {
             let _ = writeln!(out, "        {line}");
@@ -1247,5 +1376,192 @@ impl Trail {
         let _ = writeln!(out, "    ],");
         let _ = writeln!(out, ")");
         Ok(out)
+    }
+}
+
+/// The places made ahead for a group's `maxSize` (more are made as launches need them): the
+/// scenario's bound on a group.
+const MAX_PLACES: u32 = 10_000;
+
+/// An auto scaling group the trail shows created, as the scenario declares it.
+#[derive(Debug)]
+struct ImportedGroup {
+    name: String,
+    image: String,
+    max: u32,
+    /// Its capacity at its creation, and whether that was at the trail's start (declared so)
+    /// or later (a SetDesiredCapacity then).
+    desired: u32,
+    at_start: bool,
+    /// The shortest wait seen between a failed launch and the next launch into its place.
+    cooldown: Option<SimDuration>,
+}
+
+/// Auto scaling groups read back (A13): the group launches its instances itself, so its
+/// launches are not replayed; each launched instance is given a place (a new launch takes the
+/// place vacated first, else the first empty one) and is named by it; a termination by auto
+/// scaling is a health check's (`TerminateInstanceInAutoScalingGroup`) unless it comes with a
+/// lower desired capacity (a scale-in, which SetDesiredCapacity replays).
+#[derive(Debug, Default)]
+struct GroupReplay {
+    groups: Vec<ImportedGroup>,
+    /// Each launched instance's place (`<group>-i<n>`).
+    place_of: BTreeMap<String, String>,
+    /// The events the group replays itself.
+    skip: BTreeSet<usize>,
+    /// Timeline lines for events, by index.
+    lines: BTreeMap<usize, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PlaceState {
+    Empty,
+    Live,
+    /// Vacated at this instant; `failed`: by a failed launch.
+    Waiting(jiff::Timestamp, bool),
+    /// Terminated by the user: the group does not launch into it again (A13).
+    Gone,
+}
+
+impl GroupReplay {
+    fn new(events: &[Event], start: jiff::Timestamp) -> Self {
+        let mut replay = GroupReplay::default();
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in events {
+            if let What::CreateGroup { group, image, max, desired } = &e.what
+                && !index.contains_key(group.as_str())
+            {
+                let image = image.clone().or_else(|| {
+                    events.iter().find_map(|l| match &l.what {
+                        What::Launch { image, group: Some(g), .. } if g == group => Some(image.clone()),
+                        _ => None,
+                    })
+                });
+                let Some(image) = image else { continue };
+                index.insert(group, replay.groups.len());
+                replay.groups.push(ImportedGroup {
+                    name: group.clone(),
+                    image,
+                    max: max.unwrap_or(0),
+                    desired: *desired,
+                    at_start: e.time == start,
+                    cooldown: None,
+                });
+            }
+        }
+        if replay.groups.is_empty() {
+            return replay;
+        }
+        // A launch failed when KMS refused a call for one of its volumes before the next launch
+        // that names that volume.
+        let mut failed: BTreeSet<usize> = BTreeSet::new();
+        let mut launch_of: BTreeMap<&str, usize> = BTreeMap::new();
+        for (n, e) in events.iter().enumerate() {
+            match &e.what {
+                What::Launch { volumes, group: Some(_), .. } => {
+                    for v in volumes {
+                        launch_of.insert(v, n);
+                    }
+                }
+                What::KeyUse { volume: Some(v), ok: false, .. } => {
+                    if let Some(&l) = launch_of.get(v.as_str()) {
+                        failed.insert(l);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut places: Vec<Vec<PlaceState>> =
+            replay.groups.iter().map(|g| vec![PlaceState::Empty; g.max.min(MAX_PLACES) as usize]).collect();
+        let mut holder: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (n, e) in events.iter().enumerate() {
+            match &e.what {
+                What::Launch { instance, group: Some(g), .. } => {
+                    let Some(&gi) = index.get(g.as_str()) else { continue };
+                    let ps = &mut places[gi];
+                    // The place a health check emptied a minute ago (A13's delay), else the one a
+                    // failed launch emptied first, else any emptied one, else an empty one.
+                    let waiting = |due: &dyn Fn(jiff::Timestamp, bool) -> bool| {
+                        ps.iter()
+                            .enumerate()
+                            .filter_map(|(p, s)| match s {
+                                PlaceState::Waiting(t, f) if due(*t, *f) => Some((*t, p, *f)),
+                                _ => None,
+                            })
+                            .min_by_key(|(t, p, _)| (*t, *p))
+                    };
+                    let delay = i64::try_from(crate::actors::ec2::REPLACEMENT_DELAY.as_ms()).unwrap_or(0);
+                    let now = e.time.as_millisecond();
+                    // A launch at the instant the group was created or scaled out fills an empty place.
+                    let scale_out = events.iter().any(|x| {
+                        x.time == e.time
+                            && matches!(&x.what, What::SetDesired { group, .. } | What::CreateGroup { group, .. } if group == g)
+                    });
+                    let empty = ps.iter().position(|s| *s == PlaceState::Empty);
+                    let waiting = if scale_out && empty.is_some() {
+                        None
+                    } else {
+                        waiting(&|t, f| !f && (now - t.as_millisecond() - delay).abs() <= 1000)
+                            .or_else(|| waiting(&|_, f| f))
+                            .or_else(|| waiting(&|_, _| true))
+                    };
+                    let p = match waiting {
+                        Some((since, p, true)) => {
+                            let wait = SimDuration::from_ms(
+                                u64::try_from(e.time.as_millisecond() - since.as_millisecond()).unwrap_or(0),
+                            );
+                            let c = &mut replay.groups[gi].cooldown;
+                            *c = Some(c.map_or(wait, |c| c.min(wait)));
+                            p
+                        }
+                        Some((_, p, false)) => p,
+                        None => ps.iter().position(|s| *s == PlaceState::Empty).unwrap_or_else(|| {
+                            ps.push(PlaceState::Empty);
+                            ps.len() - 1
+                        }),
+                    };
+                    ps[p] = if failed.contains(&n) { PlaceState::Waiting(e.time, true) } else { PlaceState::Live };
+                    replay.place_of.insert(instance.clone(), format!("{g}-i{p}"));
+                    holder.insert(instance.clone(), (gi, p));
+                    replay.skip.insert(n);
+                }
+                What::Instance { action: "TerminateInstances", id, by_group } => {
+                    let Some(&(gi, p)) = holder.get(id) else { continue };
+                    if places[gi][p] != PlaceState::Live {
+                        continue;
+                    }
+                    let group = &replay.groups[gi].name;
+                    let scale_in = events.iter().any(|x| {
+                        x.time == e.time && matches!(&x.what, What::SetDesired { group: g, .. } if g == group)
+                    });
+                    if !by_group {
+                        places[gi][p] = PlaceState::Gone;
+                    } else if scale_in {
+                        places[gi][p] = PlaceState::Empty;
+                        replay.skip.insert(n);
+                    } else {
+                        places[gi][p] = PlaceState::Waiting(e.time, false);
+                        replay.lines.insert(
+                            n,
+                            format!(
+                                "TerminateInstanceInAutoScalingGroup(group: {}, instance: {})",
+                                q(group),
+                                q(&format!("{group}-i{p}"))
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (g, ps) in replay.groups.iter_mut().zip(&places) {
+            g.max = g.max.max(u32::try_from(ps.len()).unwrap_or(u32::MAX)).max(g.desired);
+        }
+        replay
+    }
+
+    /// The place an instance the group launched stands in, or the id itself.
+    fn name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.place_of.get(id).map_or(id, String::as_str)
     }
 }

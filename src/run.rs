@@ -622,6 +622,10 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
                 let msg = InstanceMsg::LaunchFromImage(Box::new(ImageLaunch { image, volumes, group: None }));
                 (instance_actor(scenario, *i), Msg::Instance(msg))
             }
+            ActionKind::GroupReplace { group, instance } => (
+                group_actor(scenario, *group),
+                Msg::Group(GroupMsg::Replace { instance: instance_actor(scenario, *instance) }),
+            ),
             ActionKind::Group { group, desired } => {
                 (group_actor(scenario, *group), Msg::Group(GroupMsg::SetDesired(*desired)))
             }

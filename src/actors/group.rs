@@ -32,6 +32,9 @@ pub enum GroupMsg {
     LaunchEnded { instance: ActorId, ok: bool, refused: bool },
     /// A health check replaces the instance in `place`, unless it changed since.
     HealthCheck { place: u32, generation: u32 },
+    /// TerminateInstanceInAutoScalingGroup: replaces the instance in the place of `instance`,
+    /// if one is in service there.
+    Replace { instance: ActorId },
 }
 
 /// Facts a group records.
@@ -162,6 +165,12 @@ impl Group {
                 let p = &self.places[place as usize];
                 if p.generation == generation && p.status == Status::Waiting {
                     self.launch(place as usize, ctx);
+                }
+            }
+            GroupMsg::Replace { instance } => {
+                if let Some(i) = self.place_of(instance) {
+                    let (place, generation) = (u32::try_from(i).expect("few places"), self.places[i].generation);
+                    self.handle(GroupMsg::HealthCheck { place, generation }, ctx);
                 }
             }
             GroupMsg::HealthCheck { place, generation } => {

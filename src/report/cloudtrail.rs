@@ -100,7 +100,7 @@ pub struct Writer<'s> {
     /// The volumes launches from an image make, and the instances of groups' places: asked of
     /// every launch's records, found by index.
     launch_volumes: std::collections::BTreeSet<usize>,
-    group_places: std::collections::BTreeSet<usize>,
+    group_places: std::collections::BTreeMap<usize, usize>,
 }
 
 /// A CloudTrail record waiting to be handed out.
@@ -608,13 +608,18 @@ impl<'s> Writer<'s> {
                     .enumerate()
                     .map(|(j, (v, x))| json!({"deviceName": device(j), "ebs": {"snapshotId": x, "volumeId": v, "encrypted": true}}))
                     .collect();
-                let req = json!({"imageId": image, "instancesSet": {"items": [{"instanceId": actor}]}, "blockDeviceMapping": {"items": mappings.iter().map(|m| json!({"deviceName": m["deviceName"], "ebs": {"snapshotId": m["ebs"]["snapshotId"], "encrypted": true}})).collect::<Vec<_>>()}});
+                let mut req = json!({"imageId": image, "instancesSet": {"items": [{"instanceId": actor}]}, "blockDeviceMapping": {"items": mappings.iter().map(|m| json!({"deviceName": m["deviceName"], "ebs": {"snapshotId": m["ebs"]["snapshotId"], "encrypted": true}})).collect::<Vec<_>>()}});
                 let resp = json!({"instancesSet": {"items": [{"instanceId": actor, "imageId": image, "blockDeviceMapping": {"items": mappings}}]}});
-                // A group's launches are auto scaling's (A9).
-                let by = match role(s, rec.actor) {
-                    Role::Instance(i) if self.group_places.contains(&i) => Principal::AutoScaling,
-                    _ => Principal::User,
+                // A group's launches are auto scaling's (A9), tagged with the group's name as
+                // auto scaling tags them.
+                let group = match role(s, rec.actor) {
+                    Role::Instance(i) => self.group_places.get(&i).map(|&g| &*s.groups[g].name),
+                    _ => None,
                 };
+                if let Some(group) = group {
+                    req["tagSpecificationSet"] = json!({"items": [{"resourceType": "instance", "tags": [{"key": "aws:autoscaling:groupName", "value": group}]}]});
+                }
+                let by = if group.is_some() { Principal::AutoScaling } else { Principal::User };
                 Some(Waiting::Ready(self.ec2_call(by, rec.at, "RunInstances", req, resp, None)))
             }
             Obs::Image(o) => self.image_call(rec, o, &actor),
@@ -649,8 +654,9 @@ impl<'s> Writer<'s> {
                     (_, InstanceState::Stopped) => ("StopInstances", by_user),
                     // From running: host maintenance moving it, not a call.
                     (Some(InstanceState::Stopped), InstanceState::Pending) => ("StartInstances", by_user),
-                    // Not asked for by the timeline: a fleet's replacement.
-                    (_, InstanceState::Terminated) if !matches!(rec.cause, Cause::Input(_)) => {
+                    // Not asked for by the timeline (a fleet's replacement, a health check), or
+                    // asked of a group (a scale-in, TerminateInstanceInAutoScalingGroup).
+                    (_, InstanceState::Terminated) if !self.by_user(rec.cause) => {
                         ("TerminateInstances", Principal::AutoScaling)
                     }
                     (_, InstanceState::Terminated) => ("TerminateInstances", by_user),
@@ -684,6 +690,19 @@ impl<'s> Writer<'s> {
                 )))
             }
             _ => None,
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// Whether a record the timeline caused is the user's own call: not when it asked a group.
+    fn by_user(&self, cause: Cause) -> bool {
+        match cause {
+            Cause::Input(i) => !matches!(
+                self.names.scenario.actions.get(i as usize).map(|a| &a.what),
+                Some(crate::scenario::ActionKind::Group { .. } | crate::scenario::ActionKind::GroupReplace { .. })
+            ),
+            _ => false,
         }
     }
 }
@@ -810,7 +829,12 @@ impl<'s> Writer<'s> {
             hibernating: std::collections::BTreeSet::new(),
             groups_made: std::collections::BTreeSet::new(),
             launch_volumes: scenario.launches.values().flat_map(|l| l.volumes.iter().copied()).collect(),
-            group_places: scenario.groups.iter().flat_map(|g| g.places.iter().copied()).collect(),
+            group_places: scenario
+                .groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, decl)| decl.places.iter().map(move |&i| (i, g)))
+                .collect(),
         }
     }
 

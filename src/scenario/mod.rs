@@ -194,6 +194,11 @@ pub enum ActionKind {
         group: usize,
         desired: u32,
     },
+    /// A group replaces the instance in the place of the `instance`-th instance.
+    GroupReplace {
+        group: usize,
+        instance: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

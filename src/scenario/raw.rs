@@ -362,6 +362,12 @@ pub enum RawAction {
         group: String,
         desired: u32,
     },
+    /// Terminate the instance in a group's place, keeping the desired capacity: the group
+    /// launches a replacement, as after a failed health check (A13).
+    TerminateInstanceInAutoScalingGroup {
+        group: String,
+        instance: String,
+    },
     DeregisterImage {
         image: String,
     },

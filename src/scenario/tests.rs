@@ -226,6 +226,21 @@ fn snapshots_images_and_groups_are_checked() {
             "groups[0].cooldown: the cooldown must last longer than zero",
         ),
         ("", r#"At("1h", SetDesiredCapacity(group: "nope", desired: 1))"#, "unknown group"),
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], groups: [Group(id: "g", image: "ami", desired: 1)],"#,
+            r#"At("1h", TerminateInstanceInAutoScalingGroup(group: "g", instance: "i-a"))"#,
+            "i-a is not a place of group g: name one of its instances (g-i0, ...)",
+        ),
+        (
+            r#"fleets: [Fleet(id: "f", instances: 1, image: "nope", keys: [("k", 1)], attached: Fixed("1h"), detached: Fixed("1m"))],"#,
+            "",
+            "fleets[0].image: unknown image",
+        ),
+        (
+            r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], fleets: [Fleet(id: "f", instances: 10001, image: "ami", keys: [("k", 1)], attached: Fixed("1h"), detached: Fixed("1m"))],"#,
+            "",
+            "fleets[0].instances: 10001 instances: a fleet on a group runs at most 10000 here",
+        ),
     ];
     for (decls, timeline, expected) in cases {
         let p = one_problem(&scenario(decls, timeline));
@@ -238,5 +253,17 @@ fn snapshots_images_and_groups_are_checked() {
     let s = parse("s.ron", &ok, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&*s.instances[1], "g-i0", "a group of one place");
     assert_eq!(&*s.volumes[1].name, "g-i0-v0", "its launch's volume, restored from s1");
+    let on_group = scenario(
+        r#"snapshots: [Snapshot(id: "s1", volume: "vol-a")], images: [Image(id: "ami", snapshots: ["s1"])], fleets: [Fleet(id: "f", instances: 2, image: "ami", keys: [("k", 1)], attached: Fixed("1h"), detached: Fixed("1m"), replace_every: Fixed("1d"))],"#,
+        r#"At("1h", TerminateInstanceInAutoScalingGroup(group: "f", instance: "f-i1")), At("2h", SetDesiredCapacity(group: "f", desired: 1))"#,
+    );
+    let s = parse("s.ron", &on_group, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.groups.len(), 1, "a fleet on a group is a group named after it");
+    assert_eq!((&*s.groups[0].name, s.groups[0].fleet, s.groups[0].desired), ("f", Some(0), 2));
+    assert_eq!(s.groups[0].places.len(), 2, "its places are the fleet's instances");
+    assert!(s.fleets[0].instance_cycle.is_none(), "the group replaces them, not A10");
+    assert!(s.fleets[0].cycle.by_group);
+    let names: Vec<&str> = s.volumes.iter().map(|v| &*v.name).collect();
+    assert_eq!(names, ["vol-a", "f-i0-v0", "f-i1-v0", "f-v0", "f-v1"], "launch volumes before the fleet's own");
     assert_eq!(s.volumes[1].snapshot, Some(0));
 }

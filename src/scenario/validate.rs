@@ -1346,6 +1346,23 @@ impl Timeline<'_> {
                 }
                 Some(ActionKind::LaunchFromImage(i))
             }
+            A::TerminateInstanceInAutoScalingGroup { group, instance } => {
+                let g = self.names.groups.get(group).copied();
+                if g.is_none() {
+                    errs.push(("group", unknown("group", group, self.names.groups.keys())));
+                }
+                let i = self.instance(instance, errs);
+                let place = instance.strip_prefix(group.as_str()).is_some_and(|rest| rest.starts_with("-i"));
+                if errs.is_empty() && !(place && self.launches.contains_key(&i)) {
+                    errs.push((
+                        "instance",
+                        format!(
+                            "{instance} is not a place of group {group}: name one of its instances ({group}-i0, ...)"
+                        ),
+                    ));
+                }
+                g.map(|group| ActionKind::GroupReplace { group, instance: i })
+            }
             A::SetDesiredCapacity { group, desired } => match self.names.groups.get(group) {
                 Some(&g) => Some(ActionKind::Group { group: g, desired: *desired }),
                 None => {

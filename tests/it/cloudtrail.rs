@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use kmsim::analysis::summary::summarize;
+use kmsim::engine::SimDuration;
 use kmsim::import::Trail;
 use kmsim::report::cloudtrail;
 use kmsim::run::{Run, RunOptions, run};
@@ -113,9 +114,9 @@ fn the_ebs_story_log_is_golden() {
 /// Per key ID, its state changes as (absolute ms, state).
 type KeyChanges = Vec<(String, Vec<(i64, String)>)>;
 
-fn outcomes(s: &Scenario, r: &Run<'_>) -> (KeyChanges, Vec<String>) {
+fn outcomes(s: &Scenario, r: &Run<'_>, unit: i64) -> (KeyChanges, Vec<String>) {
     let sum = summarize(r);
-    let abs = |t: kmsim::engine::SimTime| s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap();
+    let abs = |t: kmsim::engine::SimTime| (s.start.as_millisecond() + i64::try_from(t.as_ms()).unwrap()) / unit;
     let keys = sum
         .keys
         .iter()
@@ -141,6 +142,11 @@ fn outcomes(s: &Scenario, r: &Run<'_>) -> (KeyChanges, Vec<String>) {
 }
 
 fn round_trip(rel: &str) {
+    round_trip_in(rel, 1);
+}
+
+/// The round trip, with times compared in `unit` milliseconds (CloudTrail's are whole seconds).
+fn round_trip_in(rel: &str, unit: i64) {
     let s = load(rel);
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let log = cloudtrail::log_file(&r);
@@ -153,8 +159,8 @@ fn round_trip(rel: &str) {
     let imported =
         scenario::parse("imported.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let r2 = run(&imported, &RunOptions::default(), None).unwrap();
-    let (k1, res1) = outcomes(&s, &r);
-    let (k2, res2) = outcomes(&imported, &r2);
+    let (k1, res1) = outcomes(&s, &r, unit);
+    let (k2, res2) = outcomes(&imported, &r2, unit);
     assert_eq!(res1, res2, "{rel}: resource outcomes differ after the round trip\n{text}");
     for (id, changes) in &k1 {
         let other = k2.iter().find(|(i, _)| i == id).map(|x| &x.1);
@@ -201,6 +207,27 @@ fn every_snapshot_scenario_survives_the_round_trip() {
         n += 1;
     }
     assert!(n >= 4);
+}
+
+/// Auto scaling groups (A13) and a fleet on one (A14): the trail carries the group's creation, its
+/// desired capacities, its launches (tagged with its name) and auto scaling's terminations; the
+/// imported scenario declares the group, replays a health check's termination as
+/// TerminateInstanceInAutoScalingGroup, names each launched instance by its place and finds the
+/// cooldown from the trail, and every resource (the group, its places, their volumes, the fleet's
+/// volumes) ends as it did, breaking at the same second.
+#[test]
+fn groups_survive_the_round_trip() {
+    for rel in ["groups/capacity-drains.ron", "fleet/fleet-on-group.ron"] {
+        round_trip_in(rel, 1000);
+        let s = load(rel);
+        let r = run(&s, &RunOptions::default(), None).unwrap();
+        let mut trail = Trail::default();
+        trail.read("log.json", cloudtrail::log_file(&r).as_bytes()).unwrap();
+        let text = trail.scenario(&["log.json".into()], SimDuration::ZERO).unwrap();
+        assert!(text.contains("cooldown: \"1h\""), "{rel}: the cooldown is found from the trail\n{text}");
+        assert!(text.contains("TerminateInstanceInAutoScalingGroup"), "{rel}: health checks replayed\n{text}");
+        assert!(!text.contains("-r1"), "{rel}: launched instances are named by their place\n{text}");
+    }
 }
 
 /// A rotation, the old material's deletion and its reimport: the trail carries the import types,
@@ -338,7 +365,7 @@ fn an_attachment_seen_only_through_ec2s_decrypt_is_replayed() {
     assert!(text.contains("no AttachVolume in the trail"), "{text}");
     let imported = scenario::parse("imported.ron", &text, Overrides::default()).unwrap();
     let r2 = run(&imported, &RunOptions::default(), None).unwrap();
-    assert_eq!(outcomes(&s, &r).1, outcomes(&imported, &r2).1, "{text}");
+    assert_eq!(outcomes(&s, &r, 1).1, outcomes(&imported, &r2, 1).1, "{text}");
 }
 
 /// A delivered log file whose record is longer than a line may be is refused with the record's
@@ -621,7 +648,7 @@ fn random_estates_survive_the_round_trip() {
         let imported = scenario::parse("imported.ron", &imported_text, Overrides::default())
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{imported_text}"));
         let r2 = run(&imported, &RunOptions::default(), None).unwrap();
-        let (before, after) = (outcomes(&s, &r).1, outcomes(&imported, &r2).1);
+        let (before, after) = (outcomes(&s, &r, 1).1, outcomes(&imported, &r2, 1).1);
         with_breaks += usize::from(before.iter().any(|line| !line.ends_with("[]")));
         if before != after {
             differ.push(seed);
