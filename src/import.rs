@@ -796,7 +796,7 @@ impl Trail {
         self.events.sort_by_key(|e| e.time);
         let start = self.events[0].time;
         let last = self.events.last().expect("not empty").time;
-        let replay = GroupReplay::new(&self.events, start);
+        let mut replay = GroupReplay::new(&self.events, start);
         let by_group = |id: &str| replay.place_of.contains_key(id);
 
         // Keys, by key ID, in order of appearance; their origin from the import events.
@@ -1079,23 +1079,17 @@ impl Trail {
         let mut attached: BTreeMap<&str, &str> = BTreeMap::new();
         let mut launched: BTreeSet<&str> = BTreeSet::new();
         // Groups whose image the scenario has; the others are left out with their places.
-        let mut kept_groups: BTreeSet<&str> = BTreeSet::new();
-        for g in &replay.groups {
-            if kept_image(&g.image) {
-                kept_groups.insert(&g.name);
-            } else {
+        for g in &mut replay.groups {
+            g.kept = kept_image(&g.image);
+            if !g.kept {
                 notes.push(format!(
                     "auto scaling group {}: its image {} is not in the scenario: left out, with its instances' events",
                     g.name, g.image
                 ));
             }
         }
-        let dropped_place = |id: &str| {
-            replay.place_of.get(id).is_some_and(|p| {
-                !kept_groups.iter().any(|g| p.strip_prefix(g).is_some_and(|rest| rest.starts_with("-i")))
-            })
-        };
-        for g in replay.groups.iter().filter(|g| kept_groups.contains(g.name.as_str())) {
+        let kept_group = |name: &str| replay.groups.iter().any(|g| g.kept && g.name == name);
+        for g in replay.groups.iter().filter(|g| g.kept) {
             notes.push(format!(
                 "auto scaling group {}: replayed from its creation, its desired capacities and auto scaling's terminations \
                  (a health check's as TerminateInstanceInAutoScalingGroup); its instances are named by their place, \
@@ -1114,12 +1108,10 @@ impl Trail {
             }
             let names_dropped = match &e.what {
                 What::Attach { instance, .. } | What::Launch { instance, .. } | What::Instance { id: instance, .. } => {
-                    dropped_place(instance)
+                    replay.dropped(instance)
                 }
-                What::KeyUse { instance: Some(i), .. } => dropped_place(i),
-                What::CreateGroup { group, .. } | What::SetDesired { group, .. } => {
-                    !kept_groups.contains(group.as_str())
-                }
+                What::KeyUse { instance: Some(i), .. } => replay.dropped(i),
+                What::CreateGroup { group, .. } | What::SetDesired { group, .. } => !kept_group(group),
                 _ => false,
             };
             if names_dropped {
@@ -1352,8 +1344,7 @@ impl Trail {
             }
             let _ = writeln!(out, "    ],");
         }
-        let groups: Vec<&ImportedGroup> =
-            replay.groups.iter().filter(|g| kept_groups.contains(g.name.as_str())).collect();
+        let groups: Vec<&ImportedGroup> = replay.groups.iter().filter(|g| g.kept).collect();
         if !groups.is_empty() {
             let _ = writeln!(out, "    groups: [");
             for g in groups {
@@ -1395,58 +1386,137 @@ struct ImportedGroup {
     at_start: bool,
     /// The shortest wait seen between a failed launch and the next launch into its place.
     cooldown: Option<SimDuration>,
+    /// Whether the scenario has its image, and so the group.
+    kept: bool,
 }
 
 /// Auto scaling groups read back (A13): the group launches its instances itself, so its
-/// launches are not replayed; each launched instance is given a place (a new launch takes the
-/// place vacated first, else the first empty one) and is named by it; a termination by auto
-/// scaling is a health check's (`TerminateInstanceInAutoScalingGroup`) unless it comes with a
-/// lower desired capacity (a scale-in, which SetDesiredCapacity replays).
+/// launches are not replayed; each launched instance is given a place (see [`Places::pick`]) and
+/// is named by it; a termination by auto scaling is a health check's
+/// (`TerminateInstanceInAutoScalingGroup`) unless it comes with a lower desired capacity (a
+/// scale-in, which SetDesiredCapacity replays).
 #[derive(Debug, Default)]
 struct GroupReplay {
     groups: Vec<ImportedGroup>,
-    /// Each launched instance's place (`<group>-i<n>`).
-    place_of: BTreeMap<String, String>,
+    /// Each launched instance's group and place.
+    place_of: BTreeMap<String, Placed>,
     /// The events the group replays itself.
     skip: BTreeSet<usize>,
     /// Timeline lines for events, by index.
     lines: BTreeMap<usize, String>,
 }
 
+/// Where a launched instance stands: its group (an index), its place and the place's name.
+#[derive(Debug)]
+struct Placed {
+    group: usize,
+    place: usize,
+    name: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum PlaceState {
     Empty,
     Live,
-    /// Vacated at this instant; `failed`: by a failed launch.
-    Waiting(jiff::Timestamp, bool),
+    /// Emptied at this instant (ms); `failed`: by a failed launch, else by a health check.
+    Waiting {
+        at: i64,
+        failed: bool,
+    },
     /// Terminated by the user: the group does not launch into it again (A13).
     Gone,
+}
+
+/// A group's places, indexed by what a launch looks for, so that a trail of millions of
+/// launches into thousands of places is read in n log n.
+#[derive(Debug, Default)]
+struct Places {
+    state: Vec<PlaceState>,
+    empty: BTreeSet<usize>,
+    /// Places waiting for a launch, by (when they were emptied, place).
+    checked: BTreeSet<(i64, usize)>,
+    failed: BTreeSet<(i64, usize)>,
+}
+
+impl Places {
+    fn new(n: usize) -> Self {
+        Places { state: vec![PlaceState::Empty; n], empty: (0..n).collect(), ..Places::default() }
+    }
+
+    fn set(&mut self, p: usize, to: PlaceState) {
+        match self.state[p] {
+            PlaceState::Empty => self.empty.remove(&p),
+            PlaceState::Waiting { at, failed: false } => self.checked.remove(&(at, p)),
+            PlaceState::Waiting { at, failed: true } => self.failed.remove(&(at, p)),
+            PlaceState::Live | PlaceState::Gone => false,
+        };
+        match to {
+            PlaceState::Empty => self.empty.insert(p),
+            PlaceState::Waiting { at, failed: false } => self.checked.insert((at, p)),
+            PlaceState::Waiting { at, failed: true } => self.failed.insert((at, p)),
+            PlaceState::Live | PlaceState::Gone => false,
+        };
+        self.state[p] = to;
+    }
+
+    /// The place a launch at `now` (ms) fills, and when a failed launch emptied it: at the
+    /// group's creation or a scale-out, an empty one; else the place a health check emptied a
+    /// minute before (A13's delay, to the second), else the one a failed launch emptied first,
+    /// else any emptied one, else an empty one, else a new one.
+    fn pick(&mut self, now: i64, scale_out: bool) -> (usize, Option<i64>) {
+        if scale_out && let Some(&p) = self.empty.first() {
+            return (p, None);
+        }
+        let due = now - i64::try_from(crate::actors::ec2::REPLACEMENT_DELAY.as_ms()).unwrap_or(0);
+        if let Some(&(_, p)) = self.checked.range((due - 1000, 0)..=(due + 1000, usize::MAX)).next() {
+            return (p, None);
+        }
+        if let Some(&(at, p)) = self.failed.first() {
+            return (p, Some(at));
+        }
+        if let Some(&p) = self.checked.first().map(|(_, p)| p).or(self.empty.first()) {
+            return (p, None);
+        }
+        self.state.push(PlaceState::Live);
+        (self.state.len() - 1, None)
+    }
 }
 
 impl GroupReplay {
     fn new(events: &[Event], start: jiff::Timestamp) -> Self {
         let mut replay = GroupReplay::default();
         let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        // When each group was created or set a capacity: a launch then is a scale-out's, a
+        // termination then a scale-in's.
+        let mut sized: BTreeSet<(&str, jiff::Timestamp)> = BTreeSet::new();
+        let mut resized: BTreeSet<(&str, jiff::Timestamp)> = BTreeSet::new();
         for e in events {
-            if let What::CreateGroup { group, image, max, desired } = &e.what
-                && !index.contains_key(group.as_str())
-            {
-                let image = image.clone().or_else(|| {
-                    events.iter().find_map(|l| match &l.what {
-                        What::Launch { image, group: Some(g), .. } if g == group => Some(image.clone()),
-                        _ => None,
-                    })
-                });
-                let Some(image) = image else { continue };
-                index.insert(group, replay.groups.len());
-                replay.groups.push(ImportedGroup {
-                    name: group.clone(),
-                    image,
-                    max: max.unwrap_or(0),
-                    desired: *desired,
-                    at_start: e.time == start,
-                    cooldown: None,
-                });
+            match &e.what {
+                What::SetDesired { group, .. } => {
+                    sized.insert((group, e.time));
+                    resized.insert((group, e.time));
+                }
+                What::CreateGroup { group, image, max, desired } if !index.contains_key(group.as_str()) => {
+                    sized.insert((group, e.time));
+                    let image = image.clone().or_else(|| {
+                        events.iter().find_map(|l| match &l.what {
+                            What::Launch { image, group: Some(g), .. } if g == group => Some(image.clone()),
+                            _ => None,
+                        })
+                    });
+                    let Some(image) = image else { continue };
+                    index.insert(group, replay.groups.len());
+                    replay.groups.push(ImportedGroup {
+                        name: group.clone(),
+                        image,
+                        max: max.unwrap_or(0),
+                        desired: *desired,
+                        at_start: e.time == start,
+                        cooldown: None,
+                        kept: true,
+                    });
+                }
+                _ => {}
             }
         }
         if replay.groups.is_empty() {
@@ -1471,97 +1541,64 @@ impl GroupReplay {
                 _ => {}
             }
         }
-        let mut places: Vec<Vec<PlaceState>> =
-            replay.groups.iter().map(|g| vec![PlaceState::Empty; g.max.min(MAX_PLACES) as usize]).collect();
-        let mut holder: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let mut places: Vec<Places> =
+            replay.groups.iter().map(|g| Places::new(g.max.min(MAX_PLACES) as usize)).collect();
         for (n, e) in events.iter().enumerate() {
+            let now = e.time.as_millisecond();
             match &e.what {
                 What::Launch { instance, group: Some(g), .. } => {
                     let Some(&gi) = index.get(g.as_str()) else { continue };
                     let ps = &mut places[gi];
-                    // The place a health check emptied a minute ago (A13's delay), else the one a
-                    // failed launch emptied first, else any emptied one, else an empty one.
-                    let waiting = |due: &dyn Fn(jiff::Timestamp, bool) -> bool| {
-                        ps.iter()
-                            .enumerate()
-                            .filter_map(|(p, s)| match s {
-                                PlaceState::Waiting(t, f) if due(*t, *f) => Some((*t, p, *f)),
-                                _ => None,
-                            })
-                            .min_by_key(|(t, p, _)| (*t, *p))
-                    };
-                    let delay = i64::try_from(crate::actors::ec2::REPLACEMENT_DELAY.as_ms()).unwrap_or(0);
-                    let now = e.time.as_millisecond();
-                    // A launch at the instant the group was created or scaled out fills an empty place.
-                    let scale_out = events.iter().any(|x| {
-                        x.time == e.time
-                            && matches!(&x.what, What::SetDesired { group, .. } | What::CreateGroup { group, .. } if group == g)
-                    });
-                    let empty = ps.iter().position(|s| *s == PlaceState::Empty);
-                    let waiting = if scale_out && empty.is_some() {
-                        None
+                    let (p, failed_at) = ps.pick(now, sized.contains(&(g.as_str(), e.time)));
+                    if let Some(since) = failed_at {
+                        let wait = SimDuration::from_ms(u64::try_from(now - since).unwrap_or(0));
+                        let c = &mut replay.groups[gi].cooldown;
+                        *c = Some(c.map_or(wait, |c| c.min(wait)));
+                    }
+                    let to = if failed.contains(&n) {
+                        PlaceState::Waiting { at: now, failed: true }
                     } else {
-                        waiting(&|t, f| !f && (now - t.as_millisecond() - delay).abs() <= 1000)
-                            .or_else(|| waiting(&|_, f| f))
-                            .or_else(|| waiting(&|_, _| true))
+                        PlaceState::Live
                     };
-                    let p = match waiting {
-                        Some((since, p, true)) => {
-                            let wait = SimDuration::from_ms(
-                                u64::try_from(e.time.as_millisecond() - since.as_millisecond()).unwrap_or(0),
-                            );
-                            let c = &mut replay.groups[gi].cooldown;
-                            *c = Some(c.map_or(wait, |c| c.min(wait)));
-                            p
-                        }
-                        Some((_, p, false)) => p,
-                        None => ps.iter().position(|s| *s == PlaceState::Empty).unwrap_or_else(|| {
-                            ps.push(PlaceState::Empty);
-                            ps.len() - 1
-                        }),
-                    };
-                    ps[p] = if failed.contains(&n) { PlaceState::Waiting(e.time, true) } else { PlaceState::Live };
-                    replay.place_of.insert(instance.clone(), format!("{g}-i{p}"));
-                    holder.insert(instance.clone(), (gi, p));
+                    ps.set(p, to);
+                    let placed = Placed { group: gi, place: p, name: format!("{g}-i{p}") };
+                    replay.place_of.insert(instance.clone(), placed);
                     replay.skip.insert(n);
                 }
                 What::Instance { action: "TerminateInstances", id, by_group } => {
-                    let Some(&(gi, p)) = holder.get(id) else { continue };
-                    if places[gi][p] != PlaceState::Live {
+                    let Some(&Placed { group: gi, place: p, ref name }) = replay.place_of.get(id) else { continue };
+                    if places[gi].state[p] != PlaceState::Live {
                         continue;
                     }
                     let group = &replay.groups[gi].name;
-                    let scale_in = events.iter().any(|x| {
-                        x.time == e.time && matches!(&x.what, What::SetDesired { group: g, .. } if g == group)
-                    });
                     if !by_group {
-                        places[gi][p] = PlaceState::Gone;
-                    } else if scale_in {
-                        places[gi][p] = PlaceState::Empty;
+                        places[gi].set(p, PlaceState::Gone);
+                    } else if resized.contains(&(group.as_str(), e.time)) {
+                        places[gi].set(p, PlaceState::Empty);
                         replay.skip.insert(n);
                     } else {
-                        places[gi][p] = PlaceState::Waiting(e.time, false);
-                        replay.lines.insert(
-                            n,
-                            format!(
-                                "TerminateInstanceInAutoScalingGroup(group: {}, instance: {})",
-                                q(group),
-                                q(&format!("{group}-i{p}"))
-                            ),
-                        );
+                        places[gi].set(p, PlaceState::Waiting { at: now, failed: false });
+                        let line =
+                            format!("TerminateInstanceInAutoScalingGroup(group: {}, instance: {})", q(group), q(name));
+                        replay.lines.insert(n, line);
                     }
                 }
                 _ => {}
             }
         }
         for (g, ps) in replay.groups.iter_mut().zip(&places) {
-            g.max = g.max.max(u32::try_from(ps.len()).unwrap_or(u32::MAX)).max(g.desired);
+            g.max = g.max.max(u32::try_from(ps.state.len()).unwrap_or(u32::MAX)).max(g.desired);
         }
         replay
     }
 
     /// The place an instance the group launched stands in, or the id itself.
     fn name<'a>(&'a self, id: &'a str) -> &'a str {
-        self.place_of.get(id).map_or(id, String::as_str)
+        self.place_of.get(id).map_or(id, |p| p.name.as_str())
+    }
+
+    /// Whether `id` was launched by a group the scenario leaves out.
+    fn dropped(&self, id: &str) -> bool {
+        self.place_of.get(id).is_some_and(|p| !self.groups[p.group].kept)
     }
 }
