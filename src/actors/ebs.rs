@@ -256,13 +256,8 @@ pub struct Volume {
     /// detach and reattach to the same instance).
     grant: Option<(GrantId, ActorId)>,
     key_in_memory: bool,
-    /// The outstanding KMS call, while it waits for its latency or backoff: its tag (what
-    /// `CallDue` names; a detach abandons the call) and what it is for.
-    call: Option<(u32, Pending)>,
-    /// How many times the outstanding call was throttled (saturating: the backoff stops growing
-    /// long before). 16 bits keep a volume and its stream within three cache lines.
-    attempt: u16,
-    next_tag: u32,
+    /// The outstanding KMS call, while it waits for its latency or backoff.
+    call: Outstanding<Pending>,
     /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
     /// instance it attaches to once created.
     cycle: Option<(Arc<Cycle>, ActorId)>,
@@ -283,9 +278,7 @@ impl Volume {
             data_key: None,
             grant: None,
             key_in_memory: false,
-            call: None,
-            attempt: 0,
-            next_tag: 0,
+            call: Outstanding::default(),
             cycle: None,
             cycle_gen: 0,
         }
@@ -381,7 +374,7 @@ impl Volume {
                 }
             }
             VolumeMsg::CallDue { tag } => {
-                if self.call.is_some_and(|(t, _)| t == tag) {
+                if self.call.due(tag) {
                     self.make_call(ctx);
                 }
             }
@@ -526,8 +519,8 @@ impl Volume {
         self.state = Some(VolumeState::Available);
         self.key_in_memory = false;
         // A start may be waiting on this volume's Decrypt; its answer no longer matters.
-        if matches!(self.call, Some((_, Pending::Grant(Need::Start, _) | Pending::Decrypt(Need::Start, _)))) {
-            self.call = None;
+        if matches!(self.call.current(), Some(Pending::Grant(Need::Start, _) | Pending::Decrypt(Need::Start, _))) {
+            self.call.abandon();
         }
         ctx.record(Obs::Volume(VolumeObs::Detached { instance }));
         if tell_instance {
@@ -581,15 +574,10 @@ impl Volume {
     /// The outcome of this volume's KMS call, `pending`.
     fn on_kms_result(&mut self, pending: Pending, result: Outcome, ctx: &mut WorldCtx<'_>) {
         let me = ctx.me();
-        if let Err(e) = &result
-            && e.exception == KmsException::Throttling
-        {
-            let wait = backoff(self.attempt, ctx);
-            self.send_call(pending, self.attempt.saturating_add(1), wait, ctx);
+        if let Some((attempt, wait)) = self.call.answered(&result, ctx) {
+            self.send_call(pending, attempt, wait, ctx);
             return;
         }
-        self.call = None;
-        self.attempt = 0;
         match (pending, result) {
             (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
                 self.data_key = Some(c);
@@ -744,22 +732,18 @@ impl Volume {
     /// are zero), remembering it so that a detach can abandon it; `attempt` counts the
     /// throttled tries.
     fn send_call(&mut self, pending: Pending, attempt: u16, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
-        let tag = self.next_tag;
-        self.next_tag = self.next_tag.wrapping_add(1);
-        self.call = Some((tag, pending));
-        self.attempt = attempt;
-        let after = self.latency.draw(&mut ctx.rng()) + wait;
-        if after == SimDuration::ZERO {
-            self.make_call(ctx);
-        } else {
-            let me = ctx.me();
-            ctx.send(me, Msg::Volume(VolumeMsg::CallDue { tag }), after);
+        match self.call.start(pending, attempt, wait, &self.latency, ctx) {
+            None => self.make_call(ctx),
+            Some((tag, after)) => {
+                let me = ctx.me();
+                ctx.send(me, Msg::Volume(VolumeMsg::CallDue { tag }), after);
+            }
         }
     }
 
     /// Calls KMS for the outstanding call and goes on with its outcome.
     fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
-        let Some((_, pending)) = self.call else { return };
+        let Some(pending) = self.call.current() else { return };
         let (caller, op) = match pending {
             Pending::Derive(from, step) => Self::derive_request(self.key, self.context, from, step, ctx),
             _ => self.request_for(pending),
@@ -772,9 +756,76 @@ impl Volume {
     }
 }
 
+/// A resource's outstanding KMS call, which its service makes after the call's latency (or a
+/// throttled call's backoff): what it is for, the tag its delayed making carries (a detach
+/// abandons the call, and a later one replaces it), and how many times it was throttled
+/// (saturating: the backoff stops growing long before; 16 bits keep a volume and its stream
+/// within three cache lines).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Outstanding<P> {
+    call: Option<P>,
+    /// The tag of the next call: the outstanding one's is the one before.
+    next_tag: u32,
+    attempt: u16,
+}
+
+impl<P> Default for Outstanding<P> {
+    fn default() -> Self {
+        Outstanding { call: None, next_tag: 0, attempt: 0 }
+    }
+}
+
+impl<P: Copy> Outstanding<P> {
+    /// Makes `what` the outstanding call (its `attempt`-th try), due after a draw of `latency`
+    /// plus `wait`: `None` when that is now, else the tag and delay of the message that makes it.
+    #[inline]
+    pub(super) fn start(
+        &mut self,
+        what: P,
+        attempt: u16,
+        wait: SimDuration,
+        latency: &Dist,
+        ctx: &mut WorldCtx<'_>,
+    ) -> Option<(u32, SimDuration)> {
+        let tag = self.next_tag;
+        self.next_tag = tag.wrapping_add(1);
+        self.call = Some(what);
+        self.attempt = attempt;
+        let after = latency.draw(&mut ctx.rng()) + wait;
+        (after != SimDuration::ZERO).then_some((tag, after))
+    }
+
+    /// Whether the call a message tagged `tag` was to make is still outstanding.
+    pub(super) fn due(&self, tag: u32) -> bool {
+        self.call.is_some() && tag == self.next_tag.wrapping_sub(1)
+    }
+
+    pub(super) fn current(&self) -> Option<P> {
+        self.call
+    }
+
+    pub(super) fn abandon(&mut self) {
+        self.call = None;
+    }
+
+    /// KMS answered the call: when it was throttled, the attempt and the backoff to try it
+    /// again with; else the call is over.
+    #[inline]
+    pub(super) fn answered(&mut self, result: &Outcome, ctx: &mut WorldCtx<'_>) -> Option<(u16, SimDuration)> {
+        if let Err(e) = result
+            && e.exception == KmsException::Throttling
+        {
+            return Some((self.attempt.saturating_add(1), backoff(self.attempt, ctx)));
+        }
+        self.call = None;
+        self.attempt = 0;
+        None
+    }
+}
+
 /// The wait before a throttled call's next try: capped exponential backoff with jitter, as the
 /// AWS SDKs do: 100 ms doubling up to 20 s, times a uniform factor in [0.5, 1].
-pub(super) fn backoff(attempt: u16, ctx: &mut WorldCtx<'_>) -> SimDuration {
+fn backoff(attempt: u16, ctx: &mut WorldCtx<'_>) -> SimDuration {
     let cap = SimDuration::from_secs(20).as_ms();
     let base = (100u64 << attempt.min(20)).min(cap);
     SimDuration::from_ms(ctx.rng().random_range(base / 2..=base))

@@ -169,16 +169,12 @@ impl Group {
             }
             GroupMsg::Replace { instance } => {
                 if let Some(i) = self.place_of(instance) {
-                    let (place, generation) = (u32::try_from(i).expect("few places"), self.places[i].generation);
-                    self.handle(GroupMsg::HealthCheck { place, generation }, ctx);
+                    self.replace(i, ctx);
                 }
             }
             GroupMsg::HealthCheck { place, generation } => {
-                let p = &mut self.places[place as usize];
-                if p.generation == generation && p.status == Status::InService {
-                    let instance = p.decl.instance;
-                    ctx.send(instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
-                    self.wait(place as usize, REPLACEMENT_DELAY, ctx);
+                if self.places[place as usize].generation == generation {
+                    self.replace(place as usize, ctx);
                 }
             }
             GroupMsg::LaunchEnded { instance, ok, refused } => {
@@ -205,6 +201,16 @@ impl Group {
                 }
                 self.show(ctx);
             }
+        }
+    }
+
+    /// The instance in service in place `i`, if any, is terminated, and a new one launched a
+    /// minute later.
+    fn replace(&mut self, i: usize, ctx: &mut WorldCtx<'_>) {
+        let p = &self.places[i];
+        if p.status == Status::InService {
+            ctx.send(p.decl.instance, Msg::Instance(InstanceMsg::Do(InstanceAction::Terminate)), SimDuration::ZERO);
+            self.wait(i, REPLACEMENT_DELAY, ctx);
         }
     }
 

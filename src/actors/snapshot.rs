@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::engine::{ActorId, SimDuration};
 
 use super::dist::Dist;
-use super::ebs::{VolumeMsg, backoff};
+use super::ebs::{Outstanding, VolumeMsg};
 use super::ec2::{Ec2Error, Ec2Message};
 use super::kms::{
     Caller, Ciphertext, CiphertextRef, EbsId, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
@@ -208,27 +208,14 @@ pub struct Snapshot {
     latency: Arc<Dist>,
     state: Option<SnapshotState>,
     data_key: Option<Ciphertext>,
-    /// A copy's outstanding KMS call: its tag and step.
-    call: Option<(u32, Derive)>,
-    attempt: u16,
-    next_tag: u32,
+    /// A copy's outstanding KMS call.
+    call: Outstanding<Derive>,
 }
 
 impl Snapshot {
     #[must_use]
     pub fn new(context: EbsId, kms: ActorId, key: KeyIdx, source: Source, latency: Arc<Dist>) -> Self {
-        Snapshot {
-            context,
-            kms,
-            key,
-            source,
-            latency,
-            state: None,
-            data_key: None,
-            call: None,
-            attempt: 0,
-            next_tag: 0,
-        }
+        Snapshot { context, kms, key, source, latency, state: None, data_key: None, call: Outstanding::default() }
     }
 
     #[must_use]
@@ -264,7 +251,7 @@ impl Snapshot {
                 }
             }
             SnapshotMsg::CallDue { tag } => {
-                if self.call.is_some_and(|(t, _)| t == tag) {
+                if self.call.due(tag) {
                     self.make_call(ctx);
                 }
             }
@@ -336,21 +323,17 @@ impl Snapshot {
     }
 
     fn send_call(&mut self, step: Derive, attempt: u16, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
-        let tag = self.next_tag;
-        self.next_tag = self.next_tag.wrapping_add(1);
-        self.call = Some((tag, step));
-        self.attempt = attempt;
-        let after = self.latency.draw(&mut ctx.rng()) + wait;
-        if after == SimDuration::ZERO {
-            self.make_call(ctx);
-        } else {
-            let me = ctx.me();
-            ctx.send(me, Msg::Snapshot(SnapshotMsg::CallDue { tag }), after);
+        match self.call.start(step, attempt, wait, &self.latency, ctx) {
+            None => self.make_call(ctx),
+            Some((tag, after)) => {
+                let me = ctx.me();
+                ctx.send(me, Msg::Snapshot(SnapshotMsg::CallDue { tag }), after);
+            }
         }
     }
 
     fn make_call(&mut self, ctx: &mut WorldCtx<'_>) {
-        let Some((_, step)) = self.call else { return };
+        let Some(step) = self.call.current() else { return };
         let Source::Copy(from) = self.source else { unreachable!("only a copy calls KMS") };
         let source = if step.reads_source() { source_key(from, ctx) } else { None };
         let request = step.request(source, self.key, self.context);
@@ -362,15 +345,10 @@ impl Snapshot {
     }
 
     fn on_kms_result(&mut self, from: ActorId, step: Derive, result: Outcome, ctx: &mut WorldCtx<'_>) {
-        if let Err(e) = &result
-            && e.exception == KmsException::Throttling
-        {
-            let wait = backoff(self.attempt, ctx);
-            self.send_call(step, self.attempt.saturating_add(1), wait, ctx);
+        if let Some((attempt, wait)) = self.call.answered(&result, ctx) {
+            self.send_call(step, attempt, wait, ctx);
             return;
         }
-        self.call = None;
-        self.attempt = 0;
         let me = ctx.me();
         match step.after(result) {
             Derived::Next(next) => self.send_call(next, 0, SimDuration::ZERO, ctx),

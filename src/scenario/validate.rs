@@ -555,24 +555,41 @@ fn image_launches(
             }
             continue;
         };
-        let instance = &instances[i];
-        let mut made = Vec::new();
-        for (j, &x) in images[img].snapshots.iter().enumerate() {
-            let name = format!("{instance}-v{j}");
-            check_id(c, &mut names.ids, pos, &path, &name, "volume");
-            names.volumes.insert(name.clone(), volumes.len());
-            made.push(volumes.len());
-            volumes.push(VolumeDecl {
-                name: name.into(),
-                key: key.unwrap_or(snapshots[x].key),
-                size_gib: 8,
-                fleet: None,
-                snapshot: Some(x),
-            });
-        }
-        launches.insert(i, Launch { image: img, volumes: made });
+        let launch =
+            launch_volumes(c, (pos, &path), &instances[i], (img, &images[img], key), snapshots, names, volumes);
+        launches.insert(i, launch);
     }
     launches
+}
+
+/// The launch of `instance` from an image: a volume per snapshot of the image
+/// (`<instance>-v0`, ...), under `key` or the snapshot's, each restored at the launch.
+fn launch_volumes(
+    c: &mut Checker<'_>,
+    (pos, path): (Option<(usize, usize)>, &str),
+    instance: &str,
+    (img, image, key): (usize, &ImageDecl, Option<KeyIdx>),
+    snapshots: &[SnapshotDecl],
+    names: &mut Names,
+    volumes: &mut Vec<VolumeDecl>,
+) -> Launch {
+    let mut made = Vec::new();
+    for (j, &x) in image.snapshots.iter().enumerate() {
+        let name = format!("{instance}-v{j}");
+        check_id(c, &mut names.ids, pos, path, &name, "volume");
+        names.volumes.insert(name.clone(), volumes.len());
+        made.push(volumes.len());
+        let key = key.unwrap_or(snapshots[x].key);
+        volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: None, snapshot: Some(x) });
+    }
+    Launch { image: img, volumes: made }
+}
+
+/// The name of a fleet's `n`-th instance (`infix` "-i") or volume ("-v") of `count`, with as
+/// many digits as the largest.
+fn fleet_member(fleet: &str, infix: &str, n: usize, count: usize) -> String {
+    let width = count.to_string().len();
+    format!("{fleet}{infix}{n:0width$}")
 }
 
 /// The fleets on a group (A14): each instance is a place launched from the fleet's image, with
@@ -610,18 +627,11 @@ fn fleet_launches(
             );
             continue;
         }
-        let width = n_inst.to_string().len();
         for i in 0..n_inst {
-            let mut made = Vec::new();
-            for (j, &x) in images[img].snapshots.iter().enumerate() {
-                let name = format!("{}-i{i:0width$}-v{j}", fleet.id);
-                check_id(c, &mut names.ids, pos, &path, &name, "volume");
-                names.volumes.insert(name.clone(), volumes.len());
-                made.push(volumes.len());
-                let key = snapshots[x].key;
-                volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: None, snapshot: Some(x) });
-            }
-            launches.insert(this + i, Launch { image: img, volumes: made });
+            let instance = fleet_member(&fleet.id, "-i", i, n_inst);
+            let launch =
+                launch_volumes(c, (pos, &path), &instance, (img, &images[img], None), snapshots, names, volumes);
+            launches.insert(this + i, launch);
         }
     }
 }
@@ -689,17 +699,13 @@ fn expand_fleets(
         else {
             continue;
         };
-        let width = n_inst.to_string().len();
-        let vwidth = n_vol.to_string().len();
         // A declared id the fleet also generates would put two actors under one name, sharing
         // one random stream. (Two fleets cannot collide: a generated id ends in "-i" or "-v" and
         // digits, so it names its fleet.)
         let clashes: Vec<String> = names
             .ids
             .iter()
-            .filter(|(id, _)| {
-                generated_by(&fleet.id, "-i", width, n_inst, id) || generated_by(&fleet.id, "-v", vwidth, n_vol, id)
-            })
+            .filter(|(id, _)| generated_by(&fleet.id, "-i", n_inst, id) || generated_by(&fleet.id, "-v", n_vol, id))
             .map(|(id, kind)| format!("{id:?} ({})", article(kind)))
             .collect();
         if !clashes.is_empty() {
@@ -719,7 +725,7 @@ fn expand_fleets(
         rng.set_stream(crate::engine::stream_key(&format!("fleet/{}", fleet.id)));
         let first_instance = instances.len();
         for i in 0..n_inst {
-            let name = format!("{}-i{i:0width$}", fleet.id);
+            let name = fleet_member(&fleet.id, "-i", i, n_inst);
             names.instances.insert(name.clone(), instances.len());
             instances.push(name.into());
         }
@@ -734,7 +740,7 @@ fn expand_fleets(
                     hit
                 })
                 .map_or(weights[0].0, |(k, _)| *k);
-            let name = format!("{}-v{v:0vwidth$}", fleet.id);
+            let name = fleet_member(&fleet.id, "-v", v, n_vol);
             let volume = volumes.len();
             names.volumes.insert(name.clone(), volume);
             let instance = first_instance + v / per as usize;
@@ -833,10 +839,12 @@ fn fleet_cycles(c: &mut Checker<'_>, fleet: &RawFleet, pos: Option<(usize, usize
         return None;
     }
     let mut instance_cycle = instance_cycle;
+    // On a group (A14), the group replaces the instances, not they themselves (A10).
     let group = cycle.by_group.then(|| (instance_cycle.replace_every.take(), cooldown));
-    let every = [&instance_cycle.stop_every, &instance_cycle.reboot_every, &instance_cycle.maintenance_every];
-    let instances =
-        (every.iter().any(|d| d.is_some()) || instance_cycle.replace_every.is_some()).then(|| Arc::new(instance_cycle));
+    let ic = &instance_cycle;
+    let cycles =
+        [&ic.stop_every, &ic.reboot_every, &ic.maintenance_every, &ic.replace_every].iter().any(|d| d.is_some());
+    let instances = cycles.then(|| Arc::new(instance_cycle));
     Some(FleetCycles { volumes: cycle, instances, group })
 }
 
@@ -1076,11 +1084,10 @@ fn check_id(
     }
 }
 
-/// Whether `id` is `{fleet}{infix}{n}` for an `n` below `count`, written with `width` digits, as a
-/// fleet names its instances and volumes.
-fn generated_by(fleet: &str, infix: &str, width: usize, count: usize, id: &str) -> bool {
+/// Whether `id` is a name [`fleet_member`] gives, for an `n` below `count`.
+fn generated_by(fleet: &str, infix: &str, count: usize, id: &str) -> bool {
     let Some(digits) = id.strip_prefix(fleet).and_then(|rest| rest.strip_prefix(infix)) else { return false };
-    digits.len() == width
+    digits.len() == count.to_string().len()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && digits.parse::<usize>().is_ok_and(|n| n < count)
 }
