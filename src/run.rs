@@ -13,8 +13,9 @@ use crate::actors::ec2::{ImageLaunch, Instance, InstanceMsg, InstanceObs, Instan
 use crate::actors::group::{Group, GroupMsg, PlaceDecl};
 use crate::actors::image::{Image, ImageMsg, ImageState};
 use crate::actors::kms::{
-    Caller, EbsId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
+    Caller, ContextId, Grantee, KeyIdx, KeyState, Kms, KmsMsg, KmsObs, KmsOutput, KmsRequest, MaterialId, MaterialState,
 };
+use crate::actors::service::Resource;
 use crate::actors::snapshot::{Snapshot as EbsSnapshot, SnapshotMsg, SnapshotState, Source};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{
@@ -52,6 +53,8 @@ pub struct Snapshot {
     pub snapshots: Vec<Option<SnapshotState>>,
     /// Each image's state.
     pub images: Vec<Option<ImageState>>,
+    /// Each service resource's state, and whether its service holds its plaintext data key.
+    pub services: Vec<(Option<crate::actors::service::State>, bool)>,
     /// Live grants to instances: (key, instance index).
     pub grants: Vec<(KeyIdx, usize)>,
 }
@@ -98,6 +101,8 @@ pub enum Role {
     Image(usize),
     /// The `i`-th auto scaling group of the scenario.
     Group(usize),
+    /// The `i`-th resource of another service.
+    Service(usize),
 }
 
 /// The declared instances, which come first among the scenario's instances.
@@ -126,10 +131,21 @@ fn actor(index: usize) -> ActorId {
 }
 
 /// How many actors the scenario's world has: KMS, its instances and volumes, its snapshots,
-/// images and groups.
+/// images, groups and the other services' resources.
 #[must_use]
 pub fn actor_count(scenario: &Scenario) -> usize {
+    first_service(scenario) + scenario.services.len()
+}
+
+/// The other services' resources come last.
+fn first_service(scenario: &Scenario) -> usize {
     first_group(scenario) + scenario.groups.len()
+}
+
+/// Actor of the `r`-th resource of another service.
+#[must_use]
+pub fn service_actor(scenario: &Scenario, r: usize) -> ActorId {
+    actor(first_service(scenario) + r)
 }
 
 /// The volumes of a fleet on group `decl` whose home is instance `i` (A14).
@@ -139,7 +155,7 @@ fn kept_volumes(scenario: &Scenario, decl: &crate::scenario::GroupDecl, i: usize
     (first..first + per(f)).map(|v| volume_actor(scenario, v)).collect()
 }
 
-/// The groups come last.
+/// The groups come after the images.
 fn first_group(scenario: &Scenario) -> usize {
     first_image(scenario) + scenario.images.len()
 }
@@ -208,6 +224,7 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
             }
         }
         None if i == 0 => Role::Kms,
+        None if i >= first_service(scenario) => Role::Service(i - first_service(scenario)),
         None if i >= first_group(scenario) => Role::Group(i - first_group(scenario)),
         None if i >= first_image(scenario) => Role::Image(i - first_image(scenario)),
         None if i >= first_snapshot(scenario) => Role::Snapshot(i - first_snapshot(scenario)),
@@ -226,6 +243,7 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
         Role::Snapshot(x) => &scenario.snapshots[x].name,
         Role::Image(x) => &scenario.images[x].name,
         Role::Group(x) => &scenario.groups[x].name,
+        Role::Service(x) => &scenario.services[x].name,
     }
 }
 
@@ -429,7 +447,13 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
             _ => unreachable!("image_actor names an image"),
         })
         .collect();
-    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images }
+    let services = (0..scenario.services.len())
+        .map(|x| match sim.actor(service_actor(scenario, x)) {
+            World::Service(r) => (r.state(), r.holds_key(at)),
+            _ => unreachable!("service_actor names a service resource"),
+        })
+        .collect();
+    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images, services }
 }
 
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
@@ -516,7 +540,13 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     let mut sim = Simulation::new(scenario.seed);
     sim.reserve(actor_count(scenario));
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
-    let kms = sim.add_actor("kms", World::Kms(Box::new(Kms::new(scenario.kms, specs))));
+    let mut service = Kms::new(scenario.kms, specs);
+    for (r, decl) in scenario.services.iter().enumerate() {
+        if decl.policy.reaction.is_some() {
+            service.watch(decl.key, service_actor(scenario, r));
+        }
+    }
+    let kms = sim.add_actor("kms", World::Kms(Box::new(service)));
     debug_assert_eq!(kms, KMS_ACTOR);
     // Fleet instances follow their fleet's cycle; they come after the declared instances.
     let declared = scenario.instances.len() - scenario.fleets.iter().map(|f| f.instances).sum::<usize>();
@@ -536,7 +566,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     };
     let add_volume = |sim: &mut Simulation<World>, i: usize| {
         let v = &scenario.volumes[i];
-        let context = EbsId(u32::try_from(i).expect("volume count fits u32"));
+        let context = ContextId(u32::try_from(i).expect("volume count fits u32"));
         let mut volume = Volume::new(context, kms, v.key, latency.clone());
         if let Some((f, home)) = v.fleet {
             volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(scenario, home));
@@ -579,6 +609,12 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let group = Group::new(image_actor(scenario, decl.image), places, decl.replace_every.clone(), decl.cooldown);
         let id = sim.add_actor(decl.name.clone(), World::Group(Box::new(group)));
         debug_assert_eq!(id, group_actor(scenario, x));
+    }
+    for (x, decl) in scenario.services.iter().enumerate() {
+        let r =
+            Resource::new(decl.kind, decl.policy, kms, decl.key, scenario.service_context(x), decl.requests.clone());
+        let id = sim.add_actor(decl.name.clone(), World::Service(Box::new(r)));
+        debug_assert_eq!(id, service_actor(scenario, x));
     }
     for (i, action) in scenario.actions.iter().enumerate() {
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
@@ -629,6 +665,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             ActionKind::Group { group, desired } => {
                 (group_actor(scenario, *group), Msg::Group(GroupMsg::SetDesired(*desired)))
             }
+            ActionKind::Service { resource, op } => (service_actor(scenario, *resource), Msg::Service(*op)),
         };
         sim.schedule(action.at, to, msg, cause);
     }
@@ -652,6 +689,15 @@ impl Run<'_> {
     #[must_use]
     pub fn snapshot_at(&self, at: SimTime) -> Option<&Snapshot> {
         self.snapshots.iter().find(|s| s.at == at)
+    }
+
+    /// The `x`-th resource of another service, as the run left it.
+    #[must_use]
+    pub fn service(&self, x: usize) -> &Resource {
+        match self.sim.actor(service_actor(self.scenario, x)) {
+            World::Service(r) => r,
+            _ => unreachable!("service_actor names a service resource"),
+        }
     }
 
     #[must_use]

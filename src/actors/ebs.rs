@@ -33,7 +33,7 @@ use rand::RngExt;
 
 use super::dist::Dist;
 use super::kms::{
-    Caller, Ciphertext, CiphertextRef, EbsId, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException,
+    Caller, Ciphertext, CiphertextRef, ContextId, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException,
     KmsMsg, KmsOp, KmsOutput, KmsRequest, Outcome, Service,
 };
 use super::snapshot::{
@@ -245,7 +245,7 @@ enum Pending {
 #[derive(Debug)]
 pub struct Volume {
     /// The encryption context EBS gives the volume's data key: `aws:ebs:id` = this volume.
-    context: EbsId,
+    context: ContextId,
     kms: ActorId,
     key: KeyIdx,
     /// Shared by every volume of the scenario.
@@ -268,7 +268,7 @@ pub struct Volume {
 impl Volume {
     /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(context: EbsId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
+    pub fn new(context: ContextId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
         Volume {
             context,
             kms,
@@ -718,7 +718,7 @@ impl Volume {
     #[inline(never)]
     fn derive_request(
         key: KeyIdx,
-        context: EbsId,
+        context: ContextId,
         from: ActorId,
         step: Derive,
         ctx: &mut WorldCtx<'_>,

@@ -27,7 +27,7 @@ use crate::engine::{ActorId, SimDuration};
 use super::ebs::VolumeMsg;
 use super::group::GroupMsg;
 use super::image::ImageMsg;
-use super::kms::EbsId;
+use super::kms::ContextId;
 use super::{Msg, Obs, Reply, WorldCtx};
 
 /// The EC2 instance states kmsim uses, named as EC2 names them.
@@ -71,13 +71,13 @@ pub enum Ec2Message {
     /// D4's message about a volume that cannot be attached, naming the volume: kept as the
     /// volume and worded when shown, for an outage fails millions of attaches, and reading and
     /// copying each volume's name to say so cost a fleet of a million a fifth of its run.
-    KeyRevoked(EbsId),
+    KeyRevoked(ContextId),
 }
 
 impl Ec2Error {
     /// D4: what AttachVolume and the reattach at start report when KMS refuses the data key.
     #[must_use]
-    pub fn key_revoked(volume: EbsId) -> Self {
+    pub fn key_revoked(volume: ContextId) -> Self {
         Ec2Error { code: "CustomerKeyHasBeenRevoked", message: Ec2Message::KeyRevoked(volume) }
     }
 
@@ -93,7 +93,7 @@ impl Ec2Error {
 
     /// The error's message, with volumes named by `volume_name`.
     #[must_use]
-    pub fn message<'a>(&'a self, volume_name: impl FnOnce(EbsId) -> &'a str) -> Cow<'a, str> {
+    pub fn message<'a>(&'a self, volume_name: impl FnOnce(ContextId) -> &'a str) -> Cow<'a, str> {
         match &self.message {
             Ec2Message::Text(text) => Cow::Borrowed(text),
             Ec2Message::KeyRevoked(volume) => Cow::Owned(format!(

@@ -1,5 +1,5 @@
-//! The AWS actors: one KMS service, EBS volumes and snapshots, EC2 instances, AMIs and auto
-//! scaling groups, as a closed set.
+//! The AWS actors: one KMS service, EBS volumes and snapshots, EC2 instances, AMIs, auto
+//! scaling groups and the resources of the other services a key protects, as a closed set.
 //!
 //! Actors hold only domain state and talk through the engine: EBS asks KMS for data keys, EC2's
 //! instances keep plaintext data keys in their host's memory. They know nothing of RON, files,
@@ -14,6 +14,7 @@ pub mod ec2;
 pub mod group;
 pub mod image;
 pub mod kms;
+pub mod service;
 pub mod snapshot;
 
 use crate::engine::{Actor, Ctx};
@@ -27,6 +28,7 @@ pub enum Msg {
     Snapshot(snapshot::SnapshotMsg),
     Image(image::ImageMsg),
     Group(group::GroupMsg),
+    Service(service::ServiceMsg),
 }
 
 /// Every fact any actor can record.
@@ -38,6 +40,7 @@ pub enum Obs {
     Snapshot(snapshot::SnapshotObs),
     Image(image::ImageObs),
     Group(group::GroupObs),
+    Service(service::ServiceObs),
 }
 
 impl Obs {
@@ -82,6 +85,7 @@ impl Obs {
             Obs::Group(group::GroupObs::Capacity { .. }) => "CapacityChanged",
             Obs::Group(group::GroupObs::DesiredSet { .. }) => "SetDesiredCapacity",
             Obs::Group(group::GroupObs::Launched { .. } | group::GroupObs::LaunchFailed { .. }) => "Launch",
+            Obs::Service(o) => o.event_name(),
         }
     }
 
@@ -111,7 +115,21 @@ fn plain<T: Copy>(_: &T) -> bool {
     true
 }
 
-/// Every name [`Obs::event_name`] can return, for validating expectations.
+/// Every name [`Obs::event_name`] can return, for validating expectations: [`EVENT_NAMES`],
+/// then the other services' ([`service::event_names`]), each once.
+#[must_use]
+pub fn event_names() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = EVENT_NAMES.to_vec();
+    for n in service::event_names() {
+        if !all.contains(&n) {
+            all.push(n);
+        }
+    }
+    all
+}
+
+/// Every name [`Obs::event_name`] can return for EBS, EC2 and KMS records; the other services'
+/// are [`service::event_names`].
 pub const EVENT_NAMES: &[&str] = &[
     "KeyStateChanged",
     "DeleteExpiredKeyMaterial",
@@ -197,6 +215,8 @@ pub enum World {
     Image(image::Image),
     /// Boxed: few groups, and each holds its places.
     Group(Box<group::Group>),
+    /// Boxed: a resource of another service is bigger than a volume.
+    Service(Box<service::Resource>),
 }
 
 impl Actor for World {
@@ -212,6 +232,7 @@ impl Actor for World {
             (World::Snapshot(s), Msg::Snapshot(m)) => s.handle(m, ctx),
             (World::Image(i), Msg::Image(m)) => i.handle(m, ctx),
             (World::Group(g), Msg::Group(m)) => g.handle(m, ctx),
+            (World::Service(r), Msg::Service(m)) => r.handle(m, ctx),
             (actor, msg) => panic!("message {msg:?} sent to the wrong kind of actor: {actor:?}"),
         }
     }

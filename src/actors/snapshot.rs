@@ -24,7 +24,7 @@ use super::dist::Dist;
 use super::ebs::{Outstanding, VolumeMsg};
 use super::ec2::{Ec2Error, Ec2Message};
 use super::kms::{
-    Caller, Ciphertext, CiphertextRef, EbsId, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
+    Caller, Ciphertext, CiphertextRef, ContextId, KeyIdx, KeyRef, KmsError, KmsException, KmsMsg, KmsOp, KmsOutput,
     KmsRequest, Outcome, ReEncryptContexts, Service,
 };
 use super::{Msg, Obs, Reply, WorldCtx};
@@ -115,7 +115,7 @@ impl Derive {
     /// The call EBS makes for this step, for a resource under `key` with encryption context
     /// `context`; `source` is the source's data key (unused by [`Derive::Generate`]).
     #[must_use]
-    pub fn request(self, source: Option<Ciphertext>, key: KeyIdx, context: EbsId) -> KmsRequest {
+    pub fn request(self, source: Option<Ciphertext>, key: KeyIdx, context: ContextId) -> KmsRequest {
         let op = match (self, source) {
             (Derive::ReEncrypt, Some(c)) => KmsOp::ReEncrypt {
                 contexts: Some(Box::new(ReEncryptContexts { source: c.context, destination: Some(context) })),
@@ -201,7 +201,7 @@ pub enum SnapshotObs {
 #[derive(Debug)]
 pub struct Snapshot {
     /// Its own `aws:ebs:id`: the context of a copy's data key.
-    context: EbsId,
+    context: ContextId,
     kms: ActorId,
     key: KeyIdx,
     source: Source,
@@ -214,7 +214,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     #[must_use]
-    pub fn new(context: EbsId, kms: ActorId, key: KeyIdx, source: Source, latency: Arc<Dist>) -> Self {
+    pub fn new(context: ContextId, kms: ActorId, key: KeyIdx, source: Source, latency: Arc<Dist>) -> Self {
         Snapshot { context, kms, key, source, latency, state: None, data_key: None, call: Outstanding::default() }
     }
 

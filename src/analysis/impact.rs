@@ -50,6 +50,8 @@ pub enum NodeKind {
     Snapshot,
     Image,
     Group,
+    /// A resource of another service (RDS, Redshift, DynamoDB, S3, EFS, Lambda, Secrets Manager).
+    Service,
 }
 
 /// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
@@ -255,6 +257,22 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             g.add_edge(node, n, EdgeKind::TemplateOf);
         }
     }
+    for (x, decl) in s.services.iter().enumerate() {
+        if snap.services[x].0.is_none() {
+            continue;
+        }
+        let k = decl.key.0 as usize;
+        let node = add(&mut g, NodeKind::Service, &decl.name, x, 0);
+        let dk = add(&mut g, NodeKind::DataKey, &decl.name, x, 0);
+        let parent = run
+            .service(x)
+            .data_key()
+            .and_then(|c| c.material)
+            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
+            .unwrap_or(keys[k]);
+        g.add_edge(parent, dk, EdgeKind::Encrypts);
+        g.add_edge(dk, node, EdgeKind::Protects);
+    }
     // One edge per key and instance however many grants: a set, since asking the graph walks
     // every edge of the key (a fleet's key has millions).
     let mut granted = std::collections::BTreeSet::new();
@@ -334,7 +352,12 @@ pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
     while let Some(n) = bfs.next(&carrying) {
         if matches!(
             g.graph[n].kind,
-            NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image | NodeKind::Group
+            NodeKind::Volume
+                | NodeKind::Instance
+                | NodeKind::Snapshot
+                | NodeKind::Image
+                | NodeKind::Group
+                | NodeKind::Service
         ) {
             out.push(n);
         }
@@ -447,6 +470,10 @@ pub fn analyze_graph<'g>(
                 let resource = summary.group(node.index, s);
                 (standing::of_group(run, snap, &summary.keys, node.index, &resource.breaks), resource)
             }
+            NodeKind::Service => {
+                let resource = summary.service(node.index, s);
+                (standing::of_service(run, snap, &summary.keys, node.index, &resource.breaks), resource)
+            }
             _ => {
                 let i = node.index;
                 let resource = summary.instance(i, s);
@@ -517,6 +544,23 @@ pub fn analyze_graph<'g>(
                         format!("launch template {image} (snapshots under {key_name})"),
                     )
                 }
+                NodeKind::Service => {
+                    let x = r.node.index;
+                    let decl = &s.services[x];
+                    let (st, held) = snap.services[x];
+                    let state = st.map_or("not created", |st| decl.kind.state_name(st));
+                    let memory = if held {
+                        format!(", plaintext data key held by {}", decl.kind.service_name())
+                    } else {
+                        String::new()
+                    };
+                    let held_material =
+                        run.service(x).data_key().and_then(|c| c.material).filter(|m| snap.materials[k].contains(m));
+                    (
+                        format!("{} {state}{memory}", decl.kind.noun()),
+                        format!("data key encrypted under {}", under(held_material)),
+                    )
+                }
                 NodeKind::Image => {
                     let x = r.node.index;
                     let mine: Vec<&str> = s.images[x]
@@ -566,6 +610,7 @@ pub fn analyze_graph<'g>(
                 material: match r.node.kind {
                     NodeKind::Volume => run.data_key_material(r.node.index),
                     NodeKind::Snapshot => run.ebs_snapshot(r.node.index).data_key_material(),
+                    NodeKind::Service => run.service(r.node.index).data_key().and_then(|c| c.material),
                     _ => None,
                 }
                 .map(|m| s.materials[m.0 as usize].clone()),

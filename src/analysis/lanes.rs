@@ -37,6 +37,12 @@ pub enum Band {
     Kept,
     /// A snapshot kept while its key cannot decrypt its data key: its next restore or copy fails.
     KeptUnreadable,
+    /// Another service's resource in a state (its service's name for it), its key usable.
+    Serving(&'static str),
+    /// ... its key unusable, and it still works: on a held plaintext, or until its service notices.
+    ServingLatent(&'static str),
+    /// ... its service marked it as unable to reach its key, or past its deadline.
+    Down(&'static str),
 }
 
 impl Band {
@@ -62,6 +68,9 @@ impl Band {
             Band::Capacity(..) => "group below its desired capacity",
             Band::Kept => "snapshot, key usable",
             Band::KeptUnreadable => "snapshot, key unusable: next restore or copy fails",
+            Band::Serving(_) => "service resource, key usable",
+            Band::ServingLatent(_) => "service resource working, key unusable",
+            Band::Down(_) => "service resource inaccessible",
         }
     }
 
@@ -80,6 +89,8 @@ impl Band {
             Band::Capacity(n, d) => format!("{n}/{d} in service"),
             Band::Kept => "completed".into(),
             Band::KeptUnreadable => "latent: cannot be read".into(),
+            Band::Serving(st) | Band::Down(st) => (*st).into(),
+            Band::ServingLatent(st) => format!("latent: {st}"),
         }
     }
 }
@@ -106,6 +117,7 @@ pub enum LaneKind {
     Instance,
     Snapshot,
     Group,
+    Service,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,8 +251,8 @@ impl Building {
 /// How grave a band is, for joining short ones: what is unusable shows.
 fn gravity(b: &Band) -> u8 {
     match b {
-        Band::Unusable | Band::KeyDeleted => 5,
-        Band::Latent(_) | Band::KeptUnreadable => 4,
+        Band::Unusable | Band::KeyDeleted | Band::Down(_) => 5,
+        Band::Latent(_) | Band::KeptUnreadable | Band::ServingLatent(_) => 4,
         Band::Key(k) if *k != KeyState::Enabled => 4,
         Band::Idle(_) | Band::Instance(InstanceState::Terminated) => 3,
         Band::Detached | Band::Instance(InstanceState::Stopped | InstanceState::Pending) => 2,
@@ -288,6 +300,7 @@ struct Detail {
     instances: Vec<(Building, StartedBy)>,
     snapshots: Vec<Building>,
     groups: Vec<Building>,
+    services: Vec<Building>,
 }
 
 /// The chart's model as a fold over a run's records: state per key, volume and instance, and at
@@ -305,6 +318,11 @@ pub struct LanesFold<'s> {
     /// The snapshots of each key, and whether each snapshot exists.
     snapshots_of_key: Vec<Vec<usize>>,
     snapshots: Vec<bool>,
+    /// The other services' resources of each key, and each one's state.
+    services_of_key: Vec<Vec<usize>>,
+    services: Vec<Option<crate::actors::service::State>>,
+    /// Whether each service resource's last use failed because of its key (and none worked since).
+    failing: Vec<bool>,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
     /// In the aggregate view: each volume's kind of band, the counts, and the series.
@@ -319,7 +337,7 @@ impl<'s> LanesFold<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario, end: SimTime) -> Self {
         let s = scenario;
-        let aggregate = s.volumes.len() + s.instances.len() + s.snapshots.len() > MAX_LANES;
+        let aggregate = s.volumes.len() + s.instances.len() + s.snapshots.len() + s.services.len() > MAX_LANES;
         let mut of_key = vec![Vec::new(); s.keys.len()];
         for (v, decl) in s.volumes.iter().enumerate() {
             of_key[decl.key.0 as usize].push(v);
@@ -328,12 +346,17 @@ impl<'s> LanesFold<'s> {
         for (x, decl) in s.snapshots.iter().enumerate() {
             snapshots_of_key[decl.key.0 as usize].push(x);
         }
+        let mut services_of_key = vec![Vec::new(); s.keys.len()];
+        for (x, decl) in s.services.iter().enumerate() {
+            services_of_key[decl.key.0 as usize].push(x);
+        }
         let lanes = |n: usize| (0..n).map(|_| Building::default()).collect();
         let detail = (!aggregate).then(|| Detail {
             volumes: lanes(s.volumes.len()),
             instances: s.instances.iter().map(|_| (Building::default(), StartedBy::default())).collect(),
             snapshots: lanes(s.snapshots.len()),
             groups: lanes(s.groups.len()),
+            services: lanes(s.services.len()),
         });
         LanesFold {
             scenario,
@@ -345,6 +368,9 @@ impl<'s> LanesFold<'s> {
             of_key,
             snapshots_of_key,
             snapshots: vec![false; s.snapshots.len()],
+            services_of_key,
+            services: vec![None; s.services.len()],
+            failing: vec![false; s.services.len()],
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
             counts: [0; 5],
@@ -376,6 +402,45 @@ impl<'s> LanesFold<'s> {
                 if let Some(d) = &mut self.detail {
                     d.groups[g].failed(r.at, || format!("RunInstances {who}: {code}"));
                 }
+            }
+            Obs::Service(o) => {
+                use crate::actors::service::ServiceObs as S;
+                let Role::Service(x) = role(self.scenario, r.actor) else {
+                    unreachable!("service resources record theirs")
+                };
+                let kind = o.kind();
+                match o {
+                    S::Created { .. } | S::Served { .. } | S::Lifecycle { failure: None, .. } => {
+                        self.failing[x] = false;
+                    }
+                    S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. }
+                        if failure.by_kms() =>
+                    {
+                        self.failing[x] = true;
+                    }
+                    _ => {}
+                }
+                match o {
+                    S::Created { .. } => self.services[x] = Some(crate::actors::service::State::Available),
+                    S::StateChanged { to, .. } => self.services[x] = Some(*to),
+                    S::Lifecycle { what, failure: None, .. } => {
+                        use crate::actors::service::{Lifecycle, State};
+                        self.services[x] =
+                            Some(if *what == Lifecycle::Stop { State::Stopped } else { State::Available });
+                    }
+                    S::CreateFailed { error, .. } => {
+                        let code = kind.error_code(error.exception);
+                        self.service_failed(x, r.at, || format!("{}: {code}", kind.create_api()));
+                    }
+                    S::RequestFailed { failure, .. } if failure.by_kms() => {
+                        self.service_failed(x, r.at, || format!("{}: {}", kind.request_api(), failure.code(kind)));
+                    }
+                    S::Lifecycle { what, failure: Some(failure), .. } if failure.by_kms() => {
+                        self.service_failed(x, r.at, || format!("{}: {}", kind.api(*what), failure.code(kind)));
+                    }
+                    _ => {}
+                }
+                self.set_service(x, r.at);
             }
             Obs::Snapshot(o) => {
                 let Role::Snapshot(x) = role(self.scenario, r.actor) else {
@@ -470,6 +535,31 @@ impl<'s> LanesFold<'s> {
         }
     }
 
+    fn service_failed(&mut self, x: usize, at: SimTime, what: impl FnOnce() -> String) {
+        if let Some(d) = &mut self.detail {
+            d.services[x].failed(at, what);
+        }
+    }
+
+    /// The `x`-th service resource's band from `at` on, from its state and its key's.
+    fn set_service(&mut self, x: usize, at: SimTime) {
+        use crate::actors::service::State;
+        let decl = &self.scenario.services[x];
+        let usable = self.usable[decl.key.0 as usize];
+        let band = self.services[x].map(|st| {
+            let name = decl.kind.state_name(st);
+            match st {
+                _ if self.failing[x] => Band::Down(name),
+                State::Inaccessible | State::Terminal => Band::Down(name),
+                State::Available if !usable => Band::ServingLatent(name),
+                State::Available | State::Stopped => Band::Serving(name),
+            }
+        });
+        if let Some(d) = &mut self.detail {
+            d.services[x].change(at, band, self.quantum);
+        }
+    }
+
     fn key_band(&mut self, names: &Names<'_>, key: KeyIdx, at: SimTime, band: Band) {
         let k = key.0 as usize;
         let usable = band == Band::Key(KeyState::Enabled);
@@ -482,6 +572,9 @@ impl<'s> LanesFold<'s> {
             }
             for i in 0..self.snapshots_of_key[k].len() {
                 self.set_snapshot(self.snapshots_of_key[k][i], at);
+            }
+            for i in 0..self.services_of_key[k].len() {
+                self.set_service(self.services_of_key[k][i], at);
             }
         }
     }
@@ -567,14 +660,15 @@ impl<'s> LanesFold<'s> {
         let aggregate_view = self.detail.is_none();
         let mut keys: Vec<Option<Building>> = self.keys.into_iter().map(Some).collect();
         let mut lanes = Vec::new();
-        let (mut volumes, instances, mut snapshots, groups) = match self.detail {
+        let (mut volumes, instances, mut snapshots, groups, mut services) = match self.detail {
             Some(d) => (
                 d.volumes.into_iter().map(Some).collect(),
                 d.instances,
                 d.snapshots.into_iter().map(Some).collect(),
                 d.groups,
+                d.services.into_iter().map(Some).collect(),
             ),
-            None => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
         };
         for (k, key) in s.keys.iter().enumerate() {
             let lane = keys[k].take().expect("each key once");
@@ -590,6 +684,12 @@ impl<'s> LanesFold<'s> {
                 let name = s.snapshots[x].name.to_string();
                 let latent = latent_windows(summary, &name, end);
                 lanes.push(lane.lane(name, LaneKind::Snapshot, Some(key.name.clone()), end, latent));
+            }
+            for &x in &self.services_of_key[k] {
+                let Some(lane) = services.get_mut(x).and_then(Option::take) else { continue };
+                let name = s.services[x].name.to_string();
+                let latent = latent_windows(summary, &name, end);
+                lanes.push(lane.lane(name, LaneKind::Service, Some(key.name.clone()), end, latent));
             }
         }
         for (i, (lane, _)) in instances.into_iter().enumerate() {

@@ -46,6 +46,7 @@ pub fn caller_words(names: &Names<'_>, caller: Caller, rec: RecordId) -> String 
         Caller::User => format!("by {user}"),
         Caller::UserVia(Service::Ebs) => format!("by EBS for {user}"),
         Caller::UserVia(Service::Ec2) => format!("by EC2 for {user}"),
+        Caller::UserVia(Service::Other(kind)) => format!("by {} for {user}", kind.service_name()),
         Caller::Instance(i) => format!("by {} (aws:ec2-infrastructure)", names.at(i, rec)),
     }
 }
@@ -142,6 +143,21 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 ImageObs::Refused { error, .. } => failed(error.code),
             },
         ),
+        Obs::Service(x) => {
+            use crate::actors::service::ServiceObs as S;
+            let kind = x.kind();
+            (
+                None,
+                match x {
+                    S::Created { .. } | S::Served { .. } | S::Lifecycle { failure: None, .. } => (Outcome::Ok, None),
+                    S::CreateFailed { error, .. } => failed(kind.error_code(error.exception)),
+                    S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. } => {
+                        failed(failure.code(kind))
+                    }
+                    S::StateChanged { .. } | S::ReplicaDropped { .. } => (Outcome::Info, None),
+                },
+            )
+        }
     };
     (key, outcome, error)
 }

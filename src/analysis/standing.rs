@@ -1,8 +1,8 @@
 //! A resource's standing at an instant: the one function every output takes it from.
 //!
 //! The run summary, the end-of-run blast radius, `kmsim impact` (text, JSON, DOT), the HTML
-//! report and the charts all ask [`of_volume`], [`of_instance`], [`of_snapshot`], [`of_image`] or
-//! [`of_group`], over the same facts: the
+//! report and the charts all ask [`of_volume`], [`of_instance`], [`of_snapshot`], [`of_image`],
+//! [`of_group`] or [`of_service`], over the same facts: the
 //! world at the instant (a [`Snapshot`]: key states and materials, volume and instance states,
 //! which plaintext data keys are in host memory), the material each volume's data key was made
 //! under, and the resource's history of breaks up to the instant ([`Break`]s, from the summary).
@@ -10,8 +10,8 @@
 //! | standing | when |
 //! |---|---|
 //! | broken | it failed because of its key and has not worked since |
-//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext; or a snapshot whose key cannot decrypt its data key, which breaks at its next restore or copy; or an image or group one of whose image's snapshots cannot be read, which breaks at its next launch |
-//! | blocked | its data key cannot be decrypted now, no host holds it: the next attach or start fails |
+//! | latent | its data key cannot be decrypted now, but a running host holds it in plaintext; or a snapshot whose key cannot decrypt its data key, which breaks at its next restore or copy; or an image or group one of whose image's snapshots cannot be read, which breaks at its next launch; or another service's resource that still works on a plaintext its service holds, or until its service notices (D12) |
+//! | blocked | its data key cannot be decrypted now, no host holds it: the next attach or start (or a service's next request) fails |
 //! | recovered | it broke before and its data key can be decrypted now |
 //! | unaffected | none of the above |
 //!
@@ -188,6 +188,26 @@ fn launched_from(
 #[must_use]
 pub fn of_group(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
     launched_from(run, snap, keys, run.scenario.groups[x].image, true, breaks)
+}
+
+/// The standing of the `x`-th resource of another service at `snap.at`, given its breaks:
+/// while its key cannot decrypt its data key it is latent if it still works on a plaintext its
+/// service holds, or will only break once its service notices (D12); blocked if its next request
+/// decrypts (nothing held, no delay); broken once a request, a reboot or start, or its service's
+/// check failed, until it works again.
+#[must_use]
+pub fn of_service(run: &Run<'_>, snap: &Snapshot, keys: &[KeySummary], x: usize, breaks: &[Break]) -> Verdict {
+    use crate::actors::service::State;
+    let decl = &run.scenario.services[x];
+    let k = decl.key.0 as usize;
+    let (state, held) = snap.services[x];
+    let material_ok = run.service(x).data_key().and_then(|c| c.material).is_none_or(|m| snap.materials[k].contains(&m));
+    let usable = snap.keys[k] == Some(KeyState::Enabled) && material_ok;
+    let undecryptable = (state.is_some() && !usable).then_some(decl.key);
+    let working = state == Some(State::Available) && (held || decl.policy.reaction.is_some());
+    let mut verdict = decide(breaks, snap.at, undecryptable, working, keys);
+    verdict.key = Some(decl.key);
+    verdict
 }
 
 /// The volumes attached to each instance in `snap`, by instance, in volume order.

@@ -11,9 +11,12 @@ use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::group::GroupObs;
 use crate::actors::image::{ImageObs, ImageState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
+use crate::actors::service::{Lifecycle, ServiceObs, State};
 use crate::actors::snapshot::{SnapshotObs, SnapshotState};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
-use crate::run::{Names, Run, actor_count, group_actor, image_actor, instance_actor, snapshot_actor, volume_actor};
+use crate::run::{
+    Names, Run, actor_count, group_actor, image_actor, instance_actor, service_actor, snapshot_actor, volume_actor,
+};
 use crate::scenario::Scenario;
 use std::sync::Arc;
 
@@ -150,7 +153,8 @@ struct History {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub keys: Vec<KeySummary>,
-    /// The volumes, in scenario order, then the instances, the snapshots and the images.
+    /// The volumes, in scenario order, then the instances, the snapshots, the images, the
+    /// groups and the other services' resources.
     pub resources: Vec<ResourceSummary>,
     pub end: SimTime,
 }
@@ -179,6 +183,13 @@ impl Summary {
     #[must_use]
     pub fn image(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
         &self.resources[scenario.volumes.len() + scenario.instances.len() + scenario.snapshots.len() + x]
+    }
+
+    /// The summary of the `x`-th resource of another service.
+    #[must_use]
+    pub fn service(&self, x: usize, scenario: &crate::scenario::Scenario) -> &ResourceSummary {
+        let s = scenario;
+        &self.resources[s.volumes.len() + s.instances.len() + s.snapshots.len() + s.images.len() + s.groups.len() + x]
     }
 
     /// The summary of the `x`-th snapshot.
@@ -216,7 +227,7 @@ struct KeyFold {
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 10] = [
+const GOOD: [&str; 31] = [
     "CreateVolume",
     "AttachVolume",
     "Read",
@@ -227,6 +238,28 @@ const GOOD: [&str; 10] = [
     "CopySnapshot",
     "RegisterImage",
     "RunInstances",
+    // The other services' (see `service::Kind`).
+    "CreateDBInstance",
+    "CreateDBCluster",
+    "CreateCluster",
+    "CreateTable",
+    "PutObject",
+    "CreateFileSystem",
+    "CreateFunction",
+    "CreateSecret",
+    "Query",
+    "GetItem",
+    "GetObject",
+    "ReadFile",
+    "Invoke",
+    "GetSecretValue",
+    "RebootDBInstance",
+    "StartDBInstance",
+    "RebootDBCluster",
+    "StartDBCluster",
+    "RebootCluster",
+    "ResumeCluster",
+    "available again",
 ];
 
 fn good(what: &'static str) -> u8 {
@@ -327,6 +360,9 @@ impl SummaryFold {
                 for (x, decl) in scenario.snapshots.iter().enumerate() {
                     cold[snapshot_actor(scenario, x).index()].key = Some(decl.key);
                 }
+                for (x, decl) in scenario.services.iter().enumerate() {
+                    cold[service_actor(scenario, x).index()].key = Some(decl.key);
+                }
                 cold
             },
             previous: None,
@@ -365,7 +401,39 @@ impl SummaryFold {
             Obs::Snapshot(o) => self.snapshot(r, o),
             Obs::Image(o) => self.image(r, o),
             Obs::Group(o) => self.group(r, o),
+            Obs::Service(o) => self.service(r, o),
         }
+    }
+
+    fn service(&mut self, r: &Record<Obs>, obs: &ServiceObs) {
+        let me = r.actor.index();
+        let kind = obs.kind();
+        let (hot, cold) = (&mut self.hot, &mut self.cold);
+        let how = match obs {
+            ServiceObs::Created { .. } => return worked(hot, cold, me, r.at, kind.create_api()),
+            ServiceObs::Served { .. } => return worked(hot, cold, me, r.at, kind.request_api()),
+            ServiceObs::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => {
+                return worked(hot, cold, me, r.at, kind.api(*what));
+            }
+            ServiceObs::StateChanged { to: State::Available, .. } => {
+                return worked(hot, cold, me, r.at, "available again");
+            }
+            ServiceObs::CreateFailed { error, .. } => {
+                How { action: kind.create_api(), code: kind.error_code(error.exception) }
+            }
+            ServiceObs::RequestFailed { failure, .. } if failure.by_kms() => {
+                How { action: kind.request_api(), code: failure.code(kind) }
+            }
+            ServiceObs::Lifecycle { what, failure: Some(failure), .. } if failure.by_kms() => {
+                How { action: kind.api(*what), code: failure.code(kind) }
+            }
+            ServiceObs::StateChanged { to: to @ (State::Inaccessible | State::Terminal), .. } => {
+                How { action: "ResourceStateChanged", code: kind.state_name(*to) }
+            }
+            _ => return,
+        };
+        let key = self.cold[me].key;
+        failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
     }
 
     fn cause_words(&self, names: &Names<'_>, cause: Cause) -> String {
@@ -620,6 +688,16 @@ impl SummaryFold {
             let key = verdict.key.or_else(|| history.breaks.last().and_then(|b| b.key));
             let key = key.map(|k| keys[k.0 as usize].name.clone());
             resources.push(resource_summary(s.groups[x].name.clone(), "group", key, history, &verdict, at_end));
+        }
+        for x in 0..s.services.len() {
+            let history = take(service_actor(s, x));
+            let verdict = standing::of_service(run, &snap, &keys, x, &history.breaks);
+            let decl = &s.services[x];
+            let at_end = AtEnd::State {
+                state: Some(run.service(x).state().map_or("not created", |st| decl.kind.state_name(st))),
+            };
+            let key = Some(keys[decl.key.0 as usize].name.clone());
+            resources.push(resource_summary(decl.name.clone(), decl.kind.noun(), key, history, &verdict, at_end));
         }
         Summary { keys, resources, end: run.end }
     }

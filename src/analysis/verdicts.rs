@@ -160,6 +160,11 @@ fn verdict(run: &Run<'_>, summary: &Summary, seen: &Seen, e: &Expectation) -> Op
             let got = snapshot_at(run, *at).instances[*instance].0.map_or("not launched", |s| s.as_str());
             (got != *is).then(|| format!("it is {got}"))
         }
+        Expect::ServiceState { resource, at, is } => {
+            let kind = run.scenario.services[*resource].kind;
+            let got = snapshot_at(run, *at).services[*resource].0.map_or("not-created", |s| kind.state_name(s));
+            (got != *is).then(|| format!("it is {got}"))
+        }
         Expect::Cached { volume, at, is } => {
             let got = snapshot_at(run, *at).volumes[*volume].1;
             (got != *is).then(|| if got { "it is in memory".to_string() } else { "it is not in memory".to_string() })

@@ -69,7 +69,7 @@ pub fn band_colour(b: &Band) -> u32 {
         Band::KeyDeleted => 0x212121,
         Band::Working(_) => 0x81c784,
         // A snapshot its key cannot read is latent too.
-        Band::Latent(_) | Band::KeptUnreadable => 0xffc107,
+        Band::Latent(_) | Band::KeptUnreadable | Band::ServingLatent(_) => 0xffc107,
         Band::Idle(_) => 0xb0bec5,
         Band::Detached => 0xe0e0e0,
         // A group with no instance in service is as unusable as a volume that cannot attach.
@@ -81,6 +81,8 @@ pub fn band_colour(b: &Band) -> u32 {
         Band::Capacity(n, d) if n >= d => 0x90caf9,
         Band::Capacity(..) => 0xffe082,
         Band::Kept => 0x80cbc4,
+        Band::Serving(_) => 0x80deea,
+        Band::Down(_) => 0xe57373,
     }
 }
 
@@ -275,7 +277,7 @@ where
     let mid = (band_top + band_bottom) / 2;
     let (label_style, indent) = match lane.kind {
         LaneKind::Key => (bold(13), 12),
-        LaneKind::Volume | LaneKind::Snapshot => (font(12), 26),
+        LaneKind::Volume | LaneKind::Snapshot | LaneKind::Service => (font(12), 26),
         LaneKind::Instance | LaneKind::Group => (font(12), 12),
     };
     let prefix = if lane.kind == LaneKind::Key { "key " } else { "" };
@@ -314,15 +316,23 @@ where
         let text = match (broke, lane.kind) {
             (true, _) => format!("latent {len}"),
             (false, LaneKind::Snapshot) => format!("latent {len}, not read since"),
+            (false, LaneKind::Service) => format!("latent {len}, still working"),
             (false, _) => format!("latent {len}, still running"),
         };
         let dark = rgb(0xbf360c);
         let style = bold(11).color(&dark).pos(Pos::new(HPos::Center, VPos::Bottom));
         root.draw(&Text::new(text, ((a + b) / 2, y - 3), style))?;
     }
+    // Failures closer than a diamond's width apart are drawn as one: overlapping outlines
+    // would hide the lane under them.
+    let mut last_x: Option<i32> = None;
     for f in &lane.failures {
         let x = x_of(f.at);
         let r = 6;
+        if last_x.is_some_and(|l| x - l < 2 * r) {
+            continue;
+        }
+        last_x = Some(x);
         let diamond = vec![(x, mid - r), (x + r, mid), (x, mid + r), (x - r, mid)];
         root.draw(&Polygon::new(diamond.clone(), rgb(FAILURE).filled()))?;
         let mut outline = diamond;
@@ -414,6 +424,9 @@ where
         Band::Instance(InstanceState::Terminated),
         Band::Kept,
         Band::KeptUnreadable,
+        Band::Serving(""),
+        Band::ServingLatent(""),
+        Band::Down(""),
         Band::Capacity(1, 1),
         Band::Capacity(1, 2),
         Band::Capacity(0, 1),

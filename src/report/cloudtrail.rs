@@ -24,9 +24,10 @@ use crate::actors::group::GroupObs;
 use crate::actors::image::ImageObs;
 use crate::actors::kms::ImportType;
 use crate::actors::kms::{
-    Caller, CiphertextRef, EbsId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
+    Caller, CiphertextRef, ContextId, Expiry, GrantRef, Grantee, KeyIdx, KeyRef, KmsObs, KmsOp, KmsOutput, MaterialId,
     Service,
 };
+use crate::actors::service::{Kind, ServiceObs};
 use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{ActorId, Cause, Record, RecordId, SimTime};
 use crate::run::{Names, Role, Run, role};
@@ -169,9 +170,12 @@ impl<'s> Writer<'s> {
         let acct = self.account();
         match caller {
             Caller::User => self.user(),
-            Caller::UserVia(_) => {
+            Caller::UserVia(service) => {
                 let mut u = self.user();
-                u["invokedBy"] = json!("ec2.amazonaws.com");
+                u["invokedBy"] = json!(match service {
+                    Service::Other(kind) => kind.host(),
+                    Service::Ebs | Service::Ec2 => "ec2.amazonaws.com",
+                });
                 u
             }
             Caller::Instance(i) => {
@@ -271,6 +275,7 @@ impl<'s> Writer<'s> {
         let (ip, agent) = match caller {
             Caller::User => (USER_IP, Some("AWS Internal")),
             Caller::UserVia(Service::Ebs | Service::Ec2) => ("ec2.amazonaws.com", Some("ec2.amazonaws.com")),
+            Caller::UserVia(Service::Other(kind)) => (kind.host(), Some(kind.host())),
             Caller::Instance(_) => (USER_IP, None),
         };
         r.insert("sourceIPAddress".into(), json!(ip));
@@ -282,7 +287,7 @@ impl<'s> Writer<'s> {
             r.insert("errorMessage".into(), json!(e.message(|k| s.key_arn(k))));
         }
         let arn = |k: Option<KeyIdx>| k.map_or(Value::Null, |k| json!(s.key(k).spec.arn));
-        let ebs_context = |c: &Option<EbsId>| c.map(|v| json!({"aws:ebs:id": s.volume_name(v)}));
+        let ebs_context = |c: &Option<ContextId>| c.map(|v| self.context(v));
         let (request, response, read_only): (Value, Value, bool) = match (op, result) {
             (KmsOp::ImportKeyMaterial { key: kr, material, expiry, import_type, .. }, res) => {
                 let mut req = json!({"keyId": self.key_param(kr)});
@@ -623,6 +628,7 @@ impl<'s> Writer<'s> {
                 Some(Waiting::Ready(self.ec2_call(by, rec.at, "RunInstances", req, resp, None)))
             }
             Obs::Image(o) => self.image_call(rec, o, &actor),
+            Obs::Service(o) => self.service_call(rec, o, &actor),
             Obs::Group(GroupObs::DesiredSet { desired }) => {
                 // The first is the group's creation, with its capacity.
                 let created = self.groups_made.insert(rec.actor);
@@ -695,6 +701,92 @@ impl<'s> Writer<'s> {
 }
 
 impl Writer<'_> {
+    /// An encryption context as its service writes it: EBS's `aws:ebs:id`, or the pairs of the
+    /// service whose resource it belongs to.
+    fn context(&self, id: ContextId) -> Value {
+        let s = self.scenario;
+        let Some(r) = s.context_service(id) else { return json!({"aws:ebs:id": s.volume_name(id)}) };
+        let (kind, name) = (s.services[r].kind, &*s.services[r].name);
+        let (acct, region) = (self.account(), &s.region);
+        match kind {
+            Kind::Redshift => json!({"aws:redshift:arn": format!("arn:aws:redshift:{region}:{acct}:cluster:{name}")}),
+            Kind::DynamoDb => json!({"aws:dynamodb:tableName": name, "aws:dynamodb:subscriberId": acct}),
+            Kind::S3 => json!({"aws:s3:arn": format!("arn:aws:s3:::{name}")}),
+            Kind::Lambda => {
+                json!({"aws:lambda:FunctionArn": format!("arn:aws:lambda:{region}:{acct}:function:{name}")})
+            }
+            Kind::Secret => json!({"SecretARN": format!("arn:aws:secretsmanager:{region}:{acct}:secret:{name}")}),
+            Kind::Rds | Kind::Aurora | Kind::Efs => json!({kind.context_key(): name}),
+        }
+    }
+
+    /// A service resource's own call, for the management events CloudTrail logs by default:
+    /// its creation, reboots, stops and starts, and Secrets Manager's GetSecretValue. Data events
+    /// (queries, GetItem, GetObject, file reads, Invoke) and the services' own state changes are
+    /// not in a trail's management events.
+    fn service_call(&mut self, rec: &Record<Obs>, o: &ServiceObs, name: &str) -> Option<Waiting> {
+        let s = self.scenario;
+        let kind = o.kind();
+        let Role::Service(x) = role(s, rec.actor) else { return None };
+        let arn = s.key_arn(s.services[x].key);
+        let id_param = match kind {
+            Kind::Rds => "dBInstanceIdentifier",
+            Kind::Aurora => "dBClusterIdentifier",
+            Kind::Redshift => "clusterIdentifier",
+            Kind::DynamoDb => "tableName",
+            Kind::S3 => "bucketName",
+            Kind::Efs => "creationToken",
+            Kind::Lambda => "functionName",
+            Kind::Secret => "name",
+        };
+        let words = |f: &crate::actors::service::Failure| f.message(kind, &|k| s.key_arn(k));
+        let (event, mut request, error) = match o {
+            ServiceObs::Created { .. } | ServiceObs::CreateFailed { .. } if kind != Kind::S3 => {
+                let key_param = match kind {
+                    Kind::DynamoDb => "sSESpecification",
+                    Kind::Lambda => "kMSKeyArn",
+                    _ => "kmsKeyId",
+                };
+                let key = if kind == Kind::DynamoDb {
+                    json!({"enabled": true, "sSEType": "KMS", "kMSMasterKeyId": arn})
+                } else {
+                    json!(arn)
+                };
+                let error = match o {
+                    ServiceObs::CreateFailed { error, .. } => {
+                        Some((kind.error_code(error.exception), error.message(|k| s.key_arn(k)).into_owned()))
+                    }
+                    _ => None,
+                };
+                (kind.create_api(), json!({id_param: name, key_param: key}), error)
+            }
+            ServiceObs::Lifecycle { what, failure, .. } => {
+                let error = failure.as_ref().map(|f| (f.code(kind), words(f)));
+                (kind.api(*what), json!({id_param: name}), error)
+            }
+            ServiceObs::Served { .. } | ServiceObs::RequestFailed { .. } if kind == Kind::Secret => {
+                let error = match o {
+                    ServiceObs::RequestFailed { failure, .. } => Some((failure.code(kind), words(failure))),
+                    _ => None,
+                };
+                ("GetSecretValue", json!({"secretId": name}), error)
+            }
+            _ => return None,
+        };
+        let mut r = self.base(rec.at, kind.host(), event, self.user());
+        r.insert("sourceIPAddress".into(), json!(USER_IP));
+        r.insert("userAgent".into(), json!("AWS Internal"));
+        if let Some((code, message)) = &error {
+            r.insert("errorCode".into(), json!(code));
+            r.insert("errorMessage".into(), json!(message));
+        }
+        let read_only = event == "GetSecretValue";
+        r.insert("requestParameters".into(), std::mem::take(&mut request));
+        r.insert("responseElements".into(), Value::Null);
+        let ids = self.draw_ids();
+        Some(Waiting::Ready(self.finish_with(r, ids, read_only, None)))
+    }
+
     /// Whether a record the timeline caused is the user's own call: not when it asked a group.
     fn by_user(&self, cause: Cause) -> bool {
         match cause {

@@ -277,6 +277,7 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 format!("the launch of {} from it failed: a volume's data key could not be had (D6)", name(*instance))
             }
         },
+        Obs::Service(x) => service_sentence(s, x),
         Obs::Snapshot(x) => {
             let decl = match role(s, rec.actor) {
                 Role::Snapshot(i) => &s.snapshots[i],
@@ -305,6 +306,53 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                     exception.as_str()
                 ),
             }
+        }
+    }
+}
+
+/// A service resource's record in a sentence.
+fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::ServiceObs) -> String {
+    use crate::actors::service::{Hold, Lifecycle, ServiceObs as S, State};
+    let kind = x.kind();
+    let service = kind.service_name();
+    let arn = |k: crate::actors::kms::KeyIdx| s.key_arn(k);
+    match x {
+        S::Created { .. } => format!("{} created: {service} made its data key (GenerateDataKey)", kind.noun()),
+        S::CreateFailed { error, .. } => {
+            format!(
+                "{} failed: {}: {}",
+                kind.create_api(),
+                kind.error_code(error.exception),
+                error.message(|k| s.key_arn(k))
+            )
+        }
+        S::Served { decrypted: false, .. } => format!("served with the data key {service} holds in memory"),
+        S::Served { decrypted: true, .. } => {
+            let how = match s.services.iter().find(|d| d.kind == kind).map(|d| d.policy.hold) {
+                Some(Hold::PerRequest) => "every request decrypts",
+                _ => "it holds the plaintext again",
+            };
+            format!("served: {service} decrypted its data key ({how})")
+        }
+        S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. } => {
+            format!("failed: {}", failure.message(kind, &arn))
+        }
+        S::Lifecycle { what, failure: None, .. } => match what {
+            Lifecycle::Reboot => format!("rebooted: {service} decrypted its data key again"),
+            Lifecycle::Stop => format!("stopped: {service} dropped its plaintext data key"),
+            Lifecycle::Start => format!("started: {service} decrypted its data key"),
+        },
+        S::StateChanged { from, to, .. } => {
+            let why = match to {
+                State::Inaccessible => format!("{service} could not decrypt its data key"),
+                State::Terminal => format!("{service}'s deadline passed with the key still unusable"),
+                State::Available => format!("{service} decrypted its data key again"),
+                State::Stopped => "stopped".to_string(),
+            };
+            format!("{} -> {}: {why}", kind.state_name(*from), kind.state_name(*to))
+        }
+        S::ReplicaDropped { .. } => {
+            "dropped from the global table's replication, 20 hours after DynamoDB noticed (not deleted)".into()
         }
     }
 }

@@ -71,8 +71,11 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
 
 const GROUPS: [(Standing, &str); 5] = [
     (Standing::Broken, "BROKEN: failed because of its key, and not working since"),
-    (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach or start fails"),
-    (Standing::Latent, "LATENT: still working: on a plaintext data key in host memory, or a snapshot until it is read"),
+    (Standing::Blocked, "BLOCKED: no plaintext data key in memory; the next attach, start or request fails"),
+    (
+        Standing::Latent,
+        "LATENT: still working: on a plaintext data key in memory, until a service notices, or a snapshot until it is read",
+    ),
     (Standing::Recovered, "RECOVERED: broke while its key was unusable; works again"),
     (Standing::Unaffected, "UNAFFECTED: its key never stood in its way"),
 ];

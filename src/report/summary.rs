@@ -153,14 +153,28 @@ pub fn standing_note(r: &ResourceSummary) -> Option<&'static str> {
         (Standing::Latent, "snapshot") => Some(
             ": its key cannot decrypt its data key, which it needs only when read: its next restore or copy will fail",
         ),
+        (Standing::Latent, "rds instance" | "aurora cluster" | "redshift cluster") => Some(
+            ": its service holds its data key and has not noticed the key yet: it breaks when it does (D12) or at its next reboot",
+        ),
+        (Standing::Latent, "dynamodb table") => {
+            Some(": DynamoDB still holds its table key: it breaks at the next refresh or when DynamoDB notices (D12)")
+        }
+        (Standing::Latent, "s3 bucket") => Some(": S3 still holds its bucket key: requests fail once it expires (D11)"),
+        (Standing::Latent, "efs file system") => Some(": mounted, it works on for its grace period (D11), then stops"),
+        (Standing::Latent, "lambda function") => {
+            Some(": a warm execution environment holds its decrypted variables: its next cold start fails (D23)")
+        }
         (Standing::Latent, _) => Some(
             " still runs on its cached plaintext data key: it will break at its next detach, stop or host maintenance",
         ),
         (Standing::Blocked, "instance") => {
             Some(": its key is unusable and no host holds its data key, so its next start will fail")
         }
-        (Standing::Blocked, _) => {
+        (Standing::Blocked, "volume") => {
             Some(": its key is unusable and no host holds its data key, so its next attach will fail")
+        }
+        (Standing::Blocked, _) => {
+            Some(": its key is unusable and its service holds no plaintext data key, so its next request will fail")
         }
         _ => None,
     }

@@ -6,7 +6,7 @@ use super::Problem;
 use super::locate::Calls;
 use super::raw::{RawExpect, RawKeyState, RawOutcome};
 use super::timefmt::{parse_duration, parse_time};
-use crate::actors::EVENT_NAMES;
+use crate::actors::event_names;
 use crate::actors::kms::{KeyIdx, KeyState};
 use crate::engine::{SimDuration, SimTime};
 
@@ -88,6 +88,12 @@ pub enum Expect {
         resource: String,
         is: &'static str,
     },
+    /// The `resource`-th service resource's state, as its service names it.
+    ServiceState {
+        resource: usize,
+        at: SimTime,
+        is: &'static str,
+    },
 }
 
 /// One expectation, with where it is in the file.
@@ -109,7 +115,8 @@ impl Expect {
             Expect::KeyState { at, .. }
             | Expect::VolumeState { at, .. }
             | Expect::InstanceState { at, .. }
-            | Expect::Cached { at, .. } => Some(*at),
+            | Expect::Cached { at, .. }
+            | Expect::ServiceState { at, .. } => Some(*at),
             _ => None,
         }
     }
@@ -143,8 +150,10 @@ pub(super) struct Names<'a> {
     pub keys: &'a [String],
     pub volumes: &'a [String],
     pub instances: &'a [String],
-    /// The other resources' names: snapshots, images and groups.
+    /// The other resources' names: snapshots, images, groups and the other services' resources.
     pub others: &'a [String],
+    /// The other services' resources, with their kinds.
+    pub services: &'a [(String, crate::actors::service::Kind)],
     /// Whether auto scaling replaces the instance of each place, so that a subject may name a
     /// replacement (`web-i0-r2`).
     pub replaced: &'a [bool],
@@ -180,7 +189,8 @@ fn pick(list: &[&'static str], s: &str) -> Option<&'static str> {
 /// Suggests the event names that look like what was written, or lists them all.
 fn unknown_event(event: &str) -> String {
     let lower = event.to_ascii_lowercase();
-    let close: Vec<&str> = EVENT_NAMES
+    let all = event_names();
+    let close: Vec<&str> = all
         .iter()
         .copied()
         .filter(|n| {
@@ -189,7 +199,7 @@ fn unknown_event(event: &str) -> String {
         })
         .collect();
     if close.is_empty() {
-        format!("{event:?} is not an event kmsim records; events: {}", EVENT_NAMES.join(", "))
+        format!("{event:?} is not an event kmsim records; events: {}", all.join(", "))
     } else {
         format!("{event:?} is not an event kmsim records; did you mean {}?", close.join(" or "))
     }
@@ -209,6 +219,20 @@ fn state(allowed: &[&'static str], is: &str, what: &str, errs: &mut Vec<(&str, S
         errs.push(("is", one_of(what, is, allowed)));
         "?"
     })
+}
+
+/// The states an expectation may name for a resource of `kind`, as its service spells them
+/// (and `not-created`).
+fn service_states(kind: crate::actors::service::Kind) -> Vec<&'static str> {
+    use crate::actors::service::State;
+    let mut all = vec!["not-created"];
+    for st in [State::Available, State::Stopped, State::Inaccessible, State::Terminal] {
+        let name = kind.state_name(st);
+        if (st != State::Stopped || kind.restartable()) && !all.contains(&name) {
+            all.push(name);
+        }
+    }
+    all
 }
 
 fn one_of(what: &str, got: &str, list: &[&str]) -> String {
@@ -264,10 +288,10 @@ pub(super) fn validate(
                 errs.push(("subject", match place {
                     Some((p, i)) if names.replaced[i] => format!("{subject:?} is no instance: the replacements of {p} are {p}-r1, {p}-r2, ..."),
                     Some((p, _)) => format!("{subject:?} is no instance: auto scaling does not replace {p} (a fleet replaces its instances with replace_every)"),
-                    None => format!("{subject:?} is not a declared key, volume, instance, snapshot, image or group (or \"kms\")"),
+                    None => format!("{subject:?} is not a declared key, volume, instance, snapshot, image, group or service resource (or \"kms\")"),
                 }));
             }
-            let ev = pick(EVENT_NAMES, &event).unwrap_or_else(|| {
+            let ev = pick(&event_names(), &event).unwrap_or_else(|| {
                 errs.push(("event", unknown_event(&event)));
                 "?"
             });
@@ -304,6 +328,13 @@ pub(super) fn validate(
                 let st = state(&INSTANCE_STATES, &is, "instance state", &mut errs);
                 Expect::InstanceState { instance: i, at: time("at", &at, &mut errs), is: st }
             }
+            RawExpect::Resource { resource, at, is } => {
+                let list: Vec<String> = names.services.iter().map(|(n, _)| n.clone()).collect();
+                let r = lookup(&list, &resource, "service resource", &mut errs);
+                let allowed = names.services.get(r).map_or_else(Vec::new, |(_, kind)| service_states(*kind));
+                let st = if allowed.is_empty() { "?" } else { state(&allowed, &is, "state", &mut errs) };
+                Expect::ServiceState { resource: r, at: time("at", &at, &mut errs), is: st }
+            }
             RawExpect::Cached { volume, at, is } => {
                 let v = lookup(names.volumes, &volume, "volume", &mut errs);
                 Expect::Cached { volume: v, at: time("at", &at, &mut errs), is }
@@ -335,7 +366,7 @@ pub(super) fn validate(
                 if !names.is_resource(&resource) {
                     errs.push((
                         "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot, image or group"),
+                        format!("{resource:?} is not a declared volume, instance, snapshot, image, group or service resource"),
                     ));
                 }
                 let within = within
@@ -347,7 +378,7 @@ pub(super) fn validate(
                 if !names.is_resource(&resource) {
                     errs.push((
                         "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot, image or group"),
+                        format!("{resource:?} is not a declared volume, instance, snapshot, image, group or service resource"),
                     ));
                 }
                 let st = state(&STATUSES, &is, "status", &mut errs);
@@ -391,6 +422,7 @@ fn words(e: &Expect, names: &Names<'_>, horizon: SimTime) -> String {
             }
         }
         Expect::Status { resource, is } => format!("{resource} is {is} at the end"),
+        Expect::ServiceState { resource, at, is } => format!("{} is {is} at {at}", names.services[*resource].0),
     }
 }
 
@@ -409,4 +441,5 @@ fn expect_field(text: &str) -> usize {
 }
 
 /// The names of expectation kinds, to find the entries of the `expect` list.
-const KINDS: [&str; 9] = ["Key", "Volume", "Instance", "Cached", "Event", "Never", "Count", "BrokeAt", "Status"];
+const KINDS: [&str; 10] =
+    ["Key", "Volume", "Instance", "Cached", "Event", "Never", "Count", "BrokeAt", "Status", "Resource"];

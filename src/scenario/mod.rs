@@ -52,6 +52,11 @@ pub struct Scenario {
     pub snapshots: Vec<SnapshotDecl>,
     pub images: Vec<ImageDecl>,
     pub groups: Vec<GroupDecl>,
+    /// The resources of the other services (RDS, Redshift, DynamoDB, S3, EFS, Lambda, Secrets
+    /// Manager), created at 0s.
+    pub services: Vec<ServiceDecl>,
+    /// The services' named parameters (D11, D12, D23), as the scenario sets them.
+    pub service_params: crate::actors::service::Params,
     /// The instances launched from an image, by instance (few: a map, beside a fleet's million).
     pub launches: std::collections::BTreeMap<usize, Launch>,
     pub fleets: Vec<FleetDecl>,
@@ -108,6 +113,17 @@ pub struct GroupDecl {
     pub desired: u32,
     pub replace_every: Option<Dist>,
     pub cooldown: SimDuration,
+}
+
+/// A declared resource of another service: its kind, key, and what its service does with it.
+#[derive(Clone, Debug)]
+pub struct ServiceDecl {
+    pub name: Arc<str>,
+    pub kind: crate::actors::service::Kind,
+    pub key: KeyIdx,
+    pub policy: crate::actors::service::Policy,
+    /// How often it is used (queries, reads, invocations), if it has activity of its own.
+    pub requests: Option<Dist>,
 }
 
 /// How an instance declared with an image is launched: the image, and the volumes the launch
@@ -198,6 +214,11 @@ pub enum ActionKind {
     GroupReplace {
         group: usize,
         instance: usize,
+    },
+    /// The `resource`-th service resource is created (at 0s), used, rebooted, stopped or started.
+    Service {
+        resource: usize,
+        op: crate::actors::service::ServiceMsg,
     },
 }
 
@@ -331,21 +352,38 @@ impl Scenario {
         &self.key(key).spec.arn
     }
 
-    /// The volume or snapshot an `aws:ebs:id` encryption context names: the volumes come
-    /// first, then the snapshots (a copy's context is its own id).
+    /// The resource an encryption context names: the volumes come first, then the snapshots (a
+    /// copy's context is its own id), then the other services' resources.
     #[must_use]
-    pub fn volume_name(&self, id: crate::actors::kms::EbsId) -> &str {
+    pub fn volume_name(&self, id: crate::actors::kms::ContextId) -> &str {
         let i = id.0 as usize;
         match self.volumes.get(i) {
             Some(v) => &v.name,
-            None => &self.snapshots[i - self.volumes.len()].name,
+            None => match self.snapshots.get(i - self.volumes.len()) {
+                Some(x) => &x.name,
+                None => &self.services[i - self.volumes.len() - self.snapshots.len()].name,
+            },
         }
+    }
+
+    /// The encryption context of the `r`-th service resource.
+    #[must_use]
+    pub fn service_context(&self, r: usize) -> crate::actors::kms::ContextId {
+        crate::actors::kms::ContextId(
+            u32::try_from(self.volumes.len() + self.snapshots.len() + r).expect("resource count fits u32"),
+        )
+    }
+
+    /// The service resource an encryption context belongs to, if it is one.
+    #[must_use]
+    pub fn context_service(&self, id: crate::actors::kms::ContextId) -> Option<usize> {
+        (id.0 as usize).checked_sub(self.volumes.len() + self.snapshots.len())
     }
 
     /// The `aws:ebs:id` of the `s`-th snapshot.
     #[must_use]
-    pub fn snapshot_context(&self, s: usize) -> crate::actors::kms::EbsId {
-        crate::actors::kms::EbsId(u32::try_from(self.volumes.len() + s).expect("volume count fits u32"))
+    pub fn snapshot_context(&self, s: usize) -> crate::actors::kms::ContextId {
+        crate::actors::kms::ContextId(u32::try_from(self.volumes.len() + s).expect("volume count fits u32"))
     }
 
     /// The absolute instant a simulated time stands for, as RFC 3339 with milliseconds.

@@ -38,6 +38,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub groups: Vec<RawGroup>,
     #[serde(default)]
+    pub services: Vec<RawService>,
+    #[serde(default)]
     pub fleets: Vec<RawFleet>,
     #[serde(default)]
     pub timeline: Vec<At>,
@@ -60,6 +62,25 @@ pub struct RawParameters {
     /// On-demand rotations a key allows before LimitExceededException (25).
     #[serde(default)]
     pub max_on_demand_rotations: Option<u32>,
+    /// How long RDS and Aurora take to notice a change of their key (D12, 5m).
+    #[serde(default)]
+    pub rds_detection: Option<String>,
+    #[serde(default)]
+    pub redshift_detection: Option<String>,
+    #[serde(default)]
+    pub dynamodb_detection: Option<String>,
+    /// How long DynamoDB keeps a table key after decrypting it (5m, documented).
+    #[serde(default)]
+    pub dynamodb_key_refresh: Option<String>,
+    /// How long S3 keeps a bucket key (D11, 1h).
+    #[serde(default)]
+    pub s3_bucket_key_lifetime: Option<String>,
+    /// How long a mounted EFS file system works on after its key changed (D11, 1h).
+    #[serde(default)]
+    pub efs_grace: Option<String>,
+    /// How long a Lambda execution environment stays warm without invocations (D23, 15m).
+    #[serde(default)]
+    pub lambda_idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -202,6 +223,37 @@ pub struct RawSnapshot {
     pub copy_of: Option<String>,
     #[serde(default)]
     pub key: Option<String>,
+}
+
+/// The services beside EBS a key protects.
+#[derive(Debug, Deserialize, Clone, Copy)]
+pub enum RawServiceKind {
+    Rds,
+    Aurora,
+    Redshift,
+    DynamoDb,
+    S3,
+    Efs,
+    Lambda,
+    Secret,
+}
+
+/// A resource of another service: `Service(kind: Rds, id: "orders", key: "k")`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Service")]
+pub struct RawService {
+    pub kind: RawServiceKind,
+    pub id: String,
+    pub key: String,
+    /// How often it is used: queries, reads, invocations, retrievals.
+    #[serde(default)]
+    pub requests: Option<RawDist>,
+    /// S3 only: the bucket uses an S3 Bucket Key.
+    #[serde(default)]
+    pub bucket_key: bool,
+    /// DynamoDB only: the table is a global table's replica.
+    #[serde(default)]
+    pub replica: bool,
 }
 
 /// One timeline entry: `At("2d 4h", Action(...))`; the time is an offset or an RFC 3339 instant.
@@ -383,6 +435,23 @@ pub enum RawAction {
     HostMaintenance {
         instance: String,
     },
+    // The other services' resources.
+    /// One use: a query, read, invocation or retrieval.
+    Request {
+        resource: String,
+    },
+    /// RebootDBInstance, RebootDBCluster, RebootCluster.
+    Reboot {
+        resource: String,
+    },
+    /// StopDBInstance, StopDBCluster, PauseCluster.
+    Stop {
+        resource: String,
+    },
+    /// StartDBInstance, StartDBCluster, ResumeCluster.
+    Start {
+        resource: String,
+    },
     // Disk I/O inside the guest.
     Read {
         volume: String,
@@ -471,6 +540,9 @@ pub enum RawExpect {
         #[serde(default)]
         within: Option<String>,
     },
+    /// A service resource's state at a time, as its service names it
+    /// (`inaccessible-encryption-credentials-recoverable`, `ACTIVE`, ...).
+    Resource { resource: String, at: String, is: String },
     /// A resource's status at the end of the run: `unaffected`, `recovered`, `latent`, `blocked`, `broken`.
     Status { resource: String, is: String },
 }

@@ -175,7 +175,7 @@ fn an_expectation_may_name_a_replacement_only_of_an_instance_auto_scaling_replac
     }
     assert!(
         one_problem(&fleet(every, "web-i1-r1"))
-            .contains("is not a declared key, volume, instance, snapshot, image or group")
+            .contains("is not a declared key, volume, instance, snapshot, image, group or service resource")
     );
     let p = one_problem(&fleet("", "web-i0-r1"));
     assert!(p.contains("auto scaling does not replace web-i0"), "{p}");

@@ -10,20 +10,21 @@ use rand_chacha::ChaCha8Rng;
 use super::locate::Calls;
 use super::raw::{
     At, RawAction, RawDist, RawExpect, RawExpires, RawFleet, RawGroup, RawImage, RawImportType, RawInstance, RawIo,
-    RawKey, RawOrigin, RawScenario, RawSnapshot, RawVolume,
+    RawKey, RawOrigin, RawScenario, RawService, RawServiceKind, RawSnapshot, RawVolume,
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
     Action, ActionKind, ActionSource, Cycle, FleetDecl, GroupDecl, ImageDecl, KeyDecl, Launch, Overrides, Problem,
-    Scenario, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
+    Scenario, ServiceDecl, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
 use crate::actors::ec2::InstanceAction;
 use crate::actors::kms::{
-    CiphertextRef, EbsId, Expiry, GrantRef, Grantee, ImportType, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams, MaterialId,
-    Origin, TokenRef,
+    CiphertextRef, ContextId, Expiry, GrantRef, Grantee, ImportType, KeyIdx, KeyRef, KeySpec, KmsOp, KmsParams,
+    MaterialId, Origin, TokenRef,
 };
+use crate::actors::service::{self, Kind, Lifecycle, ServiceMsg};
 use crate::engine::{SimDuration, SimTime};
 
 /// The longest horizon a scenario may have: ten years of simulated time.
@@ -66,6 +67,7 @@ struct Names {
     snapshots: BTreeMap<String, usize>,
     images: BTreeMap<String, usize>,
     groups: BTreeMap<String, usize>,
+    services: BTreeMap<String, (usize, Kind)>,
     /// Every id declared so far, with what it names: ids share one namespace.
     ids: BTreeMap<String, &'static str>,
 }
@@ -101,6 +103,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         snapshots,
         images,
         groups,
+        services,
         fleets,
         timeline,
         expect,
@@ -113,7 +116,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         c.problem(top, "name", "the scenario needs a name: say in a line what it shows");
     }
     let h = header(&mut c, top, &overrides, (&start, &horizon, seed), (account, region, user));
-    let kms = parameters(&mut c, raw_parameters.unwrap_or_default(), top, &h.region);
+    let (kms, service_params) = parameters(&mut c, raw_parameters.unwrap_or_default(), top, &h.region);
     let kms_latency = match latency.and_then(|l| l.kms) {
         None => Dist::default(),
         Some(l) => dist(&mut c, &l, top, "latency.kms").unwrap_or_default(),
@@ -134,6 +137,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let images = declare_images(&mut c, images, &mut names);
     let mut launches = image_launches(&mut c, (&image_of, &instances), (&images, &snapshots), &mut names, &mut volumes);
     let mut groups = declare_groups(&mut c, groups, group_places, &names);
+    let services = declare_services(&mut c, services, &mut names, &service_params);
     let first_fleet_instance = instances.len();
     fleet_launches(
         &mut c,
@@ -166,10 +170,22 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     actions.append(&mut declared_starts);
     let mut materials: Vec<String> = Vec::new();
     actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
+    // The other services' resources are created after the timeline's 0s actions, which may
+    // import their key's material.
+    actions.extend((0..services.len()).map(|r| Action {
+        at: SimTime::ZERO,
+        what: ActionKind::Service { resource: r, op: ServiceMsg::Create },
+        source: ActionSource::Declared { path: format!("services[{r}]") },
+    }));
     actions.append(&mut fleet_starts);
     actions.extend(fleet_actions);
-    let expectations =
-        expectations(&mut c, expect, (&keys, &volumes, &instances, &fleets, &snapshots, &images, &groups), text, &h);
+    let expectations = expectations(
+        &mut c,
+        expect,
+        (&keys, &volumes, &instances, &fleets, &snapshots, &images, &groups, &services),
+        text,
+        &h,
+    );
 
     if c.problems.is_empty() {
         let Header { start, horizon, seed, account, region, user } = h;
@@ -191,6 +207,8 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             snapshots,
             images,
             groups,
+            services,
+            service_params,
             launches,
             fleets,
             actions,
@@ -941,6 +959,7 @@ type Declared<'a> = (
     &'a [SnapshotDecl],
     &'a [ImageDecl],
     &'a [GroupDecl],
+    &'a [ServiceDecl],
 );
 
 /// The expectations, resolved against every resource's name (a replaced fleet instance's
@@ -948,7 +967,7 @@ type Declared<'a> = (
 fn expectations(
     c: &mut Checker<'_>,
     raw: Vec<RawExpect>,
-    (keys, volumes, instances, fleets, snapshots, images, groups): Declared<'_>,
+    (keys, volumes, instances, fleets, snapshots, images, groups, services): Declared<'_>,
     text: &str,
     h: &Header,
 ) -> Vec<super::expect::Expectation> {
@@ -960,7 +979,9 @@ fn expectations(
         .map(|s| s.name.to_string())
         .chain(images.iter().map(|i| i.name.to_string()))
         .chain(groups.iter().map(|g| g.name.to_string()))
+        .chain(services.iter().map(|r| r.name.to_string()))
         .collect();
+    let service_names: Vec<(String, Kind)> = services.iter().map(|r| (r.name.to_string(), r.kind)).collect();
     // Auto scaling launches new instances in the place of a fleet's that it replaces (D6).
     let mut replaced = vec![false; instance_names.len()];
     for f in fleets.iter().filter(|f| f.instance_cycle.as_ref().is_some_and(|c| c.replace_every.is_some())) {
@@ -975,6 +996,7 @@ fn expectations(
         volumes: &volume_names,
         instances: &instance_names,
         others: &other_names,
+        services: &service_names,
         replaced: &replaced,
     };
     super::expect::validate(raw, &names, text, &c.calls, h.start, h.horizon, &mut c.problems)
@@ -994,9 +1016,52 @@ fn parameters(
     p: super::raw::RawParameters,
     pos: Option<(usize, usize)>,
     region: &str,
-) -> KmsParams {
+) -> (KmsParams, service::Params) {
     let get = |c: &mut Checker<'_>, name: &str, v: Option<String>| {
         v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)).unwrap_or(SimDuration::ZERO)
+    };
+    let defaults = service::Params::default();
+    // A service's delay or lifetime: a duration of at least a millisecond, its default if not given.
+    let positive = |c: &mut Checker<'_>, name: &str, v: Option<String>, default: SimDuration| {
+        let Some(d) = v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)) else { return default };
+        if d == SimDuration::ZERO {
+            c.problem(
+                pos,
+                format!("parameters.{name}"),
+                format!("0s is too short: give at least 1ms (default {default})"),
+            );
+            return default;
+        }
+        d
+    };
+    let services = service::Params {
+        rds_detection: positive(c, "rds_detection", p.rds_detection.clone(), defaults.rds_detection),
+        redshift_detection: positive(
+            c,
+            "redshift_detection",
+            p.redshift_detection.clone(),
+            defaults.redshift_detection,
+        ),
+        dynamodb_detection: positive(
+            c,
+            "dynamodb_detection",
+            p.dynamodb_detection.clone(),
+            defaults.dynamodb_detection,
+        ),
+        dynamodb_key_refresh: positive(
+            c,
+            "dynamodb_key_refresh",
+            p.dynamodb_key_refresh.clone(),
+            defaults.dynamodb_key_refresh,
+        ),
+        s3_bucket_key_lifetime: positive(
+            c,
+            "s3_bucket_key_lifetime",
+            p.s3_bucket_key_lifetime.clone(),
+            defaults.s3_bucket_key_lifetime,
+        ),
+        efs_grace: positive(c, "efs_grace", p.efs_grace.clone(), defaults.efs_grace),
+        lambda_idle: positive(c, "lambda_idle", p.lambda_idle.clone(), defaults.lambda_idle),
     };
     let params = KmsParams {
         material_expiry_lag: get(c, "material_expiry_lag", p.material_expiry_lag),
@@ -1024,7 +1089,52 @@ fn parameters(
             ),
         );
     }
-    params
+    (params, services)
+}
+
+/// The declared resources of the other services: their kinds, keys and activity.
+fn declare_services(
+    c: &mut Checker<'_>,
+    raw: Vec<RawService>,
+    names: &mut Names,
+    params: &service::Params,
+) -> Vec<ServiceDecl> {
+    let mut out = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let pos = c.at("Service", i);
+        let path = format!("services[{i}]");
+        check_id(c, &mut names.ids, pos, &path, &r.id, "service resource");
+        let key = names.keys.get(&r.key).copied().unwrap_or_else(|| {
+            c.problem(pos, format!("{path}.key"), unknown("key", &r.key, names.keys.keys()));
+            KeyIdx(0)
+        });
+        let kind = match r.kind {
+            RawServiceKind::Rds => Kind::Rds,
+            RawServiceKind::Aurora => Kind::Aurora,
+            RawServiceKind::Redshift => Kind::Redshift,
+            RawServiceKind::DynamoDb => Kind::DynamoDb,
+            RawServiceKind::S3 => Kind::S3,
+            RawServiceKind::Efs => Kind::Efs,
+            RawServiceKind::Lambda => Kind::Lambda,
+            RawServiceKind::Secret => Kind::Secret,
+        };
+        if r.bucket_key && kind != Kind::S3 {
+            c.problem(pos, format!("{path}.bucket_key"), "only an S3 bucket has a bucket key: remove it");
+        }
+        if r.replica && kind != Kind::DynamoDb {
+            c.problem(pos, format!("{path}.replica"), "only a DynamoDB table is a global table's replica: remove it");
+        }
+        let requests = r.requests.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.requests")));
+        names.services.insert(r.id.clone(), (i, kind));
+        out.push(ServiceDecl {
+            name: r.id.into(),
+            kind,
+            key,
+            policy: params.policy(kind, r.bucket_key, r.replica),
+            requests,
+        });
+    }
+    out
 }
 
 fn dist(c: &mut Checker<'_>, d: &RawDist, pos: Option<(usize, usize)>, path: &str) -> Option<Dist> {
@@ -1391,7 +1501,33 @@ impl Timeline<'_> {
             A::RebootInstances { instance } => self.on_instance(instance, InstanceAction::Reboot, errs),
             A::TerminateInstances { instance } => self.on_instance(instance, InstanceAction::Terminate, errs),
             A::HostMaintenance { instance } => self.on_instance(instance, InstanceAction::HostMaintenance, errs),
+            A::Request { resource } => self.on_service(resource, None, errs),
+            A::Reboot { resource } => self.on_service(resource, Some(Lifecycle::Reboot), errs),
+            A::Stop { resource } => self.on_service(resource, Some(Lifecycle::Stop), errs),
+            A::Start { resource } => self.on_service(resource, Some(Lifecycle::Start), errs),
         }
+    }
+
+    /// A request to a service resource, or a reboot, stop or start of one that has them.
+    fn on_service(&self, name: &str, what: Option<Lifecycle>, errs: &mut FieldErrors) -> Option<ActionKind> {
+        let Some(&(resource, kind)) = self.names.services.get(name) else {
+            let known = self.names.services.keys();
+            errs.push(("resource", unknown("service resource", name, known)));
+            return None;
+        };
+        let op = match what {
+            None => ServiceMsg::Request,
+            Some(l) if kind.restartable() => ServiceMsg::Lifecycle(l),
+            Some(l) => {
+                let verb = format!("{l:?}").to_lowercase();
+                errs.push((
+                    "resource",
+                    format!("{name} is {}: only RDS, Aurora and Redshift are {verb}ed by the user here", kind.noun()),
+                ));
+                return None;
+            }
+        };
+        Some(ActionKind::Service { resource, op })
     }
 
     fn on_volume(&self, volume: &str, op: VolumeOp, errs: &mut FieldErrors) -> Option<ActionKind> {
@@ -1436,7 +1572,7 @@ impl Timeline<'_> {
             GrantRef::Named(name.into())
         } else if let Some(&v) = self.names.volumes.get(name) {
             // The grant EC2 created when it attached this volume.
-            GrantRef::ForContext(EbsId(u32::try_from(v).expect("volume count fits u32")))
+            GrantRef::ForContext(ContextId(u32::try_from(v).expect("volume count fits u32")))
         } else {
             errs.push(("grant", format!("{name:?} names no grant: give a CreateGrant's `name`, or a volume for the grant EC2 made when attaching it")));
             GrantRef::Named(name.into())

@@ -136,7 +136,7 @@ fn invalid_expectations_are_reported_with_positions() {
                 "{f}:12:9: expect[0].event: \"Attach\" is not an event kmsim records; did you mean AttachVolumeRequested or AttachVolume or ReattachVolume?"
             ),
             format!(
-                "{f}:13:9: expect[1].subject: \"vol-9\" is not a declared key, volume, instance, snapshot, image or group (or \"kms\")"
+                "{f}:13:9: expect[1].subject: \"vol-9\" is not a declared key, volume, instance, snapshot, image, group or service resource (or \"kms\")"
             ),
             format!("{f}:14:9: expect[2].at: \"2d\" is after the horizon (1d)"),
             format!(

@@ -400,7 +400,7 @@ fn the_text_of_a_fleets_blast_radius_stays_readable() {
     let words = kmsim::report::impact::render(&impact, &r);
     assert!(
         words.contains(
-            "LATENT: still working: on a plaintext data key in host memory, or a snapshot until it is read (240)"
+            "LATENT: still working: on a plaintext data key in memory, until a service notices, or a snapshot until it is read (240)"
         ),
         "{words}"
     );

@@ -177,7 +177,8 @@ fn check_invariants(text: &str, seed: u64) -> usize {
 }
 
 /// Each fleet instance is followed by its own volumes among the engine's actors, after KMS and
-/// the declared instances and volumes, and the snapshots come last; the maps between scenario indices and actors agree with
+/// the declared instances and volumes, then the snapshots, images and groups, and the other
+/// services' resources last; the maps between scenario indices and actors agree with
 /// the names the engine gave, both ways, for every actor.
 #[test]
 fn each_fleet_instance_is_followed_by_its_volumes() {
@@ -190,6 +191,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     snapshots: [Snapshot(id: "snap-a", volume: "vol-a"), Snapshot(id: "snap-b", copy_of: "snap-a")],
     images: [Image(id: "ami-a", snapshots: ["snap-a"])],
     groups: [Group(id: "asg", image: "ami-a", desired: 1, max: 2)],
+    services: [Service(kind: Rds, id: "db-x", key: "k"), Service(kind: Secret, id: "sec", key: "k")],
     fleets: [
         Fleet(id: "web", instances: 3, volumes_per_instance: 2, keys: [("k", 1)],
               attached: Exponential("6h"), detached: Exponential("10m")),
@@ -203,7 +205,12 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     let names = sim.names();
     assert_eq!(
         names.len(),
-        1 + s.instances.len() + s.volumes.len() + s.snapshots.len() + s.images.len() + s.groups.len()
+        1 + s.instances.len()
+            + s.volumes.len()
+            + s.snapshots.len()
+            + s.images.len()
+            + s.groups.len()
+            + s.services.len()
     );
     let mut order = Vec::new();
     for (index, name) in names.iter().enumerate() {
@@ -216,6 +223,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
             Role::Snapshot(x) => assert_eq!(kmsim::run::snapshot_actor(&s, x), id, "snapshot {x}"),
             Role::Image(x) => assert_eq!(kmsim::run::image_actor(&s, x), id, "image {x}"),
             Role::Group(x) => assert_eq!(kmsim::run::group_actor(&s, x), id, "group {x}"),
+            Role::Service(x) => assert_eq!(kmsim::run::service_actor(&s, x), id, "service resource {x}"),
         }
         order.push(&**name);
     }
@@ -248,6 +256,8 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
             "snap-b",
             "ami-a",
             "asg",
+            "db-x",
+            "sec",
         ]
     );
 }

@@ -10,11 +10,12 @@ use kmsim::scenario::{self, Overrides};
 
 use super::golden::{check_or_bless, check_or_bless_bytes};
 
-const HEADLINES: [(&str, &str); 4] = [
+const HEADLINES: [(&str, &str); 5] = [
     ("scenarios/ebs/ebs-story.ron", "reports/ebs-story"),
     ("scenarios/import/expiry-valid-to.ron", "reports/expiry-valid-to"),
     ("scenarios/rotation/rotate-then-delete-old.ron", "reports/rotation"),
     ("scenarios/snapshots/migration.ron", "reports/migration"),
+    ("scenarios/services/mixed-estate.ron", "reports/services"),
 ];
 
 #[test]

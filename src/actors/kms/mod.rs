@@ -70,6 +70,8 @@ pub enum Expiry {
 pub enum Service {
     Ebs,
     Ec2,
+    /// One of the other services a key protects, making its calls for its resource.
+    Other(super::service::Kind),
 }
 
 /// Who makes a call.
@@ -98,21 +100,23 @@ pub struct Ciphertext {
     /// `AWS_KMS` key.
     pub material: Option<MaterialId>,
     pub serial: u64,
-    /// The `aws:ebs:id` value of the encryption context, if any.
-    pub context: Option<EbsId>,
+    /// The encryption context, if any.
+    pub context: Option<ContextId>,
 }
 
-/// An encryption context `{"aws:ebs:id": <volume>}`, naming the volume by its place in the
-/// scenario: KMS only compares contexts, and outputs name the volume.
+/// An encryption context, naming the resource it belongs to by its place in the scenario: the
+/// volumes (`{"aws:ebs:id": <volume>}`), then the snapshots, then the other services' resources
+/// (each with its service's pairs, [`crate::scenario::Scenario::context_pairs`]). KMS only
+/// compares contexts, and outputs word them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EbsId(pub u32);
+pub struct ContextId(pub u32);
 
 /// `SourceEncryptionContext` and `DestinationEncryptionContext` of a ReEncrypt (boxed in the
 /// operation: an operation's size is every call's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReEncryptContexts {
-    pub source: Option<EbsId>,
-    pub destination: Option<EbsId>,
+    pub source: Option<ContextId>,
+    pub destination: Option<ContextId>,
 }
 
 /// A ciphertext passed to Decrypt or ReEncrypt: a blob, or one the scenario named when it was made.
@@ -192,7 +196,7 @@ pub enum GrantRef {
     /// A grant the scenario named when it created it.
     Named(Arc<str>),
     /// The live grant whose constraint names this `aws:ebs:id` (the grant EC2 made for a volume).
-    ForContext(EbsId),
+    ForContext(ContextId),
 }
 
 /// A KMS API call. Optional `name`s let a scenario refer to what the call returns later.
@@ -244,13 +248,13 @@ pub enum KmsOp {
     },
     Encrypt {
         key: KeyRef,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
         name: Option<Arc<str>>,
     },
     Decrypt {
         ciphertext: CiphertextRef,
         key: Option<KeyRef>,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
     },
     ReEncrypt {
         ciphertext: CiphertextRef,
@@ -261,18 +265,18 @@ pub enum KmsOp {
     },
     GenerateDataKey {
         key: KeyRef,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
         name: Option<Arc<str>>,
     },
     GenerateDataKeyWithoutPlaintext {
         key: KeyRef,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
         name: Option<Arc<str>>,
     },
     CreateGrant {
         key: KeyRef,
         grantee: Grantee,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
         name: Option<Arc<str>>,
     },
     RetireGrant {
@@ -486,14 +490,14 @@ struct Token {
 struct LiveGrant {
     id: GrantId,
     key: KeyIdx,
-    context: Option<EbsId>,
+    context: Option<ContextId>,
 }
 
 #[derive(Debug)]
 struct Grant {
     key: KeyIdx,
     grantee: Grantee,
-    context: Option<EbsId>,
+    context: Option<ContextId>,
     live: bool,
     /// Named by the user: kept once retired, for a later call may name it.
     named: bool,
@@ -517,11 +521,14 @@ pub struct Kms {
     next_grant: u32,
     named_grants: BTreeMap<Arc<str>, GrantId>,
     /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
-    grants_by_context: BTreeMap<EbsId, Vec<GrantId>>,
+    grants_by_context: BTreeMap<ContextId, Vec<GrantId>>,
     /// Live grants to each instance, by actor index, with what the check on every EBS Decrypt
     /// reads kept inline: one place to look at, not three.
     grants_by_instance: Vec<SmallVec<[LiveGrant; 1]>>,
     next_serial: u64,
+    /// By key: the resources of other services that notice a change of the key (D12), told of
+    /// each change of its state.
+    watchers: Vec<Vec<ActorId>>,
     /// The current one-second quota window and the crypto requests counted in it.
     window: (u64, u32),
 }
@@ -532,6 +539,7 @@ pub type Outcome = Result<KmsOutput, KmsError>;
 impl Kms {
     #[must_use]
     pub fn new(params: KmsParams, keys: Vec<KeySpec>) -> Self {
+        let keys_len = keys.len();
         let keys = keys
             .into_iter()
             .map(|spec| Key {
@@ -558,6 +566,7 @@ impl Kms {
             grants_by_context: BTreeMap::new(),
             grants_by_instance: Vec::new(),
             next_serial: 0,
+            watchers: vec![Vec::new(); keys_len],
             window: (0, 0),
         }
     }
@@ -588,7 +597,7 @@ impl Kms {
     }
 
     /// Live grants: key, grantee and the `aws:ebs:id` constraint, in creation order.
-    pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<EbsId>)> {
+    pub fn live_grants(&self) -> impl Iterator<Item = (KeyIdx, &Grantee, Option<ContextId>)> {
         self.grants.values().filter(|g| g.live).map(|g| (g.key, &g.grantee, g.context))
     }
 
@@ -1011,7 +1020,7 @@ impl Kms {
         caller: Caller,
         named_key: Option<KeyIdx>,
         ciphertext: &CiphertextRef,
-        context: Option<EbsId>,
+        context: Option<ContextId>,
         now: SimTime,
     ) -> Outcome {
         let Some(blob) = self.blob(ciphertext) else { return Err(invalid_ciphertext()) };
@@ -1064,12 +1073,12 @@ impl Kms {
     }
 
     /// Whether a live grant lets this instance use the key for this context.
-    fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<EbsId>) -> bool {
+    fn has_grant(&self, key: KeyIdx, instance: ActorId, context: Option<ContextId>) -> bool {
         let fits = |g: &LiveGrant| g.key == key && g.context == context;
         self.grants_by_instance.get(instance.index()).is_some_and(|live| live.iter().any(fits))
     }
 
-    fn new_ciphertext(&mut self, key: KeyIdx, context: Option<EbsId>, name: Option<&Arc<str>>) -> KmsOutput {
+    fn new_ciphertext(&mut self, key: KeyIdx, context: Option<ContextId>, name: Option<&Arc<str>>) -> KmsOutput {
         let k = &self.keys[key.0 as usize];
         // Bound to the current material. During D13's propagation window after a deletion, the
         // calls that still see the key Enabled are served by it: reimporting it makes their
@@ -1260,6 +1269,7 @@ impl Kms {
         }
         let id = ctx.record(Obs::Kms(KmsObs::KeyDeleted { key }));
         self.keys[key.0 as usize].state_record = Some(id);
+        self.tell_watchers(key, ctx);
     }
 
     fn set_state(&mut self, key: KeyIdx, to: KeyState, ctx: &mut WorldCtx<'_>) {
@@ -1272,6 +1282,20 @@ impl Kms {
         k.history.push((ctx.now(), to));
         let id = ctx.record(Obs::Kms(KmsObs::StateChanged { key, from, to }));
         self.keys[key.0 as usize].state_record = Some(id);
+        self.tell_watchers(key, ctx);
+    }
+
+    /// `actor` (another service's resource) is told of every change of `key`'s state (D12).
+    pub fn watch(&mut self, key: KeyIdx, actor: ActorId) {
+        self.watchers[key.0 as usize].push(actor);
+    }
+
+    /// The resources that watch `key` are told that it changed; each checks it after its own
+    /// detection delay, by a call whose answer decides (D12).
+    fn tell_watchers(&self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
+        for &w in &self.watchers[key.0 as usize] {
+            ctx.send(w, super::Msg::Service(super::service::ServiceMsg::KeyChanged), SimDuration::ZERO);
+        }
     }
 }
 
