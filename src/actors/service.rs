@@ -15,6 +15,8 @@
 //! requests keep coming, or [`Hold::UntilRestart`]; and, for a service that notices, a
 //! [`Reaction`]: a detection delay, a state, how it recovers and its deadlines. A service is
 //! declared by its [`Kind`]: its policy (from the scenario's parameters), its names and words.
+//! The source tags in comments (`[RDS-ENC]`, ...) and the decisions (D11, D12, D22-D24) are
+//! those of `docs/model.md`.
 
 use crate::engine::{ActorId, Scheduled, SimDuration, SimTime};
 
@@ -343,7 +345,7 @@ impl Params {
         let d = SimDuration::from_ms;
         let reaction = |detect, recovery, milestones| Some(Reaction { detect, recovery, milestones });
         match kind {
-            // §5.3: recoverable for 7 days, by a start only; then terminal.
+            // [RDS-ENC]: recoverable for 7 days, by a start only; then terminal.
             Kind::Rds | Kind::Aurora => Policy {
                 hold: Hold::UntilRestart,
                 reaction: reaction(
@@ -352,7 +354,7 @@ impl Params {
                     [Some((d(7 * DAY), Milestone::Terminal)), None],
                 ),
             },
-            // §5.6: inaccessible-kms-key for 14 days, access restored if the key returns, then deleted.
+            // [REDSHIFT-ENC]: inaccessible-kms-key for 14 days, access restored if the key returns, then deleted.
             Kind::Redshift => Policy {
                 hold: Hold::UntilRestart,
                 reaction: reaction(
@@ -361,7 +363,7 @@ impl Params {
                     [Some((d(14 * DAY), Milestone::Terminal)), None],
                 ),
             },
-            // §5.4: the table key refreshed every 5 minutes; inaccessible, archived after 7 days;
+            // [DDB-ENC]: the table key refreshed every 5 minutes; inaccessible, archived after 7 days;
             // a replica dropped from replication 20 hours after detection.
             Kind::DynamoDb => Policy {
                 hold: Hold::For(self.dynamodb_key_refresh),
@@ -374,19 +376,19 @@ impl Params {
                     ],
                 ),
             },
-            // §5.5: per request without a bucket key; a bucket key kept for a time (D11).
+            // [S3-BK]: per request without a bucket key; a bucket key kept for a time (D11).
             Kind::S3 => Policy {
                 hold: if bucket_key { Hold::For(self.s3_bucket_key_lifetime) } else { Hold::PerRequest },
                 reaction: None,
             },
-            // §5.7: keeps working for a period (D11), then stops; disable is reversible.
+            // [EFS-KMS]: keeps working for a period (D11), then stops; disable is reversible.
             Kind::Efs => Policy {
                 hold: Hold::UntilRestart,
                 reaction: reaction(self.efs_grace, Recovery::Automatic, [None, None]),
             },
-            // §5.8: decrypted at each cold start (D11, D23).
+            // [LAMBDA-EXC]: decrypted at each cold start (D11, D23).
             Kind::Lambda => Policy { hold: Hold::Idle(self.lambda_idle), reaction: None },
-            // §5.9: every retrieval decrypts.
+            // [SM-ENC]: every retrieval decrypts.
             Kind::Secret => Policy { hold: Hold::PerRequest, reaction: None },
         }
     }
@@ -730,7 +732,7 @@ impl Resource {
         let kind = self.kind;
         let failure = match (what, self.state) {
             (Lifecycle::Reboot, Some(State::Available)) => {
-                // A reboot drops the key from memory and needs KMS to get it back (§5.6).
+                // A reboot drops the key from memory and needs KMS to get it back ([REDSHIFT-ENC]).
                 self.held_until = None;
                 self.decrypt(ctx).err().map(Failure::Kms)
             }
