@@ -137,6 +137,12 @@ impl Kind {
         matches!(self, Kind::Rds | Kind::Aurora | Kind::Redshift)
     }
 
+    /// Whether it can be restored from its backup once past its service's deadline.
+    #[must_use]
+    pub fn restorable(self) -> bool {
+        matches!(self, Kind::Rds | Kind::Aurora | Kind::Redshift | Kind::DynamoDb)
+    }
+
     /// The service's call for a reboot, a stop or a start (of a kind that has them).
     #[must_use]
     pub fn api(self, what: Lifecycle) -> &'static str {
@@ -150,6 +156,11 @@ impl Kind {
             (Kind::Redshift, Lifecycle::Reboot) => "RebootCluster",
             (Kind::Redshift, Lifecycle::Stop) => "PauseCluster",
             (Kind::Redshift, Lifecycle::Start) => "ResumeCluster",
+            (Kind::Rds, Lifecycle::Restore) => "RestoreDBInstanceFromDBSnapshot",
+            (Kind::Aurora, Lifecycle::Restore) => "RestoreDBClusterFromSnapshot",
+            (Kind::Redshift, Lifecycle::Restore) => "RestoreFromClusterSnapshot",
+            (Kind::DynamoDb, Lifecycle::Restore) => "RestoreTableFromBackup",
+            (_, Lifecycle::Restore) => "Restore",
             (_, Lifecycle::Reboot) => "Reboot",
             (_, Lifecycle::Stop) => "Stop",
             (_, Lifecycle::Start) => "Start",
@@ -234,12 +245,16 @@ impl Kind {
     }
 }
 
-/// A reboot, stop or start by the user.
+/// A reboot, stop, start or restore by the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
     Reboot,
     Stop,
     Start,
+    /// From the backup the service took, once past its deadline: the only way back for an RDS
+    /// instance or Aurora cluster in `inaccessible-encryption-credentials`, a deleted Redshift
+    /// cluster, an archived DynamoDB table; it needs a usable key.
+    Restore,
 }
 
 /// A resource's state; [`Kind::state_name`] words it as its service does.
@@ -402,6 +417,8 @@ pub enum ServiceMsg {
     Request,
     /// The resource's own activity: a request, and the next one drawn.
     Activity,
+    /// Its own reboots: one, and the next one drawn.
+    RebootCycle,
     Lifecycle(Lifecycle),
     /// From KMS: its key's state changed.
     KeyChanged,
@@ -491,11 +508,13 @@ pub enum ServiceObs {
         what: Lifecycle,
         failure: Option<Failure>,
     },
-    /// The service moved it to another state.
+    /// The service moved it to another state; `reason`: KMS's refusal that made it (a Lambda
+    /// function's `StateReasonCode` words it).
     StateChanged {
         kind: Kind,
         from: State,
         to: State,
+        reason: Option<KmsException>,
     },
     ReplicaDropped {
         kind: Kind,
@@ -533,7 +552,11 @@ impl ServiceObs {
 pub fn event_names() -> impl Iterator<Item = &'static str> {
     let per_kind = Kind::ALL.into_iter().flat_map(|k| {
         let life = [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start].map(|l| k.api(l));
-        [k.create_api(), k.request_api()].into_iter().chain(life.into_iter().filter(move |_| k.restartable()))
+        let restore = k.restorable().then(|| k.api(Lifecycle::Restore));
+        [k.create_api(), k.request_api()]
+            .into_iter()
+            .chain(life.into_iter().filter(move |_| k.restartable()))
+            .chain(restore)
     });
     per_kind.chain(["ResourceStateChanged", "ReplicaDropped"])
 }
@@ -547,6 +570,7 @@ pub struct Resource {
     key: KeyIdx,
     context: ContextId,
     requests: Option<Dist>,
+    reboots: Option<Dist>,
     data_key: Option<Ciphertext>,
     state: Option<State>,
     /// Until when the plaintext data key is in the service's memory (`SimTime::MAX`: until a
@@ -573,12 +597,20 @@ impl Resource {
             key,
             context,
             requests,
+            reboots: None,
             data_key: None,
             state: None,
             held_until: None,
             check_pending: false,
             deadlines: Vec::new(),
         }
+    }
+
+    /// Rebooted by itself, at times drawn from `every` (an estate's maintenance).
+    #[must_use]
+    pub fn rebooting(mut self, every: Option<Dist>) -> Self {
+        self.reboots = every;
+        self
     }
 
     #[must_use]
@@ -614,6 +646,13 @@ impl Resource {
                     ctx.send(ctx.me(), Msg::Service(ServiceMsg::Activity), after);
                 }
             }
+            ServiceMsg::RebootCycle => {
+                self.lifecycle(Lifecycle::Reboot, ctx);
+                if let Some(d) = &self.reboots {
+                    let after = d.draw(&mut ctx.rng());
+                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::RebootCycle), after);
+                }
+            }
             ServiceMsg::Lifecycle(what) => self.lifecycle(what, ctx),
             ServiceMsg::KeyChanged => {
                 let watching = matches!(
@@ -644,6 +683,10 @@ impl Resource {
                 if let Some(d) = &self.requests {
                     let after = d.draw(&mut ctx.rng());
                     ctx.send(ctx.me(), Msg::Service(ServiceMsg::Activity), after);
+                }
+                if let Some(d) = &self.reboots {
+                    let after = d.draw(&mut ctx.rng());
+                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::RebootCycle), after);
                 }
             }
             Ok(other) => unreachable!("GenerateDataKey answered {other:?}"),
@@ -696,7 +739,7 @@ impl Resource {
                 match self.decrypt(ctx) {
                     Ok(()) => {
                         if s == State::Inaccessible {
-                            self.recovered(ctx);
+                            self.recovered(s, ctx);
                         }
                         ctx.record(Obs::Service(ServiceObs::Served { kind, decrypted: true }));
                         return;
@@ -724,7 +767,7 @@ impl Resource {
             return;
         }
         if self.policy.reaction.is_some() || self.kind == Kind::Lambda {
-            self.become_inaccessible(ctx);
+            self.become_inaccessible(Some(exception), ctx);
         }
     }
 
@@ -741,19 +784,18 @@ impl Resource {
                 self.state = Some(State::Stopped);
                 None
             }
-            (Lifecycle::Start, Some(State::Stopped | State::Inaccessible)) => {
-                let was = self.state;
-                match self.decrypt(ctx) {
-                    Ok(()) => {
-                        self.state = Some(State::Available);
-                        if was == Some(State::Inaccessible) {
-                            self.recovered(ctx);
-                        }
-                        None
+            (Lifecycle::Start, Some(was @ (State::Stopped | State::Inaccessible)))
+            | (Lifecycle::Restore, Some(was @ State::Terminal)) => match self.decrypt(ctx) {
+                Ok(()) => {
+                    self.state = Some(State::Available);
+                    if was != State::Stopped {
+                        self.recovered(was, ctx);
                     }
-                    Err(e) => Some(Failure::Kms(e)),
+                    None
                 }
-            }
+                Err(e) => Some(Failure::Kms(e)),
+            },
+            (Lifecycle::Restore, other) => Some(Failure::Unavailable(other)),
             (_, Some(s @ (State::Inaccessible | State::Terminal))) => Some(Failure::Inaccessible(s)),
             (_, other) => Some(Failure::Unavailable(other)),
         };
@@ -779,27 +821,27 @@ impl Resource {
                 if let Err(error) = self.decrypt(ctx)
                     && error.exception != KmsException::Throttling
                 {
-                    self.become_inaccessible(ctx);
+                    self.become_inaccessible(Some(error.exception), ctx);
                 }
             }
             Some(State::Inaccessible)
                 if self.policy.reaction.is_some_and(|r| r.recovery == Recovery::Automatic)
                     && self.decrypt(ctx).is_ok() =>
             {
-                self.recovered(ctx);
+                self.recovered(State::Inaccessible, ctx);
             }
             _ => {}
         }
     }
 
-    fn become_inaccessible(&mut self, ctx: &mut WorldCtx<'_>) {
+    fn become_inaccessible(&mut self, reason: Option<KmsException>, ctx: &mut WorldCtx<'_>) {
         let from = self.state.expect("a created resource");
         if from == State::Inaccessible || from == State::Terminal {
             return;
         }
         self.state = Some(State::Inaccessible);
         self.held_until = None;
-        ctx.record(Obs::Service(ServiceObs::StateChanged { kind: self.kind, from, to: State::Inaccessible }));
+        ctx.record(Obs::Service(ServiceObs::StateChanged { kind: self.kind, from, to: State::Inaccessible, reason }));
         if let Some(r) = self.policy.reaction {
             for (i, m) in r.milestones.iter().enumerate() {
                 if let Some((after, _)) = m {
@@ -810,16 +852,18 @@ impl Resource {
         }
     }
 
-    /// Back to available after the service was inaccessible: its deadlines are off.
-    fn recovered(&mut self, ctx: &mut WorldCtx<'_>) {
+    /// Back to available after the service was inaccessible, or past its deadline (a restore):
+    /// its deadlines are off.
+    fn recovered(&mut self, from: State, ctx: &mut WorldCtx<'_>) {
         self.state = Some(State::Available);
         for d in self.deadlines.drain(..) {
             ctx.cancel(d);
         }
         ctx.record(Obs::Service(ServiceObs::StateChanged {
             kind: self.kind,
-            from: State::Inaccessible,
+            from,
             to: State::Available,
+            reason: None,
         }));
     }
 
@@ -839,6 +883,7 @@ impl Resource {
                     kind: self.kind,
                     from: State::Inaccessible,
                     to: State::Terminal,
+                    reason: None,
                 }));
             }
         }

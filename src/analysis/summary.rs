@@ -227,7 +227,7 @@ struct KeyFold {
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 31] = [
+const GOOD: [&str; 35] = [
     "CreateVolume",
     "AttachVolume",
     "Read",
@@ -259,6 +259,10 @@ const GOOD: [&str; 31] = [
     "StartDBCluster",
     "RebootCluster",
     "ResumeCluster",
+    "RestoreDBInstanceFromDBSnapshot",
+    "RestoreDBClusterFromSnapshot",
+    "RestoreFromClusterSnapshot",
+    "RestoreTableFromBackup",
     "available again",
 ];
 

@@ -56,11 +56,11 @@ pub struct RunResult {
     pub retries: u64,
     pub detaches: u64,
     pub key_calls: u64,
-    /// Volumes that failed at least once because of their key.
+    /// Volumes and other services' resources that failed at least once because of their key.
     pub ever_failed: u64,
     pub first_failure_ms: Option<u64>,
     pub last_failure_ms: Option<u64>,
-    /// From the key becoming usable again to the last broken volume working again.
+    /// From the key becoming usable again to the last broken volume or resource working again.
     pub recovery_ms: Option<u64>,
     pub throttled: u64,
     /// Broken volumes at each grid instant.
@@ -181,23 +181,58 @@ impl Fold {
         }
     }
 
+    /// Actor `a` failed because of its key at `t` (ms).
+    fn broke(&mut self, a: usize, t: u64) {
+        let Some(v) = self.flags_index(a) else { return };
+        let f = &mut self.broken_flags[v];
+        if *f & BROKEN == 0 {
+            self.broken_now += 1;
+        }
+        if *f & EVER == 0 {
+            self.result.ever_failed += 1;
+        }
+        *f |= BROKEN | EVER;
+        self.result.first_failure_ms.get_or_insert(t);
+        self.result.last_failure_ms = Some(t);
+    }
+
+    /// Actor `a` worked at `at`: repaired, if it was broken.
+    fn works(&mut self, a: usize, at: SimTime) {
+        if let Some(v) = self.flags_index(a)
+            && self.broken_flags[v] & BROKEN != 0
+        {
+            self.repaired(v, at);
+        }
+    }
+
     /// The records [`Fold::fold`] does not count inline.
     #[inline(never)]
     fn fold_rare(&mut self, rec: &Record<Obs>) {
         let t = rec.at.as_ms();
         match &rec.obs {
             Obs::Volume(VolumeObs::AttachFailed { kms: Some(_), .. } | VolumeObs::KeyLoadFailed { .. }) => {
-                let Some(v) = self.flags_index(rec.actor.index()) else { return };
-                let f = &mut self.broken_flags[v];
-                if *f & BROKEN == 0 {
-                    self.broken_now += 1;
+                self.broke(rec.actor.index(), t);
+            }
+            // A service resource breaks and works again as the summary says (`SummaryFold::service`).
+            Obs::Service(o) => {
+                use crate::actors::service::{Lifecycle, ServiceObs as S, State};
+                match o {
+                    S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. }
+                        if failure.by_kms() =>
+                    {
+                        self.broke(rec.actor.index(), t);
+                    }
+                    S::CreateFailed { .. } | S::StateChanged { to: State::Inaccessible | State::Terminal, .. } => {
+                        self.broke(rec.actor.index(), t);
+                    }
+                    S::Served { .. } | S::StateChanged { to: State::Available, .. } => {
+                        self.works(rec.actor.index(), rec.at);
+                    }
+                    S::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => {
+                        self.works(rec.actor.index(), rec.at);
+                    }
+                    _ => {}
                 }
-                if *f & EVER == 0 {
-                    self.result.ever_failed += 1;
-                }
-                *f |= BROKEN | EVER;
-                self.result.first_failure_ms.get_or_insert(t);
-                self.result.last_failure_ms = Some(t);
             }
             // The reference models count key calls, not the GetParametersForImport a one-step
             // import makes first.
@@ -339,7 +374,10 @@ pub struct Sweep {
     pub file: String,
     pub base_seed: u64,
     pub runs: u64,
-    pub volumes: u64,
+    /// The volumes and other services' resources each run has (`volumes` in sweeps written
+    /// before services were modelled).
+    #[serde(alias = "volumes")]
+    pub resources: u64,
     pub horizon_ms: u64,
     pub grid_ms: Vec<u64>,
     pub first_failure_ms: Summary,
@@ -347,7 +385,7 @@ pub struct Sweep {
     pub ever_failed: Summary,
     pub throttled: Summary,
     pub events: Summary,
-    /// Per grid instant, percentiles of the number of broken volumes.
+    /// Per grid instant, percentiles of the number of broken volumes and resources.
     pub broken: Vec<Vec<(String, u64)>>,
     pub per_run: Vec<RunResult>,
 }
@@ -363,7 +401,8 @@ pub struct Part {
     pub runs: u64,
     pub shard: u64,
     pub shards: u64,
-    pub volumes: u64,
+    #[serde(alias = "volumes")]
+    pub resources: u64,
     pub horizon_ms: u64,
     pub per_run: Vec<RunResult>,
 }
@@ -392,7 +431,7 @@ pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
         file: meta.file.clone(),
         base_seed: meta.base_seed,
         runs,
-        volumes: meta.volumes,
+        resources: meta.resources,
         horizon_ms: meta.horizon_ms,
         grid_ms,
         first_failure_ms: summarize(per_run.iter().map(|r| r.first_failure_ms), runs),
@@ -414,14 +453,14 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, MergeError> {
     let mut per_run = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for p in parts {
-        let sweep = (p.digest.as_str(), p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.volumes, p.horizon_ms);
+        let sweep = (p.digest.as_str(), p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.resources, p.horizon_ms);
         let first_sweep = (
             first.digest.as_str(),
             first.scenario.as_str(),
             first.base_seed,
             first.runs,
             first.shards,
-            first.volumes,
+            first.resources,
             first.horizon_ms,
         );
         if sweep != first_sweep {
@@ -462,10 +501,11 @@ fn check_part(p: &Part) -> Result<(), MergeError> {
         if !within(r.first_failure_ms) || !within(r.last_failure_ms) || !within(r.recovery_ms) {
             return Err(bad(run, format!("a time beyond the horizon ({} ms)", p.horizon_ms)));
         }
-        if r.broken.len() != GRID || r.broken.iter().any(|&b| u64::from(b) > p.volumes) || r.ever_failed > p.volumes {
+        if r.broken.len() != GRID || r.broken.iter().any(|&b| u64::from(b) > p.resources) || r.ever_failed > p.resources
+        {
             return Err(bad(
                 run,
-                format!("broken counts out of range (a grid of {GRID}, at most {} volumes)", p.volumes),
+                format!("broken counts out of range (a grid of {GRID}, at most {} resources)", p.resources),
             ));
         }
     }
@@ -489,15 +529,18 @@ pub fn render(s: &Sweep) -> String {
     let d = |ms: u64| {
         crate::engine::SimDuration::from_ms(if ms >= 60_000 { (ms + 500) / 1_000 * 1_000 } else { ms }).to_string()
     };
-    let _ =
-        writeln!(out, "{}: {} runs of {} volume(s), seeds derived from {}", s.scenario, s.runs, s.volumes, s.base_seed);
+    let _ = writeln!(
+        out,
+        "{}: {} runs of {} resource(s), seeds derived from {}",
+        s.scenario, s.runs, s.resources, s.base_seed
+    );
     let line = |out: &mut String, name: &str, sum: &Summary, fmt: &dyn Fn(u64) -> String| {
         let pcts: Vec<String> = sum.percentiles.iter().map(|(n, v)| format!("{n} {}", fmt(*v))).collect();
         let _ = writeln!(out, "  {name:<22} {} of {} runs: {}", sum.with_value, sum.runs, pcts.join(", "));
     };
     line(&mut out, "time to first failure", &s.first_failure_ms, &|v| format!("+{}", d(v)));
     line(&mut out, "time to full recovery", &s.recovery_ms, &d);
-    line(&mut out, "volumes ever broken", &s.ever_failed, &|v| v.to_string());
+    line(&mut out, "resources ever broken", &s.ever_failed, &|v| v.to_string());
     line(&mut out, "throttled calls", &s.throttled, &|v| v.to_string());
     line(&mut out, "events", &s.events, &|v| v.to_string());
     if let Some((g, row)) =
@@ -511,7 +554,7 @@ pub fn render(s: &Sweep) -> String {
             p("p50"),
             p("p95"),
             p("p99"),
-            s.volumes
+            s.resources
         );
     }
     out

@@ -179,7 +179,7 @@ pub(super) fn sweep_command(
         digest: crate::analysis::sweep::digest(&text, max_events),
         shard: k,
         shards: n,
-        volumes: scenario.volumes.len() as u64,
+        resources: (scenario.volumes.len() + scenario.services.len()) as u64,
         horizon_ms: scenario.horizon.as_ms(),
         per_run,
     };

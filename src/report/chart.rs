@@ -548,9 +548,9 @@ pub mod sweep {
         let (top, bottom) = root.split_vertically(470);
         let days = |ms: u64| ms as f64 / 86_400_000.0;
         let end = days(s.horizon_ms).max(1e-3);
-        let vols = s.volumes.max(1) as f64;
+        let vols = s.resources.max(1) as f64;
         let frac = |row: &[(String, u64)], n: &str| p(row, n) / vols;
-        let title = format!("{}: share of volumes broken over time ({} runs)", s.scenario, s.runs);
+        let title = format!("{}: share of resources broken over time ({} runs)", s.scenario, s.runs);
         let mut chart = ChartBuilder::on(&top)
             .caption(title, bold(18))
             .margin(16)

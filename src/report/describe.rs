@@ -341,13 +341,20 @@ fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::S
             Lifecycle::Reboot => format!("rebooted: {service} decrypted its data key again"),
             Lifecycle::Stop => format!("stopped: {service} dropped its plaintext data key"),
             Lifecycle::Start => format!("started: {service} decrypted its data key"),
+            Lifecycle::Restore => format!("restored from its backup: {service} decrypted its data key"),
         },
-        S::StateChanged { from, to, .. } => {
-            let why = match to {
-                State::Inaccessible => format!("{service} could not decrypt its data key"),
-                State::Terminal => format!("{service}'s deadline passed with the key still unusable"),
-                State::Available => format!("{service} decrypted its data key again"),
-                State::Stopped => "stopped".to_string(),
+        S::StateChanged { from, to, reason, .. } => {
+            let why = match (to, reason) {
+                (State::Inaccessible, Some(e)) if kind == crate::actors::service::Kind::Lambda => {
+                    format!(
+                        "StateReasonCode {}: Lambda could not decrypt its environment variables",
+                        crate::actors::service::Kind::lambda_reason(*e)
+                    )
+                }
+                (State::Inaccessible, _) => format!("{service} could not decrypt its data key"),
+                (State::Terminal, _) => format!("{service}'s deadline passed with the key still unusable"),
+                (State::Available, _) => format!("{service} decrypted its data key again"),
+                (State::Stopped, _) => "stopped".to_string(),
             };
             format!("{} -> {}: {why}", kind.state_name(*from), kind.state_name(*to))
         }

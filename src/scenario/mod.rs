@@ -124,6 +124,8 @@ pub struct ServiceDecl {
     pub policy: crate::actors::service::Policy,
     /// How often it is used (queries, reads, invocations), if it has activity of its own.
     pub requests: Option<Dist>,
+    /// How often it is rebooted, if it is (RDS, Aurora, Redshift).
+    pub reboot_every: Option<Dist>,
 }
 
 /// How an instance declared with an image is launched: the image, and the volumes the launch

@@ -254,6 +254,13 @@ pub struct RawService {
     /// DynamoDB only: the table is a global table's replica.
     #[serde(default)]
     pub replica: bool,
+    /// Declares this many alike resources, `<id>-0`, `<id>-1`, ... (zero-padded to the same
+    /// width), each with its own activity drawn from its own stream.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// RDS, Aurora, Redshift: how often each is rebooted (each reboot decrypts its data key again).
+    #[serde(default)]
+    pub reboot_every: Option<RawDist>,
 }
 
 /// One timeline entry: `At("2d 4h", Action(...))`; the time is an offset or an RFC 3339 instant.
@@ -450,6 +457,11 @@ pub enum RawAction {
     },
     /// StartDBInstance, StartDBCluster, ResumeCluster.
     Start {
+        resource: String,
+    },
+    /// From the backup, past the service's deadline: RestoreDBInstanceFromDBSnapshot,
+    /// RestoreDBClusterFromSnapshot, RestoreFromClusterSnapshot, RestoreTableFromBackup.
+    Restore {
         resource: String,
     },
     // Disk I/O inside the guest.

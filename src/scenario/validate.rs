@@ -1092,7 +1092,11 @@ fn parameters(
     (params, services)
 }
 
-/// The declared resources of the other services: their kinds, keys and activity.
+/// The most resources one `Service` declaration with `count` may make.
+const MAX_SERVICE_COUNT: u32 = 1_000_000;
+
+/// The declared resources of the other services: their kinds, keys and activity; a declaration
+/// with `count` makes that many alike resources, `<id>-0`, `<id>-1`, ...
 fn declare_services(
     c: &mut Checker<'_>,
     raw: Vec<RawService>,
@@ -1103,7 +1107,6 @@ fn declare_services(
     for (i, r) in raw.into_iter().enumerate() {
         let pos = c.at("Service", i);
         let path = format!("services[{i}]");
-        check_id(c, &mut names.ids, pos, &path, &r.id, "service resource");
         let key = names.keys.get(&r.key).copied().unwrap_or_else(|| {
             c.problem(pos, format!("{path}.key"), unknown("key", &r.key, names.keys.keys()));
             KeyIdx(0)
@@ -1125,14 +1128,39 @@ fn declare_services(
             c.problem(pos, format!("{path}.replica"), "only a DynamoDB table is a global table's replica: remove it");
         }
         let requests = r.requests.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.requests")));
-        names.services.insert(r.id.clone(), (i, kind));
-        out.push(ServiceDecl {
-            name: r.id.into(),
-            kind,
-            key,
-            policy: params.policy(kind, r.bucket_key, r.replica),
-            requests,
-        });
+        let reboot_every = r.reboot_every.as_ref().and_then(|d| dist(c, d, pos, &format!("{path}.reboot_every")));
+        if reboot_every.is_some() && !kind.restartable() {
+            c.problem(
+                pos,
+                format!("{path}.reboot_every"),
+                format!("{} is not rebooted: only RDS, Aurora and Redshift are; remove it", kind.noun()),
+            );
+        }
+        let ids: Vec<String> = match r.count {
+            None => vec![r.id.clone()],
+            Some(n) if n == 0 || n > MAX_SERVICE_COUNT => {
+                c.problem(
+                    pos,
+                    format!("{path}.count"),
+                    format!("{n} is out of range: give 1 to {MAX_SERVICE_COUNT} resources"),
+                );
+                Vec::new()
+            }
+            Some(n) => (0..n as usize).map(|j| fleet_member(&r.id, "-", j, n as usize)).collect(),
+        };
+        let policy = params.policy(kind, r.bucket_key, r.replica);
+        for id in ids {
+            check_id(c, &mut names.ids, pos, &path, &id, "service resource");
+            names.services.insert(id.clone(), (out.len(), kind));
+            out.push(ServiceDecl {
+                name: id.into(),
+                kind,
+                key,
+                policy,
+                requests: requests.clone(),
+                reboot_every: reboot_every.clone(),
+            });
+        }
     }
     out
 }
@@ -1505,6 +1533,7 @@ impl Timeline<'_> {
             A::Reboot { resource } => self.on_service(resource, Some(Lifecycle::Reboot), errs),
             A::Stop { resource } => self.on_service(resource, Some(Lifecycle::Stop), errs),
             A::Start { resource } => self.on_service(resource, Some(Lifecycle::Start), errs),
+            A::Restore { resource } => self.on_service(resource, Some(Lifecycle::Restore), errs),
         }
     }
 
@@ -1517,6 +1546,17 @@ impl Timeline<'_> {
         };
         let op = match what {
             None => ServiceMsg::Request,
+            Some(Lifecycle::Restore) if kind.restorable() => ServiceMsg::Lifecycle(Lifecycle::Restore),
+            Some(Lifecycle::Restore) => {
+                errs.push((
+                    "resource",
+                    format!(
+                        "{name} is {}: only RDS, Aurora, Redshift and DynamoDB are restored from a backup here",
+                        kind.noun()
+                    ),
+                ));
+                return None;
+            }
             Some(l) if kind.restartable() => ServiceMsg::Lifecycle(l),
             Some(l) => {
                 let verb = format!("{l:?}").to_lowercase();
