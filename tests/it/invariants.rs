@@ -146,6 +146,22 @@ fn check_invariants(text: &str, seed: u64) -> usize {
         }
     }
 
+    // A service resource its service marked inaccessible (or past its deadline) serves nothing
+    // until its service marks it available again.
+    let mut down: BTreeMap<kmsim::engine::ActorId, bool> = BTreeMap::new();
+    for rec in &r.records {
+        use kmsim::actors::service::{ServiceObs, State};
+        match &rec.obs {
+            Obs::Service(ServiceObs::StateChanged { to, .. }) => {
+                down.insert(rec.actor, matches!(to, State::Inaccessible | State::Terminal));
+            }
+            Obs::Service(ServiceObs::Served { .. }) => {
+                assert!(!down.get(&rec.actor).copied().unwrap_or(false), "seed {seed}: #{} served while down", rec.id);
+            }
+            _ => {}
+        }
+    }
+
     // Both sides of every attachment agree, and so do the two views of the key cache.
     for v in 0..s.volumes.len() {
         let vol = r.volume(v);
@@ -264,8 +280,8 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
 
 /// A random estate drawn from `seed`: one to three keys (most with imported material, some
 /// expiring), declared instances and volumes, sometimes snapshots, copies and a restore, sometimes a fleet that stops, moves and is
-/// replaced, sometimes KMS latency, and a timeline of random actions of every kind at random
-/// instants over three days.
+/// replaced, sometimes other services' resources, sometimes KMS latency, and a timeline of
+/// random actions of every kind at random instants over three days.
 fn random_scenario(seed: u64) -> String {
     use rand::{RngExt, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -383,9 +399,46 @@ fn random_scenario(seed: u64) -> String {
             }
         }
     }
+    // Sometimes other services' resources, used, rebooted, stopped, started and restored at
+    // random instants and by their own activity, with their delays shortened.
+    let mut services = String::new();
+    if rng.random_range(0..2) == 0 {
+        let kinds = ["Rds", "Aurora", "Redshift", "DynamoDb", "S3", "Efs", "Lambda", "Secret"];
+        let mut decls = Vec::new();
+        for x in 0..rng.random_range(1..5usize) {
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            let extra = match kind {
+                "S3" if rng.random_range(0..2) == 0 => ", bucket_key: true",
+                "DynamoDb" if rng.random_range(0..2) == 0 => ", replica: true",
+                "Rds" | "Aurora" | "Redshift" if rng.random_range(0..2) == 0 => ", reboot_every: Exponential(\"1d\")",
+                _ => "",
+            };
+            let requests = if rng.random_range(0..3) > 0 { ", requests: Exponential(\"2h\")" } else { "" };
+            decls.push(format!(
+                "Service(kind: {kind}, id: \"x{x}\", key: \"k{}\"{requests}{extra})",
+                rng.random_range(0..keys)
+            ));
+            for _ in 0..rng.random_range(0..6) {
+                let at = format!("{}m", rng.random_range(1..3 * 24 * 60));
+                let action = match (kind, rng.random_range(0..5)) {
+                    ("Rds" | "Aurora" | "Redshift", 0) => "Reboot",
+                    ("Rds" | "Aurora" | "Redshift", 1) => "Stop",
+                    ("Rds" | "Aurora" | "Redshift", 2) => "Start",
+                    ("Rds" | "Aurora" | "Redshift" | "DynamoDb", 3) => "Restore",
+                    _ => "Request",
+                };
+                timeline.push(format!("At(\"{at}\", {action}(resource: \"x{x}\"))"));
+            }
+        }
+        services = format!(
+            "parameters: (rds_detection: \"{}m\", dynamodb_detection: \"3m\", efs_grace: \"20m\", lambda_idle: \"10m\"), services: [{}],",
+            rng.random_range(1..20),
+            decls.join(", ")
+        );
+    }
     format!(
         "Scenario(version: 1, name: \"random {seed}\", start: \"2026-01-01T00:00:00Z\", horizon: \"3d\", seed: {seed}, {latency}
-    keys: [{}], instances: [{}{launched}], volumes: [{}], {snapshots} {images} {fleet}
+    keys: [{}], instances: [{}{launched}], volumes: [{}], {snapshots} {images} {fleet} {services}
     timeline: [{}],
 )",
         key_decls.join(", "),
@@ -404,9 +457,11 @@ fn invariants_hold_for_random_estates() {
     let mut refused = 0;
     let mut standings = std::collections::BTreeSet::new();
     let mut on_group = 0;
+    let mut with_services = 0;
     for seed in 0..n {
         let text = random_scenario(seed);
         on_group += usize::from(text.contains("Fleet(id: \"f\", image:"));
+        with_services += usize::from(text.contains("services: ["));
         refused += check_invariants(&text, seed);
         let s = scenario::parse("random", &text, Overrides::default())
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
@@ -426,5 +481,6 @@ fn invariants_hold_for_random_estates() {
     }
     assert!(refused > 0, "the swarm should reach refused calls");
     assert!(on_group > 0 || n < 100, "the swarm should reach fleets on a group");
+    assert!(with_services > 0 || n < 100, "the swarm should reach other services' resources");
     assert_eq!(standings.len(), 5, "the swarm should reach every standing: {standings:?}");
 }
