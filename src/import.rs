@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::actors::service::{Kind, Lifecycle};
 use crate::engine::SimDuration;
 
 /// At most this many understood events in one scenario: it bounds memory on hostile input.
@@ -105,10 +106,15 @@ enum What {
     KeyDeleted {
         key: String,
     },
-    /// A key seen in any other KMS event, with the volume its `aws:ebs:id` context names.
+    /// A key seen in any other KMS event, with the volume its `aws:ebs:id` context names, or
+    /// the other service's resource its context names.
     KeyUse {
         key: String,
         volume: Option<String>,
+        /// The other service's resource its encryption context names, and whether the call
+        /// was that service's Decrypt.
+        resource: Option<(Kind, String)>,
+        decrypt: bool,
         instance: Option<String>,
         ok: bool,
         /// A Decrypt by the instance's `aws:ec2-infrastructure` role: EC2 loading the volume's
@@ -175,6 +181,19 @@ enum What {
         /// Called by auto scaling (a health check's or a scale-in's termination).
         by_group: bool,
     },
+    /// A resource of another service made under a key: its create call, or for an S3 bucket
+    /// PutBucketEncryption (which says whether it has a bucket key).
+    CreateResource {
+        kind: Kind,
+        id: String,
+        key: String,
+        bucket_key: bool,
+    },
+    /// A reboot, stop, start or restore of one, or a GetSecretValue: the scenario's action.
+    ResourceAction {
+        id: String,
+        action: &'static str,
+    },
 }
 
 impl What {
@@ -193,6 +212,7 @@ impl What {
             | What::KeyDeleted { key }
             | What::KeyUse { key, .. }
             | What::CreateVolume { key, .. }
+            | What::CreateResource { key, .. }
             | What::CopySnapshot { key: Some(key), .. } => Some(key),
             What::Attach { .. }
             | What::Detach { .. }
@@ -204,9 +224,41 @@ impl What {
             | What::DeregisterImage { .. }
             | What::Launch { .. }
             | What::CreateGroup { .. }
-            | What::SetDesired { .. } => None,
+            | What::SetDesired { .. }
+            | What::ResourceAction { .. } => None,
         }
     }
+}
+
+/// The other service's resource an encryption context names (as `kmsim`'s CloudTrail writer
+/// and AWS write them), if it names one.
+fn context_resource(ctx: &Value) -> Option<(Kind, String)> {
+    let after =
+        |key: &str, marker: &str| ctx[key].as_str().and_then(|a| a.split_once(marker)).map(|(_, r)| r.to_string());
+    let plain = |key: &str| ctx[key].as_str().map(String::from);
+    if let Some(id) = plain("aws:rds:db-id") {
+        return Some((Kind::Rds, id));
+    }
+    if let Some(id) = plain("aws:rds:dbc-id") {
+        return Some((Kind::Aurora, id));
+    }
+    if let Some(id) = after("aws:redshift:arn", ":cluster:") {
+        return Some((Kind::Redshift, id));
+    }
+    if let Some(id) = plain("aws:dynamodb:tableName") {
+        return Some((Kind::DynamoDb, id));
+    }
+    if let Some(id) = after("aws:s3:arn", ":::") {
+        // An object's ARN names its bucket first.
+        return Some((Kind::S3, id.split('/').next().unwrap_or_default().to_string()));
+    }
+    if let Some(id) = plain("aws:elasticfilesystem:filesystem:id") {
+        return Some((Kind::Efs, id));
+    }
+    if let Some(id) = after("aws:lambda:FunctionArn", ":function:") {
+        return Some((Kind::Lambda, id));
+    }
+    after("SecretARN", ":secret:").map(|id| (Kind::Secret, id))
 }
 
 #[derive(Clone, Debug)]
@@ -350,7 +402,8 @@ impl Trail {
         let by_service =
             identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
         match &what {
-            What::KeyUse { .. } => {}
+            // A refused service call is a story kmsim tells again from the key's state.
+            What::KeyUse { .. } | What::ResourceAction { .. } => {}
             // Refused because of the key (D4): the attempt is the story, and kmsim refuses it
             // again from the key's state.
             What::Attach { .. } if raw.error_code.as_deref() == Some("CustomerKeyHasBeenRevoked") => {}
@@ -638,11 +691,95 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                                 .map(|(_, i)| i.to_string())
                         });
                     let by_instance = name == "Decrypt" && identity["arn"].as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/"));
-                    What::KeyUse { key, volume, instance, ok: raw.error_code.is_none(), by_instance }
+                    let resource = context_resource(&req["encryptionContext"]);
+                    let decrypt = name == "Decrypt";
+                    What::KeyUse { key, volume, resource, decrypt, instance, ok: raw.error_code.is_none(), by_instance }
                 }
                 _ => return Ok(None),
             }
         }
+        (
+            "rds.amazonaws.com"
+            | "redshift.amazonaws.com"
+            | "dynamodb.amazonaws.com"
+            | "elasticfilesystem.amazonaws.com"
+            | "lambda.amazonaws.com"
+            | "secretsmanager.amazonaws.com",
+            "CreateDBInstance"
+            | "CreateDBCluster"
+            | "CreateCluster"
+            | "CreateTable"
+            | "CreateFileSystem"
+            | "CreateFunction"
+            | "CreateFunction20150331"
+            | "CreateSecret",
+        ) => {
+            let (kind, id_param) = match name {
+                "CreateDBInstance" => (Kind::Rds, "dBInstanceIdentifier"),
+                "CreateDBCluster" => (Kind::Aurora, "dBClusterIdentifier"),
+                "CreateCluster" => (Kind::Redshift, "clusterIdentifier"),
+                "CreateTable" => (Kind::DynamoDb, "tableName"),
+                "CreateFileSystem" => (Kind::Efs, "creationToken"),
+                "CreateSecret" => (Kind::Secret, "name"),
+                _ => (Kind::Lambda, "functionName"),
+            };
+            let key = req["kmsKeyId"]
+                .as_str()
+                .or(req["kMSKeyArn"].as_str())
+                .or(req["sSESpecification"]["kMSMasterKeyId"].as_str())
+                .map(key_id_of);
+            // Not under a customer managed key, or refused: nothing kmsim models.
+            let Some(key) = key.filter(|_| raw.error_code.is_none()) else { return Ok(None) };
+            What::CreateResource {
+                kind,
+                id: need(req[id_param].as_str().map(String::from), id_param)?,
+                key,
+                bucket_key: false,
+            }
+        }
+        ("s3.amazonaws.com", "PutBucketEncryption") => {
+            let rule = &req["ServerSideEncryptionConfiguration"]["Rule"];
+            let by_default = &rule["ApplyServerSideEncryptionByDefault"];
+            let Some(key) = by_default["KMSMasterKeyID"].as_str().filter(|_| by_default["SSEAlgorithm"] == "aws:kms")
+            else {
+                return Ok(None);
+            };
+            What::CreateResource {
+                kind: Kind::S3,
+                id: need(req["bucketName"].as_str().map(String::from), "bucketName")?,
+                key: key_id_of(key),
+                bucket_key: rule["BucketKeyEnabled"] == true,
+            }
+        }
+        ("rds.amazonaws.com" | "redshift.amazonaws.com" | "dynamodb.amazonaws.com", _)
+            if Kind::ALL.iter().any(|k| {
+                k.restorable()
+                    && [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start, Lifecycle::Restore]
+                        .iter()
+                        .any(|l| k.api(*l) == name)
+            }) =>
+        {
+            let (action, param) = match name {
+                "RebootDBInstance" => ("Reboot", "dBInstanceIdentifier"),
+                "StopDBInstance" => ("Stop", "dBInstanceIdentifier"),
+                "StartDBInstance" => ("Start", "dBInstanceIdentifier"),
+                "RestoreDBInstanceFromDBSnapshot" => ("Restore", "dBInstanceIdentifier"),
+                "RebootDBCluster" => ("Reboot", "dBClusterIdentifier"),
+                "StopDBCluster" => ("Stop", "dBClusterIdentifier"),
+                "StartDBCluster" => ("Start", "dBClusterIdentifier"),
+                "RestoreDBClusterFromSnapshot" => ("Restore", "dBClusterIdentifier"),
+                "RebootCluster" => ("Reboot", "clusterIdentifier"),
+                "PauseCluster" => ("Stop", "clusterIdentifier"),
+                "ResumeCluster" => ("Start", "clusterIdentifier"),
+                "RestoreFromClusterSnapshot" => ("Restore", "clusterIdentifier"),
+                _ => ("Restore", "tableName"),
+            };
+            What::ResourceAction { id: need(req[param].as_str().map(String::from), param)?, action }
+        }
+        ("secretsmanager.amazonaws.com", "GetSecretValue") => What::ResourceAction {
+            id: need(req["secretId"].as_str().map(String::from), "secretId")?,
+            action: "Request",
+        },
         ("ec2.amazonaws.com", "CreateVolume") => {
             let volume = need(resp["volumeId"].as_str().map(String::from), "responseElements.volumeId");
             let key = req["kmsKeyId"].as_str().or(resp["kmsKeyId"].as_str()).map(key_id_of);
@@ -847,6 +984,9 @@ impl Trail {
                 launched_volumes.extend(volumes.iter().cloned());
             }
         }
+        // The other services' resources, in order of appearance: kind, key, bucket key.
+        let mut resources: Vec<(String, Kind, Option<String>, bool)> = Vec::new();
+        let mut resource_at: BTreeMap<String, usize> = BTreeMap::new();
         let mut instances: Vec<String> = Vec::new();
         let mut instance_seen: BTreeSet<String> = BTreeSet::new();
         let mut add_instance = |instances: &mut Vec<String>, id: &str| {
@@ -875,8 +1015,15 @@ impl Trail {
                 | What::CopySnapshot { key: Some(key), .. } => {
                     key_index(&mut keys, key, false);
                 }
-                What::KeyUse { key, volume, instance, .. } => {
+                What::KeyUse { key, volume, instance, resource, .. } => {
                     key_index(&mut keys, key, false);
+                    if let Some((kind, id)) = resource {
+                        let i = *resource_at.entry(id.clone()).or_insert_with(|| {
+                            resources.push((id.clone(), *kind, None, false));
+                            resources.len() - 1
+                        });
+                        resources[i].2.get_or_insert_with(|| key.clone());
+                    }
                     if let Some(v) = volume.as_ref().filter(|v| !is_snapshot(v) && !launched_volumes.contains(*v)) {
                         let i = slot(&mut volumes, &mut volume_at, v);
                         volumes[i].1 = volumes[i].1.take().or(Some(key.clone()));
@@ -900,6 +1047,15 @@ impl Trail {
                 What::Launch { instance: id, .. } | What::Instance { id, .. } if !by_group(id) => {
                     add_instance(&mut instances, id);
                 }
+                What::CreateResource { kind, id, key, bucket_key } => {
+                    key_index(&mut keys, key, false);
+                    let i = *resource_at.entry(id.clone()).or_insert_with(|| {
+                        resources.push((id.clone(), *kind, None, false));
+                        resources.len() - 1
+                    });
+                    resources[i].2 = Some(key.clone());
+                    resources[i].3 |= *bucket_key;
+                }
                 What::Detach { .. }
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
@@ -909,7 +1065,8 @@ impl Trail {
                 | What::Launch { .. }
                 | What::Instance { .. }
                 | What::CreateGroup { .. }
-                | What::SetDesired { .. } => {}
+                | What::SetDesired { .. }
+                | What::ResourceAction { .. } => {}
             }
         }
         // Where the trail cannot tell a key's origin, the user may; else it is said, not guessed.
@@ -932,6 +1089,14 @@ impl Trail {
         let key_name = |id: &str| format!("key-{}", key_names.get(id).map_or(id, String::as_str));
         let material_name = |m: &str| format!("m-{}", material_names.get(m).map_or(m, String::as_str));
         let mut notes: Vec<String> = Vec::new();
+        if !resources.is_empty() {
+            notes.push(
+                "the other services' resources are created at 0s; their requests are data events a trail does \
+                 not log, except GetSecretValue and the Decrypt calls S3 and Lambda make for a request (replayed \
+                 as requests); DynamoDB's refreshes and the services' checks of their key are made again by kmsim"
+                    .to_string(),
+            );
+        }
         for (id, stated) in &unknown_origin {
             if *stated {
                 notes.push(format!("key {}: imported material, as --external says", key_name(id)));
@@ -961,6 +1126,7 @@ impl Trail {
                 | What::Rotate { key }
                 | What::Expired { key }
                 | What::KeyUse { key, volume: Some(_), ok: true, .. }
+                | What::KeyUse { key, resource: Some(_), ok: true, .. }
                 | What::Enable { key }
                 | What::Disable { key }
                 | What::Schedule { key, .. } => key == id,
@@ -1229,9 +1395,18 @@ impl Trail {
                     "Hibernate" => Some(format!("StopInstances(instance: {}, hibernate: true)", q(replay.name(id)))),
                     _ => None,
                 },
+                What::ResourceAction { id, action } if resource_at.contains_key(id) => {
+                    Some(format!("{action}(resource: {})", q(id)))
+                }
+                // A request S3 or Lambda decrypted for (the others' decrypts kmsim makes again).
+                What::KeyUse { resource: Some((Kind::S3 | Kind::Lambda, id)), decrypt: true, .. } => {
+                    Some(format!("Request(resource: {})", q(id)))
+                }
                 What::Expired { .. }
                 | What::KeyUse { .. }
                 | What::Created { .. }
+                | What::CreateResource { .. }
+                | What::ResourceAction { .. }
                 // A snapshot or image left out (its source is not in the scenario), with its events.
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
@@ -1356,6 +1531,22 @@ impl Trail {
                     q(&g.name),
                     q(&g.image),
                     g.max
+                );
+            }
+            let _ = writeln!(out, "    ],");
+        }
+        let declared: Vec<&(String, Kind, Option<String>, bool)> = resources.iter().filter(|r| r.2.is_some()).collect();
+        if !declared.is_empty() {
+            let _ = writeln!(out, "    services: [");
+            for (id, kind, key, bucket_key) in declared {
+                let key = key.as_deref().expect("filtered");
+                let bk = if *bucket_key { ", bucket_key: true" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "        Service(kind: {}, id: {}, key: {}{bk}),",
+                    kind.as_str(),
+                    q(id),
+                    q(&key_name(key))
                 );
             }
             let _ = writeln!(out, "    ],");

@@ -721,7 +721,8 @@ impl Writer<'_> {
     }
 
     /// A service resource's own call, for the management events CloudTrail logs by default:
-    /// its creation, reboots, stops and starts, and Secrets Manager's GetSecretValue. Data events
+    /// its creation (for an S3 bucket, PutBucketEncryption), reboots, stops, starts and
+    /// restores, and Secrets Manager's GetSecretValue. Data events
     /// (queries, GetItem, GetObject, file reads, Invoke) and the services' own state changes are
     /// not in a trail's management events.
     fn service_call(&mut self, rec: &Record<Obs>, o: &ServiceObs, name: &str) -> Option<Waiting> {
@@ -759,6 +760,19 @@ impl Writer<'_> {
                     _ => None,
                 };
                 (kind.create_api(), json!({id_param: name, key_param: key}), error)
+            }
+            // A bucket's SSE-KMS configuration, before its first object: whether it has a bucket key.
+            ServiceObs::Created { .. } if kind == Kind::S3 => {
+                let bucket_key = matches!(s.services[x].policy.hold, crate::actors::service::Hold::For(_));
+                let rule = json!({
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": arn},
+                    "BucketKeyEnabled": bucket_key,
+                });
+                (
+                    "PutBucketEncryption",
+                    json!({"bucketName": name, "ServerSideEncryptionConfiguration": {"Rule": rule}}),
+                    None,
+                )
             }
             ServiceObs::Lifecycle { what, failure, .. } => {
                 let error = failure.as_ref().map(|f| (f.code(kind), words(f)));
