@@ -271,6 +271,7 @@ impl Actor for World {
                 World::Image(i) => i.answer(m, ctx),
                 actor => not_a_call(actor, &m),
             },
+            Msg::Service(m) => not_a_call(self, &m),
             msg => not_a_call(self, &msg),
         }
     }

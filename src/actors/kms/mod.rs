@@ -1291,7 +1291,10 @@ impl Kms {
     }
 
     /// The resources that watch `key` are told that it changed; each checks it after its own
-    /// detection delay, by a call whose answer decides (D12).
+    /// detection delay, by a call whose answer decides (D12). Out of line: a key's state
+    /// changes rarely, and the call paths that can change it are the hot ones.
+    #[cold]
+    #[inline(never)]
     fn tell_watchers(&self, key: KeyIdx, ctx: &mut WorldCtx<'_>) {
         for &w in &self.watchers[key.0 as usize] {
             ctx.send(w, super::Msg::Service(super::service::ServiceMsg::KeyChanged), SimDuration::ZERO);
