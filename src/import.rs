@@ -1430,6 +1430,12 @@ impl Trail {
         }
         let horizon = SimDuration::from_ms(u64::try_from(last.as_millisecond() - start.as_millisecond()).unwrap_or(0))
             + horizon_after;
+        let detection = detection_delays(&self.events);
+        for (param, d) in &detection {
+            notes.push(format!(
+                "{param} {d}: the time the trail shows between a change of a key and its service's check of it"
+            ));
+        }
 
         let mut out = String::new();
         let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
@@ -1473,8 +1479,13 @@ impl Trail {
         if let Some(u) = &self.user {
             let _ = writeln!(out, "    user: {},", q(u));
         }
+        let mut parameters: Vec<String> = Vec::new();
         if let Some(lag) = deletion_lag {
-            let _ = writeln!(out, "    parameters: (key_deletion_lag: {}),", q(&lag.to_string()));
+            parameters.push(format!("key_deletion_lag: {}", q(&lag.to_string())));
+        }
+        parameters.extend(detection.iter().map(|(param, d)| format!("{param}: {}", q(&d.to_string()))));
+        if !parameters.is_empty() {
+            let _ = writeln!(out, "    parameters: ({}),", parameters.join(", "));
         }
         let _ = writeln!(out, "    keys: [");
         for (id, external) in &keys {
@@ -1559,6 +1570,69 @@ impl Trail {
         let _ = writeln!(out, ")");
         Ok(out)
     }
+}
+
+/// The detection delays (D12) and EFS's grace (D11) a trail shows, where they differ from
+/// kmsim's defaults: for a resource whose service checks its key after a change (RDS, Aurora,
+/// Redshift, EFS), the time from the first change of its key after its previous check to its
+/// service's next Decrypt that no reboot, stop, start or restore of it made. The shortest seen,
+/// per parameter.
+fn detection_delays(events: &[Event]) -> Vec<(&'static str, SimDuration)> {
+    let defaults = crate::actors::service::Params::default();
+    let param = |kind: Kind| match kind {
+        Kind::Rds | Kind::Aurora => Some(("rds_detection", defaults.rds_detection)),
+        Kind::Redshift => Some(("redshift_detection", defaults.redshift_detection)),
+        Kind::Efs => Some(("efs_grace", defaults.efs_grace)),
+        _ => None,
+    };
+    let acted: BTreeSet<(&str, i64)> = events
+        .iter()
+        .filter_map(|e| match &e.what {
+            What::ResourceAction { id, .. } => Some((id.as_str(), e.time.as_second())),
+            _ => None,
+        })
+        .collect();
+    // Per resource, the first change of its key since its service's last check.
+    let mut pending: BTreeMap<&str, jiff::Timestamp> = BTreeMap::new();
+    let mut watched: BTreeMap<&str, (&str, Kind)> = BTreeMap::new();
+    let mut seen: BTreeMap<&'static str, (SimDuration, SimDuration)> = BTreeMap::new();
+    for e in events {
+        match &e.what {
+            What::Import { key, .. }
+            | What::DeleteMaterial { key, .. }
+            | What::Expired { key }
+            | What::Enable { key }
+            | What::Disable { key }
+            | What::Schedule { key, .. }
+            | What::Cancel { key }
+            | What::KeyDeleted { key } => {
+                for (id, (k, _)) in &watched {
+                    if k == key {
+                        pending.entry(id).or_insert(e.time);
+                    }
+                }
+            }
+            What::KeyUse { key, resource: Some((kind, id)), decrypt: true, .. } if param(*kind).is_some() => {
+                watched.entry(id).or_insert((key, *kind));
+                if acted.contains(&(id.as_str(), e.time.as_second())) {
+                    continue;
+                }
+                if let (Some(since), Some((name, default))) = (pending.remove(id.as_str()), param(*kind)) {
+                    let ms = u64::try_from(e.time.as_millisecond() - since.as_millisecond()).unwrap_or(0);
+                    let d = SimDuration::from_ms(ms);
+                    if d > SimDuration::ZERO {
+                        let entry = seen.entry(name).or_insert((d, default));
+                        entry.0 = entry.0.min(d);
+                    }
+                }
+            }
+            What::CreateResource { id, key, kind, .. } if param(*kind).is_some() => {
+                watched.entry(id).or_insert((key, *kind));
+            }
+            _ => {}
+        }
+    }
+    seen.into_iter().filter(|(_, (d, default))| d != default).map(|(name, (d, _))| (name, d)).collect()
 }
 
 /// The places made ahead for a group's `maxSize` (more are made as launches need them): the

@@ -445,6 +445,8 @@ impl Failure {
     pub fn code(&self, kind: Kind) -> &'static str {
         match self {
             Failure::Kms(e) => kind.error_code(e.exception),
+            // What a client of a file system that stopped working sees: an I/O error.
+            Failure::Inaccessible(_) if kind == Kind::Efs => "EIO",
             Failure::Inaccessible(s) | Failure::Unavailable(Some(s)) => kind.state_name(*s),
             Failure::Unavailable(None) => "ResourceNotFoundException",
         }

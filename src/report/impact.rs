@@ -99,6 +99,12 @@ pub fn when_words(d: &Dependent) -> String {
         (Standing::Latent, None) if matches!(d.kind, NodeKind::Image | NodeKind::Group) => {
             "breaks at its next launch (none before the horizon)".into()
         }
+        (Standing::Latent, None) if d.kind == NodeKind::Service => {
+            "breaks when its service notices, its held key lapses or it restarts (none before the horizon)".into()
+        }
+        (Standing::Blocked, None) if d.kind == NodeKind::Service => {
+            "breaks at its next request (none before the horizon)".into()
+        }
         (Standing::Latent, None) => "breaks at its next detach, stop or restart (none before the horizon)".into(),
         (Standing::Blocked, None) => "breaks at its next attach or start (none before the horizon)".into(),
         (Standing::Broken, Some(t)) => match &d.how {
@@ -159,7 +165,15 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
         let words = node.to_string();
         // A data key and a host carry their volume's and instance's name: only those have a standing.
         let standing = standing.get(&*node.name).filter(|_| {
-            matches!(node.kind, NodeKind::Volume | NodeKind::Instance | NodeKind::Snapshot | NodeKind::Image)
+            matches!(
+                node.kind,
+                NodeKind::Volume
+                    | NodeKind::Instance
+                    | NodeKind::Snapshot
+                    | NodeKind::Image
+                    | NodeKind::Group
+                    | NodeKind::Service
+            )
         });
         let colour = match standing {
             Some(Standing::Broken) => "#ef9a9a",

@@ -671,6 +671,7 @@ fn service_scenarios_survive_the_round_trip() {
         "services/redshift-and-dynamodb.ron",
         "services/s3-bucket-key.ron",
         "services/secret-and-lambda.ron",
+        "services/efs-grace.ron",
     ] {
         round_trip_in(rel, 1000);
     }
