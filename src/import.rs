@@ -754,7 +754,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         ("rds.amazonaws.com" | "redshift.amazonaws.com" | "dynamodb.amazonaws.com", _)
             if Kind::ALL.iter().any(|k| {
                 k.restorable()
-                    && [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start, Lifecycle::Restore]
+                    && [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start, Lifecycle::Restore, Lifecycle::Resize]
                         .iter()
                         .any(|l| k.api(*l) == name)
             }) =>
@@ -772,6 +772,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 "PauseCluster" => ("Stop", "clusterIdentifier"),
                 "ResumeCluster" => ("Start", "clusterIdentifier"),
                 "RestoreFromClusterSnapshot" => ("Restore", "clusterIdentifier"),
+                "ResizeCluster" => ("Resize", "clusterIdentifier"),
                 _ => ("Restore", "tableName"),
             };
             What::ResourceAction { id: need(req[param].as_str().map(String::from), param)?, action }

@@ -156,6 +156,8 @@ impl Kind {
             (Kind::Redshift, Lifecycle::Reboot) => "RebootCluster",
             (Kind::Redshift, Lifecycle::Stop) => "PauseCluster",
             (Kind::Redshift, Lifecycle::Start) => "ResumeCluster",
+            (Kind::Redshift, Lifecycle::Resize) => "ResizeCluster",
+            (_, Lifecycle::Resize) => "Resize",
             (Kind::Rds, Lifecycle::Restore) => "RestoreDBInstanceFromDBSnapshot",
             (Kind::Aurora, Lifecycle::Restore) => "RestoreDBClusterFromSnapshot",
             (Kind::Redshift, Lifecycle::Restore) => "RestoreFromClusterSnapshot",
@@ -251,6 +253,8 @@ pub enum Lifecycle {
     Reboot,
     Stop,
     Start,
+    /// A Redshift cluster's resize: like a reboot, it needs KMS to decrypt the cluster key.
+    Resize,
     /// From the backup the service took, once past its deadline: the only way back for an RDS
     /// instance or Aurora cluster in `inaccessible-encryption-credentials`, a deleted Redshift
     /// cluster, an archived DynamoDB table; it needs a usable key.
@@ -555,10 +559,12 @@ pub fn event_names() -> impl Iterator<Item = &'static str> {
     let per_kind = Kind::ALL.into_iter().flat_map(|k| {
         let life = [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start].map(|l| k.api(l));
         let restore = k.restorable().then(|| k.api(Lifecycle::Restore));
+        let resize = (k == Kind::Redshift).then(|| k.api(Lifecycle::Resize));
         [k.create_api(), k.request_api()]
             .into_iter()
             .chain(life.into_iter().filter(move |_| k.restartable()))
             .chain(restore)
+            .chain(resize)
     });
     per_kind.chain(["ResourceStateChanged", "ReplicaDropped"])
 }
@@ -776,7 +782,7 @@ impl Resource {
     fn lifecycle(&mut self, what: Lifecycle, ctx: &mut WorldCtx<'_>) {
         let kind = self.kind;
         let failure = match (what, self.state) {
-            (Lifecycle::Reboot, Some(State::Available)) => {
+            (Lifecycle::Reboot | Lifecycle::Resize, Some(State::Available)) => {
                 // A reboot drops the key from memory and needs KMS to get it back ([REDSHIFT-ENC]).
                 self.held_until = None;
                 self.decrypt(ctx).err().map(Failure::Kms)

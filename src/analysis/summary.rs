@@ -227,7 +227,7 @@ struct KeyFold {
 }
 
 /// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 35] = [
+const GOOD: [&str; 36] = [
     "CreateVolume",
     "AttachVolume",
     "Read",
@@ -263,6 +263,7 @@ const GOOD: [&str; 35] = [
     "RestoreDBClusterFromSnapshot",
     "RestoreFromClusterSnapshot",
     "RestoreTableFromBackup",
+    "ResizeCluster",
     "available again",
 ];
 

@@ -312,7 +312,7 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
 
 /// A service resource's record in a sentence.
 fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::ServiceObs) -> String {
-    use crate::actors::service::{Hold, Lifecycle, ServiceObs as S, State};
+    use crate::actors::service::{Hold, Kind as K, Lifecycle, ServiceObs as S, State};
     let kind = x.kind();
     let service = kind.service_name();
     let arn = |k: crate::actors::kms::KeyIdx| s.key_arn(k);
@@ -342,17 +342,41 @@ fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::S
             Lifecycle::Stop => format!("stopped: {service} dropped its plaintext data key"),
             Lifecycle::Start => format!("started: {service} decrypted its data key"),
             Lifecycle::Restore => format!("restored from its backup: {service} decrypted its data key"),
+            Lifecycle::Resize => format!("resized: {service} decrypted the cluster key again"),
         },
         S::StateChanged { from, to, reason, .. } => {
             let why = match (to, reason) {
-                (State::Inaccessible, Some(e)) if kind == crate::actors::service::Kind::Lambda => {
+                (State::Inaccessible, Some(e)) if kind == K::Lambda => {
                     format!(
                         "StateReasonCode {}: Lambda could not decrypt its environment variables",
-                        crate::actors::service::Kind::lambda_reason(*e)
+                        K::lambda_reason(*e)
                     )
                 }
-                (State::Inaccessible, _) => format!("{service} could not decrypt its data key"),
-                (State::Terminal, _) => format!("{service}'s deadline passed with the key still unusable"),
+                (State::Inaccessible, _) => match kind {
+                    K::Rds | K::Aurora => {
+                        "RDS could not decrypt its data key: a start within 7 days that can decrypt recovers it".into()
+                    }
+                    K::Redshift => "Redshift could not decrypt the cluster key: it took a backup of the cluster; no \
+                                   queries run; deleted if the key is not back within 14 days"
+                        .into(),
+                    K::DynamoDb => {
+                        "DynamoDB could not decrypt the table key: SSEDescription.InaccessibleEncryptionDateTime \
+                                   set; archived if the key is not back within 7 days"
+                            .into()
+                    }
+                    _ => format!("{service} could not decrypt its data key"),
+                },
+                (State::Terminal, _) => match kind {
+                    K::Rds | K::Aurora => "7 days without its key: only a restore from backup leads back".into(),
+                    K::Redshift => "14 days without its key: the cluster is deleted (its backup remains)".into(),
+                    K::DynamoDb => "7 days without its key: archived after an on-demand backup (ArchivalReason \
+                                   INACCESSIBLE_ENCRYPTION_CREDENTIALS)"
+                        .into(),
+                    _ => format!("{service}'s deadline passed with the key still unusable"),
+                },
+                (State::Available, _) if kind == K::DynamoDb => {
+                    "DynamoDB decrypted the table key again: InaccessibleEncryptionDateTime cleared".into()
+                }
                 (State::Available, _) => format!("{service} decrypted its data key again"),
                 (State::Stopped, _) => "stopped".to_string(),
             };

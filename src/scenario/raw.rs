@@ -459,6 +459,10 @@ pub enum RawAction {
     Start {
         resource: String,
     },
+    /// ResizeCluster of a Redshift cluster: it decrypts the cluster key, as a reboot does.
+    Resize {
+        resource: String,
+    },
     /// From the backup, past the service's deadline: RestoreDBInstanceFromDBSnapshot,
     /// RestoreDBClusterFromSnapshot, RestoreFromClusterSnapshot, RestoreTableFromBackup.
     Restore {

@@ -1534,6 +1534,7 @@ impl Timeline<'_> {
             A::Stop { resource } => self.on_service(resource, Some(Lifecycle::Stop), errs),
             A::Start { resource } => self.on_service(resource, Some(Lifecycle::Start), errs),
             A::Restore { resource } => self.on_service(resource, Some(Lifecycle::Restore), errs),
+            A::Resize { resource } => self.on_service(resource, Some(Lifecycle::Resize), errs),
         }
     }
 
@@ -1555,6 +1556,11 @@ impl Timeline<'_> {
                         kind.noun()
                     ),
                 ));
+                return None;
+            }
+            Some(Lifecycle::Resize) if kind == Kind::Redshift => ServiceMsg::Lifecycle(Lifecycle::Resize),
+            Some(Lifecycle::Resize) => {
+                errs.push(("resource", format!("{name} is {}: only a Redshift cluster is resized here", kind.noun())));
                 return None;
             }
             Some(l) if kind.restartable() => ServiceMsg::Lifecycle(l),
