@@ -403,7 +403,7 @@ impl Trail {
             identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
         match &what {
             // A refused service call is a story kmsim tells again from the key's state.
-            What::KeyUse { .. } | What::ResourceAction { .. } => {}
+            What::KeyUse { .. } | What::ResourceAction { .. } | What::CreateResource { .. } => {}
             // Refused because of the key (D4): the attempt is the story, and kmsim refuses it
             // again from the key's state.
             What::Attach { .. } if raw.error_code.as_deref() == Some("CustomerKeyHasBeenRevoked") => {}
@@ -728,8 +728,9 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 .or(req["kMSKeyArn"].as_str())
                 .or(req["sSESpecification"]["kMSMasterKeyId"].as_str())
                 .map(key_id_of);
-            // Not under a customer managed key, or refused: nothing kmsim models.
-            let Some(key) = key.filter(|_| raw.error_code.is_none()) else { return Ok(None) };
+            // Not under a customer managed key: nothing kmsim models. A refused one is made again
+            // (and refused again from the key's state).
+            let Some(key) = key else { return Ok(None) };
             What::CreateResource {
                 kind,
                 id: need(req[id_param].as_str().map(String::from), id_param)?,
@@ -988,6 +989,8 @@ impl Trail {
         // The other services' resources, in order of appearance: kind, key, bucket key.
         let mut resources: Vec<(String, Kind, Option<String>, bool)> = Vec::new();
         let mut resource_at: BTreeMap<String, usize> = BTreeMap::new();
+        // When each was created, if the trail shows it.
+        let mut resource_created: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
         let mut instances: Vec<String> = Vec::new();
         let mut instance_seen: BTreeSet<String> = BTreeSet::new();
         let mut add_instance = |instances: &mut Vec<String>, id: &str| {
@@ -1049,6 +1052,7 @@ impl Trail {
                     add_instance(&mut instances, id);
                 }
                 What::CreateResource { kind, id, key, bucket_key } => {
+                    resource_created.entry(id.clone()).or_insert(e.time);
                     key_index(&mut keys, key, false);
                     let i = *resource_at.entry(id.clone()).or_insert_with(|| {
                         resources.push((id.clone(), *kind, None, false));
@@ -1092,7 +1096,7 @@ impl Trail {
         let mut notes: Vec<String> = Vec::new();
         if !resources.is_empty() {
             notes.push(
-                "the other services' resources are created at 0s; their requests are data events a trail does \
+                "the other services' resources are created when the trail shows them created (else at 0s); their requests are data events a trail does \
                  not log, except GetSecretValue and the Decrypt calls S3 and Lambda make for a request (replayed \
                  as requests); DynamoDB's refreshes and the services' checks of their key are made again by kmsim"
                     .to_string(),
@@ -1553,9 +1557,13 @@ impl Trail {
             for (id, kind, key, bucket_key) in declared {
                 let key = key.as_deref().expect("filtered");
                 let bk = if *bucket_key { ", bucket_key: true" } else { "" };
+                let created = match resource_created.get(id.as_str()) {
+                    Some(t) if *t > start => format!(", created: {}", q(&offset(start, *t))),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "        Service(kind: {}, id: {}, key: {}{bk}),",
+                    "        Service(kind: {}, id: {}, key: {}{bk}{created}),",
                     kind.as_str(),
                     q(id),
                     q(&key_name(key))

@@ -229,6 +229,16 @@ impl Kind {
         }
     }
 
+    /// The service's error when it could not make the resource's data key at its creation:
+    /// RDS's `KMSKeyNotAccessibleFault`; the others as [`Kind::error_code`].
+    #[must_use]
+    pub fn create_error_code(self, exception: KmsException) -> &'static str {
+        match self {
+            Kind::Rds | Kind::Aurora if exception != KmsException::Throttling => "KMSKeyNotAccessibleFault",
+            _ => self.error_code(exception),
+        }
+    }
+
     /// Lambda's `StateReasonCode` for a function that could not decrypt its environment.
     #[must_use]
     pub fn lambda_reason(exception: KmsException) -> &'static str {

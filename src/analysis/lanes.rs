@@ -429,7 +429,7 @@ impl<'s> LanesFold<'s> {
                             Some(if *what == Lifecycle::Stop { State::Stopped } else { State::Available });
                     }
                     S::CreateFailed { error, .. } => {
-                        let code = kind.error_code(error.exception);
+                        let code = kind.create_error_code(error.exception);
                         self.service_failed(x, r.at, || format!("{}: {code}", kind.create_api()));
                     }
                     S::RequestFailed { failure, .. } if failure.by_kms() => {

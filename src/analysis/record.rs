@@ -150,7 +150,7 @@ pub fn verdict<'s>(s: &'s Scenario, rec: &Record<Obs>) -> (Option<&'s str>, Outc
                 None,
                 match x {
                     S::Created { .. } | S::Served { .. } | S::Lifecycle { failure: None, .. } => (Outcome::Ok, None),
-                    S::CreateFailed { error, .. } => failed(kind.error_code(error.exception)),
+                    S::CreateFailed { error, .. } => failed(kind.create_error_code(error.exception)),
                     S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. } => {
                         failed(failure.code(kind))
                     }

@@ -424,7 +424,7 @@ impl SummaryFold {
                 return worked(hot, cold, me, r.at, "available again");
             }
             ServiceObs::CreateFailed { error, .. } => {
-                How { action: kind.create_api(), code: kind.error_code(error.exception) }
+                How { action: kind.create_api(), code: kind.create_error_code(error.exception) }
             }
             ServiceObs::RequestFailed { failure, .. } if failure.by_kms() => {
                 How { action: kind.request_api(), code: failure.code(kind) }

@@ -755,7 +755,7 @@ impl Writer<'_> {
                 };
                 let error = match o {
                     ServiceObs::CreateFailed { error, .. } => {
-                        Some((kind.error_code(error.exception), error.message(|k| s.key_arn(k)).into_owned()))
+                        Some((kind.create_error_code(error.exception), error.message(|k| s.key_arn(k)).into_owned()))
                     }
                     _ => None,
                 };

@@ -322,7 +322,7 @@ fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::S
             format!(
                 "{} failed: {}: {}",
                 kind.create_api(),
-                kind.error_code(error.exception),
+                kind.create_error_code(error.exception),
                 error.message(|k| s.key_arn(k))
             )
         }

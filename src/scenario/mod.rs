@@ -53,7 +53,7 @@ pub struct Scenario {
     pub images: Vec<ImageDecl>,
     pub groups: Vec<GroupDecl>,
     /// The resources of the other services (RDS, Redshift, DynamoDB, S3, EFS, Lambda, Secrets
-    /// Manager), created at 0s.
+    /// Manager), each created at its `created` instant.
     pub services: Vec<ServiceDecl>,
     /// The services' named parameters (D11, D12, D23), as the scenario sets them.
     pub service_params: crate::actors::service::Params,
@@ -126,6 +126,8 @@ pub struct ServiceDecl {
     pub requests: Option<Dist>,
     /// How often it is rebooted, if it is (RDS, Aurora, Redshift).
     pub reboot_every: Option<Dist>,
+    /// When it is created.
+    pub created: SimTime,
 }
 
 /// How an instance declared with an image is launched: the image, and the volumes the launch

@@ -261,6 +261,10 @@ pub struct RawService {
     /// RDS, Aurora, Redshift: how often each is rebooted (each reboot decrypts its data key again).
     #[serde(default)]
     pub reboot_every: Option<RawDist>,
+    /// When it is created (an offset or an RFC 3339 instant; default 0s), after the timeline's
+    /// actions at that instant.
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 /// One timeline entry: `At("2d 4h", Action(...))`; the time is an offset or an RFC 3339 instant.

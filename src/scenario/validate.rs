@@ -137,7 +137,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     let images = declare_images(&mut c, images, &mut names);
     let mut launches = image_launches(&mut c, (&image_of, &instances), (&images, &snapshots), &mut names, &mut volumes);
     let mut groups = declare_groups(&mut c, groups, group_places, &names);
-    let services = declare_services(&mut c, services, &mut names, &service_params);
+    let services = declare_services(&mut c, services, &mut names, &service_params, &h);
     let first_fleet_instance = instances.len();
     fleet_launches(
         &mut c,
@@ -170,10 +170,10 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
     actions.append(&mut declared_starts);
     let mut materials: Vec<String> = Vec::new();
     actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
-    // The other services' resources are created after the timeline's 0s actions, which may
-    // import their key's material.
-    actions.extend((0..services.len()).map(|r| Action {
-        at: SimTime::ZERO,
+    // The other services' resources are created after the timeline's actions at their instant
+    // (0s ones may import their key's material).
+    actions.extend(services.iter().enumerate().map(|(r, decl)| Action {
+        at: decl.created,
         what: ActionKind::Service { resource: r, op: ServiceMsg::Create },
         source: ActionSource::Declared { path: format!("services[{r}]") },
     }));
@@ -1102,6 +1102,7 @@ fn declare_services(
     raw: Vec<RawService>,
     names: &mut Names,
     params: &service::Params,
+    h: &Header,
 ) -> Vec<ServiceDecl> {
     let mut out = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
@@ -1149,6 +1150,18 @@ fn declare_services(
             Some(n) => (0..n as usize).map(|j| fleet_member(&r.id, "-", j, n as usize)).collect(),
         };
         let policy = params.policy(kind, r.bucket_key, r.replica);
+        let created = match r.created.as_deref().map(|t| parse_time(t, h.start)) {
+            None => SimTime::ZERO,
+            Some(Ok(t)) if t <= h.horizon => t,
+            Some(Ok(_)) => {
+                c.problem(pos, format!("{path}.created"), "after the horizon: create it earlier or extend the horizon");
+                SimTime::ZERO
+            }
+            Some(Err(e)) => {
+                c.problem(pos, format!("{path}.created"), e.to_string());
+                SimTime::ZERO
+            }
+        };
         for id in ids {
             check_id(c, &mut names.ids, pos, &path, &id, "service resource");
             names.services.insert(id.clone(), (out.len(), kind));
@@ -1159,6 +1172,7 @@ fn declare_services(
                 policy,
                 requests: requests.clone(),
                 reboot_every: reboot_every.clone(),
+                created,
             });
         }
     }
