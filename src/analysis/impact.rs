@@ -54,6 +54,23 @@ pub enum NodeKind {
     Service,
 }
 
+impl NodeKind {
+    /// Whether a node of this kind is a resource, with a standing of its own (a key, a
+    /// material, a data key and a host are not).
+    #[must_use]
+    pub fn is_resource(self) -> bool {
+        matches!(
+            self,
+            NodeKind::Volume
+                | NodeKind::Instance
+                | NodeKind::Snapshot
+                | NodeKind::Image
+                | NodeKind::Group
+                | NodeKind::Service
+        )
+    }
+}
+
 /// A node: what it is and whose. Its words ([`Node`]'s `Display`) are made only when shown, so
 /// that a fleet's graph holds no text of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,23 +190,31 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         instances.push(n);
         hosts.push(h);
     }
+    // A resource and its data key, encrypted under the key's material it was made with (or,
+    // without that material now, under the key).
+    let protected = |g: &mut StableDiGraph<Node, EdgeKind>,
+                     kind: NodeKind,
+                     name: &Arc<str>,
+                     index: usize,
+                     key: KeyIdx,
+                     material: Option<crate::actors::kms::MaterialId>| {
+        let k = key.0 as usize;
+        let node = add(g, kind, name, index, 0);
+        let dk = add(g, NodeKind::DataKey, name, index, 0);
+        let parent =
+            material.and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied()).unwrap_or(keys[k]);
+        g.add_edge(parent, dk, EdgeKind::Encrypts);
+        g.add_edge(dk, node, EdgeKind::Protects);
+        node
+    };
     let mut volume_nodes = vec![None; s.volumes.len()];
     for (v, decl) in s.volumes.iter().enumerate() {
         let (state, cached) = snap.volumes[v];
         let Some(state) = state else {
             continue;
         };
-        let k = decl.key.0 as usize;
-        let vol = add(&mut g, NodeKind::Volume, &decl.name, v, 0);
+        let vol = protected(&mut g, NodeKind::Volume, &decl.name, v, decl.key, run.data_key_material(v));
         volume_nodes[v] = Some(vol);
-        let dk = add(&mut g, NodeKind::DataKey, &decl.name, v, 0);
-        // The data key is encrypted under the key's material; without material now, under the key.
-        let parent = run
-            .data_key_material(v)
-            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
-            .unwrap_or(keys[k]);
-        g.add_edge(parent, dk, EdgeKind::Encrypts);
-        g.add_edge(dk, vol, EdgeKind::Protects);
         if let VolumeState::InUse(a) | VolumeState::Attaching(a) = state {
             let crate::run::Role::Instance(i) = crate::run::role(s, a) else {
                 unreachable!("volumes attach to instances")
@@ -206,16 +231,8 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
             snapshots.push(None);
             continue;
         }
-        let k = decl.key.0 as usize;
-        let node = add(&mut g, NodeKind::Snapshot, &decl.name, x, 0);
-        let dk = add(&mut g, NodeKind::DataKey, &decl.name, x, 0);
-        let parent = run
-            .ebs_snapshot(x)
-            .data_key_material()
-            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
-            .unwrap_or(keys[k]);
-        g.add_edge(parent, dk, EdgeKind::Encrypts);
-        g.add_edge(dk, node, EdgeKind::Protects);
+        let material = run.ebs_snapshot(x).data_key_material();
+        let node = protected(&mut g, NodeKind::Snapshot, &decl.name, x, decl.key, material);
         match decl.source {
             SnapshotSource::Volume(v) => {
                 if let Some(vol) = volume_nodes[v] {
@@ -261,17 +278,8 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         if snap.services[x].0.is_none() {
             continue;
         }
-        let k = decl.key.0 as usize;
-        let node = add(&mut g, NodeKind::Service, &decl.name, x, 0);
-        let dk = add(&mut g, NodeKind::DataKey, &decl.name, x, 0);
-        let parent = run
-            .service(x)
-            .data_key()
-            .and_then(|c| c.material)
-            .and_then(|m| materials.get(&(k, s.materials[m.0 as usize].clone())).copied())
-            .unwrap_or(keys[k]);
-        g.add_edge(parent, dk, EdgeKind::Encrypts);
-        g.add_edge(dk, node, EdgeKind::Protects);
+        let material = run.service(x).data_key().and_then(|c| c.material);
+        protected(&mut g, NodeKind::Service, &decl.name, x, decl.key, material);
     }
     // One edge per key and instance however many grants: a set, since asking the graph walks
     // every edge of the key (a fleet's key has millions).
@@ -350,15 +358,7 @@ pub fn dependents_of(g: &Graph, key: KeyIdx) -> Vec<NodeIndex> {
     let carrying = EdgeFiltered::from_fn(&g.graph, |e| e.weight().carries_dependence());
     let mut bfs = Bfs::new(&carrying, g.keys[key.0 as usize]);
     while let Some(n) = bfs.next(&carrying) {
-        if matches!(
-            g.graph[n].kind,
-            NodeKind::Volume
-                | NodeKind::Instance
-                | NodeKind::Snapshot
-                | NodeKind::Image
-                | NodeKind::Group
-                | NodeKind::Service
-        ) {
+        if g.graph[n].kind.is_resource() {
             out.push(n);
         }
     }

@@ -164,17 +164,7 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
         let node = &g.graph[n];
         let words = node.to_string();
         // A data key and a host carry their volume's and instance's name: only those have a standing.
-        let standing = standing.get(&*node.name).filter(|_| {
-            matches!(
-                node.kind,
-                NodeKind::Volume
-                    | NodeKind::Instance
-                    | NodeKind::Snapshot
-                    | NodeKind::Image
-                    | NodeKind::Group
-                    | NodeKind::Service
-            )
-        });
+        let standing = standing.get(&*node.name).filter(|_| node.kind.is_resource());
         let colour = match standing {
             Some(Standing::Broken) => "#ef9a9a",
             Some(Standing::Blocked) => "#f48fb1",

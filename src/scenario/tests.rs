@@ -181,6 +181,75 @@ fn an_expectation_may_name_a_replacement_only_of_an_instance_auto_scaling_replac
     assert!(p.contains("auto scaling does not replace web-i0"), "{p}");
 }
 
+/// The other services' resources: each mistake is one problem, at its field, that says what to do.
+#[test]
+fn service_resources_are_checked() {
+    let scenario = |decls: &str, timeline: &str| {
+        format!(
+            r#"Scenario(version: 1, name: "s", start: "2026-01-01T00:00:00Z", horizon: "2d", seed: 1,
+    keys: [Key(id: "k", origin: AwsKms)],
+    {decls}
+    timeline: [{timeline}],
+)"#
+        )
+    };
+    let cases = [
+        (
+            r#"services: [Service(kind: Efs, id: "f", key: "k", bucket_key: true)],"#,
+            "",
+            "only an S3 bucket has a bucket key",
+        ),
+        (
+            r#"services: [Service(kind: S3, id: "b", key: "k", replica: true)],"#,
+            "",
+            "only a DynamoDB table is a global table's replica",
+        ),
+        (r#"services: [Service(kind: Rds, id: "d", key: "nope")],"#, "", "services[0].key: unknown key"),
+        (r#"services: [Service(kind: Rds, id: "d", key: "k", count: 0)],"#, "", "services[0].count: 0 is out of range"),
+        (
+            r#"services: [Service(kind: Lambda, id: "l", key: "k", reboot_every: Fixed("1d"))],"#,
+            "",
+            "lambda function is not rebooted",
+        ),
+        (
+            r#"services: [Service(kind: Rds, id: "d", key: "k", created: "3d")],"#,
+            "",
+            "services[0].created: after the horizon",
+        ),
+        (r#"parameters: (rds_detection: "0s"),"#, "", "parameters.rds_detection: 0s is too short"),
+        (
+            r#"services: [Service(kind: Secret, id: "x", key: "k")],"#,
+            r#"At("1h", Reboot(resource: "x"))"#,
+            "only RDS, Aurora and Redshift are rebooted",
+        ),
+        (
+            r#"services: [Service(kind: S3, id: "x", key: "k")],"#,
+            r#"At("1h", Restore(resource: "x"))"#,
+            "only RDS, Aurora, Redshift and DynamoDB are restored",
+        ),
+        (
+            r#"services: [Service(kind: Rds, id: "x", key: "k")],"#,
+            r#"At("1h", Resize(resource: "x"))"#,
+            "only a Redshift cluster is resized",
+        ),
+        ("", r#"At("1h", Request(resource: "nope"))"#, "unknown service resource"),
+        (
+            r#"services: [Service(kind: Rds, id: "x", key: "k")], expect: [Resource(resource: "x", at: "1h", is: "ACTIVE")],"#,
+            "",
+            "\"ACTIVE\" is not a state",
+        ),
+    ];
+    for (decls, timeline, expected) in cases {
+        let p = one_problem(&scenario(decls, timeline));
+        assert!(p.contains(expected), "{decls} {timeline}: {p}");
+    }
+    let ok =
+        scenario(r#"services: [Service(kind: Rds, id: "db", key: "k", count: 12, requests: Exponential("1h"))],"#, "");
+    let s = parse("s.ron", &ok, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.services.len(), 12);
+    assert_eq!((&*s.services[0].name, &*s.services[11].name), ("db-00", "db-11"), "zero-padded to the same width");
+}
+
 /// Snapshots, images and groups: each mistake is one problem, at its field, that says what to do.
 #[test]
 fn snapshots_images_and_groups_are_checked() {

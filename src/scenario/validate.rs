@@ -1020,49 +1020,27 @@ fn parameters(
     let get = |c: &mut Checker<'_>, name: &str, v: Option<String>| {
         v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)).unwrap_or(SimDuration::ZERO)
     };
-    let defaults = service::Params::default();
-    // A service's delay or lifetime: a duration of at least a millisecond, its default if not given.
-    let positive = |c: &mut Checker<'_>, name: &str, v: Option<String>, default: SimDuration| {
-        let Some(d) = v.and_then(|s| c.duration(pos, &format!("parameters.{name}"), &s)) else { return default };
-        if d == SimDuration::ZERO {
-            c.problem(
-                pos,
-                format!("parameters.{name}"),
-                format!("0s is too short: give at least 1ms (default {default})"),
-            );
-            return default;
+    // The services' delays and lifetimes: each a duration of at least a millisecond, its
+    // default when not given.
+    let mut services = service::Params::default();
+    for (name, given, value) in [
+        ("rds_detection", &p.rds_detection, &mut services.rds_detection),
+        ("redshift_detection", &p.redshift_detection, &mut services.redshift_detection),
+        ("dynamodb_detection", &p.dynamodb_detection, &mut services.dynamodb_detection),
+        ("dynamodb_key_refresh", &p.dynamodb_key_refresh, &mut services.dynamodb_key_refresh),
+        ("s3_bucket_key_lifetime", &p.s3_bucket_key_lifetime, &mut services.s3_bucket_key_lifetime),
+        ("efs_grace", &p.efs_grace, &mut services.efs_grace),
+        ("lambda_idle", &p.lambda_idle, &mut services.lambda_idle),
+    ] {
+        let path = format!("parameters.{name}");
+        match given.as_deref().and_then(|text| c.duration(pos, &path, text)) {
+            Some(SimDuration::ZERO) => {
+                c.problem(pos, path, format!("0s is too short: give at least 1ms (default {value})"));
+            }
+            Some(d) => *value = d,
+            None => {}
         }
-        d
-    };
-    let services = service::Params {
-        rds_detection: positive(c, "rds_detection", p.rds_detection.clone(), defaults.rds_detection),
-        redshift_detection: positive(
-            c,
-            "redshift_detection",
-            p.redshift_detection.clone(),
-            defaults.redshift_detection,
-        ),
-        dynamodb_detection: positive(
-            c,
-            "dynamodb_detection",
-            p.dynamodb_detection.clone(),
-            defaults.dynamodb_detection,
-        ),
-        dynamodb_key_refresh: positive(
-            c,
-            "dynamodb_key_refresh",
-            p.dynamodb_key_refresh.clone(),
-            defaults.dynamodb_key_refresh,
-        ),
-        s3_bucket_key_lifetime: positive(
-            c,
-            "s3_bucket_key_lifetime",
-            p.s3_bucket_key_lifetime.clone(),
-            defaults.s3_bucket_key_lifetime,
-        ),
-        efs_grace: positive(c, "efs_grace", p.efs_grace.clone(), defaults.efs_grace),
-        lambda_idle: positive(c, "lambda_idle", p.lambda_idle.clone(), defaults.lambda_idle),
-    };
+    }
     let params = KmsParams {
         material_expiry_lag: get(c, "material_expiry_lag", p.material_expiry_lag),
         key_deletion_lag: get(c, "key_deletion_lag", p.key_deletion_lag),
