@@ -1070,7 +1070,7 @@ fn parameters(
     (params, services)
 }
 
-/// The most resources one `Service` declaration with `count` may make.
+/// The most service resources a scenario may declare, `count`s included.
 const MAX_SERVICE_COUNT: u32 = 1_000_000;
 
 /// The declared resources of the other services: their kinds, keys and activity; a declaration
@@ -1115,16 +1115,28 @@ fn declare_services(
                 format!("{} is not rebooted: only RDS, Aurora and Redshift are; remove it", kind.noun()),
             );
         }
+        // Checked before anything is made: a scenario's resources are all in memory.
+        let room = MAX_SERVICE_COUNT as usize - out.len().min(MAX_SERVICE_COUNT as usize);
         let ids: Vec<String> = match r.count {
-            None => vec![r.id.clone()],
-            Some(n) if n == 0 || n > MAX_SERVICE_COUNT => {
+            Some(n) if n == 0 || n as usize > room => {
                 c.problem(
                     pos,
                     format!("{path}.count"),
-                    format!("{n} is out of range: give 1 to {MAX_SERVICE_COUNT} resources"),
+                    format!(
+                        "{n} is out of range: a scenario declares 1 to {MAX_SERVICE_COUNT} service resources in all"
+                    ),
                 );
                 Vec::new()
             }
+            None if room == 0 => {
+                c.problem(
+                    pos,
+                    &path,
+                    format!("more than {MAX_SERVICE_COUNT} service resources in all: split the estate"),
+                );
+                Vec::new()
+            }
+            None => vec![r.id.clone()],
             Some(n) => (0..n as usize).map(|j| fleet_member(&r.id, "-", j, n as usize)).collect(),
         };
         let policy = params.policy(kind, r.bucket_key, r.replica);
