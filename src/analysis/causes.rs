@@ -73,17 +73,26 @@ impl CauseIndex {
     }
 }
 
-/// Whether a record is a failure caused by a key: a refused attach, reattach or create.
+/// Whether a record is a failure caused by a key: a refused attach, reattach or create, or a
+/// service resource's request, reboot, start or creation that KMS refused, or its service
+/// marking it inaccessible.
 #[must_use]
 pub fn is_key_failure(rec: &Record<Obs>) -> bool {
-    matches!(
-        rec.obs,
+    use crate::actors::service::{ServiceObs, State};
+    match &rec.obs {
         Obs::Volume(
             VolumeObs::AttachFailed { kms: Some(_), .. }
-                | VolumeObs::KeyLoadFailed { .. }
-                | VolumeObs::CreateFailed { .. }
+            | VolumeObs::KeyLoadFailed { .. }
+            | VolumeObs::CreateFailed { .. },
         )
-    )
+        | Obs::Service(ServiceObs::CreateFailed { .. } | ServiceObs::StateChanged { to: State::Inaccessible, .. }) => {
+            true
+        }
+        Obs::Service(
+            ServiceObs::RequestFailed { failure, .. } | ServiceObs::Lifecycle { failure: Some(failure), .. },
+        ) => failure.by_kms(),
+        _ => false,
+    }
 }
 
 impl Sink<Obs> for CauseIndex {
