@@ -86,6 +86,20 @@ fn explain_prints_the_cause_chain_of_each_key_failure() {
     assert!(text(&out.stderr).contains("there is no record #9999"));
 }
 
+/// A service resource's failure is a failure caused by a key too: a secret's refused
+/// GetSecretValue, back to the deletion that made the key unusable.
+#[test]
+fn explain_follows_a_services_failure_to_the_key() {
+    let file = super::scenarios_dir().join("services/secret-and-lambda.ron");
+    let out = kmsim(&["explain", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert!(lines[0].contains("db-password GetSecretValue FAILED DecryptionFailure"), "{lines:#?}");
+    assert!(lines[1].contains("Decrypt FAILED KMSInvalidStateException"), "{lines:#?}");
+    assert!(lines[2].contains("Enabled -> PendingImport"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("resize Invoke FAILED KMSInvalidStateException")), "{lines:#?}");
+}
+
 fn write(dir: &Path, name: &str, body: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
