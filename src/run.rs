@@ -254,9 +254,16 @@ pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
 #[derive(Clone, Debug)]
 pub struct Names<'s> {
     pub scenario: &'s Scenario,
-    /// Per replaced instance, the record of each launch by auto scaling, in order. Only
-    /// replacements are kept: a fleet of a million that is never replaced costs nothing.
-    launches: BTreeMap<ActorId, Vec<RecordId>>,
+    /// Per replaced instance, how many launches by auto scaling into its place so far. Only
+    /// replacements count: a fleet of a million that is never replaced costs nothing.
+    lives: BTreeMap<ActorId, u32>,
+    /// With the run's records kept: each launch's record, per place, so that any record can be
+    /// named ([`Names::new`]). Streaming ([`Names::streaming`]), `None`: memory stays the
+    /// estate's whatever the number of launches, and a record held back is named by
+    /// [`Names::lives_at`] taken when it was seen, or within [`RECENT`] records.
+    history: Option<BTreeMap<ActorId, Vec<RecordId>>>,
+    /// Streaming: the launches among the last [`RECENT`] records, oldest first.
+    recent: std::collections::VecDeque<(RecordId, ActorId)>,
     /// Keys that have had a second material (one imported for a rotation), from that record:
     /// outputs name the material of their cryptographic calls, which for a key of one material
     /// says nothing.
@@ -265,15 +272,56 @@ pub struct Names<'s> {
     first_launched: std::collections::BTreeSet<ActorId>,
 }
 
+/// How far back (in records) a streaming [`Names`] names an instance exactly without a
+/// [`Lives`] taken at the record: further than any writer holds a record back.
+pub const RECENT: u64 = 100_000;
+
+/// The launch counts of the replaced instances a record names, taken when it was seen: enough
+/// to name it later ([`Names::pinned`]).
+pub type Lives = smallvec::SmallVec<[(ActorId, u32); 2]>;
+
 impl<'s> Names<'s> {
+    /// Names that keep every launch, for a run whose records are kept: any record can be named.
     #[must_use]
     pub fn new(scenario: &'s Scenario) -> Self {
+        Names { history: Some(BTreeMap::new()), ..Self::streaming(scenario) }
+    }
+
+    /// Names for records seen as they come: the current record, those of the last [`RECENT`],
+    /// and any other by the [`Lives`] taken when it was seen.
+    #[must_use]
+    pub fn streaming(scenario: &'s Scenario) -> Self {
         Names {
             scenario,
-            launches: BTreeMap::new(),
+            lives: BTreeMap::new(),
+            history: None,
+            recent: std::collections::VecDeque::new(),
             rotating: BTreeMap::new(),
             first_launched: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// Names that name a record whose [`Lives`] were taken when it was seen, as they were then.
+    #[must_use]
+    pub fn pinned(&self, lives: &Lives) -> Names<'s> {
+        // A place's life is the number of its launches at or before the record: as many as its
+        // life, all at record 0.
+        let history = lives.iter().map(|&(a, life)| (a, vec![0; life as usize])).collect();
+        Names { history: Some(history), rotating: self.rotating.clone(), ..Self::streaming(self.scenario) }
+    }
+
+    /// The launch counts of the replaced instances `rec` names (its actor among them), now:
+    /// to be taken as `rec` is seen, for naming it later.
+    #[must_use]
+    pub fn lives_at(&self, rec: &Record<Obs>) -> Lives {
+        let mut out = Lives::new();
+        for a in std::iter::once(rec.actor).chain(rec.obs.instances_named()) {
+            let life = self.life(a, rec.id);
+            if life > 0 && !out.iter().any(|(b, _)| *b == a) {
+                out.push((a, life));
+            }
+        }
+        out
     }
 
     /// Learns from `rec` (records must come in order): a launch by auto scaling is the state
@@ -290,7 +338,16 @@ impl<'s> Names<'s> {
                     Role::Instance(i) if self.scenario.launches.contains_key(&i)
                 );
                 if !from_image || !self.first_launched.insert(rec.actor) {
-                    self.launches.entry(rec.actor).or_default().push(rec.id);
+                    *self.lives.entry(rec.actor).or_default() += 1;
+                    match &mut self.history {
+                        Some(h) => h.entry(rec.actor).or_default().push(rec.id),
+                        None => {
+                            self.recent.push_back((rec.id, rec.actor));
+                            while self.recent.front().is_some_and(|(r, _)| r + RECENT < rec.id) {
+                                self.recent.pop_front();
+                            }
+                        }
+                    }
                 }
             }
             Obs::Kms(KmsObs::Called {
@@ -313,7 +370,14 @@ impl<'s> Names<'s> {
     /// Which launch into its place instance actor `id` is at record `at` (0 for non-instances).
     #[must_use]
     pub fn life(&self, id: ActorId, at: RecordId) -> u32 {
-        self.launches.get(&id).map_or(0, |l| u32::try_from(l.partition_point(|&r| r <= at)).unwrap_or(u32::MAX))
+        match &self.history {
+            Some(h) => h.get(&id).map_or(0, |l| u32::try_from(l.partition_point(|&r| r <= at)).unwrap_or(u32::MAX)),
+            None => {
+                let now = self.lives.get(&id).copied().unwrap_or(0);
+                let since = self.recent.iter().rev().take_while(|(r, _)| *r > at).filter(|(_, a)| *a == id).count();
+                now - u32::try_from(since).unwrap_or(u32::MAX).min(now)
+            }
+        }
     }
 
     /// The name of actor `id` at record `at`: `kms`, a volume id, or the id of the instance in
@@ -350,7 +414,7 @@ pub fn run<'s>(
     probes.sort_unstable();
     probes.dedup();
     let mut snapshots = Vec::with_capacity(probes.len());
-    let mut names = Names::new(scenario);
+    let mut names = if options.stream { Names::streaming(scenario) } else { Names::new(scenario) };
     let mut records_made = 0;
     // The engine pauses at each probe and resumes: the order of events is unchanged.
     let mut last_event_at = SimTime::ZERO;

@@ -89,6 +89,61 @@ impl Obs {
         }
     }
 
+    /// The instances a record's words name beside its actor (an attach's instance, a launch's, a
+    /// grant's grantee, the caller of EC2's Decrypt, a restore's volume): those whose names a
+    /// relaunch can change. Every kind of record is listed, so that a new one is looked at.
+    pub fn instances_named(&self) -> impl Iterator<Item = crate::engine::ActorId> {
+        use ebs::VolumeObs;
+        use group::GroupObs;
+        use image::ImageObs;
+        use kms::{Caller, Grantee, KmsObs, KmsOp};
+        use snapshot::SnapshotObs;
+        let one = match self {
+            Obs::Volume(
+                VolumeObs::AttachRequested { instance }
+                | VolumeObs::Attached { instance }
+                | VolumeObs::AttachFailed { instance, .. }
+                | VolumeObs::Detached { instance }
+                | VolumeObs::KeyLoadFailed { instance, .. },
+            )
+            | Obs::Image(ImageObs::Launched { instance } | ImageObs::LaunchFailed { instance })
+            | Obs::Group(GroupObs::Launched { instance } | GroupObs::LaunchFailed { instance, .. }) => Some(*instance),
+            Obs::Snapshot(SnapshotObs::Used { by, .. } | SnapshotObs::UseFailed { by, .. }) => Some(*by),
+            Obs::Volume(
+                VolumeObs::CreateRequested
+                | VolumeObs::Created
+                | VolumeObs::CreateFailed { .. }
+                | VolumeObs::Refused { .. }
+                | VolumeObs::Io { .. },
+            )
+            | Obs::Instance(_)
+            | Obs::Image(ImageObs::Registered | ImageObs::Deregistered | ImageObs::Refused { .. })
+            | Obs::Group(GroupObs::Capacity { .. } | GroupObs::DesiredSet { .. })
+            | Obs::Snapshot(
+                SnapshotObs::Created { .. }
+                | SnapshotObs::CreateFailed { .. }
+                | SnapshotObs::Refused { .. }
+                | SnapshotObs::Deleted,
+            )
+            | Obs::Service(_)
+            | Obs::Kms(_) => None,
+        };
+        let (caller, grantee) = match self {
+            Obs::Kms(KmsObs::Called { caller, op, .. }) => (
+                match caller {
+                    Caller::Instance(i) => Some(*i),
+                    _ => None,
+                },
+                match &**op {
+                    KmsOp::CreateGrant { grantee: Grantee::Instance(i), .. } => Some(*i),
+                    _ => None,
+                },
+            ),
+            _ => (None, None),
+        };
+        one.into_iter().chain(caller).chain(grantee)
+    }
+
     /// True for the kinds of record made on every attach and detach, which own no memory:
     /// forgetting one is dropping it, without the drop code of the kinds that do. The patterns
     /// name every field and [`plain`] requires each to be `Copy` (which no type that owns memory

@@ -67,7 +67,7 @@ impl Sink<Obs> for Folds<'_, '_> {
         self.summary.observe(&self.names, &rec);
         self.verdicts.observe(&self.names, &rec);
         if let Some(t) = &mut self.timeline {
-            t.observe(&rec);
+            t.observe(&self.names, &rec);
         }
         if let Some(l) = &mut self.lanes {
             l.observe(&self.names, &rec);
@@ -98,7 +98,7 @@ pub fn observe<'s>(
     extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Observed<'s>, EngineError> {
     let mut folds = Folds {
-        names: Names::new(scenario),
+        names: Names::streaming(scenario),
         summary: SummaryFold::new(scenario),
         verdicts: VerdictFold::new(scenario),
         timeline: (wanted.timeline || wanted.report).then(|| TimelineFold::new(scenario)),

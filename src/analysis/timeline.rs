@@ -6,6 +6,7 @@
 
 use crate::actors::Obs;
 use crate::engine::Record;
+use crate::run::{Lives, Names};
 use crate::scenario::Scenario;
 
 use super::record::{Outcome, verdict};
@@ -23,10 +24,10 @@ const TAIL: usize = 20;
 /// head and the last few records, so a run of any length prints in bounded memory.
 pub struct TimelineFold<'s> {
     scenario: &'s Scenario,
-    kept: Vec<Record<Obs>>,
-    failures: Vec<Record<Obs>>,
-    key_events: Vec<Record<Obs>>,
-    tail: std::collections::VecDeque<Record<Obs>>,
+    kept: Vec<Kept>,
+    failures: Vec<Kept>,
+    key_events: Vec<Kept>,
+    tail: std::collections::VecDeque<Kept>,
     total: usize,
 }
 
@@ -57,21 +58,24 @@ impl<'s> TimelineFold<'s> {
         }
     }
 
-    pub fn observe(&mut self, rec: &Record<Obs>) {
+    /// Takes the next record; `names` knows every record until this one (the instances a kept
+    /// record names are taken with it, so that it is named later as it was then).
+    pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
         self.total += 1;
+        let keep = |rec: &Record<Obs>| (rec.clone(), names.lives_at(rec));
         if self.kept.len() < WHOLE_TIMELINE {
-            self.kept.push(rec.clone());
+            self.kept.push(keep(rec));
             return;
         }
         if self.failures.len() < FAILURES && self.failed(rec) {
-            self.failures.push(rec.clone());
+            self.failures.push(keep(rec));
         } else if self.key_events.len() < KEY_EVENTS && Self::key_event(rec) {
-            self.key_events.push(rec.clone());
+            self.key_events.push(keep(rec));
         }
         if self.tail.len() == TAIL {
             self.tail.pop_front();
         }
-        self.tail.push_back(rec.clone());
+        self.tail.push_back(keep(rec));
     }
 
     /// The records to show, `None` where some were left out, and what was left out in words.
@@ -81,25 +85,25 @@ impl<'s> TimelineFold<'s> {
             return Shown { rows: self.kept.into_iter().map(Some).collect(), total: self.total, left_out: None };
         }
         let later = &self.kept[HEAD..];
-        let failures: Vec<&Record<Obs>> =
-            later.iter().filter(|r| self.failed(r)).chain(&self.failures).take(FAILURES).collect();
-        let key_events: Vec<&Record<Obs>> = later
+        let failures: Vec<&Kept> =
+            later.iter().filter(|r| self.failed(&r.0)).chain(&self.failures).take(FAILURES).collect();
+        let key_events: Vec<&Kept> = later
             .iter()
-            .filter(|r| !self.failed(r) && Self::key_event(r))
+            .filter(|r| !self.failed(&r.0) && Self::key_event(&r.0))
             .chain(&self.key_events)
             .take(KEY_EVENTS)
             .collect();
-        let mut middle: Vec<&Record<Obs>> = failures.iter().chain(&key_events).copied().collect();
-        middle.sort_by_key(|r| r.id);
-        let tail: Vec<&Record<Obs>> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.id > m.id)).collect();
-        let mut rows: Vec<Option<Record<Obs>>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
+        let mut middle: Vec<&Kept> = failures.iter().chain(&key_events).copied().collect();
+        middle.sort_by_key(|r| r.0.id);
+        let tail: Vec<&Kept> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.0.id > m.0.id)).collect();
+        let mut rows: Vec<Option<Kept>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
         let mut next = HEAD as u64;
         for r in middle.iter().chain(&tail) {
-            if r.id > next {
+            if r.0.id > next {
                 rows.push(None);
             }
             rows.push(Some((*r).clone()));
-            next = r.id + 1;
+            next = r.0.id + 1;
         }
         let not_shown = self.total - HEAD - middle.len() - tail.len();
         let left_out = format!(
@@ -112,11 +116,14 @@ impl<'s> TimelineFold<'s> {
     }
 }
 
+/// A record a timeline keeps, with the instances it names as they were then.
+pub type Kept = (Record<Obs>, Lives);
+
 /// The records a bounded timeline shows.
 #[derive(Clone, Debug)]
 pub struct Shown {
-    /// In order; `None` where records were left out.
-    pub rows: Vec<Option<Record<Obs>>>,
+    /// In order; `None` where records were left out. Name each with `names.pinned(lives)`.
+    pub rows: Vec<Option<Kept>>,
     pub total: usize,
     /// What was left out, in words, if anything was.
     pub left_out: Option<String>,

@@ -927,7 +927,7 @@ impl<'s> Writer<'s> {
     pub fn new(scenario: &'s Scenario) -> Self {
         Writer {
             scenario,
-            names: Names::new(scenario),
+            names: Names::streaming(scenario),
             ids: Ids::new(scenario.seed),
             imported: vec![false; scenario.keys.len()],
             terminations: BTreeMap::new(),

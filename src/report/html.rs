@@ -243,11 +243,11 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         "<table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
     );
     for row in &events.rows {
-        let Some(r) = row else {
+        let Some((r, lives)) = row else {
             h.push_str("<tr class=\"gap\"><td colspan=\"7\">…</td></tr>\n");
             continue;
         };
-        let d = describe(&run.names, r);
+        let d = describe(&run.names.pinned(lives), r);
         let (row_class, result) = match d.outcome {
             Outcome::Ok => ("", "ok".to_string()),
             Outcome::Failed => (

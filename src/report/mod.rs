@@ -22,10 +22,9 @@ pub mod trace;
 
 use std::fmt::Write as _;
 
-use crate::actors::Obs;
 use crate::analysis::timeline::{Shown, TimelineFold};
 use crate::analysis::{lanes, summary as facts, verdicts};
-use crate::engine::{Record, SimTime};
+use crate::engine::SimTime;
 use crate::run::{Names, Run};
 use describe::{Outcome, describe};
 
@@ -37,7 +36,7 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
     let verdicts = verdicts::evaluate(run, &summary);
     let lanes = lanes::build(run, &summary);
     let mut events = TimelineFold::new(run.scenario);
-    run.records.iter().for_each(|r| events.observe(r));
+    run.records.iter().for_each(|r| events.observe(&run.names, r));
     let events = events.select();
     let mut files = report_files(
         &ReportParts { run, summary: &summary, verdicts: &verdicts, lanes: &lanes, events: &events },
@@ -152,14 +151,14 @@ pub fn run_text_of(
 #[must_use]
 pub fn timeline(run: &Run<'_>) -> String {
     let mut fold = TimelineFold::new(run.scenario);
-    run.records.iter().for_each(|r| fold.observe(r));
+    run.records.iter().for_each(|r| fold.observe(&run.names, r));
     timeline_text(&run.names, &fold.select())
 }
 
-/// The records a timeline shows, as text; `names` knows every record of the run.
+/// The records a timeline shows, as text, each named as it was when it was kept.
 #[must_use]
 pub fn timeline_text(names: &Names<'_>, shown: &Shown) -> String {
-    let rows: Vec<Option<&Record<Obs>>> = shown.rows.iter().map(Option::as_ref).collect();
+    let rows: Vec<Option<&crate::analysis::timeline::Kept>> = shown.rows.iter().map(Option::as_ref).collect();
     let mut out = rows_text_with_gaps(names, &rows, shown.total);
     if let Some(left_out) = &shown.left_out {
         let _ = writeln!(out, "({left_out}. `--trace FILE` writes every one.)");
@@ -168,8 +167,12 @@ pub fn timeline_text(names: &Names<'_>, shown: &Shown) -> String {
 }
 
 /// Aligned rows, a `...` line where records were left out (`None`).
-fn rows_text_with_gaps(names: &Names<'_>, records: &[Option<&Record<Obs>>], total: usize) -> String {
-    let rows: Vec<_> = records.iter().map(|r| r.map(|r| (r, describe(names, r)))).collect();
+fn rows_text_with_gaps(
+    names: &Names<'_>,
+    records: &[Option<&crate::analysis::timeline::Kept>],
+    total: usize,
+) -> String {
+    let rows: Vec<_> = records.iter().map(|r| r.map(|(r, lives)| (r, describe(&names.pinned(lives), r)))).collect();
     let described = || rows.iter().flatten();
     let subject_w = described().map(|(_, d)| d.subject.chars().count()).max().unwrap_or(0).max(7);
     let event_w = described().map(|(_, d)| d.event.len()).max().unwrap_or(0).max(5);

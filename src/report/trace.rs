@@ -295,7 +295,7 @@ impl<'s, W: Write> Streamed<'s, W> {
             buf.extend_from_slice(CSV_HEADER.as_bytes());
         }
         Streamed {
-            names: Names::new(scenario),
+            names: Names::streaming(scenario),
             format,
             out,
             error: None,

@@ -293,3 +293,28 @@ fn explaining_from_a_cause_index_and_a_second_run_gives_the_same_chains() {
     }
     assert!(explained > 20, "{explained} chains compared");
 }
+
+/// A streaming run keeps no launch history (its memory stays the estate's): a record is named
+/// from the launch counts taken when it was seen. Every record of runs that relaunch instances
+/// in their places reads word for word as the kept run, whose names know every launch, reads it.
+#[test]
+fn streaming_names_word_every_record_as_a_kept_run_does() {
+    use kmsim::report::describe::describe;
+    use kmsim::run::Names;
+    for rel in ["fleet/fleet-on-group.ron", "groups/capacity-drains.ron", "fleet/replacement-launch-fails.ron"] {
+        let path = super::scenarios_dir().join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let s = kmsim::scenario::parse(rel, &text, kmsim::scenario::Overrides::default()).unwrap();
+        let kept = kmsim::run::run(&s, &kmsim::run::RunOptions::default(), None).unwrap();
+        let mut streaming = Names::streaming(&s);
+        let mut relaunched = 0;
+        for rec in &kept.records {
+            streaming.observe(rec);
+            let lives = streaming.lives_at(rec);
+            relaunched += usize::from(!lives.is_empty());
+            let pinned = streaming.pinned(&lives);
+            assert_eq!(describe(&pinned, rec), describe(&kept.names, rec), "{rel}: #{}", rec.id);
+        }
+        assert!(relaunched > 0, "{rel}: the run should name relaunched instances");
+    }
+}
