@@ -551,6 +551,10 @@ impl<'s> LanesFold<'s> {
             match st {
                 _ if self.failing[x] => Band::Down(name),
                 State::Inaccessible | State::Terminal => Band::Down(name),
+                // Nothing held: its next request fails (blocked, not latent).
+                State::Available if !usable && decl.policy.hold == crate::actors::service::Hold::PerRequest => {
+                    Band::Unusable
+                }
                 State::Available if !usable => Band::ServingLatent(name),
                 State::Available | State::Stopped => Band::Serving(name),
             }
