@@ -593,15 +593,12 @@ pub mod sweep {
             .label_font(font(12))
             .draw()?;
 
-        // Histogram of the time to first failure over the runs that had one, in hours, or in
-        // minutes when they all fall within two hours.
-        let firsts_ms: Vec<u64> = s.per_run.iter().filter_map(|r| r.first_failure_ms).collect();
-        let (min, max) = (firsts_ms.iter().copied().min().unwrap_or(0), firsts_ms.iter().copied().max().unwrap_or(0));
-        let (unit_ms, unit) = if max - min < 2 * 3_600_000 { (60_000.0, "minutes") } else { (3_600_000.0, "hours") };
-        let firsts: Vec<f64> = firsts_ms.iter().map(|ms| *ms as f64 / unit_ms).collect();
-        let lo = min as f64 / unit_ms;
-        let hi = (max as f64 / unit_ms).max(lo + 1.0);
-        let x_desc = format!("{unit} since the start");
+        // Histogram of the time to first failure over the runs that had one, its axis in the
+        // scenario's own offsets (`+30d 6s`), its counts whole runs.
+        let firsts: Vec<f64> = s.per_run.iter().filter_map(|r| r.first_failure_ms).map(|ms| ms as f64).collect();
+        let lo = firsts.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX);
+        let lo = if lo.is_finite() { lo } else { 0.0 };
+        let hi = firsts.iter().copied().fold(lo, f64::max).max(lo + 1_000.0);
         let bins = 30usize;
         let width = (hi - lo) / bins as f64;
         let mut counts = vec![0u32; bins];
@@ -609,15 +606,27 @@ pub mod sweep {
             let b = (((f - lo) / width) as usize).min(bins - 1);
             counts[b] += 1;
         }
-        let max = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
+        let max = counts.iter().copied().max().unwrap_or(0).max(1);
         let caption = format!("time to first failure ({} of {} runs had one)", firsts.len(), s.runs);
         let mut hist = ChartBuilder::on(&bottom)
             .caption(caption, bold(16))
             .margin(16)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(lo..hi, 0f64..max * 1.1)?;
-        hist.configure_mesh().x_desc(x_desc).y_desc("runs").label_style(font(12)).axis_desc_style(font(13)).draw()?;
+            .build_cartesian_2d(lo..hi, 0f64..f64::from(max) * 1.1)?;
+        // To the second: milliseconds are noise at a sweep's scale, and labels must fit.
+        let offset =
+            |v: &f64| format!("+{}", crate::engine::SimDuration::from_ms((*v / 1_000.0).round() as u64 * 1_000));
+        hist.configure_mesh()
+            .x_desc("time of the first failure, from the start")
+            .y_desc("runs")
+            .x_labels(6)
+            .x_label_formatter(&offset)
+            .y_labels(max as usize + 1)
+            .y_label_formatter(&|v| if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { String::new() })
+            .label_style(font(12))
+            .axis_desc_style(font(13))
+            .draw()?;
         hist.draw_series(counts.iter().enumerate().map(|(i, c)| {
             let x0 = lo + width * i as f64;
             Rectangle::new([(x0, 0.0), (x0 + width * 0.9, f64::from(*c))], rgb(0xe57373).filled())
