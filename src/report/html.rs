@@ -41,6 +41,7 @@ table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--bg-soft); font-weight: 600; white-space: nowrap; }
 td.num, td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.when { font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fff1f0; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
 .st-unaffected { background: #e8f5e9; color: #1b5e20; } .st-recovered { background: #e3f2fd; color: #0d47a1; }
@@ -124,9 +125,12 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             for (i, cell) in row.iter().enumerate() {
                 if i == 7 {
                     let _ = write!(h, "<td><span class=\"pill st-{0}\">{0}</span></td>", esc(cell));
+                } else if (2..=6).contains(&i) {
+                    // The table reads at a glance: an offset to its two largest units (the
+                    // timeline below and the trace give every millisecond).
+                    let _ = write!(h, "<td class=\"when\">{}</td>", esc(&short_times(cell)));
                 } else {
-                    let class = if (2..=6).contains(&i) { " class=\"time\"" } else { "" };
-                    let _ = write!(h, "<td{class}>{}</td>", esc(cell));
+                    let _ = write!(h, "<td>{}</td>", esc(cell));
                 }
             }
             let _ = writeln!(h, "<td>{}</td></tr>", esc(&at_end));
@@ -296,4 +300,40 @@ fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
     let len = tag[start..].find('"')?;
     Some(&tag[start..start + len])
+}
+
+/// `cell` with each duration or offset in it (`+23h 28m 25s 241ms`) cut to its two largest
+/// units (`+23h 28m`); the other words stay.
+fn short_times(cell: &str) -> String {
+    let is_part = |w: &str| {
+        let w = w.strip_prefix('+').unwrap_or(w);
+        let digits = w.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && matches!(&w[digits..], "d" | "h" | "m" | "s" | "ms")
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let mut run = 0;
+    for w in cell.split(' ') {
+        if is_part(w) {
+            run += 1;
+            if run > 2 {
+                continue;
+            }
+        } else {
+            run = 0;
+        }
+        out.push(w);
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_cut_to_their_two_largest_units() {
+        assert_eq!(super::short_times("+23h 28m 25s 241ms Query"), "+23h 28m Query");
+        assert_eq!(super::short_times("+1d 5m ResourceStateChanged x"), "+1d 5m ResourceStateChanged x");
+        assert_eq!(super::short_times("4m 42s 981ms"), "4m 42s");
+        assert_eq!(super::short_times(">= 2d 3h 4m (open)"), ">= 2d 3h (open)");
+        assert_eq!(super::short_times("-"), "-");
+    }
 }
