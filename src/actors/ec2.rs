@@ -340,6 +340,19 @@ impl Instance {
         self.state
     }
 
+    /// The calls an instance answers: an attach or detach of a volume, its state.
+    pub fn answer(&mut self, msg: InstanceMsg, ctx: &mut WorldCtx<'_>) -> super::Reply {
+        match msg {
+            InstanceMsg::Attach { volume } => super::Reply::Attach(self.on_attach(volume, ctx)),
+            InstanceMsg::Detached { volume } => {
+                self.on_detached(volume, ctx);
+                super::Reply::Done
+            }
+            InstanceMsg::State => super::Reply::State(self.state()),
+            other => unreachable!("{other:?} is not a call"),
+        }
+    }
+
     /// Which launch into this place the instance is (see [`crate::run::Names`] for its id).
     #[must_use]
     pub fn life(&self) -> u32 {

@@ -299,20 +299,11 @@ impl Actor for World {
                 World::Kms(kms) => Reply::Kms(kms.answer(req, ctx)),
                 actor => not_a_call(actor, &req),
             },
-            Msg::Instance(ec2::InstanceMsg::Attach { volume }) => match self {
-                World::Instance(i) => Reply::Attach(i.on_attach(volume, ctx)),
-                actor => not_a_call(actor, &volume),
-            },
-            Msg::Instance(ec2::InstanceMsg::Detached { volume }) => match self {
-                World::Instance(i) => {
-                    i.on_detached(volume, ctx);
-                    Reply::Done
-                }
-                actor => not_a_call(actor, &volume),
-            },
-            Msg::Instance(ec2::InstanceMsg::State) => match self {
-                World::Instance(i) => Reply::State(i.state()),
-                actor => not_a_call(actor, &"State"),
+            Msg::Instance(
+                m @ (ec2::InstanceMsg::Attach { .. } | ec2::InstanceMsg::Detached { .. } | ec2::InstanceMsg::State),
+            ) => match self {
+                World::Instance(i) => i.answer(m, ctx),
+                actor => not_a_call(actor, &m),
             },
             Msg::Volume(ebs::VolumeMsg::DataKey) => match self {
                 World::Volume(v) => Reply::DataKey(v.data_key()),
