@@ -492,6 +492,15 @@ impl Failure {
         }
     }
 
+    /// KMS's exception, when KMS refused (throttling included).
+    #[must_use]
+    pub fn refusal(&self) -> Option<KmsException> {
+        match self {
+            Failure::Kms(e) => Some(e.exception),
+            _ => None,
+        }
+    }
+
     /// Whether KMS refused: a failure because of the key, not of the resource's state.
     #[must_use]
     pub fn by_kms(&self) -> bool {
@@ -564,6 +573,51 @@ impl ServiceObs {
     }
 }
 
+/// What a record says of its resource's standing with its key: every output that follows a
+/// resource's breaks reads it here ([`ServiceObs::effect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// It worked: a creation, a request served, a reboot, start or restore, access back.
+    Worked(&'static str),
+    /// It failed because of its key: KMS refused its service, or its service marked it
+    /// inaccessible.
+    Broke { action: &'static str, code: &'static str },
+    /// Its service's deadline passed while it was broken: no new failure, a graver state.
+    Lapsed { code: &'static str },
+}
+
+impl ServiceObs {
+    /// What the record says of its resource's standing with its key, if anything.
+    #[must_use]
+    pub fn effect(&self) -> Option<Effect> {
+        let kind = self.kind();
+        match self {
+            ServiceObs::Created { .. } => Some(Effect::Worked(kind.create_api())),
+            ServiceObs::Served { .. } => Some(Effect::Worked(kind.request_api())),
+            ServiceObs::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => {
+                Some(Effect::Worked(kind.api(*what)))
+            }
+            ServiceObs::StateChanged { to: State::Available, .. } => Some(Effect::Worked("available again")),
+            ServiceObs::CreateFailed { error, .. } => {
+                Some(Effect::Broke { action: kind.create_api(), code: kind.create_error_code(error.exception) })
+            }
+            ServiceObs::RequestFailed { failure, .. } if failure.by_kms() => {
+                Some(Effect::Broke { action: kind.request_api(), code: failure.code(kind) })
+            }
+            ServiceObs::Lifecycle { what, failure: Some(failure), .. } if failure.by_kms() => {
+                Some(Effect::Broke { action: kind.api(*what), code: failure.code(kind) })
+            }
+            ServiceObs::StateChanged { to: State::Inaccessible, .. } => {
+                Some(Effect::Broke { action: "ResourceStateChanged", code: kind.state_name(State::Inaccessible) })
+            }
+            ServiceObs::StateChanged { to: State::Terminal, .. } => {
+                Some(Effect::Lapsed { code: kind.state_name(State::Terminal) })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Every event name a resource's record can have.
 pub fn event_names() -> impl Iterator<Item = &'static str> {
     let per_kind = Kind::ALL.into_iter().flat_map(|k| {
@@ -632,11 +686,6 @@ impl Resource {
     }
 
     #[must_use]
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    #[must_use]
     pub fn state(&self) -> Option<State> {
         self.state
     }
@@ -659,17 +708,11 @@ impl Resource {
             ServiceMsg::Request => self.request(ctx),
             ServiceMsg::Activity => {
                 self.request(ctx);
-                if let Some(d) = &self.requests {
-                    let after = d.draw(&mut ctx.rng());
-                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::Activity), after);
-                }
+                again(self.requests.as_ref(), ServiceMsg::Activity, ctx);
             }
             ServiceMsg::RebootCycle => {
                 self.lifecycle(Lifecycle::Reboot, ctx);
-                if let Some(d) = &self.reboots {
-                    let after = d.draw(&mut ctx.rng());
-                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::RebootCycle), after);
-                }
+                again(self.reboots.as_ref(), ServiceMsg::RebootCycle, ctx);
             }
             ServiceMsg::Lifecycle(what) => self.lifecycle(what, ctx),
             ServiceMsg::KeyChanged => {
@@ -698,14 +741,8 @@ impl Resource {
                 self.state = Some(State::Available);
                 self.hold(ctx.now());
                 ctx.record(Obs::Service(ServiceObs::Created { kind }));
-                if let Some(d) = &self.requests {
-                    let after = d.draw(&mut ctx.rng());
-                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::Activity), after);
-                }
-                if let Some(d) = &self.reboots {
-                    let after = d.draw(&mut ctx.rng());
-                    ctx.send(ctx.me(), Msg::Service(ServiceMsg::RebootCycle), after);
-                }
+                again(self.requests.as_ref(), ServiceMsg::Activity, ctx);
+                again(self.reboots.as_ref(), ServiceMsg::RebootCycle, ctx);
             }
             Ok(other) => unreachable!("GenerateDataKey answered {other:?}"),
             Err(error) => {
@@ -768,10 +805,7 @@ impl Resource {
             Some(s @ (State::Inaccessible | State::Terminal)) => Failure::Inaccessible(s),
             other => Failure::Unavailable(other),
         };
-        let refused = match &failure {
-            Failure::Kms(error) => Some(error.exception),
-            _ => None,
-        };
+        let refused = failure.refusal();
         ctx.record(Obs::Service(ServiceObs::RequestFailed { kind, failure }));
         if let Some(exception) = refused {
             self.refused(exception, ctx);
@@ -817,10 +851,7 @@ impl Resource {
             (_, Some(s @ (State::Inaccessible | State::Terminal))) => Some(Failure::Inaccessible(s)),
             (_, other) => Some(Failure::Unavailable(other)),
         };
-        let refused = match &failure {
-            Some(Failure::Kms(error)) => Some(error.exception),
-            _ => None,
-        };
+        let refused = failure.as_ref().and_then(Failure::refusal);
         ctx.record(Obs::Service(ServiceObs::Lifecycle { kind, what, failure }));
         if let Some(exception) = refused {
             if self.state == Some(State::Stopped) {
@@ -905,5 +936,13 @@ impl Resource {
                 }));
             }
         }
+    }
+}
+
+/// The next of a resource's own activities (`msg`), after a time drawn from `every`, if it has any.
+fn again(every: Option<&Dist>, msg: ServiceMsg, ctx: &mut WorldCtx<'_>) {
+    if let Some(d) = every {
+        let after = d.draw(&mut ctx.rng());
+        ctx.send(ctx.me(), Msg::Service(msg), after);
     }
 }

@@ -78,19 +78,14 @@ impl CauseIndex {
 /// marking it inaccessible.
 #[must_use]
 pub fn is_key_failure(rec: &Record<Obs>) -> bool {
-    use crate::actors::service::{ServiceObs, State};
     match &rec.obs {
         Obs::Volume(
             VolumeObs::AttachFailed { kms: Some(_), .. }
             | VolumeObs::KeyLoadFailed { .. }
             | VolumeObs::CreateFailed { .. },
-        )
-        | Obs::Service(ServiceObs::CreateFailed { .. } | ServiceObs::StateChanged { to: State::Inaccessible, .. }) => {
-            true
-        }
-        Obs::Service(
-            ServiceObs::RequestFailed { failure, .. } | ServiceObs::Lifecycle { failure: Some(failure), .. },
-        ) => failure.by_kms(),
+        ) => true,
+        // A deadline passing while broken is no new failure.
+        Obs::Service(o) => matches!(o.effect(), Some(crate::actors::service::Effect::Broke { .. })),
         _ => false,
     }
 }

@@ -11,7 +11,7 @@ use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::group::GroupObs;
 use crate::actors::image::{ImageObs, ImageState};
 use crate::actors::kms::{Caller, KeyIdx, KeyState, KmsObs, KmsOutput};
-use crate::actors::service::{Lifecycle, ServiceObs, State};
+use crate::actors::service::{Effect, ServiceObs};
 use crate::actors::snapshot::{SnapshotObs, SnapshotState};
 use crate::engine::{ActorId, Cause, Record, RecordId, SimDuration, SimTime};
 use crate::run::{
@@ -412,30 +412,12 @@ impl SummaryFold {
 
     fn service(&mut self, r: &Record<Obs>, obs: &ServiceObs) {
         let me = r.actor.index();
-        let kind = obs.kind();
-        let (hot, cold) = (&mut self.hot, &mut self.cold);
-        let how = match obs {
-            ServiceObs::Created { .. } => return worked(hot, cold, me, r.at, kind.create_api()),
-            ServiceObs::Served { .. } => return worked(hot, cold, me, r.at, kind.request_api()),
-            ServiceObs::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => {
-                return worked(hot, cold, me, r.at, kind.api(*what));
-            }
-            ServiceObs::StateChanged { to: State::Available, .. } => {
-                return worked(hot, cold, me, r.at, "available again");
-            }
-            ServiceObs::CreateFailed { error, .. } => {
-                How { action: kind.create_api(), code: kind.create_error_code(error.exception) }
-            }
-            ServiceObs::RequestFailed { failure, .. } if failure.by_kms() => {
-                How { action: kind.request_api(), code: failure.code(kind) }
-            }
-            ServiceObs::Lifecycle { what, failure: Some(failure), .. } if failure.by_kms() => {
-                How { action: kind.api(*what), code: failure.code(kind) }
-            }
-            ServiceObs::StateChanged { to: to @ (State::Inaccessible | State::Terminal), .. } => {
-                How { action: "ResourceStateChanged", code: kind.state_name(*to) }
-            }
-            _ => return,
+        let how = match obs.effect() {
+            Some(Effect::Worked(what)) => return worked(&mut self.hot, &mut self.cold, me, r.at, what),
+            Some(Effect::Broke { action, code }) => How { action, code },
+            // An open break stays the one it is.
+            Some(Effect::Lapsed { code }) => How { action: "ResourceStateChanged", code },
+            None => return,
         };
         let key = self.cold[me].key;
         failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::kms::{Caller, KeyState, KmsException, KmsObs};
+use crate::actors::service::Effect;
 use crate::engine::{ActorId, Record, SimTime, Sink};
 use crate::run::{RunOptions, simulate};
 use crate::scenario::{Overrides, Scenario};
@@ -213,27 +214,12 @@ impl Fold {
             Obs::Volume(VolumeObs::AttachFailed { kms: Some(_), .. } | VolumeObs::KeyLoadFailed { .. }) => {
                 self.broke(rec.actor.index(), t);
             }
-            // A service resource breaks and works again as the summary says (`SummaryFold::service`).
-            Obs::Service(o) => {
-                use crate::actors::service::{Lifecycle, ServiceObs as S, State};
-                match o {
-                    S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. }
-                        if failure.by_kms() =>
-                    {
-                        self.broke(rec.actor.index(), t);
-                    }
-                    S::CreateFailed { .. } | S::StateChanged { to: State::Inaccessible | State::Terminal, .. } => {
-                        self.broke(rec.actor.index(), t);
-                    }
-                    S::Served { .. } | S::StateChanged { to: State::Available, .. } => {
-                        self.works(rec.actor.index(), rec.at);
-                    }
-                    S::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => {
-                        self.works(rec.actor.index(), rec.at);
-                    }
-                    _ => {}
-                }
-            }
+            // A service resource breaks and works again as the summary says (`ServiceObs::effect`).
+            Obs::Service(o) => match o.effect() {
+                Some(Effect::Broke { .. } | Effect::Lapsed { .. }) => self.broke(rec.actor.index(), t),
+                Some(Effect::Worked(_)) => self.works(rec.actor.index(), rec.at),
+                None => {}
+            },
             // The reference models count key calls, not the GetParametersForImport a one-step
             // import makes first.
             Obs::Kms(KmsObs::Called { caller: Caller::User, op, .. })
