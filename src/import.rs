@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::actors::service::{Kind, Lifecycle};
+use crate::actors::service::Kind;
 use crate::engine::SimDuration;
 
 /// At most this many understood events in one scenario: it bounds memory on hostile input.
@@ -705,24 +705,10 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             | "elasticfilesystem.amazonaws.com"
             | "lambda.amazonaws.com"
             | "secretsmanager.amazonaws.com",
-            "CreateDBInstance"
-            | "CreateDBCluster"
-            | "CreateCluster"
-            | "CreateTable"
-            | "CreateFileSystem"
-            | "CreateFunction"
-            | "CreateFunction20150331"
-            | "CreateSecret",
-        ) => {
-            let (kind, id_param) = match name {
-                "CreateDBInstance" => (Kind::Rds, "dBInstanceIdentifier"),
-                "CreateDBCluster" => (Kind::Aurora, "dBClusterIdentifier"),
-                "CreateCluster" => (Kind::Redshift, "clusterIdentifier"),
-                "CreateTable" => (Kind::DynamoDb, "tableName"),
-                "CreateFileSystem" => (Kind::Efs, "creationToken"),
-                "CreateSecret" => (Kind::Secret, "name"),
-                _ => (Kind::Lambda, "functionName"),
-            };
+            _,
+        ) if Kind::created_by(name).is_some() => {
+            let kind = Kind::created_by(name).expect("the guard");
+            let id_param = kind.id_param();
             let key = req["kmsKeyId"]
                 .as_str()
                 .or(req["kMSKeyArn"].as_str())
@@ -753,30 +739,11 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             }
         }
         ("rds.amazonaws.com" | "redshift.amazonaws.com" | "dynamodb.amazonaws.com", _)
-            if Kind::ALL.iter().any(|k| {
-                k.restorable()
-                    && [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start, Lifecycle::Restore, Lifecycle::Resize]
-                        .iter()
-                        .any(|l| k.api(*l) == name)
-            }) =>
+            if Kind::lifecycle_of(name).is_some() =>
         {
-            let (action, param) = match name {
-                "RebootDBInstance" => ("Reboot", "dBInstanceIdentifier"),
-                "StopDBInstance" => ("Stop", "dBInstanceIdentifier"),
-                "StartDBInstance" => ("Start", "dBInstanceIdentifier"),
-                "RestoreDBInstanceFromDBSnapshot" => ("Restore", "dBInstanceIdentifier"),
-                "RebootDBCluster" => ("Reboot", "dBClusterIdentifier"),
-                "StopDBCluster" => ("Stop", "dBClusterIdentifier"),
-                "StartDBCluster" => ("Start", "dBClusterIdentifier"),
-                "RestoreDBClusterFromSnapshot" => ("Restore", "dBClusterIdentifier"),
-                "RebootCluster" => ("Reboot", "clusterIdentifier"),
-                "PauseCluster" => ("Stop", "clusterIdentifier"),
-                "ResumeCluster" => ("Start", "clusterIdentifier"),
-                "RestoreFromClusterSnapshot" => ("Restore", "clusterIdentifier"),
-                "ResizeCluster" => ("Resize", "clusterIdentifier"),
-                _ => ("Restore", "tableName"),
-            };
-            What::ResourceAction { id: need(req[param].as_str().map(String::from), param)?, action }
+            let (kind, what) = Kind::lifecycle_of(name).expect("the guard");
+            let param = kind.id_param();
+            What::ResourceAction { id: need(req[param].as_str().map(String::from), param)?, action: what.as_str() }
         }
         ("secretsmanager.amazonaws.com", "GetSecretValue") => What::ResourceAction {
             id: need(req["secretId"].as_str().map(String::from), "secretId")?,

@@ -169,6 +169,45 @@ impl Kind {
         }
     }
 
+    /// The request parameter that names a resource of the kind in its service's calls.
+    #[must_use]
+    pub fn id_param(self) -> &'static str {
+        match self {
+            Kind::Rds => "dBInstanceIdentifier",
+            Kind::Aurora => "dBClusterIdentifier",
+            Kind::Redshift => "clusterIdentifier",
+            Kind::DynamoDb => "tableName",
+            Kind::S3 => "bucketName",
+            Kind::Efs => "creationToken",
+            Kind::Lambda => "functionName",
+            Kind::Secret => "name",
+        }
+    }
+
+    /// The kind whose creation call is `name` (Lambda's also as CloudTrail logs it,
+    /// `CreateFunction20150331`). An S3 bucket has none: its encryption is PutBucketEncryption.
+    #[must_use]
+    pub fn created_by(name: &str) -> Option<Kind> {
+        let name = if name == "CreateFunction20150331" { "CreateFunction" } else { name };
+        Kind::ALL.into_iter().find(|k| *k != Kind::S3 && k.create_api() == name)
+    }
+
+    /// The kind and the reboot, stop, start, resize or restore whose call is `name`.
+    #[must_use]
+    pub fn lifecycle_of(name: &str) -> Option<(Kind, Lifecycle)> {
+        Kind::ALL.into_iter().flat_map(|k| Lifecycle::ALL.map(|l| (k, l))).find(|&(k, l)| k.has(l) && k.api(l) == name)
+    }
+
+    /// Whether a resource of the kind can be `what`ed by the user.
+    #[must_use]
+    pub fn has(self, what: Lifecycle) -> bool {
+        match what {
+            Lifecycle::Reboot | Lifecycle::Stop | Lifecycle::Start => self.restartable(),
+            Lifecycle::Resize => self == Kind::Redshift,
+            Lifecycle::Restore => self.restorable(),
+        }
+    }
+
     /// The key of the encryption context the service gives its data key.
     #[must_use]
     pub fn context_key(self) -> &'static str {
@@ -257,7 +296,7 @@ impl Kind {
     }
 }
 
-/// A reboot, stop, start or restore by the user.
+/// A reboot, stop, start, resize or restore by the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
     Reboot,
@@ -269,6 +308,23 @@ pub enum Lifecycle {
     /// instance or Aurora cluster in `inaccessible-encryption-credentials`, a deleted Redshift
     /// cluster, an archived DynamoDB table; it needs a usable key.
     Restore,
+}
+
+impl Lifecycle {
+    pub const ALL: [Lifecycle; 5] =
+        [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start, Lifecycle::Resize, Lifecycle::Restore];
+
+    /// The scenario's action for it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Reboot => "Reboot",
+            Lifecycle::Stop => "Stop",
+            Lifecycle::Start => "Start",
+            Lifecycle::Resize => "Resize",
+            Lifecycle::Restore => "Restore",
+        }
+    }
 }
 
 /// A resource's state; [`Kind::state_name`] words it as its service does.
@@ -621,14 +677,8 @@ impl ServiceObs {
 /// Every event name a resource's record can have.
 pub fn event_names() -> impl Iterator<Item = &'static str> {
     let per_kind = Kind::ALL.into_iter().flat_map(|k| {
-        let life = [Lifecycle::Reboot, Lifecycle::Stop, Lifecycle::Start].map(|l| k.api(l));
-        let restore = k.restorable().then(|| k.api(Lifecycle::Restore));
-        let resize = (k == Kind::Redshift).then(|| k.api(Lifecycle::Resize));
-        [k.create_api(), k.request_api()]
-            .into_iter()
-            .chain(life.into_iter().filter(move |_| k.restartable()))
-            .chain(restore)
-            .chain(resize)
+        let life = Lifecycle::ALL.into_iter().filter(move |l| k.has(*l)).map(move |l| k.api(l));
+        [k.create_api(), k.request_api()].into_iter().chain(life)
     });
     per_kind.chain(["ResourceStateChanged", "ReplicaDropped"])
 }

@@ -730,16 +730,7 @@ impl Writer<'_> {
         let kind = o.kind();
         let Role::Service(x) = role(s, rec.actor) else { return None };
         let arn = s.key_arn(s.services[x].key);
-        let id_param = match kind {
-            Kind::Rds => "dBInstanceIdentifier",
-            Kind::Aurora => "dBClusterIdentifier",
-            Kind::Redshift => "clusterIdentifier",
-            Kind::DynamoDb => "tableName",
-            Kind::S3 => "bucketName",
-            Kind::Efs => "creationToken",
-            Kind::Lambda => "functionName",
-            Kind::Secret => "name",
-        };
+        let id_param = kind.id_param();
         let words = |f: &crate::actors::service::Failure| f.message(kind, &|k| s.key_arn(k));
         let (event, mut request, error) = match o {
             ServiceObs::Created { .. } | ServiceObs::CreateFailed { .. } if kind != Kind::S3 => {

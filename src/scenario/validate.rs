@@ -1551,29 +1551,16 @@ impl Timeline<'_> {
         };
         let op = match what {
             None => ServiceMsg::Request,
-            Some(Lifecycle::Restore) if kind.restorable() => ServiceMsg::Lifecycle(Lifecycle::Restore),
-            Some(Lifecycle::Restore) => {
-                errs.push((
-                    "resource",
-                    format!(
-                        "{name} is {}: only RDS, Aurora, Redshift and DynamoDB are restored from a backup here",
-                        kind.noun()
-                    ),
-                ));
-                return None;
-            }
-            Some(Lifecycle::Resize) if kind == Kind::Redshift => ServiceMsg::Lifecycle(Lifecycle::Resize),
-            Some(Lifecycle::Resize) => {
-                errs.push(("resource", format!("{name} is {}: only a Redshift cluster is resized here", kind.noun())));
-                return None;
-            }
-            Some(l) if kind.restartable() => ServiceMsg::Lifecycle(l),
+            Some(l) if kind.has(l) => ServiceMsg::Lifecycle(l),
             Some(l) => {
-                let verb = format!("{l:?}").to_lowercase();
-                errs.push((
-                    "resource",
-                    format!("{name} is {}: only RDS, Aurora and Redshift are {verb}ed by the user here", kind.noun()),
-                ));
+                let who = match l {
+                    Lifecycle::Restore => "only RDS, Aurora, Redshift and DynamoDB are restored from a backup",
+                    Lifecycle::Resize => "only a Redshift cluster is resized",
+                    Lifecycle::Reboot => "only RDS, Aurora and Redshift are rebooted by the user",
+                    Lifecycle::Stop => "only RDS, Aurora and Redshift are stopped by the user",
+                    Lifecycle::Start => "only RDS, Aurora and Redshift are started by the user",
+                };
+                errs.push(("resource", format!("{name} is {}: {who} here", kind.noun())));
                 return None;
             }
         };
