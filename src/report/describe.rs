@@ -277,7 +277,10 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 format!("the launch of {} from it failed: a volume's data key could not be had (D6)", name(*instance))
             }
         },
-        Obs::Service(x) => service_sentence(s, x),
+        Obs::Service(x) => {
+            let Role::Service(r) = role(s, rec.actor) else { unreachable!("service resources record theirs") };
+            service_sentence(s, &s.services[r], x)
+        }
         Obs::Snapshot(x) => {
             let decl = match role(s, rec.actor) {
                 Role::Snapshot(i) => &s.snapshots[i],
@@ -311,7 +314,11 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
 }
 
 /// A service resource's record in a sentence.
-fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::ServiceObs) -> String {
+fn service_sentence(
+    s: &crate::scenario::Scenario,
+    decl: &crate::scenario::ServiceDecl,
+    x: &crate::actors::service::ServiceObs,
+) -> String {
     use crate::actors::service::{Hold, Kind as K, Lifecycle, ServiceObs as S, State};
     let kind = x.kind();
     let service = kind.service_name();
@@ -328,8 +335,8 @@ fn service_sentence(s: &crate::scenario::Scenario, x: &crate::actors::service::S
         }
         S::Served { decrypted: false, .. } => format!("served with the data key {service} holds in memory"),
         S::Served { decrypted: true, .. } => {
-            let how = match s.services.iter().find(|d| d.kind == kind).map(|d| d.policy.hold) {
-                Some(Hold::PerRequest) => "every request decrypts",
+            let how = match decl.policy.hold {
+                Hold::PerRequest => "every request decrypts",
                 _ => "it holds the plaintext again",
             };
             format!("served: {service} decrypted its data key ({how})")
