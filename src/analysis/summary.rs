@@ -226,8 +226,9 @@ struct KeyFold {
     materials: Vec<(SimTime, String)>,
 }
 
-/// What a resource did that worked, as [`GOOD`] indexes it.
-const GOOD: [&str; 36] = [
+/// What an EBS or EC2 resource did that worked, as [`good`] indexes it; the other services'
+/// follow, as [`crate::actors::service::Effect::Worked`] names them.
+const GOOD: [&str; 10] = [
     "CreateVolume",
     "AttachVolume",
     "Read",
@@ -238,37 +239,25 @@ const GOOD: [&str; 36] = [
     "CopySnapshot",
     "RegisterImage",
     "RunInstances",
-    // The other services' (see `service::Kind`).
-    "CreateDBInstance",
-    "CreateDBCluster",
-    "CreateCluster",
-    "CreateTable",
-    "PutObject",
-    "CreateFileSystem",
-    "CreateFunction",
-    "CreateSecret",
-    "Query",
-    "GetItem",
-    "GetObject",
-    "ReadFile",
-    "Invoke",
-    "GetSecretValue",
-    "RebootDBInstance",
-    "StartDBInstance",
-    "RebootDBCluster",
-    "StartDBCluster",
-    "RebootCluster",
-    "ResumeCluster",
-    "RestoreDBInstanceFromDBSnapshot",
-    "RestoreDBClusterFromSnapshot",
-    "RestoreFromClusterSnapshot",
-    "RestoreTableFromBackup",
-    "ResizeCluster",
-    "available again",
 ];
 
+/// The good uses of the other services' resources, after [`GOOD`].
+fn service_good() -> impl Iterator<Item = &'static str> {
+    crate::actors::service::event_names().chain(["available again"])
+}
+
+/// The index of a kind of good use: volumes' and instances' first (found at once on the path
+/// every attach takes), then the other services'.
 fn good(what: &'static str) -> u8 {
-    u8::try_from(GOOD.iter().position(|g| *g == what).expect("a kind of good use")).expect("few kinds")
+    let i =
+        GOOD.iter().position(|g| *g == what).or_else(|| service_good().position(|g| g == what).map(|i| GOOD.len() + i));
+    u8::try_from(i.expect("a kind of good use")).expect("few kinds")
+}
+
+/// The kind of good use [`good`] gave index `i`.
+fn good_name(i: u8) -> &'static str {
+    let i = i as usize;
+    GOOD.get(i).copied().unwrap_or_else(|| service_good().nth(i - GOOD.len()).expect("an index good gave"))
 }
 
 /// What every good use of a resource touches, kept apart from its history so that a fleet's
@@ -277,7 +266,7 @@ fn good(what: &'static str) -> u8 {
 #[derive(Clone, Copy, Default)]
 struct Hot {
     last_good_at: SimTime,
-    /// 1 + the index in [`GOOD`] of the last good use; 0 for none yet.
+    /// 1 + the index [`good`] gives the last good use; 0 for none yet.
     last_good: u8,
     /// A break is open: the next good use closes it.
     open: bool,
@@ -285,7 +274,7 @@ struct Hot {
 
 impl Hot {
     fn last_good(self) -> Option<(SimTime, &'static str)> {
-        self.last_good.checked_sub(1).map(|g| (self.last_good_at, GOOD[g as usize]))
+        self.last_good.checked_sub(1).map(|g| (self.last_good_at, good_name(g)))
     }
 }
 
@@ -300,7 +289,7 @@ struct Cold {
     started_by: StartedBy,
 }
 
-/// A resource worked at `at` (`what`, one of [`GOOD`]): an open break is closed.
+/// A resource worked at `at` (`what`, a kind [`good`] knows): an open break is closed.
 #[inline]
 fn worked(hot: &mut [Hot], cold: &mut [Cold], actor: usize, at: SimTime, what: &'static str) {
     let h = &mut hot[actor];
