@@ -681,6 +681,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         debug_assert_eq!(id, service_actor(scenario, x));
     }
     for (i, action) in scenario.actions.iter().enumerate() {
+        let action = &*action;
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
         let (to, msg) = match &action.what {
             ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),

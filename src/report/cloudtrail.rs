@@ -795,10 +795,12 @@ impl Writer<'_> {
     /// Whether a record the timeline caused is the user's own call: not when it asked a group.
     fn by_user(&self, cause: Cause) -> bool {
         match cause {
-            Cause::Input(i) => !matches!(
-                self.names.scenario.actions.get(i as usize).map(|a| &a.what),
-                Some(crate::scenario::ActionKind::Group { .. } | crate::scenario::ActionKind::GroupReplace { .. })
-            ),
+            Cause::Input(i) => !self.names.scenario.actions.get(i as usize).is_some_and(|a| {
+                matches!(
+                    a.what,
+                    crate::scenario::ActionKind::Group { .. } | crate::scenario::ActionKind::GroupReplace { .. }
+                )
+            }),
             _ => false,
         }
     }

@@ -25,7 +25,7 @@ fn line(names: &Names<'_>, rec: &Record<Obs>) -> String {
 }
 
 fn action_line(names: &Names<'_>, index: u32) -> String {
-    let action = &names.scenario.actions[index as usize];
+    let action = names.scenario.actions.get(index as usize).expect("an input cause names an action");
     match &action.source {
         ActionSource::Declared { path } => format!("{path}: declared in the scenario, created at {}", action.at),
         ActionSource::Fleet { fleet } => format!("fleets[{fleet}]: the fleet starts its volumes at {}", action.at),

@@ -73,6 +73,11 @@ pub fn write_compact(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write)
 }
 
 /// Whether no name a trace line can show (actor or key) needs escaping in `format`.
+/// Where in the file the input `i` comes from: `timeline[3]`, `fleets[0]`.
+fn input_path(scenario: &Scenario, i: u32) -> String {
+    scenario.actions.get(i as usize).expect("an input cause names an action").source.path()
+}
+
 fn plain_names(scenario: &Scenario, format: Format) -> bool {
     let needs = match format {
         Format::Csv => needs_quotes,
@@ -136,7 +141,7 @@ fn compact_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Ve
     }
     match rec.cause {
         Cause::Record(id) => number(line, b",\"cause\":", id),
-        Cause::Input(i) => name(line, b",\"action\":", &scenario.actions[i as usize].source.path(), false),
+        Cause::Input(i) => name(line, b",\"action\":", &input_path(scenario, i), false),
     }
     if let Some(reason) = rec.reason {
         number(line, b",\"reason\":", reason);
@@ -200,7 +205,7 @@ fn csv_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8
         }
         Cause::Input(i) => {
             line.push(b',');
-            cell(line, &scenario.actions[i as usize].source.path(), false);
+            cell(line, &input_path(scenario, i), false);
         }
     }
     line.push(b',');
@@ -220,7 +225,7 @@ fn write_line(names: &Names<'_>, rec: &Record<Obs>, time: &str, out: &mut impl W
     let d = describe(names, rec);
     let (cause, action) = match rec.cause {
         Cause::Record(id) => (Some(id), None),
-        Cause::Input(i) => (None, Some(scenario.actions[i as usize].source.path())),
+        Cause::Input(i) => (None, Some(input_path(scenario, i))),
     };
     let line = Line {
         seq: rec.id,

@@ -7,6 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+mod actions;
+pub use actions::Actions;
+pub(crate) use actions::Made;
 pub mod expect;
 mod locate;
 pub mod raw;
@@ -61,7 +64,7 @@ pub struct Scenario {
     pub launches: std::collections::BTreeMap<usize, Launch>,
     pub fleets: Vec<FleetDecl>,
     /// Declared creations first (keys, instances), then the timeline, in file order.
-    pub actions: Vec<Action>,
+    pub actions: Actions,
     /// What must be true of the run, in file order.
     pub expectations: Vec<expect::Expectation>,
 }

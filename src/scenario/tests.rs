@@ -38,9 +38,9 @@ fn a_valid_scenario_resolves_names_and_times() {
     assert!(s.keys[0].spec.arn.starts_with("arn:aws:kms:us-east-1:111122223333:key/"));
     // Two declared creations, then the three timeline actions.
     assert_eq!(s.actions.len(), 5);
-    assert_eq!(s.actions[4].at.as_ms(), 2 * 3_600_000);
+    assert_eq!(s.actions.get(4).unwrap().at.as_ms(), 2 * 3_600_000);
     assert_eq!(s.horizon.as_ms(), 10 * 86_400_000);
-    let ActionSource::Timeline { line, .. } = &s.actions[2].source else { panic!() };
+    let ActionSource::Timeline { line, .. } = &s.actions.get(2).unwrap().source else { panic!() };
     assert_eq!(*line, Some(11));
 }
 

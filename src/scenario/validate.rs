@@ -14,8 +14,8 @@ use super::raw::{
 };
 use super::timefmt::{parse_duration, parse_time};
 use super::{
-    Action, ActionKind, ActionSource, Cycle, FleetDecl, GroupDecl, ImageDecl, KeyDecl, Launch, Overrides, Problem,
-    Scenario, ServiceDecl, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
+    Action, ActionKind, ActionSource, Actions, Cycle, FleetDecl, GroupDecl, ImageDecl, KeyDecl, Launch, Made,
+    Overrides, Problem, Scenario, ServiceDecl, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
@@ -148,11 +148,8 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         &mut volumes,
         &mut launches,
     );
-    let (fleets, fleet_actions) =
-        expand_fleets(&mut c, fleets, &mut names, (&mut instances, &mut volumes, &mut groups), h.seed);
-    let mut actions = initial_actions(keys.len(), instances.len(), &fleets);
-    // An instance launched from an image runs when the timeline's RunInstances or its group says.
-    actions.retain(|a| !matches!(a.what, ActionKind::RunInstance(i) if launches.contains_key(&i)));
+    let fleets = expand_fleets(&mut c, fleets, &mut names, (&mut instances, &mut volumes, &mut groups), h.seed);
+    let mut actions = initial_actions(keys.len(), instances.len(), &fleets, &launches);
     // A declared group starts before the timeline; a fleet's after the timeline's 0s actions,
     // which make its image, and before its volumes.
     let (mut declared_starts, mut fleet_starts) = (Vec::new(), Vec::new());
@@ -167,7 +164,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             }),
         }
     }
-    actions.append(&mut declared_starts);
+    actions.extend(declared_starts);
     let mut materials: Vec<String> = Vec::new();
     actions.extend(resolve_timeline(&mut c, &timeline, (&names, &snapshots, &launches), &mut materials, &h));
     // The other services' resources are created after the timeline's actions at their instant
@@ -177,8 +174,12 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         what: ActionKind::Service { resource: r, op: ServiceMsg::Create },
         source: ActionSource::Declared { path: format!("services[{r}]") },
     }));
-    actions.append(&mut fleet_starts);
-    actions.extend(fleet_actions);
+    actions.extend(fleet_starts);
+    // Each fleet volume is created at 0s, after the timeline's own 0s actions (an import,
+    // typically); it then attaches itself and follows its cycle.
+    for (f, fleet) in fleets.iter().enumerate() {
+        actions.generate(Made::CreateVolume, fleet.first_volume, fleet.volumes, f);
+    }
     let expectations = expectations(
         &mut c,
         expect,
@@ -670,16 +671,15 @@ fn restored_from(c: &mut Checker<'_>, restores: &[Option<String>], names: &Names
 
 /// Fleets, expanded into instances and volumes (appended to the declared ones), each volume's
 /// key drawn by weight from the fleet's own stream, so that one fleet's draws never depend on
-/// another's; with the actions that create the fleets' volumes.
+/// another's.
 fn expand_fleets(
     c: &mut Checker<'_>,
     raw: Vec<RawFleet>,
     names: &mut Names,
     (instances, volumes, groups): (&mut Vec<Arc<str>>, &mut Vec<VolumeDecl>, &mut Vec<GroupDecl>),
     seed: u64,
-) -> (Vec<FleetDecl>, Vec<Action>) {
+) -> Vec<FleetDecl> {
     let mut fleets = Vec::new();
-    let mut fleet_actions = Vec::new();
     let mut total = volumes.len() + instances.len();
     for (f, fleet) in raw.into_iter().enumerate() {
         let pos = c.at("Fleet", f);
@@ -769,14 +769,6 @@ fn expand_fleets(
                 fleet: Some((fleets.len(), instance)),
                 snapshot: None,
             });
-            // Created at 0s, after the timeline's own 0s actions (an import, typically); the
-            // volume then attaches itself and follows its cycle.
-            let source = ActionSource::Fleet { fleet: f };
-            fleet_actions.push(Action {
-                at: SimTime::ZERO,
-                what: ActionKind::Volume { volume, op: VolumeOp::Create },
-                source,
-            });
         }
         if let (Some((replace_every, cooldown)), Some(&image)) =
             (group, fleet.image.as_ref().and_then(|i| names.images.get(i)))
@@ -802,7 +794,7 @@ fn expand_fleets(
             first_volume,
         });
     }
-    (fleets, fleet_actions)
+    fleets
 }
 
 /// A fleet's cycles, checked.
@@ -868,28 +860,25 @@ fn fleet_cycles(c: &mut Checker<'_>, fleet: &RawFleet, pos: Option<(usize, usize
 
 /// What runs first, at time 0: the declared keys and instances, in declaration order, then
 /// the fleets' instances (their volumes are created after the timeline's own 0s actions).
-fn initial_actions(keys: usize, instances: usize, fleets: &[FleetDecl]) -> Vec<Action> {
+fn initial_actions(keys: usize, instances: usize, fleets: &[FleetDecl], launches: &BTreeMap<usize, Launch>) -> Actions {
     let declared_instances = instances - fleet_instances(fleets);
-    let mut actions: Vec<Action> = (0..keys)
-        .map(|i| Action {
-            at: SimTime::ZERO,
-            what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
-            source: ActionSource::Declared { path: format!("keys[{i}]") },
-        })
-        .chain((0..declared_instances).map(|i| Action {
-            at: SimTime::ZERO,
-            what: ActionKind::RunInstance(i),
-            source: ActionSource::Declared { path: format!("instances[{i}]") },
-        }))
-        .collect();
+    let mut actions = Actions::default();
+    actions.extend((0..keys).map(|i| Action {
+        at: SimTime::ZERO,
+        what: ActionKind::CreateKey(KeyIdx(u32::try_from(i).expect("few keys"))),
+        source: ActionSource::Declared { path: format!("keys[{i}]") },
+    }));
+    // An instance launched from an image runs when the timeline's RunInstances or its group says.
+    actions.extend((0..declared_instances).filter(|i| !launches.contains_key(i)).map(|i| Action {
+        at: SimTime::ZERO,
+        what: ActionKind::RunInstance(i),
+        source: ActionSource::Declared { path: format!("instances[{i}]") },
+    }));
     for (f, fleet) in fleets.iter().enumerate() {
-        let first = declared_instances + fleets[..f].iter().map(|x| x.instances).sum::<usize>();
-        for i in first..first + fleet.instances {
-            actions.push(Action {
-                at: SimTime::ZERO,
-                what: ActionKind::RunInstance(i),
-                source: ActionSource::Fleet { fleet: f },
-            });
+        let members = fleet.first_instance..fleet.first_instance + fleet.instances;
+        // A fleet's instances all run, or all launch from its image.
+        if !members.clone().any(|i| launches.contains_key(&i)) {
+            actions.generate(Made::RunInstance, fleet.first_instance, fleet.instances, f);
         }
     }
     actions

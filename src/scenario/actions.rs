@@ -1,0 +1,180 @@
+//! A scenario's actions in the order they are scheduled, with a fleet's many alike ones made on
+//! demand rather than stored: a million-volume fleet would otherwise keep two actions per
+//! volume (about 180 bytes) alive for the whole run.
+
+use std::borrow::Cow;
+
+use super::{Action, ActionKind, ActionSource, VolumeOp};
+use crate::engine::SimTime;
+
+/// The actions, listed or generated, in scheduling order.
+#[derive(Clone, Debug, Default)]
+pub struct Actions {
+    listed: Vec<Action>,
+    /// Runs of generated actions, in order: each comes just before `listed[before]` (or at the
+    /// end when `before` is `listed.len()`), after any earlier run with the same `before`.
+    generated: Vec<Generated>,
+}
+
+/// A fleet's actions at 0s: `count` alike ones from the `first` instance or volume on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Generated {
+    before: usize,
+    made: Made,
+    first: usize,
+    count: usize,
+    fleet: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Made {
+    /// The instance's RunInstances.
+    RunInstance,
+    /// The volume's CreateVolume, after which it attaches itself.
+    CreateVolume,
+}
+
+impl Generated {
+    fn action(&self, k: usize) -> Action {
+        let what = match self.made {
+            Made::RunInstance => ActionKind::RunInstance(self.first + k),
+            Made::CreateVolume => ActionKind::Volume { volume: self.first + k, op: VolumeOp::Create },
+        };
+        Action { at: SimTime::ZERO, what, source: ActionSource::Fleet { fleet: self.fleet } }
+    }
+}
+
+/// Where the `i`-th action is: a listed one, or the `k`-th of a run.
+enum Place<'a> {
+    Listed(&'a Action),
+    Made(&'a Generated, usize),
+}
+
+impl Extend<Action> for Actions {
+    fn extend<I: IntoIterator<Item = Action>>(&mut self, actions: I) {
+        self.listed.extend(actions);
+    }
+}
+
+impl Actions {
+    /// Appends a listed action.
+    pub fn push(&mut self, action: Action) {
+        self.listed.push(action);
+    }
+
+    /// Appends `count` generated actions of fleet `fleet`, from instance or volume `first` on.
+    pub(crate) fn generate(&mut self, made: Made, first: usize, count: usize, fleet: usize) {
+        if count > 0 {
+            self.generated.push(Generated { before: self.listed.len(), made, first, count, fleet });
+        }
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.listed.len() + self.generated.iter().map(|g| g.count).sum::<usize>()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn place(&self, mut i: usize) -> Option<Place<'_>> {
+        let mut listed = 0;
+        for g in &self.generated {
+            let before = g.before - listed;
+            if i < before {
+                return Some(Place::Listed(&self.listed[listed + i]));
+            }
+            i -= before;
+            listed = g.before;
+            if i < g.count {
+                return Some(Place::Made(g, i));
+            }
+            i -= g.count;
+        }
+        self.listed.get(listed + i).map(Place::Listed)
+    }
+
+    /// The `i`-th action in scheduling order (the index an input cause names).
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<Cow<'_, Action>> {
+        Some(match self.place(i)? {
+            Place::Listed(a) => Cow::Borrowed(a),
+            Place::Made(g, k) => Cow::Owned(g.action(k)),
+        })
+    }
+
+    /// Every action, in scheduling order.
+    pub fn iter(&self) -> impl Iterator<Item = Cow<'_, Action>> {
+        let mut runs = self.generated.iter().peekable();
+        let mut listed = self.listed.iter().enumerate().peekable();
+        let mut current: Option<(&Generated, usize)> = None;
+        std::iter::from_fn(move || {
+            loop {
+                if let Some((g, k)) = current.as_mut() {
+                    if *k < g.count {
+                        *k += 1;
+                        return Some(Cow::Owned(g.action(*k - 1)));
+                    }
+                    current = None;
+                }
+                let next_listed = listed.peek().map(|&(j, _)| j);
+                match runs.peek() {
+                    Some(g) if next_listed.is_none_or(|j| g.before <= j) => current = Some((runs.next()?, 0)),
+                    _ => return listed.next().map(|(_, a)| Cow::Borrowed(a)),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(n: usize) -> Action {
+        Action {
+            at: SimTime::from_ms(u64::try_from(n).unwrap()),
+            what: ActionKind::RunInstance(n),
+            source: ActionSource::Declared { path: format!("instances[{n}]") },
+        }
+    }
+
+    fn describe(a: &Action) -> String {
+        format!("{:?}/{}", a.what, a.source.path())
+    }
+
+    #[test]
+    fn get_and_iter_agree_on_the_order() {
+        let mut actions = Actions::default();
+        actions.generate(Made::RunInstance, 10, 2, 0);
+        actions.push(listed(0));
+        actions.generate(Made::RunInstance, 20, 1, 1);
+        actions.push(listed(1));
+        actions.push(listed(2));
+        actions.generate(Made::CreateVolume, 30, 3, 0);
+        actions.generate(Made::CreateVolume, 40, 1, 1);
+        actions.push(listed(3));
+        let all: Vec<String> = actions.iter().map(|a| describe(&a)).collect();
+        let expected = [
+            "RunInstance(10)/fleets[0]",
+            "RunInstance(11)/fleets[0]",
+            "RunInstance(0)/instances[0]",
+            "RunInstance(20)/fleets[1]",
+            "RunInstance(1)/instances[1]",
+            "RunInstance(2)/instances[2]",
+            "Volume { volume: 30, op: Create }/fleets[0]",
+            "Volume { volume: 31, op: Create }/fleets[0]",
+            "Volume { volume: 32, op: Create }/fleets[0]",
+            "Volume { volume: 40, op: Create }/fleets[1]",
+            "RunInstance(3)/instances[3]",
+        ];
+        assert_eq!(all, expected);
+        assert_eq!(actions.len(), expected.len());
+        for (i, e) in expected.iter().enumerate() {
+            assert_eq!(&describe(&actions.get(i).unwrap()), e, "action {i}");
+        }
+        assert!(actions.get(expected.len()).is_none());
+    }
+}
