@@ -742,6 +742,10 @@ fn expand_fleets(
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(crate::engine::stream_key(&format!("fleet/{}", fleet.id)));
         let first_instance = instances.len();
+        // Exactly: a fleet's declarations stay for the run, and doubling would leave up to half
+        // of them spare.
+        instances.reserve_exact(n_inst);
+        volumes.reserve_exact(n_vol);
         for i in 0..n_inst {
             let name = fleet_member(&fleet.id, "-i", i, n_inst);
             names.instances.insert(name.clone(), instances.len());
