@@ -22,7 +22,8 @@ use crate::engine::{ActorId, Record, SimTime, Sink};
 use crate::run::{RunOptions, simulate};
 use crate::scenario::{Overrides, Scenario};
 
-/// Points of the time grid on which broken counts are sampled.
+/// Points of the time grid on which broken counts are sampled: a quarter spread over the whole
+/// horizon, the rest over the window around what the timeline does to its keys (see [`grid`]).
 pub const GRID: usize = 240;
 
 /// The most runs a sweep takes: each run's result (about 1 KB, most of it its grid) is kept for
@@ -43,6 +44,73 @@ pub fn run_seed(base: u64, i: u64) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(base);
     rng.set_stream(i);
     rng.random()
+}
+
+/// An instant a sweep's chart marks: something the timeline does to a key, the same in every run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub at_ms: u64,
+    pub what: String,
+}
+
+/// What the scenario's timeline does to its keys after they are set up: the instants where a
+/// sweep's runs change. A key's first import is its setup, not an event.
+#[must_use]
+pub fn marks(scenario: &Scenario) -> Vec<Mark> {
+    use crate::actors::kms::{Expiry, KeyRef, KmsOp};
+    use crate::scenario::ActionKind;
+    let name = |k: &KeyRef| match k {
+        KeyRef::Id(k) | KeyRef::Arn(k) => scenario.key(*k).name.clone(),
+        KeyRef::Alias(a) => a.to_string(),
+    };
+    let material =
+        |m: crate::actors::kms::MaterialId| scenario.materials.get(m.0 as usize).cloned().unwrap_or_default();
+    let mut imported = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for action in scenario.actions.listed() {
+        let ActionKind::Kms(op) = &action.what else { continue };
+        let mut mark = |at: SimTime, what: String| out.push(Mark { at_ms: at.as_ms(), what });
+        match &**op {
+            KmsOp::DeleteImportedKeyMaterial { key, .. } => mark(action.at, format!("{}: material deleted", name(key))),
+            KmsOp::ImportKeyMaterial { key, material: m, expiry, .. } => {
+                if !imported.insert(name(key)) {
+                    mark(action.at, format!("{}: {} imported", name(key), material(*m)));
+                }
+                if let Expiry::At(valid_to) = expiry {
+                    mark(*valid_to, format!("{}: {} expires", name(key), material(*m)));
+                }
+            }
+            KmsOp::DisableKey { key } => mark(action.at, format!("{} disabled", name(key))),
+            KmsOp::EnableKey { key } => mark(action.at, format!("{} enabled", name(key))),
+            KmsOp::ScheduleKeyDeletion { key, .. } => mark(action.at, format!("{}: deletion scheduled", name(key))),
+            KmsOp::CancelKeyDeletion { key } => mark(action.at, format!("{}: deletion cancelled", name(key))),
+            KmsOp::RotateKeyOnDemand { key } => mark(action.at, format!("{} rotated", name(key))),
+            _ => {}
+        }
+    }
+    out.retain(|m| m.at_ms <= scenario.horizon.as_ms());
+    out.sort_by_key(|m| m.at_ms);
+    out
+}
+
+/// The instants at which a run's broken resources are counted: [`GRID`] / 4 over the whole
+/// horizon and the rest over the window from a little before the first mark to well after the
+/// last (failures follow what a key goes through, by the length of the resources' cycles), so
+/// that the chart can zoom on it; evenly over the horizon when nothing is marked.
+#[must_use]
+pub fn grid(horizon_ms: u64, marks: &[Mark]) -> Vec<u64> {
+    let even = |from: u64, to: u64, n: usize| (0..n).map(move |g| from + (to - from) * g as u64 / (n as u64 - 1));
+    let (Some(first), Some(last)) = (marks.first(), marks.last()) else {
+        return even(0, horizon_ms, GRID).collect();
+    };
+    let span = (last.at_ms - first.at_ms).max(horizon_ms / 60).max(1);
+    let from = first.at_ms.saturating_sub(span / 4);
+    let to = last.at_ms.saturating_add(span).min(horizon_ms);
+    let mut g: Vec<u64> = even(0, horizon_ms, GRID / 4).chain(even(from, to.max(from + 1), GRID - GRID / 4)).collect();
+    g.retain(|&t| t <= horizon_ms);
+    g.sort_unstable();
+    g.dedup();
+    g
 }
 
 /// What one run contributes to a sweep.
@@ -70,7 +138,8 @@ pub struct RunResult {
 
 /// Folds a run's records into a [`RunResult`] as they are made.
 pub struct Fold {
-    horizon: SimTime,
+    /// The instants broken resources are counted at ([`grid`]).
+    grid: Vec<u64>,
     /// A byte per actor (only volumes' records set them): a record's actor is its index.
     broken_flags: Vec<u8>,
     broken_now: u32,
@@ -88,8 +157,8 @@ const EVER: u8 = 2;
 impl Fold {
     #[must_use]
     pub fn new(scenario: &Scenario, run: u64, seed: u64) -> Self {
+        let grid = grid(scenario.horizon.as_ms(), &marks(scenario));
         Fold {
-            horizon: scenario.horizon,
             broken_flags: vec![0; crate::run::actor_count(scenario)],
             broken_now: 0,
             restored_at: None,
@@ -109,24 +178,26 @@ impl Fold {
                 last_failure_ms: None,
                 recovery_ms: None,
                 throttled: 0,
-                broken: Vec::with_capacity(GRID),
+                broken: Vec::with_capacity(grid.len()),
             },
+            grid,
         }
     }
 
     fn grid_time(&self, g: usize) -> SimTime {
-        SimTime::from_ms(self.horizon.as_ms() * g as u64 / (GRID as u64 - 1))
+        SimTime::from_ms(self.grid[g])
     }
 
     /// Records the broken count at every grid instant before `to`.
     #[cold]
     #[inline(never)]
     fn advance(&mut self, to: SimTime) {
-        while self.next_grid < GRID && self.grid_time(self.next_grid) < to {
+        while self.next_grid < self.grid.len() && self.grid_time(self.next_grid) < to {
             self.result.broken.push(self.broken_now);
             self.next_grid += 1;
         }
-        self.next_grid_at = if self.next_grid < GRID { self.grid_time(self.next_grid) } else { SimTime::MAX };
+        self.next_grid_at =
+            if self.next_grid < self.grid.len() { self.grid_time(self.next_grid) } else { SimTime::MAX };
     }
 
     /// Where an actor's flags are: at its own index, if it is one of the run's.
@@ -365,6 +436,9 @@ pub struct Sweep {
     #[serde(alias = "volumes")]
     pub resources: u64,
     pub horizon_ms: u64,
+    /// What the timeline does to its keys, for the chart ([`marks`]).
+    #[serde(default)]
+    pub marks: Vec<Mark>,
     pub grid_ms: Vec<u64>,
     pub first_failure_ms: Summary,
     pub recovery_ms: Summary,
@@ -390,7 +464,21 @@ pub struct Part {
     #[serde(alias = "volumes")]
     pub resources: u64,
     pub horizon_ms: u64,
+    /// [`marks`] and [`grid`] of the scenario: a part written before either existed has
+    /// neither, and its grid was even over the horizon.
+    #[serde(default)]
+    pub marks: Vec<Mark>,
+    #[serde(default)]
+    pub grid_ms: Vec<u64>,
     pub per_run: Vec<RunResult>,
+}
+
+impl Part {
+    /// The instants of the part's grid.
+    #[must_use]
+    pub fn grid(&self) -> Vec<u64> {
+        if self.grid_ms.is_empty() { grid(self.horizon_ms, &[]) } else { self.grid_ms.clone() }
+    }
 }
 
 /// The runs of shard `k` of `n`: every `n`-th from `k`, found without visiting the others.
@@ -404,8 +492,8 @@ pub fn shard_runs(runs: u64, k: u64, n: u64) -> impl Iterator<Item = u64> {
 pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
     per_run.sort_by_key(|r| r.run);
     let runs = per_run.len() as u64;
-    let grid_ms = (0..GRID).map(|g| meta.horizon_ms * g as u64 / (GRID as u64 - 1)).collect();
-    let broken = (0..GRID)
+    let grid_ms = meta.grid();
+    let broken = (0..grid_ms.len())
         .map(|g| {
             let mut v: Vec<u64> = per_run.iter().map(|r| u64::from(r.broken.get(g).copied().unwrap_or(0))).collect();
             v.sort_unstable();
@@ -419,6 +507,7 @@ pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
         runs,
         resources: meta.resources,
         horizon_ms: meta.horizon_ms,
+        marks: meta.marks.clone(),
         grid_ms,
         first_failure_ms: summarize(per_run.iter().map(|r| r.first_failure_ms), runs),
         recovery_ms: summarize(per_run.iter().map(|r| r.recovery_ms), runs),
@@ -439,7 +528,17 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, MergeError> {
     let mut per_run = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for p in parts {
-        let sweep = (p.digest.as_str(), p.scenario.as_str(), p.base_seed, p.runs, p.shards, p.resources, p.horizon_ms);
+        let sweep = (
+            p.digest.as_str(),
+            p.scenario.as_str(),
+            p.base_seed,
+            p.runs,
+            p.shards,
+            p.resources,
+            p.horizon_ms,
+            &p.marks,
+            &p.grid_ms,
+        );
         let first_sweep = (
             first.digest.as_str(),
             first.scenario.as_str(),
@@ -448,6 +547,8 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, MergeError> {
             first.shards,
             first.resources,
             first.horizon_ms,
+            &first.marks,
+            &first.grid_ms,
         );
         if sweep != first_sweep {
             return Err(MergeError::AnotherSweep { shard: p.shard, shards: p.shards, first: first.shard });
@@ -476,6 +577,13 @@ fn check_part(p: &Part) -> Result<(), MergeError> {
     let bad = |run: Option<u64>, why: String| MergeError::BadPart { shard: p.shard, shards: p.shards, run, why };
     let mut expected = shard_runs(p.runs, p.shard, p.shards);
     let within = |t: Option<u64>| t.is_none_or(|t| t <= p.horizon_ms);
+    let grid = p.grid();
+    if grid.len() > GRID || grid.windows(2).any(|w| w[0] >= w[1]) || grid.last().is_some_and(|&t| t > p.horizon_ms) {
+        return Err(bad(None, format!("a grid of more than {GRID} instants, out of order or beyond the horizon")));
+    }
+    if p.marks.iter().any(|m| m.at_ms > p.horizon_ms) {
+        return Err(bad(None, format!("a mark beyond the horizon ({} ms)", p.horizon_ms)));
+    }
     for r in &p.per_run {
         let run = Some(r.run);
         if expected.next() != Some(r.run) {
@@ -487,11 +595,13 @@ fn check_part(p: &Part) -> Result<(), MergeError> {
         if !within(r.first_failure_ms) || !within(r.last_failure_ms) || !within(r.recovery_ms) {
             return Err(bad(run, format!("a time beyond the horizon ({} ms)", p.horizon_ms)));
         }
-        if r.broken.len() != GRID || r.broken.iter().any(|&b| u64::from(b) > p.resources) || r.ever_failed > p.resources
+        if r.broken.len() != grid.len()
+            || r.broken.iter().any(|&b| u64::from(b) > p.resources)
+            || r.ever_failed > p.resources
         {
             return Err(bad(
                 run,
-                format!("broken counts out of range (a grid of {GRID}, at most {} resources)", p.resources),
+                format!("broken counts out of range (a grid of {}, at most {} resources)", grid.len(), p.resources),
             ));
         }
     }

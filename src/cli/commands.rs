@@ -171,6 +171,7 @@ pub(super) fn sweep_command(
             crate::analysis::sweep::RunError::Scenario(e) => Failure::Input(e.to_string()),
             crate::analysis::sweep::RunError::Engine(e) => Failure::Limit(e.to_string()),
         })?;
+    let marks = crate::analysis::sweep::marks(&scenario);
     let part = crate::analysis::sweep::Part {
         scenario: scenario.name.clone(),
         file: name.clone(),
@@ -181,6 +182,8 @@ pub(super) fn sweep_command(
         shards: n,
         resources: (scenario.volumes.len() + scenario.services.len()) as u64,
         horizon_ms: scenario.horizon.as_ms(),
+        grid_ms: crate::analysis::sweep::grid(scenario.horizon.as_ms(), &marks),
+        marks,
         per_run,
     };
     if let (true, Some(out)) = (n > 1, out) {

@@ -524,20 +524,72 @@ pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
     out
 }
 
-/// The sweep chart: the broken fraction over time with percentile bands, and a histogram of the
-/// time to first failure, as SVG and PNG.
+/// The sweep chart: the broken share over time with percentile bands, zoomed on the window
+/// where resources break and marked with what the timeline does to its keys; below it, the
+/// distributions of the time to first failure, the recovery time and the throttled calls over
+/// the runs. As SVG and PNG.
 pub mod sweep {
     use image::ImageEncoder as _;
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
 
     use super::{bold, font, register_fonts, rgb};
     use crate::analysis::sweep::Sweep;
 
     const W: u32 = 1200;
-    const H: u32 = 760;
+    const H: u32 = 820;
+    const TOP_H: u32 = 500;
 
     fn p(row: &[(String, u64)], name: &str) -> f64 {
         row.iter().find(|(n, _)| n == name).map_or(0.0, |x| x.1 as f64)
+    }
+
+    /// A length of time to its two largest units, rounded to the second: `30d 6h`, `2h 30m`.
+    pub(crate) fn short(ms: f64) -> String {
+        const UNITS: [(&str, f64); 5] =
+            [("d", 86_400_000.0), ("h", 3_600_000.0), ("m", 60_000.0), ("s", 1_000.0), ("ms", 1.0)];
+        let ms = ms.max(0.0);
+        let Some(i) = UNITS.iter().position(|(_, size)| ms >= *size) else { return "0s".into() };
+        let (big, size) = UNITS[i];
+        let Some(&(small, small_size)) = UNITS.get(i + 1) else { return format!("{}{big}", ms.round()) };
+        let total = (ms / small_size).round();
+        let per = (size / small_size).round();
+        let (n, rest) = ((total / per).floor(), total % per);
+        if rest == 0.0 { format!("{n}{big}") } else { format!("{n}{big} {rest}{small}") }
+    }
+
+    /// Axis labels for times over a span of `span` ms: each rounded to the largest unit that
+    /// still tells ticks apart (a tenth of the span: there are at most eight), then written
+    /// whole (`30d 2h`, `30d 10s`).
+    fn time_label(span: f64, offset: bool) -> impl Fn(&f64) -> String {
+        const UNITS: [f64; 5] = [86_400_000.0, 3_600_000.0, 60_000.0, 1_000.0, 1.0];
+        let unit = UNITS.into_iter().find(|u| *u <= span / 10.0).unwrap_or(1.0);
+        move |v: &f64| {
+            let ms = ((v.max(0.0) / unit).round() * unit) as u64;
+            let d = crate::engine::SimDuration::from_ms(ms);
+            if offset { format!("+{d}") } else { d.to_string() }
+        }
+    }
+
+    /// The part of the horizon worth showing, in ms: from a little before the first mark or
+    /// break to a little after the last, or all of it when nothing happens.
+    fn window(s: &Sweep) -> (f64, f64) {
+        let horizon = s.horizon_ms as f64;
+        let broken = |row: &[(String, u64)]| row.iter().any(|(_, v)| *v > 0);
+        let active: Vec<usize> = (0..s.broken.len()).filter(|&g| broken(&s.broken[g])).collect();
+        let mut ends: Vec<f64> = s.marks.iter().map(|m| m.at_ms as f64).collect();
+        if let (Some(&a), Some(&b)) = (active.first(), active.last()) {
+            // The grid instants either side of the breaks, where the counts were still zero.
+            ends.push(s.grid_ms[a.saturating_sub(1)] as f64);
+            ends.push(s.grid_ms.get(b + 1).map_or(horizon, |&t| t as f64));
+        }
+        let lo = ends.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !lo.is_finite() {
+            return (0.0, horizon.max(1.0));
+        }
+        let pad = ((hi - lo) * 0.08).max(60_000.0);
+        ((lo - pad).max(0.0), (hi + pad).min(horizon).max(lo + 1.0))
     }
 
     fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, s: &Sweep) -> super::DrawResult
@@ -545,35 +597,58 @@ pub mod sweep {
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE)?;
-        let (top, bottom) = root.split_vertically(470);
-        let days = |ms: u64| ms as f64 / 86_400_000.0;
-        let end = days(s.horizon_ms).max(1e-3);
+        let (top, bottom) = root.split_vertically(TOP_H);
+        let (lo, hi) = window(s);
+        let zoomed = lo > 0.0 || hi < s.horizon_ms as f64;
         let vols = s.resources.max(1) as f64;
         let frac = |row: &[(String, u64)], n: &str| p(row, n) / vols;
         let title = format!("{}: share of resources broken over time ({} runs)", s.scenario, s.runs);
         let mut chart = ChartBuilder::on(&top)
             .caption(title, bold(18))
             .margin(16)
-            .x_label_area_size(36)
+            .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..end, 0f64..1.0)?;
+            .build_cartesian_2d(lo..hi, 0f64..1.08)?;
+        let x_desc = if zoomed {
+            format!(
+                "time from the start (shown: +{} to +{} of a {} horizon)",
+                short(lo),
+                short(hi),
+                short(s.horizon_ms as f64)
+            )
+        } else {
+            "time from the start".to_string()
+        };
         chart
             .configure_mesh()
-            .x_desc("days since the start")
+            .x_desc(x_desc)
             .y_desc("broken")
-            .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .x_labels(8)
+            .x_label_formatter(&time_label(hi - lo, true))
+            .y_labels(6)
+            .y_label_formatter(&|v| if *v <= 1.0 + 1e-9 { format!("{:.0}%", v * 100.0) } else { String::new() })
             .label_style(font(12))
             .axis_desc_style(font(13))
             .draw()?;
-        let band = |lo: &str, hi: &str| -> Vec<(f64, f64)> {
-            let upper = s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, hi)));
-            let lower: Vec<(f64, f64)> =
-                s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, lo))).collect();
+        // The grid instants inside the window, and one either side so that lines reach its edges
+        // (clamped to them).
+        let inside: Vec<usize> = (0..s.grid_ms.len())
+            .filter(|&g| {
+                let t = s.grid_ms[g] as f64;
+                let next = s.grid_ms.get(g + 1).map_or(f64::INFINITY, |&n| n as f64);
+                let prev = g.checked_sub(1).map_or(f64::NEG_INFINITY, |q| s.grid_ms[q] as f64);
+                (lo..=hi).contains(&t) || (t < lo && next >= lo) || (t > hi && prev <= hi)
+            })
+            .collect();
+        let at = |g: usize| (s.grid_ms[g] as f64).clamp(lo, hi);
+        let band = |low: &str, high: &str| -> Vec<(f64, f64)> {
+            let upper = inside.iter().map(|&g| (at(g), frac(&s.broken[g], high)));
+            let lower: Vec<(f64, f64)> = inside.iter().map(|&g| (at(g), frac(&s.broken[g], low))).collect();
             upper.chain(lower.into_iter().rev()).collect()
         };
         chart
             .draw_series(std::iter::once(Polygon::new(band("p5", "p95"), rgb(0xffcdd2).filled())))?
-            .label("p5 to p95")
+            .label("p5 to p95 of the runs")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], rgb(0xffcdd2).filled()));
         chart
             .draw_series(std::iter::once(Polygon::new(band("p25", "p75"), rgb(0xef9a9a).filled())))?
@@ -581,54 +656,121 @@ pub mod sweep {
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], rgb(0xef9a9a).filled()));
         chart
             .draw_series(LineSeries::new(
-                s.grid_ms.iter().zip(&s.broken).map(|(t, r)| (days(*t), frac(r, "p50"))),
+                inside.iter().map(|&g| (at(g), frac(&s.broken[g], "p50"))),
                 rgb(0xb71c1c).stroke_width(2),
             ))?
             .label("median")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], rgb(0xb71c1c).stroke_width(2)));
+        // What the timeline does to its keys: a dashed line each, labelled in rows near the top
+        // so that neighbours do not overwrite each other.
+        let marks: Vec<_> = s.marks.iter().filter(|m| (lo..=hi).contains(&(m.at_ms as f64))).collect();
+        for (i, m) in marks.iter().enumerate() {
+            let x = m.at_ms as f64;
+            chart.draw_series(DashedLineSeries::new(
+                vec![(x, 0.0), (x, 1.08)],
+                6,
+                4,
+                rgb(0x37474f).stroke_width(1).into(),
+            ))?;
+            let y = 1.06 - 0.05 * (i % 3) as f64;
+            // Beside the line, on the side with room: right of it in the window's left part.
+            let (label, pos) = if x < (lo + hi) / 2.0 {
+                (format!(" {} (+{})", m.what, short(x)), HPos::Left)
+            } else {
+                (format!("{} (+{}) ", m.what, short(x)), HPos::Right)
+            };
+            let style = font(12).pos(Pos::new(pos, VPos::Center));
+            chart.draw_series(std::iter::once(Text::new(label, (x, y), style)))?;
+        }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::MiddleRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.9))
             .label_font(font(12))
             .draw()?;
 
-        // Histogram of the time to first failure over the runs that had one, its axis in the
-        // scenario's own offsets (`+30d 6s`), its counts whole runs.
-        let firsts: Vec<f64> = s.per_run.iter().filter_map(|r| r.first_failure_ms).map(|ms| ms as f64).collect();
-        let lo = firsts.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX);
-        let lo = if lo.is_finite() { lo } else { 0.0 };
-        let hi = firsts.iter().copied().fold(lo, f64::max).max(lo + 1_000.0);
-        let bins = 30usize;
-        let width = (hi - lo) / bins as f64;
+        let columns = bottom.split_evenly((1, 3));
+        let runs = s.runs;
+        let firsts: Vec<u64> = s.per_run.iter().filter_map(|r| r.first_failure_ms).collect();
+        let caption = format!("time to first failure ({} of {runs} runs)", firsts.len());
+        histogram(&columns[0], &caption, "from the start", &firsts, Axis::Time { offset: true })?;
+        let recoveries: Vec<u64> = s.per_run.iter().filter_map(|r| r.recovery_ms).collect();
+        let caption = format!("recovery time ({} of {runs} runs)", recoveries.len());
+        let x_desc = "from the key usable again to the last resource back";
+        histogram(&columns[1], &caption, x_desc, &recoveries, Axis::Time { offset: false })?;
+        let throttled: Vec<u64> = s.per_run.iter().map(|r| r.throttled).collect();
+        let caption = format!("throttled calls ({runs} runs)");
+        histogram(&columns[2], &caption, "calls KMS throttled in a run", &throttled, Axis::Count)?;
+        Ok(())
+    }
+
+    /// What a histogram counts along its x axis.
+    #[derive(Clone, Copy)]
+    enum Axis {
+        /// Milliseconds: an offset from the start, or a length of time.
+        Time { offset: bool },
+        /// Whole things: bins of one when the values are close, and labels only at whole numbers.
+        Count,
+    }
+
+    /// A histogram of `values` over the runs, its counts whole runs, in 20 even bins (counts
+    /// that are few and close: a bin each, centred on its number).
+    fn histogram<DB: DrawingBackend>(
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        caption: &str,
+        x_desc: &str,
+        values: &[u64],
+        axis: Axis,
+    ) -> super::DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let first = values.iter().copied().min().unwrap_or(0) as f64;
+        let last = values.iter().copied().max().unwrap_or(0) as f64;
+        let whole = matches!(axis, Axis::Count) && last - first < 20.0;
+        let (lo, bins, width) = if whole {
+            (first - 0.5, (last - first) as usize + 1, 1.0)
+        } else {
+            // A few seconds' room when every run has the same time.
+            let span = (last - first).max(1_000.0);
+            (first, 20, span / 20.0)
+        };
+        let hi = lo + width * bins as f64;
         let mut counts = vec![0u32; bins];
-        for f in &firsts {
-            let b = (((f - lo) / width) as usize).min(bins - 1);
-            counts[b] += 1;
+        for &v in values {
+            counts[(((v as f64 - lo) / width) as usize).min(bins - 1)] += 1;
         }
         let max = counts.iter().copied().max().unwrap_or(0).max(1);
-        let caption = format!("time to first failure ({} of {} runs had one)", firsts.len(), s.runs);
-        let mut hist = ChartBuilder::on(&bottom)
-            .caption(caption, bold(16))
-            .margin(16)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
+        let mut hist = ChartBuilder::on(area)
+            .caption(caption, bold(14))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(40)
             .build_cartesian_2d(lo..hi, 0f64..f64::from(max) * 1.1)?;
-        // To the second: milliseconds are noise at a sweep's scale, and labels must fit.
-        let offset =
-            |v: &f64| format!("+{}", crate::engine::SimDuration::from_ms((*v / 1_000.0).round() as u64 * 1_000));
+        let time = time_label(hi - lo, matches!(axis, Axis::Time { offset: true }));
+        let label = |v: &f64| match axis {
+            Axis::Time { .. } => time(v),
+            Axis::Count if (v - v.round()).abs() < 1e-9 => format!("{v:.0}"),
+            Axis::Count => String::new(),
+        };
         hist.configure_mesh()
-            .x_desc("time of the first failure, from the start")
+            .x_desc(x_desc)
             .y_desc("runs")
-            .x_labels(6)
-            .x_label_formatter(&offset)
-            .y_labels(max as usize + 1)
+            .x_labels(if whole { bins + 1 } else { 4 })
+            .x_label_formatter(&label)
+            .y_labels((max as usize + 1).min(11))
             .y_label_formatter(&|v| if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { String::new() })
-            .label_style(font(12))
-            .axis_desc_style(font(13))
+            .disable_x_mesh()
+            .label_style(font(11))
+            .axis_desc_style(font(12))
             .draw()?;
-        hist.draw_series(counts.iter().enumerate().map(|(i, c)| {
-            let x0 = lo + width * i as f64;
+        if values.is_empty() {
+            let style = font(13).pos(Pos::new(HPos::Center, VPos::Center));
+            hist.draw_series(std::iter::once(Text::new("none", ((lo + hi) / 2.0, f64::from(max) * 0.55), style)))?;
+        }
+        hist.draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
+            let x0 = lo + width * (i as f64 + 0.05);
             Rectangle::new([(x0, 0.0), (x0 + width * 0.9, f64::from(*c))], rgb(0xe57373).filled())
         }))?;
         Ok(())

@@ -69,6 +69,12 @@ impl Actions {
         }
     }
 
+    /// The listed actions: every one but the fleets' generated RunInstances and CreateVolumes.
+    #[must_use]
+    pub fn listed(&self) -> &[Action] {
+        &self.listed
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.listed.len() + self.generated.iter().map(|g| g.count).sum::<usize>()

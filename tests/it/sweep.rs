@@ -78,6 +78,25 @@ fn the_reference_workload_sweeps_and_matches_the_models() {
     for f in ["sweep.json", "sweep.svg", "sweep.png"] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
+    // The chart's marks: what the timeline does to the key after its first import, at the
+    // instants the scenario says (its import at 0s is setup, not marked).
+    let marks: Vec<(u64, &str)> = v["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["at_ms"].as_u64().unwrap(), m["what"].as_str().unwrap()))
+        .collect();
+    assert_eq!(marks, [(30 * 86_400_000, "cmk: material deleted"), (32 * 86_400_000, "cmk: m1 imported")]);
+    // The grid spans the horizon and is densest around them: three quarters of its instants
+    // fall in the two days between the marks and the day or two after.
+    let grid: Vec<u64> = v["grid_ms"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+    assert!(grid.len() <= 240 && grid.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!((grid[0], *grid.last().unwrap()), (0, 60 * 86_400_000));
+    let near = grid.iter().filter(|&&t| (29 * 86_400_000..=34 * 86_400_000).contains(&t)).count();
+    assert!(near >= 180, "{near} of {} grid instants near the marks", grid.len());
+    for r in v["per_run"].as_array().unwrap() {
+        assert_eq!(r["broken"].as_array().unwrap().len(), grid.len());
+    }
     // The same sweep in two shards, merged, is the same sweep.
     let parts = dir.path().join("parts");
     let fleet = scenarios_dir().join("bench/fleet-1k.ron");
@@ -411,6 +430,13 @@ fn merge_refuses_parts_of_another_sweep_repeated_runs_and_values_out_of_range() 
     let (code, err) = merge_with(&foreign);
     assert_eq!(code, Some(2));
     assert!(err.contains("from another sweep"), "{err}");
+    // A part counted on another grid, or marked otherwise.
+    let mut regrid = read(1);
+    regrid["grid_ms"][1] = serde_json::json!(1);
+    assert!(merge_with(&regrid).1.contains("from another sweep"));
+    let mut remarked = read(1);
+    remarked["marks"][0]["at_ms"] = serde_json::json!(1);
+    assert!(merge_with(&remarked).1.contains("from another sweep"));
     // A run repeated in place of the shard's own.
     let mut repeated = read(1);
     repeated["per_run"][1] = repeated["per_run"][0].clone();
