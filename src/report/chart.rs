@@ -287,19 +287,26 @@ where
         label_style.pos(Pos::new(HPos::Left, VPos::Center)),
     ))?;
     root.draw(&Rectangle::new([(l.x0, band_top), (l.x1, band_bottom)], rgb(0xfafafa).filled()))?;
+    // Band labels are drawn after the failure diamonds: (text, x, width, text colour, band colour).
+    let mut labels = Vec::new();
     for s in &lane.segments {
         let (a, b) = (x_of(s.from), x_of(s.to).max(x_of(s.from) + 1));
         root.draw(&Rectangle::new([(a, band_top), (b, band_bottom)], rgb(band_colour(&s.band)).filled()))?;
         let text = s.band.label();
-        let fits = 7 * text.chars().count() as i32 + 8 < b - a;
-        if fits {
+        let width = 7 * text.chars().count() as i32;
+        // The first failure diamond (6 px either side of its instant) where the label would be
+        // pushes it past, so that the band's first failure stays visible.
+        let mut x = a + 4;
+        if let Some(fx) = lane.failures.iter().map(|f| x_of(f.at)).find(|fx| (x - 6..=x + width + 6).contains(fx)) {
+            x = fx + 9;
+        }
+        if width + 4 < b - x {
             let colour = if matches!(s.band, Band::KeyDeleted | Band::Instance(InstanceState::Terminated)) {
                 WHITE
             } else {
                 BLACK
             };
-            let style = font(11).color(&colour).pos(Pos::new(HPos::Left, VPos::Center));
-            root.draw(&Text::new(text, (a + 4, mid), style))?;
+            labels.push((text, x, width, colour, band_colour(&s.band)));
         }
     }
     // The latent window: an amber bracket above the band, labelled with its length.
@@ -338,6 +345,16 @@ where
         let mut outline = diamond;
         outline.push((x, mid - r));
         root.draw(&PathElement::new(outline, WHITE.stroke_width(1)))?;
+    }
+    // Over the diamonds, on the band's own colour: a run of failures under a label would
+    // otherwise make it unreadable (their first is left visible above).
+    for (text, x, width, colour, band) in labels {
+        let covered = lane.failures.iter().map(|f| x_of(f.at)).any(|fx| fx + 6 > x - 2 && fx - 6 <= x + width);
+        if covered {
+            root.draw(&Rectangle::new([(x - 2, mid - 7), (x + width - 4, mid + 7)], rgb(band).filled()))?;
+        }
+        let style = font(11).color(&colour).pos(Pos::new(HPos::Left, VPos::Center));
+        root.draw(&Text::new(text, (x, mid), style))?;
     }
     Ok(())
 }
