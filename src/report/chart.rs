@@ -683,12 +683,7 @@ pub mod sweep {
         let marks: Vec<_> = s.marks.iter().filter(|m| (lo..=hi).contains(&(m.at_ms as f64))).collect();
         for (i, m) in marks.iter().enumerate() {
             let x = m.at_ms as f64;
-            chart.draw_series(DashedLineSeries::new(
-                vec![(x, 0.0), (x, 1.08)],
-                6,
-                4,
-                rgb(0x37474f).stroke_width(1).into(),
-            ))?;
+            chart.draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, 1.08)], 6, 4, rgb(0x37474f).stroke_width(1)))?;
             let y = 1.06 - 0.05 * (i % 3) as f64;
             // Beside the line, on the side with room: right of it in the window's left part.
             let (label, pos) = if x < (lo + hi) / 2.0 {
