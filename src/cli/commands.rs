@@ -5,9 +5,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::{AtomicFile, scenario_files, with_trace, write_atomically, write_set};
+use super::files::{AtomicFile, read_text, scenario_files, with_trace, write_atomically, write_set};
 use super::parallel::{jobs_or_cores, parallel_map};
-use super::{CheckFormat, Common, Failure, Format, load, stdout_error};
+use super::{CheckFormat, Common, Failure, Format, load, print_text, stdout_error};
 use crate::analysis::check::{self, FileResult};
 use crate::report::{self, trace};
 use crate::run::RunOptions;
@@ -75,7 +75,7 @@ pub(super) fn impact_command(common: &Common, ask: &ImpactAsk<'_>) -> Result<(),
         Format::Text => crate::report::impact::render(&impact, &run),
         Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
     };
-    io::stdout().write_all(text.as_bytes()).or_else(stdout_error)
+    print_text(&text).or_else(stdout_error)
 }
 
 pub(super) fn shard_of(spec: &str) -> Result<(u64, u64), Failure> {
@@ -108,7 +108,8 @@ pub(super) fn write_sweep(dir: &Path, sweep: &crate::analysis::sweep::Sweep) -> 
         ("sweep.png", report::chart::sweep::png(sweep)),
     ];
     write_set(dir, "sweep", &files)?;
-    eprintln!("wrote {}", files.map(|(f, _)| dir.join(f).display().to_string()).join(", "));
+    let wrote = files.map(|(f, _)| dir.join(f).display().to_string()).join(", ");
+    eprintln!("wrote {}", super::terminal_safe(&wrote));
     Ok(())
 }
 
@@ -124,8 +125,7 @@ pub(super) fn sweep_command(
 ) -> Result<(), Failure> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let name = file.display().to_string();
-    let text =
-        fs::read_to_string(file).map_err(|e| Failure::Input(format!("{name}: cannot read the scenario: {e}")))?;
+    let text = read_text(file, "the scenario").map_err(Failure::Input)?;
     let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
     let max_runs = crate::analysis::sweep::MAX_RUNS;
     if runs == 0 || runs > max_runs {
@@ -194,7 +194,7 @@ pub(super) fn sweep_command(
         write_atomically(&path, |o| o.write_all(json.as_bytes()))?;
         if !quiet {
             let line = format!("shard {k} of {n}: {} runs written to {}\n", part.per_run.len(), path.display());
-            io::stdout().write_all(line.as_bytes()).or_else(stdout_error)?;
+            print_text(&line).or_else(stdout_error)?;
         }
         return Ok(());
     }
@@ -204,7 +204,7 @@ pub(super) fn sweep_command(
         write_sweep(out, &sweep)?;
     }
     if !quiet {
-        io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)?;
+        print_text(&crate::analysis::sweep::render(&sweep)).or_else(stdout_error)?;
     }
     Ok(())
 }
@@ -220,9 +220,9 @@ pub(super) fn check_command(
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
-        match fs::read_to_string(path) {
+        match read_text(path, "the scenario") {
             Ok(text) => check::check_text(&name, &text, Overrides::default(), &options),
-            Err(e) => FileResult::Invalid { errors: vec![format!("{name}: cannot read the scenario: {e}")] },
+            Err(e) => FileResult::Invalid { errors: vec![e] },
         }
     };
     let results = parallel_map(&files, jobs, check_one);
@@ -260,7 +260,7 @@ pub(super) fn check_command(
             out.push_str(&format!("{n} scenario{s}: {passed} passed, {failed} failed, {invalid} invalid\n"));
         }
     }
-    io::stdout().write_all(out.as_bytes()).or_else(stdout_error)?;
+    print_text(&out).or_else(stdout_error)?;
     if invalid > 0 {
         Err(Failure::Input(format!("{invalid} invalid scenario file(s)")))
     } else if failed > 0 {
@@ -346,7 +346,7 @@ pub(super) fn bench_command(common: &Common, trace: Option<(&Path, trace::Format
         stats.events,
         stats.records,
     );
-    io::stdout().write_all(line.as_bytes()).or_else(stdout_error)
+    print_text(&line).or_else(stdout_error)
 }
 
 /// One pass over the run, no record kept (see [`crate::analysis`]), with the trace the user

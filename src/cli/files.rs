@@ -10,6 +10,31 @@ use super::Failure;
 use crate::report::trace;
 use crate::scenario::Scenario;
 
+/// The text of a file kmsim reads (a scenario, a sweep part), whole: UTF-8, a byte-order mark
+/// at its start skipped; otherwise an error naming the file (`what` it is) and where its first
+/// bad byte is.
+pub(super) fn read_text(path: &Path, what: &str) -> Result<String, String> {
+    let name = path.display();
+    let bytes = fs::read(path).map_err(|e| format!("{name}: cannot read {what}: {e}"))?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let before = &body[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            // Columns count characters, as the scenario's other messages do.
+            let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+            let offset = at + (bytes.len() - body.len());
+            Err(format!(
+                "{name}: not UTF-8: byte {offset} (line {line}, column {column}) is 0x{:02X}; save the file as UTF-8",
+                body[at]
+            ))
+        }
+    }
+}
+
 /// Every `.ron` file at or under the given paths, sorted, without duplicates.
 /// A file reached through several names (links, or a folder given twice) is checked once, under
 /// the first name found; a folder is entered once, so links that loop end.

@@ -293,7 +293,7 @@ pub fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("kmsim: {f}");
+            eprintln!("kmsim: {}", terminal_safe(&f.to_string()));
             ExitCode::from(f.code())
         }
     }
@@ -377,7 +377,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     ),
                 );
             }
-            io::stdout().write_all(out.as_bytes()).or_else(stdout_error)
+            print_text(&out).or_else(stdout_error)
         }
         Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
         Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
@@ -392,8 +392,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Merge { parts, out } => {
             let mut loaded = Vec::new();
             for p in &parts {
-                let text =
-                    fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?;
+                let text = files::read_text(p, "the partial result").map_err(Failure::Input)?;
                 let part: crate::analysis::sweep::Part = serde_json::from_str(&text)
                     .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
                 loaded.push(part);
@@ -402,7 +401,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             if let Some(out) = &out {
                 write_sweep(out, &sweep)?;
             }
-            io::stdout().write_all(crate::analysis::sweep::render(&sweep).as_bytes()).or_else(stdout_error)
+            print_text(&crate::analysis::sweep::render(&sweep)).or_else(stdout_error)
         }
         Command::ImportCloudtrail { logs, output, after, external } => {
             let mut trail = crate::import::Trail::default();
@@ -431,7 +430,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             write_atomically(&output, |out| out.write_all(text.as_bytes()))?;
             // What the trail could not tell is said where the user looks, not only in the file.
             for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")) {
-                eprintln!("kmsim: {note}");
+                eprintln!("kmsim: {}", terminal_safe(note));
             }
             Ok(())
         }
@@ -457,8 +456,7 @@ pub(super) fn stdout_error(e: io::Error) -> Result<(), Failure> {
 
 pub(super) fn load(common: &Common) -> Result<Scenario, Failure> {
     let file = common.file.display().to_string();
-    let text = fs::read_to_string(&common.file)
-        .map_err(|e| Failure::Input(format!("{file}: cannot read the scenario: {e}")))?;
+    let text = files::read_text(&common.file, "the scenario").map_err(Failure::Input)?;
     let overrides = Overrides { seed: common.seed, horizon: common.horizon };
     scenario::parse(&file, &text, overrides).map_err(|e| {
         let n = e.problems.len();
@@ -467,10 +465,29 @@ pub(super) fn load(common: &Common) -> Result<Scenario, Failure> {
     })
 }
 
+/// Writes `text` to standard output, its control characters escaped.
 pub(super) fn print_text(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(terminal_safe(text).as_bytes())?;
     out.flush()
+}
+
+/// `text` with every control character but newline and tab written as an escape (`\u{1b}`):
+/// an id in a scenario or a trail must not move the cursor, recolour or clear a terminal.
+pub(super) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let raw = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(raw) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if raw(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// Exit code 1 when an expectation failed.

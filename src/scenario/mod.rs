@@ -291,6 +291,8 @@ impl fmt::Display for ScenarioError {
 
 /// Parses and validates scenario text. `file` names it in error messages.
 pub fn parse(file: &str, text: &str, overrides: Overrides) -> Result<Scenario, ScenarioError> {
+    // A byte-order mark is not part of the text (editors on Windows write one).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let raw: raw::RawScenario = options.from_str(text).map_err(|e| ScenarioError {
         file: file.to_string(),

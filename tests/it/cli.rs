@@ -304,3 +304,43 @@ fn temporaries_a_killed_run_left_are_removed() {
     assert!(unrelated.exists());
     assert!(trace.exists() && report.join("report.html").exists());
 }
+
+#[test]
+fn a_byte_order_mark_reads_and_a_file_not_in_utf8_names_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(std::fs::read(story()).unwrap());
+    let with_bom = dir.path().join("bom.ron");
+    std::fs::write(&with_bom, bom).unwrap();
+    let out = kmsim(&["run", with_bom.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Latin-1 where UTF-8 was expected: the byte, its line and its column, for every command
+    // that reads the file.
+    let latin1 = dir.path().join("latin1.ron");
+    std::fs::write(&latin1, b"Scenario(\n  name: \"caf\xE9\")").unwrap();
+    let expected = "not UTF-8: byte 22 (line 2, column 13) is 0xE9; save the file as UTF-8";
+    for args in [vec!["run", "-q"], vec!["check"], vec!["sweep", "--runs", "1"], vec!["explain"]] {
+        let mut args = args.clone();
+        args.insert(1, latin1.to_str().unwrap());
+        let out = kmsim(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let said = text(&out.stderr) + &text(&out.stdout);
+        assert!(said.contains(expected), "{args:?}: {said}");
+    }
+}
+
+#[test]
+fn control_characters_in_ids_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = std::fs::read_to_string(story()).unwrap().replace("\"vol-data\"", "\"vol\\u{1b}[2Jdata\"");
+    let file = write(dir.path(), "escape.ron", &body);
+    for args in
+        [vec!["run", file.as_str()], vec!["explain", file.as_str()], vec!["impact", file.as_str(), "--key", "cmk"]]
+    {
+        let out = kmsim(&args);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{args:?}: {}", text(&out.stderr));
+        let said = [out.stdout, out.stderr].concat();
+        assert!(!said.contains(&0x1b), "{args:?} printed a raw escape");
+        assert!(text(&said).contains("vol\\u{1b}[2Jdata"), "{args:?}: the id is shown escaped");
+    }
+}
