@@ -10,6 +10,10 @@
 
 #![forbid(unsafe_code)]
 
+/// The `version` every JSON output of kmsim carries (impact, check, sweep, bench; their schemas
+/// are in `docs/schemas/`): raised when a field changes meaning or goes, not when one is added.
+pub const JSON_VERSION: u32 = 1;
+
 pub mod causes;
 pub mod check;
 pub mod impact;

@@ -30,12 +30,15 @@ pub const GRID: usize = 240;
 /// the percentiles.
 pub const MAX_RUNS: u64 = 1_000_000;
 
-/// What identifies a sweep's input: the scenario's text and the options that change results.
+/// What identifies a sweep's input: the scenario's text and the options that change results
+/// (the seed is the part's own `base_seed`).
 /// Parts of one sweep carry the same digest, so that `merge` refuses parts of another (FNV-1a of
 /// both, in hexadecimal: it guards against mistakes, not forgery).
 #[must_use]
-pub fn digest(scenario_text: &str, max_events: u64) -> String {
-    format!("{:016x}", crate::engine::stream_key(&format!("{max_events}\n{scenario_text}")))
+pub fn digest(scenario_text: &str, max_events: u64, horizon: Option<crate::engine::SimDuration>) -> String {
+    // The horizon only when overridden: the parts of earlier sweeps keep their digests.
+    let horizon = horizon.map_or(String::new(), |h| format!("horizon {}\n", h.as_ms()));
+    format!("{:016x}", crate::engine::stream_key(&format!("{max_events}\n{horizon}{scenario_text}")))
 }
 
 /// The seed of run `i` of a sweep whose scenario seed is `base`.
@@ -50,6 +53,9 @@ pub fn run_seed(base: u64, i: u64) -> u64 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
     pub at_ms: u64,
+    /// The instant `at_ms` stands for, RFC 3339.
+    #[serde(default)]
+    pub at_utc: String,
     pub what: String,
 }
 
@@ -69,7 +75,9 @@ pub fn marks(scenario: &Scenario) -> Vec<Mark> {
     let mut out = Vec::new();
     for action in scenario.actions.listed() {
         let ActionKind::Kms(op) = &action.what else { continue };
-        let mut mark = |at: SimTime, what: String| out.push(Mark { at_ms: at.as_ms(), what });
+        let mut mark = |at: SimTime, what: String| {
+            out.push(Mark { at_ms: at.as_ms(), at_utc: scenario.instant(at), what });
+        };
         match &**op {
             KmsOp::DeleteImportedKeyMaterial { key, .. } => mark(action.at, format!("{}: material deleted", name(key))),
             KmsOp::ImportKeyMaterial { key, material: m, expiry, .. } => {
@@ -356,10 +364,11 @@ pub fn run_one(
     file: &str,
     i: u64,
     options: &RunOptions,
+    horizon: Option<crate::engine::SimDuration>,
 ) -> Result<RunResult, RunError> {
     let seed = run_seed(scenario.seed, i);
     // Key IDs and fleets' key choices come from the seed too: each run is a whole new draw.
-    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), ..Overrides::default() })?;
+    let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), horizon })?;
     let mut fold = Fold::new(&s, i, seed);
     simulate(&s, options, &mut fold)?;
     Ok(fold.finish())
@@ -427,6 +436,9 @@ fn summarize(values: impl Iterator<Item = Option<u64>>, runs: u64) -> Summary {
 /// shards or merge order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
+    /// [`crate::analysis::JSON_VERSION`].
+    #[serde(default)]
+    pub version: u32,
     pub scenario: String,
     pub file: String,
     pub base_seed: u64,
@@ -436,6 +448,9 @@ pub struct Sweep {
     #[serde(alias = "volumes")]
     pub resources: u64,
     pub horizon_ms: u64,
+    /// The instant the offsets count from, RFC 3339.
+    #[serde(default)]
+    pub start: String,
     /// What the timeline does to its keys, for the chart ([`marks`]).
     #[serde(default)]
     pub marks: Vec<Mark>,
@@ -464,6 +479,9 @@ pub struct Part {
     #[serde(alias = "volumes")]
     pub resources: u64,
     pub horizon_ms: u64,
+    /// The instant the offsets count from, RFC 3339 (empty in parts written before it was).
+    #[serde(default)]
+    pub start: String,
     /// [`marks`] and [`grid`] of the scenario: a part written before either existed has
     /// neither, and its grid was even over the horizon.
     #[serde(default)]
@@ -501,12 +519,14 @@ pub fn aggregate(meta: &Part, mut per_run: Vec<RunResult>) -> Sweep {
         })
         .collect();
     Sweep {
+        version: crate::analysis::JSON_VERSION,
         scenario: meta.scenario.clone(),
         file: meta.file.clone(),
         base_seed: meta.base_seed,
         runs,
         resources: meta.resources,
         horizon_ms: meta.horizon_ms,
+        start: meta.start.clone(),
         marks: meta.marks.clone(),
         grid_ms,
         first_failure_ms: summarize(per_run.iter().map(|r| r.first_failure_ms), runs),

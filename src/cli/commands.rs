@@ -73,7 +73,7 @@ pub(super) fn impact_command(common: &Common, ask: &ImpactAsk<'_>) -> Result<(),
     }
     let text = match format {
         Format::Text => crate::report::impact::render(&impact, &run),
-        Format::Json => serde_json::to_string_pretty(&impact).expect("json") + "\n",
+        Format::Json => crate::report::impact::json(&impact, run.scenario),
     };
     print_text(&text).or_else(stdout_error)
 }
@@ -114,19 +114,36 @@ pub(super) fn write_sweep(dir: &Path, sweep: &crate::analysis::sweep::Sweep) -> 
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn sweep_command(
-    file: &Path,
-    runs: u64,
-    jobs: Option<usize>,
-    out: Option<&Path>,
-    shard: Option<&str>,
-    quiet: bool,
-    max_events: u64,
-) -> Result<(), Failure> {
+/// What `kmsim sweep` is asked for, beside the scenario and its overrides.
+pub(super) struct SweepAsk<'a> {
+    pub runs: u64,
+    pub jobs: Option<usize>,
+    pub out: Option<&'a Path>,
+    pub shard: Option<&'a str>,
+    pub quiet: bool,
+    pub format: Format,
+}
+
+/// Prints a sweep as `--format` says, unless quiet.
+pub(super) fn print_sweep(sweep: &crate::analysis::sweep::Sweep, quiet: bool, format: Format) -> Result<(), Failure> {
+    if quiet {
+        return Ok(());
+    }
+    let text = match format {
+        Format::Text => crate::analysis::sweep::render(sweep),
+        Format::Json => crate::analysis::sweep::to_json(sweep),
+    };
+    print_text(&text).or_else(stdout_error)
+}
+
+pub(super) fn sweep_command(common: &Common, ask: &SweepAsk<'_>) -> Result<(), Failure> {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let name = file.display().to_string();
-    let text = read_text(file, "the scenario").map_err(Failure::Input)?;
-    let scenario = scenario::parse(&name, &text, Overrides::default()).map_err(|e| Failure::Input(e.to_string()))?;
+    let &SweepAsk { runs, jobs, out, shard, quiet, format } = ask;
+    let max_events = common.max_events;
+    let name = common.file.display().to_string();
+    let text = read_text(&common.file, "the scenario").map_err(Failure::Input)?;
+    let overrides = Overrides { seed: common.seed, horizon: common.horizon };
+    let scenario = scenario::parse(&name, &text, overrides).map_err(|e| Failure::Input(e.to_string()))?;
     let max_runs = crate::analysis::sweep::MAX_RUNS;
     if runs == 0 || runs > max_runs {
         return Err(Failure::Input(format!("--runs {runs}: give 1 to {max_runs} runs")));
@@ -155,7 +172,7 @@ pub(super) fn sweep_command(
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
     let results = parallel_map(&indices, jobs, |&i| {
-        let r = crate::analysis::sweep::run_one(&scenario, &text, &name, i, &options);
+        let r = crate::analysis::sweep::run_one(&scenario, &text, &name, i, &options, common.horizon);
         if let Ok(r) = &r {
             let total = events.fetch_add(r.events, Ordering::Relaxed) + r.events;
             let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -177,11 +194,12 @@ pub(super) fn sweep_command(
         file: name.clone(),
         base_seed: scenario.seed,
         runs,
-        digest: crate::analysis::sweep::digest(&text, max_events),
+        digest: crate::analysis::sweep::digest(&text, max_events, common.horizon),
         shard: k,
         shards: n,
         resources: (scenario.volumes.len() + scenario.services.len()) as u64,
         horizon_ms: scenario.horizon.as_ms(),
+        start: scenario.instant(crate::engine::SimTime::ZERO),
         grid_ms: crate::analysis::sweep::grid(scenario.horizon.as_ms(), &marks),
         marks,
         per_run,
@@ -203,10 +221,7 @@ pub(super) fn sweep_command(
     if let Some(out) = out {
         write_sweep(out, &sweep)?;
     }
-    if !quiet {
-        print_text(&crate::analysis::sweep::render(&sweep)).or_else(stdout_error)?;
-    }
-    Ok(())
+    print_sweep(&sweep, quiet, format)
 }
 
 pub(super) fn check_command(
@@ -214,6 +229,7 @@ pub(super) fn check_command(
     format: CheckFormat,
     jobs: Option<usize>,
     max_events: u64,
+    quiet: bool,
 ) -> Result<(), Failure> {
     let files = scenario_files(paths)?;
     let jobs = jobs_or_cores(jobs)?;
@@ -246,13 +262,14 @@ pub(super) fn check_command(
                 })
                 .collect();
             let doc = serde_json::json!({
+                "version": crate::analysis::JSON_VERSION,
                 "scenarios": scenarios,
                 "total": files.len(), "passed": passed, "failed": failed, "invalid": invalid,
             });
             out = serde_json::to_string_pretty(&doc).expect("json") + "\n";
         }
         CheckFormat::Text => {
-            for (f, r) in files.iter().zip(&results) {
+            for (f, r) in files.iter().zip(&results).filter(|(_, r)| !quiet || r.status() != "passed") {
                 render_check(&mut out, f, r);
             }
             let n = files.len();
@@ -296,7 +313,11 @@ pub(super) fn render_check(out: &mut String, file: &Path, r: &FileResult) {
 }
 
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // timing the simulator, outside any simulation
-pub(super) fn bench_command(common: &Common, trace: Option<(&Path, trace::Format)>) -> Result<(), Failure> {
+pub(super) fn bench_command(
+    common: &Common,
+    trace: Option<(&Path, trace::Format)>,
+    format: Format,
+) -> Result<(), Failure> {
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
     /// Counts for the figures, and streams the trace too.
@@ -346,6 +367,23 @@ pub(super) fn bench_command(common: &Common, trace: Option<(&Path, trace::Format
         stats.events,
         stats.records,
     );
+    let line = match format {
+        Format::Text => line,
+        // The same pairs, numbers as numbers (`nan` as null): one object.
+        Format::Json => {
+            let mut object = serde_json::Map::new();
+            object.insert("version".into(), serde_json::json!(crate::analysis::JSON_VERSION));
+            for (k, v) in line.split_whitespace().filter_map(|pair| pair.split_once('=')) {
+                let value = match v.parse::<f64>() {
+                    Ok(n) if n.is_finite() => serde_json::from_str(v).unwrap_or(serde_json::json!(n)),
+                    Ok(_) => serde_json::Value::Null,
+                    Err(_) => serde_json::Value::String(v.into()),
+                };
+                object.insert(k.into(), value);
+            }
+            serde_json::to_string_pretty(&object).expect("json") + "\n"
+        }
+    };
     print_text(&line).or_else(stdout_error)
 }
 

@@ -25,15 +25,26 @@ use files::{SetWriter, write_atomically};
 
 /// Deterministic simulation of AWS KMS key material deletion and what it breaks, when.
 #[derive(Parser, Debug)]
-#[command(name = "kmsim", version, about, long_about = None)]
-struct Cli {
+#[command(name = "kmsim", version, about, long_about = None, after_help = EXIT_CODES)]
+pub(super) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// The exit codes, as every command's help gives them.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 an expectation failed; 2 invalid input (usage, a file that \
+cannot be read or is not valid); 3 a run stopped at --max-events; 4 an output could not be written.";
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scenario: print its timeline and what broke, and when.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim run scenarios/ebs/ebs-story.ron\n",
+        "  kmsim run scenarios/ebs/ebs-story.ron --out report/      # report.html, timeline.png, ...\n",
+        "  kmsim run fleet.ron -q --trace trace.csv --cloudtrail trail.json\n\n",
+        "Exit codes: 0 success; 1 an expectation failed; 2 invalid input; 3 a run stopped at --max-events; \
+         4 an output could not be written."))]
     Run {
         #[command(flatten)]
         common: Common,
@@ -50,8 +61,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         cloudtrail: Option<PathBuf>,
         /// Write a report to this folder: timeline.svg, timeline.png, report.html, summary.md,
-        /// trace.jsonl.
-        #[arg(long, value_name = "DIR")]
+        /// trace.jsonl (`--report` before).
+        #[arg(short = 'o', long = "out", visible_alias = "report", value_name = "DIR")]
         report: Option<PathBuf>,
         /// Print nothing on success (errors still go to stderr).
         #[arg(long, short)]
@@ -61,6 +72,11 @@ enum Command {
     ///
     /// Without SEQ, explains every failure caused by a key. SEQ is the `#` number in `kmsim run`'s
     /// timeline (the `seq` field of the trace).
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim explain scenarios/ebs/ebs-story.ron\n",
+        "  kmsim explain scenarios/ebs/ebs-story.ron 17 18\n\n",
+        "Exit codes: 0 success; 2 invalid input (or no such record); 3 a run stopped at --max-events."))]
     Explain {
         #[command(flatten)]
         common: Common,
@@ -73,6 +89,13 @@ enum Command {
     /// With --delete-material-at, adds that deletion to the scenario first (what if?), and looks
     /// at that instant unless --at says otherwise. Latent resources are listed with the time the
     /// scenario breaks them (their next detach, stop or restart).
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim impact scenarios/ebs/ebs-story.ron --key cmk --at 3d\n",
+        "  kmsim impact estate.ron --key alias/app --delete-material-at 2026-07-01T00:00:00Z --format json\n",
+        "  kmsim impact estate.ron --key cmk --dot graph.dot && dot -Tpng graph.dot -o graph.png\n\n",
+        "Exit codes: 0 success; 2 invalid input (an unknown key, a bad time); 3 a run stopped at \
+         --max-events; 4 the DOT file could not be written."))]
     Impact {
         #[command(flatten)]
         common: Common,
@@ -103,12 +126,18 @@ enum Command {
     /// of `aws cloudtrail lookup-events` ({"Events": [...]}), from files or standard input (`-`).
     /// The scenario's header lists what was read, sorted, deduplicated, not replayed or not
     /// understood.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim import-cloudtrail AWSLogs/111122223333/CloudTrail/us-east-1/2026/06/*.json.gz -o estate.ron\n",
+        "  aws cloudtrail lookup-events --max-results 1000 | kmsim import-cloudtrail - -o estate.ron\n\n",
+        "Exit codes: 0 success; 2 invalid input (the file and record that is wrong); 4 the scenario \
+         could not be written."))]
     ImportCloudtrail {
         /// CloudTrail log files; `-` reads standard input.
         #[arg(value_name = "LOG", required = true)]
         logs: Vec<PathBuf>,
-        /// The scenario file to write.
-        #[arg(short, long, value_name = "FILE")]
+        /// The scenario file to write (`--output` before).
+        #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE")]
         output: PathBuf,
         /// How long the scenario runs after the last event (default 1d): time for latent
         /// resources to break at the events that follow.
@@ -118,6 +147,10 @@ enum Command {
         /// (no CreateKey, import or deletion of its material). Repeatable.
         #[arg(long, value_name = "KEY")]
         external: Vec<String>,
+        /// Print nothing on success: not even what the trail could not tell (the scenario's
+        /// header still says it).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Run a scenario under many seeds and report distributions (Monte Carlo).
     ///
@@ -125,6 +158,13 @@ enum Command {
     /// whatever --jobs is. With --shard K/N only the K-th of N disjoint slices of the runs is done
     /// (K from 0), and a partial result is written for `kmsim merge`; with --shard N, K comes from
     /// JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID (Slurm job arrays).
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim sweep scenarios/bench/fleet-1k.ron --runs 8 --out sweep/\n",
+        "  kmsim sweep fleet.ron --runs 1000 --shard 3/8 --out parts/ -q      # then kmsim merge\n",
+        "  kmsim sweep fleet.ron --runs 100 --format json | jq .first_failure_ms\n\n",
+        "Exit codes: 0 success; 2 invalid input; 3 a run stopped at --max-events; 4 an output could \
+         not be written."))]
     Sweep {
         /// The scenario file (RON).
         file: PathBuf,
@@ -136,7 +176,7 @@ enum Command {
         jobs: Option<usize>,
         /// Where to write sweep.json and the chart (sweep.svg, sweep.png); without it, nothing is
         /// written (a sharded sweep needs it for its part).
-        #[arg(long, value_name = "DIR")]
+        #[arg(short = 'o', long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Do only shard K of N: `K/N`, or `N` with K from the environment.
         #[arg(long, value_name = "K/N")]
@@ -144,6 +184,15 @@ enum Command {
         /// No progress bar and no summary.
         #[arg(long, short)]
         quiet: bool,
+        /// `text` for people; `json` prints what sweep.json holds.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Override the scenario's seed, from which every run's is derived.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the scenario's horizon (a duration such as "30d").
+        #[arg(long, value_parser = parse_horizon)]
+        horizon: Option<SimDuration>,
         /// Stop a runaway run after this many events.
         #[arg(long, value_name = "N", default_value_t = 1_000_000_000)]
         max_events: u64,
@@ -154,6 +203,12 @@ enum Command {
     /// (benches/reference): events counted as they count them, failure times, the seconds the
     /// simulation took (`sim_s`; parsing and building are `setup_s`) and events per second.
     /// Wall-clock time is measured here and only here; it never enters a simulation.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim bench scenarios/bench/fleet-10k.ron\n",
+        "  kmsim bench scenarios/bench/fleet-10k.ron --format json\n\n",
+        "Exit codes: 0 success; 2 invalid input; 3 a run stopped at --max-events; 4 the trace could \
+         not be written."))]
     Bench {
         /// The scenario file (RON).
         file: PathBuf,
@@ -175,21 +230,42 @@ enum Command {
         /// `compact` (unlike `kmsim run`).
         #[arg(long, value_enum)]
         trace_format: Option<TraceFormat>,
+        /// `text`: one line of `key=value` pairs, as the reference models print; `json`: the
+        /// same pairs as an object.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Merge the partial results of a sharded sweep into what the unsharded sweep writes.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim merge parts/sweep.part-*-of-8.json --out merged/\n\n",
+        "Exit codes: 0 success; 2 parts that do not make one sweep (the reason is given); 4 an output \
+         could not be written."))]
     Merge {
         /// The partial results (sweep.part-K-of-N.json).
         #[arg(value_name = "PART", required = true)]
         parts: Vec<PathBuf>,
         /// Where to write sweep.json and the chart; without it, the result is only printed.
-        #[arg(long, value_name = "DIR")]
+        #[arg(short = 'o', long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Print nothing on success.
+        #[arg(long, short)]
+        quiet: bool,
+        /// `text` for people; `json` prints what sweep.json holds.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Run scenarios and check their expectations: the regression suite.
     ///
     /// Prints one line per scenario and a total. Exit code 0 when every expectation holds, 1 when
     /// any fails, 2 when any scenario is invalid. Folders named `bench` (benchmark fleets) are
     /// skipped unless named.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim check                                   # every scenario under scenarios/\n",
+        "  kmsim check tests/ --format junit > junit.xml  # for a CI system\n",
+        "  kmsim check my.ron -q                         # only what fails\n\n",
+        "Exit codes: 0 every expectation holds; 1 an expectation failed; 2 a scenario is invalid."))]
     Check {
         /// Scenario files, or folders searched recursively for `.ron` files.
         #[arg(value_name = "PATH", default_value = "scenarios")]
@@ -204,6 +280,32 @@ enum Command {
         /// Stop a runaway scenario after this many events (it then counts as invalid).
         #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
         max_events: u64,
+        /// Print only the scenarios that fail or are invalid, and the total.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print a shell completion script: `kmsim completions bash > /etc/bash_completion.d/kmsim`.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim completions bash > ~/.local/share/bash-completion/completions/kmsim\n",
+        "  kmsim completions zsh > ~/.zfunc/_kmsim\n",
+        "  kmsim completions fish > ~/.config/fish/completions/kmsim.fish\n\n",
+        "Exit codes: 0 success; 2 an unknown shell."))]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into a folder.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim man | man -l -\n",
+        "  kmsim man --out /usr/local/share/man/man1\n\n",
+        "Exit codes: 0 success; 4 a page could not be written."))]
+    Man {
+        /// Write kmsim.1 and a page per command (kmsim-run.1, ...) into this folder.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -379,17 +481,43 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             print_text(&out).or_else(stdout_error)
         }
-        Command::Check { paths, format, jobs, max_events } => check_command(&paths, format, jobs, max_events),
-        Command::Sweep { file, runs, jobs, out, shard, quiet, max_events } => {
-            sweep_command(&file, runs, jobs, out.as_deref(), shard.as_deref(), quiet, max_events)
+        Command::Check { paths, format, jobs, max_events, quiet } => {
+            check_command(&paths, format, jobs, max_events, quiet)
         }
-        Command::Bench { file, seed, horizon, max_events, trace, trace_format } => {
+        Command::Sweep { file, runs, jobs, out, shard, quiet, format, seed, horizon, max_events } => {
+            let common = Common { file, seed, horizon, max_events };
+            let ask = commands::SweepAsk { runs, jobs, out: out.as_deref(), shard: shard.as_deref(), quiet, format };
+            sweep_command(&common, &ask)
+        }
+        Command::Bench { file, seed, horizon, max_events, trace, trace_format, format } => {
             // Bench runs are big: a sentence per record would only slow them (8x at fleet-10k).
             let json = trace::Format::Compact;
             let trace = trace.as_deref().map(|path| (path, self::trace_format(trace_format, path, json)));
-            bench_command(&Common { file, seed, horizon, max_events }, trace)
+            bench_command(&Common { file, seed, horizon, max_events }, trace, format)
         }
-        Command::Merge { parts, out } => {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "kmsim", &mut script);
+            io::stdout().write_all(&script).or_else(stdout_error)
+        }
+        Command::Man { out } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match out {
+                Some(dir) => {
+                    fs::create_dir_all(&dir).and_then(|()| clap_mangen::generate_to(command, &dir)).map_err(|e| {
+                        Failure::Output(format!("{}: cannot write the manual pages: {e}", dir.display()))
+                    })?;
+                    eprintln!("wrote the manual pages to {}", terminal_safe(&dir.display().to_string()));
+                    Ok(())
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command).render(&mut page).expect("rendering to memory cannot fail");
+                    io::stdout().write_all(&page).or_else(stdout_error)
+                }
+            }
+        }
+        Command::Merge { parts, out, quiet, format } => {
             let mut loaded = Vec::new();
             for p in &parts {
                 let text = files::read_text(p, "the partial result").map_err(Failure::Input)?;
@@ -401,9 +529,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             if let Some(out) = &out {
                 write_sweep(out, &sweep)?;
             }
-            print_text(&crate::analysis::sweep::render(&sweep)).or_else(stdout_error)
+            commands::print_sweep(&sweep, quiet, format)
         }
-        Command::ImportCloudtrail { logs, output, after, external } => {
+        Command::ImportCloudtrail { logs, output, after, external, quiet } => {
             let mut trail = crate::import::Trail::default();
             for key in &external {
                 trail.state_external(key);
@@ -429,7 +557,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
             write_atomically(&output, |out| out.write_all(text.as_bytes()))?;
             // What the trail could not tell is said where the user looks, not only in the file.
-            for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")) {
+            for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")).filter(|_| !quiet) {
                 eprintln!("kmsim: {}", terminal_safe(note));
             }
             Ok(())

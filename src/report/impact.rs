@@ -187,3 +187,32 @@ pub fn dot(g: &Graph, impact: &Impact) -> String {
     out.push_str("}\n");
     out
 }
+
+/// The blast radius as JSON (`kmsim impact --format json`; `docs/schemas/impact.schema.json`):
+/// its instants as offsets in milliseconds (`at`, `when`) with the RFC 3339 instants they stand
+/// for beside them (`at_utc`, `when_utc`).
+#[must_use]
+pub fn json(impact: &Impact, scenario: &crate::scenario::Scenario) -> String {
+    use serde_json::{Value, json};
+    let mut doc = serde_json::to_value(impact).expect("an impact serializes");
+    let utc = |ms: &Value| {
+        ms.as_u64().map_or(Value::Null, |ms| Value::String(scenario.instant(crate::engine::SimTime::from_ms(ms))))
+    };
+    let object = doc.as_object_mut().expect("an impact is an object");
+    let at_utc = utc(&object["at"]);
+    for d in object["dependents"].as_array_mut().expect("dependents are a list") {
+        let when = utc(&d["when"]);
+        d.as_object_mut().expect("a dependent is an object").insert("when_utc".into(), when);
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("version".into(), json!(crate::analysis::JSON_VERSION));
+    out.insert("scenario".into(), json!(scenario.name));
+    out.insert("start".into(), json!(scenario.instant(crate::engine::SimTime::ZERO)));
+    for (k, v) in std::mem::take(object) {
+        out.insert(k.clone(), v);
+        if k == "at" {
+            out.insert("at_utc".into(), at_utc.clone());
+        }
+    }
+    serde_json::to_string_pretty(&Value::Object(out)).expect("json") + "\n"
+}

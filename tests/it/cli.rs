@@ -344,3 +344,57 @@ fn control_characters_in_ids_never_reach_the_terminal_raw() {
         assert!(text(&said).contains("vol\\u{1b}[2Jdata"), "{args:?}: the id is shown escaped");
     }
 }
+
+#[test]
+fn every_command_spells_output_quiet_and_json_the_same_way_old_spellings_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    // -o / --out, and the old --report and --output.
+    for (args, written) in [
+        (vec!["run", &story(), "-q", "-o", &d("r1")], d("r1/report.html")),
+        (vec!["run", &story(), "-q", "--report", &d("r2")], d("r2/report.html")),
+        (vec!["sweep", &story(), "--runs", "2", "-q", "-o", &d("s")], d("s/sweep.json")),
+        (vec!["man", "-o", &d("man")], d("man/kmsim-run.1")),
+    ] {
+        let out = kmsim(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+        assert!(Path::new(&written).exists(), "{args:?} wrote {written}");
+    }
+    let trail = dir.path().join("trail.json");
+    assert!(kmsim(&["run", &story(), "-q", "--cloudtrail", trail.to_str().unwrap()]).status.success());
+    for flag in ["-o", "--out", "--output"] {
+        let out = kmsim(&["import-cloudtrail", trail.to_str().unwrap(), flag, &d("imported.ron"), "-q"]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "-q: nothing on stderr");
+    }
+    // -q: check prints only what fails, and the total.
+    let out = kmsim(&["check", &story(), "-q"]);
+    assert_eq!(text(&out.stdout), "1 scenario: 1 passed, 0 failed, 0 invalid\n");
+    // --format json where there is a result to read; each with its version.
+    for args in
+        [vec!["sweep", &story(), "--runs", "2", "--format", "json"], vec!["bench", &story(), "--format", "json"]]
+    {
+        let out = kmsim(&args);
+        let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        assert_eq!(doc["version"], 1, "{args:?}");
+    }
+    // --seed and --horizon on a sweep, as on a run: another base seed, a longer horizon.
+    let out = kmsim(&["sweep", &story(), "--runs", "1", "--seed", "5", "--horizon", "20d", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!((doc["base_seed"].as_u64(), doc["horizon_ms"].as_u64()), (Some(5), Some(20 * 86_400_000)));
+}
+
+#[test]
+fn help_gives_examples_and_exit_codes_and_completions_and_man_page_come_from_the_grammar() {
+    for command in ["run", "explain", "impact", "import-cloudtrail", "sweep", "bench", "merge", "check"] {
+        let help = text(&kmsim(&[command, "--help"]).stdout);
+        assert!(help.contains("Examples:\n  kmsim "), "{command}: {help}");
+        assert!(help.contains("Exit codes: 0 "), "{command}: {help}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = text(&kmsim(&["completions", shell]).stdout);
+        assert!(script.contains("import-cloudtrail") && script.contains("--delete-material-at"), "{shell}");
+    }
+    let page = text(&kmsim(&["man"]).stdout);
+    assert!(page.contains(".TH kmsim 1") && page.contains("import\\-cloudtrail"), "{page}");
+}

@@ -8,6 +8,7 @@
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
 //! - `report`: the chart (SVG, PNG), the HTML report and the Markdown summary;
 //! - `reports`: the committed `reports/` match what the code produces;
+//! - `schemas`: every JSON output against its schema in `docs/schemas/`;
 //! - `sweep`: fleets, Monte Carlo sweeps, shards and merge, throttling;
 //! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
@@ -22,6 +23,7 @@ mod invariants;
 mod report;
 mod reports;
 mod scenarios;
+mod schemas;
 mod sweep;
 
 use std::path::{Path, PathBuf};
