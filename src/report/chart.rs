@@ -35,6 +35,10 @@ use crate::analysis::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
 pub use crate::analysis::lanes::MAX_LANES;
 
 const WIDTH: u32 = 1400;
+/// The width of the chart a report prints: across an A4 or Letter page (about 720 CSS pixels
+/// between the margins) it is drawn at 1.28 times its size, so its smallest text (8.9 pixels)
+/// prints at 8.5 points.
+pub const PRINT_WIDTH: u32 = 560;
 const LABEL_W: i32 = 190;
 const RIGHT: i32 = 50;
 const LANE_H: i32 = 40;
@@ -109,6 +113,7 @@ pub struct ChartInput<'a> {
 }
 
 struct Layout {
+    width: u32,
     height: u32,
     x0: i32,
     x1: i32,
@@ -140,7 +145,7 @@ fn marker_rows(lanes: &Lanes, x0: i32, x1: i32) -> Vec<usize> {
         .collect()
 }
 
-fn layout(input: &ChartInput<'_>) -> Layout {
+fn layout(input: &ChartInput<'_>, width: u32) -> Layout {
     let aggregate = input.lanes.aggregate.is_some();
     let shown: Vec<usize> = input
         .lanes
@@ -150,24 +155,30 @@ fn layout(input: &ChartInput<'_>) -> Layout {
         .filter(|(_, l)| !aggregate || l.kind == LaneKind::Key)
         .map(|(i, _)| i)
         .collect();
-    let (x0, x1) = (LABEL_W + 10, WIDTH as i32 - RIGHT);
+    let (x0, x1) = (LABEL_W + 10, width as i32 - RIGHT);
     let marker_rows = marker_rows(input.lanes, x0, x1);
     let rows_used = marker_rows.iter().max().map_or(0, |r| r + 1) as i32;
     let lanes_top = 60 + rows_used * MARKER_ROW_H + 6;
     let body = shown.len() as i32 * LANE_H + if aggregate { AREA_H + 20 } else { 0 };
-    let legend = 80;
+    let legend = legend_height(input.lanes, aggregate, x1);
     let height = u32::try_from(lanes_top + body + 30 + legend).expect("positive height");
-    Layout { height, x0, x1, lanes_top, aggregate, shown, marker_rows }
+    Layout { width, height, x0, x1, lanes_top, aggregate, shown, marker_rows }
 }
 
 /// The chart as SVG text.
 #[must_use]
 pub fn svg(input: &ChartInput<'_>) -> String {
+    svg_at(input, WIDTH)
+}
+
+/// The chart as SVG text, `width` pixels wide (the text keeps its size).
+#[must_use]
+pub fn svg_at(input: &ChartInput<'_>, width: u32) -> String {
     register_fonts();
-    let l = layout(input);
+    let l = layout(input, width);
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (WIDTH, l.height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (l.width, l.height)).into_drawing_area();
         draw(&root, input, &l).expect("drawing to a string cannot fail");
         root.present().expect("drawing to a string cannot fail");
     }
@@ -178,16 +189,16 @@ pub fn svg(input: &ChartInput<'_>) -> String {
 #[must_use]
 pub fn png(input: &ChartInput<'_>) -> Vec<u8> {
     register_fonts();
-    let l = layout(input);
-    let mut rgb_buf = vec![0u8; (WIDTH * l.height * 3) as usize];
+    let l = layout(input, WIDTH);
+    let mut rgb_buf = vec![0u8; (l.width * l.height * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb_buf, (WIDTH, l.height)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb_buf, (l.width, l.height)).into_drawing_area();
         draw(&root, input, &l).expect("drawing to memory cannot fail");
         root.present().expect("drawing to memory cannot fail");
     }
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&rgb_buf, WIDTH, l.height, image::ColorType::Rgb8)
+        .write_image(&rgb_buf, l.width, l.height, image::ColorType::Rgb8)
         .expect("encoding a PNG in memory cannot fail");
     png
 }
@@ -216,7 +227,8 @@ where
     let plot_bottom = lanes_bottom + if l.aggregate { AREA_H + 20 } else { 0 };
 
     // Time grid and axis.
-    let ticks = ticks(input.start, input.lanes.end);
+    // A label every 95 pixels at most: twelve across the screen chart, six across the print one.
+    let ticks = ticks(input.start, input.lanes.end, usize::try_from((l.x1 - l.x0) / 95).unwrap_or(1).max(2));
     let axis_y = plot_bottom + 6;
     for (t, label) in &ticks {
         let x = x_of(*t);
@@ -396,7 +408,7 @@ where
     }
     for n in [0, total / 2, total] {
         let grey = rgb(0x555555);
-        let style = font(10).color(&grey).pos(Pos::new(HPos::Right, VPos::Center));
+        let style = font(11).color(&grey).pos(Pos::new(HPos::Right, VPos::Center));
         root.draw(&Text::new(n.to_string(), (l.x0 - 4, y_of(n)), style))?;
     }
     Ok(())
@@ -418,11 +430,8 @@ pub fn aggregate(lanes: &Lanes) -> &[(SimTime, [usize; 5])] {
     lanes.aggregate.as_ref().map_or(&[], |a| &a.series)
 }
 
-fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lanes: &Lanes, top: i32, l: &Layout) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    // Only what this chart shows, in a fixed order.
+/// What the legend explains: only what this chart shows, in a fixed order.
+fn legend_bands(lanes: &Lanes, aggregate_view: bool) -> Vec<Band> {
     let mut bands: Vec<Band> = Vec::new();
     let order = [
         Band::Key(KeyState::Enabled),
@@ -449,7 +458,7 @@ where
         Band::Capacity(0, 1),
     ];
     // In the aggregate view the instance lanes are not drawn, nor are single failures.
-    let drawn = |x: &&Lane| !l.aggregate || x.kind != LaneKind::Instance;
+    let drawn = |x: &&Lane| !aggregate_view || x.kind != LaneKind::Instance;
     for b in order {
         let exact = matches!(b, Band::Key(_) | Band::Instance(_));
         let same_kind = |a: &Band| std::mem::discriminant(a) == std::mem::discriminant(&b);
@@ -468,18 +477,44 @@ where
             bands.push(b);
         }
     }
+    bands
+}
+
+/// The legend's entries, each placed: (swatch, text, x, row).
+fn legend_items(bands: &[Band], aggregate_view: bool, x1: i32) -> Vec<(Swatch, &str, i32, i32)> {
     let mut items: Vec<(Swatch, &str)> = bands.iter().map(|b| (Swatch::Colour(band_colour(b)), b.legend())).collect();
-    if !l.aggregate {
+    if !aggregate_view {
         items.push((Swatch::Failure, "failed operation"));
         items.push((Swatch::Latent, "latent window: key gone, resource still working"));
     }
-    let (mut x, mut y) = (12, top);
+    let (mut x, mut row) = (12, 0);
+    let mut placed = Vec::new();
     for (swatch, text) in items {
         let w = 7 * text.chars().count() as i32 + 34;
-        if x + w > l.x1 {
+        if x + w > x1 && x > 12 {
             x = 12;
-            y += 22;
+            row += 1;
         }
+        placed.push((swatch, text, x, row));
+        x += w;
+    }
+    placed
+}
+
+/// The legend's height: room for its rows, and at least what three take.
+fn legend_height(lanes: &Lanes, aggregate_view: bool, x1: i32) -> i32 {
+    let bands = legend_bands(lanes, aggregate_view);
+    let rows = legend_items(&bands, aggregate_view, x1).last().map_or(0, |i| i.3 + 1);
+    (rows * 22 + 14).max(80)
+}
+
+fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lanes: &Lanes, top: i32, l: &Layout) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let bands = legend_bands(lanes, l.aggregate);
+    for (swatch, text, x, row) in legend_items(&bands, l.aggregate, l.x1) {
+        let y = top + row * 22;
         match swatch {
             Swatch::Colour(c) => root.draw(&Rectangle::new([(x, y), (x + 16, y + 14)], rgb(c).filled()))?,
             Swatch::Failure => {
@@ -489,7 +524,6 @@ where
             Swatch::Latent => root.draw(&Rectangle::new([(x, y + 5), (x + 16, y + 9)], rgb(LATENT).filled()))?,
         }
         root.draw(&Text::new(text.to_string(), (x + 22, y + 7), font(12).pos(Pos::new(HPos::Left, VPos::Center))))?;
-        x += w;
     }
     Ok(())
 }
@@ -500,9 +534,10 @@ enum Swatch {
     Latent,
 }
 
-/// Tick instants and labels in units that fit the span: minutes to months, aligned to UTC.
+/// Tick instants and labels in units that fit the span (at most `most` of them): minutes to
+/// months, aligned to UTC.
 #[must_use]
-pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
+pub fn ticks(start: jiff::Timestamp, end: SimTime, most: usize) -> Vec<(SimTime, String)> {
     const MIN: u64 = 60_000;
     const HOUR: u64 = 60 * MIN;
     const DAY: u64 = 24 * HOUR;
@@ -524,7 +559,7 @@ pub fn ticks(start: jiff::Timestamp, end: SimTime) -> Vec<(SimTime, String)> {
         (365 * DAY, "%Y"),
     ];
     let span = end.as_ms().max(1);
-    let (step, fmt) = steps.iter().copied().find(|(s, _)| span / s <= 12).unwrap_or((365 * DAY, "%Y"));
+    let (step, fmt) = steps.iter().copied().find(|(s, _)| span / s <= most as u64).unwrap_or((365 * DAY, "%Y"));
     let start_ms = start.as_millisecond();
     let step_i = i64::try_from(step).expect("small step");
     // First multiple of the step (in absolute UTC time) at or after the start.

@@ -53,15 +53,25 @@ tr.failed td { background: #fff1f0; }
 .ok { color: #1b5e20; font-weight: 600; } .fail { color: #b71c1c; font-weight: 600; }
 .chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; }
 .chart svg { width: 100%; height: auto; display: block; }
+.chart.print { display: none; }
+/* A table wider than a narrow window scrolls within its own box; the page never does. */
+.wide { overflow-x: auto; }
 .keys li { margin: 2px 0; }
 code { font-size: 12px; background: var(--bg-soft); padding: 1px 4px; border-radius: 4px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; }
   h2 { break-after: avoid; }
-  .chart { border: none; padding: 0; }
+  .chart { border: none; padding: 0; overflow: visible; }
+  .chart.screen { display: none; }
+  .wide { overflow: visible; }
+  .chart.print { display: block; }
+  /* 560 pixels drawn across the page's 720 or so: the chart's smallest text prints at 8.5
+     points. It starts a page, without the heading its own title repeats, so that a chart of a
+     dozen lanes fits one page and a taller one runs on from the top of it. */
+  section.timeline { break-before: page; }
+  section.timeline h2 { display: none; }
   table { font-size: 10px; } tr { break-inside: avoid; }
-  section.events { break-before: page; }
 }
 "#;
 
@@ -72,6 +82,8 @@ pub struct HtmlInput<'a> {
     pub verdicts: &'a [Verdict],
     /// The timeline chart as SVG.
     pub svg: &'a str,
+    /// The same chart [`crate::report::chart::PRINT_WIDTH`] wide, for print.
+    pub print_svg: &'a str,
     /// Each key's blast radius at the end of the run.
     pub impacts: &'a [crate::analysis::impact::Impact],
     /// The events to list: every one of a short run, a selection of a long one.
@@ -111,7 +123,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         h.push_str("<p>The scenario has no volumes or instances.</p>\n");
     } else {
         h.push_str(
-            "<table>\n<thead><tr><th>Resource</th><th>Key</th><th>Key unusable from</th><th>Last good use</th>\
+            "<div class=\"wide\"><table>\n<thead><tr><th>Resource</th><th>Key</th><th>Key unusable from</th><th>Last good use</th>\
              <th>Finally broke</th><th>Latent window</th><th>Recovered</th><th>Status</th><th>At the end</th></tr></thead>\n<tbody>\n",
         );
         for row in rows(input.summary) {
@@ -135,7 +147,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             }
             let _ = writeln!(h, "<td>{}</td></tr>", esc(&at_end));
         }
-        h.push_str("</tbody>\n</table>\n");
+        h.push_str("</tbody>\n</table></div>\n");
         let (listed, left_out) = crate::analysis::summary::shown(input.summary);
         if let Some(left_out) = left_out {
             let _ = writeln!(h, "<p>{}.</p>", esc(&left_out));
@@ -153,7 +165,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
     if input.impacts.iter().any(|i| !i.dependents.is_empty()) {
         let _ = writeln!(h, "<section>\n<h2>Blast radius at the end ({})</h2>", run.end);
         h.push_str(
-            "<table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
+            "<div class=\"wide\"><table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
         );
         for i in input.impacts {
             for d in i.dependents.iter().take(crate::analysis::impact::DEPENDENTS_LISTED) {
@@ -179,13 +191,16 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                 );
             }
         }
-        h.push_str("</tbody>\n</table>\n</section>\n");
+        h.push_str("</tbody>\n</table></div>\n</section>\n");
     }
 
+    // The screen's chart, and a narrower one that a landscape page prints at a readable size.
     let _ = writeln!(
         h,
-        "<section>\n<h2>Timeline</h2>\n<div class=\"chart\">\n{}\n</div>\n</section>",
-        inline_svg(input.svg)
+        "<section class=\"timeline\">\n<h2>Timeline</h2>\n<div class=\"chart screen\">\n{}\n</div>\n\
+         <div class=\"chart print\">\n{}\n</div>\n</section>",
+        inline_svg(input.svg),
+        inline_svg(input.print_svg)
     );
 
     h.push_str("<section>\n<h2>Keys</h2>\n<ul class=\"keys\">\n");
@@ -216,7 +231,9 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
     if !input.verdicts.is_empty() {
         let held = input.verdicts.iter().filter(|v| v.held).count();
         let _ = writeln!(h, "<section>\n<h2>Expectations: {held} of {} held</h2>", input.verdicts.len());
-        h.push_str("<table>\n<thead><tr><th></th><th>Expected</th><th>Found</th></tr></thead>\n<tbody>\n");
+        h.push_str(
+            "<div class=\"wide\"><table>\n<thead><tr><th></th><th>Expected</th><th>Found</th></tr></thead>\n<tbody>\n",
+        );
         for v in input.verdicts {
             let (class, mark) = if v.held { ("ok", "held") } else { ("fail", "FAILED") };
             let row_class = if v.held { "" } else { " class=\"failed\"" };
@@ -227,7 +244,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                 esc(v.found.as_deref().unwrap_or(""))
             );
         }
-        h.push_str("</tbody>\n</table>\n</section>\n");
+        h.push_str("</tbody>\n</table></div>\n</section>\n");
     }
 
     let events = input.events;
@@ -244,7 +261,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
         }
     }
     h.push_str(
-        "<table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
+        "<div class=\"wide\"><table>\n<thead><tr><th>#</th><th>Time (UTC)</th><th>Offset</th><th>Subject</th><th>Event</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n",
     );
     for row in &events.rows {
         let Some((r, lives)) = row else {
@@ -271,7 +288,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             esc(&d.message)
         );
     }
-    h.push_str("</tbody>\n</table>\n</section>\n");
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
     let _ = writeln!(
         h,
         "<footer>Generated by kmsim {} from <code>{}</code>. Same scenario and seed, same report.</footer>\n</body>\n</html>",

@@ -72,6 +72,7 @@ pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static st
         lanes: parts.lanes,
     };
     let svg = chart::svg(&input);
+    let print_svg = chart::svg_at(&input, chart::PRINT_WIDTH);
     let png = chart::png(&input);
     let impacts = crate::analysis::impact::at_end(run, parts.summary, Some(crate::analysis::impact::DEPENDENTS_LISTED));
     let html = html::render(
@@ -81,6 +82,7 @@ pub fn report_files(parts: &ReportParts<'_, '_>, file: &str) -> Vec<(&'static st
             summary: parts.summary,
             verdicts: parts.verdicts,
             svg: &svg,
+            print_svg: &print_svg,
             impacts: &impacts,
             events: parts.events,
         },
