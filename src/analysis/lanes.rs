@@ -161,17 +161,75 @@ pub struct Lanes {
     /// the keys only.
     pub lanes: Vec<Lane>,
     pub markers: Vec<Marker>,
-    /// Beyond [`MAX_LANES`] resources: how many volumes were in each kind of band over time.
+    /// Beyond [`MAX_LANES`] resources: how many volumes of each key, and how many instances,
+    /// were in each kind of band over time.
     pub aggregate: Option<Aggregate>,
 }
 
-/// Volumes counted by the kind of band they are in (working, latent, idle, detached, unusable:
-/// the chart's stacking order), over time.
+impl Lanes {
+    /// The key lane `li` draws, if it is a key's.
+    #[must_use]
+    pub fn key_of(&self, li: usize) -> Option<KeyIdx> {
+        let lane = &self.lanes[li];
+        if lane.kind != LaneKind::Key {
+            return None;
+        }
+        // Key lanes come in key order, each followed by its resources.
+        let k = self.lanes[..li].iter().filter(|l| l.kind == LaneKind::Key).count();
+        Some(KeyIdx(u32::try_from(k).expect("few keys")))
+    }
+}
+
+/// The resources of a big estate counted rather than drawn: under each key that has volumes,
+/// its volumes by the kind of band they are in (working, latent, idle, detached, unusable: the
+/// chart's stacking order); then the instances by state (running, pending, stopped, terminated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Aggregate {
-    pub volumes: usize,
+    pub areas: Vec<Area>,
+}
+
+/// One counted group of resources, over time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Area {
+    /// The key whose volumes these are; `None` for the instances.
+    pub key: Option<KeyIdx>,
+    pub total: usize,
     /// The counts from each instant on, at most one instant per [`BUCKETS`]th of the run.
     pub series: Vec<(SimTime, [usize; 5])>,
+}
+
+/// An instance's state as the aggregate view counts it, in stacking order.
+fn instance_kind(state: InstanceState) -> u8 {
+    match state {
+        InstanceState::Running => 0,
+        InstanceState::Pending => 1,
+        InstanceState::Stopped => 2,
+        InstanceState::Terminated => 3,
+    }
+}
+
+/// Counts by kind, and their series: one point per bucket of time, the counts at its end.
+#[derive(Clone, Default)]
+struct Counted {
+    counts: [usize; 5],
+    series: Vec<(SimTime, [usize; 5])>,
+}
+
+impl Counted {
+    /// One resource moves from kind `old` to kind `new` at `at`.
+    fn change(&mut self, old: Option<u8>, new: Option<u8>, at: SimTime, quantum: SimDuration) {
+        if let Some(old) = old {
+            self.counts[old as usize] -= 1;
+        }
+        if let Some(new) = new {
+            self.counts[new as usize] += 1;
+        }
+        let bucket = |t: SimTime| t.as_ms() / quantum.as_ms();
+        match self.series.last_mut() {
+            Some(last) if bucket(last.0) == bucket(at) => last.1 = self.counts,
+            _ => self.series.push((at, self.counts)),
+        }
+    }
 }
 
 /// Above this many volume and instance lanes, the chart counts volumes instead of drawing them.
@@ -325,10 +383,11 @@ pub struct LanesFold<'s> {
     failing: Vec<bool>,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
-    /// In the aggregate view: each volume's kind of band, the counts, and the series.
+    /// In the aggregate view: each volume's kind of band and each instance's state, counted by
+    /// key (one per key) and then for the instances.
     kinds: Vec<Option<u8>>,
-    counts: [usize; 5],
-    series: Vec<(SimTime, [usize; 5])>,
+    instance_kinds: Vec<Option<u8>>,
+    counted: Vec<Counted>,
     markers: Vec<Marker>,
     imported: Vec<bool>,
 }
@@ -373,8 +432,8 @@ impl<'s> LanesFold<'s> {
             failing: vec![false; s.services.len()],
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
-            counts: [0; 5],
-            series: Vec::new(),
+            instance_kinds: if aggregate { vec![None; s.instances.len()] } else { Vec::new() },
+            counted: if aggregate { vec![Counted::default(); s.keys.len() + 1] } else { Vec::new() },
             markers: Vec::new(),
             imported: vec![false; s.keys.len()],
         }
@@ -492,9 +551,19 @@ impl<'s> LanesFold<'s> {
                 self.set_volume(names, v, now, r.at);
             }
             Obs::Instance(o) => {
-                let Some(Detail { instances, .. }) = &mut self.detail else { return };
                 let Role::Instance(i) = role(self.scenario, r.actor) else {
                     unreachable!("instances record instance facts")
+                };
+                let Some(Detail { instances, .. }) = &mut self.detail else {
+                    if let InstanceObs::StateChanged { to, .. } = o {
+                        let kind = Some(instance_kind(*to));
+                        if kind != self.instance_kinds[i] {
+                            let last = self.counted.len() - 1;
+                            self.counted[last].change(self.instance_kinds[i], kind, r.at, self.quantum);
+                            self.instance_kinds[i] = kind;
+                        }
+                    }
+                    return;
                 };
                 let (lane, started_by) = &mut instances[i];
                 let failed_start = started_by.failed(o);
@@ -594,19 +663,9 @@ impl<'s> LanesFold<'s> {
                 if kind == self.kinds[v] {
                     return;
                 }
-                if let Some(old) = self.kinds[v] {
-                    self.counts[old as usize] -= 1;
-                }
-                if let Some(new) = kind {
-                    self.counts[new as usize] += 1;
-                }
+                let k = self.scenario.volumes[v].key.0 as usize;
+                self.counted[k].change(self.kinds[v], kind, at, self.quantum);
                 self.kinds[v] = kind;
-                // One point per bucket: the counts at its end, from the first change in it.
-                let bucket = |t: SimTime| t.as_ms() / self.quantum.as_ms();
-                match self.series.last_mut() {
-                    Some(last) if bucket(last.0) == bucket(at) => last.1 = self.counts,
-                    _ => self.series.push((at, self.counts)),
-                }
             }
         }
     }
@@ -705,7 +764,24 @@ impl<'s> LanesFold<'s> {
             let name = s.groups[g].name.to_string();
             lanes.push(lane.lane(name, LaneKind::Group, None, end, Vec::new()));
         }
-        let aggregate = aggregate_view.then_some(Aggregate { volumes: s.volumes.len(), series: self.series });
+        let aggregate = aggregate_view.then(|| {
+            let mut counted = self.counted;
+            let instances = counted.pop().expect("the instances' counts come last");
+            let mut areas: Vec<Area> = counted
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| !self.of_key[*k].is_empty())
+                .map(|(k, c)| Area {
+                    key: Some(KeyIdx(u32::try_from(k).expect("few keys"))),
+                    total: self.of_key[k].len(),
+                    series: c.series,
+                })
+                .collect();
+            if !s.instances.is_empty() {
+                areas.push(Area { key: None, total: s.instances.len(), series: instances.series });
+            }
+            Aggregate { areas }
+        });
         Lanes { end, lanes, markers: self.markers, aggregate }
     }
 }

@@ -4,8 +4,9 @@
 //! [`super::lanes::Band`]), failed operations as red diamonds at the instant they failed, and the
 //! latent window as an amber bracket labelled with its length: from the key going away to the
 //! resource breaking, the chart's point. Vertical markers label material deletions, expiries,
-//! reimports and key deletions. Beyond [`MAX_LANES`] resources the chart shows the keys and, below
-//! them, how many volumes are working, latent or unusable over time, as stacked areas.
+//! reimports and key deletions. Beyond [`MAX_LANES`] resources the chart shows each key and,
+//! below it, how many of its volumes are in each kind of band over time, as stacked areas; then
+//! the instances, counted by state.
 //!
 //! Text in the PNG is drawn with the bundled DejaVu Sans (`src/assets`), so no system font or
 //! library is needed; SVG text names `sans-serif` and uses the viewer's fonts.
@@ -30,7 +31,7 @@ use crate::actors::ec2::InstanceState;
 use crate::actors::kms::KeyState;
 use crate::engine::SimTime;
 
-use crate::analysis::lanes::{Band, Lane, LaneKind, Lanes, MarkerKind};
+use crate::analysis::lanes::{Area, Band, Lane, LaneKind, Lanes, MarkerKind};
 
 pub use crate::analysis::lanes::MAX_LANES;
 
@@ -115,6 +116,8 @@ pub struct ChartInput<'a> {
 struct Layout {
     width: u32,
     height: u32,
+    /// The lanes' (and the counted areas') height.
+    body: i32,
     x0: i32,
     x1: i32,
     lanes_top: i32,
@@ -159,10 +162,10 @@ fn layout(input: &ChartInput<'_>, width: u32) -> Layout {
     let marker_rows = marker_rows(input.lanes, x0, x1);
     let rows_used = marker_rows.iter().max().map_or(0, |r| r + 1) as i32;
     let lanes_top = 60 + rows_used * MARKER_ROW_H + 6;
-    let body = shown.len() as i32 * LANE_H + if aggregate { AREA_H + 20 } else { 0 };
+    let body = shown.len() as i32 * LANE_H + areas(input.lanes).iter().map(|_| area_height(input.lanes)).sum::<i32>();
     let legend = legend_height(input.lanes, aggregate, x1);
     let height = u32::try_from(lanes_top + body + 30 + legend).expect("positive height");
-    Layout { width, height, x0, x1, lanes_top, aggregate, shown, marker_rows }
+    Layout { width, height, body, x0, x1, lanes_top, aggregate, shown, marker_rows }
 }
 
 /// The chart as SVG text.
@@ -223,8 +226,7 @@ where
     let grey = rgb(0x555555);
     root.draw(&Text::new(input.subtitle.to_string(), (12, 36), font(13).color(&grey)))?;
 
-    let lanes_bottom = l.lanes_top + l.shown.len() as i32 * LANE_H;
-    let plot_bottom = lanes_bottom + if l.aggregate { AREA_H + 20 } else { 0 };
+    let plot_bottom = l.lanes_top + l.body;
 
     // Time grid and axis.
     // A label every 95 pixels at most: twelve across the screen chart, six across the print one.
@@ -240,11 +242,13 @@ where
     }
     root.draw(&PathElement::new(vec![(l.x0, plot_bottom), (l.x1, plot_bottom)], rgb(0x777777)))?;
 
-    // Lanes.
+    // Lanes; in the aggregate view each key's counted volumes under it, the instances' last.
     let mut prev_kind = None;
+    let mut top = l.lanes_top;
+    let areas = areas(input.lanes);
+    let area_h = area_height(input.lanes);
     for (row, &li) in l.shown.iter().enumerate() {
         let lane = &input.lanes.lanes[li];
-        let top = l.lanes_top + row as i32 * LANE_H;
         if lane.kind == LaneKind::Key && row > 0
             || (lane.kind == LaneKind::Instance && prev_kind != Some(LaneKind::Instance))
         {
@@ -252,9 +256,17 @@ where
         }
         prev_kind = Some(lane.kind);
         draw_lane(root, lane, top, &x_of, l)?;
+        top += LANE_H;
+        let key = input.lanes.key_of(li);
+        for area in areas.iter().filter(|a| a.key.is_some() && a.key == key) {
+            draw_area(root, area, top + 6, top + area_h - 6, &x_of, input.lanes.end, l)?;
+            top += area_h;
+        }
     }
-    if l.aggregate {
-        draw_aggregate(root, input.lanes, lanes_bottom + 10, plot_bottom - 4, &x_of, l)?;
+    for area in areas.iter().filter(|a| a.key.is_none()) {
+        root.draw(&PathElement::new(vec![(8, top), (l.x1, top)], rgb(0xbdbdbd)))?;
+        draw_area(root, area, top + 6, top + area_h - 6, &x_of, input.lanes.end, l)?;
+        top += area_h;
     }
 
     // Markers: a dashed line through the lanes, the label in the first free row above.
@@ -372,29 +384,32 @@ where
 }
 
 /// Counts of volumes per band over time, drawn as stacked areas.
-fn draw_aggregate<DB: DrawingBackend>(
+fn draw_area<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    lanes: &Lanes,
+    area: &Area,
     top: i32,
     bottom: i32,
     x_of: &impl Fn(SimTime) -> i32,
+    end: SimTime,
     l: &Layout,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let kinds = aggregate_kinds();
-    let series = aggregate(lanes);
-    let total = lanes.aggregate.as_ref().map_or(0, |a| a.volumes).max(1);
+    let kinds = area_kinds(area);
+    let series = &area.series;
+    let total = area.total.max(1);
     let y_of = |n: usize| bottom - ((n as f64 / total as f64) * f64::from(bottom - top)).round() as i32;
+    // A key's volumes sit indented under it, as its volume lanes do; the instances at the margin.
+    let (label, indent) = if area.key.is_some() { ("volumes", 26) } else { ("instances", 12) };
     root.draw(&Text::new(
-        format!("volumes ({total})"),
-        (12, (top + bottom) / 2),
+        format!("{label} ({})", area.total),
+        (indent, (top + bottom) / 2),
         bold(13).pos(Pos::new(HPos::Left, VPos::Center)),
     ))?;
     root.draw(&Rectangle::new([(l.x0, top), (l.x1, bottom)], rgb(0xfafafa).filled()))?;
     for (i, (t, counts)) in series.iter().enumerate() {
-        let next = series.get(i + 1).map_or(lanes.end, |s| s.0);
+        let next = series.get(i + 1).map_or(end, |s| s.0);
         let (a, b) = (x_of(*t), x_of(next).max(x_of(*t) + 1));
         let mut acc = 0;
         for (k, n) in kinds.iter().zip(counts) {
@@ -424,10 +439,33 @@ fn aggregate_kinds() -> [Band; 5] {
     ]
 }
 
-/// Volumes per band kind from each instant on (empty unless the chart aggregates).
+/// What the chart counts rather than draws (nothing unless it aggregates): each key's volumes,
+/// then the instances, by band kind from each instant on.
 #[must_use]
-pub fn aggregate(lanes: &Lanes) -> &[(SimTime, [usize; 5])] {
-    lanes.aggregate.as_ref().map_or(&[], |a| &a.series)
+pub fn areas(lanes: &Lanes) -> &[Area] {
+    lanes.aggregate.as_ref().map_or(&[], |a| &a.areas)
+}
+
+/// The bands an area stacks, in its counts' order.
+fn area_kinds(area: &Area) -> [Band; 5] {
+    if area.key.is_some() {
+        aggregate_kinds()
+    } else {
+        [
+            Band::Instance(InstanceState::Running),
+            Band::Instance(InstanceState::Pending),
+            Band::Instance(InstanceState::Stopped),
+            Band::Instance(InstanceState::Terminated),
+            // Unused: an instance is in one of four states.
+            Band::Detached,
+        ]
+    }
+}
+
+/// The height of each counted area: the whole [`AREA_H`] for one, shared down to 100 pixels each.
+fn area_height(lanes: &Lanes) -> i32 {
+    let n = areas(lanes).len() as i32;
+    if n == 0 { 0 } else { (AREA_H / n).max(100) + 12 }
 }
 
 /// What the legend explains: only what this chart shows, in a fixed order.
@@ -462,10 +500,12 @@ fn legend_bands(lanes: &Lanes, aggregate_view: bool) -> Vec<Band> {
     for b in order {
         let exact = matches!(b, Band::Key(_) | Band::Instance(_));
         let same_kind = |a: &Band| std::mem::discriminant(a) == std::mem::discriminant(&b);
-        let counted = aggregate_kinds()
-            .iter()
-            .position(same_kind)
-            .is_some_and(|k| aggregate(lanes).iter().any(|(_, n)| n[k] > 0));
+        let counted = areas(lanes).iter().any(|a| {
+            area_kinds(a)
+                .iter()
+                .position(|x| same_kind(x) && (!exact || *x == b))
+                .is_some_and(|k| a.series.iter().any(|(_, n)| n[k] > 0))
+        });
         let present = counted
             || lanes
                 .lanes

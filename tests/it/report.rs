@@ -124,9 +124,17 @@ fn reports_are_deterministic() {
 }
 
 #[test]
-fn beyond_sixty_resources_the_chart_aggregates() {
+fn beyond_sixty_resources_the_chart_counts_each_keys_volumes_and_the_instances() {
     let mut volumes = Vec::new();
-    let mut timeline = vec![r#"At("0s", ImportKeyMaterial(key: "cmk", material: "m1", expires: Never))"#.to_string()];
+    let mut timeline = vec![
+        r#"At("0s", ImportKeyMaterial(key: "cmk", material: "m1", expires: Never))"#.to_string(),
+        r#"At("0s", ImportKeyMaterial(key: "other", material: "m2", expires: Never))"#.to_string(),
+        r#"At("1d", StopInstances(instance: "i-1"))"#.to_string(),
+    ];
+    for v in 70..74 {
+        volumes.push(format!(r#"Volume(id: "vol-{v:02}", key: "other")"#));
+        timeline.push(format!(r#"At("1m", CreateVolume(volume: "vol-{v:02}"))"#));
+    }
     for v in 0..70 {
         volumes.push(format!(r#"Volume(id: "vol-{v:02}", key: "cmk")"#));
         timeline.push(format!(r#"At("1m", CreateVolume(volume: "vol-{v:02}"))"#));
@@ -136,25 +144,38 @@ fn beyond_sixty_resources_the_chart_aggregates() {
     timeline.push(r#"At("12h", DeleteImportedKeyMaterial(key: "cmk"))"#.into());
     let text = format!(
         r#"Scenario(version: 1, name: "fleet", start: "2026-01-01T00:00:00Z", horizon: "2d", seed: 1,
-        keys: [Key(id: "cmk", origin: External)], instances: [Instance(id: "i-1")],
+        keys: [Key(id: "cmk", origin: External), Key(id: "other", origin: External)],
+        instances: [Instance(id: "i-1")],
         volumes: [{}], timeline: [{}])"#,
         volumes.join(", "),
         timeline.join(", ")
     );
     let b = bundle_of(&text);
     let texts = svg_texts(std::str::from_utf8(file(&b, "timeline.svg")).unwrap());
-    assert!(texts.iter().any(|t| t == "volumes (70)"), "{texts:?}");
-    assert!(texts.iter().any(|t| t == "key cmk"));
+    // Each key's volumes counted under it, and the instance kept, counted too.
+    for label in ["key cmk", "volumes (70)", "key other", "volumes (4)", "instances (1)"] {
+        assert!(texts.iter().any(|t| t == label), "{label}: {texts:?}");
+    }
+    let at = |label: &str| texts.iter().position(|t| t == label).unwrap();
+    assert!(at("key cmk") < at("volumes (70)") && at("volumes (70)") < at("key other"));
+    assert!(at("key other") < at("volumes (4)") && at("volumes (4)") < at("instances (1)"));
     assert!(!texts.iter().any(|t| t == "vol-05"), "no per-volume lanes in the aggregate view");
     // At 12h 30m every volume is latent; by 1d 9h every one is detached with its key unusable.
     let s = scenario::parse("s", &text, Overrides::default()).unwrap();
     let r = run(&s, &RunOptions::default(), None).unwrap();
     let sum = kmsim::analysis::summary::summarize(&r);
     let lanes = kmsim::analysis::lanes::build(&r, &sum);
-    let series = report::chart::aggregate(&lanes);
-    let at = |h: u64| series.iter().rev().find(|(t, _)| t.as_ms() <= h * 3_600_000 + 1_800_000).unwrap().1;
-    assert_eq!(at(12), [0, 70, 0, 0, 0]);
-    assert_eq!(at(33), [0, 0, 0, 0, 70]);
+    let areas = report::chart::areas(&lanes);
+    assert_eq!(areas.len(), 3);
+    let counts = |a: usize, h: u64| {
+        areas[a].series.iter().rev().find(|(t, _)| t.as_ms() <= h * 3_600_000 + 1_800_000).unwrap().1
+    };
+    assert_eq!(counts(0, 12), [0, 70, 0, 0, 0]);
+    assert_eq!(counts(0, 33), [0, 0, 0, 0, 70]);
+    // The other key's four volumes, created and never attached: detached.
+    assert_eq!(counts(1, 12), [0, 0, 0, 4, 0]);
+    // The instance: running, then stopped at 1d.
+    assert_eq!((counts(2, 12), counts(2, 30)), ([1, 0, 0, 0, 0], [0, 0, 1, 0, 0]));
 }
 
 #[test]
