@@ -75,7 +75,8 @@ enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  kmsim explain scenarios/ebs/ebs-story.ron\n",
-        "  kmsim explain scenarios/ebs/ebs-story.ron 17 18\n\n",
+        "  kmsim explain scenarios/ebs/ebs-story.ron 17 18\n",
+        "  kmsim explain scenarios/ebs/ebs-story.ron --format json | jq '.explanations[].chain'\n\n",
         "Exit codes: 0 success; 2 invalid input (or no such record); 3 a run stopped at --max-events."))]
     Explain {
         #[command(flatten)]
@@ -83,6 +84,9 @@ enum Command {
         /// Record numbers to explain.
         #[arg(value_name = "SEQ")]
         seq: Vec<u64>,
+        /// `text` for people, `json` for machines (each record with its chain, link by link).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// What depends on a key, and how each dependent stands: unaffected, latent or broken.
     ///
@@ -438,7 +442,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             expectations_held(&observed.verdicts)
         }
-        Command::Explain { common, seq } => {
+        Command::Explain { common, seq, format } => {
             let scenario = load(&common)?;
             // A run is deterministic: the first keeps each record's cause in 16 bytes, the
             // second only the records the chains pass through.
@@ -462,6 +466,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let mut keep = crate::analysis::causes::Keep { wanted: &wanted, kept: std::collections::BTreeMap::new() };
             let second = run(&scenario, &options, Some(&mut keep)).map_err(limit)?;
             let find = |id| keep.kept.get(&id);
+            if let Format::Json = format {
+                let total = none_asked.then_some(all_failures);
+                return print_text(&explain::json(&second.names, &find, &ids, total)).or_else(stdout_error);
+            }
             let mut out = String::new();
             if ids.is_empty() {
                 out.push_str("No failure caused by a key in this run.\n");

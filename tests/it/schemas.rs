@@ -123,3 +123,32 @@ fn sweep_json_its_parts_and_bench_json_follow_their_schemas() {
     assert_valid(&v, &doc, "bench");
     assert_eq!(doc["N"], 1);
 }
+
+#[test]
+fn explain_json_follows_its_schema() {
+    let v = validator(&schema("explain.schema.json"), None);
+    for args in [
+        vec!["explain", "ebs/ebs-story.ron", "--format", "json"],
+        vec!["explain", "ebs/ebs-story.ron", "3", "21", "--format", "json"],
+        vec!["explain", "services/mixed-estate.ron", "--format", "json"],
+        vec!["explain", "fleet/fleet-material-deleted.ron", "--format", "json"],
+    ] {
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args[1] = scenario(&args[1]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out) = kmsim(&args);
+        assert_eq!(code, Some(0), "{args:?}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_valid(&v, &doc, &format!("{args:?}"));
+        assert!(!doc["explanations"].as_array().unwrap().is_empty(), "{args:?}");
+    }
+    // The story's failure: its chain ends at the timeline's deletion, on its line.
+    let (_, out) = kmsim(&["explain", &scenario("ebs/ebs-story.ron"), "--format", "json"]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let chain = doc["explanations"][0]["chain"].as_array().unwrap();
+    assert_eq!(chain.last().unwrap()["action"], "timeline[4]");
+    assert!(chain.iter().any(|l| l["link"] == "because"));
+    let mut wrong = doc.clone();
+    wrong["explanations"][0]["chain"][0]["link"] = json!("after");
+    assert!(!v.is_valid(&wrong));
+}
