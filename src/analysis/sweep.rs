@@ -491,7 +491,16 @@ pub struct Part {
     pub per_run: Vec<RunResult>,
 }
 
+/// What the parts of one sweep share.
+type SweepOf<'a> = (&'a str, &'a str, u64, u64, u64, u64, u64, &'a [Mark], &'a [u64]);
+
 impl Part {
+    /// What the parts of one sweep share: the digest of its input, its size and its grid.
+    fn sweep(&self) -> SweepOf<'_> {
+        let p = self;
+        (&p.digest, &p.scenario, p.base_seed, p.runs, p.shards, p.resources, p.horizon_ms, &p.marks, &p.grid_ms)
+    }
+
     /// The instants of the part's grid.
     #[must_use]
     pub fn grid(&self) -> Vec<u64> {
@@ -548,29 +557,7 @@ pub fn merge(parts: Vec<Part>) -> Result<Sweep, MergeError> {
     let mut per_run = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for p in parts {
-        let sweep = (
-            p.digest.as_str(),
-            p.scenario.as_str(),
-            p.base_seed,
-            p.runs,
-            p.shards,
-            p.resources,
-            p.horizon_ms,
-            &p.marks,
-            &p.grid_ms,
-        );
-        let first_sweep = (
-            first.digest.as_str(),
-            first.scenario.as_str(),
-            first.base_seed,
-            first.runs,
-            first.shards,
-            first.resources,
-            first.horizon_ms,
-            &first.marks,
-            &first.grid_ms,
-        );
-        if sweep != first_sweep {
+        if p.sweep() != first.sweep() {
             return Err(MergeError::AnotherSweep { shard: p.shard, shards: p.shards, first: first.shard });
         }
         if p.shard >= p.shards {
@@ -631,10 +618,32 @@ fn check_part(p: &Part) -> Result<(), MergeError> {
     Ok(())
 }
 
-/// The sweep as pretty JSON, ending with a newline.
+/// The sweep as pretty JSON, ending with a newline: beside each instant in milliseconds from the
+/// start (a run's first and last failure, the percentiles of the first failures), the RFC 3339
+/// instant it stands for (`*_utc`).
 #[must_use]
 pub fn to_json(s: &Sweep) -> String {
-    serde_json::to_string_pretty(s).expect("sweeps serialize") + "\n"
+    use serde_json::Value;
+    let mut doc = serde_json::to_value(s).expect("sweeps serialize");
+    let start = s.start.parse::<jiff::Timestamp>().ok();
+    let utc = |ms: &Value| match (start, ms.as_u64()) {
+        (Some(start), Some(ms)) => Value::String(crate::scenario::format_instant(start, SimTime::from_ms(ms))),
+        _ => Value::Null,
+    };
+    let firsts: Vec<Value> = doc["first_failure_ms"]["percentiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Value::Array(vec![p[0].clone(), utc(&p[1])]))
+        .collect();
+    doc["first_failure_ms"]["percentiles_utc"] = Value::Array(firsts);
+    for run in doc["per_run"].as_array_mut().into_iter().flatten() {
+        for field in ["first_failure", "last_failure"] {
+            let at = utc(&run[format!("{field}_ms")]);
+            run[format!("{field}_utc")] = at;
+        }
+    }
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }
 
 /// A short text summary for the terminal.
