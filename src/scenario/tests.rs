@@ -336,3 +336,20 @@ fn snapshots_images_and_groups_are_checked() {
     assert_eq!(names, ["vol-a", "f-i0-v0", "f-i1-v0", "f-v0", "f-v1"], "launch volumes before the fleet's own");
     assert_eq!(s.volumes[1].snapshot, Some(0));
 }
+
+#[test]
+fn counts_beyond_the_limits_are_refused_before_anything_is_made() {
+    let fleet = VALID.replace(
+        "    timeline: [",
+        "    fleets: [Fleet(id: \"f\", instances: 4000000, volumes_per_instance: 2, keys: [(\"cmk\", 1)],\n              attached: Fixed(\"1h\"), detached: Fixed(\"1m\"))],\n    timeline: [",
+    );
+    assert!(one_problem(&fleet).contains("more than 5000000 instances and volumes in all: split the estate"));
+    let services = VALID.replace(
+        "    timeline: [",
+        "    services: [Service(kind: S3, id: \"b\", key: \"cmk\", count: 1000001)],\n    timeline: [",
+    );
+    assert!(
+        one_problem(&services)
+            .contains("1000001 is out of range: a scenario declares 1 to 1000000 service resources in all")
+    );
+}

@@ -10,6 +10,7 @@
 //! - `reports`: the committed `reports/` match what the code produces;
 //! - `schemas`: every JSON output against its schema in `docs/schemas/`;
 //! - `sweep`: fleets, Monte Carlo sweeps, shards and merge, throttling;
+//! - `fuzzed`: the fuzz targets' kept inputs (corpus and crashes) replayed on stable;
 //! - `golden`: the shared golden-file comparison (`KMSIM_BLESS=1` re-blesses).
 
 mod architecture;
@@ -17,6 +18,7 @@ mod check;
 mod cli;
 mod cloudtrail;
 mod determinism;
+mod fuzzed;
 mod golden;
 mod impact;
 mod invariants;
