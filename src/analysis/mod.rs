@@ -10,7 +10,7 @@
 
 #![forbid(unsafe_code)]
 
-/// The `version` every JSON output of kmsim carries (impact, check, sweep, bench; their schemas
+/// The `version` every JSON output of kmsim carries (run, impact, explain, check, sweep, bench; their schemas
 /// are in `docs/schemas/`): raised when a field changes meaning or goes, not when one is added.
 pub const JSON_VERSION: u32 = 1;
 

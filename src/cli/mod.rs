@@ -42,7 +42,8 @@ enum Command {
         "Examples:\n",
         "  kmsim run scenarios/ebs/ebs-story.ron\n",
         "  kmsim run scenarios/ebs/ebs-story.ron --out report/      # report.html, timeline.png, ...\n",
-        "  kmsim run fleet.ron -q --trace trace.csv --cloudtrail trail.json\n\n",
+        "  kmsim run fleet.ron -q --trace trace.csv --cloudtrail trail.json\n",
+        "  kmsim run scenarios/ebs/ebs-story.ron --format json | jq '.resources[] | {name, standing}'\n\n",
         "Exit codes: 0 success; 1 an expectation failed; 2 invalid input; 3 a run stopped at --max-events; \
          4 an output could not be written."))]
     Run {
@@ -67,6 +68,10 @@ enum Command {
         /// Print nothing on success (errors still go to stderr).
         #[arg(long, short)]
         quiet: bool,
+        /// `text`: the timeline, the summary and the expectations; `json`: the summary and the
+        /// expectations for machines (no timeline: that is the trace).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Explain why events happened: the chain of causes back to the scenario's actions.
     ///
@@ -407,11 +412,12 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet } => {
+        Command::Run { common, trace, trace_format: asked_format, cloudtrail, report: report_dir, quiet, format } => {
             let scenario = load(&common)?;
             let file = common.file.display().to_string();
             // One pass: the run's records go to the folds and the files as they come.
-            let wanted = crate::analysis::Wanted { timeline: !quiet, report: report_dir.is_some() };
+            let json = matches!(format, Format::Json);
+            let wanted = crate::analysis::Wanted { timeline: !quiet && !json, report: report_dir.is_some() };
             let trace = trace.map(|path| {
                 let format = trace_format(asked_format, &path, trace::Format::Full);
                 (path, format)
@@ -434,6 +440,16 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             if let Some(set) = set {
                 set.commit(&["timeline.svg", "timeline.png", "summary.md", "trace.jsonl", "report.html"])?;
+            }
+            if json && !quiet {
+                let text = report::summary::json(
+                    &observed.summary,
+                    &observed.verdicts,
+                    &scenario,
+                    &file,
+                    observed.run.stats.records,
+                );
+                print_text(&text).or_else(stdout_error)?;
             }
             if let Some(shown) = &observed.timeline {
                 let timeline = report::timeline_text(&observed.run.names, shown);

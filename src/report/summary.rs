@@ -209,3 +209,75 @@ pub fn markdown(summary: &Summary, title: &str) -> String {
     }
     out
 }
+
+/// What `kmsim run --format json` prints (`docs/schemas/run.schema.json`): the run's summary
+/// (each key, each resource listed and its breaks, standing and state at the end) and the
+/// expectations' verdicts, instants as millisecond offsets with the RFC 3339 instants beside.
+#[must_use]
+pub fn json(
+    summary: &Summary,
+    verdicts: &[crate::analysis::verdicts::Verdict],
+    scenario: &crate::scenario::Scenario,
+    file: &str,
+    records: u64,
+) -> String {
+    use serde_json::{Value, json};
+    let at = |t: Option<SimTime>| t.map_or(Value::Null, |t| json!(t.as_ms()));
+    let utc = |t: Option<SimTime>| t.map_or(Value::Null, |t| json!(scenario.instant(t)));
+    let good = |g: Option<(SimTime, &str)>| {
+        g.map_or(Value::Null, |(t, what)| json!({"at": t.as_ms(), "at_utc": scenario.instant(t), "what": what}))
+    };
+    let (listed, rest) = shown(summary);
+    let resources: Vec<Value> = listed
+        .iter()
+        .map(|r| {
+            let breaks: Vec<Value> = r
+                .breaks
+                .iter()
+                .map(|b| {
+                    json!({
+                        "key": b.key.map(|k| scenario.key(k).name.clone()),
+                        "key_unusable_from": at(b.loss_at), "key_unusable_from_utc": utc(b.loss_at),
+                        "key_was_usable": b.key_was_usable,
+                        "last_good_use": good(b.last_good_use),
+                        "broke_at": b.broke_at.as_ms(), "broke_at_utc": scenario.instant(b.broke_at),
+                        "how": {"action": b.how.action, "code": b.how.code},
+                        "latent_window_ms": b.latent_window().map(|d| d.as_ms()),
+                        "recovered_at": at(b.recovered_at), "recovered_at_utc": utc(b.recovered_at),
+                    })
+                })
+                .collect();
+            json!({
+                "name": &*r.name, "kind": r.kind, "key": r.key.as_deref(),
+                "standing": r.status.as_str(),
+                "last_good_use": good(r.last_good_use),
+                "latent_since": at(r.latent_since), "latent_since_utc": utc(r.latent_since),
+                "at_end": r.at_end.to_string(),
+                "breaks": breaks,
+            })
+        })
+        .collect();
+    let keys: Vec<Value> = summary
+        .keys
+        .iter()
+        .map(|k| {
+            json!({
+                "name": &*k.name, "arn": scenario.key(k.key).spec.arn,
+                "state_at_end": k.state_at_end.map_or("deleted".to_string(), |st| st.to_string()),
+                "materials_at_end": materials_words(k),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "version": crate::analysis::JSON_VERSION,
+        "scenario": scenario.name, "file": file, "seed": scenario.seed,
+        "start": scenario.instant(SimTime::ZERO), "horizon_ms": scenario.horizon.as_ms(),
+        "records": records,
+        "keys": keys,
+        "resources_total": summary.resources.len(),
+        "resources_not_listed": rest,
+        "resources": resources,
+        "expectations": verdicts,
+    });
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}

@@ -152,3 +152,24 @@ fn explain_json_follows_its_schema() {
     wrong["explanations"][0]["chain"][0]["link"] = json!("after");
     assert!(!v.is_valid(&wrong));
 }
+
+#[test]
+fn run_json_follows_its_schema() {
+    let v = validator(&schema("run.schema.json"), None);
+    for rel in ["ebs/ebs-story.ron", "services/mixed-estate.ron", "snapshots/migration.ron", "bench/fleet-1k.ron"] {
+        let (code, out) = kmsim(&["run", &scenario(rel), "--format", "json"]);
+        assert_eq!(code, Some(0), "{rel}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_valid(&v, &doc, rel);
+    }
+    // The story's volume: broken at the attach of +4d 1h, 2d 1h after the deletion, recovered.
+    let (_, out) = kmsim(&["run", &scenario("ebs/ebs-story.ron"), "--format", "json"]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let vol = &doc["resources"][0];
+    assert_eq!((vol["name"].as_str(), vol["standing"].as_str()), (Some("vol-data"), Some("recovered")));
+    assert_eq!(vol["breaks"][0]["broke_at_utc"], "2026-03-05T10:00:00.000Z");
+    assert_eq!(vol["breaks"][0]["latent_window_ms"], (2 * 24 + 1) * 3_600_000);
+    let mut wrong = doc.clone();
+    wrong["resources"][0]["breaks"][0]["broke_at_utc"] = json!("soon");
+    assert!(!v.is_valid(&wrong));
+}
