@@ -69,16 +69,6 @@ pub enum Origin {
     External,
 }
 
-impl Origin {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::AwsKms => "AWS_KMS",
-            Origin::External => "EXTERNAL",
-        }
-    }
-}
-
 /// The AWS KMS exception names kmsim can produce, spelled exactly as AWS does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum KmsException {
