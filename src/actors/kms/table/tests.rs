@@ -137,3 +137,10 @@ fn exception_names_are_spelled_as_aws_spells_them() {
     assert_eq!(KmsException::InvalidState.as_str(), "KMSInvalidStateException");
     assert_eq!(KmsException::IncorrectKeyMaterial.as_str(), "IncorrectKeyMaterialException");
 }
+
+#[test]
+fn operations_and_states_are_written_as_aws_writes_them() {
+    // Messages and causes word them through Display: `DeleteImportedKeyMaterial by alice`.
+    assert_eq!(Operation::DeleteImportedKeyMaterial.to_string(), "DeleteImportedKeyMaterial");
+    assert_eq!(format!("{} in {}", Operation::Decrypt, KeyState::PendingImport), "Decrypt in PendingImport");
+}
