@@ -166,20 +166,6 @@ pub struct Lanes {
     pub aggregate: Option<Aggregate>,
 }
 
-impl Lanes {
-    /// The key lane `li` draws, if it is a key's.
-    #[must_use]
-    pub fn key_of(&self, li: usize) -> Option<KeyIdx> {
-        let lane = &self.lanes[li];
-        if lane.kind != LaneKind::Key {
-            return None;
-        }
-        // Key lanes come in key order, each followed by its resources.
-        let k = self.lanes[..li].iter().filter(|l| l.kind == LaneKind::Key).count();
-        Some(KeyIdx(u32::try_from(k).expect("few keys")))
-    }
-}
-
 /// The resources of a big estate counted rather than drawn: under each key that has volumes,
 /// its volumes by the kind of band they are in (working, latent, idle, detached, unusable: the
 /// chart's stacking order); then the instances by state (running, pending, stopped, terminated).

@@ -350,34 +350,35 @@ pub(super) fn bench_command(
     let sim_s = started.elapsed().as_secs_f64();
     let r = fold.finish();
     let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
-    let line = format!(
-        "impl=kmsim N={} seed={} events={} attach={} detach={} retry={} key={} ever_failed={} first_failure_h={} \
-         last_failure_h={} sim_s={sim_s:.3} events_per_s={:.0} setup_s={setup:.3} engine_messages={} records={}\n",
-        scenario.volumes.len(),
-        scenario.seed,
-        r.events,
-        r.attaches,
-        r.detaches,
-        r.retries,
-        r.key_calls,
-        r.ever_failed,
-        hours(r.first_failure_ms),
-        hours(r.last_failure_ms),
-        r.events as f64 / sim_s.max(1e-9),
-        stats.events,
-        stats.records,
-    );
+    // The pairs the reference models print, in their order and precision.
+    let pairs: [(&str, String); 16] = [
+        ("impl", "kmsim".into()),
+        ("N", scenario.volumes.len().to_string()),
+        ("seed", scenario.seed.to_string()),
+        ("events", r.events.to_string()),
+        ("attach", r.attaches.to_string()),
+        ("detach", r.detaches.to_string()),
+        ("retry", r.retries.to_string()),
+        ("key", r.key_calls.to_string()),
+        ("ever_failed", r.ever_failed.to_string()),
+        ("first_failure_h", hours(r.first_failure_ms)),
+        ("last_failure_h", hours(r.last_failure_ms)),
+        ("sim_s", format!("{sim_s:.3}")),
+        ("events_per_s", format!("{:.0}", r.events as f64 / sim_s.max(1e-9))),
+        ("setup_s", format!("{setup:.3}")),
+        ("engine_messages", stats.events.to_string()),
+        ("records", stats.records.to_string()),
+    ];
     let line = match format {
-        Format::Text => line,
+        Format::Text => pairs.map(|(k, v)| format!("{k}={v}")).join(" ") + "\n",
         // The same pairs, numbers as numbers (`nan` as null): one object.
         Format::Json => {
             let mut object = serde_json::Map::new();
             object.insert("version".into(), serde_json::json!(crate::analysis::JSON_VERSION));
-            for (k, v) in line.split_whitespace().filter_map(|pair| pair.split_once('=')) {
-                let value = match v.parse::<f64>() {
-                    Ok(n) if n.is_finite() => serde_json::from_str(v).unwrap_or(serde_json::json!(n)),
-                    Ok(_) => serde_json::Value::Null,
-                    Err(_) => serde_json::Value::String(v.into()),
+            for (k, v) in pairs {
+                let value = match v.as_str() {
+                    "nan" => serde_json::Value::Null,
+                    text => serde_json::from_str(text).unwrap_or(serde_json::Value::String(v)),
                 };
                 object.insert(k.into(), value);
             }

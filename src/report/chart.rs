@@ -247,6 +247,8 @@ where
     let mut top = l.lanes_top;
     let areas = areas(input.lanes);
     let area_h = area_height(input.lanes);
+    // Key lanes come in key order.
+    let mut keys_drawn = 0;
     for (row, &li) in l.shown.iter().enumerate() {
         let lane = &input.lanes.lanes[li];
         if lane.kind == LaneKind::Key && row > 0
@@ -257,8 +259,12 @@ where
         prev_kind = Some(lane.kind);
         draw_lane(root, lane, top, &x_of, l)?;
         top += LANE_H;
-        let key = input.lanes.key_of(li);
-        for area in areas.iter().filter(|a| a.key.is_some() && a.key == key) {
+        if lane.kind != LaneKind::Key {
+            continue;
+        }
+        let key = crate::actors::kms::KeyIdx(keys_drawn);
+        keys_drawn += 1;
+        for area in areas.iter().filter(|a| a.key == Some(key)) {
             draw_area(root, area, top + 6, top + area_h - 6, &x_of, input.lanes.end, l)?;
             top += area_h;
         }
@@ -636,29 +642,28 @@ pub mod sweep {
         row.iter().find(|(n, _)| n == name).map_or(0.0, |x| x.1 as f64)
     }
 
+    /// The units a time is rounded to, largest first.
+    const UNITS: [f64; 5] = [86_400_000.0, 3_600_000.0, 60_000.0, 1_000.0, 1.0];
+
+    /// `ms` rounded to a multiple of `unit`, written as a duration (`30d 2h`: zero units left out).
+    fn rounded(ms: f64, unit: f64) -> crate::engine::SimDuration {
+        crate::engine::SimDuration::from_ms(((ms.max(0.0) / unit).round() * unit) as u64)
+    }
+
     /// A length of time to its two largest units, rounded to the second: `30d 6h`, `2h 30m`.
     pub(crate) fn short(ms: f64) -> String {
-        const UNITS: [(&str, f64); 5] =
-            [("d", 86_400_000.0), ("h", 3_600_000.0), ("m", 60_000.0), ("s", 1_000.0), ("ms", 1.0)];
-        let ms = ms.max(0.0);
-        let Some(i) = UNITS.iter().position(|(_, size)| ms >= *size) else { return "0s".into() };
-        let (big, size) = UNITS[i];
-        let Some(&(small, small_size)) = UNITS.get(i + 1) else { return format!("{}{big}", ms.round()) };
-        let total = (ms / small_size).round();
-        let per = (size / small_size).round();
-        let (n, rest) = ((total / per).floor(), total % per);
-        if rest == 0.0 { format!("{n}{big}") } else { format!("{n}{big} {rest}{small}") }
+        // The unit below the largest one in it: two units at most.
+        let largest = UNITS.iter().position(|u| ms >= *u).unwrap_or(UNITS.len() - 1);
+        rounded(ms, UNITS[(largest + 1).min(UNITS.len() - 1)]).to_string()
     }
 
     /// Axis labels for times over a span of `span` ms: each rounded to the largest unit that
     /// still tells ticks apart (a tenth of the span: there are at most eight), then written
     /// whole (`30d 2h`, `30d 10s`).
     fn time_label(span: f64, offset: bool) -> impl Fn(&f64) -> String {
-        const UNITS: [f64; 5] = [86_400_000.0, 3_600_000.0, 60_000.0, 1_000.0, 1.0];
         let unit = UNITS.into_iter().find(|u| *u <= span / 10.0).unwrap_or(1.0);
         move |v: &f64| {
-            let ms = ((v.max(0.0) / unit).round() * unit) as u64;
-            let d = crate::engine::SimDuration::from_ms(ms);
+            let d = rounded(*v, unit);
             if offset { format!("+{d}") } else { d.to_string() }
         }
     }
