@@ -39,8 +39,32 @@ pub(super) fn impact_command(common: &Common, ask: &ImpactAsk<'_>) -> Result<(),
             })
         })
         .transpose()?;
+    // `now` is the instant an imported scenario's estate or trail was taken.
+    let instant = |flag: &str, s: &str, scenario: &Scenario| -> Result<crate::engine::SimTime, Failure> {
+        if s.trim() == "now" {
+            return scenario.now.ok_or_else(|| {
+                Failure::Input(format!(
+                    "{flag} now: the scenario has no `now` (an imported one has): give an offset or an instant"
+                ))
+            });
+        }
+        parse_time(s, scenario.start).map_err(|e| Failure::Input(format!("{flag}: {e}")))
+    };
+    let delete_at = delete_at.map(|s| instant("--delete-material-at", s, &scenario)).transpose()?;
+    // A deletion after the horizon moves it: what breaks after the deletion is the question.
+    if let Some(t) = delete_at {
+        let after = crate::engine::SimDuration::from_days(30);
+        let moved = scenario.reach(t, after).map_err(|e| Failure::Input(format!("--delete-material-at: {e}")))?;
+        if let Some(was) = moved {
+            eprintln!(
+                "kmsim: the horizon moves from {} to {}, 30 days after the deletion",
+                was.since_start(),
+                scenario.horizon.since_start()
+            );
+        }
+    }
     let time = |flag: &str, s: &str| -> Result<crate::engine::SimTime, Failure> {
-        let t = parse_time(s, scenario.start).map_err(|e| Failure::Input(format!("{flag}: {e}")))?;
+        let t = instant(flag, s, &scenario)?;
         if t > scenario.horizon {
             return Err(Failure::Input(format!(
                 "{flag} {s:?} is after the horizon ({})",
@@ -49,7 +73,6 @@ pub(super) fn impact_command(common: &Common, ask: &ImpactAsk<'_>) -> Result<(),
         }
         Ok(t)
     };
-    let delete_at = delete_at.map(|s| time("--delete-material-at", s)).transpose()?;
     let at = match (at.map(|s| time("--at", s)).transpose()?, delete_at) {
         (Some(t), _) | (None, Some(t)) => t,
         (None, None) => scenario.horizon,

@@ -161,6 +161,47 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Read the JSON the AWS CLI prints for an account now and write a scenario that starts from it.
+    ///
+    /// Reads the output of `aws kms list-keys`, `describe-key`, `list-key-rotations`,
+    /// `list-grants` and `list-aliases`; `aws ec2 describe-volumes`, `describe-instances`,
+    /// `describe-snapshots` and `describe-images`; and the other services' describe and list
+    /// commands (README: "Start from your account"). A file may hold several outputs, one after
+    /// another. kmsim never calls AWS. The scenario's `now` is the estate's instant; with
+    /// --trail, the trail's history leads up to it.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  kmsim import-estate estate/*.json -o estate.ron\n",
+        "  kmsim import-estate estate/*.json --trail AWSLogs/.../2026/06/*.json.gz -o estate.ron\n",
+        "  kmsim impact estate.ron --key alias/app --delete-material-at now\n\n",
+        "Exit codes: 0 success; 2 invalid input (the file and document that is wrong); 4 the scenario \
+         could not be written."))]
+    ImportEstate {
+        /// Files of AWS CLI output (JSON); `-` reads standard input.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// The scenario file to write.
+        #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// The instant the files were taken (RFC 3339). Default: the latest instant they (and the
+        /// trail) show, which the scenario's header names.
+        #[arg(long, value_name = "INSTANT")]
+        now: Option<String>,
+        /// CloudTrail logs whose history leads up to the estate. Repeatable.
+        #[arg(long, value_name = "LOG")]
+        trail: Vec<PathBuf>,
+        /// How long the scenario runs after now.
+        #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "30d")]
+        after: SimDuration,
+        /// A key (key ID or ARN) that has imported material though no describe-key output says so.
+        /// Repeatable.
+        #[arg(long, value_name = "KEY")]
+        external: Vec<String>,
+        /// Print nothing on success: not even what the files could not tell (the scenario's
+        /// header still says it).
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Run a scenario under many seeds and report distributions (Monte Carlo).
     ///
     /// Run i uses a seed derived from the scenario's seed and i alone. Results are the same
@@ -560,31 +601,45 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             for key in &external {
                 trail.state_external(key);
             }
-            for path in &logs {
-                if path.as_os_str() == "-" {
-                    trail.read("standard input", io::stdin().lock()).map_err(|e| Failure::Input(e.to_string()))?;
-                    continue;
-                }
-                let name = path.display().to_string();
-                let file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
-                trail.read(&name, file).map_err(|e| Failure::Input(e.to_string()))?;
+            read_inputs(&logs, |name, input| trail.read(name, input))?;
+            let text = trail
+                .scenario(&input_names(&logs), after)
+                .map_err(|e| Failure::Input(format!("{}: {e}", input_names(&logs).join(", "))))?;
+            write_imported(&output, &text, quiet)
+        }
+        Command::ImportEstate { files: inputs, output, now, trail: logs, after, external, quiet } => {
+            let mut estate = crate::import::estate::Estate::default();
+            let mut trail = crate::import::Trail::default();
+            for key in &external {
+                estate.state_external(key);
+                trail.state_external(key);
             }
-            let names: Vec<String> = logs
-                .iter()
-                .map(|p| if p.as_os_str() == "-" { "standard input".into() } else { p.display().to_string() })
-                .collect();
-            let text =
-                trail.scenario(&names, after).map_err(|e| Failure::Input(format!("{}: {e}", names.join(", "))))?;
-            // The scenario must be valid before it is written: a bug here is not the user's input.
-            let out_name = output.display().to_string();
-            scenario::parse(&out_name, &text, Overrides::default())
-                .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
-            write_atomically(&output, |out| out.write_all(text.as_bytes()))?;
-            // What the trail could not tell is said where the user looks, not only in the file.
-            for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")).filter(|_| !quiet) {
-                eprintln!("kmsim: {}", terminal_safe(note));
+            read_inputs(&inputs, |name, input| estate.read(name, input))?;
+            read_inputs(&logs, |name, input| trail.read(name, input))?;
+            let now = match now {
+                Some(t) => t.trim().parse::<jiff::Timestamp>().map_err(|e| {
+                    Failure::Input(format!(
+                        "--now {t:?} is not an RFC 3339 instant ({e}); write it like \"2026-03-01T09:00:00Z\""
+                    ))
+                })?,
+                None => estate.latest().max(trail.last_event()).ok_or_else(|| {
+                    Failure::Input(
+                        "the files show no instant (no creation, attachment or rotation date): give --now".into(),
+                    )
+                })?,
+            };
+            if trail.last_event().is_some_and(|t| t > now) {
+                return Err(Failure::Input(format!(
+                    "--now {now} is before the trail's last event: the trail leads up to the estate"
+                )));
             }
-            Ok(())
+            estate.into_trail(now, &mut trail);
+            let mut names = input_names(&inputs);
+            names.extend(input_names(&logs));
+            let text = trail.scenario(&names, after).map_err(|_| {
+                Failure::Input(format!("{}: nothing in the estate that kmsim models (no key, volume, instance or other service's resource)", names.join(", ")))
+            })?;
+            write_imported(&output, &text, quiet)
         }
         Command::Impact { common, key, at, delete_material_at, material, format, dot } => {
             let ask = commands::ImpactAsk {
@@ -598,6 +653,40 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             impact_command(&common, &ask)
         }
     }
+}
+
+/// Reads each input (`-` for standard input) with `read`, which names it in its errors.
+fn read_inputs(
+    paths: &[PathBuf],
+    mut read: impl FnMut(&str, &mut dyn io::Read) -> Result<(), crate::import::ImportError>,
+) -> Result<(), Failure> {
+    for path in paths {
+        if path.as_os_str() == "-" {
+            read("standard input", &mut io::stdin().lock()).map_err(|e| Failure::Input(e.to_string()))?;
+            continue;
+        }
+        let name = path.display().to_string();
+        let mut file = fs::File::open(path).map_err(|e| Failure::Input(format!("{name}: cannot open: {e}")))?;
+        read(&name, &mut file).map_err(|e| Failure::Input(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn input_names(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| if p.as_os_str() == "-" { "standard input".into() } else { p.display().to_string() }).collect()
+}
+
+/// Writes an imported scenario once it is valid (if it is not, the bug is kmsim's, not the
+/// input's), and says on standard error what the input could not tell.
+fn write_imported(output: &Path, text: &str, quiet: bool) -> Result<(), Failure> {
+    let out_name = output.display().to_string();
+    scenario::parse(&out_name, text, Overrides::default())
+        .map_err(|e| Failure::Input(format!("the imported scenario is not valid:\n{e}")))?;
+    write_atomically(output, |out| out.write_all(text.as_bytes()))?;
+    for note in text.lines().filter_map(|l| l.strip_prefix("// Note: ")).filter(|_| !quiet) {
+        eprintln!("kmsim: {}", terminal_safe(note));
+    }
+    Ok(())
 }
 
 /// A closed pipe on stdout (`kmsim run ... | head`) ends the output quietly, as in other tools.

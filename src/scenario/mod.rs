@@ -39,6 +39,9 @@ pub struct Scenario {
     /// The instant simulated time 0 stands for.
     pub start: jiff::Timestamp,
     pub horizon: SimTime,
+    /// What `now` means in `--at` and `--delete-material-at`: for an imported scenario, the
+    /// instant its estate or trail was taken.
+    pub now: Option<SimTime>,
     pub seed: u64,
     pub account: String,
     pub region: String,
@@ -348,6 +351,19 @@ impl Scenario {
             what: ActionKind::Kms(Box::new(KmsOp::DeleteImportedKeyMaterial { key: KeyRef::Id(key), material })),
             source: ActionSource::Declared { path: "--delete-material-at".into() },
         });
+    }
+
+    /// A what-if's instant past the horizon moves the horizon `after` beyond it, within the ten
+    /// years a scenario may span; the horizon it had, if it moved.
+    pub fn reach(&mut self, at: SimTime, after: SimDuration) -> Result<Option<SimTime>, String> {
+        if at <= self.horizon {
+            return Ok(None);
+        }
+        let horizon = at + after;
+        if horizon.since_start() > validate::MAX_HORIZON {
+            return Err(format!("{} is more than ten years after the start", at.since_start()));
+        }
+        Ok(Some(std::mem::replace(&mut self.horizon, horizon)))
     }
 
     #[must_use]

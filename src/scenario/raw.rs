@@ -14,6 +14,9 @@ pub struct RawScenario {
     pub description: Option<String>,
     pub start: String,
     pub horizon: String,
+    /// The instant `now` stands for in `--at` and `--delete-material-at` (an import's estate).
+    #[serde(default)]
+    pub now: Option<String>,
     pub seed: u64,
     #[serde(default)]
     pub account: Option<String>,

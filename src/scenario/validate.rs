@@ -28,7 +28,7 @@ use crate::actors::service::{self, Kind, Lifecycle, ServiceMsg};
 use crate::engine::{SimDuration, SimTime};
 
 /// The longest horizon a scenario may have: ten years of simulated time.
-const MAX_HORIZON: SimDuration = SimDuration::from_days(3_653);
+pub(crate) const MAX_HORIZON: SimDuration = SimDuration::from_days(3_653);
 /// D3: the documentation allows up to 24 h between the end of the window and the deletion.
 const MAX_KEY_DELETION_LAG: SimDuration = SimDuration::from_hours(24);
 /// At most this many instances and volumes in one scenario, fleets included.
@@ -91,6 +91,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         description,
         start,
         horizon,
+        now,
         seed,
         account,
         region,
@@ -116,6 +117,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
         c.problem(top, "name", "the scenario needs a name: say in a line what it shows");
     }
     let h = header(&mut c, top, &overrides, (&start, &horizon, seed), (account, region, user));
+    let now = now.and_then(|t| parse_time(&t, h.start).map_err(|e| c.problem(top, "now", e.to_string())).ok());
     let (kms, service_params) = parameters(&mut c, raw_parameters.unwrap_or_default(), top, &h.region);
     let kms_latency = match latency.and_then(|l| l.kms) {
         None => Dist::default(),
@@ -195,6 +197,7 @@ pub(super) fn validate(raw: RawScenario, text: &str, overrides: Overrides) -> Re
             description,
             start,
             horizon,
+            now,
             seed,
             account,
             region,

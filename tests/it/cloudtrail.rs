@@ -18,7 +18,7 @@ use kmsim::scenario::{self, Overrides, Scenario};
 use super::golden::check_or_bless;
 use super::{all_scenarios, load};
 
-fn records_of(rel: &str) -> Vec<Value> {
+pub(super) fn records_of(rel: &str) -> Vec<Value> {
     let s = load(rel);
     let r = run(&s, &RunOptions::default(), None).unwrap();
     cloudtrail::records(&r)

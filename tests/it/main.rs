@@ -4,6 +4,7 @@
 //! - `impact`: the dependency graph, blast radius, what-if and DOT;
 //! - `invariants`: a cheap swarm over seeds and latencies checks cross-actor invariants;
 //! - `cloudtrail`: CloudTrail records, golden log, round trip and hostile input;
+//! - `estate`: the account as the AWS CLI describes it, alone and at the end of a trail;
 //! - `cli`: exit codes, error messages, `--trace` files and `explain`, through the binary;
 //! - `check`: the regression suite (expectations, golden traces) and the checker's own tests;
 //! - `report`: the chart (SVG, PNG), the HTML report and the Markdown summary;
@@ -18,6 +19,7 @@ mod check;
 mod cli;
 mod cloudtrail;
 mod determinism;
+mod estate;
 mod fuzzed;
 mod golden;
 mod impact;

@@ -9,8 +9,6 @@
 //! understand are counted and listed at the top of the scenario, never silently dropped. Records
 //! are sorted by time and duplicates (same `eventID`) removed.
 
-#![forbid(unsafe_code)]
-
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
@@ -66,7 +64,7 @@ struct RawRecord {
 
 /// One understood event.
 #[derive(Clone, Debug, PartialEq)]
-enum What {
+pub(super) enum What {
     Import {
         key: String,
         material: String,
@@ -81,10 +79,13 @@ enum What {
     Rotate {
         key: String,
     },
-    /// CreateKey: where the key's material comes from.
+    /// CreateKey, or a key an estate describes: where the key's material comes from.
     Created {
         key: String,
         external: bool,
+        /// Every material the key has had since is in the input (a CreateKey, or an estate
+        /// whose materials no trail event changes): none comes from before it.
+        listed: bool,
     },
     Expired {
         key: String,
@@ -172,6 +173,11 @@ enum What {
         volume: String,
         instance: String,
     },
+    /// The grant EC2 made for a volume, revoked.
+    RevokeGrant {
+        key: String,
+        volume: String,
+    },
     Detach {
         volume: String,
     },
@@ -213,6 +219,7 @@ impl What {
             | What::KeyUse { key, .. }
             | What::CreateVolume { key, .. }
             | What::CreateResource { key, .. }
+            | What::RevokeGrant { key, .. }
             | What::CopySnapshot { key: Some(key), .. } => Some(key),
             What::Attach { .. }
             | What::Detach { .. }
@@ -267,6 +274,24 @@ struct Event {
     what: What,
 }
 
+/// What a trail's events show, by id: an estate leaves these to the trail's history.
+#[derive(Default)]
+pub(super) struct Shown {
+    /// The trail's first event.
+    pub first: Option<jiff::Timestamp>,
+    pub created_keys: BTreeSet<String>,
+    /// Keys whose materials the trail imports, deletes or rotates.
+    pub materials: BTreeSet<String>,
+    /// Keys whose state the trail changes.
+    pub states: BTreeSet<String>,
+    /// Volumes, snapshots, images and other resources the trail makes.
+    pub made: BTreeSet<String>,
+    /// Volumes the trail attaches or detaches: whether its first such event is an attach.
+    pub attachments: BTreeMap<String, bool>,
+    /// Instances the trail launches, stops, starts, reboots or terminates.
+    pub instances: BTreeSet<String>,
+}
+
 /// Everything read from the logs, before it becomes a scenario.
 #[derive(Default)]
 pub struct Trail {
@@ -284,12 +309,81 @@ pub struct Trail {
     last_time: Option<jiff::Timestamp>,
     /// Keys the user says have imported material (`--external`), by key ID.
     external: BTreeSet<String>,
+    /// The estate the events lead to, when one was read.
+    estate: Option<super::estate::Header>,
+    /// Each key's aliases, by key ID, as the estate lists them.
+    aliases: BTreeMap<String, Vec<String>>,
 }
 
 impl Trail {
     /// The user says this key (key ID or ARN) has imported material: the trail may not show it.
     pub fn state_external(&mut self, key: &str) {
         self.external.insert(key_id_of(key));
+    }
+
+    /// An event the estate shows.
+    pub(super) fn push(&mut self, time: jiff::Timestamp, what: What) {
+        self.events.push(Event { time, what });
+    }
+
+    pub(super) fn alias(&mut self, key: &str, alias: &str) {
+        self.aliases.entry(key.to_string()).or_default().push(alias.to_string());
+    }
+
+    pub(super) fn set_estate(&mut self, header: super::estate::Header) {
+        self.estate = Some(header);
+    }
+
+    /// What the trail's own events show, for an estate to leave to them.
+    pub(super) fn shown(&self) -> Shown {
+        let mut shown = Shown { first: self.events.iter().map(|e| e.time).min(), ..Shown::default() };
+        for e in &self.events {
+            match &e.what {
+                What::Created { key, .. } => {
+                    shown.created_keys.insert(key.clone());
+                }
+                What::Import { key, .. }
+                | What::DeleteMaterial { key, .. }
+                | What::Rotate { key }
+                | What::Expired { key } => {
+                    shown.materials.insert(key.clone());
+                    shown.states.insert(key.clone());
+                }
+                What::Enable { key }
+                | What::Disable { key }
+                | What::Schedule { key, .. }
+                | What::Cancel { key }
+                | What::KeyDeleted { key } => {
+                    shown.states.insert(key.clone());
+                }
+                What::CreateVolume { volume, .. } => {
+                    shown.made.insert(volume.clone());
+                }
+                What::Attach { volume, .. } | What::KeyUse { volume: Some(volume), by_instance: true, .. } => {
+                    shown.attachments.entry(volume.clone()).or_insert(true);
+                }
+                What::Detach { volume } => {
+                    shown.attachments.entry(volume.clone()).or_insert(false);
+                }
+                What::CreateSnapshot { snapshot: id, .. }
+                | What::CopySnapshot { snapshot: id, .. }
+                | What::RegisterImage { image: id, .. }
+                | What::CreateResource { id, .. } => {
+                    shown.made.insert(id.clone());
+                }
+                What::Instance { id, .. } | What::Launch { instance: id, .. } => {
+                    shown.instances.insert(id.clone());
+                }
+                _ => {}
+            }
+        }
+        shown
+    }
+
+    /// The instant of the trail's last event, if it has one.
+    #[must_use]
+    pub fn last_event(&self) -> Option<jiff::Timestamp> {
+        self.events.iter().map(|e| e.time).max()
     }
 
     /// Reads one log file (any of the accepted forms) into the trail.
@@ -424,7 +518,7 @@ impl Trail {
     }
 }
 
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(super) fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let at = format!("line {}, column {}", e.line(), e.column());
     if e.to_string().contains("EOF while parsing") {
@@ -612,7 +706,7 @@ fn key_of(raw: &RawRecord) -> Option<String> {
 }
 
 /// A key ID from a key ID or key ARN.
-fn key_id_of(s: &str) -> String {
+pub(super) fn key_id_of(s: &str) -> String {
     s.rsplit_once("key/").map_or(s, |(_, id)| id).to_string()
 }
 
@@ -642,6 +736,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 },
                 "RotateKeyOnDemand" if raw.error_code.is_none() => What::Rotate { key: key()? },
                 "CreateKey" => What::Created {
+                    listed: true,
                     key: need(resp["keyMetadata"]["keyId"].as_str().map(String::from), "keyMetadata.keyId")?,
                     external: req["origin"].as_str() == Some("EXTERNAL")
                         || resp["keyMetadata"]["origin"].as_str() == Some("EXTERNAL"),
@@ -974,7 +1069,7 @@ impl Trail {
                     key_index(&mut keys, key, true);
                     origin_known.insert(key.clone());
                 }
-                What::Created { key, external } => {
+                What::Created { key, external, .. } => {
                     key_index(&mut keys, key, *external);
                     origin_known.insert(key.clone());
                 }
@@ -1002,6 +1097,10 @@ impl Trail {
                     if let Some(i) = instance.as_deref().filter(|i| !by_group(i)) {
                         add_instance(&mut instances, i);
                     }
+                }
+                What::RevokeGrant { key, volume } => {
+                    key_index(&mut keys, key, false);
+                    slot(&mut volumes, &mut volume_at, volume);
                 }
                 What::CreateVolume { volume, key, size, .. } => {
                     key_index(&mut keys, key, false);
@@ -1061,7 +1160,7 @@ impl Trail {
         let key_name = |id: &str| format!("key-{}", key_names.get(id).map_or(id, String::as_str));
         let material_name = |m: &str| format!("m-{}", material_names.get(m).map_or(m, String::as_str));
         let mut notes: Vec<String> = Vec::new();
-        if !resources.is_empty() {
+        if !resources.is_empty() && self.records > 0 {
             notes.push(
                 "the other services' resources are created when the trail shows them created (else at 0s); their requests are data events a trail does \
                  not log, except GetSecretValue and the Decrypt calls S3 and Lambda make for a request (replayed \
@@ -1092,8 +1191,9 @@ impl Trail {
             }
             let first = self.events.iter().find(|e| match &e.what {
                 // A successful data-key call for a volume needs the material; a refused one, or
-                // GetParametersForImport, does not.
+                // GetParametersForImport, does not. A key made in the input had none before.
                 What::Import { key, .. }
+                | What::Created { key, listed: true, .. }
                 | What::DeleteMaterial { key, .. }
                 | What::Rotate { key }
                 | What::Expired { key }
@@ -1104,7 +1204,7 @@ impl Trail {
                 | What::Schedule { key, .. } => key == id,
                 _ => false,
             });
-            if let Some(Event { what: What::Import { .. }, .. }) = first {
+            if let Some(Event { what: What::Import { .. } | What::Created { listed: true, .. }, .. }) = first {
                 continue;
             }
             let material = self.events.iter().find_map(|e| match &e.what {
@@ -1297,6 +1397,9 @@ impl Trail {
                 What::SetDesired { group, desired } => {
                     Some(format!("SetDesiredCapacity(group: {}, desired: {desired})", q(group)))
                 }
+                What::RevokeGrant { key, volume } => {
+                    Some(format!("RevokeGrant(key: {}, grant: {})", q(&key_name(key)), q(volume)))
+                }
                 What::Detach { volume } => {
                     attached.remove(volume.as_str());
                     Some(format!("DetachVolume(volume: {})", q(volume)))
@@ -1400,7 +1503,9 @@ impl Trail {
                 ));
             }
         }
-        let horizon = SimDuration::from_ms(u64::try_from(last.as_millisecond() - start.as_millisecond()).unwrap_or(0))
+        // Now: the estate's instant, else the trail's last event.
+        let now = self.estate.as_ref().map_or(last, |e| e.now.max(last));
+        let horizon = SimDuration::from_ms(u64::try_from(now.as_millisecond() - start.as_millisecond()).unwrap_or(0))
             + horizon_after;
         let detection = detection_delays(&self.events);
         for (param, d) in &detection {
@@ -1410,27 +1515,47 @@ impl Trail {
         }
 
         let mut out = String::new();
-        let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
-        let _ = writeln!(
-            out,
-            "// {} records read; {} duplicates of understood events removed (same eventID); {} out of order, sorted by eventTime.",
-            self.records, self.duplicates, self.out_of_order
-        );
-        let _ = writeln!(
-            out,
-            "// {} events understood; {} calls AWS services made for the user are not replayed (kmsim makes them again).",
-            self.events.len(),
-            self.service_calls
-        );
+        if let Some(estate) = &self.estate {
+            let _ = writeln!(
+                out,
+                "// The estate at {}, as the AWS CLI printed it, imported by `kmsim import-estate`: {}",
+                estate.now,
+                estate.files.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "// {} documents read. Made a second before `now`: the keys and their materials, then every resource \
+                 (in the order AWS made them) and attachment; at `now`, each key is put in its state.",
+                estate.documents
+            );
+            for line in &estate.lines {
+                let _ = writeln!(out, "// {line}.");
+            }
+            notes.extend(estate.notes.iter().cloned());
+        }
+        if self.records > 0 || self.estate.is_none() {
+            let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
+            let _ = writeln!(
+                out,
+                "// {} records read; {} duplicates of understood events removed (same eventID); {} out of order, sorted by eventTime.",
+                self.records, self.duplicates, self.out_of_order
+            );
+            let _ = writeln!(
+                out,
+                "// {} events understood; {} calls AWS services made for the user are not replayed (kmsim makes them again).",
+                self.events.len() - self.estate.as_ref().map_or(0, |e| e.events),
+                self.service_calls
+            );
+        }
         if !self.failed.is_empty() {
             let list: Vec<String> = self.failed.iter().map(|(n, c)| format!("{n} x{c}")).collect();
             let _ = writeln!(out, "// Failed calls, not replayed (they changed nothing): {}.", list.join(", "));
         }
         let unknown: u64 = self.unknown.values().sum();
-        if unknown > 0 {
+        if self.records > 0 && unknown > 0 {
             let list: Vec<String> = self.unknown.iter().map(|(n, c)| format!("{n} x{c}")).collect();
             let _ = writeln!(out, "// {unknown} events not understood, left out: {}.", list.join(", "));
-        } else {
+        } else if self.records > 0 {
             let _ = writeln!(out, "// Every event was understood.");
         }
         for n in &notes {
@@ -1438,9 +1563,15 @@ impl Trail {
         }
         let _ = writeln!(out, "Scenario(");
         let _ = writeln!(out, "    version: 1,");
-        let _ = writeln!(out, "    name: {},", q(&format!("Imported from CloudTrail: {} to {}", start, last)));
-        let _ = writeln!(out, "    start: {},", q(&start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        let name = match (&self.estate, self.records) {
+            (Some(e), 0) => format!("The estate at {}", e.now),
+            (Some(e), _) => format!("Imported from CloudTrail: {start} to {last}, and the estate at {}", e.now),
+            (None, _) => format!("Imported from CloudTrail: {start} to {last}"),
+        };
+        let _ = writeln!(out, "    name: {},", q(&name));
+        let _ = writeln!(out, "    start: {},", q(&start.strftime("%Y-%m-%dT%H:%M:%S%.fZ").to_string()));
         let _ = writeln!(out, "    horizon: {},", q(&horizon.to_string()));
+        let _ = writeln!(out, "    now: {},", q(&offset(start, now)));
         let _ = writeln!(out, "    seed: 1,");
         if let Some(a) = &self.account {
             let _ = writeln!(out, "    account: {},", q(a));
@@ -1462,7 +1593,12 @@ impl Trail {
         let _ = writeln!(out, "    keys: [");
         for (id, external) in &keys {
             let origin = if *external { "External" } else { "AwsKms" };
-            let _ = writeln!(out, "        Key(id: {}, origin: {origin}, key_id: {}),", q(&key_name(id)), q(id));
+            let aliases = match self.aliases.get(id.as_str()) {
+                Some(list) => format!(", aliases: [{}]", list.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ")),
+                None => String::new(),
+            };
+            let _ =
+                writeln!(out, "        Key(id: {}, origin: {origin}, key_id: {}{aliases}),", q(&key_name(id)), q(id));
         }
         let _ = writeln!(out, "    ],");
         let instance_decl = |i: &String| match launched_from.get(i.as_str()) {
