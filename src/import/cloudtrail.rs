@@ -178,6 +178,12 @@ pub(super) enum What {
         key: String,
         volume: String,
     },
+    /// The user's RevokeGrant or RetireGrant, by grant ID: a `RevokeGrant` once the grant is
+    /// known (its CreateGrant may come later in the logs than it does in time).
+    RevokeGrantId {
+        key: Option<String>,
+        grant: String,
+    },
     Detach {
         volume: String,
     },
@@ -221,6 +227,7 @@ impl What {
             | What::CreateResource { key, .. }
             | What::RevokeGrant { key, .. }
             | What::CopySnapshot { key: Some(key), .. } => Some(key),
+            What::RevokeGrantId { key, .. } => key.as_deref(),
             What::Attach { .. }
             | What::Detach { .. }
             | What::Instance { .. }
@@ -313,6 +320,8 @@ pub struct Trail {
     estate: Option<super::estate::Header>,
     /// Each key's aliases, by key ID, as the estate lists them.
     aliases: BTreeMap<String, Vec<String>>,
+    /// The grants EC2 made for volumes: grant ID to key and volume.
+    volume_grants: BTreeMap<String, (String, String)>,
 }
 
 impl Trail {
@@ -509,6 +518,12 @@ impl Trail {
         }
         if by_service {
             self.service_calls += 1;
+        }
+        if name == "CreateGrant"
+            && let What::KeyUse { key, volume: Some(volume), ok: true, .. } = &what
+            && let Some(grant) = raw.response_elements.as_ref().and_then(|r| r["grantId"].as_str())
+        {
+            self.volume_grants.insert(grant.to_string(), (key.clone(), volume.clone()));
         }
         if self.events.len() >= MAX_EVENTS {
             return Err(format!("more than {MAX_EVENTS} understood events: split the trail by time or by key"));
@@ -753,6 +768,12 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     days: req["pendingWindowInDays"].as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(30),
                     deletion: resp["deletionDate"].as_str().and_then(parse_console_date),
                 },
+                "RevokeGrant" | "RetireGrant"
+                    if raw.error_code.is_none() && identity.get("invokedBy").is_none() && identity["type"] != "AssumedRole" =>
+                {
+                    let Some(grant) = req["grantId"].as_str() else { return Ok(None) };
+                    What::RevokeGrantId { key: key_of(raw), grant: grant.to_string() }
+                }
                 "CancelKeyDeletion" => What::Cancel { key: key()? },
                 "DeleteKey" => What::KeyDeleted { key: key()? },
                 "Decrypt"
@@ -995,6 +1016,28 @@ impl Trail {
         }
         // Stable: events at the same second keep their order in the logs.
         self.events.sort_by_key(|e| e.time);
+        // A revoked or retired grant: EC2's for a volume is replayed; another changes nothing
+        // kmsim models, and is listed as such.
+        let grants = std::mem::take(&mut self.volume_grants);
+        let unknown = &mut self.unknown;
+        self.events.retain_mut(|e| {
+            let What::RevokeGrantId { grant, .. } = &e.what else { return true };
+            match grants.get(grant) {
+                Some((key, volume)) => {
+                    e.what = What::RevokeGrant { key: key.clone(), volume: volume.clone() };
+                    true
+                }
+                None => {
+                    *unknown
+                        .entry("RevokeGrant or RetireGrant of a grant not made by EC2 for a volume".into())
+                        .or_default() += 1;
+                    false
+                }
+            }
+        });
+        if self.events.is_empty() {
+            return Err(NothingToImport { records: self.records });
+        }
         let start = self.events[0].time;
         let last = self.events.last().expect("not empty").time;
         let mut replay = GroupReplay::new(&self.events, start);
@@ -1128,6 +1171,7 @@ impl Trail {
                     resources[i].3 |= *bucket_key;
                 }
                 What::Detach { .. }
+                | What::RevokeGrantId { .. }
                 | What::CreateSnapshot { .. }
                 | What::CopySnapshot { .. }
                 | What::DeleteSnapshot { .. }
@@ -1478,6 +1522,7 @@ impl Trail {
                     Some(format!("Request(resource: {})", q(id)))
                 }
                 What::Expired { .. }
+                | What::RevokeGrantId { .. }
                 | What::KeyUse { .. }
                 | What::Created { .. }
                 | What::CreateResource { .. }

@@ -676,3 +676,30 @@ fn service_scenarios_survive_the_round_trip() {
         round_trip_in(rel, 1000);
     }
 }
+
+/// A user's RevokeGrant of the grant EC2 made for a volume is replayed (the grant found by the ID
+/// EC2's CreateGrant returned); a revoked grant of anything else is listed as changing nothing
+/// kmsim models, never counted as replayed.
+#[test]
+fn revoked_grants_are_replayed_or_listed() {
+    round_trip("grants/revoke-ec2-grant.ron");
+    let s = load("grants/revoke-ec2-grant.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let mut trail = Trail::default();
+    trail.read("log.json", cloudtrail::log_file(&r).as_bytes()).unwrap();
+    let text = trail.scenario(&["log.json".into()], SimDuration::from_days(1)).unwrap();
+    assert_eq!(text.matches("RevokeGrant(key: ").count(), 2, "{text}");
+    assert!(text.contains("At(\"6h\", RevokeGrant(key: \"key-"), "{text}");
+    // The same RevokeGrant with a grant ID no CreateGrant in the trail returned.
+    let mut records = records_of("grants/revoke-ec2-grant.ron");
+    for r in records.iter_mut().filter(|r| r["eventName"] == "RevokeGrant") {
+        r["requestParameters"]["grantId"] = "f".repeat(64).into();
+    }
+    let mut trail = Trail::default();
+    trail
+        .read("log.json", serde_json::to_string(&serde_json::json!({"Records": records})).unwrap().as_bytes())
+        .unwrap();
+    let text = trail.scenario(&["log.json".into()], SimDuration::from_days(1)).unwrap();
+    assert!(!text.contains("RevokeGrant(key: "), "{text}");
+    assert!(text.contains("RevokeGrant or RetireGrant of a grant not made by EC2 for a volume x2"), "{text}");
+}

@@ -448,17 +448,38 @@ fn random_scenario(seed: u64) -> String {
     )
 }
 
+/// Says, while a seed's checks unwind from a failure, the command that replays that seed alone
+/// (forgotten once the seed's checks pass).
+struct ReplayHint(u64);
+
+impl Drop for ReplayHint {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "replay this estate: KMSIM_SWARM_SEED={} cargo test --test it invariants_hold_for_random_estates \
+                 (its scenario is random_scenario({}) in tests/it/invariants.rs)",
+                self.0, self.0
+            );
+        }
+    }
+}
+
 /// Random estates: the invariants hold for every one, and a resource breaks only while its key is
 /// unusable (or was never usable). `KMSIM_SWARM=N` runs N estates instead of 300 (the README gives
-/// the figure of a full swarm); a failure names the seed, and the estate is `random_scenario(seed)`.
+/// the figure of a full swarm); a failure prints the command that replays its seed alone
+/// (`KMSIM_SWARM_SEED=S`), and the estate is `random_scenario(seed)`.
 #[test]
 fn invariants_hold_for_random_estates() {
     let n: u64 = std::env::var("KMSIM_SWARM").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    // One seed alone: what a failure prints to replay it.
+    let only: Option<u64> = std::env::var("KMSIM_SWARM_SEED").ok().and_then(|v| v.parse().ok());
+    let seeds = only.map_or(0..n, |s| s..s + 1);
     let mut refused = 0;
     let mut standings = std::collections::BTreeSet::new();
     let mut on_group = 0;
     let mut with_services = 0;
-    for seed in 0..n {
+    for seed in seeds {
+        let replay = ReplayHint(seed);
         let text = random_scenario(seed);
         on_group += usize::from(text.contains("Fleet(id: \"f\", image:"));
         with_services += usize::from(text.contains("services: ["));
@@ -478,6 +499,10 @@ fn invariants_hold_for_random_estates() {
                 );
             }
         }
+        std::mem::forget(replay);
+    }
+    if only.is_some() {
+        return;
     }
     assert!(refused > 0, "the swarm should reach refused calls");
     assert!(on_group > 0 || n < 100, "the swarm should reach fleets on a group");
