@@ -156,6 +156,11 @@ enum Command {
         /// (no CreateKey, import or deletion of its material). Repeatable.
         #[arg(long, value_name = "KEY")]
         external: Vec<String>,
+        /// After the trail, repeat each instance's stops and reboots and each volume's detaches
+        /// that it shows at least twice, at their mean interval (A16): what breaks after a
+        /// deletion then has the trail's rhythm to break at.
+        #[arg(long)]
+        repeat_activity: bool,
         /// Print nothing on success: not even what the trail could not tell (the scenario's
         /// header still says it).
         #[arg(long, short)]
@@ -197,6 +202,11 @@ enum Command {
         /// Repeatable.
         #[arg(long, value_name = "KEY")]
         external: Vec<String>,
+        /// After the trail, repeat each instance's stops and reboots and each volume's detaches
+        /// that it shows at least twice, at their mean interval (A16): what breaks after a
+        /// deletion then has the trail's rhythm to break at.
+        #[arg(long)]
+        repeat_activity: bool,
         /// Print nothing on success: not even what the files could not tell (the scenario's
         /// header still says it).
         #[arg(long, short)]
@@ -596,8 +606,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             commands::print_sweep(&sweep, quiet, format)
         }
-        Command::ImportCloudtrail { logs, output, after, external, quiet } => {
+        Command::ImportCloudtrail { logs, output, after, external, repeat_activity, quiet } => {
             let mut trail = crate::import::Trail::default();
+            if repeat_activity {
+                trail.repeat_activity();
+            }
             for key in &external {
                 trail.state_external(key);
             }
@@ -607,9 +620,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Input(format!("{}: {e}", input_names(&logs).join(", "))))?;
             write_imported(&output, &text, quiet)
         }
-        Command::ImportEstate { files: inputs, output, now, trail: logs, after, external, quiet } => {
+        Command::ImportEstate { files: inputs, output, now, trail: logs, after, external, repeat_activity, quiet } => {
             let mut estate = crate::import::estate::Estate::default();
             let mut trail = crate::import::Trail::default();
+            if repeat_activity {
+                trail.repeat_activity();
+            }
             for key in &external {
                 estate.state_external(key);
                 trail.state_external(key);

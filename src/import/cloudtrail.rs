@@ -322,12 +322,20 @@ pub struct Trail {
     aliases: BTreeMap<String, Vec<String>>,
     /// The grants EC2 made for volumes: grant ID to key and volume.
     volume_grants: BTreeMap<String, (String, String)>,
+    /// Repeat after the trail the restarts and detaches it shows again and again (A16).
+    repeat: bool,
 }
 
 impl Trail {
     /// The user says this key (key ID or ARN) has imported material: the trail may not show it.
     pub fn state_external(&mut self, key: &str) {
         self.external.insert(key_id_of(key));
+    }
+
+    /// After the trail, the instances' stops and reboots and the volumes' detaches that it
+    /// shows at least twice go on at their mean interval (A16).
+    pub fn repeat_activity(&mut self) {
+        self.repeat = true;
     }
 
     /// An event the estate shows.
@@ -1552,6 +1560,14 @@ impl Trail {
         let now = self.estate.as_ref().map_or(last, |e| e.now.max(last));
         let horizon = SimDuration::from_ms(u64::try_from(now.as_millisecond() - start.as_millisecond()).unwrap_or(0))
             + horizon_after;
+        if self.repeat {
+            let until = start + jiff::SignedDuration::from_millis(i64::try_from(horizon.as_ms()).unwrap_or(i64::MAX));
+            let skip_instance = |i: &str| by_group(i);
+            let skip_volume = |v: &str| keyless.contains(v) || launched_volumes.contains(v) || is_snapshot(v);
+            let (lines, said) = repeated(&self.events, now, until, skip_instance, skip_volume);
+            notes.extend(said);
+            timeline.extend(lines.into_iter().map(|(t, line)| format!("At({}, {line}),", q(&at(t)))));
+        }
         let detection = detection_delays(&self.events);
         for (param, d) in &detection {
             notes.push(format!(
@@ -1727,6 +1743,123 @@ impl Trail {
         let _ = writeln!(out, ")");
         Ok(out)
     }
+}
+
+/// What a resource did again and again in the trail: the instants of each time, and how long it
+/// lasted each time it was undone (a start after a stop, an attach after a detach).
+#[derive(Default)]
+struct Habit {
+    at: Vec<jiff::Timestamp>,
+    lasted: Vec<i64>,
+}
+
+impl Habit {
+    /// The mean interval between its instants and the mean time it lasted (at most half the
+    /// interval), if it happened at least twice at least a minute apart.
+    fn rhythm(&self) -> Option<(i64, Option<i64>)> {
+        let (first, last) = (self.at.first()?, self.at.last()?);
+        let n = i64::try_from(self.at.len()).ok()?;
+        let period = (last.as_millisecond() - first.as_millisecond()) / (n - 1).max(1);
+        if n < 2 || period < 60_000 {
+            return None;
+        }
+        let lasted = (!self.lasted.is_empty())
+            .then(|| self.lasted.iter().sum::<i64>() / i64::try_from(self.lasted.len()).unwrap_or(1))
+            .map(|d| d.min(period / 2));
+        Some((period, lasted))
+    }
+}
+
+/// The restarts and detaches a trail shows at least twice, repeated from `now` to `until` at
+/// their mean interval (A16): a stop, then the start after the mean time stopped; a reboot; a
+/// detach, then the attach to the instance it was last attached to after the mean time detached.
+fn repeated(
+    events: &[Event],
+    now: jiff::Timestamp,
+    until: jiff::Timestamp,
+    skip_instance: impl Fn(&str) -> bool,
+    skip_volume: impl Fn(&str) -> bool,
+) -> (Vec<(jiff::Timestamp, String)>, Vec<String>) {
+    /// At most this many repetitions of one habit: a trail's rhythm, not a flood.
+    const MAX_REPEATS: i64 = 1000;
+    let mut stops: BTreeMap<&str, Habit> = BTreeMap::new();
+    let mut reboots: BTreeMap<&str, Habit> = BTreeMap::new();
+    let mut detaches: BTreeMap<&str, Habit> = BTreeMap::new();
+    let mut home: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut undone: BTreeMap<&str, jiff::Timestamp> = BTreeMap::new();
+    for e in events {
+        let since = |t: &jiff::Timestamp| e.time.as_millisecond() - t.as_millisecond();
+        match &e.what {
+            What::Instance { action: "StopInstances", id, by_group: false } if !skip_instance(id) => {
+                stops.entry(id).or_default().at.push(e.time);
+                undone.insert(id, e.time);
+            }
+            What::Instance { action: "StartInstances", id, by_group: false } => {
+                if let (Some(t), Some(h)) = (undone.remove(id.as_str()), stops.get_mut(id.as_str())) {
+                    h.lasted.push(since(&t));
+                }
+            }
+            What::Instance { action: "RebootInstances", id, by_group: false } if !skip_instance(id) => {
+                reboots.entry(id).or_default().at.push(e.time);
+            }
+            What::Detach { volume } if !skip_volume(volume) => {
+                detaches.entry(volume).or_default().at.push(e.time);
+                undone.insert(volume, e.time);
+            }
+            What::Attach { volume, instance } => {
+                home.insert(volume, instance);
+                if let (Some(t), Some(h)) = (undone.remove(volume.as_str()), detaches.get_mut(volume.as_str())) {
+                    h.lasted.push(since(&t));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    let ms = jiff::SignedDuration::from_millis;
+    let mut repeat = |habits: &BTreeMap<&str, Habit>, what: &str, does: &dyn Fn(&str) -> (String, Option<String>)| {
+        for (id, habit) in habits {
+            let Some((period, lasted)) = habit.rhythm() else { continue };
+            let last = *habit.at.last().expect("a rhythm has instants");
+            let (act, undo) = does(id);
+            let mut n = 0;
+            let mut t = last + ms(period);
+            while t <= until && n < MAX_REPEATS {
+                if t > now {
+                    lines.push((t, act.clone()));
+                    if let (Some(undo), Some(d)) = (&undo, lasted)
+                        && t + ms(d) <= until
+                    {
+                        lines.push((t + ms(d), undo.clone()));
+                    }
+                    n += 1;
+                }
+                t += ms(period);
+            }
+            if n > 0 {
+                notes.push(format!(
+                    "{what} {id}: {} times in the trail, every {} on average: repeated {n} times after it{}",
+                    habit.at.len(),
+                    SimDuration::from_ms(u64::try_from(period).unwrap_or(0)),
+                    lasted.map_or(String::new(), |d| format!(
+                        ", each undone after {}",
+                        SimDuration::from_ms(u64::try_from(d).unwrap_or(0))
+                    ))
+                ));
+            }
+        }
+    };
+    repeat(&stops, "instance stopped", &|id| {
+        (format!("StopInstances(instance: {})", q(id)), Some(format!("StartInstances(instance: {})", q(id))))
+    });
+    repeat(&reboots, "instance rebooted", &|id| (format!("RebootInstances(instance: {})", q(id)), None));
+    repeat(&detaches, "volume detached", &|id| {
+        let attach = home.get(id).map(|i| format!("AttachVolume(volume: {}, instance: {})", q(id), q(i)));
+        (format!("DetachVolume(volume: {})", q(id)), attach)
+    });
+    lines.sort_by_key(|(t, _)| *t);
+    (lines, notes)
 }
 
 /// The detection delays (D12) and EFS's grace (D11) a trail shows, where they differ from

@@ -703,3 +703,41 @@ fn revoked_grants_are_replayed_or_listed() {
     assert!(!text.contains("RevokeGrant(key: "), "{text}");
     assert!(text.contains("RevokeGrant or RetireGrant of a grant not made by EC2 for a volume x2"), "{text}");
 }
+
+/// With `--repeat-activity`, the restarts and detaches a trail shows again and again go on after
+/// it (A16), so `impact --delete-material-at now` says when each latent resource breaks: at the
+/// instance's next stop and start, at the volume's next detach and attach.
+#[test]
+fn the_trails_rhythm_goes_on_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rhythm.ron");
+    let (log, imported) = (dir.path().join("trail.json"), dir.path().join("imported.ron"));
+    let kmsim = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kmsim")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    kmsim(&["run", scenario.to_str().unwrap(), "-q", "--cloudtrail", log.to_str().unwrap()]);
+    let (_, said) = kmsim(&[
+        "import-cloudtrail",
+        log.to_str().unwrap(),
+        "-o",
+        imported.to_str().unwrap(),
+        "--after",
+        "10d",
+        "--repeat-activity",
+    ]);
+    assert!(said.contains("instance stopped i-a: 2 times in the trail, every 1d on average: repeated 10 times after it, each undone after 10m"), "{said}");
+    assert!(said.contains("volume detached vol-b: 2 times in the trail, every 1d on average"), "{said}");
+    let text = std::fs::read_to_string(&imported).unwrap();
+    assert!(text.contains("At(\"4d\", StopInstances(instance: \"i-a\")),"), "{text}");
+    assert!(text.contains("At(\"3d 12h 5m\", AttachVolume(volume: \"vol-b\", instance: \"i-b\")),"), "{text}");
+    let key = text.split("Key(id: \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let (out, _) = kmsim(&["impact", imported.to_str().unwrap(), "--key", &key, "--delete-material-at", "now"]);
+    assert!(out.contains("vol-b  in-use on i-b, plaintext key in host memory  breaks at +3d 12h 5m (AttachVolume CustomerKeyHasBeenRevoked)"), "{out}");
+    assert!(out.contains("breaks at +4d 10m (StartInstances Client.InternalError)"), "{out}");
+    // Without the flag, nothing is repeated: the same resources are latent with no break ahead.
+    kmsim(&["import-cloudtrail", log.to_str().unwrap(), "-o", imported.to_str().unwrap(), "--after", "10d"]);
+    let (out, _) = kmsim(&["impact", imported.to_str().unwrap(), "--key", &key, "--delete-material-at", "now"]);
+    assert_eq!(out.matches("(none before the horizon)").count(), 4, "{out}");
+}
