@@ -2,7 +2,7 @@
 //! and the regression test that replays the committed corpus and every crash found
 //! (`tests/it/fuzzed.rs`, stable). Nothing here may panic on any input.
 
-// Each target uses one of the three.
+// Each target uses one of the four.
 #![allow(dead_code)]
 
 use kmsim::engine::SimDuration;
@@ -46,4 +46,20 @@ pub fn merge(data: &[u8]) {
     let _ = kmsim::analysis::sweep::render(&sweep);
     let _ = kmsim::analysis::sweep::to_json(&sweep);
     let _ = kmsim::report::chart::sweep::svg(&sweep);
+}
+
+/// Any bytes as AWS CLI output of an account: read, and when understood, turned into a scenario at
+/// a fixed instant, which must itself be valid.
+pub fn estate(data: &[u8]) {
+    let mut estate = kmsim::import::estate::Estate::default();
+    if estate.read("fuzz.json", data).is_err() {
+        return;
+    }
+    let now = estate.latest().unwrap_or(jiff::Timestamp::UNIX_EPOCH).max(jiff::Timestamp::UNIX_EPOCH);
+    let mut trail = Trail::default();
+    estate.into_trail(now, &mut trail);
+    let Ok(text) = trail.scenario(&["fuzz.json".to_string()], SimDuration::from_days(1)) else { return };
+    if let Err(e) = parse("imported.ron", &text, Overrides::default()) {
+        panic!("the estate importer wrote a scenario that does not parse: {e}\n{text}");
+    }
 }

@@ -244,6 +244,53 @@ impl What {
     }
 }
 
+impl What {
+    /// The ids of resources the event names (not keys: those are checked as key IDs).
+    fn ids(&self) -> Vec<&str> {
+        match self {
+            What::KeyUse { volume, resource, instance, .. } => volume
+                .iter()
+                .chain(instance)
+                .map(String::as_str)
+                .chain(resource.iter().map(|(_, id)| id.as_str()))
+                .collect(),
+            What::CreateVolume { volume, snapshot, .. } => {
+                std::iter::once(volume).chain(snapshot).map(String::as_str).collect()
+            }
+            What::CreateSnapshot { snapshot, volume } => vec![snapshot, volume],
+            What::CopySnapshot { snapshot, source, .. } => vec![snapshot, source],
+            What::DeleteSnapshot { snapshot } => vec![snapshot],
+            What::RegisterImage { image, snapshots } => {
+                std::iter::once(image).chain(snapshots).map(String::as_str).collect()
+            }
+            What::DeregisterImage { image } => vec![image],
+            What::Launch { instance, image, volumes, group } => {
+                [instance, image].into_iter().chain(volumes).chain(group).map(String::as_str).collect()
+            }
+            What::CreateGroup { group, .. } | What::SetDesired { group, .. } => vec![group],
+            What::Attach { volume, instance } => vec![volume, instance],
+            What::RevokeGrant { volume, .. } | What::Detach { volume } => vec![volume],
+            What::Instance { id, .. } | What::CreateResource { id, .. } | What::ResourceAction { id, .. } => vec![id],
+            What::Import { .. }
+            | What::DeleteMaterial { .. }
+            | What::Rotate { .. }
+            | What::Created { .. }
+            | What::Expired { .. }
+            | What::Enable { .. }
+            | What::Disable { .. }
+            | What::Schedule { .. }
+            | What::Cancel { .. }
+            | What::KeyDeleted { .. }
+            | What::RevokeGrantId { .. } => Vec::new(),
+        }
+    }
+}
+
+/// An id a scenario can name: AWS's ids are never empty and have no spaces.
+pub(super) fn usable_id(id: &str) -> bool {
+    !id.trim().is_empty() && !id.chars().any(char::is_whitespace)
+}
+
 /// The other service's resource an encryption context names (as `kmsim`'s CloudTrail writer
 /// and AWS write them), if it names one.
 fn context_resource(ctx: &Value) -> Option<(Kind, String)> {
@@ -502,6 +549,9 @@ impl Trail {
             // not understood, never guessed.
             *self.unknown.entry(format!("{name} (key {key:?}: not a single-Region key ID)")).or_default() += 1;
             return Ok(());
+        }
+        if let Some(id) = what.ids().into_iter().find(|id| !usable_id(id)) {
+            return Err(format!("{name} names {id:?}, which is not an AWS resource id (empty, or with spaces)"));
         }
         // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
         if let Some(id) = &raw.event_id

@@ -13,7 +13,7 @@ use std::io::{BufReader, Read};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cloudtrail::{ImportError, Trail, What, describe_json_error, key_id_of};
+use super::cloudtrail::{ImportError, Trail, What, describe_json_error, key_id_of, usable_id};
 use crate::actors::service::Kind;
 
 /// An instant as the AWS CLI prints it: RFC 3339 (version 2) or seconds since the epoch
@@ -394,7 +394,12 @@ impl Estate {
     /// A resource encrypted under a key the output names (and none, or an empty name, for one
     /// that is not: left out and counted).
     fn resource(&mut self, r: Resource, encrypted: bool) {
-        if encrypted && !r.key.is_empty() {
+        if !usable_id(&r.id) {
+            self.leave_out(&format!(
+                "{} resources whose name is not an id kmsim can use (empty, or with spaces)",
+                r.kind.as_str()
+            ));
+        } else if encrypted && !r.key.is_empty() {
             self.resources.push(r);
         } else {
             self.leave_out(&format!("{} resources not encrypted under a customer managed key", r.kind.as_str()));
@@ -405,8 +410,40 @@ impl Estate {
         *self.left_out.entry(what.to_string()).or_default() += 1;
     }
 
+    /// Every resource id the document names is one AWS could have given.
+    fn check_ids(doc: &Doc) -> Result<(), String> {
+        let bad =
+            |what: &str, id: &str| Err(format!("{what} {id:?} is not an AWS resource id (empty, or with spaces)"));
+        for v in doc.volumes.iter().flatten() {
+            if !usable_id(&v.volume_id) {
+                return bad("volume", &v.volume_id);
+            }
+            if let Some(a) = v.attachments.iter().find(|a| !usable_id(&a.instance_id)) {
+                return bad("instance", &a.instance_id);
+            }
+        }
+        for i in doc.reservations.iter().flatten().flat_map(|r| &r.instances) {
+            if !usable_id(&i.instance_id) {
+                return bad("instance", &i.instance_id);
+            }
+        }
+        for x in doc.snapshots.iter().flatten() {
+            if !usable_id(&x.snapshot_id) || x.volume_id.as_deref().is_some_and(|v| !usable_id(v)) {
+                return bad("snapshot", &x.snapshot_id);
+            }
+        }
+        for im in doc.images.iter().flatten() {
+            let snapshots = im.block_device_mappings.iter().filter_map(|m| m["Ebs"]["SnapshotId"].as_str());
+            if !usable_id(&im.image_id) || snapshots.clone().any(|x| !usable_id(x)) {
+                return bad("image", &im.image_id);
+            }
+        }
+        Ok(())
+    }
+
     /// Takes one document; whether it held anything kmsim reads.
     fn take(&mut self, doc: Doc, file: &str) -> Result<bool, String> {
+        Self::check_ids(&doc)?;
         let mut recognized = false;
         let resources_before = self.resources.len();
         if doc.next_token.is_some() || doc.truncated == Some(true) {
@@ -453,7 +490,7 @@ impl Estate {
         if let Some(aliases) = doc.aliases {
             recognized = true;
             self.items += aliases.len();
-            for a in aliases {
+            for a in aliases.into_iter().filter(|a| a.alias_name.starts_with("alias/") && usable_id(&a.alias_name)) {
                 if let Some(target) = a.target_key_id {
                     self.aliases.insert(a.alias_name, target);
                 }

@@ -34,3 +34,8 @@ fn cloudtrail_inputs_never_panic() {
 fn merge_inputs_never_panic() {
     replay("merge", bodies::merge);
 }
+
+#[test]
+fn estate_inputs_never_panic() {
+    replay("estate", bodies::estate);
+}

@@ -181,8 +181,83 @@ fn check_invariants(text: &str, seed: u64) -> usize {
         }
     }
 
+    // As it runs, after every instant at which something happened: a plaintext data key is in
+    // a host's memory only while its volume is attached to that host and the host runs.
+    {
+        use kmsim::actors::ebs::VolumeObs;
+        use kmsim::actors::ec2::InstanceObs;
+        let mut attached: BTreeMap<kmsim::engine::ActorId, kmsim::engine::ActorId> = BTreeMap::new();
+        let mut running: BTreeMap<kmsim::engine::ActorId, bool> = BTreeMap::new();
+        let mut cached: std::collections::BTreeSet<(kmsim::engine::ActorId, kmsim::engine::ActorId)> =
+            std::collections::BTreeSet::new();
+        let mut i = 0;
+        while i < r.records.len() {
+            let at = r.records[i].at;
+            while i < r.records.len() && r.records[i].at == at {
+                let rec = &r.records[i];
+                match &rec.obs {
+                    Obs::Volume(VolumeObs::Attached { instance }) => {
+                        attached.insert(rec.actor, *instance);
+                    }
+                    Obs::Volume(VolumeObs::Detached { .. }) => {
+                        attached.remove(&rec.actor);
+                    }
+                    Obs::Instance(InstanceObs::StateChanged { to, .. }) => {
+                        running.insert(rec.actor, *to == InstanceState::Running);
+                    }
+                    Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
+                        cached.insert((rec.actor, *volume));
+                    }
+                    Obs::Instance(InstanceObs::DataKeyEvicted { volume, .. }) => {
+                        cached.remove(&(rec.actor, *volume));
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            for (host, volume) in &cached {
+                assert_eq!(
+                    attached.get(volume),
+                    Some(host),
+                    "seed {seed}: at {at}, a key cached for a volume not attached there"
+                );
+                assert!(
+                    running.get(host).copied().unwrap_or(true),
+                    "seed {seed}: at {at}, a host that does not run holds a key"
+                );
+            }
+        }
+    }
+
     // One verdict: the summary and impact agree on every resource at the end.
     let summary = kmsim::analysis::summary::summarize(&r);
+    // Each break the summary gives is a failure the run recorded, of that resource, at that
+    // instant: by that operation, or (an instance's) a state change for that reason.
+    let recorded: std::collections::BTreeSet<(kmsim::engine::SimTime, &str, &str)> = r
+        .records
+        .iter()
+        .map(|rec| {
+            let what = match &rec.obs {
+                Obs::Instance(kmsim::actors::ec2::InstanceObs::StateChanged { reason: Some((code, _)), .. }) => code,
+                // A group's failed launch is the RunInstances of its place.
+                Obs::Group(kmsim::actors::group::GroupObs::LaunchFailed { .. }) => "RunInstances",
+                other => other.event_name(),
+            };
+            (rec.at, kmsim::run::actor_name(&s, rec.actor), what)
+        })
+        .collect();
+    for res in &summary.resources {
+        for b in &res.breaks {
+            assert!(
+                recorded.contains(&(b.broke_at, &*res.name, b.how.action))
+                    || recorded.contains(&(b.broke_at, &*res.name, b.how.code)),
+                "seed {seed}: {} broke at {} by {}, which no record of it shows",
+                res.name,
+                b.broke_at,
+                b.how
+            );
+        }
+    }
     for impact in kmsim::analysis::impact::at_end(&r, &summary, None) {
         for d in impact.dependents {
             let res = summary.resources.iter().find(|x| *x.name == *d.name).unwrap();
