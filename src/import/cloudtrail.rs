@@ -9,11 +9,9 @@
 //! understand are counted and listed at the top of the scenario, never silently dropped. Records
 //! are sorted by time and duplicates (same `eventID`) removed.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, BufReader, Read};
-use std::rc::Rc;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -286,6 +284,9 @@ impl What {
     }
 }
 
+/// The sizes an EBS volume can have, in GiB.
+pub(super) const VOLUME_SIZES: std::ops::RangeInclusive<u64> = 1..=65_536;
+
 /// An id a scenario can name: AWS's ids are never empty and have no spaces.
 pub(super) fn usable_id(id: &str) -> bool {
     !id.trim().is_empty() && !id.chars().any(char::is_whitespace)
@@ -346,11 +347,31 @@ pub(super) struct Shown {
     pub instances: BTreeSet<String>,
 }
 
+/// An eventID: a UUID as its 128 bits (every ID AWS writes), else the text.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum EventId {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl EventId {
+    fn of(id: &str) -> Self {
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        let canonical = id.len() == 36 && [8, 13, 18, 23].iter().all(|&i| id.as_bytes()[i] == b'-');
+        match u128::from_str_radix(&hex, 16) {
+            Ok(n) if canonical && hex.len() == 32 => EventId::Uuid(n),
+            _ => EventId::Text(id.into()),
+        }
+    }
+}
+
 /// Everything read from the logs, before it becomes a scenario.
 #[derive(Default)]
 pub struct Trail {
     events: Vec<Event>,
-    ids: BTreeSet<String>,
+    /// The eventIDs of the events kept, for duplicates: a UUID as its 128 bits, another text
+    /// whole.
+    ids: BTreeSet<EventId>,
     records: u64,
     duplicates: u64,
     out_of_order: u64,
@@ -477,14 +498,15 @@ impl Trail {
             seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
             de.end().map_err(|e| err(format!("unexpected data after the Events object ({e})")))
         } else if delivered {
-            // A record is read whole before it is looked at: bounded as a line is.
-            let bytes = Rc::new(Cell::new(0u64));
-            let record_start = Rc::new(Cell::new(0u64));
-            let limited = Limited { inner: reader, bytes: bytes.clone(), record_start: record_start.clone() };
-            let mut de = serde_json::Deserializer::from_reader(limited);
-            let seed = FileSeed { trail: self, bytes, record_start };
-            seed.deserialize(&mut de).map_err(|e| err(describe_json_error(&e)))?;
-            de.end().map_err(|e| err(format!("unexpected data after the Records object ({e})")))
+            // Each record is cut from the stream, bounded as a line is, and parsed from its bytes.
+            let splitter = super::split::Splitter::new(reader, usize::try_from(MAX_LINE).unwrap_or(usize::MAX));
+            splitter
+                .records(|n, bytes| {
+                    let raw: RawRecord = serde_json::from_slice(bytes)
+                        .map_err(|e| format!("record {n}: not a CloudTrail record: {}", describe_json_error(&e)))?;
+                    self.add(&raw).map_err(|what| format!("record {n}: {what}"))
+                })
+                .map_err(|super::split::SplitError(e)| err(e))
         } else {
             self.read_lines(file, reader)
         }
@@ -534,11 +556,11 @@ impl Trail {
         if self.region.is_none() {
             self.region = raw.aws_region.clone();
         }
-        let identity = raw.user_identity.clone().unwrap_or(Value::Null);
+        let identity = raw.user_identity.as_ref().unwrap_or(&Value::Null);
         if self.user.is_none() && identity["type"] == "IAMUser" {
             self.user = identity["userName"].as_str().map(String::from);
         }
-        let Some(what) = understand(&source, &name, raw, &identity)? else {
+        let Some(what) = understand(&source, &name, raw, identity)? else {
             *self.unknown.entry(name).or_default() += 1;
             return Ok(());
         };
@@ -550,12 +572,17 @@ impl Trail {
             *self.unknown.entry(format!("{name} (key {key:?}: not a single-Region key ID)")).or_default() += 1;
             return Ok(());
         }
+        if let What::CreateVolume { size: Some(size), .. } = &what
+            && !VOLUME_SIZES.contains(size)
+        {
+            return Err(format!("{name} of {size} GiB: EBS volumes are 1 to 65,536 GiB"));
+        }
         if let Some(id) = what.ids().into_iter().find(|id| !usable_id(id)) {
             return Err(format!("{name} names {id:?}, which is not an AWS resource id (empty, or with spaces)"));
         }
         // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
         if let Some(id) = &raw.event_id
-            && !self.ids.insert(id.clone())
+            && !self.ids.insert(EventId::of(id))
         {
             self.duplicates += 1;
             return Ok(());
@@ -605,96 +632,6 @@ pub(super) fn describe_json_error(e: &serde_json::Error) -> String {
         Category::Syntax => format!("invalid JSON at {at} ({e})"),
         Category::Data => format!("unexpected JSON at {at} ({e})"),
         Category::Io => format!("cannot read ({e})"),
-    }
-}
-
-/// A reader that refuses to go on once the record being parsed (from `record_start`) is longer
-/// than [`MAX_LINE`]: a small compressed file must not make one record of gigabytes.
-struct Limited<R> {
-    inner: R,
-    bytes: Rc<Cell<u64>>,
-    record_start: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Limited<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.bytes.get() - self.record_start.get() > MAX_LINE {
-            return Err(std::io::Error::other(format!(
-                "a record longer than {} MiB: this is not a CloudTrail record",
-                MAX_LINE >> 20
-            )));
-        }
-        let n = self.inner.read(buf)?;
-        self.bytes.set(self.bytes.get() + n as u64);
-        Ok(n)
-    }
-}
-
-/// Reads `{"Records": [...]}`, handing each record to the trail as it is parsed.
-struct FileSeed<'a> {
-    trail: &'a mut Trail,
-    bytes: Rc<Cell<u64>>,
-    record_start: Rc<Cell<u64>>,
-}
-
-impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FileSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a CloudTrail log file: {\"Records\": [...]}")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "Records" {
-                let (bytes, record_start) = (self.bytes.clone(), self.record_start.clone());
-                map.next_value_seed(RecordsSeed { trail: &mut *self.trail, bytes, record_start })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct RecordsSeed<'a> {
-    trail: &'a mut Trail,
-    bytes: Rc<Cell<u64>>,
-    record_start: Rc<Cell<u64>>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of CloudTrail records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut n = 0u64;
-        loop {
-            // The reader runs ahead of the parser by its buffer at most: counted from here.
-            self.record_start.set(self.bytes.get());
-            let Some(raw) = seq
-                .next_element::<RawRecord>()
-                .map_err(|e| serde::de::Error::custom(format!("record {}: {e}", n + 1)))?
-            else {
-                break;
-            };
-            n += 1;
-            self.trail.add(&raw).map_err(|what| serde::de::Error::custom(format!("record {n}: {what}")))?;
-        }
-        Ok(())
     }
 }
 
@@ -794,8 +731,8 @@ fn instance_of_items(v: &Value) -> Option<String> {
 
 /// What a record means for a scenario; `None` for events kmsim does not model.
 fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Result<Option<What>, String> {
-    let req = raw.request_parameters.clone().unwrap_or(Value::Null);
-    let resp = raw.response_elements.clone().unwrap_or(Value::Null);
+    let req = raw.request_parameters.as_ref().unwrap_or(&Value::Null);
+    let resp = raw.response_elements.as_ref().unwrap_or(&Value::Null);
     let need = |v: Option<String>, what: &str| v.ok_or_else(|| format!("{name} without {what}"));
     Ok(Some(match (source, name) {
         ("kms.amazonaws.com", _) => {
@@ -1004,7 +941,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             "ec2.amazonaws.com",
             "RunInstances" | "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances",
         ) => {
-            let id = instance_of_items(&resp).or_else(|| instance_of_items(&req));
+            let id = instance_of_items(resp).or_else(|| instance_of_items(req));
             let action = match name {
                 "RunInstances" => "RunInstances",
                 "StopInstances" if req["hibernate"] == true => "Hibernate",

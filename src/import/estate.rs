@@ -13,7 +13,7 @@ use std::io::{BufReader, Read};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cloudtrail::{ImportError, Trail, What, describe_json_error, key_id_of, usable_id};
+use super::cloudtrail::{ImportError, Trail, VOLUME_SIZES, What, describe_json_error, key_id_of, usable_id};
 use crate::actors::service::Kind;
 
 /// An instant as the AWS CLI prints it: RFC 3339 (version 2) or seconds since the epoch
@@ -417,6 +417,9 @@ impl Estate {
         for v in doc.volumes.iter().flatten() {
             if !usable_id(&v.volume_id) {
                 return bad("volume", &v.volume_id);
+            }
+            if let Some(size) = v.size.filter(|s| !VOLUME_SIZES.contains(s)) {
+                return Err(format!("volume {:?} of {size} GiB: EBS volumes are 1 to 65,536 GiB", v.volume_id));
             }
             if let Some(a) = v.attachments.iter().find(|a| !usable_id(&a.instance_id)) {
                 return bad("instance", &a.instance_id);

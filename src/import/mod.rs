@@ -6,5 +6,6 @@
 
 mod cloudtrail;
 pub mod estate;
+mod split;
 
 pub use cloudtrail::{ImportError, MAX_EVENTS, MAX_LINE, NothingToImport, Trail};
