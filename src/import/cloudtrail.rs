@@ -182,8 +182,10 @@ pub(super) enum What {
         key: Option<String>,
         grant: String,
     },
+    /// DetachVolume, with the instance its response names.
     Detach {
         volume: String,
+        instance: Option<String>,
     },
     Instance {
         action: &'static str,
@@ -266,8 +268,10 @@ impl What {
                 [instance, image].into_iter().chain(volumes).chain(group).map(String::as_str).collect()
             }
             What::CreateGroup { group, .. } | What::SetDesired { group, .. } => vec![group],
-            What::Attach { volume, instance } => vec![volume, instance],
-            What::RevokeGrant { volume, .. } | What::Detach { volume } => vec![volume],
+            What::Attach { volume, instance } | What::Detach { volume, instance: Some(instance) } => {
+                vec![volume, instance]
+            }
+            What::RevokeGrant { volume, .. } | What::Detach { volume, instance: None } => vec![volume],
             What::Instance { id, .. } | What::CreateResource { id, .. } | What::ResourceAction { id, .. } => vec![id],
             What::Import { .. }
             | What::DeleteMaterial { .. }
@@ -447,7 +451,7 @@ impl Trail {
                 What::Attach { volume, .. } | What::KeyUse { volume: Some(volume), by_instance: true, .. } => {
                     shown.attachments.entry(volume.clone()).or_insert(true);
                 }
-                What::Detach { volume } => {
+                What::Detach { volume, .. } => {
                     shown.attachments.entry(volume.clone()).or_insert(false);
                 }
                 What::CreateSnapshot { snapshot: id, .. }
@@ -934,9 +938,10 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
             instance: need(req["instanceId"].as_str().map(String::from), "requestParameters.instanceId")?,
         },
-        ("ec2.amazonaws.com", "DetachVolume") => {
-            What::Detach { volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")? }
-        }
+        ("ec2.amazonaws.com", "DetachVolume") => What::Detach {
+            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
+            instance: resp["instanceId"].as_str().or(req["instanceId"].as_str()).map(String::from),
+        },
         (
             "ec2.amazonaws.com",
             "RunInstances" | "StopInstances" | "StartInstances" | "RebootInstances" | "TerminateInstances",
@@ -1165,6 +1170,12 @@ impl Trail {
                     resources[i].2 = Some(key.clone());
                     resources[i].3 |= *bucket_key;
                 }
+                What::Detach { volume, instance: Some(i) } => {
+                    if !by_group(i) {
+                        add_instance(&mut instances, i);
+                    }
+                    slot(&mut volumes, &mut volume_at, volume);
+                }
                 What::Detach { .. }
                 | What::RevokeGrantId { .. }
                 | What::CreateSnapshot { .. }
@@ -1275,6 +1286,37 @@ impl Trail {
                 timeline.push(format!("At(\"0s\", CreateVolume(volume: {})),", q(v)));
             }
         }
+        // A volume whose first attachment event is a detach was attached before the trail began,
+        // to the instance the detach names.
+        let mut first_attachment: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        for e in &self.events {
+            match &e.what {
+                What::Attach { volume, .. }
+                | What::KeyUse { volume: Some(volume), by_instance: true, ok: true, .. } => {
+                    first_attachment.entry(volume).or_insert(None);
+                }
+                What::Detach { volume, instance } => {
+                    first_attachment.entry(volume).or_insert(Some(instance.as_deref().unwrap_or("")));
+                }
+                _ => {}
+            }
+        }
+        let mut attached_before: Vec<(&str, &str)> = Vec::new();
+        for (v, first) in first_attachment {
+            let Some(i) = first else { continue };
+            let known = volume_at.get(v).is_some_and(|&x| volumes[x].1.is_some());
+            if i.is_empty() || !known || by_group(i) {
+                notes.push(format!(
+                    "volume {v}: the trail detaches it first, but does not tell from what instance: it is \
+                     not attached before the trail"
+                ));
+                continue;
+            }
+            notes
+                .push(format!("volume {v}: the trail's first event for it detaches it from {i}: attached to it at 0s"));
+            timeline.push(format!("At(\"0s\", AttachVolume(volume: {}, instance: {})),", q(v), q(i)));
+            attached_before.push((v, i));
+        }
         // Snapshots whose volume or source the scenario has (else left out, with their events),
         // and the volumes restored from one of them.
         let mut kept_snapshots: Vec<&(String, What)> = Vec::new();
@@ -1353,7 +1395,7 @@ impl Trail {
         let materials_of = |id: &str| key_materials.get(id).map_or(0, BTreeSet::len);
         // Attachments as the trail shows them, to tell EC2's Decrypt for a volume no attach names
         // (a launch with block-device mappings, or an attach whose EC2 record is missing).
-        let mut attached: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut attached: BTreeMap<&str, &str> = attached_before.into_iter().collect();
         let mut launched: BTreeSet<&str> = BTreeSet::new();
         // Groups whose image the scenario has; the others are left out with their places.
         for g in &mut replay.groups {
@@ -1401,7 +1443,7 @@ impl Trail {
             let line = match &e.what {
                 // A volume whose key no event names is left out, and so are its events: a
                 // scenario that named it would not be valid.
-                What::CreateVolume { volume, .. } | What::Attach { volume, .. } | What::Detach { volume }
+                What::CreateVolume { volume, .. } | What::Attach { volume, .. } | What::Detach { volume, .. }
                     if keyless.contains(volume.as_str()) =>
                 {
                     *keyless_events.entry(volume.as_str()).or_default() += 1;
@@ -1439,7 +1481,7 @@ impl Trail {
                 What::RevokeGrant { key, volume } => {
                     Some(format!("RevokeGrant(key: {}, grant: {})", q(&key_name(key)), q(volume)))
                 }
-                What::Detach { volume } => {
+                What::Detach { volume, .. } => {
                     attached.remove(volume.as_str());
                     Some(format!("DetachVolume(volume: {})", q(volume)))
                 }
@@ -1789,7 +1831,7 @@ fn repeated(
             What::Instance { action: "RebootInstances", id, by_group: false } if !skip_instance(id) => {
                 reboots.entry(id).or_default().at.push(e.time);
             }
-            What::Detach { volume } if !skip_volume(volume) => {
+            What::Detach { volume, .. } if !skip_volume(volume) => {
                 detaches.entry(volume).or_default().at.push(e.time);
                 undone.insert(volume, e.time);
             }

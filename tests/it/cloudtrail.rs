@@ -621,7 +621,11 @@ fn random_estate(seed: u64) -> String {
     // Sometimes a fleet that cycles by itself (its automation's calls are in the trail), and
     // whose instances stop now and then.
     let fleet = if rng.random_range(0..3) == 0 {
-        let stops = if rng.random_range(0..2) == 0 { ", stop_every: Exponential(\"1d\"), stopped_for: Fixed(\"10m\")" } else { "" };
+        let stops = if rng.random_range(0..2) == 0 {
+            ", stop_every: Exponential(\"1d\"), stopped_for: Fixed(\"10m\")"
+        } else {
+            ""
+        };
         format!(
             "fleets: [Fleet(id: \"f\", instances: {}, volumes_per_instance: {}, keys: [(\"k0\", 1)], attached: Exponential(\"{}h\"), detached: Exponential(\"30m\"){stops})],",
             rng.random_range(1..=3),
@@ -755,4 +759,30 @@ fn the_trails_rhythm_goes_on_after_it() {
     kmsim(&["import-cloudtrail", log.to_str().unwrap(), "-o", imported.to_str().unwrap(), "--after", "10d"]);
     let (out, _) = kmsim(&["impact", imported.to_str().unwrap(), "--key", &key, "--delete-material-at", "now"]);
     assert_eq!(out.matches("(none before the horizon)").count(), 4, "{out}");
+}
+
+/// A trail that begins after a volume was attached (the EBS story from day 2): its first event
+/// for the volume is a detach, whose response names the instance, so the volume is attached to it
+/// at the start (said), and its verdict is the story's: broken at the refused reattach, recovered.
+#[test]
+fn a_volume_detached_first_was_attached_before_the_trail() {
+    let records: Vec<Value> = records_of("ebs/ebs-story.ron")
+        .into_iter()
+        .filter(|r| r["eventTime"].as_str().unwrap() >= "2026-03-03T09:00:00Z")
+        .collect();
+    let mut trail = Trail::default();
+    trail
+        .read("cut.json", serde_json::to_string(&serde_json::json!({"Records": records})).unwrap().as_bytes())
+        .unwrap();
+    let text = trail.scenario(&["cut.json".into()], SimDuration::from_days(1)).unwrap();
+    assert!(
+        text.contains("volume vol-data: the trail's first event for it detaches it from i-app: attached to it at 0s"),
+        "{text}"
+    );
+    assert!(text.contains("At(\"0s\", AttachVolume(volume: \"vol-data\", instance: \"i-app\")),"), "{text}");
+    let s = scenario::parse("cut.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let vol = summarize(&r).resources.into_iter().find(|x| &*x.name == "vol-data").unwrap();
+    assert_eq!(vol.status.as_str(), "recovered", "{text}");
+    assert_eq!(vol.breaks[0].how.to_string(), "AttachVolume CustomerKeyHasBeenRevoked");
 }
