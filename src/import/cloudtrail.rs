@@ -998,6 +998,20 @@ fn attach_follows(later: &[Event], volume: &str, instance: &str, t: jiff::Timest
         .any(|e| matches!(&e.what, What::Attach { volume: v, instance: i } if v == volume && i == instance))
 }
 
+/// A line of the scenario's header: a comment, whatever the text it quotes holds (a newline in
+/// an id from the input must not end it).
+fn comment(out: &mut String, text: &str) {
+    out.push_str("// ");
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+}
+
 /// RON string literal.
 fn q(s: &str) -> String {
     format!("{s:?}")
@@ -1606,11 +1620,13 @@ impl Trail {
 
         let mut out = String::new();
         if let Some(estate) = &self.estate {
-            let _ = writeln!(
-                out,
-                "// The estate at {}, as the AWS CLI printed it, imported by `kmsim import-estate`: {}",
-                estate.now,
-                estate.files.join(", ")
+            comment(
+                &mut out,
+                &format!(
+                    "The estate at {}, as the AWS CLI printed it, imported by `kmsim import-estate`: {}",
+                    estate.now,
+                    estate.files.join(", ")
+                ),
             );
             let _ = writeln!(
                 out,
@@ -1619,12 +1635,12 @@ impl Trail {
                 estate.documents
             );
             for line in &estate.lines {
-                let _ = writeln!(out, "// {line}.");
+                comment(&mut out, &format!("{line}."));
             }
             notes.extend(estate.notes.iter().cloned());
         }
         if self.records > 0 || self.estate.is_none() {
-            let _ = writeln!(out, "// Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", "));
+            comment(&mut out, &format!("Imported from CloudTrail by `kmsim import-cloudtrail`: {}", files.join(", ")));
             let _ = writeln!(
                 out,
                 "// {} records read; {} duplicates of understood events removed (same eventID); {} out of order, sorted by eventTime.",
@@ -1639,17 +1655,17 @@ impl Trail {
         }
         if !self.failed.is_empty() {
             let list: Vec<String> = self.failed.iter().map(|(n, c)| format!("{n} x{c}")).collect();
-            let _ = writeln!(out, "// Failed calls, not replayed (they changed nothing): {}.", list.join(", "));
+            comment(&mut out, &format!("Failed calls, not replayed (they changed nothing): {}.", list.join(", ")));
         }
         let unknown: u64 = self.unknown.values().sum();
         if self.records > 0 && unknown > 0 {
             let list: Vec<String> = self.unknown.iter().map(|(n, c)| format!("{n} x{c}")).collect();
-            let _ = writeln!(out, "// {unknown} events not understood, left out: {}.", list.join(", "));
+            comment(&mut out, &format!("{unknown} events not understood, left out: {}.", list.join(", ")));
         } else if self.records > 0 {
-            let _ = writeln!(out, "// Every event was understood.");
+            comment(&mut out, "Every event was understood.");
         }
         for n in &notes {
-            let _ = writeln!(out, "// Note: {n}.");
+            comment(&mut out, &format!("Note: {n}."));
         }
         let _ = writeln!(out, "Scenario(");
         let _ = writeln!(out, "    version: 1,");
