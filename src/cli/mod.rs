@@ -145,26 +145,12 @@ enum Command {
         /// CloudTrail log files; `-` reads standard input.
         #[arg(value_name = "LOG", required = true)]
         logs: Vec<PathBuf>,
-        /// The scenario file to write (`--output` before).
-        #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE")]
-        output: PathBuf,
         /// How long the scenario runs after the last event (default 1d): time for latent
         /// resources to break at the events that follow.
         #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "1d")]
         after: SimDuration,
-        /// A key (key ID or ARN) that has imported material though the trail does not show it
-        /// (no CreateKey, import or deletion of its material). Repeatable.
-        #[arg(long, value_name = "KEY")]
-        external: Vec<String>,
-        /// After the trail, repeat each instance's stops and reboots and each volume's detaches
-        /// that it shows at least twice, at their mean interval (A16): what breaks after a
-        /// deletion then has the trail's rhythm to break at.
-        #[arg(long)]
-        repeat_activity: bool,
-        /// Print nothing on success: not even what the trail could not tell (the scenario's
-        /// header still says it).
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        import: ImportOptions,
     },
     /// Read the JSON the AWS CLI prints for an account now and write a scenario that starts from it.
     ///
@@ -185,9 +171,6 @@ enum Command {
         /// Files of AWS CLI output (JSON); `-` reads standard input.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
-        /// The scenario file to write.
-        #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE")]
-        output: PathBuf,
         /// The instant the files were taken (RFC 3339). Default: the latest instant they (and the
         /// trail) show, which the scenario's header names.
         #[arg(long, value_name = "INSTANT")]
@@ -198,19 +181,8 @@ enum Command {
         /// How long the scenario runs after now.
         #[arg(long, value_name = "DUR", value_parser = parse_horizon, default_value = "30d")]
         after: SimDuration,
-        /// A key (key ID or ARN) that has imported material though no describe-key output says so.
-        /// Repeatable.
-        #[arg(long, value_name = "KEY")]
-        external: Vec<String>,
-        /// After the trail, repeat each instance's stops and reboots and each volume's detaches
-        /// that it shows at least twice, at their mean interval (A16): what breaks after a
-        /// deletion then has the trail's rhythm to break at.
-        #[arg(long)]
-        repeat_activity: bool,
-        /// Print nothing on success: not even what the files could not tell (the scenario's
-        /// header still says it).
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        import: ImportOptions,
     },
     /// Run a scenario under many seeds and report distributions (Monte Carlo).
     ///
@@ -398,6 +370,42 @@ pub(super) fn trace_format(asked: Option<TraceFormat>, path: &Path, json: trace:
         Some(TraceFormat::Csv) => trace::Format::Csv,
         None if csv => trace::Format::Csv,
         None => json,
+    }
+}
+
+/// What both imports take beside their inputs.
+#[derive(Args, Debug)]
+pub(super) struct ImportOptions {
+    /// The scenario file to write (`--output` before).
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// A key (key ID or ARN) that has imported material though the input does not show it (no
+    /// CreateKey, import or deletion of its material in a trail; no describe-key output).
+    /// Repeatable.
+    #[arg(long, value_name = "KEY")]
+    external: Vec<String>,
+    /// After the trail, repeat each instance's stops and reboots and each volume's detaches
+    /// that it shows at least twice, at their mean interval (A16): what breaks after a deletion
+    /// then has the trail's rhythm to break at.
+    #[arg(long)]
+    repeat_activity: bool,
+    /// Print nothing on success: not even what the input could not tell (the scenario's header
+    /// still says it).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl ImportOptions {
+    /// A trail told what these options say.
+    fn trail(&self) -> crate::import::Trail {
+        let mut trail = crate::import::Trail::default();
+        if self.repeat_activity {
+            trail.repeat_activity();
+        }
+        for key in &self.external {
+            trail.state_external(key);
+        }
+        trail
     }
 }
 
@@ -606,29 +614,19 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             commands::print_sweep(&sweep, quiet, format)
         }
-        Command::ImportCloudtrail { logs, output, after, external, repeat_activity, quiet } => {
-            let mut trail = crate::import::Trail::default();
-            if repeat_activity {
-                trail.repeat_activity();
-            }
-            for key in &external {
-                trail.state_external(key);
-            }
+        Command::ImportCloudtrail { logs, after, import } => {
+            let mut trail = import.trail();
             read_inputs(&logs, |name, input| trail.read(name, input))?;
             let text = trail
                 .scenario(&input_names(&logs), after)
                 .map_err(|e| Failure::Input(format!("{}: {e}", input_names(&logs).join(", "))))?;
-            write_imported(&output, &text, quiet)
+            write_imported(&import.output, &text, import.quiet)
         }
-        Command::ImportEstate { files: inputs, output, now, trail: logs, after, external, repeat_activity, quiet } => {
+        Command::ImportEstate { files: inputs, now, trail: logs, after, import } => {
             let mut estate = crate::import::estate::Estate::default();
-            let mut trail = crate::import::Trail::default();
-            if repeat_activity {
-                trail.repeat_activity();
-            }
-            for key in &external {
+            let mut trail = import.trail();
+            for key in &import.external {
                 estate.state_external(key);
-                trail.state_external(key);
             }
             read_inputs(&inputs, |name, input| estate.read(name, input))?;
             read_inputs(&logs, |name, input| trail.read(name, input))?;
@@ -655,7 +653,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let text = trail.scenario(&names, after).map_err(|_| {
                 Failure::Input(format!("{}: nothing in the estate that kmsim models (no key, volume, instance or other service's resource)", names.join(", ")))
             })?;
-            write_imported(&output, &text, quiet)
+            write_imported(&import.output, &text, import.quiet)
         }
         Command::Impact { common, key, at, delete_material_at, material, format, dot } => {
             let ask = commands::ImpactAsk {
