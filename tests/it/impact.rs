@@ -407,3 +407,21 @@ fn the_text_of_a_fleets_blast_radius_stays_readable() {
     assert!(words.contains("  (140 more latent: `--format json` lists every one)"), "{words}");
     assert_eq!(words.lines().filter(|l| l.trim_start().starts_with("via ")).count(), 100);
 }
+
+/// An image's edges to the instances launched from it: only those launched by the instant asked
+/// about (i-app-2 is launched at 2d), and only from that image.
+#[test]
+fn an_image_leads_to_the_instances_launched_from_it_so_far() {
+    let s = load("snapshots/ami-launch-after-deletion.ron");
+    let launched = |ms: u64| {
+        let at = SimTime::from_ms(ms);
+        let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
+        let g = impact::graph(&r, r.snapshot_at(at).unwrap());
+        edges(&g).into_iter().filter(|(_, kind, _)| *kind == EdgeKind::LaunchedFrom.as_str()).collect::<Vec<_>>()
+    };
+    let one = launched(2 * H);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(one[0].0.contains("ami-app") && one[0].2.contains("i-app-1"), "{one:?}");
+    let two = launched(3 * D - 1);
+    assert_eq!(two.len(), 2, "{two:?}");
+}
