@@ -103,6 +103,9 @@ pub struct ResourceSummary {
     pub status: Standing,
     /// For a latent resource: since when its key has been unusable.
     pub latent_since: Option<SimTime>,
+    /// For a latent or blocked resource: since when its key has been unusable (the verdict's
+    /// answer, which every table shows).
+    pub unusable_since: Option<SimTime>,
     pub at_end: AtEnd,
 }
 
@@ -729,6 +732,9 @@ fn resource_summary(
         last_good_use: history.last_good,
         status: verdict.standing,
         latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
+        unusable_since: matches!(verdict.standing, Standing::Latent | Standing::Blocked)
+            .then_some(verdict.since)
+            .flatten(),
         at_end,
     }
 }

@@ -16,10 +16,8 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
         let key: String = r.key.as_deref().unwrap_or("-").to_string();
         let good = |g: Option<(SimTime, &str)>| g.map_or("-".into(), |(t, what)| format!("{t} {what}"));
         if r.breaks.is_empty() {
-            let (unusable, latent) = match r.latent_since {
-                Some(t) => (t.to_string(), format!(">= {} (open)", summary.end - t)),
-                None => ("-".into(), "-".into()),
-            };
+            let unusable = r.unusable_since.map_or_else(|| "-".into(), |t| t.to_string());
+            let latent = r.latent_since.map_or_else(|| "-".into(), |t| format!(">= {} (open)", summary.end - t));
             rows.push([
                 r.name.to_string(),
                 key.clone(),
