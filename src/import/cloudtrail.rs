@@ -333,6 +333,14 @@ struct Event {
     what: What,
 }
 
+/// A volume's first attachment event in a trail: an attach (or EC2's decrypt for one), or a
+/// detach from the instance it names, which means it was attached before the trail began.
+#[derive(PartialEq, Eq)]
+pub(super) enum First {
+    Attach,
+    Detach(Option<String>),
+}
+
 /// What a trail's events show, by id: an estate leaves these to the trail's history.
 #[derive(Default)]
 pub(super) struct Shown {
@@ -345,8 +353,8 @@ pub(super) struct Shown {
     pub states: BTreeSet<String>,
     /// Volumes, snapshots, images and other resources the trail makes.
     pub made: BTreeSet<String>,
-    /// Volumes the trail attaches or detaches: whether its first such event is an attach.
-    pub attachments: BTreeMap<String, bool>,
+    /// Volumes the trail attaches or detaches, and which of the two it does first.
+    pub attachments: BTreeMap<String, First>,
     /// Instances the trail launches, stops, starts, reboots or terminates.
     pub instances: BTreeSet<String>,
 }
@@ -360,10 +368,13 @@ enum EventId {
 
 impl EventId {
     fn of(id: &str) -> Self {
-        let hex: String = id.chars().filter(|c| *c != '-').collect();
         let canonical = id.len() == 36 && [8, 13, 18, 23].iter().all(|&i| id.as_bytes()[i] == b'-');
-        match u128::from_str_radix(&hex, 16) {
-            Ok(n) if canonical && hex.len() == 32 => EventId::Uuid(n),
+        let bits = id
+            .bytes()
+            .filter(|&b| b != b'-')
+            .try_fold(0u128, |n, b| char::from(b).to_digit(16).map(|d| n << 4 | u128::from(d)));
+        match bits {
+            Some(n) if canonical => EventId::Uuid(n),
             _ => EventId::Text(id.into()),
         }
     }
@@ -448,11 +459,12 @@ impl Trail {
                 What::CreateVolume { volume, .. } => {
                     shown.made.insert(volume.clone());
                 }
-                What::Attach { volume, .. } | What::KeyUse { volume: Some(volume), by_instance: true, .. } => {
-                    shown.attachments.entry(volume.clone()).or_insert(true);
+                What::Attach { volume, .. }
+                | What::KeyUse { volume: Some(volume), by_instance: true, ok: true, .. } => {
+                    shown.attachments.entry(volume.clone()).or_insert(First::Attach);
                 }
-                What::Detach { volume, .. } => {
-                    shown.attachments.entry(volume.clone()).or_insert(false);
+                What::Detach { volume, instance } => {
+                    shown.attachments.entry(volume.clone()).or_insert_with(|| First::Detach(instance.clone()));
                 }
                 What::CreateSnapshot { snapshot: id, .. }
                 | What::CopySnapshot { snapshot: id, .. }
@@ -1302,34 +1314,26 @@ impl Trail {
         }
         // A volume whose first attachment event is a detach was attached before the trail began,
         // to the instance the detach names.
-        let mut first_attachment: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-        for e in &self.events {
-            match &e.what {
-                What::Attach { volume, .. }
-                | What::KeyUse { volume: Some(volume), by_instance: true, ok: true, .. } => {
-                    first_attachment.entry(volume).or_insert(None);
-                }
-                What::Detach { volume, instance } => {
-                    first_attachment.entry(volume).or_insert(Some(instance.as_deref().unwrap_or("")));
-                }
-                _ => {}
-            }
-        }
+        let shown = self.shown();
         let mut attached_before: Vec<(&str, &str)> = Vec::new();
-        for (v, first) in first_attachment {
-            let Some(i) = first else { continue };
-            let known = volume_at.get(v).is_some_and(|&x| volumes[x].1.is_some());
-            if i.is_empty() || !known || by_group(i) {
-                notes.push(format!(
+        for (v, first) in &shown.attachments {
+            let First::Detach(instance) = first else { continue };
+            let known = volume_at.get(v.as_str()).is_some_and(|&x| volumes[x].1.is_some());
+            match instance.as_deref() {
+                // Left out (its key unknown) or replayed with its group: said there.
+                Some(i) if !known || by_group(i) => {}
+                Some(i) => {
+                    notes.push(format!(
+                        "volume {v}: the trail's first event for it detaches it from {i}: attached to it at 0s"
+                    ));
+                    timeline.push(format!("At(\"0s\", AttachVolume(volume: {}, instance: {})),", q(v), q(i)));
+                    attached_before.push((v, i));
+                }
+                None => notes.push(format!(
                     "volume {v}: the trail detaches it first, but does not tell from what instance: it is \
                      not attached before the trail"
-                ));
-                continue;
+                )),
             }
-            notes
-                .push(format!("volume {v}: the trail's first event for it detaches it from {i}: attached to it at 0s"));
-            timeline.push(format!("At(\"0s\", AttachVolume(volume: {}, instance: {})),", q(v), q(i)));
-            attached_before.push((v, i));
         }
         // Snapshots whose volume or source the scenario has (else left out, with their events),
         // and the volumes restored from one of them.

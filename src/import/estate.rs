@@ -13,7 +13,7 @@ use std::io::{BufReader, Read};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::cloudtrail::{ImportError, Trail, VOLUME_SIZES, What, describe_json_error, key_id_of, usable_id};
+use super::cloudtrail::{First, ImportError, Trail, VOLUME_SIZES, What, describe_json_error, key_id_of, usable_id};
 use crate::actors::service::Kind;
 
 /// An instant as the AWS CLI prints it: RFC 3339 (version 2) or seconds since the epoch
@@ -934,7 +934,7 @@ impl Estate {
             | What::RegisterImage { image: id, .. }
             | What::CreateResource { id, .. } => shown.made.contains(id),
             // A volume whose first event in the trail is a detach was attached before it began.
-            What::Attach { volume, .. } => shown.attachments.get(volume) == Some(&true),
+            What::Attach { volume, .. } => shown.attachments.get(volume) == Some(&First::Attach),
             What::Instance { action: "StopInstances", id, .. } => shown.instances.contains(id),
             _ => false,
         };
