@@ -137,6 +137,18 @@ pub fn actor_count(scenario: &Scenario) -> usize {
     first_service(scenario) + scenario.services.len()
 }
 
+/// A generous estimate of the peak memory a run of the scenario takes when no record is kept (as
+/// `check` runs it), for running several side by side within a bound. `benches/README.md` gives
+/// the figures it rests on: about 970 bytes per actor for a fleet, with the allocator's base.
+#[must_use]
+pub fn estimated_peak_bytes(scenario: &Scenario) -> u64 {
+    const BASE: u64 = 16 << 20;
+    const PER_ACTOR: u64 = 1024;
+    const PER_ACTION: u64 = 256;
+    let (actors, actions) = (actor_count(scenario) as u64, scenario.actions.len() as u64);
+    BASE.saturating_add(actors.saturating_mul(PER_ACTOR)).saturating_add(actions.saturating_mul(PER_ACTION))
+}
+
 /// The other services' resources come last.
 fn first_service(scenario: &Scenario) -> usize {
     first_group(scenario) + scenario.groups.len()

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::files::{AtomicFile, read_text, scenario_files, with_trace, write_atomically, write_set};
-use super::parallel::{jobs_or_cores, parallel_map};
+use super::parallel::{Budget, jobs_or_cores, parallel_map};
 use super::{CheckFormat, Common, Failure, Format, load, print_text, stdout_error};
 use crate::analysis::check::{self, FileResult};
 use crate::report::{self, trace};
@@ -247,21 +247,52 @@ pub(super) fn sweep_command(common: &Common, ask: &SweepAsk<'_>) -> Result<(), F
     print_sweep(&sweep, quiet, format)
 }
 
-pub(super) fn check_command(
-    paths: &[PathBuf],
-    format: CheckFormat,
-    jobs: Option<usize>,
-    max_events: u64,
-    quiet: bool,
-) -> Result<(), Failure> {
+/// What reading and parsing a scenario file takes: a base, and this much per byte of the file.
+const PARSE_BASE: u64 = 16 << 20;
+const PARSE_PER_BYTE: u64 = 16;
+
+#[derive(Clone, Copy)]
+pub(super) struct CheckAsk {
+    pub format: CheckFormat,
+    pub jobs: Option<usize>,
+    pub max_events: u64,
+    /// Scenarios run side by side while their estimated peaks together stay under this.
+    pub max_memory_mib: u64,
+    pub quiet: bool,
+}
+
+pub(super) fn check_command(paths: &[PathBuf], ask: &CheckAsk) -> Result<(), Failure> {
+    let CheckAsk { format, jobs, max_events, max_memory_mib, quiet } = *ask;
     let files = scenario_files(paths)?;
     let jobs = jobs_or_cores(jobs)?;
     let options = RunOptions { max_events: Some(max_events), ..RunOptions::default() };
+    let budget = Budget::new(max_memory_mib.saturating_mul(1 << 20));
+    let parse = |path: &PathBuf, name: &str| {
+        read_text(path, "the scenario")
+            .map_err(|e| FileResult::Invalid { errors: vec![e] })
+            .and_then(|text| check::parse_text(name, &text, Overrides::default()))
+    };
     let check_one = |path: &PathBuf| {
         let name = path.display().to_string();
-        match read_text(path, "the scenario") {
-            Ok(text) => check::check_text(&name, &text, Overrides::default(), &options),
-            Err(e) => FileResult::Invalid { errors: vec![e] },
+        // Reading and parsing take about this much (measured on a scenario that lists 100,000
+        // resources); the run, what its scenario's size says.
+        let size = fs::metadata(path).map_or(0, |m| m.len());
+        let mut share = budget.take(PARSE_BASE.saturating_add(size.saturating_mul(PARSE_PER_BYTE)));
+        let scenario = match parse(path, &name) {
+            Ok(s) => s,
+            Err(invalid) => return invalid,
+        };
+        let needs = crate::run::estimated_peak_bytes(&scenario);
+        if share.grow(needs) {
+            return check::check_scenario(&name, &scenario, &options);
+        }
+        // Waiting for more while holding this share could wait forever on another doing the same:
+        // give everything back, wait for the whole, and parse again.
+        drop((scenario, share));
+        let _share = budget.take(needs);
+        match parse(path, &name) {
+            Ok(s) => check::check_scenario(&name, &s, &options),
+            Err(invalid) => invalid,
         }
     };
     let results = parallel_map(&files, jobs, check_one);

@@ -20,7 +20,7 @@ use crate::engine::SimDuration;
 use crate::report::{self, explain, trace};
 use crate::run::{RunOptions, run};
 use crate::scenario::{self, Overrides, Scenario};
-use commands::{bench_command, check_command, impact_command, one_pass, sweep_command, write_sweep};
+use commands::{CheckAsk, bench_command, check_command, impact_command, one_pass, sweep_command, write_sweep};
 use files::{SetWriter, write_atomically};
 
 /// Deterministic simulation of AWS KMS key material deletion and what it breaks, when.
@@ -309,6 +309,11 @@ enum Command {
         /// No event is kept: each takes the memory of its actors.
         #[arg(long, short)]
         jobs: Option<usize>,
+        /// Scenarios run side by side only while their estimated peak memory together stays
+        /// under this many MiB (about 1 KiB per volume, instance or other resource); one bigger
+        /// than that runs alone.
+        #[arg(long, value_name = "MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        max_memory: u64,
         /// Stop a runaway scenario after this many events (it then counts as invalid).
         #[arg(long, value_name = "N", default_value_t = MAX_EVENTS)]
         max_events: u64,
@@ -564,8 +569,8 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
             print_text(&out).or_else(stdout_error)
         }
-        Command::Check { paths, format, jobs, max_events, quiet } => {
-            check_command(&paths, format, jobs, max_events, quiet)
+        Command::Check { paths, format, jobs, max_events, max_memory, quiet } => {
+            check_command(&paths, &CheckAsk { format, jobs, max_events, max_memory_mib: max_memory, quiet })
         }
         Command::Sweep { file, runs, jobs, out, shard, quiet, format, seed, horizon, max_events } => {
             let common = Common { file, seed, horizon, max_events };

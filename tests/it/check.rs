@@ -172,6 +172,11 @@ fn check_output_is_the_same_whatever_the_number_of_threads() {
     let (_, one) = kmsim_check(&["--jobs", "1", "scenarios", "tests/fixtures"]);
     let (_, four) = kmsim_check(&["--jobs", "4", "scenarios", "tests/fixtures"]);
     assert_eq!(one, four);
+    // A bound below every scenario's estimate runs them one at a time, to the same answers.
+    let (_, bounded) = kmsim_check(&["--jobs", "4", "--max-memory", "1", "scenarios", "tests/fixtures"]);
+    assert_eq!(one, bounded);
+    let (code, _) = kmsim_check(&["--max-memory", "0"]);
+    assert_eq!(code, Some(2), "a bound of nothing is refused");
 }
 
 #[test]
