@@ -40,6 +40,9 @@ pub struct NothingToImport {
     pub records: u64,
 }
 
+/// The reading buffer's size.
+const BUFFER: usize = 1 << 20;
+
 /// The fields of a record the importer reads; the rest are skipped without being kept.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,8 +59,6 @@ struct RawRecord {
     request_parameters: Option<Value>,
     response_elements: Option<Value>,
     resources: Option<Value>,
-    #[serde(flatten)]
-    _rest: BTreeMap<String, IgnoredAny>,
 }
 
 /// One understood event.
@@ -490,11 +491,12 @@ impl Trail {
     /// Reads one log file (any of the accepted forms) into the trail.
     pub fn read(&mut self, file: &str, input: impl Read) -> Result<(), ImportError> {
         let err = |what: String| ImportError { file: file.to_string(), what };
-        let mut reader = BufReader::new(input);
+        // Big buffers: a record that lies whole in one is parsed where it lies.
+        let mut reader = BufReader::with_capacity(BUFFER, input);
         let head = reader.fill_buf().map_err(|e| err(format!("cannot read: {e}")))?;
         if head.starts_with(&[0x1f, 0x8b]) {
             let gz = flate2::read::MultiGzDecoder::new(reader);
-            return self.read_plain(file, BufReader::new(gz));
+            return self.read_plain(file, BufReader::with_capacity(BUFFER, gz));
         }
         self.read_plain(file, reader)
     }
@@ -690,8 +692,6 @@ struct LookedUpSeed<'a> {
 struct LookedUp {
     #[serde(rename = "CloudTrailEvent")]
     record: Option<String>,
-    #[serde(flatten)]
-    _rest: BTreeMap<String, IgnoredAny>,
 }
 
 impl<'de> DeserializeSeed<'de> for LookedUpSeed<'_> {

@@ -76,77 +76,71 @@ impl<R: BufRead> Splitter<R> {
         }
     }
 
+    /// Moves the place past `taken`, bytes just consumed.
+    fn passed(place: &mut Place, taken: &[u8]) {
+        match memchr::memrchr(b'\n', taken) {
+            Some(last) => {
+                let lines = memchr::memchr_iter(b'\n', taken).count() as u64;
+                *place = Place { line: place.line + lines, column: (taken.len() - last) as u64 };
+            }
+            None => place.column += taken.len() as u64,
+        }
+    }
+
     /// One JSON value, its bytes appended to `out` when given (at most `limit` of them): strings
     /// with their escapes, objects and arrays by their brackets, scalars to the next delimiter.
     fn value(&mut self, mut out: Option<&mut Vec<u8>>) -> Result<(), SplitError> {
         let Some(first) = self.skip_space()? else { return Err(self.ended("")) };
-        let mut depth = 0u32;
-        let mut in_string = false;
-        let mut escaped = false;
-        let scalar = !matches!(first, b'{' | b'[' | b'"');
+        let mut scan = Scan::new(first);
         loop {
             // A whole buffer at a time: copy the bytes of the value found in it.
             let buf = self.input.fill_buf().map_err(|e| SplitError(format!("cannot read ({e})")))?;
             if buf.is_empty() {
-                return if scalar && depth == 0 { Ok(()) } else { Err(self.ended("")) };
+                return if scan.scalar && scan.depth == 0 { Ok(()) } else { Err(self.ended("")) };
             }
-            let mut n = 0;
-            let mut done = false;
-            for &b in buf {
-                if scalar && (b.is_ascii_whitespace() || matches!(b, b',' | b'}' | b']')) {
-                    done = true;
-                    break;
-                }
-                n += 1;
-                if in_string {
-                    if escaped {
-                        escaped = false;
-                    } else if b == b'\\' {
-                        escaped = true;
-                    } else if b == b'"' {
-                        in_string = false;
-                        if depth == 0 {
-                            done = true;
-                            break;
-                        }
-                    }
-                } else {
-                    match b {
-                        b'"' => in_string = true,
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                done = true;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            let (n, done) = scan.feed(buf);
             let taken = &buf[..n];
             if let Some(out) = out.as_deref_mut() {
                 if out.len() + n > self.limit {
-                    return Err(SplitError(format!(
-                        "a record longer than {} MiB: this is not a CloudTrail record",
-                        self.limit >> 20
-                    )));
+                    return Err(self.too_long());
                 }
                 out.extend_from_slice(taken);
             }
-            let lines = taken.iter().filter(|&&b| b == b'\n').count() as u64;
-            if lines > 0 {
-                let after = taken.iter().rposition(|&b| b == b'\n').map_or(0, |i| n - i - 1);
-                self.place = Place { line: self.place.line + lines, column: after as u64 + 1 };
-            } else {
-                self.place.column += n as u64;
-            }
+            Self::passed(&mut self.place, taken);
             self.input.consume(n);
             if done {
                 return Ok(());
             }
         }
+    }
+
+    fn too_long(&self) -> SplitError {
+        SplitError(format!("a record longer than {} MiB: this is not a CloudTrail record", self.limit >> 20))
+    }
+
+    /// One record handed to `each`: straight from the reader's buffer when it lies whole there
+    /// (no copy), else gathered into `record`.
+    fn record(
+        &mut self,
+        n: u64,
+        record: &mut Vec<u8>,
+        each: &mut impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<(), SplitError> {
+        let Some(first) = self.skip_space()? else { return Err(self.ended("")) };
+        let buf = self.input.fill_buf().map_err(|e| SplitError(format!("cannot read ({e})")))?;
+        let mut scan = Scan::new(first);
+        if let (n_bytes, true) = scan.feed(buf)
+            && n_bytes <= self.limit
+        {
+            let taken = &buf[..n_bytes];
+            each(n, taken).map_err(SplitError)?;
+            Self::passed(&mut self.place, taken);
+            self.input.consume(n_bytes);
+            return Ok(());
+        }
+        record.clear();
+        self.value(Some(record)).map_err(|SplitError(e)| SplitError(format!("record {n}: {e}")))?;
+        each(n, record).map_err(SplitError)
     }
 
     /// A JSON string key, unescaped only as far as comparing it with `Records` needs.
@@ -184,11 +178,8 @@ impl<R: BufRead> Splitter<R> {
                         self.advance(b']');
                     } else {
                         loop {
-                            record.clear();
-                            self.value(Some(&mut record))
-                                .map_err(|SplitError(e)| SplitError(format!("record {}: {e}", n + 1)))?;
                             n += 1;
-                            each(n, &record).map_err(SplitError)?;
+                            self.record(n, &mut record, &mut each)?;
                             match self.skip_space()? {
                                 Some(b',') => self.advance(b','),
                                 Some(b']') => {
@@ -233,27 +224,96 @@ impl<R: BufRead> Splitter<R> {
     }
 }
 
+/// Where a scan is within a JSON value, between the reader's buffers.
+struct Scan {
+    depth: u32,
+    in_string: bool,
+    /// The last byte fed was a backslash in a string.
+    escaped: bool,
+    scalar: bool,
+}
+
+impl Scan {
+    fn new(first: u8) -> Self {
+        Scan { depth: 0, in_string: false, escaped: false, scalar: !matches!(first, b'{' | b'[' | b'"') }
+    }
+
+    /// How many bytes of `buf` belong to the value, and whether it ends there.
+    fn feed(&mut self, buf: &[u8]) -> (usize, bool) {
+        if self.scalar {
+            return match buf.iter().position(|&b| b.is_ascii_whitespace() || matches!(b, b',' | b'}' | b']')) {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+        }
+        let mut i = 0;
+        while i < buf.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Most of a record is strings: jump to the next byte that can end one.
+                let Some(j) = memchr::memchr2(b'"', b'\\', &buf[i..]) else { return (buf.len(), false) };
+                i += j + 1;
+                if buf[i - 1] == b'\\' {
+                    self.escaped = true;
+                } else {
+                    self.in_string = false;
+                    if self.depth == 0 {
+                        return (i, true);
+                    }
+                }
+                continue;
+            }
+            let b = buf[i];
+            i += 1;
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return (i, true);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (buf.len(), false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Cut with a small buffer (values cross the reader's buffer boundaries and are gathered)
+    /// and with a big one (records handed out where they lie): the same either way.
     fn cut(text: &str, limit: usize) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        // A small buffer: values cross the reader's buffer boundaries.
-        let reader = std::io::BufReader::with_capacity(3, text.as_bytes());
-        Splitter::new(reader, limit)
-            .records(|n, bytes| {
-                out.push(format!("{n}:{}", String::from_utf8_lossy(bytes)));
-                Ok(())
-            })
-            .map_err(|SplitError(e)| e)?;
-        Ok(out)
+        let with = |capacity: usize| {
+            let mut out = Vec::new();
+            let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            Splitter::new(reader, limit)
+                .records(|n, bytes| {
+                    out.push(format!("{n}:{}", String::from_utf8_lossy(bytes)));
+                    Ok(())
+                })
+                .map_err(|SplitError(e)| e)?;
+            Ok(out)
+        };
+        let small = with(3);
+        assert_eq!(small, with(1 << 16));
+        small
     }
 
     #[test]
     fn records_are_cut_whole_whatever_their_strings_hold() {
         let text = "{\"other\": {\"Records\": [1, \"]\"]}, \"n\": -1.5e3,\n \"Records\" : [ {\"a\": \"}\\\"{\", \"b\": [{}]} ,\n{\"c\": null} ], \"t\": true }  \n";
         assert_eq!(cut(text, 1 << 20).unwrap(), ["1:{\"a\": \"}\\\"{\", \"b\": [{}]}", "2:{\"c\": null}"]);
+        let escapes = "{\"Records\": [{\"d\": \"\\\\\", \"e\": \"\\\"]\"}, 7]}";
+        assert_eq!(cut(escapes, 1 << 20).unwrap(), ["1:{\"d\": \"\\\\\", \"e\": \"\\\"]\"}", "2:7"]);
         assert_eq!(cut("{\"Records\": []}", 10).unwrap(), Vec::<String>::new());
         assert_eq!(cut("{}", 10).unwrap(), Vec::<String>::new());
     }
