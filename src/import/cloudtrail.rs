@@ -20,6 +20,8 @@ use serde_json::Value;
 use crate::actors::service::Kind;
 use crate::engine::SimDuration;
 
+use super::split::Each;
+
 /// At most this many understood events in one scenario: it bounds memory on hostile input.
 pub const MAX_EVENTS: usize = 1_000_000;
 /// At most this many bytes in one JSON Lines record.
@@ -42,6 +44,9 @@ pub struct NothingToImport {
 
 /// The reading buffer's size.
 const BUFFER: usize = 1 << 20;
+/// Records read together, in bytes, and the most threads that read them.
+const BATCH: usize = 1 << 20;
+const MAX_WORKERS: usize = 8;
 
 /// The fields of a record the importer reads; the rest are skipped without being kept.
 #[derive(Deserialize)]
@@ -518,77 +523,166 @@ impl Trail {
         } else if delivered {
             // Each record is cut from the stream, bounded as a line is, and parsed from its bytes.
             let splitter = super::split::Splitter::new(reader, usize::try_from(MAX_LINE).unwrap_or(usize::MAX));
-            splitter
-                .records(|n, bytes| {
-                    let raw: RawRecord = serde_json::from_slice(bytes)
-                        .map_err(|e| format!("record {n}: not a CloudTrail record: {}", describe_json_error(&e)))?;
-                    self.add(&raw).map_err(|what| format!("record {n}: {what}"))
-                })
-                .map_err(|super::split::SplitError(e)| err(e))
+            let cut = |each: &mut Each<'_>| splitter.records(each).map_err(|super::split::SplitError(e)| e);
+            self.side_by_side(cut, "record").map_err(err)
         } else {
             self.read_lines(file, reader)
         }
     }
 
     fn read_lines(&mut self, file: &str, mut reader: impl BufRead) -> Result<(), ImportError> {
-        let err = |what: String| ImportError { file: file.to_string(), what };
-        let mut line = String::new();
-        let mut n = 0u64;
-        loop {
-            line.clear();
-            let read =
-                (&mut reader).take(MAX_LINE + 1).read_line(&mut line).map_err(|e| err(format!("cannot read: {e}")))?;
-            if read == 0 {
-                return Ok(());
+        let cut = |each: &mut Each<'_>| {
+            let mut line = Vec::new();
+            for n in 1.. {
+                line.clear();
+                let read = (&mut reader)
+                    .take(MAX_LINE + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| format!("cannot read: {e}"))?;
+                if read == 0 {
+                    break;
+                }
+                if read as u64 > MAX_LINE {
+                    return Err(format!(
+                        "line {n}: a record longer than {} MiB: this is not a CloudTrail record",
+                        MAX_LINE >> 20
+                    ));
+                }
+                if !line.trim_ascii().is_empty() {
+                    each(n, &line)?;
+                }
             }
-            n += 1;
-            if read as u64 > MAX_LINE {
-                return Err(err(format!(
-                    "line {n}: a record longer than {} MiB: this is not a CloudTrail record",
-                    MAX_LINE >> 20
-                )));
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            let raw: RawRecord = serde_json::from_str(&line)
-                .map_err(|e| err(format!("line {n}: not a CloudTrail record: {}", describe_json_error(&e))))?;
-            self.add(&raw).map_err(|what| err(format!("line {n}: {what}")))?;
-        }
+            Ok(())
+        };
+        self.side_by_side(cut, "line").map_err(|what| ImportError { file: file.to_string(), what })
+    }
+
+    /// Records, each read on one of the cores and added to the trail in their order;
+    /// `record` names one in messages.
+    fn side_by_side(
+        &mut self,
+        cut: impl FnOnce(&mut Each<'_>) -> Result<(), String>,
+        record: &str,
+    ) -> Result<(), String> {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_WORKERS);
+        let read = |n: u64, bytes: &[u8]| {
+            let read = serde_json::from_slice(bytes)
+                .map_err(|e| format!("not a CloudTrail record: {}", describe_json_error(&e)))
+                .and_then(|raw: RawRecord| Record::of(&raw));
+            (n, read)
+        };
+        let apply = |(n, read): (u64, Result<Record, String>)| {
+            read.and_then(|read| self.apply(read)).map_err(|what| format!("{record} {n}: {what}"))
+        };
+        super::split::side_by_side(workers, BATCH, cut, read, apply)
     }
 
     fn add(&mut self, raw: &RawRecord) -> Result<(), String> {
+        self.apply(Record::of(raw)?)
+    }
+
+    /// Adds what a record says to the trail, in the records' order.
+    fn apply(&mut self, record: Record) -> Result<(), String> {
         self.records += 1;
-        let time = raw.event_time.as_deref().ok_or("missing eventTime")?;
-        let time: jiff::Timestamp =
-            time.parse().map_err(|e| format!("eventTime {time:?} is not an RFC 3339 instant ({e})"))?;
-        let name = raw.event_name.clone().ok_or("missing eventName")?;
-        let source = raw.event_source.clone().ok_or("missing eventSource")?;
+        let Record { time, account, region, user, said } = record;
         if self.last_time.is_some_and(|t| time < t) {
             self.out_of_order += 1;
         }
         self.last_time = Some(self.last_time.map_or(time, |t| t.max(time)));
         if self.account.is_none() {
-            self.account = raw.recipient_account_id.clone();
+            self.account = account;
         }
         if self.region.is_none() {
-            self.region = raw.aws_region.clone();
+            self.region = region;
         }
-        let identity = raw.user_identity.as_ref().unwrap_or(&Value::Null);
-        if self.user.is_none() && identity["type"] == "IAMUser" {
-            self.user = identity["userName"].as_str().map(String::from);
+        if self.user.is_none() {
+            self.user = user;
         }
-        let Some(what) = understand(&source, &name, raw, identity)? else {
-            *self.unknown.entry(name).or_default() += 1;
+        let (name, what, id, failed, by_service, grant) = match said {
+            Said::Unknown(label) => {
+                *self.unknown.entry(label).or_default() += 1;
+                return Ok(());
+            }
+            Said::Event { name, what, id, failed, by_service, grant } => (name, what, id, failed, by_service, grant),
+        };
+        // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
+        if let Some(id) = id
+            && !self.ids.insert(id)
+        {
+            self.duplicates += 1;
             return Ok(());
+        }
+        if failed {
+            *self.failed.entry(name).or_default() += 1;
+            return Ok(());
+        }
+        if by_service {
+            self.service_calls += 1;
+        }
+        if let Some((grant, key_and_volume)) = grant {
+            self.volume_grants.insert(grant, key_and_volume);
+        }
+        if self.events.len() >= MAX_EVENTS {
+            return Err(format!("more than {MAX_EVENTS} understood events: split the trail by time or by key"));
+        }
+        self.events.push(Event { time, what });
+        Ok(())
+    }
+}
+
+/// What one record says, read on its own (records are read side by side); [`Trail::apply`] adds
+/// it to the trail in the records' order.
+struct Record {
+    time: jiff::Timestamp,
+    account: Option<String>,
+    region: Option<String>,
+    /// The IAM user who made the call, if one did.
+    user: Option<String>,
+    said: Said,
+}
+
+// One per record, and only while it is read: boxing the event would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Said {
+    /// Not understood: counted under this label.
+    Unknown(String),
+    Event {
+        name: String,
+        what: What,
+        id: Option<EventId>,
+        /// Refused, and not a refusal kmsim tells again from the key's state.
+        failed: bool,
+        by_service: bool,
+        /// A grant EC2 made for a volume: its ID, key and volume.
+        grant: Option<(String, (String, String))>,
+    },
+}
+
+impl Record {
+    fn of(raw: &RawRecord) -> Result<Record, String> {
+        let time = raw.event_time.as_deref().ok_or("missing eventTime")?;
+        let time: jiff::Timestamp =
+            time.parse().map_err(|e| format!("eventTime {time:?} is not an RFC 3339 instant ({e})"))?;
+        let name = raw.event_name.clone().ok_or("missing eventName")?;
+        let source = raw.event_source.clone().ok_or("missing eventSource")?;
+        let identity = raw.user_identity.as_ref().unwrap_or(&Value::Null);
+        let user = if identity["type"] == "IAMUser" { identity["userName"].as_str().map(String::from) } else { None };
+        let read = |said| Record {
+            time,
+            account: raw.recipient_account_id.clone(),
+            region: raw.aws_region.clone(),
+            user: user.clone(),
+            said,
+        };
+        let Some(what) = understand(&source, &name, raw, identity)? else {
+            return Ok(read(Said::Unknown(name)));
         };
         if let Some(key) = what.key()
             && !crate::scenario::is_key_id(key)
         {
             // An alias alone, a multi-Region key (mrk-..., D14) or no key ID at all: listed as
             // not understood, never guessed.
-            *self.unknown.entry(format!("{name} (key {key:?}: not a single-Region key ID)")).or_default() += 1;
-            return Ok(());
+            return Ok(read(Said::Unknown(format!("{name} (key {key:?}: not a single-Region key ID)"))));
         }
         if let What::CreateVolume { size: Some(size), .. } = &what
             && !VOLUME_SIZES.contains(size)
@@ -598,41 +692,26 @@ impl Trail {
         if let Some(id) = what.ids().into_iter().find(|id| !usable_id(id)) {
             return Err(format!("{name} names {id:?}, which is not an AWS resource id (empty, or with spaces)"));
         }
-        // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
-        if let Some(id) = &raw.event_id
-            && !self.ids.insert(EventId::of(id))
-        {
-            self.duplicates += 1;
-            return Ok(());
-        }
         let by_service =
             identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
-        match &what {
+        let failed = match &what {
             // A refused service call is a story kmsim tells again from the key's state.
-            What::KeyUse { .. } | What::ResourceAction { .. } | What::CreateResource { .. } => {}
+            What::KeyUse { .. } | What::ResourceAction { .. } | What::CreateResource { .. } => false,
             // Refused because of the key (D4): the attempt is the story, and kmsim refuses it
             // again from the key's state.
-            What::Attach { .. } if raw.error_code.as_deref() == Some("CustomerKeyHasBeenRevoked") => {}
-            _ if raw.error_code.is_some() => {
-                *self.failed.entry(name).or_default() += 1;
-                return Ok(());
-            }
-            _ => {}
-        }
-        if by_service {
-            self.service_calls += 1;
-        }
-        if name == "CreateGrant"
-            && let What::KeyUse { key, volume: Some(volume), ok: true, .. } = &what
-            && let Some(grant) = raw.response_elements.as_ref().and_then(|r| r["grantId"].as_str())
-        {
-            self.volume_grants.insert(grant.to_string(), (key.clone(), volume.clone()));
-        }
-        if self.events.len() >= MAX_EVENTS {
-            return Err(format!("more than {MAX_EVENTS} understood events: split the trail by time or by key"));
-        }
-        self.events.push(Event { time, what });
-        Ok(())
+            What::Attach { .. } if raw.error_code.as_deref() == Some("CustomerKeyHasBeenRevoked") => false,
+            _ => raw.error_code.is_some(),
+        };
+        let grant = match &what {
+            What::KeyUse { key, volume: Some(volume), ok: true, .. } if name == "CreateGrant" => raw
+                .response_elements
+                .as_ref()
+                .and_then(|r| r["grantId"].as_str())
+                .map(|grant| (grant.to_string(), (key.clone(), volume.clone()))),
+            _ => None,
+        };
+        let id = raw.event_id.as_deref().map(EventId::of);
+        Ok(read(Said::Event { name, what, id, failed, by_service, grant }))
     }
 }
 
