@@ -7,6 +7,10 @@
 //!       └──DetachVolume / instance terminated── in-use  (key leaves the cache)
 //! ```
 //!
+//! EC2 checks an attach before it calls KMS: AttachVolume is for a running or stopped instance
+//! (IncorrectInstanceState otherwise, no KMS call made); a launch's block-device mapping attaches
+//! to the instance it launches.
+//!
 //! A volume makes every KMS call about itself, as EBS and EC2 do on the user's behalf, so the
 //! record of a refusal sits on the volume that broke. Calls are synchronous
 //! ([`crate::engine::Ctx::call`]): after its latency, if any, the volume calls KMS and goes on
@@ -484,6 +488,17 @@ impl Volume {
         if let Some(error) = error {
             ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
             return;
+        }
+        // EC2 checks the instance before it asks KMS for anything: AttachVolume is for a running
+        // or stopped instance. A fleet's automation asks again after `retry`.
+        match ctx.call(instance, Msg::Instance(InstanceMsg::MayAttach)) {
+            Reply::Attachable(Ok(())) => {}
+            Reply::Attachable(Err(error)) => {
+                ctx.record(Obs::Volume(VolumeObs::AttachFailed { instance, error, kms: None }));
+                self.next(Some(instance), |c| &c.retry, ctx);
+                return;
+            }
+            other => unreachable!("an instance answers MayAttach with Attachable, not {other:?}"),
         }
         self.state = Some(VolumeState::Attaching(instance));
         self.decrypt_for(Need::Attach, instance, ctx);

@@ -213,6 +213,9 @@ pub enum InstanceMsg {
     },
     /// Its state (a call, answered [`super::Reply::State`]).
     State,
+    /// Whether a volume may ask to be attached to it now (a call, answered
+    /// [`super::Reply::Attachable`]): AttachVolume is for a running or stopped instance.
+    MayAttach,
     /// A volume's answer to [`VolumeMsg::LoadKey`] during a start.
     KeyLoaded {
         volume: ActorId,
@@ -349,6 +352,7 @@ impl Instance {
                 super::Reply::Done
             }
             InstanceMsg::State => super::Reply::State(self.state()),
+            InstanceMsg::MayAttach => super::Reply::Attachable(self.attachable(false, ctx)),
             other => unreachable!("{other:?} is not a call"),
         }
     }
@@ -406,7 +410,7 @@ impl Instance {
                 }
             }
             InstanceMsg::Do(action) => self.on_action(action, ctx),
-            InstanceMsg::Attach { .. } | InstanceMsg::Detached { .. } | InstanceMsg::State => {
+            InstanceMsg::Attach { .. } | InstanceMsg::Detached { .. } | InstanceMsg::State | InstanceMsg::MayAttach => {
                 unreachable!("volumes call instances to attach, detach and ask: {msg:?}")
             }
             InstanceMsg::KeyLoaded { volume, ok } => self.on_key_loaded(volume, ok, ctx),
@@ -612,13 +616,22 @@ impl Instance {
 
     /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
     /// and so holds the plaintext key in its host's memory now.
-    pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
+    /// Whether a volume may be attached now: to a running or stopped instance, or, with
+    /// `launch` (a launch's block-device mapping), to one being launched.
+    fn attachable(&self, launch: bool, ctx: &WorldCtx<'_>) -> Result<(), Ec2Error> {
         let Some(state) = self.state else { return Err(not_launched(ctx.my_name())) };
-        let launching =
-            state == InstanceState::Pending && self.start.as_ref().is_some_and(|s| !matches!(s.kind, StartKind::Start));
+        let launching = launch
+            && state == InstanceState::Pending
+            && self.start.as_ref().is_some_and(|s| !matches!(s.kind, StartKind::Start));
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
             return Err(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state));
         }
+        Ok(())
+    }
+
+    pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
+        self.attachable(true, ctx)?;
+        let state = self.state.expect("attachable");
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
         let cached = state == InstanceState::Running;
         self.attachments.push(Attachment { volume, cached });

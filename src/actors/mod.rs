@@ -255,6 +255,8 @@ pub enum Reply {
     Available(bool),
     /// From an instance: its state, if it was launched.
     State(Option<ec2::InstanceState>),
+    /// From an instance asked whether a volume may be attached to it now, or why not.
+    Attachable(Result<(), ec2::Ec2Error>),
     /// From an instance told of a detach, or a snapshot told of a use.
     Done,
 }
@@ -300,7 +302,10 @@ impl Actor for World {
                 actor => not_a_call(actor, &req),
             },
             Msg::Instance(
-                m @ (ec2::InstanceMsg::Attach { .. } | ec2::InstanceMsg::Detached { .. } | ec2::InstanceMsg::State),
+                m @ (ec2::InstanceMsg::Attach { .. }
+                | ec2::InstanceMsg::Detached { .. }
+                | ec2::InstanceMsg::State
+                | ec2::InstanceMsg::MayAttach),
             ) => match self {
                 World::Instance(i) => i.answer(m, ctx),
                 actor => not_a_call(actor, &m),
