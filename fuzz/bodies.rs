@@ -10,8 +10,15 @@ use kmsim::import::Trail;
 use kmsim::run::{RunOptions, run};
 use kmsim::scenario::{Overrides, parse};
 
-/// Any text as a scenario: parsed, and when valid and small, run and rendered.
+/// Any text as a scenario: parsed and validated, which ends in an error with a position or a
+/// scenario.
 pub fn scenario(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = parse("fuzz.ron", &text, Overrides::default());
+}
+
+/// Any text as a scenario: parsed, and when valid and small, run and rendered.
+pub fn scenario_run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let Ok(s) = parse("fuzz.ron", &text, Overrides::default()) else { return };
     // Big estates and long runs cost time, not coverage: the events after the first thousands

@@ -237,61 +237,68 @@ pub(super) fn side_by_side<P: Send>(
     batch: usize,
     cut: impl FnOnce(&mut Each<'_>) -> Result<(), String>,
     read: impl Fn(u64, &[u8]) -> P + Sync,
-    mut apply: impl FnMut(P) -> Result<(), String> + Send,
+    apply: impl FnMut(P) -> Result<(), String> + Send,
 ) -> Result<(), String> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, mpsc};
-    if workers <= 1 {
-        return cut(&mut |n, bytes| apply(read(n, bytes)));
-    }
+    let mut apply = Some(apply);
     let (to_read, batches) = mpsc::sync_channel::<Batch>(2 * workers);
     let batches = Mutex::new(batches);
-    let (to_apply, read_batches) = mpsc::sync_channel::<(u64, Vec<P>)>(2 * workers);
     let stopped = AtomicBool::new(false);
+    let (read, stopped) = (&read, &stopped);
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let to_apply = to_apply.clone();
-            let (batches, read) = (&batches, &read);
-            scope.spawn(move || {
-                let mut applying = true;
-                loop {
-                    let next = batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    let Ok(b) = next else { break };
-                    // Once nothing is applied any more, batches are only taken, so that the
-                    // cutting never waits for room.
-                    if applying {
-                        let mut start = 0;
-                        let each = b.ends.iter().map(|&(n, end)| {
-                            let record = read(n, &b.bytes[start..end]);
-                            start = end;
-                            record
-                        });
-                        applying = to_apply.send((b.seq, each.collect())).is_ok();
-                    }
-                }
-            });
-        }
-        drop(to_apply);
-        let stopped = &stopped;
-        let applier = scope.spawn(move || {
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut next = 0;
-            for (seq, records) in read_batches {
-                waiting.insert(seq, records);
-                while let Some(records) = waiting.remove(&next) {
-                    next += 1;
-                    for record in records {
-                        if let Err(e) = apply(record) {
-                            stopped.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-            Ok(())
-        });
+        // The threads start only once the first batch's worth of records has been read here, one
+        // by one: a small file costs no thread.
+        let mut inline = 0;
+        let mut applier = None;
         let mut b = Batch::new(0);
         let cutting = cut(&mut |n, bytes| {
+            if applier.is_none() {
+                if workers <= 1 || inline < batch {
+                    inline += bytes.len();
+                    return apply.as_mut().expect("applied here until the threads start")(read(n, bytes));
+                }
+                let mut apply = apply.take().expect("the threads start once");
+                let (to_apply, read_batches) = mpsc::sync_channel::<(u64, Vec<P>)>(2 * workers);
+                for _ in 0..workers {
+                    let (to_apply, batches) = (to_apply.clone(), &batches);
+                    scope.spawn(move || {
+                        let mut applying = true;
+                        loop {
+                            let next = batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                            let Ok(b) = next else { break };
+                            // Once nothing is applied any more, batches are only taken, so that
+                            // the cutting never waits for room.
+                            if applying {
+                                let mut start = 0;
+                                let each = b.ends.iter().map(|&(n, end)| {
+                                    let record = read(n, &b.bytes[start..end]);
+                                    start = end;
+                                    record
+                                });
+                                applying = to_apply.send((b.seq, each.collect())).is_ok();
+                            }
+                        }
+                    });
+                }
+                applier = Some(scope.spawn(move || {
+                    let mut waiting = std::collections::BTreeMap::new();
+                    let mut next = 0;
+                    for (seq, records) in read_batches {
+                        waiting.insert(seq, records);
+                        while let Some(records) = waiting.remove(&next) {
+                            next += 1;
+                            for record in records {
+                                if let Err(e) = apply(record) {
+                                    stopped.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }));
+            }
             if stopped.load(Ordering::Relaxed) {
                 return Err(String::new());
             }
@@ -304,6 +311,7 @@ pub(super) fn side_by_side<P: Send>(
             }
             Ok(())
         });
+        let Some(applier) = applier else { return cutting };
         // The records before a place the input goes wrong are applied first: an error among
         // them comes first.
         if !b.ends.is_empty() {
