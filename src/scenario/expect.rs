@@ -208,9 +208,28 @@ fn unknown_event(event: &str) -> String {
 /// The index of a declared name, or a problem on the field named after its kind.
 fn lookup(list: &[String], name: &str, kind: &'static str, errs: &mut Vec<(&str, String)>) -> usize {
     Names::index(list, name).unwrap_or_else(|| {
-        errs.push((kind, format!("unknown {kind} {name:?}")));
+        let hint = padded(name, |n| Names::index(list, n).is_some()).unwrap_or_default();
+        errs.push((kind, format!("unknown {kind} {name:?}{hint}")));
         0
     })
+}
+
+/// A fleet's members are numbered with as many digits as the largest (`web-v07` of twelve): for a
+/// name whose number lacks the leading zeros of a declared one, the hint naming it.
+fn padded(name: &str, declared: impl Fn(&str) -> bool) -> Option<String> {
+    let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (stem, number) = name.split_at(name.len() - digits);
+    let n: u64 = number.parse().ok()?;
+    (digits + 1..=digits + 7).map(|width| format!("{stem}{n:0width$}")).find(|candidate| declared(candidate)).map(
+        |candidate| {
+            format!("; did you mean {candidate:?}? (a fleet numbers its members with as many digits as its largest)")
+        },
+    )
+}
+
+fn not_declared(resource: &str, names: &Names<'_>) -> String {
+    let hint = padded(resource, |n| names.is_resource(n)).unwrap_or_default();
+    format!("{resource:?} is not a declared volume, instance, snapshot, image, group or service resource{hint}")
 }
 
 /// One of the allowed state names, or a problem on `is`.
@@ -364,10 +383,7 @@ pub(super) fn validate(
             }
             RawExpect::BrokeAt { resource, at, within } => {
                 if !names.is_resource(&resource) {
-                    errs.push((
-                        "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot, image, group or service resource"),
-                    ));
+                    errs.push(("resource", not_declared(&resource, names)));
                 }
                 let within = within
                     .map(|w| parse_duration(&w).map_err(|e| errs.push(("within", e.to_string()))).unwrap_or_default())
@@ -376,10 +392,7 @@ pub(super) fn validate(
             }
             RawExpect::Status { resource, is } => {
                 if !names.is_resource(&resource) {
-                    errs.push((
-                        "resource",
-                        format!("{resource:?} is not a declared volume, instance, snapshot, image, group or service resource"),
-                    ));
+                    errs.push(("resource", not_declared(&resource, names)));
                 }
                 let st = state(&STATUSES, &is, "status", &mut errs);
                 Expect::Status { resource, is: st }

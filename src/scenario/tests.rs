@@ -353,3 +353,18 @@ fn counts_beyond_the_limits_are_refused_before_anything_is_made() {
             .contains("1000001 is out of range: a scenario declares 1 to 1000000 service resources in all")
     );
 }
+
+#[test]
+fn a_fleet_member_named_without_its_leading_zeros_gets_the_padded_name_suggested() {
+    let text = r#"Scenario(version: 1, name: "f", start: "2026-01-01T00:00:00Z", horizon: "1d", seed: 1,
+        keys: [Key(id: "k", origin: External)],
+        fleets: [Fleet(id: "web", instances: 12, keys: [("k", 1)], attached: Fixed("1h"), detached: Fixed("1m"))],
+        expect: [Status(resource: "web-v7", is: "unaffected"), Volume(volume: "web-v7", at: "1h", is: "in-use"),
+                 Status(resource: "web-v70", is: "unaffected")],
+    )"#;
+    let p = problems(text);
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[0].ends_with("\"web-v7\" is not a declared volume, instance, snapshot, image, group or service resource; did you mean \"web-v07\"? (a fleet numbers its members with as many digits as its largest)"), "{}", p[0]);
+    assert!(p[1].ends_with("unknown volume \"web-v7\"; did you mean \"web-v07\"? (a fleet numbers its members with as many digits as its largest)"), "{}", p[1]);
+    assert!(p[2].ends_with("service resource"), "no member is numbered 70: {}", p[2]);
+}
