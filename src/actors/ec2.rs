@@ -352,7 +352,7 @@ impl Instance {
                 super::Reply::Done
             }
             InstanceMsg::State => super::Reply::State(self.state()),
-            InstanceMsg::MayAttach => super::Reply::Attachable(self.attachable(false, ctx)),
+            InstanceMsg::MayAttach => super::Reply::Attachable(self.attachable(false, ctx).map(|_| ())),
             other => unreachable!("{other:?} is not a call"),
         }
     }
@@ -614,11 +614,9 @@ impl Instance {
         }
     }
 
-    /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
-    /// and so holds the plaintext key in its host's memory now.
-    /// Whether a volume may be attached now: to a running or stopped instance, or, with
-    /// `launch` (a launch's block-device mapping), to one being launched.
-    fn attachable(&self, launch: bool, ctx: &WorldCtx<'_>) -> Result<(), Ec2Error> {
+    /// Whether a volume may be attached now, and the instance's state: a running or stopped
+    /// instance, or, with `launch` (a launch's block-device mapping), one being launched.
+    fn attachable(&self, launch: bool, ctx: &WorldCtx<'_>) -> Result<InstanceState, Ec2Error> {
         let Some(state) = self.state else { return Err(not_launched(ctx.my_name())) };
         let launching = launch
             && state == InstanceState::Pending
@@ -626,12 +624,13 @@ impl Instance {
         if !matches!(state, InstanceState::Running | InstanceState::Stopped) && !launching {
             return Err(Ec2Error::incorrect_instance_state(&instance_id(ctx.my_name(), self.life), state));
         }
-        Ok(())
+        Ok(state)
     }
 
+    /// Attaches a volume whose data key was decrypted: `Ok(cached)`, true if the instance runs
+    /// and so holds the plaintext key in its host's memory now.
     pub(super) fn on_attach(&mut self, volume: ActorId, ctx: &mut WorldCtx<'_>) -> Result<bool, Ec2Error> {
-        self.attachable(true, ctx)?;
-        let state = self.state.expect("attachable");
+        let state = self.attachable(true, ctx)?;
         debug_assert!(self.attachments.iter().all(|a| a.volume != volume), "volume attached twice");
         let cached = state == InstanceState::Running;
         self.attachments.push(Attachment { volume, cached });

@@ -776,7 +776,7 @@ fn latent_windows(summary: &Summary, name: &str, end: SimTime) -> Vec<(SimTime, 
     let Some(r) = summary.resources.iter().find(|r| *r.name == *name) else { return Vec::new() };
     let mut out: Vec<(SimTime, SimTime, bool)> =
         r.breaks.iter().filter_map(|b| b.loss_at.map(|l| (l, b.broke_at, true))).collect();
-    if let Some(since) = r.latent_since {
+    if let Some(since) = r.latent_since() {
         out.push((since, end, false));
     }
     out

@@ -101,12 +101,18 @@ pub struct ResourceSummary {
     pub last_good_use: Option<(SimTime, &'static str)>,
     /// Its standing at the end, from [`standing`](super::standing).
     pub status: Standing,
-    /// For a latent resource: since when its key has been unusable.
-    pub latent_since: Option<SimTime>,
     /// For a latent or blocked resource: since when its key has been unusable (the verdict's
     /// answer, which every table shows).
     pub unusable_since: Option<SimTime>,
     pub at_end: AtEnd,
+}
+
+impl ResourceSummary {
+    /// For a latent resource: since when its key has been unusable.
+    #[must_use]
+    pub fn latent_since(&self) -> Option<SimTime> {
+        (self.status == Standing::Latent).then_some(self.unusable_since).flatten()
+    }
 }
 
 /// A resource's state at the end of the run, worded when shown (a fleet has millions).
@@ -731,7 +737,6 @@ fn resource_summary(
         breaks: history.breaks,
         last_good_use: history.last_good,
         status: verdict.standing,
-        latent_since: (verdict.standing == Standing::Latent).then_some(verdict.since).flatten(),
         unusable_since: matches!(verdict.standing, Standing::Latent | Standing::Blocked)
             .then_some(verdict.since)
             .flatten(),

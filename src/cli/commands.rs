@@ -277,6 +277,9 @@ pub(super) fn check_command(paths: &[PathBuf], ask: &CheckAsk) -> Result<(), Fai
         // Reading and parsing take about this much (measured on a scenario that lists 100,000
         // resources); the run, what its scenario's size says.
         let size = fs::metadata(path).map_or(0, |m| m.len());
+        let check = |parsed: Result<_, _>| {
+            parsed.map_or_else(|invalid| invalid, |s| check::check_scenario(&name, &s, &options))
+        };
         let mut share = budget.take(PARSE_BASE.saturating_add(size.saturating_mul(PARSE_PER_BYTE)));
         let scenario = match parse(path, &name) {
             Ok(s) => s,
@@ -284,16 +287,13 @@ pub(super) fn check_command(paths: &[PathBuf], ask: &CheckAsk) -> Result<(), Fai
         };
         let needs = crate::run::estimated_peak_bytes(&scenario);
         if share.grow(needs) {
-            return check::check_scenario(&name, &scenario, &options);
+            return check(Ok(scenario));
         }
         // Waiting for more while holding this share could wait forever on another doing the same:
         // give everything back, wait for the whole, and parse again.
         drop((scenario, share));
         let _share = budget.take(needs);
-        match parse(path, &name) {
-            Ok(s) => check::check_scenario(&name, &s, &options),
-            Err(invalid) => invalid,
-        }
+        check(parse(path, &name))
     };
     let results = parallel_map(&files, jobs, check_one);
     let count = |status| results.iter().filter(|r| r.status() == status).count();

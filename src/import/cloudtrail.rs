@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::actors::service::Kind;
 use crate::engine::SimDuration;
 
-use super::split::Each;
+use super::ordered::Each;
 
 /// At most this many understood events in one scenario: it bounds memory on hostile input.
 pub const MAX_EVENTS: usize = 1_000_000;
@@ -566,15 +566,15 @@ impl Trail {
     ) -> Result<(), String> {
         let workers = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_WORKERS);
         let read = |n: u64, bytes: &[u8]| {
-            let read = serde_json::from_slice(bytes)
+            let said = serde_json::from_slice(bytes)
                 .map_err(|e| format!("not a CloudTrail record: {}", describe_json_error(&e)))
                 .and_then(|raw: RawRecord| Record::of(&raw));
-            (n, read)
+            (n, said)
         };
-        let apply = |(n, read): (u64, Result<Record, String>)| {
-            read.and_then(|read| self.apply(read)).map_err(|what| format!("{record} {n}: {what}"))
+        let apply = |(n, said): (u64, Result<Record, String>)| {
+            said.and_then(|r| self.apply(r)).map_err(|what| format!("{record} {n}: {what}"))
         };
-        super::split::side_by_side(workers, BATCH, cut, read, apply)
+        super::ordered::side_by_side(workers, BATCH, cut, read, apply)
     }
 
     fn add(&mut self, raw: &RawRecord) -> Result<(), String> {
@@ -598,12 +598,12 @@ impl Trail {
         if self.user.is_none() {
             self.user = user;
         }
-        let (name, what, id, failed, by_service, grant) = match said {
+        let Understood { name, what, id, failed, by_service, grant } = match said {
             Said::Unknown(label) => {
                 *self.unknown.entry(label).or_default() += 1;
                 return Ok(());
             }
-            Said::Event { name, what, id, failed, by_service, grant } => (name, what, id, failed, by_service, grant),
+            Said::Event(understood) => understood,
         };
         // Only events kept are deduplicated, so memory stays bounded by what a scenario needs.
         if let Some(id) = id
@@ -646,16 +646,19 @@ struct Record {
 enum Said {
     /// Not understood: counted under this label.
     Unknown(String),
-    Event {
-        name: String,
-        what: What,
-        id: Option<EventId>,
-        /// Refused, and not a refusal kmsim tells again from the key's state.
-        failed: bool,
-        by_service: bool,
-        /// A grant EC2 made for a volume: its ID, key and volume.
-        grant: Option<(String, (String, String))>,
-    },
+    Event(Understood),
+}
+
+/// An event kmsim models, as one record says it.
+struct Understood {
+    name: String,
+    what: What,
+    id: Option<EventId>,
+    /// Refused, and not a refusal kmsim tells again from the key's state.
+    failed: bool,
+    by_service: bool,
+    /// A grant EC2 made for a volume: its ID, key and volume.
+    grant: Option<(String, (String, String))>,
 }
 
 impl Record {
@@ -711,7 +714,7 @@ impl Record {
             _ => None,
         };
         let id = raw.event_id.as_deref().map(EventId::of);
-        Ok(read(Said::Event { name, what, id, failed, by_service, grant }))
+        Ok(read(Said::Event(Understood { name, what, id, failed, by_service, grant })))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod cloudtrail;
 pub mod estate;
+mod ordered;
 mod split;
 
 pub use cloudtrail::{ImportError, MAX_EVENTS, MAX_LINE, NothingToImport, Trail};

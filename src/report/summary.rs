@@ -17,7 +17,7 @@ pub fn rows(summary: &Summary) -> Vec<[String; 8]> {
         let good = |g: Option<(SimTime, &str)>| g.map_or("-".into(), |(t, what)| format!("{t} {what}"));
         if r.breaks.is_empty() {
             let unusable = r.unusable_since.map_or_else(|| "-".into(), |t| t.to_string());
-            let latent = r.latent_since.map_or_else(|| "-".into(), |t| format!(">= {} (open)", summary.end - t));
+            let latent = r.latent_since().map_or_else(|| "-".into(), |t| format!(">= {} (open)", summary.end - t));
             rows.push([
                 r.name.to_string(),
                 key.clone(),
@@ -249,7 +249,7 @@ pub fn json(
                 "name": &*r.name, "kind": r.kind, "key": r.key.as_deref(),
                 "standing": r.status.as_str(),
                 "last_good_use": good(r.last_good_use),
-                "latent_since": at(r.latent_since), "latent_since_utc": utc(r.latent_since),
+                "latent_since": at(r.latent_since()), "latent_since_utc": utc(r.latent_since()),
                 "at_end": r.at_end.to_string(),
                 "breaks": breaks,
             })
