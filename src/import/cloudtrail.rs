@@ -122,8 +122,9 @@ pub(super) enum What {
         decrypt: bool,
         instance: Option<String>,
         ok: bool,
-        /// A Decrypt by the instance's `aws:ec2-infrastructure` role: EC2 loading the volume's
-        /// key at an attach, a launch or a start.
+        /// EC2 loading the volume's key at an attach, a launch or a start: a Decrypt by the
+        /// instance's `aws:ec2-infrastructure` role, or EC2's grant for the instance refused
+        /// because of the key's state.
         by_instance: bool,
     },
     CreateVolume {
@@ -899,7 +900,20 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                                 .and_then(|g| g.rsplit_once("ec2-infrastructure:"))
                                 .map(|(_, i)| i.to_string())
                         });
-                    let by_instance = name == "Decrypt" && identity["arn"].as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/"));
+                    // EC2 loading the volume's key for an instance: its Decrypt under the
+                    // instance's role, or the grant it asked for the instance and the key's state
+                    // refused (then no Decrypt follows: a launch that fails, D6).
+                    let by_instance = match name {
+                        "Decrypt" => identity["arn"].as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/")),
+                        "CreateGrant" => {
+                            identity["invokedBy"] == "ec2.amazonaws.com"
+                                && matches!(
+                                    raw.error_code.as_deref(),
+                                    Some("KMSInvalidStateException" | "DisabledException")
+                                )
+                        }
+                        _ => false,
+                    };
                     let resource = context_resource(&req["encryptionContext"]);
                     let decrypt = name == "Decrypt";
                     What::KeyUse { key, volume, resource, decrypt, instance, ok: raw.error_code.is_none(), by_instance }
@@ -1560,8 +1574,9 @@ impl Trail {
                         attached.insert(v, i);
                     }
                     if launched.insert(v) {
+                        let did = if *ok { "decrypted its key" } else { "was refused a grant of its key" };
                         notes.push(format!(
-                            "volume {v}: EC2 decrypted its key for {i} with no AttachVolume in the trail (a launch \
+                            "volume {v}: EC2 {did} for {i} with no AttachVolume in the trail (a launch \
                              with block-device mappings, or an attach not logged): replayed as an attach"
                         ));
                     }

@@ -626,8 +626,10 @@ fn random_estate(seed: u64) -> String {
         } else {
             ""
         };
+        // And sometimes auto scaling replaces its instances (A10).
+        let replaced = if rng.random_range(0..3) == 0 { ", replace_every: Exponential(\"1d\")" } else { "" };
         format!(
-            "fleets: [Fleet(id: \"f\", instances: {}, volumes_per_instance: {}, keys: [(\"k0\", 1)], attached: Exponential(\"{}h\"), detached: Exponential(\"30m\"){stops})],",
+            "fleets: [Fleet(id: \"f\", instances: {}, volumes_per_instance: {}, keys: [(\"k0\", 1)], attached: Exponential(\"{}h\"), detached: Exponential(\"30m\"){stops}{replaced})],",
             rng.random_range(1..=3),
             rng.random_range(1..=2),
             rng.random_range(2..12)
@@ -655,6 +657,7 @@ fn random_estates_survive_the_round_trip() {
     let n: u64 = std::env::var("KMSIM_SWARM").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let mut differ = Vec::new();
     let mut with_breaks = 0;
+    let mut replaced = 0;
     for seed in 0..n {
         let text = random_estate(seed);
         let s = scenario::parse("estate.ron", &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -667,13 +670,23 @@ fn random_estates_survive_the_round_trip() {
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{imported_text}"));
         let r2 = run(&imported, &RunOptions::default(), None).unwrap();
         // A fleet's steps fall between whole seconds; CloudTrail's instants are whole seconds.
-        let (before, after) = (outcomes(&s, &r, 1000).1, outcomes(&imported, &r2, 1000).1);
+        let (mut before, mut after) = (outcomes(&s, &r, 1000).1, outcomes(&imported, &r2, 1000).1);
+        // A10's replacement launches with the volumes of the instance it replaces, which no
+        // AWS launch does, so no trail can say which place a launch fills: the fleet's places
+        // come back as one instance per launch, and only its volumes are compared.
+        if text.contains("replace_every") {
+            let place = |line: &String| line.starts_with("f-i");
+            before.retain(|line| !place(line));
+            after.retain(|line| !place(line));
+            replaced += 1;
+        }
         with_breaks += usize::from(before.iter().any(|line| !line.ends_with("[]")));
         if before != after {
             differ.push(seed);
         }
     }
     assert!(with_breaks * 4 > usize::try_from(n).unwrap(), "few estates break anything: {with_breaks} of {n}");
+    assert!(replaced * 20 > n, "few estates' fleets are replaced: {replaced} of {n}");
     assert!(differ.is_empty(), "{} of {n} estates differ after the round trip: seeds {differ:?}", differ.len());
 }
 
