@@ -203,7 +203,7 @@ fn sentence(names: &Names<'_>, rec: &Record<Obs>) -> String {
                 message
             }
             VolumeObs::Detached { instance } => {
-                format!("detached from {}; its plaintext data key leaves host memory", name(*instance))
+                format!("detached from {}", name(*instance))
             }
             VolumeObs::Refused { error, .. } => error.message(|v| s.volume_name(v)).into_owned(),
             VolumeObs::KeyLoadFailed { instance, kms, .. } => format!(
