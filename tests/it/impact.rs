@@ -330,6 +330,31 @@ fn impact_prints_each_group_with_its_members_and_their_cause() {
     );
 }
 
+/// A key whose material AWS generated has no material to lose: its volume's data key is
+/// encrypted under the key, never "its material is gone" (cargo mutants on `impact`).
+#[test]
+fn a_volume_under_an_aws_generated_key_is_encrypted_under_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
+        .args([
+            "impact",
+            scenarios_dir().join("lifecycle/aws-kms-key-contrast.ron").to_str().unwrap(),
+            "--key",
+            "cmk-aws",
+            "--at",
+            "1d",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "  vol-1  in-use on i-1, plaintext key in host memory\n         via data key encrypted under cmk-aws\n"
+        ),
+        "{text}"
+    );
+}
+
 /// The standing's own edges (cargo mutants on `report::standing`): a Disabled key blocks and
 /// keeps latent what it protects although its material is there; a resource that works again
 /// at an instant is recovered at that instant; a latent resource's cause is the loss it is in,
