@@ -431,6 +431,14 @@ fn the_text_of_a_fleets_blast_radius_stays_readable() {
     );
     assert!(words.contains("  (140 more latent: `--format json` lists every one)"), "{words}");
     assert_eq!(words.lines().filter(|l| l.trim_start().starts_with("via ")).count(), 100);
+    // The run's summary keeps only the 100 gravest of the 240 as it goes, and counts the rest.
+    let text = kmsim::report::run_text(&r, "fleet.ron");
+    let radius = &text[text.find("Blast radius at the end").unwrap()..];
+    assert_eq!(radius.lines().filter(|l| l.starts_with("    latent ")).count(), 100, "{radius}");
+    assert!(
+        radius.contains("    (140 more not listed: 0 broken, 0 blocked, 140 latent, 0 recovered, 0 unaffected)"),
+        "{radius}"
+    );
 }
 
 /// An image's edges to the instances launched from it: only those launched by the instant asked
