@@ -617,6 +617,9 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     sim.reserve(actor_count(scenario));
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
     let mut service = Kms::new(scenario.kms, specs);
+    if let Some(last) = (0..scenario.instances.len()).map(|i| instance_actor(scenario, i)).max() {
+        service.expect_instances_up_to(last);
+    }
     for (r, decl) in scenario.services.iter().enumerate() {
         if decl.policy.reaction.is_some() {
             service.watch(decl.key, service_actor(scenario, r));
@@ -692,6 +695,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(decl.name.clone(), World::Service(Box::new(r)));
         debug_assert_eq!(id, service_actor(scenario, x));
     }
+    sim.reserve_inputs(scenario.actions.len());
     for (i, action) in scenario.actions.iter().enumerate() {
         let action = &*action;
         let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));

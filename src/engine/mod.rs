@@ -414,6 +414,11 @@ impl<A: Actor> Simulation<A> {
         self.look_ahead = look_ahead;
     }
 
+    /// Makes room for `more` inputs at once ([`Simulation::schedule`]), with no spare capacity.
+    pub fn reserve_inputs(&mut self, more: usize) {
+        self.queue.reserve_exact(more);
+    }
+
     /// Schedules an input from outside the simulation.
     pub fn schedule(&mut self, at: SimTime, to: ActorId, msg: A::Msg, cause: Cause) {
         self.queue.push(at, to.0, Delivery { msg, cause });

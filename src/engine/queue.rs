@@ -149,6 +149,12 @@ impl<P> Queue<P> {
         }
     }
 
+    /// Makes room for `more` entries at once, with no spare capacity: a big estate's inputs are
+    /// known before the run, and the slab otherwise keeps the slack of its last doubling.
+    pub fn reserve_exact(&mut self, more: usize) {
+        self.slots.reserve_exact(more);
+    }
+
     /// Schedules `payload` at `at`, in the instant's second lane, and returns its sequence
     /// number, unique for the queue's life.
     #[inline(always)]

@@ -520,8 +520,6 @@ pub struct Kms {
     grants: BTreeMap<GrantId, Grant>,
     next_grant: u32,
     named_grants: BTreeMap<Arc<str>, GrantId>,
-    /// Grants by their `aws:ebs:id` constraint, so that EC2's checks stay cheap in big estates.
-    grants_by_context: BTreeMap<ContextId, Vec<GrantId>>,
     /// Live grants to each instance, by actor index, with what the check on every EBS Decrypt
     /// reads kept inline: one place to look at, not three.
     grants_by_instance: Vec<SmallVec<[LiveGrant; 1]>>,
@@ -563,7 +561,6 @@ impl Kms {
             grants: BTreeMap::new(),
             next_grant: 0,
             named_grants: BTreeMap::new(),
-            grants_by_context: BTreeMap::new(),
             grants_by_instance: Vec::new(),
             next_serial: 0,
             watchers: vec![Vec::new(); keys_len],
@@ -915,9 +912,6 @@ impl Kms {
                     holder: None,
                 };
                 self.grants.insert(id, grant);
-                if let Some(c) = context {
-                    self.grants_by_context.entry(*c).or_default().push(id);
-                }
                 if let Grantee::Instance(i) = grantee {
                     if self.grants_by_instance.len() <= i.index() {
                         self.grants_by_instance.resize_with(i.index() + 1, SmallVec::new);
@@ -1092,30 +1086,25 @@ impl Kms {
         KmsOutput::Ciphertext(c)
     }
 
-    /// Forgets a retired grant nobody can name any more, and its place in the context index.
+    /// Forgets a retired grant nobody can name any more.
     fn forget_if_unnamed(&mut self, id: GrantId) {
-        let Some(g) = self.grants.get(&id).filter(|g| !g.live && !g.named) else { return };
-        if let Some(c) = g.context
-            && let Some(ids) = self.grants_by_context.get_mut(&c)
-        {
-            ids.retain(|x| *x != id);
-            if ids.is_empty() {
-                self.grants_by_context.remove(&c);
-            }
+        if self.grants.get(&id).is_some_and(|g| !g.live && !g.named) {
+            self.grants.remove(&id);
         }
-        self.grants.remove(&id);
     }
 
     fn retire(&mut self, grant: &GrantRef, key: Option<KeyIdx>) -> (Option<KeyIdx>, Outcome) {
         let found = match grant {
             GrantRef::Id(id) => Some(*id),
             GrantRef::Named(name) => self.named_grants.get(name).copied(),
-            GrantRef::ForContext(ctx) => self.grants_by_context.get(ctx).and_then(|ids| {
-                ids.iter()
-                    .rev()
-                    .copied()
-                    .find(|id| self.grants.get(id).is_some_and(|g| g.live && key.is_none_or(|k| g.key == k)))
-            }),
+            // The newest live one: only a user names a grant so, rarely, and a look through every
+            // grant then spares each grant an entry in an index by context.
+            GrantRef::ForContext(ctx) => self
+                .grants
+                .iter()
+                .rev()
+                .find(|(_, g)| g.context == Some(*ctx) && g.live && key.is_none_or(|k| g.key == k))
+                .map(|(id, _)| *id),
         };
         match found.and_then(|id| self.grants.get_mut(&id).map(|g| (id, g))) {
             Some((id, g)) if g.live && key.is_none_or(|k| g.key == k) => {
@@ -1259,11 +1248,6 @@ impl Kms {
             g.live = false;
         }
         self.grants.retain(|_, g| g.live || g.named);
-        let grants = &self.grants;
-        self.grants_by_context.retain(|_, ids| {
-            ids.retain(|id| grants.contains_key(id));
-            !ids.is_empty()
-        });
         for live in &mut self.grants_by_instance {
             live.retain(|g| g.key != key);
         }
@@ -1283,6 +1267,12 @@ impl Kms {
         let id = ctx.record(Obs::Kms(KmsObs::StateChanged { key, from, to }));
         self.keys[key.0 as usize].state_record = Some(id);
         self.tell_watchers(key, ctx);
+    }
+
+    /// Makes room, with no spare capacity, for the live grants of instances up to the actor
+    /// `last` (the index grows on demand, doubling, and keeps the slack of its last doubling).
+    pub fn expect_instances_up_to(&mut self, last: ActorId) {
+        self.grants_by_instance.reserve_exact(last.index() + 1);
     }
 
     /// `actor` (another service's resource) is told of every change of `key`'s state (D12).
