@@ -55,6 +55,8 @@ pub struct Snapshot {
     pub images: Vec<Option<ImageState>>,
     /// Each service resource's state, and whether its service holds its plaintext data key.
     pub services: Vec<(Option<crate::actors::service::State>, bool)>,
+    /// Each auto scaling group's instances in service and desired capacity.
+    pub groups: Vec<(u32, u32)>,
     /// Live grants to instances: (key, instance index).
     pub grants: Vec<(KeyIdx, usize)>,
 }
@@ -529,7 +531,13 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
             _ => unreachable!("service_actor names a service resource"),
         })
         .collect();
-    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images, services }
+    let groups = (0..scenario.groups.len())
+        .map(|x| match sim.actor(group_actor(scenario, x)) {
+            World::Group(g) => (g.in_service(), g.desired()),
+            _ => unreachable!("group_actor names a group"),
+        })
+        .collect();
+    Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images, services, groups }
 }
 
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big

@@ -341,7 +341,8 @@ pub struct Impact {
     pub material: Option<String>,
     /// Broken first, then latent, then unaffected; by time within each.
     pub dependents: Vec<Dependent>,
-    /// How many dependents of each standing there are, listed or not, gravest first.
+    /// How many dependents of each standing there are, listed or not, gravest first (every
+    /// standing, none too).
     #[serde(skip)]
     pub tally: Vec<(Standing, usize)>,
 }
@@ -487,8 +488,7 @@ pub fn analyze_graph<'g>(
             found.pop();
         }
     }
-    let tally: Vec<(Standing, usize)> =
-        Standing::ALL.iter().zip(tally).filter(|(_, n)| *n > 0).map(|(st, n)| (*st, n)).collect();
+    let tally: Vec<(Standing, usize)> = Standing::ALL.iter().copied().zip(tally).collect();
     let found = found.into_sorted_vec();
     let dependents = found
         .into_iter()
@@ -533,13 +533,11 @@ pub fn analyze_graph<'g>(
                 }
                 NodeKind::Group => {
                     let x = r.node.index;
-                    let group = run.group(x);
+                    let (in_service, desired) = snap.groups[x];
                     let image = &s.images[s.groups[x].image].name;
                     (
                         format!(
-                            "{} of {} desired instances in service; needs the key at its next launch",
-                            group.in_service(),
-                            group.desired()
+                            "{in_service} of {desired} desired instances in service; needs the key at its next launch"
                         ),
                         format!("launch template {image} (snapshots under {key_name})"),
                     )

@@ -355,6 +355,33 @@ fn a_volume_under_an_aws_generated_key_is_encrypted_under_the_key() {
     );
 }
 
+/// What `impact` says of each dependent is as it stood at the instant asked, not at the run's
+/// end: an auto scaling group had 3 of 3 instances in service a day in, though it ends with 0 of
+/// 4 (it showed the end's). Each kind words its own state and path (cargo mutants on `impact`).
+#[test]
+fn impact_words_each_kind_as_it_stood_at_the_instant() {
+    let s = load("groups/capacity-drains.ron");
+    let at = SimTime::from_ms(D);
+    let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
+    let i = impact::analyze(&r, KeyIdx(0), at);
+    let find = |name: &str| i.dependents.iter().find(|d| d.name == name).unwrap_or_else(|| panic!("{name}: {i:?}"));
+    let web = find("web");
+    assert_eq!(web.state, "3 of 3 desired instances in service; needs the key at its next launch");
+    assert_eq!(web.via, "launch template ami-web (snapshots under cmk)");
+    assert_eq!(find("ami-web").via, "snapshot snap-golden (data keys under cmk)");
+    assert_eq!(find("web-i2").via, "attached web-i2-v0 (data keys under cmk)");
+    assert_eq!(find("snap-golden").material.as_deref(), Some("m1"));
+    assert_eq!(find("vol-golden").material.as_deref(), Some("m1"));
+    let end = impact::analyze(&r, KeyIdx(0), r.end);
+    let web = end.dependents.iter().find(|d| d.name == "web").unwrap();
+    assert_eq!(web.state, "0 of 4 desired instances in service; needs the key at its next launch");
+    // Another service's resource names the material of its data key too.
+    let s = load("services/s3-bucket-key.ron");
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let i = impact::analyze(&r, KeyIdx(0), r.end);
+    assert!(i.dependents.iter().all(|d| d.material.as_deref() == Some("m1")), "{i:?}");
+}
+
 /// The standing's own edges (cargo mutants on `report::standing`): a Disabled key blocks and
 /// keeps latent what it protects although its material is there; a resource that works again
 /// at an instant is recovered at that instant; a latent resource's cause is the loss it is in,
