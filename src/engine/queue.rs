@@ -254,7 +254,7 @@ impl<P> Queue<P> {
         self.first_lane_first();
         // Keep a small allocation for the next time this bucket fills, but not one sized for a
         // burst: a million entries pass through the buckets at the start of a big fleet.
-        if bucket.capacity() <= 4096 {
+        if bucket.capacity() <= 512 {
             self.later[b] = bucket;
         }
     }
