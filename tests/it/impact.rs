@@ -334,25 +334,12 @@ fn impact_prints_each_group_with_its_members_and_their_cause() {
 /// encrypted under the key, never "its material is gone" (cargo mutants on `impact`).
 #[test]
 fn a_volume_under_an_aws_generated_key_is_encrypted_under_the_key() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmsim"))
-        .args([
-            "impact",
-            scenarios_dir().join("lifecycle/aws-kms-key-contrast.ron").to_str().unwrap(),
-            "--key",
-            "cmk-aws",
-            "--at",
-            "1d",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains(
-            "  vol-1  in-use on i-1, plaintext key in host memory\n         via data key encrypted under cmk-aws\n"
-        ),
-        "{text}"
-    );
+    let s = load("lifecycle/aws-kms-key-contrast.ron");
+    let at = SimTime::from_ms(D);
+    let r = run(&s, &RunOptions { probes: vec![at], ..RunOptions::default() }, None).unwrap();
+    let i = impact::analyze(&r, s.key_named("cmk-aws").unwrap(), at);
+    let vol = i.dependents.iter().find(|d| d.name == "vol-1").unwrap();
+    assert_eq!(vol.via, "data key encrypted under cmk-aws", "{i:?}");
 }
 
 /// What `impact` says of each dependent is as it stood at the instant asked, not at the run's
