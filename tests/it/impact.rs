@@ -330,6 +330,21 @@ fn impact_prints_each_group_with_its_members_and_their_cause() {
     );
 }
 
+/// A host maintenance moves the instance to another host: the graph's host node is the one it
+/// runs on at the instant asked (cargo mutants on `ec2.rs`: `Instance::host` always 1 failed no
+/// test).
+#[test]
+fn the_graph_follows_an_instance_to_its_new_host() {
+    let s = load("ec2/host-maintenance.ron");
+    let (before, after) = (SimTime::from_ms(H), SimTime::from_ms(D));
+    let r = run(&s, &RunOptions { probes: vec![before, after], ..RunOptions::default() }, None).unwrap();
+    let runs_on = |at: SimTime| -> Vec<_> {
+        edges(&impact::graph(&r, r.snapshot_at(at).unwrap())).into_iter().filter(|x| x.1 == "runs-on").collect()
+    };
+    assert_eq!(runs_on(before), [e("i-web", EdgeKind::RunsOn, "host 1 of i-web")]);
+    assert_eq!(runs_on(after), [e("i-web", EdgeKind::RunsOn, "host 2 of i-web")]);
+}
+
 /// A key whose material AWS generated has no material to lose: its volume's data key is
 /// encrypted under the key, never "its material is gone" (cargo mutants on `impact`).
 #[test]
