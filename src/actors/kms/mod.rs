@@ -1088,8 +1088,11 @@ impl Kms {
 
     /// Forgets a retired grant nobody can name any more.
     fn forget_if_unnamed(&mut self, id: GrantId) {
-        if self.grants.get(&id).is_some_and(|g| !g.live && !g.named) {
-            self.grants.remove(&id);
+        if let std::collections::btree_map::Entry::Occupied(g) = self.grants.entry(id)
+            && !g.get().live
+            && !g.get().named
+        {
+            g.remove();
         }
     }
 
