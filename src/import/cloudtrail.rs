@@ -9,13 +9,16 @@
 //! understand are counted and listed at the top of the scenario, never silently dropped. Records
 //! are sorted by time and duplicates (same `eventID`) removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, BufReader, Read};
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+/// A record's JSON as it lies in the input: strings borrowed, objects as lists (a record's
+/// objects are small, and hashing their keys cost more than the search).
+type Value<'a> = serde_json_borrow::Value<'a>;
 
 use crate::actors::service::Kind;
 use crate::engine::SimDuration;
@@ -48,22 +51,33 @@ const BUFFER: usize = 1 << 20;
 const BATCH: usize = 1 << 20;
 const MAX_WORKERS: usize = 8;
 
-/// The fields of a record the importer reads; the rest are skipped without being kept.
+/// The fields of a record the importer reads; the rest are skipped without being kept. Text is
+/// borrowed from the record's bytes where it has no escapes.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRecord {
-    event_time: Option<String>,
-    event_source: Option<String>,
-    event_name: Option<String>,
-    #[serde(rename = "eventID")]
-    event_id: Option<String>,
-    aws_region: Option<String>,
-    recipient_account_id: Option<String>,
-    error_code: Option<String>,
-    user_identity: Option<Value>,
-    request_parameters: Option<Value>,
-    response_elements: Option<Value>,
-    resources: Option<Value>,
+#[serde(rename_all = "camelCase", bound(deserialize = "'a: 'de"))]
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    aws_region: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_identity: Option<Value<'a>>,
+    #[serde(borrow)]
+    request_parameters: Option<Value<'a>>,
+    #[serde(borrow)]
+    response_elements: Option<Value<'a>>,
+    #[serde(borrow)]
+    resources: Option<Value<'a>>,
 }
 
 /// One understood event.
@@ -307,8 +321,8 @@ pub(super) fn usable_id(id: &str) -> bool {
 /// and AWS write them), if it names one.
 fn context_resource(ctx: &Value) -> Option<(Kind, String)> {
     let after =
-        |key: &str, marker: &str| ctx[key].as_str().and_then(|a| a.split_once(marker)).map(|(_, r)| r.to_string());
-    let plain = |key: &str| ctx[key].as_str().map(String::from);
+        |key: &str, marker: &str| ctx.get(key).as_str().and_then(|a| a.split_once(marker)).map(|(_, r)| r.to_string());
+    let plain = |key: &str| ctx.get(key).as_str().map(String::from);
     if let Some(id) = plain("aws:rds:db-id") {
         return Some((Kind::Rds, id));
     }
@@ -367,7 +381,7 @@ pub(super) struct Shown {
 }
 
 /// An eventID: a UUID as its 128 bits (every ID AWS writes), else the text.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+#[derive(PartialEq, Eq, Hash)]
 enum EventId {
     Uuid(u128),
     Text(Box<str>),
@@ -392,8 +406,9 @@ impl EventId {
 pub struct Trail {
     events: Vec<Event>,
     /// The eventIDs of the events kept, for duplicates: a UUID as its 128 bits, another text
-    /// whole.
-    ids: BTreeSet<EventId>,
+    /// whole. Only asked whether it holds one, never listed: a hash set, a lookup in a million
+    /// without a walk down a tree.
+    ids: HashSet<EventId>,
     records: u64,
     duplicates: u64,
     out_of_order: u64,
@@ -599,7 +614,7 @@ impl Trail {
         if self.user.is_none() {
             self.user = user;
         }
-        let Understood { name, what, id, failed, by_service, grant } = match said {
+        let Understood { what, id, failed, by_service, grant } = match said {
             Said::Unknown(label) => {
                 *self.unknown.entry(label).or_default() += 1;
                 return Ok(());
@@ -613,7 +628,7 @@ impl Trail {
             self.duplicates += 1;
             return Ok(());
         }
-        if failed {
+        if let Some(name) = failed {
             *self.failed.entry(name).or_default() += 1;
             return Ok(());
         }
@@ -652,11 +667,10 @@ enum Said {
 
 /// An event kmsim models, as one record says it.
 struct Understood {
-    name: String,
     what: What,
     id: Option<EventId>,
-    /// Refused, and not a refusal kmsim tells again from the key's state.
-    failed: bool,
+    /// Refused, and not a refusal kmsim tells again from the key's state: the event's name.
+    failed: Option<String>,
     by_service: bool,
     /// A grant EC2 made for a volume: its ID, key and volume.
     grant: Option<(String, (String, String))>,
@@ -667,19 +681,19 @@ impl Record {
         let time = raw.event_time.as_deref().ok_or("missing eventTime")?;
         let time: jiff::Timestamp =
             time.parse().map_err(|e| format!("eventTime {time:?} is not an RFC 3339 instant ({e})"))?;
-        let name = raw.event_name.clone().ok_or("missing eventName")?;
-        let source = raw.event_source.clone().ok_or("missing eventSource")?;
+        let name = raw.event_name.as_deref().ok_or("missing eventName")?;
+        let source = raw.event_source.as_deref().ok_or("missing eventSource")?;
         let identity = raw.user_identity.as_ref().unwrap_or(&Value::Null);
-        let user = if identity["type"] == "IAMUser" { identity["userName"].as_str().map(String::from) } else { None };
+        let user = if identity.get("type").as_str() == Some("IAMUser") { identity.get("userName").as_str().map(String::from) } else { None };
         let read = |said| Record {
             time,
-            account: raw.recipient_account_id.clone(),
-            region: raw.aws_region.clone(),
+            account: raw.recipient_account_id.as_deref().map(String::from),
+            region: raw.aws_region.as_deref().map(String::from),
             user: user.clone(),
             said,
         };
-        let Some(what) = understand(&source, &name, raw, identity)? else {
-            return Ok(read(Said::Unknown(name)));
+        let Some(what) = understand(source, name, raw, identity)? else {
+            return Ok(read(Said::Unknown(name.to_string())));
         };
         if let Some(key) = what.key()
             && !crate::scenario::is_key_id(key)
@@ -697,7 +711,7 @@ impl Record {
             return Err(format!("{name} names {id:?}, which is not an AWS resource id (empty, or with spaces)"));
         }
         let by_service =
-            identity.get("invokedBy").is_some_and(|v| v != "AWS Internal") || identity["type"] == "AssumedRole";
+            !identity.get("invokedBy").is_null() && identity.get("invokedBy").as_str() != Some("AWS Internal") || identity.get("type").as_str() == Some("AssumedRole");
         let failed = match &what {
             // A refused service call is a story kmsim tells again from the key's state.
             What::KeyUse { .. } | What::ResourceAction { .. } | What::CreateResource { .. } => false,
@@ -710,12 +724,13 @@ impl Record {
             What::KeyUse { key, volume: Some(volume), ok: true, .. } if name == "CreateGrant" => raw
                 .response_elements
                 .as_ref()
-                .and_then(|r| r["grantId"].as_str())
+                .and_then(|r| r.get("grantId").as_str())
                 .map(|grant| (grant.to_string(), (key.clone(), volume.clone()))),
             _ => None,
         };
         let id = raw.event_id.as_deref().map(EventId::of);
-        Ok(read(Said::Event(Understood { name, what, id, failed, by_service, grant })))
+        let failed = failed.then(|| name.to_string());
+        Ok(read(Said::Event(Understood { what, id, failed, by_service, grant })))
     }
 }
 
@@ -808,9 +823,9 @@ impl<'de> Visitor<'de> for LookedUpSeed<'_> {
 
 fn key_of(raw: &RawRecord) -> Option<String> {
     let from_resources =
-        raw.resources.as_ref().and_then(|r| r.get(0)).and_then(|r| r["ARN"].as_str()).map(String::from);
-    let from_request = raw.request_parameters.as_ref().and_then(|p| p["keyId"].as_str()).map(String::from);
-    let from_response = raw.response_elements.as_ref().and_then(|p| p["keyId"].as_str()).map(String::from);
+        raw.resources.as_ref().and_then(|r| r.get(0).get("ARN").as_str()).map(String::from);
+    let from_request = raw.request_parameters.as_ref().and_then(|p| p.get("keyId").as_str()).map(String::from);
+    let from_response = raw.response_elements.as_ref().and_then(|p| p.get("keyId").as_str()).map(String::from);
     from_resources.or(from_response).or(from_request).map(|k| key_id_of(&k))
 }
 
@@ -825,7 +840,7 @@ fn parse_console_date(s: &str) -> Option<jiff::Timestamp> {
 }
 
 fn instance_of_items(v: &Value) -> Option<String> {
-    v["instancesSet"]["items"][0]["instanceId"].as_str().map(String::from)
+    v.get("instancesSet").get("items").get(0).get("instanceId").as_str().map(String::from)
 }
 
 /// What a record means for a scenario; `None` for events kmsim does not model.
@@ -839,33 +854,33 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             match name {
                 "ImportKeyMaterial" => What::Import {
                     key: key()?,
-                    material: resp["keyMaterialId"].as_str().map_or_else(|| "m".to_string(), |m| m.to_string()),
-                    valid_to: req["validTo"].as_str().and_then(parse_console_date),
-                    new: req["importType"].as_str() == Some("NEW_KEY_MATERIAL"),
+                    material: resp.get("keyMaterialId").as_str().map_or_else(|| "m".to_string(), |m| m.to_string()),
+                    valid_to: req.get("validTo").as_str().and_then(parse_console_date),
+                    new: req.get("importType").as_str() == Some("NEW_KEY_MATERIAL"),
                 },
                 "RotateKeyOnDemand" if raw.error_code.is_none() => What::Rotate { key: key()? },
                 "CreateKey" => What::Created {
                     listed: true,
-                    key: need(resp["keyMetadata"]["keyId"].as_str().map(String::from), "keyMetadata.keyId")?,
-                    external: req["origin"].as_str() == Some("EXTERNAL")
-                        || resp["keyMetadata"]["origin"].as_str() == Some("EXTERNAL"),
+                    key: need(resp.get("keyMetadata").get("keyId").as_str().map(String::from), "keyMetadata.keyId")?,
+                    external: req.get("origin").as_str() == Some("EXTERNAL")
+                        || resp.get("keyMetadata").get("origin").as_str() == Some("EXTERNAL"),
                 },
                 "DeleteImportedKeyMaterial" => What::DeleteMaterial {
                     key: key()?,
-                    material: resp["keyMaterialId"].as_str().or(req["keyMaterialId"].as_str()).map(String::from),
+                    material: resp.get("keyMaterialId").as_str().or(req.get("keyMaterialId").as_str()).map(String::from),
                 },
                 "DeleteExpiredKeyMaterial" => What::Expired { key: key()? },
                 "EnableKey" => What::Enable { key: key()? },
                 "DisableKey" => What::Disable { key: key()? },
                 "ScheduleKeyDeletion" => What::Schedule {
                     key: key()?,
-                    days: req["pendingWindowInDays"].as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(30),
-                    deletion: resp["deletionDate"].as_str().and_then(parse_console_date),
+                    days: req.get("pendingWindowInDays").as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(30),
+                    deletion: resp.get("deletionDate").as_str().and_then(parse_console_date),
                 },
                 "RevokeGrant" | "RetireGrant"
-                    if raw.error_code.is_none() && identity.get("invokedBy").is_none() && identity["type"] != "AssumedRole" =>
+                    if raw.error_code.is_none() && identity.get("invokedBy").is_null() && identity.get("type").as_str() != Some("AssumedRole") =>
                 {
-                    let Some(grant) = req["grantId"].as_str() else { return Ok(None) };
+                    let Some(grant) = req.get("grantId").as_str() else { return Ok(None) };
                     What::RevokeGrantId { key: key_of(raw), grant: grant.to_string() }
                 }
                 "CancelKeyDeletion" => What::Cancel { key: key()? },
@@ -885,17 +900,17 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 | "RotateKey"
                 | "GetParametersForImport" => {
                     let Some(key) = key_of(raw) else { return Ok(None) };
-                    let volume = req["encryptionContext"]["aws:ebs:id"]
+                    let volume = req.get("encryptionContext").get("aws:ebs:id")
                         .as_str()
-                        .or(req["destinationEncryptionContext"]["aws:ebs:id"].as_str())
-                        .or(req["constraints"]["encryptionContextSubset"]["aws:ebs:id"].as_str())
+                        .or(req.get("destinationEncryptionContext").get("aws:ebs:id").as_str())
+                        .or(req.get("constraints").get("encryptionContextSubset").get("aws:ebs:id").as_str())
                         .map(String::from);
-                    let instance = identity["arn"]
+                    let instance = identity.get("arn")
                         .as_str()
                         .and_then(|a| a.rsplit_once("aws:ec2-infrastructure/"))
                         .map(|(_, i)| i.to_string())
                         .or_else(|| {
-                            req["granteePrincipal"]
+                            req.get("granteePrincipal")
                                 .as_str()
                                 .and_then(|g| g.rsplit_once("ec2-infrastructure:"))
                                 .map(|(_, i)| i.to_string())
@@ -904,9 +919,9 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     // instance's role, or the grant it asked for the instance and the key's state
                     // refused (then no Decrypt follows: a launch that fails, D6).
                     let by_instance = match name {
-                        "Decrypt" => identity["arn"].as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/")),
+                        "Decrypt" => identity.get("arn").as_str().is_some_and(|a| a.contains("aws:ec2-infrastructure/")),
                         "CreateGrant" => {
-                            identity["invokedBy"] == "ec2.amazonaws.com"
+                            identity.get("invokedBy").as_str() == Some("ec2.amazonaws.com")
                                 && matches!(
                                     raw.error_code.as_deref(),
                                     Some("KMSInvalidStateException" | "DisabledException")
@@ -914,7 +929,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                         }
                         _ => false,
                     };
-                    let resource = context_resource(&req["encryptionContext"]);
+                    let resource = context_resource(&req.get("encryptionContext"));
                     let decrypt = name == "Decrypt";
                     What::KeyUse { key, volume, resource, decrypt, instance, ok: raw.error_code.is_none(), by_instance }
                 }
@@ -932,33 +947,33 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         ) if Kind::created_by(name).is_some() => {
             let kind = Kind::created_by(name).expect("the guard");
             let id_param = kind.id_param();
-            let key = req["kmsKeyId"]
+            let key = req.get("kmsKeyId")
                 .as_str()
-                .or(req["kMSKeyArn"].as_str())
-                .or(req["sSESpecification"]["kMSMasterKeyId"].as_str())
+                .or(req.get("kMSKeyArn").as_str())
+                .or(req.get("sSESpecification").get("kMSMasterKeyId").as_str())
                 .map(key_id_of);
             // Not under a customer managed key: nothing kmsim models. A refused one is made again
             // (and refused again from the key's state).
             let Some(key) = key else { return Ok(None) };
             What::CreateResource {
                 kind,
-                id: need(req[id_param].as_str().map(String::from), id_param)?,
+                id: need(req.get(id_param).as_str().map(String::from), id_param)?,
                 key,
                 bucket_key: false,
             }
         }
         ("s3.amazonaws.com", "PutBucketEncryption") => {
-            let rule = &req["ServerSideEncryptionConfiguration"]["Rule"];
-            let by_default = &rule["ApplyServerSideEncryptionByDefault"];
-            let Some(key) = by_default["KMSMasterKeyID"].as_str().filter(|_| by_default["SSEAlgorithm"] == "aws:kms")
+            let rule = &req.get("ServerSideEncryptionConfiguration").get("Rule");
+            let by_default = &rule.get("ApplyServerSideEncryptionByDefault");
+            let Some(key) = by_default.get("KMSMasterKeyID").as_str().filter(|_| by_default.get("SSEAlgorithm").as_str() == Some("aws:kms"))
             else {
                 return Ok(None);
             };
             What::CreateResource {
                 kind: Kind::S3,
-                id: need(req["bucketName"].as_str().map(String::from), "bucketName")?,
+                id: need(req.get("bucketName").as_str().map(String::from), "bucketName")?,
                 key: key_id_of(key),
-                bucket_key: rule["BucketKeyEnabled"] == true,
+                bucket_key: rule.get("BucketKeyEnabled").as_bool() == Some(true),
             }
         }
         ("rds.amazonaws.com" | "redshift.amazonaws.com" | "dynamodb.amazonaws.com", _)
@@ -966,21 +981,21 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         {
             let (kind, what) = Kind::lifecycle_of(name).expect("the guard");
             let param = kind.id_param();
-            What::ResourceAction { id: need(req[param].as_str().map(String::from), param)?, action: what.as_str() }
+            What::ResourceAction { id: need(req.get(param).as_str().map(String::from), param)?, action: what.as_str() }
         }
         ("secretsmanager.amazonaws.com", "GetSecretValue") => What::ResourceAction {
-            id: need(req["secretId"].as_str().map(String::from), "secretId")?,
+            id: need(req.get("secretId").as_str().map(String::from), "secretId")?,
             action: "Request",
         },
         ("ec2.amazonaws.com", "CreateVolume") => {
-            let volume = need(resp["volumeId"].as_str().map(String::from), "responseElements.volumeId");
-            let key = req["kmsKeyId"].as_str().or(resp["kmsKeyId"].as_str()).map(key_id_of);
+            let volume = need(resp.get("volumeId").as_str().map(String::from), "responseElements.volumeId");
+            let key = req.get("kmsKeyId").as_str().or(resp.get("kmsKeyId").as_str()).map(key_id_of);
             match (volume, key) {
                 (Ok(volume), Some(key)) => What::CreateVolume {
                     volume,
                     key,
-                    size: req["size"].as_u64(),
-                    snapshot: req["snapshotId"].as_str().map(String::from),
+                    size: req.get("size").as_u64(),
+                    snapshot: req.get("snapshotId").as_str().map(String::from),
                 },
                 // Unencrypted volumes, or failed calls: nothing kmsim models.
                 _ if raw.error_code.is_some() => return Ok(None),
@@ -989,66 +1004,66 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             }
         }
         ("ec2.amazonaws.com", "CreateSnapshot") => What::CreateSnapshot {
-            snapshot: need(resp["snapshotId"].as_str().map(String::from), "responseElements.snapshotId")?,
-            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
+            snapshot: need(resp.get("snapshotId").as_str().map(String::from), "responseElements.snapshotId")?,
+            volume: need(req.get("volumeId").as_str().map(String::from), "requestParameters.volumeId")?,
         },
         ("ec2.amazonaws.com", "CopySnapshot") => What::CopySnapshot {
-            snapshot: need(resp["snapshotId"].as_str().map(String::from), "responseElements.snapshotId")?,
-            source: need(req["sourceSnapshotId"].as_str().map(String::from), "requestParameters.sourceSnapshotId")?,
-            key: req["kmsKeyId"].as_str().map(key_id_of),
+            snapshot: need(resp.get("snapshotId").as_str().map(String::from), "responseElements.snapshotId")?,
+            source: need(req.get("sourceSnapshotId").as_str().map(String::from), "requestParameters.sourceSnapshotId")?,
+            key: req.get("kmsKeyId").as_str().map(key_id_of),
         },
         ("ec2.amazonaws.com", "DeleteSnapshot") => What::DeleteSnapshot {
-            snapshot: need(req["snapshotId"].as_str().map(String::from), "requestParameters.snapshotId")?,
+            snapshot: need(req.get("snapshotId").as_str().map(String::from), "requestParameters.snapshotId")?,
         },
         ("ec2.amazonaws.com", "RegisterImage") => What::RegisterImage {
-            image: need(resp["imageId"].as_str().map(String::from), "responseElements.imageId")?,
-            snapshots: mapping_items(&req["blockDeviceMapping"], "snapshotId"),
+            image: need(resp.get("imageId").as_str().map(String::from), "responseElements.imageId")?,
+            snapshots: mapping_items(&req.get("blockDeviceMapping"), "snapshotId"),
         },
         ("ec2.amazonaws.com", "DeregisterImage") => What::DeregisterImage {
-            image: need(req["imageId"].as_str().map(String::from), "requestParameters.imageId")?,
+            image: need(req.get("imageId").as_str().map(String::from), "requestParameters.imageId")?,
         },
-        ("ec2.amazonaws.com", "RunInstances") if req["imageId"].is_string() && raw.error_code.is_none() => {
-            let item = &resp["instancesSet"]["items"][0];
-            let group = req["tagSpecificationSet"]["items"].as_array().and_then(|items| {
-                items.iter().flat_map(|i| i["tags"].as_array().into_iter().flatten()).find_map(|t| {
-                    (t["key"] == "aws:autoscaling:groupName").then(|| t["value"].as_str().map(String::from)).flatten()
+        ("ec2.amazonaws.com", "RunInstances") if req.get("imageId").is_string() && raw.error_code.is_none() => {
+            let item = &resp.get("instancesSet").get("items").get(0);
+            let group = req.get("tagSpecificationSet").get("items").as_array().and_then(|items| {
+                items.iter().flat_map(|i| i.get("tags").as_array().into_iter().flatten()).find_map(|t| {
+                    (t.get("key").as_str() == Some("aws:autoscaling:groupName")).then(|| t.get("value").as_str().map(String::from)).flatten()
                 })
             });
             What::Launch {
-                instance: need(item["instanceId"].as_str().map(String::from), "an instance ID")?,
-                image: need(req["imageId"].as_str().map(String::from), "requestParameters.imageId")?,
-                volumes: mapping_items(&item["blockDeviceMapping"], "volumeId"),
+                instance: need(item.get("instanceId").as_str().map(String::from), "an instance ID")?,
+                image: need(req.get("imageId").as_str().map(String::from), "requestParameters.imageId")?,
+                volumes: mapping_items(&item.get("blockDeviceMapping"), "volumeId"),
                 group,
             }
         }
         ("autoscaling.amazonaws.com", "CreateAutoScalingGroup") => What::CreateGroup {
-            group: need(req["autoScalingGroupName"].as_str().map(String::from), "autoScalingGroupName")?,
-            image: req["launchTemplate"]["imageId"].as_str().map(String::from),
-            max: req["maxSize"].as_u64().and_then(|m| u32::try_from(m).ok()),
-            desired: req["desiredCapacity"]
+            group: need(req.get("autoScalingGroupName").as_str().map(String::from), "autoScalingGroupName")?,
+            image: req.get("launchTemplate").get("imageId").as_str().map(String::from),
+            max: req.get("maxSize").as_u64().and_then(|m| u32::try_from(m).ok()),
+            desired: req.get("desiredCapacity")
                 .as_u64()
-                .or(req["minSize"].as_u64())
+                .or(req.get("minSize").as_u64())
                 .and_then(|d| u32::try_from(d).ok())
                 .unwrap_or(0),
         },
         ("autoscaling.amazonaws.com", "SetDesiredCapacity" | "UpdateAutoScalingGroup")
-            if req["desiredCapacity"].is_u64() =>
+            if req.get("desiredCapacity").is_u64() =>
         {
             What::SetDesired {
-                group: need(req["autoScalingGroupName"].as_str().map(String::from), "autoScalingGroupName")?,
-                desired: req["desiredCapacity"]
+                group: need(req.get("autoScalingGroupName").as_str().map(String::from), "autoScalingGroupName")?,
+                desired: req.get("desiredCapacity")
                     .as_u64()
                     .and_then(|d| u32::try_from(d).ok())
                     .ok_or_else(|| format!("{name} with a desiredCapacity beyond 32 bits"))?,
             }
         }
         ("ec2.amazonaws.com", "AttachVolume") => What::Attach {
-            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
-            instance: need(req["instanceId"].as_str().map(String::from), "requestParameters.instanceId")?,
+            volume: need(req.get("volumeId").as_str().map(String::from), "requestParameters.volumeId")?,
+            instance: need(req.get("instanceId").as_str().map(String::from), "requestParameters.instanceId")?,
         },
         ("ec2.amazonaws.com", "DetachVolume") => What::Detach {
-            volume: need(req["volumeId"].as_str().map(String::from), "requestParameters.volumeId")?,
-            instance: resp["instanceId"].as_str().or(req["instanceId"].as_str()).map(String::from),
+            volume: need(req.get("volumeId").as_str().map(String::from), "requestParameters.volumeId")?,
+            instance: resp.get("instanceId").as_str().or(req.get("instanceId").as_str()).map(String::from),
         },
         (
             "ec2.amazonaws.com",
@@ -1057,13 +1072,13 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             let id = instance_of_items(resp).or_else(|| instance_of_items(req));
             let action = match name {
                 "RunInstances" => "RunInstances",
-                "StopInstances" if req["hibernate"] == true => "Hibernate",
+                "StopInstances" if req.get("hibernate").as_bool() == Some(true) => "Hibernate",
                 "StopInstances" => "StopInstances",
                 "StartInstances" => "StartInstances",
                 "RebootInstances" => "RebootInstances",
                 _ => "TerminateInstances",
             };
-            let by_group = identity["invokedBy"] == "autoscaling.amazonaws.com";
+            let by_group = identity.get("invokedBy").as_str() == Some("autoscaling.amazonaws.com");
             What::Instance { action, id: need(id, "an instance ID")?, by_group }
         }
         _ => return Ok(None),
@@ -1072,9 +1087,9 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
 
 /// The `ebs.<field>` of each item of a block-device mapping list (`{"items": [...]}`).
 fn mapping_items(mapping: &Value, field: &str) -> Vec<String> {
-    mapping["items"]
+    mapping.get("items")
         .as_array()
-        .map(|items| items.iter().filter_map(|m| m["ebs"][field].as_str().map(String::from)).collect())
+        .map(|items| items.iter().filter_map(|m| m.get("ebs").get(field).as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -1719,7 +1734,9 @@ impl Trail {
             ));
         }
 
-        let mut out = String::new();
+        // Made once at about its size: a trail's scenario runs to tens of megabytes.
+        let lines: usize = timeline.iter().map(|l| l.len() + 9).sum();
+        let mut out = String::with_capacity(lines + 100 * volumes.len() + 64 * 1024);
         if let Some(estate) = &self.estate {
             comment(
                 &mut out,

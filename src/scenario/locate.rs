@@ -116,7 +116,13 @@ impl<'t> Calls<'t> {
                 break;
             }
         }
-        let flat: String = self.text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut flat = String::with_capacity(end - start);
+        for word in self.text[start..end].split_whitespace() {
+            if !flat.is_empty() {
+                flat.push(' ');
+            }
+            flat.push_str(word);
+        }
         Some(if flat.chars().count() > max { flat.chars().take(max).collect::<String>() + "..." } else { flat })
     }
 }

@@ -908,14 +908,14 @@ fn resolve_timeline(
         raw.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start).ok())).collect();
     order.sort_by_key(|(i, _, t)| (t.unwrap_or(SimTime::ZERO), *i));
     let mut resolved: Vec<Option<Action>> = (0..raw.len()).map(|_| None).collect();
-    for (i, At(when, action), _) in order {
+    for (i, At(when, action), parsed) in order {
         let pos = c.at("At", i);
-        let path = format!("timeline[{i}]");
-        let at = match parse_time(when, start) {
+        let path = || format!("timeline[{i}]");
+        let at = match parsed.map_or_else(|| parse_time(when, start), Ok) {
             Ok(t) if t > horizon => {
                 c.problem(
                     pos,
-                    &path,
+                    path(),
                     format!(
                         "{when:?} is after the horizon ({}): move it earlier or extend the horizon",
                         horizon.since_start()
@@ -925,7 +925,7 @@ fn resolve_timeline(
             }
             Ok(t) => t,
             Err(e) => {
-                c.problem(pos, &path, e.to_string());
+                c.problem(pos, path(), e.to_string());
                 continue;
             }
         };
@@ -937,7 +937,7 @@ fn resolve_timeline(
             }
             Err(errors) => {
                 for (field, msg) in errors {
-                    let p = if field.is_empty() { path.clone() } else { format!("{path}.{field}") };
+                    let p = if field.is_empty() { path() } else { format!("{}.{field}", path()) };
                     c.problem(pos, p, msg);
                 }
             }
