@@ -10,7 +10,7 @@
 //! are sorted by time and duplicates (same `eventID`) removed.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, BufReader, Read};
 
@@ -406,9 +406,10 @@ impl EventId {
 pub struct Trail {
     events: Vec<Event>,
     /// The eventIDs of the events kept, for duplicates: a UUID as its 128 bits, another text
-    /// whole. Only asked whether it holds one, never listed: a hash set, a lookup in a million
-    /// without a walk down a tree.
-    ids: HashSet<EventId>,
+    /// whole. Only asked whether it holds one, never listed (clippy's `iter_over_hash_type`
+    /// refuses a loop over it): a hash set, a lookup in a million without a walk down a tree.
+    #[allow(clippy::disallowed_types, reason = "membership only: its order is never seen")]
+    ids: std::collections::HashSet<EventId>,
     records: u64,
     duplicates: u64,
     out_of_order: u64,
@@ -684,7 +685,11 @@ impl Record {
         let name = raw.event_name.as_deref().ok_or("missing eventName")?;
         let source = raw.event_source.as_deref().ok_or("missing eventSource")?;
         let identity = raw.user_identity.as_ref().unwrap_or(&Value::Null);
-        let user = if identity.get("type").as_str() == Some("IAMUser") { identity.get("userName").as_str().map(String::from) } else { None };
+        let user = if identity.get("type").as_str() == Some("IAMUser") {
+            identity.get("userName").as_str().map(String::from)
+        } else {
+            None
+        };
         let read = |said| Record {
             time,
             account: raw.recipient_account_id.as_deref().map(String::from),
@@ -710,8 +715,9 @@ impl Record {
         if let Some(id) = what.ids().into_iter().find(|id| !usable_id(id)) {
             return Err(format!("{name} names {id:?}, which is not an AWS resource id (empty, or with spaces)"));
         }
-        let by_service =
-            !identity.get("invokedBy").is_null() && identity.get("invokedBy").as_str() != Some("AWS Internal") || identity.get("type").as_str() == Some("AssumedRole");
+        let by_service = !identity.get("invokedBy").is_null()
+            && identity.get("invokedBy").as_str() != Some("AWS Internal")
+            || identity.get("type").as_str() == Some("AssumedRole");
         let failed = match &what {
             // A refused service call is a story kmsim tells again from the key's state.
             What::KeyUse { .. } | What::ResourceAction { .. } | What::CreateResource { .. } => false,
@@ -822,8 +828,7 @@ impl<'de> Visitor<'de> for LookedUpSeed<'_> {
 }
 
 fn key_of(raw: &RawRecord) -> Option<String> {
-    let from_resources =
-        raw.resources.as_ref().and_then(|r| r.get(0).get("ARN").as_str()).map(String::from);
+    let from_resources = raw.resources.as_ref().and_then(|r| r.get(0).get("ARN").as_str()).map(String::from);
     let from_request = raw.request_parameters.as_ref().and_then(|p| p.get("keyId").as_str()).map(String::from);
     let from_response = raw.response_elements.as_ref().and_then(|p| p.get("keyId").as_str()).map(String::from);
     from_resources.or(from_response).or(from_request).map(|k| key_id_of(&k))
@@ -929,7 +934,7 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                         }
                         _ => false,
                     };
-                    let resource = context_resource(&req.get("encryptionContext"));
+                    let resource = context_resource(req.get("encryptionContext"));
                     let decrypt = name == "Decrypt";
                     What::KeyUse { key, volume, resource, decrypt, instance, ok: raw.error_code.is_none(), by_instance }
                 }
@@ -947,7 +952,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         ) if Kind::created_by(name).is_some() => {
             let kind = Kind::created_by(name).expect("the guard");
             let id_param = kind.id_param();
-            let key = req.get("kmsKeyId")
+            let key = req
+                .get("kmsKeyId")
                 .as_str()
                 .or(req.get("kMSKeyArn").as_str())
                 .or(req.get("sSESpecification").get("kMSMasterKeyId").as_str())
@@ -965,7 +971,10 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         ("s3.amazonaws.com", "PutBucketEncryption") => {
             let rule = &req.get("ServerSideEncryptionConfiguration").get("Rule");
             let by_default = &rule.get("ApplyServerSideEncryptionByDefault");
-            let Some(key) = by_default.get("KMSMasterKeyID").as_str().filter(|_| by_default.get("SSEAlgorithm").as_str() == Some("aws:kms"))
+            let Some(key) = by_default
+                .get("KMSMasterKeyID")
+                .as_str()
+                .filter(|_| by_default.get("SSEAlgorithm").as_str() == Some("aws:kms"))
             else {
                 return Ok(None);
             };
@@ -1017,22 +1026,24 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         },
         ("ec2.amazonaws.com", "RegisterImage") => What::RegisterImage {
             image: need(resp.get("imageId").as_str().map(String::from), "responseElements.imageId")?,
-            snapshots: mapping_items(&req.get("blockDeviceMapping"), "snapshotId"),
+            snapshots: mapping_items(req.get("blockDeviceMapping"), "snapshotId"),
         },
         ("ec2.amazonaws.com", "DeregisterImage") => What::DeregisterImage {
             image: need(req.get("imageId").as_str().map(String::from), "requestParameters.imageId")?,
         },
         ("ec2.amazonaws.com", "RunInstances") if req.get("imageId").is_string() && raw.error_code.is_none() => {
-            let item = &resp.get("instancesSet").get("items").get(0);
+            let item = resp.get("instancesSet").get("items").get(0);
             let group = req.get("tagSpecificationSet").get("items").as_array().and_then(|items| {
                 items.iter().flat_map(|i| i.get("tags").as_array().into_iter().flatten()).find_map(|t| {
-                    (t.get("key").as_str() == Some("aws:autoscaling:groupName")).then(|| t.get("value").as_str().map(String::from)).flatten()
+                    (t.get("key").as_str() == Some("aws:autoscaling:groupName"))
+                        .then(|| t.get("value").as_str().map(String::from))
+                        .flatten()
                 })
             });
             What::Launch {
                 instance: need(item.get("instanceId").as_str().map(String::from), "an instance ID")?,
                 image: need(req.get("imageId").as_str().map(String::from), "requestParameters.imageId")?,
-                volumes: mapping_items(&item.get("blockDeviceMapping"), "volumeId"),
+                volumes: mapping_items(item.get("blockDeviceMapping"), "volumeId"),
                 group,
             }
         }
@@ -1040,7 +1051,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
             group: need(req.get("autoScalingGroupName").as_str().map(String::from), "autoScalingGroupName")?,
             image: req.get("launchTemplate").get("imageId").as_str().map(String::from),
             max: req.get("maxSize").as_u64().and_then(|m| u32::try_from(m).ok()),
-            desired: req.get("desiredCapacity")
+            desired: req
+                .get("desiredCapacity")
                 .as_u64()
                 .or(req.get("minSize").as_u64())
                 .and_then(|d| u32::try_from(d).ok())
@@ -1051,7 +1063,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
         {
             What::SetDesired {
                 group: need(req.get("autoScalingGroupName").as_str().map(String::from), "autoScalingGroupName")?,
-                desired: req.get("desiredCapacity")
+                desired: req
+                    .get("desiredCapacity")
                     .as_u64()
                     .and_then(|d| u32::try_from(d).ok())
                     .ok_or_else(|| format!("{name} with a desiredCapacity beyond 32 bits"))?,
@@ -1087,7 +1100,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
 
 /// The `ebs.<field>` of each item of a block-device mapping list (`{"items": [...]}`).
 fn mapping_items(mapping: &Value, field: &str) -> Vec<String> {
-    mapping.get("items")
+    mapping
+        .get("items")
         .as_array()
         .map(|items| items.iter().filter_map(|m| m.get("ebs").get(field).as_str().map(String::from)).collect())
         .unwrap_or_default()
