@@ -345,6 +345,27 @@ pub struct Impact {
     /// standing, none too).
     #[serde(skip)]
     pub tally: Vec<(Standing, usize)>,
+    /// What broke because of the key and no longer depends on it at the instant (an instance
+    /// terminated, a volume whose creation failed): outside the graph, yet broken in every
+    /// table, so counted here too. The first to break first.
+    pub gone: Vec<Gone>,
+    /// How many there are, listed or not.
+    #[serde(skip)]
+    pub gone_count: usize,
+}
+
+/// A resource that broke because of the key and is no longer among its dependents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Gone {
+    pub name: String,
+    pub kind: NodeKind,
+    /// Its state at the instant (`terminated as web-i0-r3`, `not created`).
+    pub state: String,
+    /// When it broke.
+    #[serde(serialize_with = "ser_time")]
+    pub when: Option<SimTime>,
+    /// The operation that failed then.
+    pub how: Option<String>,
 }
 
 fn ser_at<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
@@ -454,33 +475,7 @@ pub fn analyze_graph<'g>(
     let mut found: std::collections::BinaryHeap<Reached<'g>> = std::collections::BinaryHeap::new();
     for &n in &reached {
         let node = &g.graph[n];
-        let (verdict, resource) = match node.kind {
-            NodeKind::Volume => {
-                let resource = summary.volume(node.index);
-                (standing::of_volume(run, snap, &summary.keys, node.index, &resource.breaks), resource)
-            }
-            NodeKind::Snapshot => {
-                let resource = summary.snapshot(node.index, s);
-                (standing::of_snapshot(run, snap, &summary.keys, node.index, &resource.breaks), resource)
-            }
-            NodeKind::Image => {
-                let resource = summary.image(node.index, s);
-                (standing::of_image(run, snap, &summary.keys, node.index, &resource.breaks), resource)
-            }
-            NodeKind::Group => {
-                let resource = summary.group(node.index, s);
-                (standing::of_group(run, snap, &summary.keys, node.index, &resource.breaks), resource)
-            }
-            NodeKind::Service => {
-                let resource = summary.service(node.index, s);
-                (standing::of_service(run, snap, &summary.keys, node.index, &resource.breaks), resource)
-            }
-            _ => {
-                let i = node.index;
-                let resource = summary.instance(i, s);
-                (standing::of_instance(run, snap, &summary.keys, i, &g.attached[i], &resource.breaks), resource)
-            }
-        };
+        let (verdict, resource) = verdict_of(run, summary, snap, g, node.kind, node.index);
         tally[verdict.standing as usize] += 1;
         let (when, how) = when_it_breaks(&verdict, resource, at);
         found.push(Reached { n, node, verdict, when, how });
@@ -616,7 +611,136 @@ pub fn analyze_graph<'g>(
         })
         .collect();
     let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
-    Impact { key: key_name.clone(), arn: s.keys[k].spec.arn.clone(), at, key_state, material: None, dependents, tally }
+    let (gone, gone_count) = gone(run, summary, snap, g, key, &reached, list);
+    Impact {
+        key: key_name.clone(),
+        arn: s.keys[k].spec.arn.clone(),
+        at,
+        key_state,
+        material: None,
+        dependents,
+        tally,
+        gone,
+        gone_count,
+    }
+}
+
+/// A resource's verdict at the instant of `snap`, and its summary: the one answer every output
+/// shows.
+fn verdict_of<'s>(
+    run: &Run<'_>,
+    summary: &'s Summary,
+    snap: &Snapshot,
+    g: &Graph,
+    kind: NodeKind,
+    index: usize,
+) -> (standing::Verdict, &'s ResourceSummary) {
+    let s = run.scenario;
+    let keys = &summary.keys;
+    match kind {
+        NodeKind::Volume => {
+            let resource = summary.volume(index);
+            (standing::of_volume(run, snap, keys, index, &resource.breaks), resource)
+        }
+        NodeKind::Snapshot => {
+            let resource = summary.snapshot(index, s);
+            (standing::of_snapshot(run, snap, keys, index, &resource.breaks), resource)
+        }
+        NodeKind::Image => {
+            let resource = summary.image(index, s);
+            (standing::of_image(run, snap, keys, index, &resource.breaks), resource)
+        }
+        NodeKind::Group => {
+            let resource = summary.group(index, s);
+            (standing::of_group(run, snap, keys, index, &resource.breaks), resource)
+        }
+        NodeKind::Service => {
+            let resource = summary.service(index, s);
+            (standing::of_service(run, snap, keys, index, &resource.breaks), resource)
+        }
+        _ => {
+            let resource = summary.instance(index, s);
+            (standing::of_instance(run, snap, keys, index, &g.attached[index], &resource.breaks), resource)
+        }
+    }
+}
+
+/// The resources that broke because of `key` by the instant of `snap` and that `reached` (its
+/// dependents then) does not hold, the first to break first; at most `list` put in words, and
+/// how many there are.
+fn gone(
+    run: &Run<'_>,
+    summary: &Summary,
+    snap: &Snapshot,
+    g: &Graph,
+    key: KeyIdx,
+    reached: &[NodeIndex],
+    list: Option<usize>,
+) -> (Vec<Gone>, usize) {
+    let s = run.scenario;
+    let kinds = [
+        (NodeKind::Volume, s.volumes.len()),
+        (NodeKind::Instance, s.instances.len()),
+        (NodeKind::Snapshot, s.snapshots.len()),
+        (NodeKind::Image, s.images.len()),
+        (NodeKind::Group, s.groups.len()),
+        (NodeKind::Service, s.services.len()),
+    ];
+    let mut depends: Vec<Vec<bool>> = kinds.iter().map(|&(_, n)| vec![false; n]).collect();
+    for &n in reached {
+        let node = &g.graph[n];
+        if let Some(k) = kinds.iter().position(|&(kind, _)| kind == node.kind) {
+            depends[k][node.index] = true;
+        }
+    }
+    let mut found: Vec<(Option<SimTime>, NodeKind, usize, Option<How>)> = Vec::new();
+    for (k, &(kind, n)) in kinds.iter().enumerate() {
+        for index in (0..n).filter(|&i| !depends[k][i]) {
+            let (verdict, resource) = verdict_of(run, summary, snap, g, kind, index);
+            if verdict.standing == Standing::Broken && verdict.key == Some(key) {
+                let how = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since).map(|b| b.how);
+                found.push((verdict.since, kind, index, how));
+            }
+        }
+    }
+    let count = found.len();
+    let name = |kind: NodeKind, i: usize| -> &str {
+        match kind {
+            NodeKind::Volume => &s.volumes[i].name,
+            NodeKind::Snapshot => &s.snapshots[i].name,
+            NodeKind::Image => &s.images[i].name,
+            NodeKind::Group => &s.groups[i].name,
+            NodeKind::Service => &s.services[i].name,
+            _ => &s.instances[i],
+        }
+    };
+    found.sort_by(|a, b| (a.0, name(a.1, a.2)).cmp(&(b.0, name(b.1, b.2))));
+    found.truncate(list.unwrap_or(usize::MAX));
+    let words = found
+        .into_iter()
+        .map(|(when, kind, i, how)| {
+            let state = match kind {
+                NodeKind::Volume => snap.volumes[i].0.map_or("not created", VolumeState::as_str).to_string(),
+                NodeKind::Snapshot => snap.snapshots[i].map_or("not created", SnapshotState::as_str).to_string(),
+                NodeKind::Image => snap.images[i].map_or("not registered", ImageState::as_str).to_string(),
+                NodeKind::Group => {
+                    let (in_service, desired) = snap.groups[i];
+                    format!("{in_service} of {desired} desired instances in service")
+                }
+                NodeKind::Service => {
+                    let decl = &s.services[i];
+                    let state = snap.services[i].0.map_or("not created", |st| decl.kind.state_name(st));
+                    format!("{} {state}", decl.kind.noun())
+                }
+                _ => {
+                    let (state, _, life) = snap.instances[i];
+                    super::record::instance_now(&s.instances[i], state, life)
+                }
+            };
+            Gone { name: name(kind, i).to_string(), kind, state, when, how: how.map(|h| h.to_string()) }
+        })
+        .collect();
+    (words, count)
 }
 
 /// When a resource breaks (latent, blocked: its next failure in the run after `at`) or broke

@@ -162,7 +162,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
     }
     h.push_str("</section>\n");
 
-    if input.impacts.iter().any(|i| !i.dependents.is_empty()) {
+    if input.impacts.iter().any(|i| !i.dependents.is_empty() || i.gone_count > 0) {
         let _ = writeln!(h, "<section>\n<h2>Blast radius at the end ({})</h2>", run.end);
         h.push_str(
             "<div class=\"wide\"><table>\n<thead><tr><th>Key</th><th>Dependent</th><th>Standing</th><th>State</th><th>When</th><th>Via</th></tr></thead>\n<tbody>\n",
@@ -188,6 +188,26 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
                     esc(&i.key),
                     esc(&i.key_state),
                     esc(&more)
+                );
+            }
+            for d in i.gone.iter().take(crate::analysis::impact::DEPENDENTS_LISTED) {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{0} ({1})</td><td>{2}</td><td><span class=\"pill sd-broken\">gone</span></td><td>{3}</td><td>{4}</td><td>no longer depends on it</td></tr>",
+                    esc(&i.key),
+                    esc(&i.key_state),
+                    esc(&d.name),
+                    esc(&d.state),
+                    esc(&crate::report::impact::gone_when(d)),
+                );
+            }
+            if i.gone_count > crate::analysis::impact::DEPENDENTS_LISTED {
+                let more = i.gone_count - crate::analysis::impact::DEPENDENTS_LISTED;
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{0} ({1})</td><td colspan=\"5\">{more} more gone not listed</td></tr>",
+                    esc(&i.key),
+                    esc(&i.key_state),
                 );
             }
         }

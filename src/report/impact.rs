@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::analysis::impact::{DEPENDENTS_LISTED, Dependent, Graph, Impact, NodeKind};
+use crate::analysis::impact::{DEPENDENTS_LISTED, Dependent, Gone, Graph, Impact, NodeKind};
 use crate::analysis::standing::Standing;
 use crate::run::Run;
 
@@ -21,11 +21,11 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
         run.scenario.instant(impact.at),
         impact.key_state
     );
-    if impact.dependents.is_empty() {
+    if impact.dependents.is_empty() && impact.gone_count == 0 {
         out.push_str("  nothing depends on this key\n");
         return out;
     }
-    let _ = writeln!(out, "  {}", counts(&impact.tally));
+    let _ = writeln!(out, "  {}{}", counts(&impact.tally), gone_words(impact));
     if let Some(m) = &impact.material {
         let volumes: Vec<&Dependent> = impact.dependents.iter().filter(|d| d.kind == NodeKind::Volume).collect();
         let mine: Vec<&str> =
@@ -66,7 +66,42 @@ pub fn render(impact: &Impact, run: &Run<'_>) -> String {
             let _ = writeln!(out, "  ({more} more {}: `--format json` lists every one)", standing.as_str());
         }
     }
+    if impact.gone_count > 0 {
+        let _ = writeln!(out, "\n{GONE_TITLE} ({})", impact.gone_count);
+        let gone_w = impact.gone.iter().map(|d| d.name.len()).max().unwrap_or(0);
+        let state_w = impact.gone.iter().map(|d| d.state.len()).max().unwrap_or(0);
+        for d in impact.gone.iter().take(DEPENDENTS_LISTED) {
+            let line = format!("  {:<gone_w$}  {:<state_w$}  {}", d.name, d.state, gone_when(d));
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if impact.gone_count > DEPENDENTS_LISTED {
+            let more = impact.gone_count - DEPENDENTS_LISTED;
+            let _ = writeln!(out, "  ({more} more: `--format json` lists every one)");
+        }
+    }
     out
+}
+
+const GONE_TITLE: &str = "GONE: broke because of this key, and no longer depends on it (terminated, or never created)";
+
+/// "; 8 more broke because of it and no longer depend on it", when some did.
+#[must_use]
+pub fn gone_words(impact: &Impact) -> String {
+    match impact.gone_count {
+        0 => String::new(),
+        1 => "; 1 more broke because of it and no longer depends on it".to_string(),
+        n => format!("; {n} more broke because of it and no longer depend on it"),
+    }
+}
+
+/// When a resource that is gone broke, in words.
+#[must_use]
+pub fn gone_when(d: &Gone) -> String {
+    match (d.when, &d.how) {
+        (Some(t), Some(how)) => format!("broke at {t} ({how})"),
+        (Some(t), None) => format!("broke at {t}"),
+        (None, _) => "broke".to_string(),
+    }
 }
 
 const GROUPS: [(Standing, &str); 5] = [
@@ -120,14 +155,21 @@ pub fn when_words(d: &Dependent) -> String {
 pub fn render_compact(impacts: &[Impact]) -> String {
     let mut out = String::new();
     let name_w = impacts.iter().flat_map(|i| &i.dependents).map(|d| d.name.len()).max().unwrap_or(0);
+    let name_w = name_w.max(impacts.iter().flat_map(|i| &i.gone).map(|d| d.name.len()).max().unwrap_or(0));
     for i in impacts {
-        let _ = writeln!(out, "  key {} ({}): {}", i.key, i.key_state, counts(&i.tally));
+        let _ = writeln!(out, "  key {} ({}): {}{}", i.key, i.key_state, counts(&i.tally), gone_words(i));
         for d in i.dependents.iter().take(DEPENDENTS_LISTED) {
             let line = format!("    {:<10} {:<name_w$}  {}", d.standing.as_str(), d.name, when_words(d));
             let _ = writeln!(out, "{}", line.trim_end());
         }
         if let Some(more) = more_dependents(i) {
             let _ = writeln!(out, "    ({more})");
+        }
+        for d in i.gone.iter().take(DEPENDENTS_LISTED) {
+            let _ = writeln!(out, "    {:<10} {:<name_w$}  {}; {}", "gone", d.name, gone_when(d), d.state);
+        }
+        if i.gone_count > DEPENDENTS_LISTED {
+            let _ = writeln!(out, "    ({} more gone not listed)", i.gone_count - DEPENDENTS_LISTED);
         }
     }
     out
@@ -200,9 +242,11 @@ pub fn json(impact: &Impact, scenario: &crate::scenario::Scenario) -> String {
     };
     let object = doc.as_object_mut().expect("an impact is an object");
     let at_utc = utc(&object["at"]);
-    for d in object["dependents"].as_array_mut().expect("dependents are a list") {
-        let when = utc(&d["when"]);
-        d.as_object_mut().expect("a dependent is an object").insert("when_utc".into(), when);
+    for list in ["dependents", "gone"] {
+        for d in object[list].as_array_mut().expect("dependents are a list") {
+            let when = utc(&d["when"]);
+            d.as_object_mut().expect("a dependent is an object").insert("when_utc".into(), when);
+        }
     }
     let mut out = serde_json::Map::new();
     out.insert("version".into(), json!(crate::analysis::JSON_VERSION));

@@ -268,7 +268,30 @@ fn the_summary_and_impact_agree_on_every_resource_at_every_instant() {
             let summary = kmsim::analysis::summary::summarize(&shorter);
             for k in 0..s.keys.len() {
                 let key = KeyIdx(u32::try_from(k).unwrap());
-                for d in impact::analyze(&probed, key, at).dependents {
+                let im = impact::analyze(&probed, key, at);
+                // Whatever the summary has broken because of this key, the blast radius counts:
+                // among the dependents, or among those gone (terminated, never created).
+                for r in summary
+                    .resources
+                    .iter()
+                    .filter(|r| r.status == Standing::Broken && r.key.as_deref() == Some(s.keys[k].name.as_str()))
+                {
+                    let listed = im.dependents.iter().any(|d| *d.name == *r.name && d.standing == Standing::Broken)
+                        || im.gone.iter().any(|d| *d.name == *r.name);
+                    assert!(
+                        listed,
+                        "{}: {} at {at} is broken because of {} in the summary, but not in its blast radius",
+                        path.display(),
+                        r.name,
+                        s.keys[k].name
+                    );
+                }
+                for d in &im.gone {
+                    let r = summary.resources.iter().find(|r| *r.name == *d.name).unwrap();
+                    assert_eq!(r.status, Standing::Broken, "{}: {} at {at} is gone", path.display(), d.name);
+                    compared += 1;
+                }
+                for d in im.dependents {
                     let r = summary.resources.iter().find(|r| *r.name == *d.name).unwrap();
                     assert_eq!(
                         r.status,
