@@ -611,7 +611,7 @@ pub fn analyze_graph<'g>(
         })
         .collect();
     let key_state = snap.keys[k].map_or("deleted".to_string(), |st| st.to_string());
-    let (gone, gone_count) = gone(run, summary, snap, g, key, &reached, list);
+    let (gone, gone_count) = gone(run, summary, snap, g, (key, at), &reached, list);
     Impact {
         key: key_name.clone(),
         arn: s.keys[k].spec.arn.clone(),
@@ -622,6 +622,19 @@ pub fn analyze_graph<'g>(
         tally,
         gone,
         gone_count,
+    }
+}
+
+/// A resource's summary, by its kind and index.
+fn summary_of<'s>(run: &Run<'_>, summary: &'s Summary, kind: NodeKind, index: usize) -> &'s ResourceSummary {
+    let s = run.scenario;
+    match kind {
+        NodeKind::Volume => summary.volume(index),
+        NodeKind::Snapshot => summary.snapshot(index, s),
+        NodeKind::Image => summary.image(index, s),
+        NodeKind::Group => summary.group(index, s),
+        NodeKind::Service => summary.service(index, s),
+        _ => summary.instance(index, s),
     }
 }
 
@@ -673,7 +686,7 @@ fn gone(
     summary: &Summary,
     snap: &Snapshot,
     g: &Graph,
-    key: KeyIdx,
+    (key, at): (KeyIdx, SimTime),
     reached: &[NodeIndex],
     list: Option<usize>,
 ) -> (Vec<Gone>, usize) {
@@ -696,6 +709,11 @@ fn gone(
     let mut found: Vec<(Option<SimTime>, NodeKind, usize, Option<How>)> = Vec::new();
     for (k, &(kind, n)) in kinds.iter().enumerate() {
         for index in (0..n).filter(|&i| !depends[k][i]) {
+            // Only what failed by then can be broken: the verdict is asked of few (a key with
+            // no part in a fleet's failures asks none of its million resources).
+            if !summary_of(run, summary, kind, index).breaks.iter().any(|b| b.broke_at <= at) {
+                continue;
+            }
             let (verdict, resource) = verdict_of(run, summary, snap, g, kind, index);
             if verdict.standing == Standing::Broken && verdict.key == Some(key) {
                 let how = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since).map(|b| b.how);
