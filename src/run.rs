@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::actors::ebs::{Volume, VolumeMsg, VolumeState};
+use crate::actors::ebs::{Setup as VolumeSetup, Volume, VolumeMsg, VolumeState};
 pub use crate::actors::ec2::instance_id;
 use crate::actors::ec2::{ImageLaunch, Instance, InstanceMsg, InstanceObs, InstanceState};
 use crate::actors::group::{Group, GroupMsg, PlaceDecl};
@@ -81,7 +81,7 @@ pub struct Run<'s> {
 }
 
 /// The actor ids the bridge gave each declared thing.
-pub const KMS_ACTOR: ActorId = ActorId(0);
+pub const KMS_ACTOR: ActorId = crate::actors::KMS;
 
 // Where the bridge puts each declared thing among the engine's actors: KMS, the declared
 // instances, the declared volumes, then each fleet instance followed by its own volumes. A fleet
@@ -643,6 +643,12 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         fleet_of.extend(std::iter::repeat_n(f.instance_cycle.clone(), f.instances));
     }
     let latency = Arc::new(scenario.kms_latency.clone());
+    let setup = Arc::new(VolumeSetup { latency: scenario.kms_latency.clone(), cycle: None });
+    let fleet_setups: Vec<Arc<VolumeSetup>> = scenario
+        .fleets
+        .iter()
+        .map(|f| Arc::new(VolumeSetup { latency: scenario.kms_latency.clone(), cycle: Some((*f.cycle).clone()) }))
+        .collect();
     let add_instance = |sim: &mut Simulation<World>, i: usize| {
         let mut instance = Instance::new(1);
         if let Some(cycle) = fleet_of[i].clone() {
@@ -654,10 +660,12 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
     let add_volume = |sim: &mut Simulation<World>, i: usize| {
         let v = &scenario.volumes[i];
         let context = ContextId(u32::try_from(i).expect("volume count fits u32"));
-        let mut volume = Volume::new(context, kms, v.key, latency.clone());
-        if let Some((f, home)) = v.fleet {
-            volume = volume.cycling(scenario.fleets[f].cycle.clone(), instance_actor(scenario, home));
-        }
+        let volume = match v.fleet {
+            Some((f, home)) => {
+                Volume::new(context, v.key, fleet_setups[f].clone()).cycling(instance_actor(scenario, home))
+            }
+            None => Volume::new(context, v.key, setup.clone()),
+        };
         let id = sim.add_actor(v.name.clone(), World::Volume(volume));
         debug_assert_eq!(id, volume_actor(scenario, i));
     };
@@ -675,7 +683,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
             SnapshotSource::Copy(from) => Source::Copy(snapshot_actor(scenario, from)),
         };
         let snapshot = EbsSnapshot::new(scenario.snapshot_context(x), kms, decl.key, source, latency.clone());
-        let id = sim.add_actor(decl.name.clone(), World::Snapshot(snapshot));
+        let id = sim.add_actor(decl.name.clone(), World::Snapshot(Box::new(snapshot)));
         debug_assert_eq!(id, snapshot_actor(scenario, x));
     }
     for (x, decl) in scenario.images.iter().enumerate() {

@@ -28,6 +28,7 @@
 //! the key at once and the instance discards it until it starts.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::engine::{ActorId, SimDuration, SimTime};
@@ -38,7 +39,7 @@ use rand::RngExt;
 use super::dist::Dist;
 use super::kms::{
     Caller, Ciphertext, CiphertextRef, ContextId, GrantId, GrantRef, Grantee, KeyIdx, KeyRef, KmsError, KmsException,
-    KmsMsg, KmsOp, KmsOutput, KmsRequest, Outcome, Service,
+    KmsMsg, KmsOp, KmsOutput, KmsRequest, MaterialId, Outcome, Service,
 };
 use super::snapshot::{
     Derive, Derived, SnapshotMsg, Use, data_key_of, not_found as snapshot_not_found, source_key, tell_source,
@@ -245,60 +246,100 @@ enum Pending {
     Decrypt(Need, ActorId),
 }
 
+/// What the volumes of a scenario, or of one of its fleets, share.
+#[derive(Debug)]
+pub struct Setup {
+    /// The delay of each KMS call the volume's services make (D-free: default zero).
+    pub latency: Dist,
+    /// A fleet's: the attach / detach cycle its volumes follow by themselves.
+    pub cycle: Option<Cycle>,
+}
+
 /// An EBS volume encrypted under a KMS key.
+///
+/// A fleet's million volumes are most of an estate's memory, and each shares its slot with its
+/// random stream in two cache lines: hence the KMS actor known rather than kept, the data key
+/// without the key and context that are always the volume's own, and what a fleet's volumes
+/// share behind one pointer.
 #[derive(Debug)]
 pub struct Volume {
     /// The encryption context EBS gives the volume's data key: `aws:ebs:id` = this volume.
     context: ContextId,
-    kms: ActorId,
     key: KeyIdx,
-    /// Shared by every volume of the scenario.
-    latency: Arc<Dist>,
+    setup: Arc<Setup>,
     state: Option<VolumeState>,
-    data_key: Option<Ciphertext>,
+    data_key: Option<DataKey>,
     /// The grant EC2 made for the instance this volume was last attached to (A4: kept across
     /// detach and reattach to the same instance).
     grant: Option<(GrantId, ActorId)>,
     key_in_memory: bool,
     /// The outstanding KMS call, while it waits for its latency or backoff.
     call: Outstanding<Pending>,
-    /// For fleet volumes: the attach / detach cycle the volume follows by itself, and the
-    /// instance it attaches to once created.
-    cycle: Option<(Arc<Cycle>, ActorId)>,
+    /// A fleet volume's: the instance it attaches to once created (an instance is never actor 0,
+    /// KMS, which leaves the niche for `None`).
+    home: Option<NonZeroU32>,
     /// Counts attachments and detachments, so that a cycle step scheduled before one is dropped.
     cycle_gen: u32,
 }
 
+/// A volume's data key as KMS made it, less what is always the volume's own (its key and its
+/// encryption context): the ciphertext is made whole again when it is sent.
+#[derive(Clone, Copy, Debug)]
+struct DataKey {
+    material: Option<MaterialId>,
+    serial: u64,
+}
+
 impl Volume {
-    /// `latency` is the delay of each KMS call the volume's services make (D-free: default zero).
     #[must_use]
-    pub fn new(context: ContextId, kms: ActorId, key: KeyIdx, latency: Arc<Dist>) -> Self {
+    pub fn new(context: ContextId, key: KeyIdx, setup: Arc<Setup>) -> Self {
         Volume {
             context,
-            kms,
             key,
-            latency,
+            setup,
             state: None,
             data_key: None,
             grant: None,
             key_in_memory: false,
             call: Outstanding::default(),
-            cycle: None,
+            home: None,
             cycle_gen: 0,
         }
     }
 
-    /// Makes the volume follow a fleet's attach / detach cycle on `home`, starting as soon as it
-    /// is created.
+    /// Makes the volume follow its fleet's attach / detach cycle (its setup's) on `home`,
+    /// starting as soon as it is created.
     #[must_use]
-    pub fn cycling(mut self, cycle: Arc<Cycle>, home: ActorId) -> Self {
-        self.cycle = Some((cycle, home));
+    pub fn cycling(mut self, home: ActorId) -> Self {
+        debug_assert!(self.setup.cycle.is_some(), "a volume cycles with its fleet's setup");
+        self.home = Some(NonZeroU32::new(home.0).expect("an instance is never actor 0, KMS"));
         self
+    }
+
+    /// The fleet's cycle and the volume's home, if it follows one.
+    fn cycle(&self) -> Option<(&Cycle, ActorId)> {
+        Some((self.setup.cycle.as_ref()?, ActorId(self.home?.get())))
     }
 
     /// Whether the volume's fleet runs on an auto scaling group (A14).
     fn by_group(&self) -> bool {
-        self.cycle.as_ref().is_some_and(|(c, _)| c.by_group)
+        self.cycle().is_some_and(|(c, _)| c.by_group)
+    }
+
+    /// Keeps the data key KMS made for this volume.
+    fn keep(&mut self, c: &Ciphertext) {
+        debug_assert_eq!((c.key, c.context), (self.key, Some(self.context)), "a volume's data key is its own");
+        self.data_key = Some(DataKey { material: c.material, serial: c.serial });
+    }
+
+    /// The data key, whole.
+    fn ciphertext(&self) -> Option<Ciphertext> {
+        self.data_key.map(|d| Ciphertext {
+            key: self.key,
+            material: d.material,
+            serial: d.serial,
+            context: Some(self.context),
+        })
     }
 
     /// A14: the fleet's automation attaches the volume to the instance in its home when that
@@ -306,7 +347,7 @@ impl Volume {
     /// place is empty or launching: the group says when a new instance is in service.
     #[cold]
     fn attach_home(&mut self, ctx: &mut WorldCtx<'_>) {
-        let Some((_, home)) = self.cycle else { return };
+        let Some((_, home)) = self.cycle() else { return };
         match ctx.call(home, Msg::Instance(InstanceMsg::State)) {
             Reply::State(Some(InstanceState::Running | InstanceState::Stopped)) => self.on_attach(home, ctx),
             Reply::State(Some(InstanceState::Pending)) => self.next(Some(home), |c| &c.retry, ctx),
@@ -317,7 +358,7 @@ impl Volume {
     /// Schedules the volume's next step of its cycle, if it follows one.
     fn next(&mut self, attach_to: Option<ActorId>, pick: fn(&Cycle) -> &Dist, ctx: &mut WorldCtx<'_>) {
         self.cycle_gen = self.cycle_gen.wrapping_add(1);
-        if let Some((cycle, _)) = &self.cycle {
+        if let Some((cycle, _)) = self.cycle() {
             let after = pick(cycle).draw(&mut ctx.rng());
             let me = ctx.me();
             ctx.send(me, Msg::Volume(VolumeMsg::CycleStep { generation: self.cycle_gen, attach_to }), after);
@@ -332,19 +373,19 @@ impl Volume {
     /// The key material the volume's data key was encrypted with, once the volume exists.
     #[must_use]
     pub fn data_key_material(&self) -> Option<super::kms::MaterialId> {
-        self.data_key.as_ref().and_then(|c| c.material)
+        self.data_key.and_then(|d| d.material)
     }
 
     /// The instance a fleet volume's cycle attaches it to.
     #[must_use]
     pub fn home(&self) -> Option<ActorId> {
-        self.cycle.as_ref().map(|(_, home)| *home)
+        self.cycle().map(|(_, home)| home)
     }
 
     /// The KMS it calls.
     #[must_use]
     pub fn kms(&self) -> ActorId {
-        self.kms
+        super::KMS
     }
 
     /// Whether the host's memory holds this volume's plaintext data key (mirrors the instance).
@@ -467,7 +508,7 @@ impl Volume {
     pub fn data_key(&self) -> Option<Ciphertext> {
         match self.state {
             None | Some(VolumeState::Creating | VolumeState::CreatingFor(_)) => None,
-            Some(_) => self.data_key.clone(),
+            Some(_) => self.ciphertext(),
         }
     }
 
@@ -550,8 +591,8 @@ impl Volume {
         if let Some((grant, instance)) = self.grant.take() {
             let op = KmsOp::RetireGrant { grant: GrantRef::Id(grant) };
             let request = KmsRequest { caller: Caller::Instance(instance), op: Box::new(op) };
-            let after = self.latency.draw(&mut ctx.rng());
-            ctx.send(self.kms, Msg::Kms(KmsMsg::Request(request)), after);
+            let after = self.setup.latency.draw(&mut ctx.rng());
+            ctx.send(super::KMS, Msg::Kms(KmsMsg::Request(request)), after);
         }
     }
 
@@ -595,12 +636,12 @@ impl Volume {
         }
         match (pending, result) {
             (Pending::CreateDataKey, Ok(KmsOutput::Ciphertext(c))) => {
-                self.data_key = Some(c);
+                self.keep(&c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
                 if self.by_group() {
                     self.attach_home(ctx);
-                } else if let Some((_, home)) = self.cycle {
+                } else if let Some((_, home)) = self.cycle() {
                     ctx.send(me, Msg::Volume(VolumeMsg::Attach { instance: home }), SimDuration::ZERO);
                 }
             }
@@ -653,7 +694,7 @@ impl Volume {
         match step.after(result) {
             Derived::Next(next) => self.call_kms(Pending::Derive(from, next), ctx),
             Derived::Made(c) => {
-                self.data_key = Some(c);
+                self.keep(&c);
                 self.state = Some(VolumeState::Available);
                 ctx.record(Obs::Volume(VolumeObs::Created));
                 tell_source(from, me, Use::Restore, None, ctx);
@@ -718,7 +759,7 @@ impl Volume {
                 },
             ),
             Pending::Decrypt(_, instance) => {
-                let data_key = self.data_key.clone().expect("a created volume has a data key");
+                let data_key = self.ciphertext().expect("a created volume has a data key");
                 (
                     Caller::Instance(instance),
                     KmsOp::Decrypt { ciphertext: CiphertextRef::Blob(data_key), key: None, context },
@@ -747,7 +788,7 @@ impl Volume {
     /// are zero), remembering it so that a detach can abandon it; `attempt` counts the
     /// throttled tries.
     fn send_call(&mut self, pending: Pending, attempt: u16, wait: SimDuration, ctx: &mut WorldCtx<'_>) {
-        match self.call.start(pending, attempt, wait, &self.latency, ctx) {
+        match self.call.start(pending, attempt, wait, &self.setup.latency, ctx) {
             None => self.make_call(ctx),
             Some((tag, after)) => {
                 let me = ctx.me();
@@ -764,7 +805,7 @@ impl Volume {
             _ => self.request_for(pending),
         };
         let request = KmsRequest { caller, op: Box::new(op) };
-        match ctx.call(self.kms, Msg::Kms(KmsMsg::Request(request))) {
+        match ctx.call(super::KMS, Msg::Kms(KmsMsg::Request(request))) {
             Reply::Kms(result) => self.on_kms_result(pending, result, ctx),
             other => unreachable!("KMS answers with Kms, not {other:?}"),
         }
@@ -775,7 +816,7 @@ impl Volume {
 /// throttled call's backoff): what it is for, the tag its delayed making carries (a detach
 /// abandons the call, and a later one replaces it), and how many times it was throttled
 /// (saturating: the backoff stops growing long before; 16 bits keep a volume and its stream
-/// within three cache lines).
+/// within two cache lines).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Outstanding<P> {
     call: Option<P>,

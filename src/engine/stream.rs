@@ -1,10 +1,12 @@
-//! Per-actor random streams: ChaCha8 with one block of buffer.
+//! Per-actor random streams: ChaCha8 with half a block of buffer.
 //!
 //! Each actor draws from stream number `stream_key(name)` of ChaCha8 keyed by the run's seed,
 //! word for word the output of `rand_chacha::ChaCha8Rng::seed_from_u64(seed)` after
 //! `set_stream(key)` (the tests check it against rand_chacha). rand_chacha buffers four blocks
 //! (256 bytes) per generator, which for a million actors is a third of a gigabyte and a cache miss
-//! on every draw; here each actor holds one 64-byte block and its position, beside its own state.
+//! on every draw; here each actor holds half a block (32 bytes) and its position, beside its own
+//! state. A block is made once for each of its halves: actors draw seldom, and their slots are
+//! an estate's memory.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,8 @@ use rand::{SeedableRng, TryRng};
 use rand_chacha::ChaCha8Rng;
 
 const WORDS: usize = 16;
+/// The words an actor keeps: half a block.
+const KEPT: usize = WORDS / 2;
 /// Double rounds: ChaCha8.
 const DOUBLE_ROUNDS: usize = 4;
 const CONSTANTS: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -32,15 +36,16 @@ impl Key {
 /// Where an actor is in its stream, and the block it is reading.
 #[derive(Clone, Debug)]
 pub(crate) struct Block {
-    /// The next word to hand out, from the start of the stream. `words` holds its block, but
-    /// at a block's first word, which has yet to be made: the stream is only ever read forward.
+    /// The next word to hand out, from the start of the stream. `words` holds its half block,
+    /// but at a half's first word, which has yet to be made: the stream is only ever read
+    /// forward.
     pos: u64,
-    words: [u32; WORDS],
+    words: [u32; KEPT],
 }
 
 impl Block {
     pub fn new() -> Self {
-        Block { pos: 0, words: [0; WORDS] }
+        Block { pos: 0, words: [0; KEPT] }
     }
 }
 
@@ -104,14 +109,25 @@ pub struct ActorRng<'a> {
 impl ActorRng<'_> {
     #[inline]
     fn word(&mut self) -> u32 {
-        let b = &mut *self.block;
-        #[allow(clippy::cast_possible_truncation)] // below 16
-        let i = (b.pos % WORDS as u64) as usize;
+        #[allow(clippy::cast_possible_truncation)] // below 8
+        let i = (self.block.pos % KEPT as u64) as usize;
         if i == 0 {
-            chacha8_block(self.key, self.stream, b.pos / WORDS as u64, &mut b.words);
+            self.next_half();
         }
+        let b = &mut *self.block;
         b.pos += 1;
         b.words[i]
+    }
+
+    /// Makes the half block that `pos` begins.
+    #[cold]
+    #[inline(never)]
+    fn next_half(&mut self) {
+        let b = &mut *self.block;
+        let mut whole = [0; WORDS];
+        chacha8_block(self.key, self.stream, b.pos / WORDS as u64, &mut whole);
+        let half = if b.pos.is_multiple_of(WORDS as u64) { &whole[..KEPT] } else { &whole[KEPT..] };
+        b.words.copy_from_slice(half);
     }
 }
 
