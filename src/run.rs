@@ -80,10 +80,7 @@ pub struct Run<'s> {
     pub names: Names<'s>,
 }
 
-/// The actor ids the bridge gave each declared thing.
-pub const KMS_ACTOR: ActorId = crate::actors::KMS;
-
-// Where the bridge puts each declared thing among the engine's actors: KMS, the declared
+// Where the bridge puts each declared thing among the engine's actors: KMS (`actors::KMS`), the declared
 // instances, the declared volumes, then each fleet instance followed by its own volumes. A fleet
 // volume and the instance it attaches to so sit side by side in memory, and every attach and
 // detach touches both: fleet-1k 5%, fleet-10k 4% and fleet-1m 3.5% faster than with all the
@@ -485,7 +482,7 @@ fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>
 }
 
 fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapshot {
-    let World::Kms(kms) = sim.actor(KMS_ACTOR) else { unreachable!("actor 0 is KMS") };
+    let World::Kms(kms) = sim.actor(crate::actors::KMS) else { unreachable!("actor 0 is KMS") };
     let key_ids = (0..scenario.keys.len()).map(|k| KeyIdx(u32::try_from(k).expect("few keys")));
     let keys = key_ids.clone().map(|k| kms.state(k)).collect();
     let current = key_ids.clone().map(|k| kms.material(k)).collect();
@@ -634,7 +631,7 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         }
     }
     let kms = sim.add_actor("kms", World::Kms(Box::new(service)));
-    debug_assert_eq!(kms, KMS_ACTOR);
+    debug_assert_eq!(kms, crate::actors::KMS);
     // Fleet instances follow their fleet's cycle; they come after the declared instances.
     let declared = scenario.instances.len() - scenario.fleets.iter().map(|f| f.instances).sum::<usize>();
     let mut fleet_of = Vec::with_capacity(scenario.instances.len());
@@ -799,7 +796,7 @@ impl Run<'_> {
 
     #[must_use]
     pub fn kms(&self) -> &Kms {
-        match self.sim.actor(KMS_ACTOR) {
+        match self.sim.actor(crate::actors::KMS) {
             World::Kms(k) => k,
             _ => unreachable!("actor 0 is KMS"),
         }

@@ -488,24 +488,9 @@ pub fn analyze_graph<'g>(
     let dependents = found
         .into_iter()
         .map(|r| {
+            let state = state_of(run, snap, r.node.kind, r.node.index);
             let (state, via) = match r.node.kind {
                 NodeKind::Volume => {
-                    let (st, cached) = snap.volumes[r.node.index];
-                    let state = match st {
-                        Some(VolumeState::InUse(a)) => {
-                            let mem =
-                                if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
-                            let crate::run::Role::Instance(i) = crate::run::role(run.scenario, a) else {
-                                unreachable!("volumes are in use on instances")
-                            };
-                            format!(
-                                "in-use on {}, {mem}",
-                                crate::run::instance_id(&run.scenario.instances[i], snap.instances[i].2)
-                            )
-                        }
-                        Some(other) => other.as_str().to_string(),
-                        None => "not created".to_string(),
-                    };
                     // A volume not created yet will have its data key made with the current material.
                     let material = match run.data_key_material(r.node.index) {
                         Some(m) => Some(m).filter(|m| snap.materials[k].contains(m)),
@@ -515,7 +500,6 @@ pub fn analyze_graph<'g>(
                 }
                 NodeKind::Snapshot => {
                     let x = r.node.index;
-                    let state = snap.snapshots[x].map_or("not created", SnapshotState::as_str).to_string();
                     let held = run.ebs_snapshot(x).data_key_material().filter(|m| snap.materials[k].contains(m));
                     let under = under(held);
                     let via = match s.snapshots[x].source {
@@ -527,32 +511,17 @@ pub fn analyze_graph<'g>(
                     (format!("{state}; needs the key at its next restore or copy"), via)
                 }
                 NodeKind::Group => {
-                    let x = r.node.index;
-                    let (in_service, desired) = snap.groups[x];
-                    let image = &s.images[s.groups[x].image].name;
+                    let image = &s.images[s.groups[r.node.index].image].name;
                     (
-                        format!(
-                            "{in_service} of {desired} desired instances in service; needs the key at its next launch"
-                        ),
+                        format!("{state}; needs the key at its next launch"),
                         format!("launch template {image} (snapshots under {key_name})"),
                     )
                 }
                 NodeKind::Service => {
                     let x = r.node.index;
-                    let decl = &s.services[x];
-                    let (st, held) = snap.services[x];
-                    let state = st.map_or("not created", |st| decl.kind.state_name(st));
-                    let memory = if held {
-                        format!(", plaintext data key held by {}", decl.kind.service_name())
-                    } else {
-                        String::new()
-                    };
                     let held_material =
                         run.service(x).data_key().and_then(|c| c.material).filter(|m| snap.materials[k].contains(m));
-                    (
-                        format!("{} {state}{memory}", decl.kind.noun()),
-                        format!("data key encrypted under {}", under(held_material)),
-                    )
+                    (state, format!("data key encrypted under {}", under(held_material)))
                 }
                 NodeKind::Image => {
                     let x = r.node.index;
@@ -562,14 +531,12 @@ pub fn analyze_graph<'g>(
                         .filter(|&&y| s.snapshots[y].key == key)
                         .map(|&y| &*s.snapshots[y].name)
                         .collect();
-                    let state = snap.images[x].map_or("not registered", ImageState::as_str);
                     (
                         format!("{state}; needs the key at its next launch"),
                         format!("snapshot {} (data keys under {key_name})", mine.join(", ")),
                     )
                 }
                 _ => {
-                    let i = r.node.index;
                     let mut mine: Vec<&str> = g
                         .graph
                         .edges_directed(r.n, Direction::Incoming)
@@ -583,8 +550,7 @@ pub fn analyze_graph<'g>(
                     } else {
                         format!("attached {} (data keys under {key_name})", mine.join(", "))
                     };
-                    let (state, _, life) = snap.instances[i];
-                    (super::record::instance_now(&run.scenario.instances[i], state, life), via)
+                    (state, via)
                 }
             };
             let verdict = &r.verdict;
@@ -648,32 +614,53 @@ fn verdict_of<'s>(
     kind: NodeKind,
     index: usize,
 ) -> (standing::Verdict, &'s ResourceSummary) {
-    let s = run.scenario;
     let keys = &summary.keys;
+    let resource = summary_of(run, summary, kind, index);
+    let breaks = &resource.breaks;
+    let verdict = match kind {
+        NodeKind::Volume => standing::of_volume(run, snap, keys, index, breaks),
+        NodeKind::Snapshot => standing::of_snapshot(run, snap, keys, index, breaks),
+        NodeKind::Image => standing::of_image(run, snap, keys, index, breaks),
+        NodeKind::Group => standing::of_group(run, snap, keys, index, breaks),
+        NodeKind::Service => standing::of_service(run, snap, keys, index, breaks),
+        _ => standing::of_instance(run, snap, keys, index, &g.attached[index], breaks),
+    };
+    (verdict, resource)
+}
+
+/// A resource's state at the instant of `snap`, in words (`in-use on i-1, plaintext key in host
+/// memory`, `terminated as web-i0-r3`, `not created`).
+fn state_of(run: &Run<'_>, snap: &Snapshot, kind: NodeKind, index: usize) -> String {
+    let s = run.scenario;
     match kind {
-        NodeKind::Volume => {
-            let resource = summary.volume(index);
-            (standing::of_volume(run, snap, keys, index, &resource.breaks), resource)
-        }
-        NodeKind::Snapshot => {
-            let resource = summary.snapshot(index, s);
-            (standing::of_snapshot(run, snap, keys, index, &resource.breaks), resource)
-        }
-        NodeKind::Image => {
-            let resource = summary.image(index, s);
-            (standing::of_image(run, snap, keys, index, &resource.breaks), resource)
-        }
+        NodeKind::Volume => match snap.volumes[index] {
+            (Some(VolumeState::InUse(a)), cached) => {
+                let mem = if cached { "plaintext key in host memory" } else { "no plaintext key in memory" };
+                let crate::run::Role::Instance(i) = crate::run::role(s, a) else {
+                    unreachable!("volumes are in use on instances")
+                };
+                format!("in-use on {}, {mem}", crate::run::instance_id(&s.instances[i], snap.instances[i].2))
+            }
+            (Some(other), _) => other.as_str().to_string(),
+            (None, _) => "not created".to_string(),
+        },
+        NodeKind::Snapshot => snap.snapshots[index].map_or("not created", SnapshotState::as_str).to_string(),
+        NodeKind::Image => snap.images[index].map_or("not registered", ImageState::as_str).to_string(),
         NodeKind::Group => {
-            let resource = summary.group(index, s);
-            (standing::of_group(run, snap, keys, index, &resource.breaks), resource)
+            let (in_service, desired) = snap.groups[index];
+            format!("{in_service} of {desired} desired instances in service")
         }
         NodeKind::Service => {
-            let resource = summary.service(index, s);
-            (standing::of_service(run, snap, keys, index, &resource.breaks), resource)
+            let decl = &s.services[index];
+            let (st, held) = snap.services[index];
+            let state = st.map_or("not created", |st| decl.kind.state_name(st));
+            let memory =
+                if held { format!(", plaintext data key held by {}", decl.kind.service_name()) } else { String::new() };
+            format!("{} {state}{memory}", decl.kind.noun())
         }
         _ => {
-            let resource = summary.instance(index, s);
-            (standing::of_instance(run, snap, keys, index, &g.attached[index], &resource.breaks), resource)
+            let (state, _, life) = snap.instances[index];
+            super::record::instance_now(&s.instances[index], state, life)
         }
     }
 }
@@ -706,7 +693,7 @@ fn gone(
             depends[k][node.index] = true;
         }
     }
-    let mut found: Vec<(Option<SimTime>, NodeKind, usize, Option<How>)> = Vec::new();
+    let mut found = Vec::new();
     for (k, &(kind, n)) in kinds.iter().enumerate() {
         for index in (0..n).filter(|&i| !depends[k][i]) {
             // Only what failed by then can be broken: the verdict is asked of few (a key with
@@ -716,46 +703,22 @@ fn gone(
             }
             let (verdict, resource) = verdict_of(run, summary, snap, g, kind, index);
             if verdict.standing == Standing::Broken && verdict.key == Some(key) {
-                let how = resource.breaks.iter().rev().find(|b| Some(b.broke_at) == verdict.since).map(|b| b.how);
-                found.push((verdict.since, kind, index, how));
+                let (when, how) = when_it_breaks(&verdict, resource, at);
+                found.push((when, &resource.name, kind, index, how));
             }
         }
     }
     let count = found.len();
-    let name = |kind: NodeKind, i: usize| -> &str {
-        match kind {
-            NodeKind::Volume => &s.volumes[i].name,
-            NodeKind::Snapshot => &s.snapshots[i].name,
-            NodeKind::Image => &s.images[i].name,
-            NodeKind::Group => &s.groups[i].name,
-            NodeKind::Service => &s.services[i].name,
-            _ => &s.instances[i],
-        }
-    };
-    found.sort_by(|a, b| (a.0, name(a.1, a.2)).cmp(&(b.0, name(b.1, b.2))));
+    found.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     found.truncate(list.unwrap_or(usize::MAX));
     let words = found
         .into_iter()
-        .map(|(when, kind, i, how)| {
-            let state = match kind {
-                NodeKind::Volume => snap.volumes[i].0.map_or("not created", VolumeState::as_str).to_string(),
-                NodeKind::Snapshot => snap.snapshots[i].map_or("not created", SnapshotState::as_str).to_string(),
-                NodeKind::Image => snap.images[i].map_or("not registered", ImageState::as_str).to_string(),
-                NodeKind::Group => {
-                    let (in_service, desired) = snap.groups[i];
-                    format!("{in_service} of {desired} desired instances in service")
-                }
-                NodeKind::Service => {
-                    let decl = &s.services[i];
-                    let state = snap.services[i].0.map_or("not created", |st| decl.kind.state_name(st));
-                    format!("{} {state}", decl.kind.noun())
-                }
-                _ => {
-                    let (state, _, life) = snap.instances[i];
-                    super::record::instance_now(&s.instances[i], state, life)
-                }
-            };
-            Gone { name: name(kind, i).to_string(), kind, state, when, how: how.map(|h| h.to_string()) }
+        .map(|(when, name, kind, i, how)| Gone {
+            name: name.to_string(),
+            kind,
+            state: state_of(run, snap, kind, i),
+            when,
+            how: how.map(|h| h.to_string()),
         })
         .collect();
     (words, count)

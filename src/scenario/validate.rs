@@ -904,14 +904,14 @@ fn resolve_timeline(
     let mut timeline = Timeline { names, snapshots, launches, materials, start, horizon, defined: Defined::default() };
     // Names defined by earlier actions (tokens, ciphertexts, grants) must be defined *earlier in
     // time*; resolve in time order, keeping file order for ties.
-    let mut order: Vec<(usize, &At, Option<SimTime>)> =
-        raw.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start).ok())).collect();
-    order.sort_by_key(|(i, _, t)| (t.unwrap_or(SimTime::ZERO), *i));
+    let mut order: Vec<(usize, &At, Result<SimTime, _>)> =
+        raw.iter().enumerate().map(|(i, at)| (i, at, parse_time(&at.0, start))).collect();
+    order.sort_by_key(|(i, _, t)| (t.as_ref().map_or(SimTime::ZERO, |t| *t), *i));
     let mut resolved: Vec<Option<Action>> = (0..raw.len()).map(|_| None).collect();
     for (i, At(when, action), parsed) in order {
         let pos = c.at("At", i);
         let path = || format!("timeline[{i}]");
-        let at = match parsed.map_or_else(|| parse_time(when, start), Ok) {
+        let at = match parsed {
             Ok(t) if t > horizon => {
                 c.problem(
                     pos,
