@@ -247,7 +247,12 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
 /// The name of an actor of the scenario's world: `kms`, an instance id or a volume id.
 #[must_use]
 pub fn actor_name(scenario: &Scenario, id: ActorId) -> &str {
-    match role(scenario, id) {
+    role_name(scenario, role(scenario, id))
+}
+
+/// The scenario name of the actor in `role`.
+fn role_name(scenario: &Scenario, role: Role) -> &str {
+    match role {
         Role::Kms => "kms",
         Role::Instance(i) => &scenario.instances[i],
         Role::Volume(v) => &scenario.volumes[v].name,
@@ -397,7 +402,7 @@ impl<'s> Names<'s> {
     pub fn at(&self, id: ActorId, at: RecordId) -> Cow<'s, str> {
         match role(self.scenario, id) {
             Role::Instance(i) => instance_id(&self.scenario.instances[i], self.life(id, at)),
-            _ => Cow::Borrowed(actor_name(self.scenario, id)),
+            other => Cow::Borrowed(role_name(self.scenario, other)),
         }
     }
 

@@ -70,12 +70,18 @@ impl Sink<Obs> for Folds<'_, '_> {
         self.names.observe(&rec);
         self.summary.observe(&self.names, &rec);
         self.verdicts.observe(&self.names, &rec);
-        if let Some(t) = &mut self.timeline {
-            t.observe(&self.names, &rec);
-        }
         if let Some(l) = &mut self.lanes {
             l.observe(&self.names, &rec);
         }
+        // The timeline holds its last records as they are (a delay line): what it lets go of
+        // goes on, in order, and what it still holds at the end goes on then (`observe`).
+        let rec = match &mut self.timeline {
+            Some(t) => match t.take(&self.names, rec) {
+                Some(rec) => rec,
+                None => return,
+            },
+            None => rec,
+        };
         match &mut self.extra {
             Some(extra) => extra.record(rec),
             // Most records own nothing, and forgetting one is dropping it without the drop
@@ -111,6 +117,9 @@ pub fn observe<'s>(
     };
     let streamed = RunOptions { stream: true, ..options.clone() };
     let run = run(scenario, &streamed, Some(&mut folds))?;
+    if let (Some(t), Some(extra)) = (&folds.timeline, &mut folds.extra) {
+        t.held().for_each(|rec| extra.record(rec.clone()));
+    }
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
     let shown = folds.timeline.map(TimelineFold::select);

@@ -39,7 +39,7 @@ impl<'s> TimelineFold<'s> {
             kept: Vec::new(),
             failures: Vec::new(),
             key_events: Vec::new(),
-            tail: std::collections::VecDeque::new(),
+            tail: std::collections::VecDeque::with_capacity(TAIL + 1),
             total: 0,
         }
     }
@@ -61,21 +61,33 @@ impl<'s> TimelineFold<'s> {
     /// Takes the next record; `names` knows every record until this one (the instances a kept
     /// record names are taken with it, so that it is named later as it was then).
     pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
+        self.take(names, rec.clone());
+    }
+
+    /// Takes the next record as [`observe`](Self::observe) does, but owned: the last records
+    /// are held as they are rather than cloned, so the fold is a delay line of [`TAIL`] records.
+    /// Returns the record that leaves it (the one given, while the run is short), in order;
+    /// those still [`held`](Self::held) at the end are the last ones.
+    pub fn take(&mut self, names: &Names<'_>, rec: Record<Obs>) -> Option<Record<Obs>> {
         self.total += 1;
         let keep = |rec: &Record<Obs>| (rec.clone(), names.lives_at(rec));
         if self.kept.len() < WHOLE_TIMELINE {
-            self.kept.push(keep(rec));
-            return;
+            self.kept.push(keep(&rec));
+            return Some(rec);
         }
-        if self.failures.len() < FAILURES && self.failed(rec) {
-            self.failures.push(keep(rec));
-        } else if self.key_events.len() < KEY_EVENTS && Self::key_event(rec) {
-            self.key_events.push(keep(rec));
+        if self.failures.len() < FAILURES && self.failed(&rec) {
+            self.failures.push(keep(&rec));
+        } else if self.key_events.len() < KEY_EVENTS && Self::key_event(&rec) {
+            self.key_events.push(keep(&rec));
         }
-        if self.tail.len() == TAIL {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(keep(rec));
+        let lives = names.lives_at(&rec);
+        self.tail.push_back((rec, lives));
+        if self.tail.len() > TAIL { self.tail.pop_front().map(|(rec, _)| rec) } else { None }
+    }
+
+    /// The records [`take`](Self::take) still holds, in order.
+    pub fn held(&self) -> impl Iterator<Item = &Record<Obs>> {
+        self.tail.iter().map(|(rec, _)| rec)
     }
 
     /// The records to show, `None` where some were left out, and what was left out in words.

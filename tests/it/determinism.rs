@@ -226,6 +226,28 @@ fn one_pass_without_the_records_gives_the_same_answers() {
     }
 }
 
+/// The one pass hands every record on to the caller's sink (a trace writer), in order, though
+/// the timeline holds the last ones back until the run ends: a run past the timeline's whole
+/// length (the 1k fleet) and every bundled scenario.
+#[test]
+fn one_pass_hands_on_every_record_in_order() {
+    let fleet = super::scenarios_dir().join("bench/fleet-1k.ron");
+    let fleet = scenario::parse("fleet", &std::fs::read_to_string(&fleet).unwrap(), Overrides::default()).unwrap();
+    for (path, s) in bundled().chain([(std::path::PathBuf::from("bench/fleet-1k.ron"), fleet)]) {
+        let kept = run(&s, &RunOptions::default(), None).unwrap();
+        let mut handed: Vec<Record<Obs>> = Vec::new();
+        let wanted = kmsim::analysis::Wanted { timeline: true, report: true };
+        kmsim::analysis::observe(&s, &RunOptions::default(), wanted, Some(&mut handed)).unwrap();
+        assert!(
+            handed == kept.records,
+            "{}: {} records handed on, {} made",
+            path.display(),
+            handed.len(),
+            kept.records.len()
+        );
+    }
+}
+
 /// A long run's timeline shows its first records, the first failures after them and its last
 /// records, says how many it left out, and takes no more than that to print.
 #[test]
