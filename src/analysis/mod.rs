@@ -122,7 +122,7 @@ pub fn observe<'s>(
     }
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
-    let shown = folds.timeline.map(TimelineFold::select);
+    let shown = folds.timeline.map(|t| t.select(&folds.names));
     let timeline = if wanted.timeline { shown.clone() } else { None };
     let report = folds.lanes.zip(shown.filter(|_| wanted.report)).map(|(l, e)| (l.finish(&summary), e));
     Ok(Observed { run, summary, verdicts, timeline, report })

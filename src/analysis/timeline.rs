@@ -18,6 +18,7 @@ const HEAD: usize = 100;
 const FAILURES: usize = 20;
 const KEY_EVENTS: usize = 100;
 const TAIL: usize = 20;
+const _: () = assert!(TAIL as u64 <= crate::run::RECENT);
 
 /// The text timeline as a fold: it keeps the first [`WHOLE_TIMELINE`] records, and beyond them
 /// only the keys' own events (state changes, the user's calls), the first failures after the
@@ -27,7 +28,9 @@ pub struct TimelineFold<'s> {
     kept: Vec<Kept>,
     failures: Vec<Kept>,
     key_events: Vec<Kept>,
-    tail: std::collections::VecDeque<Kept>,
+    /// The last records, named only when shown: they are within [`RECENT`](crate::run::RECENT) of the end, where
+    /// the run's names still know them.
+    tail: std::collections::VecDeque<Record<Obs>>,
     total: usize,
 }
 
@@ -80,19 +83,19 @@ impl<'s> TimelineFold<'s> {
         } else if self.key_events.len() < KEY_EVENTS && Self::key_event(&rec) {
             self.key_events.push(keep(&rec));
         }
-        let lives = names.lives_at(&rec);
-        self.tail.push_back((rec, lives));
-        if self.tail.len() > TAIL { self.tail.pop_front().map(|(rec, _)| rec) } else { None }
+        self.tail.push_back(rec);
+        if self.tail.len() > TAIL { self.tail.pop_front() } else { None }
     }
 
     /// The records [`take`](Self::take) still holds, in order.
     pub fn held(&self) -> impl Iterator<Item = &Record<Obs>> {
-        self.tail.iter().map(|(rec, _)| rec)
+        self.tail.iter()
     }
 
-    /// The records to show, `None` where some were left out, and what was left out in words.
+    /// The records to show, `None` where some were left out, and what was left out in words;
+    /// `names` knows every record of the run.
     #[must_use]
-    pub fn select(self) -> Shown {
+    pub fn select(self, names: &Names<'_>) -> Shown {
         if self.total <= WHOLE_TIMELINE {
             return Shown { rows: self.kept.into_iter().map(Some).collect(), total: self.total, left_out: None };
         }
@@ -107,14 +110,19 @@ impl<'s> TimelineFold<'s> {
             .collect();
         let mut middle: Vec<&Kept> = failures.iter().chain(&key_events).copied().collect();
         middle.sort_by_key(|r| r.0.id);
-        let tail: Vec<&Kept> = self.tail.iter().filter(|r| middle.last().is_none_or(|m| r.0.id > m.0.id)).collect();
+        let tail: Vec<Kept> = self
+            .tail
+            .iter()
+            .filter(|r| middle.last().is_none_or(|m| r.id > m.0.id))
+            .map(|r| (r.clone(), names.lives_at(r)))
+            .collect();
         let mut rows: Vec<Option<Kept>> = self.kept[..HEAD].iter().cloned().map(Some).collect();
         let mut next = HEAD as u64;
-        for r in middle.iter().chain(&tail) {
+        for r in middle.iter().copied().chain(&tail) {
             if r.0.id > next {
                 rows.push(None);
             }
-            rows.push(Some((*r).clone()));
+            rows.push(Some(r.clone()));
             next = r.0.id + 1;
         }
         let not_shown = self.total - HEAD - middle.len() - tail.len();

@@ -37,7 +37,7 @@ pub fn bundle(run: &Run<'_>, file: &str) -> Vec<(&'static str, Vec<u8>)> {
     let lanes = lanes::build(run, &summary);
     let mut events = TimelineFold::new(run.scenario);
     run.records.iter().for_each(|r| events.observe(&run.names, r));
-    let events = events.select();
+    let events = events.select(&run.names);
     let mut files = report_files(
         &ReportParts { run, summary: &summary, verdicts: &verdicts, lanes: &lanes, events: &events },
         file,
@@ -154,7 +154,7 @@ pub fn run_text_of(
 pub fn timeline(run: &Run<'_>) -> String {
     let mut fold = TimelineFold::new(run.scenario);
     run.records.iter().for_each(|r| fold.observe(&run.names, r));
-    timeline_text(&run.names, &fold.select())
+    timeline_text(&run.names, &fold.select(&run.names))
 }
 
 /// The records a timeline shows, as text, each named as it was when it was kept.
