@@ -510,3 +510,32 @@ fn an_image_leads_to_the_instances_launched_from_it_so_far() {
     let two = launched(3 * D - 1);
     assert_eq!(two.len(), 2, "{two:?}");
 }
+
+/// A volume still being created when the run ends has no data key yet: it will have one made
+/// with the key's current material, after a rotation the new one, though the old one is
+/// imported and listed first (cargo mutants on the KMS actor: `Kms::material` as `None`, or
+/// its test of the material's state inverted or widened).
+#[test]
+fn a_volume_being_created_will_be_under_the_current_material() {
+    let text = r#"Scenario(
+        version: 1,
+        name: "a volume still being created after a rotation",
+        start: "2026-06-01T09:00:00Z",
+        horizon: "2h",
+        seed: 1,
+        latency: (kms: Fixed("1s")),
+        keys: [Key(id: "cmk", origin: External)],
+        volumes: [Volume(id: "vol-new", key: "cmk", size_gib: 50)],
+        timeline: [
+            At("0s", ImportKeyMaterial(key: "cmk", material: "m1", expires: Never)),
+            At("1h", ImportKeyMaterial(key: "cmk", material: "m2", expires: Never, import_type: New)),
+            At("1h 1m", RotateKeyOnDemand(key: "cmk")),
+            At("2h", CreateVolume(volume: "vol-new")),
+        ],
+    )"#;
+    let s = kmsim::scenario::parse("creating.ron", text, kmsim::scenario::Overrides::default()).unwrap();
+    let r = run(&s, &RunOptions::default(), None).unwrap();
+    let i = impact::analyze(&r, KeyIdx(0), r.end);
+    let [vol] = &i.dependents[..] else { panic!("{i:?}") };
+    assert_eq!((vol.state.as_str(), vol.via.as_str()), ("creating", "data key encrypted under cmk (material m2)"));
+}
