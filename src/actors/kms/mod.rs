@@ -763,7 +763,8 @@ impl Kms {
         match key {
             KeyRef::Id(k) | KeyRef::Arn(k) => {
                 let entry = &self.keys[k.0 as usize];
-                if entry.deleted || entry.state.is_none() {
+                // A key has no state before CreateKey and none once deleted.
+                if entry.state.is_none() {
                     Err(KmsError::new(KmsException::NotFound, format!("Key '{}' does not exist", entry.spec.arn)))
                 } else {
                     Ok(*k)
@@ -776,7 +777,7 @@ impl Kms {
                 }
                 self.keys
                     .iter()
-                    .position(|k| !k.deleted && k.state.is_some() && k.spec.aliases.contains(alias))
+                    .position(|k| k.state.is_some() && k.spec.aliases.contains(alias))
                     .map(|i| KeyIdx(u32::try_from(i).expect("key count fits u32")))
                     .ok_or_else(|| KmsError::new(KmsException::NotFound, format!("Alias {alias} is not found.")))
             }
