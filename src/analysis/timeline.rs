@@ -28,8 +28,8 @@ pub struct TimelineFold<'s> {
     kept: Vec<Kept>,
     failures: Vec<Kept>,
     key_events: Vec<Kept>,
-    /// The last records, named only when shown: they are within [`RECENT`](crate::run::RECENT) of the end, where
-    /// the run's names still know them.
+    /// The last records, named only when shown: they are within
+    /// [`RECENT`](crate::run::RECENT) of the end, where the run's names still know them.
     tail: std::collections::VecDeque<Record<Obs>>,
     total: usize,
 }
