@@ -397,3 +397,42 @@ fn a_pending_material_expiring_leaves_the_key_enabled_and_is_forgotten() {
     assert_eq!(h.kms().state(K0), Some(KeyState::Enabled));
     assert_eq!(materials(&h, K0), [(M1, MaterialState::Current, true)]);
 }
+
+/// A retired grant nobody can name is forgotten (memory stays the estate's however many grants
+/// a run makes and ends); a named one is kept, so that naming it again is refused as a grant of
+/// its key (cargo mutants: `forget_if_unnamed` as a no-op, or its `!live` test dropped).
+#[test]
+fn a_retired_grant_is_forgotten_unless_named() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    let grant = |name: Option<&str>| KmsOp::CreateGrant {
+        key: KeyRef::Id(K0),
+        grantee: Grantee::Principal("arn:aws:iam::111122223333:role/app".into()),
+        context: None,
+        name: name.map(Into::into),
+    };
+    h.at(0, import(K0, M1, Expiry::Never)).at(HOUR, grant(None)).at(HOUR, grant(Some("g1")));
+    let records = h.run(HOUR + 1);
+    let made: Vec<GrantId> = records
+        .iter()
+        .filter_map(|r| match &r.obs {
+            Obs::Kms(KmsObs::Called { result: Ok(KmsOutput::Grant(id)), .. }) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let [unnamed, named] = made[..] else { panic!("{made:?}") };
+    assert_eq!(h.kms().grants.len(), 2);
+    h.at(2 * HOUR, KmsOp::RetireGrant { grant: GrantRef::Id(unnamed) });
+    h.at(2 * HOUR, KmsOp::RetireGrant { grant: GrantRef::Named("g1".into()) });
+    h.at(3 * HOUR, KmsOp::RetireGrant { grant: GrantRef::Named("g1".into()) });
+    let records = h.run(4 * HOUR);
+    assert_eq!(h.kms().grants.keys().copied().collect::<Vec<_>>(), vec![named], "only the named grant is kept");
+    assert!(h.kms().grants.values().all(|g| !g.live));
+    assert_eq!(
+        calls(&records),
+        vec![
+            (2 * HOUR, Operation::RetireGrant, None),
+            (2 * HOUR, Operation::RetireGrant, None),
+            (3 * HOUR, Operation::RetireGrant, Some(KmsException::NotFound)),
+        ]
+    );
+}
