@@ -1131,9 +1131,10 @@ impl Kms {
         let me = ctx.me();
         let state = self.keys[key.0 as usize].state.expect("live key");
         match effect {
-            Effect::Enable if state == KeyState::Disabled => self.set_state(key, KeyState::Enabled, ctx),
-            Effect::Disable if state == KeyState::Enabled => self.set_state(key, KeyState::Disabled, ctx),
-            Effect::Enable | Effect::Disable => {}
+            // The key-state table admits both only from Enabled or Disabled, and a change to the
+            // state the key is in records nothing.
+            Effect::Enable => self.set_state(key, KeyState::Enabled, ctx),
+            Effect::Disable => self.set_state(key, KeyState::Disabled, ctx),
             Effect::ScheduleDeletion { window } => {
                 // KMS's timers take effect before any call at their instant (the same-instant rule).
                 let timer = ctx.send_first(me, Msg::Kms(KmsMsg::DeleteKey(key)), window + self.params.key_deletion_lag);

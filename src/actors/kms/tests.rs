@@ -436,3 +436,27 @@ fn a_retired_grant_is_forgotten_unless_named() {
         ]
     );
 }
+
+/// EnableKey on an Enabled key and DisableKey on a Disabled one succeed and change nothing: no
+/// state change is recorded ([KS]: both are allowed in either state; cargo mutants: each
+/// effect's guard as always true recorded "Enabled -> Enabled").
+#[test]
+fn enabling_an_enabled_key_or_disabling_a_disabled_one_changes_nothing() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    h.at(0, import(K0, M1, Expiry::Never))
+        .at(HOUR, KmsOp::EnableKey { key: KeyRef::Id(K0) })
+        .at(2 * HOUR, KmsOp::DisableKey { key: KeyRef::Id(K0) })
+        .at(3 * HOUR, KmsOp::DisableKey { key: KeyRef::Id(K0) })
+        .at(4 * HOUR, KmsOp::EnableKey { key: KeyRef::Id(K0) });
+    let records = h.run(5 * HOUR);
+    assert_eq!(
+        states(&records, K0),
+        vec![
+            (0, KeyState::PendingImport),
+            (0, KeyState::Enabled),
+            (2 * HOUR, KeyState::Disabled),
+            (4 * HOUR, KeyState::Enabled)
+        ]
+    );
+    assert!(calls(&records).iter().all(|(_, _, e)| e.is_none()), "{:?}", calls(&records));
+}
