@@ -1231,7 +1231,9 @@ impl Kms {
         let k = &mut self.keys[key.0 as usize];
         let Some(i) = k.held(material) else { return };
         k.materials[i].1 = None;
-        if k.deleted || !k.materials[i].0.imported {
+        // A deleted key holds no material (the `held` above); a material that went is not
+        // imported, and its timer was cancelled then: this is a guard.
+        if !k.materials[i].0.imported {
             return;
         }
         ctx.record(Obs::Kms(KmsObs::MaterialExpired { key, material }));
