@@ -460,3 +460,36 @@ fn enabling_an_enabled_key_or_disabling_a_disabled_one_changes_nothing() {
     );
     assert!(calls(&records).iter().all(|(_, _, e)| e.is_none()), "{:?}", calls(&records));
 }
+
+/// Deleting a key ends its grants; a named one is still known as that key's, so retiring it
+/// afterwards is refused naming the key (cargo mutants: the deletion's `live || named` as `&&`
+/// forgot the named grant too, and the refusal named no key).
+#[test]
+fn a_named_grant_outlives_its_deleted_key_as_that_keys() {
+    let mut h = harness(KmsParams::default(), &[Origin::External]);
+    h.at(0, import(K0, M1, Expiry::Never))
+        .at(
+            HOUR,
+            KmsOp::CreateGrant {
+                key: KeyRef::Id(K0),
+                grantee: Grantee::Principal("arn:aws:iam::111122223333:role/app".into()),
+                context: None,
+                name: Some("g1".into()),
+            },
+        )
+        .at(2 * HOUR, KmsOp::ScheduleKeyDeletion { key: KeyRef::Id(K0), pending_window_days: 7 })
+        .at(8 * DAY, KmsOp::RetireGrant { grant: GrantRef::Named("g1".into()) });
+    let records = h.run(9 * DAY);
+    assert_eq!(h.kms().grants.len(), 1);
+    assert!(h.kms().grants.values().all(|g| !g.live));
+    let retire = records
+        .iter()
+        .find_map(|r| match &r.obs {
+            Obs::Kms(KmsObs::Called { op, key, result, .. }) if op.operation() == Operation::RetireGrant => {
+                Some((*key, result.as_ref().err().map(|e| e.exception)))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(retire, (Some(K0), Some(KmsException::NotFound)));
+}
