@@ -80,10 +80,10 @@ pub struct Run<'s> {
     pub names: Names<'s>,
 }
 
-// Where the bridge puts each declared thing among the engine's actors: KMS (`actors::KMS`), the declared
-// instances, the declared volumes, then each fleet instance followed by its own volumes. A fleet
-// volume and the instance it attaches to so sit side by side in memory, and every attach and
-// detach touches both: fleet-1k 5%, fleet-10k 4% and fleet-1m 3.5% faster than with all the
+// Where the bridge puts each declared thing among the engine's actors: KMS (`actors::KMS`), the
+// declared instances, the declared volumes, then each fleet instance followed by its own volumes.
+// A fleet volume and the instance it attaches to so sit side by side in memory, and every attach
+// and detach touches both: fleet-1k 5%, fleet-10k 4% and fleet-1m 3.5% faster than with all the
 // instances before all the volumes (fleet-1m's workload at 100k the same).
 
 /// What an actor of the scenario's world is.

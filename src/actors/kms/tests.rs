@@ -82,6 +82,16 @@ fn decrypt(name: &str) -> KmsOp {
     KmsOp::Decrypt { ciphertext: CiphertextRef::Named(name.into()), key: None, context: None }
 }
 
+/// A user's CreateGrant of `key` to a role, with no constraint, named if `name` is given.
+fn grant(key: KeyIdx, name: Option<&str>) -> KmsOp {
+    KmsOp::CreateGrant {
+        key: KeyRef::Id(key),
+        grantee: Grantee::Principal("arn:aws:iam::111122223333:role/app".into()),
+        context: None,
+        name: name.map(Into::into),
+    }
+}
+
 /// (time, operation, exception) of every call, `None` for success.
 fn calls(records: &[Record<Obs>]) -> Vec<(u64, Operation, Option<KmsException>)> {
     records
@@ -404,13 +414,7 @@ fn a_pending_material_expiring_leaves_the_key_enabled_and_is_forgotten() {
 #[test]
 fn a_retired_grant_is_forgotten_unless_named() {
     let mut h = harness(KmsParams::default(), &[Origin::External]);
-    let grant = |name: Option<&str>| KmsOp::CreateGrant {
-        key: KeyRef::Id(K0),
-        grantee: Grantee::Principal("arn:aws:iam::111122223333:role/app".into()),
-        context: None,
-        name: name.map(Into::into),
-    };
-    h.at(0, import(K0, M1, Expiry::Never)).at(HOUR, grant(None)).at(HOUR, grant(Some("g1")));
+    h.at(0, import(K0, M1, Expiry::Never)).at(HOUR, grant(K0, None)).at(HOUR, grant(K0, Some("g1")));
     let records = h.run(HOUR + 1);
     let made: Vec<GrantId> = records
         .iter()
@@ -468,15 +472,7 @@ fn enabling_an_enabled_key_or_disabling_a_disabled_one_changes_nothing() {
 fn a_named_grant_outlives_its_deleted_key_as_that_keys() {
     let mut h = harness(KmsParams::default(), &[Origin::External]);
     h.at(0, import(K0, M1, Expiry::Never))
-        .at(
-            HOUR,
-            KmsOp::CreateGrant {
-                key: KeyRef::Id(K0),
-                grantee: Grantee::Principal("arn:aws:iam::111122223333:role/app".into()),
-                context: None,
-                name: Some("g1".into()),
-            },
-        )
+        .at(HOUR, grant(K0, Some("g1")))
         .at(2 * HOUR, KmsOp::ScheduleKeyDeletion { key: KeyRef::Id(K0), pending_window_days: 7 })
         .at(8 * DAY, KmsOp::RetireGrant { grant: GrantRef::Named("g1".into()) });
     let records = h.run(9 * DAY);
