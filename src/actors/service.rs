@@ -654,7 +654,8 @@ impl ServiceObs {
                 Some(Effect::Worked(kind.api(*what)))
             }
             ServiceObs::StateChanged { to: State::Available, .. } => Some(Effect::Worked("available again")),
-            ServiceObs::CreateFailed { error, .. } => {
+            // The account's request quota, not the key: the resource was never made (D25).
+            ServiceObs::CreateFailed { error, .. } if error.exception != KmsException::Throttling => {
                 Some(Effect::Broke { action: kind.create_api(), code: kind.create_error_code(error.exception) })
             }
             ServiceObs::RequestFailed { failure, .. } if failure.by_kms() => {

@@ -9,6 +9,7 @@ use crate::actors::ebs::VolumeObs;
 use crate::actors::ec2::{InstanceObs, InstanceState};
 use crate::actors::group::GroupObs;
 use crate::actors::kms::{KeyIdx, KeyState, KmsObs, KmsOp, KmsOutput};
+use crate::actors::service::Effect;
 use crate::actors::snapshot::SnapshotObs;
 use crate::engine::{ActorId, Record, RecordId, SimDuration, SimTime};
 use crate::run::{Names, Role, Run, role};
@@ -453,7 +454,6 @@ impl<'s> LanesFold<'s> {
                 let Role::Service(x) = role(self.scenario, r.actor) else {
                     unreachable!("service resources record theirs")
                 };
-                let kind = o.kind();
                 match o {
                     S::Created { .. } | S::Served { .. } | S::Lifecycle { failure: None, .. } => {
                         self.failing[x] = false;
@@ -473,15 +473,10 @@ impl<'s> LanesFold<'s> {
                         self.services[x] =
                             Some(if *what == Lifecycle::Stop { State::Stopped } else { State::Available });
                     }
-                    S::CreateFailed { error, .. } => {
-                        let code = kind.create_error_code(error.exception);
-                        self.service_failed(x, r.at, || format!("{}: {code}", kind.create_api()));
-                    }
-                    S::RequestFailed { failure, .. } if failure.by_kms() => {
-                        self.service_failed(x, r.at, || format!("{}: {}", kind.request_api(), failure.code(kind)));
-                    }
-                    S::Lifecycle { what, failure: Some(failure), .. } if failure.by_kms() => {
-                        self.service_failed(x, r.at, || format!("{}: {}", kind.api(*what), failure.code(kind)));
+                    S::CreateFailed { .. } | S::RequestFailed { .. } | S::Lifecycle { .. } => {
+                        if let Some(Effect::Broke { action, code }) = o.effect() {
+                            self.service_failed(x, r.at, || format!("{action}: {code}"));
+                        }
                     }
                     _ => {}
                 }

@@ -506,14 +506,23 @@ fn random_scenario(seed: u64) -> String {
             }
         }
         services = format!(
-            "parameters: (rds_detection: \"{}m\", dynamodb_detection: \"3m\", efs_grace: \"20m\", lambda_idle: \"10m\"), services: [{}],",
+            "rds_detection: \"{}m\", dynamodb_detection: \"3m\", efs_grace: \"20m\", lambda_idle: \"10m\"), services: [{}],",
             rng.random_range(1..20),
             decls.join(", ")
         );
     }
+    // Sometimes a small request quota, so that calls are throttled: the account's quota breaks
+    // nothing because of a key (D25).
+    let quota =
+        if rng.random_range(0..4) == 0 { format!("crypto_quota: {}, ", rng.random_range(1..4)) } else { String::new() };
+    let parameters = match (quota.is_empty(), services.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!("parameters: ({quota}),"),
+        (_, false) => format!("parameters: ({quota}{services}"),
+    };
     format!(
         "Scenario(version: 1, name: \"random {seed}\", start: \"2026-01-01T00:00:00Z\", horizon: \"3d\", seed: {seed}, {latency}
-    keys: [{}], instances: [{}{launched}], volumes: [{}], {snapshots} {images} {fleet} {services}
+    keys: [{}], instances: [{}{launched}], volumes: [{}], {snapshots} {images} {fleet} {parameters}
     timeline: [{}],
 )",
         key_decls.join(", "),
@@ -553,11 +562,13 @@ fn invariants_hold_for_random_estates() {
     let mut standings = std::collections::BTreeSet::new();
     let mut on_group = 0;
     let mut with_services = 0;
+    let mut with_quota = 0;
     for seed in seeds {
         let replay = ReplayHint(seed);
         let text = random_scenario(seed);
         on_group += usize::from(text.contains("Fleet(id: \"f\", image:"));
         with_services += usize::from(text.contains("services: ["));
+        with_quota += usize::from(text.contains("crypto_quota"));
         refused += check_invariants(&text, seed);
         let s = scenario::parse("random", &text, Overrides::default())
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
@@ -582,5 +593,6 @@ fn invariants_hold_for_random_estates() {
     assert!(refused > 0, "the swarm should reach refused calls");
     assert!(on_group > 0 || n < 100, "the swarm should reach fleets on a group");
     assert!(with_services > 0 || n < 100, "the swarm should reach other services' resources");
+    assert!(with_quota > 0 || n < 100, "the swarm should reach a request quota");
     assert_eq!(standings.len(), 5, "the swarm should reach every standing: {standings:?}");
 }
