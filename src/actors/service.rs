@@ -638,8 +638,6 @@ pub enum Effect {
     /// It failed because of its key: KMS refused its service, or its service marked it
     /// inaccessible.
     Broke { action: &'static str, code: &'static str },
-    /// Its service's deadline passed while it was broken: no new failure, a graver state.
-    Lapsed { code: &'static str },
 }
 
 impl ServiceObs {
@@ -667,9 +665,8 @@ impl ServiceObs {
             ServiceObs::StateChanged { to: State::Inaccessible, .. } => {
                 Some(Effect::Broke { action: "ResourceStateChanged", code: kind.state_name(State::Inaccessible) })
             }
-            ServiceObs::StateChanged { to: State::Terminal, .. } => {
-                Some(Effect::Lapsed { code: kind.state_name(State::Terminal) })
-            }
+            // A deadline passing while inaccessible, whose break is still open (nothing works in
+            // between): a graver state, no new failure.
             _ => None,
         }
     }

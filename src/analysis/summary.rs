@@ -413,8 +413,6 @@ impl SummaryFold {
         let how = match obs.effect() {
             Some(Effect::Worked(what)) => return worked(&mut self.hot, &mut self.cold, me, r.at, what),
             Some(Effect::Broke { action, code }) => How { action, code },
-            // An open break stays the one it is.
-            Some(Effect::Lapsed { code }) => How { action: "ResourceStateChanged", code },
             None => return,
         };
         let key = self.cold[me].key;

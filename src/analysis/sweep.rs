@@ -295,7 +295,7 @@ impl Fold {
             }
             // A service resource breaks and works again as the summary says (`ServiceObs::effect`).
             Obs::Service(o) => match o.effect() {
-                Some(Effect::Broke { .. } | Effect::Lapsed { .. }) => self.broke(rec.actor.index(), t),
+                Some(Effect::Broke { .. }) => self.broke(rec.actor.index(), t),
                 Some(Effect::Worked(_)) => self.works(rec.actor.index(), rec.at),
                 None => {}
             },
