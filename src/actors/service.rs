@@ -351,6 +351,42 @@ pub enum Hold {
     UntilRestart,
 }
 
+impl Hold {
+    /// Until when a plaintext decrypted (or, idle, last used) at `now` is held: `None` for not
+    /// at all, `SimTime::MAX` for until a restart.
+    #[must_use]
+    pub fn until(self, now: SimTime) -> Option<SimTime> {
+        match self {
+            Hold::PerRequest => None,
+            Hold::For(d) | Hold::Idle(d) => Some(now + d),
+            Hold::UntilRestart => Some(SimTime::MAX),
+        }
+    }
+
+    /// Until when the plaintext is held after `obs`, a record of the resource, when it was held
+    /// until `before`: what the resource's own bookkeeping does, read from its records.
+    #[must_use]
+    pub fn after(self, obs: &ServiceObs, at: SimTime, before: Option<SimTime>) -> Option<SimTime> {
+        match obs {
+            ServiceObs::Created { .. }
+            | ServiceObs::Served { decrypted: true, .. }
+            | ServiceObs::StateChanged { to: State::Available, .. } => self.until(at),
+            ServiceObs::Served { decrypted: false, .. } if matches!(self, Hold::Idle(_)) => self.until(at),
+            ServiceObs::Lifecycle { what, failure: None, .. } if *what != Lifecycle::Stop => self.until(at),
+            // A stop; a reboot, which drops the key before it decrypts again; inaccessible, or
+            // past its deadline.
+            ServiceObs::Lifecycle { failure: None, .. }
+            | ServiceObs::Lifecycle {
+                what: Lifecycle::Reboot | Lifecycle::Resize,
+                failure: Some(Failure::Kms(_)),
+                ..
+            }
+            | ServiceObs::StateChanged { .. } => None,
+            _ => before,
+        }
+    }
+}
+
 /// How a resource comes back once its key is usable again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovery {
@@ -801,11 +837,7 @@ impl Resource {
 
     /// The plaintext has just been decrypted (or made) at `now`: held as the policy says.
     fn hold(&mut self, now: SimTime) {
-        self.held_until = match self.policy.hold {
-            Hold::PerRequest => None,
-            Hold::For(d) | Hold::Idle(d) => Some(now + d),
-            Hold::UntilRestart => Some(SimTime::MAX),
-        };
+        self.held_until = self.policy.hold.until(now);
     }
 
     fn kms_call(&self, op: KmsOp, ctx: &mut WorldCtx<'_>) -> Result<KmsOutput, KmsError> {
@@ -828,8 +860,8 @@ impl Resource {
         let now = ctx.now();
         let failure = match self.state {
             Some(State::Available) if self.holds_key(now) => {
-                if let Hold::Idle(d) = self.policy.hold {
-                    self.held_until = Some(now + d);
+                if let Hold::Idle(_) = self.policy.hold {
+                    self.hold(now);
                 }
                 ctx.record(Obs::Service(ServiceObs::Served { kind, decrypted: false }));
                 return;

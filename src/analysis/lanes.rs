@@ -89,7 +89,8 @@ impl Band {
             Band::Instance(s) => s.as_str().into(),
             Band::Capacity(n, d) => format!("{n}/{d} in service"),
             Band::Kept => "completed".into(),
-            Band::KeptUnreadable => "latent: cannot be read".into(),
+            // Latent until a restore or copy fails, broken after: the band is the same.
+            Band::KeptUnreadable => "cannot be read".into(),
             Band::Serving(st) | Band::Down(st) => (*st).into(),
             Band::ServingLatent(st) => format!("latent: {st}"),
         }
@@ -368,6 +369,13 @@ pub struct LanesFold<'s> {
     services: Vec<Option<crate::actors::service::State>>,
     /// Whether each service resource's last use failed because of its key (and none worked since).
     failing: Vec<bool>,
+    /// Until when each service resource holds its plaintext data key, as its records tell.
+    held_until: Vec<Option<SimTime>>,
+    /// Instants at which a resource that works on a held plaintext while its key is unusable
+    /// lets it go, its next request then failing (blocked): no record marks them. The earliest
+    /// first is `next_lapse`.
+    lapses: Vec<(SimTime, usize)>,
+    next_lapse: SimTime,
     /// Lanes of volumes and instances (none in the aggregate view).
     detail: Option<Detail>,
     /// In the aggregate view: each volume's kind of band and each instance's state, counted by
@@ -417,6 +425,9 @@ impl<'s> LanesFold<'s> {
             services_of_key,
             services: vec![None; s.services.len()],
             failing: vec![false; s.services.len()],
+            held_until: vec![None; s.services.len()],
+            lapses: Vec::new(),
+            next_lapse: SimTime::MAX,
             detail,
             kinds: if aggregate { vec![None; s.volumes.len()] } else { Vec::new() },
             instance_kinds: if aggregate { vec![None; s.instances.len()] } else { Vec::new() },
@@ -428,6 +439,9 @@ impl<'s> LanesFold<'s> {
 
     /// Takes the next record of the run; `names` knows every record until this one.
     pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
+        if r.at >= self.next_lapse {
+            self.lapse_until(r.at);
+        }
         self.marker(r);
         match &r.obs {
             Obs::Kms(KmsObs::StateChanged { key, to, .. }) => self.key_band(names, *key, r.at, Band::Key(*to)),
@@ -454,17 +468,14 @@ impl<'s> LanesFold<'s> {
                 let Role::Service(x) = role(self.scenario, r.actor) else {
                     unreachable!("service resources record theirs")
                 };
-                match o {
-                    S::Created { .. } | S::Served { .. } | S::Lifecycle { failure: None, .. } => {
-                        self.failing[x] = false;
-                    }
-                    S::RequestFailed { failure, .. } | S::Lifecycle { failure: Some(failure), .. }
-                        if failure.by_kms() =>
-                    {
-                        self.failing[x] = true;
-                    }
-                    _ => {}
+                // Failing from a break until it works again, as the summary reads it.
+                match o.effect() {
+                    Some(Effect::Worked(_)) => self.failing[x] = false,
+                    Some(Effect::Broke { .. }) => self.failing[x] = true,
+                    None => {}
                 }
+                let hold = self.scenario.services[x].policy.hold;
+                self.held_until[x] = hold.after(o, r.at, self.held_until[x]);
                 match o {
                     S::Created { .. } => self.services[x] = Some(crate::actors::service::State::Available),
                     S::StateChanged { to, .. } => self.services[x] = Some(*to),
@@ -596,21 +607,47 @@ impl<'s> LanesFold<'s> {
         use crate::actors::service::State;
         let decl = &self.scenario.services[x];
         let usable = self.usable[decl.key.0 as usize];
+        let held = self.held_until[x];
         let band = self.services[x].map(|st| {
             let name = decl.kind.state_name(st);
             match st {
                 _ if self.failing[x] => Band::Down(name),
                 State::Inaccessible | State::Terminal => Band::Down(name),
-                // Nothing held: its next request fails (blocked, not latent).
-                State::Available if !usable && decl.policy.hold == crate::actors::service::Hold::PerRequest => {
-                    Band::Unusable
+                // It works until its service notices, or on the plaintext it holds.
+                State::Available if !usable && (decl.policy.reaction.is_some() || held.is_some_and(|t| t > at)) => {
+                    Band::ServingLatent(name)
                 }
-                State::Available if !usable => Band::ServingLatent(name),
+                // Nothing held: its next request or start fails (blocked, as a detached volume).
+                State::Available | State::Stopped if !usable => Band::Unusable,
                 State::Available | State::Stopped => Band::Serving(name),
             }
         });
+        let lapse = match band {
+            Some(Band::ServingLatent(_)) if decl.policy.reaction.is_none() => held.filter(|t| *t < SimTime::MAX),
+            _ => None,
+        };
         if let Some(d) = &mut self.detail {
             d.services[x].change(at, band, self.quantum);
+            if let Some(t) = lapse {
+                self.lapses.push((t, x));
+                self.next_lapse = self.next_lapse.min(t);
+            }
+        }
+    }
+
+    /// Each resource whose held plaintext lapsed by `now` takes the band it has without it, from
+    /// the instant it lapsed.
+    #[cold]
+    fn lapse_until(&mut self, now: SimTime) {
+        while self.next_lapse <= now {
+            let (due, later): (Vec<_>, Vec<_>) = self.lapses.drain(..).partition(|(t, _)| *t <= now);
+            self.lapses = later;
+            let mut due = due;
+            due.sort_unstable();
+            for (t, x) in due {
+                self.set_service(x, t);
+            }
+            self.next_lapse = self.lapses.iter().map(|(t, _)| *t).min().unwrap_or(SimTime::MAX);
         }
     }
 
@@ -698,7 +735,8 @@ impl<'s> LanesFold<'s> {
 
     /// The chart's model, with the latent windows from the run's `summary`.
     #[must_use]
-    pub fn finish(self, summary: &Summary) -> Lanes {
+    pub fn finish(mut self, summary: &Summary) -> Lanes {
+        self.lapse_until(self.end);
         let s = self.scenario;
         let end = self.end;
         let aggregate_view = self.detail.is_none();

@@ -264,7 +264,42 @@ fn check_invariants(text: &str, seed: u64) -> usize {
             assert_eq!(res.status, d.standing, "seed {seed}: {}", d.name);
         }
     }
+    lanes_agree_with_the_summary(&r, &summary).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
     failures_seen
+}
+
+/// The chart says what the summary says: each resource's band at the end of its lane is one its
+/// standing allows (a band is a state, so several standings allow it: a volume detached with its
+/// key unusable is blocked, or broken if an attach failed; broken lasts until the resource works
+/// again, whatever its key does meanwhile).
+pub fn lanes_agree_with_the_summary(
+    r: &kmsim::run::Run<'_>,
+    summary: &kmsim::analysis::summary::Summary,
+) -> Result<(), String> {
+    use kmsim::analysis::lanes::Band;
+    use kmsim::analysis::standing::Standing::{Blocked, Broken, Latent, Recovered, Unaffected};
+    let lanes = kmsim::analysis::lanes::build(r, summary);
+    for lane in &lanes.lanes {
+        // A lane whose resource is gone (deleted, never made) is not drawn to the end.
+        let ends = lane.segments.last().filter(|s| s.to == lanes.end);
+        let (Some(last), Some(res)) = (ends, summary.resources.iter().find(|x| *x.name == *lane.name)) else {
+            continue;
+        };
+        let allowed: &[_] = match &last.band {
+            Band::Working(_) | Band::Serving(_) => &[Unaffected, Recovered],
+            // A snapshot is broken from a failed restore or copy until one works, key back or not.
+            Band::Kept => &[Unaffected, Recovered, Broken],
+            Band::Latent(_) | Band::ServingLatent(_) => &[Latent],
+            Band::KeptUnreadable => &[Latent, Broken],
+            Band::Unusable => &[Blocked, Broken],
+            Band::Down(_) => &[Broken],
+            _ => continue,
+        };
+        if !allowed.contains(&res.status) {
+            return Err(format!("{}'s lane ends {:?}, but it stands {}", lane.name, last.band, res.status.as_str()));
+        }
+    }
+    Ok(())
 }
 
 /// Each fleet instance is followed by its own volumes among the engine's actors, after KMS and

@@ -47,6 +47,9 @@ fn every_bundled_scenario_parses_and_runs_to_its_horizon() {
         let r = run(&s, &RunOptions { max_events: Some(1_000_000), ..RunOptions::default() }, None).unwrap();
         assert_eq!(r.end, s.horizon);
         assert!(!r.records.is_empty());
+        let summary = summarize(&r);
+        super::invariants::lanes_agree_with_the_summary(&r, &summary)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
 
