@@ -1012,6 +1012,10 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                 (Ok(_), None) => return Ok(None),
             }
         }
+        // Refused, it made nothing, and no response names what it would have made.
+        ("ec2.amazonaws.com", "CreateSnapshot" | "CopySnapshot" | "RegisterImage") if raw.error_code.is_some() => {
+            return Ok(None);
+        }
         ("ec2.amazonaws.com", "CreateSnapshot") => What::CreateSnapshot {
             snapshot: need(resp.get("snapshotId").as_str().map(String::from), "responseElements.snapshotId")?,
             volume: need(req.get("volumeId").as_str().map(String::from), "requestParameters.volumeId")?,
