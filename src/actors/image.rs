@@ -118,7 +118,8 @@ impl Image {
 
     /// D21: RegisterImage needs its snapshots to exist, and calls no KMS operation.
     fn register(&mut self, ctx: &mut WorldCtx<'_>) {
-        if self.state.is_some() {
+        // A deregistered image's name is free again (A17).
+        if self.state == Some(ImageState::Available) {
             let error = Ec2Error {
                 code: "InvalidAMIName.Duplicate",
                 message: Ec2Message::Text(format!("AMI name {} is already in use.", ctx.my_name())),

@@ -283,7 +283,8 @@ impl Snapshot {
             Source::Volume(_) => ("CreateSnapshot", false),
             Source::Copy(_) => ("CopySnapshot", true),
         };
-        if self.state.is_some() {
+        // A deleted snapshot's name may be made again, as a new snapshot (A17).
+        if matches!(self.state, Some(SnapshotState::Pending | SnapshotState::Completed)) {
             let error = Ec2Error {
                 code: "InvalidSnapshot.Duplicate",
                 message: Ec2Message::Text(format!("The snapshot '{}' already exists.", ctx.my_name())),
