@@ -266,6 +266,15 @@ fn the_summary_and_impact_agree_on_every_resource_at_every_instant() {
             cut.expectations.clear();
             let shorter = run(&cut, &RunOptions::default(), None).unwrap();
             let summary = kmsim::analysis::summary::summarize(&shorter);
+            // The chart drawn up to just after that instant (a band that begins at the end of
+            // a chart has no width) ends as the summary stands.
+            cut.horizon = at + kmsim::engine::SimDuration::from_ms(1);
+            let just_after = run(&cut, &RunOptions::default(), None).unwrap();
+            super::invariants::lanes_agree_with_the_summary(
+                &just_after,
+                &kmsim::analysis::summary::summarize(&just_after),
+            )
+            .unwrap_or_else(|e| panic!("{} at {at}: {e}", path.display()));
             for k in 0..s.keys.len() {
                 let key = KeyIdx(u32::try_from(k).unwrap());
                 let im = impact::analyze(&probed, key, at);
