@@ -91,6 +91,7 @@ impl Image {
             ImageMsg::Deregister => {
                 if self.state == Some(ImageState::Available) {
                     self.state = Some(ImageState::Deregistered);
+                    self.tell_snapshots(false, ctx);
                     ctx.record(Obs::Image(ImageObs::Deregistered));
                 } else {
                     let error = not_found(ctx.my_name());
@@ -138,7 +139,16 @@ impl Image {
             }
         }
         self.state = Some(ImageState::Available);
+        self.tell_snapshots(true, ctx);
         ctx.record(Obs::Image(ImageObs::Registered));
+    }
+
+    /// Its snapshots learn that it uses them, or no longer does.
+    fn tell_snapshots(&self, registered: bool, ctx: &mut WorldCtx<'_>) {
+        let image = ctx.me();
+        for &x in &self.snapshots {
+            ctx.call(x, Msg::Snapshot(SnapshotMsg::Image { image, registered }));
+        }
     }
 }
 

@@ -159,6 +159,11 @@ pub enum SnapshotMsg {
     DataKey {
         started: bool,
     },
+    /// A call: `image`, which references it, was registered or deregistered.
+    Image {
+        image: ActorId,
+        registered: bool,
+    },
     /// A call: a restore or copy read it (`refused`: KMS's exception when reading failed).
     Used {
         by: ActorId,
@@ -210,12 +215,24 @@ pub struct Snapshot {
     data_key: Option<Ciphertext>,
     /// A copy's outstanding KMS call.
     call: Outstanding<Derive>,
+    /// The registered images that reference it: it cannot be deleted while there are any.
+    images: Vec<ActorId>,
 }
 
 impl Snapshot {
     #[must_use]
     pub fn new(context: ContextId, kms: ActorId, key: KeyIdx, source: Source, latency: Arc<Dist>) -> Self {
-        Snapshot { context, kms, key, source, latency, state: None, data_key: None, call: Outstanding::default() }
+        Snapshot {
+            context,
+            kms,
+            key,
+            source,
+            latency,
+            state: None,
+            data_key: None,
+            call: Outstanding::default(),
+            images: Vec::new(),
+        }
     }
 
     #[must_use]
@@ -242,20 +259,31 @@ impl Snapshot {
         match msg {
             SnapshotMsg::Create => self.on_create(ctx),
             SnapshotMsg::Delete => {
-                if self.state == Some(SnapshotState::Completed) {
-                    self.state = Some(SnapshotState::Deleted);
-                    ctx.record(Obs::Snapshot(SnapshotObs::Deleted));
-                } else {
-                    let error = not_found(ctx.my_name());
-                    ctx.record(Obs::Snapshot(SnapshotObs::Refused { action: "DeleteSnapshot", error }));
-                }
+                let error = match (self.state, self.images.first()) {
+                    (Some(SnapshotState::Completed), None) => {
+                        self.state = Some(SnapshotState::Deleted);
+                        ctx.record(Obs::Snapshot(SnapshotObs::Deleted));
+                        return;
+                    }
+                    // [EBS-SNAP-DEL]: not while a registered image uses it.
+                    (Some(SnapshotState::Completed), Some(&image)) => Ec2Error {
+                        code: "InvalidSnapshot.InUse",
+                        message: Ec2Message::Text(format!(
+                            "The snapshot {} is currently in use by {}",
+                            ctx.my_name(),
+                            ctx.name_of(image)
+                        )),
+                    },
+                    _ => not_found(ctx.my_name()),
+                };
+                ctx.record(Obs::Snapshot(SnapshotObs::Refused { action: "DeleteSnapshot", error }));
             }
             SnapshotMsg::CallDue { tag } => {
                 if self.call.due(tag) {
                     self.make_call(ctx);
                 }
             }
-            SnapshotMsg::DataKey { .. } | SnapshotMsg::Used { .. } => {
+            SnapshotMsg::DataKey { .. } | SnapshotMsg::Image { .. } | SnapshotMsg::Used { .. } => {
                 unreachable!("{msg:?} is a call, answered by Snapshot::answer")
             }
         }
@@ -266,6 +294,13 @@ impl Snapshot {
         match msg {
             SnapshotMsg::DataKey { started: false } => Reply::DataKey(self.data_key()),
             SnapshotMsg::DataKey { started: true } => Reply::DataKey(self.data_key.clone()),
+            SnapshotMsg::Image { image, registered } => {
+                self.images.retain(|i| *i != image);
+                if registered {
+                    self.images.push(image);
+                }
+                Reply::Done
+            }
             SnapshotMsg::Used { by, what, refused } => {
                 let obs = match refused {
                     None => SnapshotObs::Used { by, what },
