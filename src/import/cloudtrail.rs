@@ -864,6 +864,8 @@ fn understand(source: &str, name: &str, raw: &RawRecord, identity: &Value) -> Re
                     new: req.get("importType").as_str() == Some("NEW_KEY_MATERIAL"),
                 },
                 "RotateKeyOnDemand" if raw.error_code.is_none() => What::Rotate { key: key()? },
+                // Refused, it made no key, and no response names one.
+                "CreateKey" if raw.error_code.is_some() => return Ok(None),
                 "CreateKey" => What::Created {
                     listed: true,
                     key: need(resp.get("keyMetadata").get("keyId").as_str().map(String::from), "keyMetadata.keyId")?,

@@ -836,3 +836,38 @@ fn each_service_names_its_resource_as_aws_records_do() {
         }
     }
 }
+
+/// A refused creation (CreateKey, CreateSnapshot, CopySnapshot, RegisterImage) has an error code
+/// and no response, so nothing names what it would have made: the import leaves it out, and the
+/// scenario is the one the trail gives without it.
+#[test]
+fn refused_creations_are_left_out() {
+    let records = records_of("snapshots/migration.ron");
+    let import = |records: &[Value]| {
+        let log = serde_json::to_string(&serde_json::json!({"Records": records})).unwrap();
+        let mut trail = Trail::default();
+        trail.read("log.json", log.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        trail.scenario(&["log.json".into()], SimDuration::from_days(1)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let clean = import(&records);
+    let mut with_refusals = records.clone();
+    for (source, name, request) in [
+        ("kms.amazonaws.com", "CreateKey", serde_json::json!({"origin": "EXTERNAL"})),
+        ("ec2.amazonaws.com", "CreateSnapshot", serde_json::json!({"volumeId": "vol-nowhere"})),
+        ("ec2.amazonaws.com", "CopySnapshot", serde_json::json!({"sourceSnapshotId": "snap-nowhere"})),
+        ("ec2.amazonaws.com", "RegisterImage", serde_json::json!({"name": "nothing"})),
+    ] {
+        let mut refused = records[1].clone();
+        refused["eventSource"] = source.into();
+        refused["eventName"] = name.into();
+        refused["requestParameters"] = request;
+        refused["responseElements"] = Value::Null;
+        refused["errorCode"] = "Client.UnauthorizedOperation".into();
+        refused["errorMessage"] = "You are not authorized to perform this operation.".into();
+        refused["eventID"] = format!("00000000-0000-4000-8000-{:012}", with_refusals.len()).into();
+        with_refusals.insert(2, refused);
+    }
+    let text = import(&with_refusals);
+    let body = |t: &str| t.lines().filter(|l| !l.starts_with("//")).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&clean), body(&text));
+}
