@@ -640,9 +640,8 @@ impl<'s> LanesFold<'s> {
     #[cold]
     fn lapse_until(&mut self, now: SimTime) {
         while self.next_lapse <= now {
-            let (due, later): (Vec<_>, Vec<_>) = self.lapses.drain(..).partition(|(t, _)| *t <= now);
+            let (mut due, later): (Vec<_>, Vec<_>) = self.lapses.drain(..).partition(|(t, _)| *t <= now);
             self.lapses = later;
-            let mut due = due;
             due.sort_unstable();
             for (t, x) in due {
                 self.set_service(x, t);
