@@ -36,13 +36,11 @@ impl Default for Dist {
 /// Rounds to the nearest millisecond, halves away from zero, as `f64::round` does, without
 /// calling it (on baseline x86_64 it is a library call, on every draw): below 2^52 the integer
 /// part is exact and so is the fraction left; from 2^52 up every `f64` is an integer.
-/// Negative and NaN give zero; beyond u64 milliseconds (half a billion years) it saturates.
+/// Negative and NaN give zero (the casts saturate); beyond u64 milliseconds (half a billion
+/// years) it saturates too.
 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn ms(x: f64) -> SimDuration {
     const EXACT: f64 = (1u64 << 52) as f64;
-    if x.is_nan() || x <= 0.0 {
-        return SimDuration::ZERO;
-    }
     if x >= EXACT {
         return SimDuration::from_ms(x.min(u64::MAX as f64) as u64);
     }

@@ -158,7 +158,7 @@ impl Obs {
                 plain(instance)
             }
             Obs::Instance(I::DataKeyCached { volume }) => plain(volume),
-            Obs::Instance(I::DataKeyEvicted { volume, why }) => plain(volume) && plain(why),
+            Obs::Instance(I::DataKeyEvicted { volume, why }) => plain(&(*volume, *why)),
             _ => false,
         }
     }
@@ -343,3 +343,31 @@ const _: () = assert!(crate::engine::slot_bytes::<World>() == 128);
 // Every message waits in the queue's slab at the size of the largest: keep them small (a rare
 // message with more to say is boxed).
 const _: () = assert!(std::mem::size_of::<Msg>() <= 32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The records an attach and a detach make say they own nothing, and are forgotten; one that
+    /// owns memory (a refusal's message) does not, and is dropped.
+    #[test]
+    fn only_records_that_own_nothing_say_so() {
+        use ebs::VolumeObs as V;
+        use ec2::{Eviction, InstanceObs as I};
+        let (instance, volume) = (crate::engine::ActorId(1), crate::engine::ActorId(2));
+        for obs in [
+            Obs::Volume(V::AttachRequested { instance }),
+            Obs::Volume(V::Attached { instance }),
+            Obs::Volume(V::Detached { instance }),
+            Obs::Instance(I::DataKeyCached { volume }),
+            Obs::Instance(I::DataKeyEvicted { volume, why: Eviction::Detach }),
+        ] {
+            assert!(obs.owns_nothing(), "{obs:?}");
+        }
+        let refused = Obs::Snapshot(snapshot::SnapshotObs::Refused {
+            action: "DeleteSnapshot",
+            error: ec2::Ec2Error { code: "X", message: ec2::Ec2Message::Text("owned".to_string()) },
+        });
+        assert!(!refused.owns_nothing());
+    }
+}
