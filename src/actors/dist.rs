@@ -75,11 +75,6 @@ impl Dist {
         }
     }
 
-    #[must_use]
-    pub fn is_zero(&self) -> bool {
-        *self == Dist::Fixed(SimDuration::ZERO)
-    }
-
     /// The distribution's mean, in milliseconds.
     #[must_use]
     #[allow(clippy::cast_precision_loss)]
