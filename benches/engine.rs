@@ -8,7 +8,7 @@
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use kmsim::analysis::sweep::Fold;
 use kmsim::engine::{Actor, ActorId, Cause, Ctx, Limits, NullSink, SimDuration, SimTime, Simulation};
-use kmsim::run::build;
+use kmsim::run::{Estate, build};
 use kmsim::scenario::{self, Overrides};
 use rand::RngExt;
 
@@ -141,7 +141,8 @@ fn fleet(c: &mut Criterion) {
     let scenario = scenario::parse(path, &text, Overrides::default()).expect("a valid scenario");
     let events = {
         let mut fold = Fold::new(&scenario, 0, scenario.seed);
-        let _ = build(&scenario).run(Limits { horizon: scenario.horizon, max_events: None }, &mut fold);
+        let (mut sim, mut inputs) = build(&scenario);
+        let _ = sim.run_with(Limits { horizon: scenario.horizon, max_events: None }, &mut inputs, &mut fold, &Estate);
         fold.finish().events
     };
     let mut g = c.benchmark_group("fleet");
@@ -150,8 +151,9 @@ fn fleet(c: &mut Criterion) {
     g.bench_function("fleet-1k, counted events", |b| {
         b.iter_batched(
             || (build(&scenario), Fold::new(&scenario, 0, scenario.seed)),
-            |(mut sim, mut fold)| {
-                let _ = sim.run(Limits { horizon: scenario.horizon, max_events: None }, &mut fold);
+            |((mut sim, mut inputs), mut fold)| {
+                let limits = Limits { horizon: scenario.horizon, max_events: None };
+                let _ = sim.run_with(limits, &mut inputs, &mut fold, &Estate);
                 fold.finish()
             },
             BatchSize::LargeInput,

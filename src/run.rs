@@ -1,5 +1,5 @@
-//! The one bridge between a [`Scenario`] and the engine: build the actors, schedule the actions,
-//! run, and hand back the records with the final state of the world.
+//! The one bridge between a [`Scenario`] and the engine: build the actors, give the actions as
+//! the run's inputs, run, and hand back the records with the final state of the world.
 
 #![forbid(unsafe_code)]
 
@@ -19,9 +19,9 @@ use crate::actors::service::Resource;
 use crate::actors::snapshot::{Snapshot as EbsSnapshot, SnapshotMsg, SnapshotState, Source};
 use crate::actors::{Msg, Obs, World};
 use crate::engine::{
-    ActorId, Cause, EngineError, Hints, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink,
+    ActorId, Cause, EngineError, Hints, Inputs, Limits, Record, RecordId, RunStats, SimTime, Simulation, Sink,
 };
-use crate::scenario::{ActionKind, FleetDecl, Scenario, SnapshotOp, SnapshotSource, VolumeOp};
+use crate::scenario::{Action, ActionKind, FleetDecl, Scenario, SnapshotOp, SnapshotSource, VolumeOp};
 
 /// Limits a caller may put on a run, and instants at which to take extra snapshots.
 #[derive(Clone, Debug, Default)]
@@ -423,7 +423,7 @@ pub fn run<'s>(
     options: &RunOptions,
     mut extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Run<'s>, EngineError> {
-    let mut sim = build(scenario);
+    let (mut sim, mut inputs) = build(scenario);
     let mut records = Vec::new();
     let mut probes: Vec<SimTime> = scenario.expectations.iter().filter_map(|e| e.expect.probe()).collect();
     probes.extend(options.probes.iter().copied());
@@ -441,6 +441,7 @@ pub fn run<'s>(
         let keep = (!options.stream).then_some(&mut records);
         let s = sim.run_with(
             limits,
+            &mut inputs,
             &mut Tee { names: &mut names, made: &mut records_made, keep, extra: extra.as_deref_mut() },
             &Estate,
         )?;
@@ -545,8 +546,8 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
 /// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
 /// fleets, whose outputs fold records as they come.
 pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<Obs>) -> Result<RunStats, EngineError> {
-    let mut sim = build(scenario);
-    sim.run_with(Limits { horizon: scenario.horizon, max_events: options.max_events }, sink, &Estate)
+    let (mut sim, mut inputs) = build(scenario);
+    sim.run_with(Limits { horizon: scenario.horizon, max_events: options.max_events }, &mut inputs, sink, &Estate)
 }
 
 /// The run's own sink: it learns the names, keeps the records unless streaming, and hands
@@ -620,9 +621,9 @@ fn launch_mappings(scenario: &Scenario, i: usize) -> Vec<(ActorId, ActorId)> {
         .collect()
 }
 
-/// The world of a scenario, ready to run: its actors, and its actions scheduled as inputs.
+/// The world of a scenario, ready to run: its actors, and its actions as the run's inputs.
 #[must_use]
-pub fn build(scenario: &Scenario) -> Simulation<World> {
+pub fn build(scenario: &Scenario) -> (Simulation<World>, ScenarioInputs<'_>) {
     let mut sim = Simulation::new(scenario.seed);
     sim.reserve(actor_count(scenario));
     let specs = scenario.keys.iter().map(|k| k.spec.clone()).collect();
@@ -713,62 +714,88 @@ pub fn build(scenario: &Scenario) -> Simulation<World> {
         let id = sim.add_actor(decl.name.clone(), World::Service(Box::new(r)));
         debug_assert_eq!(id, service_actor(scenario, x));
     }
-    sim.reserve_inputs(scenario.actions.len());
-    for (i, action) in scenario.actions.iter().enumerate() {
-        let action = &*action;
-        let cause = Cause::Input(u32::try_from(i).expect("action count fits u32"));
-        let (to, msg) = match &action.what {
-            ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),
-            ActionKind::RunInstance(i) => (instance_actor(scenario, *i), Msg::Instance(InstanceMsg::Run)),
-            ActionKind::Kms(op) => {
-                let request = KmsRequest { caller: Caller::User, op: op.clone() };
-                (kms, Msg::Kms(KmsMsg::Request(request)))
-            }
-            ActionKind::Instance { instance, op } => {
-                (instance_actor(scenario, *instance), Msg::Instance(InstanceMsg::Do(*op)))
-            }
-            ActionKind::Volume { volume, op } => {
-                let msg = match *op {
-                    VolumeOp::Create => match scenario.volumes[*volume].snapshot {
-                        Some(x) => VolumeMsg::Restore { from: snapshot_actor(scenario, x) },
-                        None => VolumeMsg::Create,
-                    },
-                    VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(scenario, instance) },
-                    VolumeOp::Detach => VolumeMsg::Detach,
-                    VolumeOp::Io(kind) => VolumeMsg::Io(kind),
-                    VolumeOp::IoLoad { kind, every, until } => VolumeMsg::IoLoad { kind, every, until },
-                };
-                (volume_actor(scenario, *volume), Msg::Volume(msg))
-            }
-            ActionKind::Snapshot { snapshot, op } => {
-                let msg = match op {
-                    SnapshotOp::Create => SnapshotMsg::Create,
-                    SnapshotOp::Delete => SnapshotMsg::Delete,
-                };
-                (snapshot_actor(scenario, *snapshot), Msg::Snapshot(msg))
-            }
-            ActionKind::Image { image, register } => {
-                let msg = if *register { ImageMsg::Register } else { ImageMsg::Deregister };
-                (image_actor(scenario, *image), Msg::Image(msg))
-            }
-            ActionKind::LaunchFromImage(i) => {
-                let image = image_actor(scenario, scenario.launches[i].image);
-                let volumes = launch_mappings(scenario, *i);
-                let msg = InstanceMsg::LaunchFromImage(Box::new(ImageLaunch { image, volumes, group: None }));
-                (instance_actor(scenario, *i), Msg::Instance(msg))
-            }
-            ActionKind::GroupReplace { group, instance } => (
-                group_actor(scenario, *group),
-                Msg::Group(GroupMsg::Replace { instance: instance_actor(scenario, *instance) }),
-            ),
-            ActionKind::Group { group, desired } => {
-                (group_actor(scenario, *group), Msg::Group(GroupMsg::SetDesired(*desired)))
-            }
-            ActionKind::Service { resource, op } => (service_actor(scenario, *resource), Msg::Service(*op)),
-        };
-        sim.schedule(action.at, to, msg, cause);
+    (sim, ScenarioInputs::new(scenario))
+}
+
+/// A scenario's actions as a run's inputs, in the order they are due, each made into a message
+/// when taken.
+pub struct ScenarioInputs<'s> {
+    scenario: &'s Scenario,
+    next: Option<(usize, Cow<'s, Action>)>,
+    rest: Box<dyn Iterator<Item = (usize, Cow<'s, Action>)> + 's>,
+}
+
+impl<'s> ScenarioInputs<'s> {
+    fn new(scenario: &'s Scenario) -> Self {
+        let mut rest = Box::new(scenario.actions.by_time());
+        ScenarioInputs { scenario, next: rest.next(), rest }
     }
-    sim
+}
+
+impl Inputs<Msg> for ScenarioInputs<'_> {
+    fn next_at(&self) -> Option<SimTime> {
+        self.next.as_ref().map(|(_, action)| action.at)
+    }
+
+    fn take(&mut self) -> Option<(ActorId, Msg, Cause)> {
+        let (i, action) = std::mem::replace(&mut self.next, self.rest.next())?;
+        let (to, msg) = message(self.scenario, &action.what);
+        Some((to, msg, Cause::Input(u32::try_from(i).expect("action count fits u32"))))
+    }
+}
+
+/// To whom an action goes, and as what message.
+fn message(scenario: &Scenario, what: &ActionKind) -> (ActorId, Msg) {
+    let kms = crate::actors::KMS;
+    match what {
+        ActionKind::CreateKey(k) => (kms, Msg::Kms(KmsMsg::CreateKey(*k))),
+        ActionKind::RunInstance(i) => (instance_actor(scenario, *i), Msg::Instance(InstanceMsg::Run)),
+        ActionKind::Kms(op) => {
+            let request = KmsRequest { caller: Caller::User, op: op.clone() };
+            (kms, Msg::Kms(KmsMsg::Request(request)))
+        }
+        ActionKind::Instance { instance, op } => {
+            (instance_actor(scenario, *instance), Msg::Instance(InstanceMsg::Do(*op)))
+        }
+        ActionKind::Volume { volume, op } => {
+            let msg = match *op {
+                VolumeOp::Create => match scenario.volumes[*volume].snapshot {
+                    Some(x) => VolumeMsg::Restore { from: snapshot_actor(scenario, x) },
+                    None => VolumeMsg::Create,
+                },
+                VolumeOp::Attach { instance } => VolumeMsg::Attach { instance: instance_actor(scenario, instance) },
+                VolumeOp::Detach => VolumeMsg::Detach,
+                VolumeOp::Io(kind) => VolumeMsg::Io(kind),
+                VolumeOp::IoLoad { kind, every, until } => VolumeMsg::IoLoad { kind, every, until },
+            };
+            (volume_actor(scenario, *volume), Msg::Volume(msg))
+        }
+        ActionKind::Snapshot { snapshot, op } => {
+            let msg = match op {
+                SnapshotOp::Create => SnapshotMsg::Create,
+                SnapshotOp::Delete => SnapshotMsg::Delete,
+            };
+            (snapshot_actor(scenario, *snapshot), Msg::Snapshot(msg))
+        }
+        ActionKind::Image { image, register } => {
+            let msg = if *register { ImageMsg::Register } else { ImageMsg::Deregister };
+            (image_actor(scenario, *image), Msg::Image(msg))
+        }
+        ActionKind::LaunchFromImage(i) => {
+            let image = image_actor(scenario, scenario.launches[i].image);
+            let volumes = launch_mappings(scenario, *i);
+            let msg = InstanceMsg::LaunchFromImage(Box::new(ImageLaunch { image, volumes, group: None }));
+            (instance_actor(scenario, *i), Msg::Instance(msg))
+        }
+        ActionKind::GroupReplace { group, instance } => (
+            group_actor(scenario, *group),
+            Msg::Group(GroupMsg::Replace { instance: instance_actor(scenario, *instance) }),
+        ),
+        ActionKind::Group { group, desired } => {
+            (group_actor(scenario, *group), Msg::Group(GroupMsg::SetDesired(*desired)))
+        }
+        ActionKind::Service { resource, op } => (service_actor(scenario, *resource), Msg::Service(*op)),
+    }
 }
 
 impl Run<'_> {

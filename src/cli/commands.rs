@@ -390,15 +390,15 @@ pub(super) fn bench_command(
     let started = std::time::Instant::now();
     let scenario = load(common)?;
     let mut fold = crate::analysis::sweep::Fold::new(&scenario, 0, scenario.seed);
-    let mut sim = crate::run::build(&scenario);
+    let (mut sim, mut inputs) = crate::run::build(&scenario);
     let setup = started.elapsed().as_secs_f64();
     let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
     let stats = match trace {
-        None => sim.run_with(limits, &mut fold, &crate::run::Estate).map_err(limit)?,
+        None => sim.run_with(limits, &mut inputs, &mut fold, &crate::run::Estate).map_err(limit)?,
         Some((path, format)) => with_trace(path, &scenario, format, |stream| {
-            sim.run_with(limits, &mut Both(&mut fold, stream), &crate::run::Estate).map_err(limit)
+            sim.run_with(limits, &mut inputs, &mut Both(&mut fold, stream), &crate::run::Estate).map_err(limit)
         })?,
     };
     let sim_s = started.elapsed().as_secs_f64();

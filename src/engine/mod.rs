@@ -13,10 +13,11 @@
 //!
 //! Determinism contract: for the same actors, inputs and seed, the sequence of records is
 //! identical on every machine. Messages at the same instant are delivered in two lanes: first
-//! those sent with [`Ctx::send_first`], then all others (inputs from [`Simulation::schedule`],
-//! which are scheduled before the run, and then what actors sent); each lane in the order its
-//! messages were scheduled. Every record names its [`Cause`], so any outcome can be traced back
-//! to an input.
+//! those sent with [`Ctx::send_first`], then all others: the run's [`Inputs`] due then, in their
+//! order, then messages [`Simulation::schedule`]d and what actors sent, in the order they were
+//! scheduled. (Inputs come as if scheduled before anything else; they wait in their source, not
+//! in the queue, until their instant.) Every record names its [`Cause`], so any outcome can be
+//! traced back to an input.
 
 mod prefetch;
 mod queue;
@@ -135,6 +136,29 @@ pub trait Hints<A> {
 pub struct NoHints;
 
 impl<A> Hints<A> for NoHints {}
+
+/// Messages from outside the simulation, in order of time, taken by the run as their instants
+/// come: each waits in its source, not in the queue, where a big estate's inputs at 0s would each
+/// hold a line of the queue's slab until taken.
+pub trait Inputs<M> {
+    /// When the next input is due: never before an input taken earlier.
+    fn next_at(&self) -> Option<SimTime>;
+    /// Takes the next input: to whom, what, and why (its [`Cause::Input`]).
+    fn take(&mut self) -> Option<(ActorId, M, Cause)>;
+}
+
+/// No inputs but those [`Simulation::schedule`]d.
+pub struct NoInputs;
+
+impl<M> Inputs<M> for NoInputs {
+    fn next_at(&self) -> Option<SimTime> {
+        None
+    }
+
+    fn take(&mut self) -> Option<(ActorId, M, Cause)> {
+        None
+    }
+}
 
 struct Delivery<M> {
     msg: M,
@@ -271,6 +295,9 @@ impl<A: Actor> Ctx<'_, A> {
     /// which take effect before anything else that happens at their instant. With no delay it
     /// is an ordinary send: the present instant's second lane is already being delivered.
     pub fn send_first(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
+        if after == SimDuration::ZERO {
+            return self.send(to, msg, after);
+        }
         let at = self.now + after;
         Scheduled(self.queue.push_in(at, Lane::First, to.0, Delivery { msg, cause: self.cause }))
     }
@@ -421,12 +448,8 @@ impl<A: Actor> Simulation<A> {
         self.look_ahead = look_ahead;
     }
 
-    /// Makes room for `more` inputs at once ([`Simulation::schedule`]), with no spare capacity.
-    pub fn reserve_inputs(&mut self, more: usize) {
-        self.queue.reserve_exact(more);
-    }
-
-    /// Schedules an input from outside the simulation.
+    /// Schedules a message from outside the simulation (a run's [`Inputs`] come before it at
+    /// its instant, as if scheduled earlier).
     pub fn schedule(&mut self, at: SimTime, to: ActorId, msg: A::Msg, cause: Cause) {
         self.queue.push(at, to.0, Delivery { msg, cause });
     }
@@ -434,13 +457,15 @@ impl<A: Actor> Simulation<A> {
     /// Delivers messages in (time, scheduling order) until none is left or the next is past the
     /// horizon. The clock ends at the horizon in the latter case.
     pub fn run(&mut self, limits: Limits, sink: &mut dyn Sink<A::Obs>) -> Result<RunStats, EngineError> {
-        self.run_with(limits, sink, &NoHints)
+        self.run_with(limits, &mut NoInputs, sink, &NoHints)
     }
 
-    /// [`Simulation::run`], looking ahead with `hints` of what the actors will call.
-    pub fn run_with<H: Hints<A>>(
+    /// [`Simulation::run`] with `inputs` from outside, looking ahead with `hints` of what the
+    /// actors will call. Inputs past the horizon stay in their source, for a later run.
+    pub fn run_with<I: Inputs<A::Msg>, H: Hints<A>>(
         &mut self,
         limits: Limits,
+        inputs: &mut I,
         sink: &mut dyn Sink<A::Obs>,
         hints: &H,
     ) -> Result<RunStats, EngineError> {
@@ -451,21 +476,37 @@ impl<A: Actor> Simulation<A> {
             LookAhead::Always => true,
             LookAhead::Never => false,
         };
-        while let Some(entry) = self.queue.pop_until(limits.horizon) {
-            let at = entry.at;
-            if look_ahead {
-                self.prefetch_upcoming(&*sink, hints);
-            } else if let [Some((line, _))] = self.queue.upcoming::<1>() {
-                // Even a small estate's payload line has left the core's own cache by the time
-                // it is due (fleet-10k 5%, fleet-1k 3% faster for this one prefetch).
-                prefetch(line);
-            }
-            if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
-                continue;
-            }
-            // The recipient rides in the queue's key: its slot can load while the payload's does.
-            let to = ActorId(entry.hint);
-            let Delivery { msg, cause } = entry.payload;
+        // The next input due by the horizon: known until it is taken.
+        let mut input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
+        loop {
+            let next = match input_at {
+                None => self.queue.pop_until(limits.horizon),
+                Some(at) => self.queue.pop_before_input(at),
+            };
+            let (at, to, Delivery { msg, cause }) = match (next, input_at) {
+                (None, None) => break,
+                (None, Some(at)) => {
+                    let (to, msg, cause) = inputs.take().expect("an input is due");
+                    input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
+                    (at, to, Delivery { msg, cause })
+                }
+                (Some(entry), _) => {
+                    if look_ahead {
+                        self.prefetch_upcoming(&*sink, hints);
+                    } else if let [Some((line, _))] = self.queue.upcoming::<1>() {
+                        // Even a small estate's payload line has left the core's own cache by
+                        // the time it is due (fleet-10k 5%, fleet-1k 3% faster for this one
+                        // prefetch).
+                        prefetch(line);
+                    }
+                    if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
+                        continue;
+                    }
+                    // The recipient rides in the queue's key: its slot can load while the
+                    // payload's does.
+                    (entry.at, ActorId(entry.hint), entry.payload)
+                }
+            };
             if limits.max_events.is_some_and(|max| self.events >= max) {
                 return Err(EngineError::EventLimit {
                     limit: self.events,
@@ -498,7 +539,7 @@ impl<A: Actor> Simulation<A> {
                 self.actor_panicked(to, at, &*payload);
             }
         }
-        let stopped_at_horizon = self.queue.peek_time().is_some();
+        let stopped_at_horizon = !self.queue.is_empty() || inputs.next_at().is_some();
         if stopped_at_horizon {
             self.now = limits.horizon;
         }

@@ -149,12 +149,6 @@ impl<P> Queue<P> {
         }
     }
 
-    /// Makes room for `more` entries at once, with no spare capacity: a big estate's inputs are
-    /// known before the run, and the slab otherwise keeps the slack of its last doubling.
-    pub fn reserve_exact(&mut self, more: usize) {
-        self.slots.reserve_exact(more);
-    }
-
     /// Schedules `payload` at `at`, in the instant's second lane, and returns its sequence
     /// number, unique for the queue's life.
     #[inline(always)]
@@ -163,10 +157,12 @@ impl<P> Queue<P> {
     }
 
     /// Schedules `payload` at `at` in `lane`. An entry for the present instant joins its FIFO
-    /// at the end, whatever its lane: the instant is already being taken.
+    /// at the end, whatever its lane: the instant is already being taken. (So a first-lane
+    /// entry in the FIFO is always one the instant's partition put in front.)
     #[inline(always)]
     pub fn push_in(&mut self, at: SimTime, lane: Lane, hint: u32, payload: P) -> u64 {
         let at = at.as_ms();
+        let lane = if at == self.last { Lane::Then } else { lane };
         let seq = self.next_seq;
         self.next_seq += 1;
         if at < self.last {
@@ -184,6 +180,10 @@ impl<P> Queue<P> {
                 slot
             }
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // A quarter more, not double: the slab keeps its peak for the whole run.
+                    self.slots.reserve_exact(self.slots.len() / 4 + 64);
+                }
                 self.slots.push(Line(Some((seq, payload))));
                 let slot = u32::try_from(self.slots.len() - 1).expect("fewer than 2^31 pending events");
                 assert!(!is_first(slot), "fewer than 2^31 pending events");
@@ -221,32 +221,46 @@ impl<P> Queue<P> {
         OccupiedBuckets { occupied: &self.occupied, words: self.words_in_use, word: 0, bits: 0 }
     }
 
-    /// Makes `now` hold the earliest entries, if there are any.
-    fn settle(&mut self) {
+    /// Makes `now` hold the earliest entries if they are due at `limit` or before, and says
+    /// whether it does. Later ones stay where they are: the present never moves past `limit`,
+    /// so what is pushed from an instant up to it is never placed from an instant after it.
+    fn settle(&mut self, limit: u64) -> bool {
         if self.head < self.now.len() {
-            return;
+            return self.last <= limit;
+        }
+        let Some(b) = self.occupied_buckets().next() else { return false };
+        // Most buckets hold one entry by the time they are settled: it is the present.
+        let alone = match self.later[b][..] {
+            [key] => Some(key),
+            _ => None,
+        };
+        let earliest = match alone {
+            Some(key) => key.at,
+            // A level-0 bucket is one instant: the present's higher bytes and its digit.
+            None if b < DIGITS => (self.last & !(DIGITS as u64 - 1)) | b as u64,
+            None => self.later[b].iter().map(|k| k.at).min().expect("an occupied bucket has entries"),
+        };
+        if earliest > limit {
+            return false;
         }
         self.now.clear();
         self.head = 0;
-        // A burst (a million inputs at time 0) leaves a big FIFO behind: give it back.
+        // A burst (a million messages at time 0) leaves a big FIFO behind: give it back.
         if self.now.capacity() > 1 << 16 {
             self.now = Vec::new();
         }
-        let Some(b) = self.occupied_buckets().next() else { return };
         self.occupied[b / 64] &= !(1 << (b % 64));
         if self.occupied[b / 64] == 0 {
             self.words_in_use &= !(1 << (b / 64));
         }
-        // Most buckets hold one entry by the time they are settled: it is the present.
-        if let [key] = self.later[b][..] {
+        self.last = earliest;
+        if let Some(key) = alone {
             // Alone, it needs no partition by lane.
             self.later[b].clear();
-            self.last = key.at;
             self.now.push((key.slot, key.hint));
-            return;
+            return true;
         }
         let mut bucket = std::mem::take(&mut self.later[b]);
-        self.last = bucket.iter().map(|k| k.at).min().expect("an occupied bucket has entries");
         // Every entry lands in a lower level (or `now`), in the order it had.
         for key in bucket.drain(..) {
             self.place(key);
@@ -257,6 +271,7 @@ impl<P> Queue<P> {
         if bucket.capacity() <= 512 {
             self.later[b] = bucket;
         }
+        true
     }
 
     /// Puts the present instant's first-lane entries before its others, each in the order it had.
@@ -291,9 +306,11 @@ impl<P> Queue<P> {
         self.first_lane_first();
     }
 
+
+    /// The time of the earliest entry (the tests' view of the queue).
+    #[cfg(test)]
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        self.settle();
-        self.now.get(self.head).map(|_| SimTime::from_ms(self.last))
+        self.settle(u64::MAX).then(|| SimTime::from_ms(self.last))
     }
 
     /// Takes the earliest entry, whenever it is due (the tests' view of the queue).
@@ -305,11 +322,25 @@ impl<P> Queue<P> {
     /// Takes the earliest entry if it is due at `limit` or before.
     #[inline(always)]
     pub fn pop_until(&mut self, limit: SimTime) -> Option<Entry<P>> {
-        self.settle();
-        let &(slot, hint) = self.now.get(self.head)?;
-        if self.last > limit.as_ms() {
+        self.settle(limit.as_ms()).then(|| self.take())
+    }
+
+    /// Takes the earliest entry if it comes before an input from outside due at `input`, which
+    /// the queue does not hold (see [`super::Inputs`]): if it is due earlier, or at that instant
+    /// in the first lane. `None`: the input is next.
+    #[inline(always)]
+    pub fn pop_before_input(&mut self, input: SimTime) -> Option<Entry<P>> {
+        let input = input.as_ms();
+        if !self.settle(input) || (self.last == input && !is_first(self.now[self.head].0)) {
             return None;
         }
+        Some(self.take())
+    }
+
+    /// Takes the head of `now`, which has one.
+    #[inline(always)]
+    fn take(&mut self) -> Entry<P> {
+        let (slot, hint) = self.now[self.head];
         self.head += 1;
         if is_first(slot) {
             self.firsts -= 1;
@@ -317,7 +348,7 @@ impl<P> Queue<P> {
         let slot = slot & !FIRST;
         let (seq, payload) = self.slots[slot as usize].0.take().expect("a queued entry has its payload");
         self.free.push(slot);
-        Some(Entry { at: SimTime::from_ms(self.last), seq, hint, payload })
+        Entry { at: SimTime::from_ms(self.last), seq, hint, payload }
     }
 
     /// Entries due soon, as far as they are known without settling anything: the rest of the
@@ -357,6 +388,10 @@ impl<P> Queue<P> {
     /// Entries pending: each holds one slot of the slab.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -214,3 +214,86 @@ fn calls_do_not_nest() {
     sim.schedule(SimTime::ZERO, a, Msg::Forward(b, c), Cause::Input(0));
     sim.run(limits(1_000), &mut NullSink).unwrap();
 }
+
+/// Inputs given as a run's source, in order of time and taken as their instants come.
+struct Listed(std::collections::VecDeque<(SimTime, ActorId, u32, Cause)>);
+
+impl Inputs<Fan> for Listed {
+    fn next_at(&self) -> Option<SimTime> {
+        self.0.front().map(|i| i.0)
+    }
+
+    fn take(&mut self) -> Option<(ActorId, Fan, Cause)> {
+        self.0.pop_front().map(|(_, to, id, cause)| (to, Fan(id, 3), cause))
+    }
+}
+
+/// A message that records its id and fans out while its depth lasts: one plain send and one in
+/// the first lane, at delays of 0 to 2 ms that the id decides (many ties, some zero-delay
+/// first-lane sends, which are plain).
+#[derive(Debug)]
+struct Fan(u32, u8);
+
+struct Fanner(u32);
+
+impl Actor for Fanner {
+    type Msg = Fan;
+    type Obs = u32;
+    type Reply = ();
+    fn answer(&mut self, _msg: Fan, _ctx: &mut Ctx<'_, Self>) {}
+    fn handle(&mut self, Fan(id, depth): Fan, ctx: &mut Ctx<'_, Self>) {
+        ctx.record(id);
+        if depth > 0 {
+            let peer = ActorId((ctx.me().0 + id) % self.0);
+            ctx.send(peer, Fan(id * 3 + 1, depth - 1), SimDuration::from_ms(u64::from(id % 3)));
+            ctx.send_first(peer, Fan(id * 3 + 2, depth - 1), SimDuration::from_ms(u64::from(id % 2)));
+        }
+    }
+}
+
+proptest::proptest! {
+    /// A run's inputs are delivered as if all were scheduled before it: after the first lane of
+    /// their instant, before every other message due then. So a source gives the records that
+    /// scheduling them all gives, run in one go or in legs.
+    #[test]
+    fn inputs_from_a_source_come_as_if_scheduled_before_the_run(
+        mut times in proptest::collection::vec(0u64..8, 0..40),
+        legs in proptest::collection::vec(0u64..12, 0..4),
+    ) {
+        times.sort_unstable();
+        let actors = 3;
+        let inputs: Vec<(SimTime, ActorId, u32, Cause)> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &at)| {
+                let i = u32::try_from(i).unwrap();
+                (SimTime::from_ms(at), ActorId(i % actors), 1000 + i, Cause::Input(i))
+            })
+            .collect();
+        let world = || {
+            let mut sim = Simulation::new(1);
+            for name in ["a", "b", "c"] {
+                sim.add_actor(name, Fanner(actors));
+            }
+            sim
+        };
+        let mut scheduled = world();
+        for &(at, to, id, cause) in &inputs {
+            scheduled.schedule(at, to, Fan(id, 3), cause);
+        }
+        let mut want: Vec<Record<u32>> = Vec::new();
+        let want_stats = scheduled.run(limits(20), &mut want).unwrap();
+
+        let mut sourced = world();
+        let mut source = Listed(inputs.into_iter().collect());
+        let mut got: Vec<Record<u32>> = Vec::new();
+        let mut legs = legs;
+        legs.sort_unstable();
+        for leg in legs.into_iter().chain([20]) {
+            sourced.run_with(limits(leg), &mut source, &mut got, &NoHints).unwrap();
+        }
+        proptest::prop_assert_eq!(&got, &want);
+        proptest::prop_assert_eq!(sourced.now(), scheduled.now());
+        proptest::prop_assert_eq!(want_stats.events, u64::try_from(want.len()).unwrap());
+    }
+}

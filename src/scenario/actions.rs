@@ -45,6 +45,7 @@ impl Generated {
 }
 
 /// Where the `i`-th action is: a listed one, or the `k`-th of a run.
+#[derive(Clone, Copy)]
 enum Place<'a> {
     Listed(&'a Action),
     Made(&'a Generated, usize),
@@ -108,6 +109,39 @@ impl Actions {
         Some(match self.place(i)? {
             Place::Listed(a) => Cow::Borrowed(a),
             Place::Made(g, k) => Cow::Owned(g.action(k)),
+        })
+    }
+
+    /// Every action with its index, in the order they are due: by time, and in scheduling order
+    /// at one instant. Only the listed actions and the runs are sorted; a run's actions are made
+    /// as they are taken.
+    pub fn by_time(&self) -> impl Iterator<Item = (usize, Cow<'_, Action>)> {
+        let mut segments: Vec<(SimTime, usize, Place<'_>)> = Vec::with_capacity(self.listed.len() + self.generated.len());
+        let mut index = 0;
+        let mut runs = self.generated.iter().peekable();
+        for j in 0..=self.listed.len() {
+            while let Some(g) = runs.next_if(|g| g.before <= j) {
+                segments.push((SimTime::ZERO, index, Place::Made(g, 0)));
+                index += g.count;
+            }
+            if let Some(a) = self.listed.get(j) {
+                segments.push((a.at, index, Place::Listed(a)));
+                index += 1;
+            }
+        }
+        segments.sort_by_key(|&(at, i, _)| (at, i));
+        segments.into_iter().flat_map(|(_, i, place)| {
+            let count = match place {
+                Place::Listed(_) => 1,
+                Place::Made(g, _) => g.count,
+            };
+            (0..count).map(move |k| {
+                let action = match place {
+                    Place::Listed(a) => Cow::Borrowed(a),
+                    Place::Made(g, _) => Cow::Owned(g.action(k)),
+                };
+                (i + k, action)
+            })
         })
     }
 
@@ -182,5 +216,25 @@ mod tests {
             assert_eq!(&describe(&actions.get(i).unwrap()), e, "action {i}");
         }
         assert!(actions.get(expected.len()).is_none());
+    }
+
+    #[test]
+    fn by_time_is_the_scheduling_order_sorted_stably_by_time() {
+        let mut actions = Actions::default();
+        let at = |ms: u64, n: usize| Action { at: SimTime::from_ms(ms), ..listed(n) };
+        actions.push(at(5, 0));
+        actions.generate(Made::RunInstance, 10, 2, 0);
+        actions.push(at(0, 1));
+        actions.push(at(3, 2));
+        actions.push(at(3, 3));
+        actions.generate(Made::CreateVolume, 30, 2, 0);
+        actions.push(at(1, 4));
+        actions.push(at(0, 5));
+        let mut expected: Vec<(usize, String)> = actions.iter().map(|a| describe(&a)).enumerate().collect();
+        let times: Vec<SimTime> = actions.iter().map(|a| a.at).collect();
+        expected.sort_by_key(|(i, _)| times[*i]);
+        let got: Vec<(usize, String)> = actions.by_time().map(|(i, a)| (i, describe(&a))).collect();
+        assert_eq!(got, expected);
+        assert_eq!(got[..5].iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3, 6, 7]);
     }
 }

@@ -179,15 +179,16 @@ fn a_trace_written_in_the_background_is_the_trace_written_in_turn() {
 /// it forced on and forced off, every bundled scenario and the 1k fleet make the same records.
 #[test]
 fn looking_ahead_changes_nothing() {
-    use kmsim::engine::{Limits, LookAhead};
+    use kmsim::engine::{Limits, LookAhead, NoHints};
     let fleet = super::scenarios_dir().join("bench/fleet-1k.ron");
     let fleet = scenario::parse("fleet", &std::fs::read_to_string(&fleet).unwrap(), Overrides::default()).unwrap();
     for (path, s) in bundled().chain([(std::path::PathBuf::from("bench/fleet-1k.ron"), fleet)]) {
         let records = |look_ahead| {
-            let mut sim = kmsim::run::build(&s);
+            let (mut sim, mut inputs) = kmsim::run::build(&s);
             sim.set_look_ahead(look_ahead);
             let mut records: Vec<Record<Obs>> = Vec::new();
-            let stats = sim.run(Limits { horizon: s.horizon, max_events: None }, &mut records).unwrap();
+            let limits = Limits { horizon: s.horizon, max_events: None };
+            let stats = sim.run_with(limits, &mut inputs, &mut records, &NoHints).unwrap();
             (stats, records)
         };
         let (on, off) = (records(LookAhead::Always), records(LookAhead::Never));

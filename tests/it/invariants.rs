@@ -327,7 +327,7 @@ fn each_fleet_instance_is_followed_by_its_volumes() {
     timeline: [],
 )"#;
     let s = scenario::parse("layout", text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
-    let sim = kmsim::run::build(&s);
+    let (sim, _) = kmsim::run::build(&s);
     let names = sim.names();
     assert_eq!(
         names.len(),
