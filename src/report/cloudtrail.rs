@@ -555,12 +555,13 @@ impl<'s> Writer<'s> {
             // A launch from an image creates its volumes: RunInstances is the call.
             Obs::Volume(VolumeObs::CreateRequested) if self.launched_volume(rec.actor) => None,
             Obs::Volume(VolumeObs::CreateRequested) => {
-                let v = s.volumes.iter().find(|v| *v.name == *actor)?;
+                let Role::Volume(v) = role(s, rec.actor) else { return None };
+                let v = &s.volumes[v];
                 let arn = &s.key(v.key).spec.arn;
                 let az = format!("{}a", s.region);
                 let mut req = json!({"size": v.size_gib, "availabilityZone": az, "volumeType": "gp3", "encrypted": true, "kmsKeyId": arn});
                 let mut resp = json!({"volumeId": actor, "size": v.size_gib, "availabilityZone": az, "status": "creating", "encrypted": true, "kmsKeyId": arn, "createTime": event_time(self.scenario, rec.at)});
-                if let Some(x) = v.snapshot {
+                if let Some(x) = v.snapshot() {
                     req["snapshotId"] = json!(&*s.snapshots[x].name);
                     resp["snapshotId"] = json!(&*s.snapshots[x].name);
                 }
