@@ -663,7 +663,7 @@ pub fn build(scenario: &Scenario) -> (Simulation<World>, ScenarioInputs<'_>) {
     let add_volume = |sim: &mut Simulation<World>, i: usize| {
         let v = &scenario.volumes[i];
         let context = ContextId(u32::try_from(i).expect("volume count fits u32"));
-        let volume = match v.fleet {
+        let volume = match v.fleet() {
             Some((f, home)) => {
                 Volume::new(context, v.key, fleet_setups[f].clone()).cycling(instance_actor(scenario, home))
             }
@@ -759,7 +759,7 @@ fn message(scenario: &Scenario, what: &ActionKind) -> (ActorId, Msg) {
         }
         ActionKind::Volume { volume, op } => {
             let msg = match *op {
-                VolumeOp::Create => match scenario.volumes[*volume].snapshot {
+                VolumeOp::Create => match scenario.volumes[*volume].snapshot() {
                     Some(x) => VolumeMsg::Restore { from: snapshot_actor(scenario, x) },
                     None => VolumeMsg::Create,
                 },

@@ -248,7 +248,7 @@ pub fn graph(run: &Run<'_>, snap: &Snapshot) -> Graph {
         snapshots.push(Some(node));
     }
     for (v, decl) in s.volumes.iter().enumerate() {
-        if let (Some(x), Some(vol)) = (decl.snapshot, volume_nodes[v])
+        if let (Some(x), Some(vol)) = (decl.snapshot(), volume_nodes[v])
             && let Some(src) = snapshots[x]
         {
             g.add_edge(src, vol, EdgeKind::RestoredFrom);

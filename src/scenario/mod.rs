@@ -79,15 +79,47 @@ pub struct KeyDecl {
     pub spec: KeySpec,
 }
 
+/// A declared volume: a fleet's million stay for the run, so its indices are kept in 32 bits.
 #[derive(Clone, Debug)]
 pub struct VolumeDecl {
     pub name: Arc<str>,
     pub key: KeyIdx,
     pub size_gib: u32,
+    fleet: Option<(u32, u32)>,
+    snapshot: Option<u32>,
+}
+
+const _: () = assert!(std::mem::size_of::<VolumeDecl>() == 48);
+
+/// An index the validator bounded (`MAX_ACTORS`, or the count of what it indexes).
+fn small(i: usize) -> u32 {
+    u32::try_from(i).expect("a scenario's indices fit 32 bits")
+}
+
+impl VolumeDecl {
+    pub(crate) fn new(name: Arc<str>, key: KeyIdx, size_gib: u32) -> Self {
+        VolumeDecl { name, key, size_gib, fleet: None, snapshot: None }
+    }
+
+    pub(crate) fn in_fleet(self, fleet: usize, instance: usize) -> Self {
+        VolumeDecl { fleet: Some((small(fleet), small(instance))), ..self }
+    }
+
+    pub(crate) fn restoring(self, snapshot: usize) -> Self {
+        VolumeDecl { snapshot: Some(small(snapshot)), ..self }
+    }
+
     /// The fleet the volume belongs to, whose cycle it follows, and its instance there.
-    pub fleet: Option<(usize, usize)>,
+    #[must_use]
+    pub fn fleet(&self) -> Option<(usize, usize)> {
+        self.fleet.map(|(f, i)| (f as usize, i as usize))
+    }
+
     /// The snapshot its CreateVolume restores, if any.
-    pub snapshot: Option<usize>,
+    #[must_use]
+    pub fn snapshot(&self) -> Option<usize> {
+        self.snapshot.map(|x| x as usize)
+    }
 }
 
 /// A declared EBS snapshot.

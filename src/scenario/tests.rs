@@ -334,7 +334,7 @@ fn snapshots_images_and_groups_are_checked() {
     assert!(s.fleets[0].cycle.by_group);
     let names: Vec<&str> = s.volumes.iter().map(|v| &*v.name).collect();
     assert_eq!(names, ["vol-a", "f-i0-v0", "f-i1-v0", "f-v0", "f-v1"], "launch volumes before the fleet's own");
-    assert_eq!(s.volumes[1].snapshot, Some(0));
+    assert_eq!(s.volumes[1].snapshot(), Some(0));
 }
 
 #[test]

@@ -359,7 +359,7 @@ fn declare_volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>, names: &mut Names) 
             );
         }
         names.volumes.insert(v.id.clone(), i);
-        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None, snapshot: None });
+        volumes.push(VolumeDecl::new(v.id.into(), key, size_gib));
     }
     volumes
 }
@@ -602,7 +602,7 @@ fn launch_volumes(
         names.volumes.insert(name.clone(), volumes.len());
         made.push(volumes.len());
         let key = key.unwrap_or(snapshots[x].key);
-        volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: None, snapshot: Some(x) });
+        volumes.push(VolumeDecl::new(name.into(), key, 8).restoring(x));
     }
     Launch { image: img, volumes: made }
 }
@@ -663,7 +663,7 @@ fn restored_from(c: &mut Checker<'_>, restores: &[Option<String>], names: &Names
     for (i, name) in restores.iter().enumerate() {
         let Some(name) = name else { continue };
         match names.snapshots.get(name) {
-            Some(&s) => volumes[i].snapshot = Some(s),
+            Some(&s) => volumes[i] = volumes[i].clone().restoring(s),
             None => {
                 let pos = c.at("Volume", i);
                 c.problem(pos, format!("volumes[{i}].snapshot"), unknown("snapshot", name, names.snapshots.keys()));
@@ -769,13 +769,7 @@ fn expand_fleets(
             let volume = volumes.len();
             names.volumes.insert(name.clone(), volume);
             let instance = first_instance + v / per as usize;
-            volumes.push(VolumeDecl {
-                name: name.into(),
-                key,
-                size_gib: 8,
-                fleet: Some((fleets.len(), instance)),
-                snapshot: None,
-            });
+            volumes.push(VolumeDecl::new(name.into(), key, 8).in_fleet(fleets.len(), instance));
         }
         if let (Some((replace_every, cooldown)), Some(&image)) =
             (group, fleet.image.as_ref().and_then(|i| names.images.get(i)))
