@@ -483,14 +483,14 @@ impl<A: Actor> Simulation<A> {
                 None => self.queue.pop_until(limits.horizon),
                 Some(at) => self.queue.pop_before_input(at),
             };
-            let (at, to, Delivery { msg, cause }) = match (next, input_at) {
-                (None, None) => break,
-                (None, Some(at)) => {
+            let (at, to, Delivery { msg, cause }) = match next {
+                None => {
+                    let Some(at) = input_at else { break };
                     let (to, msg, cause) = inputs.take().expect("an input is due");
                     input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
                     (at, to, Delivery { msg, cause })
                 }
-                (Some(entry), _) => {
+                Some(entry) => {
                     if look_ahead {
                         self.prefetch_upcoming(&*sink, hints);
                     } else if let [Some((line, _))] = self.queue.upcoming::<1>() {
