@@ -352,6 +352,11 @@ impl ActionSource {
     }
 }
 
+/// A what-if's instant a scenario cannot reach: its horizon would be more than ten years on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is more than ten years after the start")]
+pub struct TooFar(pub SimDuration);
+
 impl Scenario {
     /// The key an id, key ID, alias or ARN in this scenario refers to, if any.
     #[must_use]
@@ -387,13 +392,13 @@ impl Scenario {
 
     /// A what-if's instant past the horizon moves the horizon `after` beyond it, within the ten
     /// years a scenario may span; the horizon it had, if it moved.
-    pub fn reach(&mut self, at: SimTime, after: SimDuration) -> Result<Option<SimTime>, String> {
+    pub fn reach(&mut self, at: SimTime, after: SimDuration) -> Result<Option<SimTime>, TooFar> {
         if at <= self.horizon {
             return Ok(None);
         }
         let horizon = at + after;
         if horizon.since_start() > validate::MAX_HORIZON {
-            return Err(format!("{} is more than ten years after the start", at.since_start()));
+            return Err(TooFar(at.since_start()));
         }
         Ok(Some(std::mem::replace(&mut self.horizon, horizon)))
     }

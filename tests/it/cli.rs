@@ -398,3 +398,16 @@ fn help_gives_examples_and_exit_codes_and_completions_and_man_page_come_from_the
     let page = text(&kmsim(&["man"]).stdout);
     assert!(page.contains(".TH kmsim 1") && page.contains("import\\-cloudtrail"), "{page}");
 }
+
+/// A what-if past the horizon moves the horizon beyond it, but not past the ten years a
+/// scenario may span: that is bad input (exit 2), said with the instant.
+#[test]
+fn a_what_if_more_than_ten_years_on_is_refused() {
+    let out = kmsim(&["impact", &story(), "--key", "cmk", "--delete-material-at", "3650d"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--delete-material-at: 3650d is more than ten years after the start"), "{err}");
+    assert!(out.stdout.is_empty());
+    let out = kmsim(&["impact", &story(), "--key", "cmk", "--delete-material-at", "3000d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
