@@ -306,7 +306,6 @@ impl<P> Queue<P> {
         self.first_lane_first();
     }
 
-
     /// The time of the earliest entry (the tests' view of the queue).
     #[cfg(test)]
     pub fn peek_time(&mut self) -> Option<SimTime> {

@@ -116,7 +116,8 @@ impl Actions {
     /// at one instant. Only the listed actions and the runs are sorted; a run's actions are made
     /// as they are taken.
     pub fn by_time(&self) -> impl Iterator<Item = (usize, Cow<'_, Action>)> {
-        let mut segments: Vec<(SimTime, usize, Place<'_>)> = Vec::with_capacity(self.listed.len() + self.generated.len());
+        let mut segments: Vec<(SimTime, usize, Place<'_>)> =
+            Vec::with_capacity(self.listed.len() + self.generated.len());
         let mut index = 0;
         let mut runs = self.generated.iter().peekable();
         for j in 0..=self.listed.len() {
