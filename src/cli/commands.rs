@@ -164,7 +164,7 @@ pub(super) fn sweep_command(common: &Common, ask: &SweepAsk<'_>) -> Result<(), F
     let &SweepAsk { runs, jobs, out, shard, quiet, format } = ask;
     let max_events = common.max_events;
     let name = common.file.display().to_string();
-    let text = read_text(&common.file, "the scenario").map_err(Failure::Input)?;
+    let text = read_text(&common.file, "the scenario")?;
     let overrides = Overrides { seed: common.seed, horizon: common.horizon };
     let scenario = scenario::parse(&name, &text, overrides).map_err(|e| Failure::Input(e.to_string()))?;
     let max_runs = crate::analysis::sweep::MAX_RUNS;
@@ -269,7 +269,7 @@ pub(super) fn check_command(paths: &[PathBuf], ask: &CheckAsk) -> Result<(), Fai
     let budget = Budget::new(max_memory_mib.saturating_mul(1 << 20));
     let parse = |path: &PathBuf, name: &str| {
         read_text(path, "the scenario")
-            .map_err(|e| FileResult::Invalid { errors: vec![e] })
+            .map_err(|e| FileResult::Invalid { errors: vec![e.to_string()] })
             .and_then(|text| check::parse_text(name, &text, Overrides::default()))
     };
     let check_one = |path: &PathBuf| {

@@ -10,12 +10,26 @@ use super::Failure;
 use crate::report::trace;
 use crate::scenario::Scenario;
 
+/// A file kmsim could not read as text.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unreadable {
+    #[error("{path}: cannot read {what}: {source}")]
+    Io { path: PathBuf, what: String, source: io::Error },
+    #[error("{path}: not UTF-8: byte {offset} (line {line}, column {column}) is 0x{byte:02X}; save the file as UTF-8")]
+    NotUtf8 { path: PathBuf, offset: usize, line: usize, column: usize, byte: u8 },
+}
+
+impl From<Unreadable> for Failure {
+    fn from(e: Unreadable) -> Self {
+        Failure::Input(e.to_string())
+    }
+}
+
 /// The text of a file kmsim reads (a scenario, a sweep part), whole: UTF-8, a byte-order mark
 /// at its start skipped; otherwise an error naming the file (`what` it is) and where its first
 /// bad byte is.
-pub(super) fn read_text(path: &Path, what: &str) -> Result<String, String> {
-    let name = path.display();
-    let bytes = fs::read(path).map_err(|e| format!("{name}: cannot read {what}: {e}"))?;
+pub(super) fn read_text(path: &Path, what: &str) -> Result<String, Unreadable> {
+    let bytes = fs::read(path).map_err(|source| Unreadable::Io { path: path.into(), what: what.into(), source })?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     match std::str::from_utf8(body) {
         Ok(text) => Ok(text.to_string()),
@@ -27,10 +41,7 @@ pub(super) fn read_text(path: &Path, what: &str) -> Result<String, String> {
             // Columns count characters, as the scenario's other messages do.
             let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
             let offset = at + (bytes.len() - body.len());
-            Err(format!(
-                "{name}: not UTF-8: byte {offset} (line {line}, column {column}) is 0x{:02X}; save the file as UTF-8",
-                body[at]
-            ))
+            Err(Unreadable::NotUtf8 { path: path.into(), offset, line, column, byte: body[at] })
         }
     }
 }

@@ -608,7 +608,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Merge { parts, out, quiet, format } => {
             let mut loaded = Vec::new();
             for p in &parts {
-                let text = files::read_text(p, "the partial result").map_err(Failure::Input)?;
+                let text = files::read_text(p, "the partial result")?;
                 let part: crate::analysis::sweep::Part = serde_json::from_str(&text)
                     .map_err(|e| Failure::Input(format!("{}: not a partial sweep result: {e}", p.display())))?;
                 loaded.push(part);
@@ -716,7 +716,7 @@ pub(super) fn stdout_error(e: io::Error) -> Result<(), Failure> {
 
 pub(super) fn load(common: &Common) -> Result<Scenario, Failure> {
     let file = common.file.display().to_string();
-    let text = files::read_text(&common.file, "the scenario").map_err(Failure::Input)?;
+    let text = files::read_text(&common.file, "the scenario")?;
     let overrides = Overrides { seed: common.seed, horizon: common.horizon };
     scenario::parse(&file, &text, overrides).map_err(|e| {
         let n = e.problems.len();
