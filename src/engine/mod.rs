@@ -486,6 +486,7 @@ impl<A: Actor> Simulation<A> {
             let (at, to, Delivery { msg, cause }) = match next {
                 None => {
                     let Some(at) = input_at else { break };
+                    debug_assert!(at >= self.now, "inputs come in order of time, none in the past");
                     let (to, msg, cause) = inputs.take().expect("an input is due");
                     input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
                     (at, to, Delivery { msg, cause })
