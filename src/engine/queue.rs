@@ -236,8 +236,6 @@ impl<P> Queue<P> {
         };
         let earliest = match alone {
             Some(key) => key.at,
-            // A level-0 bucket is one instant: the present's higher bytes and its digit.
-            None if b < DIGITS => (self.last & !(DIGITS as u64 - 1)) | b as u64,
             None => self.later[b].iter().map(|k| k.at).min().expect("an occupied bucket has entries"),
         };
         if earliest > limit {
@@ -441,6 +439,8 @@ mod tests {
         q.push_in(SimTime::from_ms(20), Lane::First, 0, "late first");
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|e| e.payload)).collect();
         assert_eq!(order, ["b", "late first"]);
+        // Each first-lane entry taken is counted off: with none pending, no instant is partitioned.
+        assert_eq!(q.firsts, 0);
     }
 
     /// One step of a simulation driving the queue: pop the next entry, or schedule one at a delay
