@@ -295,6 +295,8 @@ impl<A: Actor> Ctx<'_, A> {
     /// which take effect before anything else that happens at their instant. With no delay it
     /// is an ordinary send: the present instant's second lane is already being delivered.
     pub fn send_first(&mut self, to: ActorId, msg: A::Msg, after: SimDuration) -> Scheduled {
+        // Said here, not left to the queue: while an input is handled, the queue's present may
+        // still be an earlier instant, and it would take a zero delay for a later one.
         if after == SimDuration::ZERO {
             return self.send(to, msg, after);
         }
@@ -477,7 +479,8 @@ impl<A: Actor> Simulation<A> {
             LookAhead::Never => false,
         };
         // The next input due by the horizon: known until it is taken.
-        let mut input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
+        let due = |inputs: &I| inputs.next_at().filter(|&at| at <= limits.horizon);
+        let mut input_at = due(inputs);
         loop {
             let next = match input_at {
                 None => self.queue.pop_until(limits.horizon),
@@ -488,7 +491,7 @@ impl<A: Actor> Simulation<A> {
                     let Some(at) = input_at else { break };
                     debug_assert!(at >= self.now, "inputs come in order of time, none in the past");
                     let (to, msg, cause) = inputs.take().expect("an input is due");
-                    input_at = inputs.next_at().filter(|&at| at <= limits.horizon);
+                    input_at = due(inputs);
                     (at, to, Delivery { msg, cause })
                 }
                 Some(entry) => {

@@ -44,11 +44,42 @@ impl Generated {
     }
 }
 
-/// Where the `i`-th action is: a listed one, or the `k`-th of a run.
+/// Where actions are: a listed one, or a run's from its `k`-th on.
 #[derive(Clone, Copy)]
 enum Place<'a> {
     Listed(&'a Action),
     Made(&'a Generated, usize),
+}
+
+impl<'a> Place<'a> {
+    /// How many actions are here.
+    fn count(self) -> usize {
+        match self {
+            Place::Listed(_) => 1,
+            Place::Made(g, k) => g.count - k,
+        }
+    }
+
+    /// When they are due: a run's at 0s.
+    fn at(self) -> SimTime {
+        match self {
+            Place::Listed(a) => a.at,
+            Place::Made(..) => SimTime::ZERO,
+        }
+    }
+
+    /// The `n`-th action here.
+    fn nth(self, n: usize) -> Cow<'a, Action> {
+        match self {
+            Place::Listed(a) => Cow::Borrowed(a),
+            Place::Made(g, k) => Cow::Owned(g.action(k + n)),
+        }
+    }
+
+    /// Every action here, with its index given the first's.
+    fn actions(self, first: usize) -> impl Iterator<Item = (usize, Cow<'a, Action>)> {
+        (0..self.count()).map(move |n| (first + n, self.nth(n)))
+    }
 }
 
 impl Extend<Action> for Actions {
@@ -106,9 +137,22 @@ impl Actions {
     /// The `i`-th action in scheduling order (the index an input cause names).
     #[must_use]
     pub fn get(&self, i: usize) -> Option<Cow<'_, Action>> {
-        Some(match self.place(i)? {
-            Place::Listed(a) => Cow::Borrowed(a),
-            Place::Made(g, k) => Cow::Owned(g.action(k)),
+        Some(self.place(i)?.nth(0))
+    }
+
+    /// The listed actions and the runs in scheduling order, each with its first action's index.
+    fn segments(&self) -> impl Iterator<Item = (usize, Place<'_>)> {
+        let mut runs = self.generated.iter().peekable();
+        let mut listed = self.listed.iter().enumerate().peekable();
+        let mut index = 0;
+        std::iter::from_fn(move || {
+            let next_listed = listed.peek().map(|&(j, _)| j);
+            let place = match runs.peek() {
+                Some(g) if next_listed.is_none_or(|j| g.before <= j) => Place::Made(runs.next()?, 0),
+                _ => Place::Listed(listed.next()?.1),
+            };
+            index += place.count();
+            Some((index - place.count(), place))
         })
     }
 
@@ -116,57 +160,14 @@ impl Actions {
     /// at one instant. Only the listed actions and the runs are sorted; a run's actions are made
     /// as they are taken.
     pub fn by_time(&self) -> impl Iterator<Item = (usize, Cow<'_, Action>)> {
-        let mut segments: Vec<(SimTime, usize, Place<'_>)> =
-            Vec::with_capacity(self.listed.len() + self.generated.len());
-        let mut index = 0;
-        let mut runs = self.generated.iter().peekable();
-        for j in 0..=self.listed.len() {
-            while let Some(g) = runs.next_if(|g| g.before <= j) {
-                segments.push((SimTime::ZERO, index, Place::Made(g, 0)));
-                index += g.count;
-            }
-            if let Some(a) = self.listed.get(j) {
-                segments.push((a.at, index, Place::Listed(a)));
-                index += 1;
-            }
-        }
-        segments.sort_by_key(|&(at, i, _)| (at, i));
-        segments.into_iter().flat_map(|(_, i, place)| {
-            let count = match place {
-                Place::Listed(_) => 1,
-                Place::Made(g, _) => g.count,
-            };
-            (0..count).map(move |k| {
-                let action = match place {
-                    Place::Listed(a) => Cow::Borrowed(a),
-                    Place::Made(g, _) => Cow::Owned(g.action(k)),
-                };
-                (i + k, action)
-            })
-        })
+        let mut segments: Vec<(usize, Place<'_>)> = self.segments().collect();
+        segments.sort_by_key(|&(first, place)| (place.at(), first));
+        segments.into_iter().flat_map(|(first, place)| place.actions(first))
     }
 
     /// Every action, in scheduling order.
     pub fn iter(&self) -> impl Iterator<Item = Cow<'_, Action>> {
-        let mut runs = self.generated.iter().peekable();
-        let mut listed = self.listed.iter().enumerate().peekable();
-        let mut current: Option<(&Generated, usize)> = None;
-        std::iter::from_fn(move || {
-            loop {
-                if let Some((g, k)) = current.as_mut() {
-                    if *k < g.count {
-                        *k += 1;
-                        return Some(Cow::Owned(g.action(*k - 1)));
-                    }
-                    current = None;
-                }
-                let next_listed = listed.peek().map(|&(j, _)| j);
-                match runs.peek() {
-                    Some(g) if next_listed.is_none_or(|j| g.before <= j) => current = Some((runs.next()?, 0)),
-                    _ => return listed.next().map(|(_, a)| Cow::Borrowed(a)),
-                }
-            }
-        })
+        self.segments().flat_map(|(first, place)| place.actions(first)).map(|(_, action)| action)
     }
 }
 

@@ -79,7 +79,8 @@ pub struct KeyDecl {
     pub spec: KeySpec,
 }
 
-/// A declared volume: a fleet's million stay for the run, so its indices are kept in 32 bits.
+/// A declared volume: a fleet's million stay for the run, so its indices are kept in 32 bits
+/// (the validator sets them, through [`small`]).
 #[derive(Clone, Debug)]
 pub struct VolumeDecl {
     pub name: Arc<str>,
@@ -97,18 +98,6 @@ fn small(i: usize) -> u32 {
 }
 
 impl VolumeDecl {
-    pub(crate) fn new(name: Arc<str>, key: KeyIdx, size_gib: u32) -> Self {
-        VolumeDecl { name, key, size_gib, fleet: None, snapshot: None }
-    }
-
-    pub(crate) fn in_fleet(self, fleet: usize, instance: usize) -> Self {
-        VolumeDecl { fleet: Some((small(fleet), small(instance))), ..self }
-    }
-
-    pub(crate) fn restoring(self, snapshot: usize) -> Self {
-        VolumeDecl { snapshot: Some(small(snapshot)), ..self }
-    }
-
     /// The fleet the volume belongs to, whose cycle it follows, and its instance there.
     #[must_use]
     pub fn fleet(&self) -> Option<(usize, usize)> {

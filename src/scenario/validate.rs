@@ -16,6 +16,7 @@ use super::timefmt::{parse_duration, parse_time};
 use super::{
     Action, ActionKind, ActionSource, Actions, Cycle, FleetDecl, GroupDecl, ImageDecl, KeyDecl, Launch, Made,
     Overrides, Problem, Scenario, ServiceDecl, SnapshotDecl, SnapshotOp, SnapshotSource, VERSION, VolumeDecl, VolumeOp,
+    small,
 };
 use crate::actors::dist::Dist;
 use crate::actors::ebs::IoKind;
@@ -359,7 +360,7 @@ fn declare_volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>, names: &mut Names) 
             );
         }
         names.volumes.insert(v.id.clone(), i);
-        volumes.push(VolumeDecl::new(v.id.into(), key, size_gib));
+        volumes.push(VolumeDecl { name: v.id.into(), key, size_gib, fleet: None, snapshot: None });
     }
     volumes
 }
@@ -602,7 +603,7 @@ fn launch_volumes(
         names.volumes.insert(name.clone(), volumes.len());
         made.push(volumes.len());
         let key = key.unwrap_or(snapshots[x].key);
-        volumes.push(VolumeDecl::new(name.into(), key, 8).restoring(x));
+        volumes.push(VolumeDecl { name: name.into(), key, size_gib: 8, fleet: None, snapshot: Some(small(x)) });
     }
     Launch { image: img, volumes: made }
 }
@@ -663,7 +664,7 @@ fn restored_from(c: &mut Checker<'_>, restores: &[Option<String>], names: &Names
     for (i, name) in restores.iter().enumerate() {
         let Some(name) = name else { continue };
         match names.snapshots.get(name) {
-            Some(&s) => volumes[i] = volumes[i].clone().restoring(s),
+            Some(&s) => volumes[i].snapshot = Some(small(s)),
             None => {
                 let pos = c.at("Volume", i);
                 c.problem(pos, format!("volumes[{i}].snapshot"), unknown("snapshot", name, names.snapshots.keys()));
@@ -769,7 +770,13 @@ fn expand_fleets(
             let volume = volumes.len();
             names.volumes.insert(name.clone(), volume);
             let instance = first_instance + v / per as usize;
-            volumes.push(VolumeDecl::new(name.into(), key, 8).in_fleet(fleets.len(), instance));
+            volumes.push(VolumeDecl {
+                name: name.into(),
+                key,
+                size_gib: 8,
+                fleet: Some((small(fleets.len()), small(instance))),
+                snapshot: None,
+            });
         }
         if let (Some((replace_every, cooldown)), Some(&image)) =
             (group, fleet.image.as_ref().and_then(|i| names.images.get(i)))
