@@ -68,8 +68,118 @@ pub enum Format {
 /// millions of lines, escaping the fixed field names dominated the cost.
 pub fn write_compact(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(160);
-    compact_line(names, rec, false, &mut line);
+    compact_line(names, rec, &mut Repeats::new(Format::Compact, false), &mut line);
     out.write_all(&line)
+}
+
+/// What consecutive lines of a compact or CSV trace repeat, made once: each actor's name as a
+/// line writes it, and the digits of the last record's number and instant (a record's number
+/// is the last one's plus one, and records come in bursts at one instant).
+struct Repeats {
+    format: Format,
+    /// Whether no actor or key name needs escaping (checked once, not on every line).
+    plain: bool,
+    /// Each actor's name field (`,"actor":"vol-1"`, or the CSV cell `vol-1,`), in `arena`
+    /// from `start` for `len` bytes; a `len` of 0 is not yet made.
+    spans: Vec<(u32, u32)>,
+    arena: Vec<u8>,
+    /// The last record's number and instant, as digits right-aligned in their buffers.
+    seq: Option<(u64, Digits)>,
+    at: Option<(SimTime, Digits)>,
+}
+
+/// A number's decimal digits, right-aligned: `bytes[start..]`.
+#[derive(Clone, Copy)]
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(n: u64) -> Self {
+        let mut bytes = [b'0'; 20];
+        let mut text = itoa::Buffer::new();
+        let text = text.format(n).as_bytes();
+        let start = bytes.len() - text.len();
+        bytes[start..].copy_from_slice(text);
+        Digits { bytes, start }
+    }
+
+    /// The digits of the number one more.
+    fn increment(&mut self) {
+        for i in (0..self.bytes.len()).rev() {
+            if self.bytes[i] == b'9' {
+                self.bytes[i] = b'0';
+            } else {
+                self.bytes[i] += 1;
+                self.start = self.start.min(i);
+                return;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+impl Repeats {
+    fn new(format: Format, plain: bool) -> Self {
+        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: None, at: None }
+    }
+
+    /// The digits of record number `id`.
+    fn seq(&mut self, id: u64) -> &[u8] {
+        match &mut self.seq {
+            Some((last, digits)) if last.checked_add(1) == Some(id) => {
+                digits.increment();
+                *last = id;
+            }
+            Some((last, _)) if *last == id => {}
+            _ => self.seq = Some((id, Digits::of(id))),
+        }
+        self.seq.as_ref().map_or(&[], |(_, d)| d.as_bytes())
+    }
+
+    /// The digits of instant `at` in milliseconds.
+    fn at(&mut self, at: SimTime) -> &[u8] {
+        if self.at.is_none_or(|(last, _)| last != at) {
+            self.at = Some((at, Digits::of(at.as_ms())));
+        }
+        self.at.as_ref().map_or(&[], |(_, d)| d.as_bytes())
+    }
+
+    /// Appends the actor's name field of `rec` to `line`: made once per actor, unless the
+    /// actor is an instance launched into another's place (its name changes with each launch).
+    fn actor(&mut self, names: &Names<'_>, rec: &Record<Obs>, line: &mut Vec<u8>) {
+        let i = rec.actor.index();
+        if let Some(&(start, len)) = self.spans.get(i)
+            && len > 0
+            && names.life(rec.actor, rec.id) == 0
+        {
+            line.extend_from_slice(&self.arena[start as usize..][..len as usize]);
+            return;
+        }
+        let from = line.len();
+        let name = names.at(rec.actor, rec.id);
+        match self.format {
+            Format::Csv => {
+                cell(line, &name, self.plain);
+                line.push(b',');
+            }
+            Format::Compact | Format::Full => self::name(line, b",\"actor\":", &name, self.plain),
+        }
+        let (Ok(start), Ok(len)) = (u32::try_from(self.arena.len()), u32::try_from(line.len() - from)) else {
+            return;
+        };
+        if names.life(rec.actor, rec.id) == 0 && start.checked_add(len).is_some() {
+            if self.spans.len() <= i {
+                self.spans.resize(i + 1, (0, 0));
+            }
+            self.spans[i] = (start, len);
+            self.arena.extend_from_slice(&line[from..]);
+        }
+    }
 }
 
 /// Whether no name a trace line can show (actor or key) needs escaping in `format`.
@@ -125,12 +235,15 @@ fn name(line: &mut Vec<u8>, field: &[u8], s: &str, plain: bool) {
 
 /// Appends one record's compact line to `line`. Event names, outcomes and error codes are ASCII
 /// constants; only names from the scenario may need escaping (`plain`: none does).
-fn compact_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+fn compact_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &mut Vec<u8>) {
     let scenario = names.scenario;
+    let plain = repeats.plain;
     let (key, outcome, error) = verdict(scenario, rec);
-    number(line, b"{\"seq\":", rec.id);
-    number(line, b",\"t_ms\":", rec.at.as_ms());
-    name(line, b",\"actor\":", &names.at(rec.actor, rec.id), plain);
+    line.extend_from_slice(b"{\"seq\":");
+    line.extend_from_slice(repeats.seq(rec.id));
+    line.extend_from_slice(b",\"t_ms\":");
+    line.extend_from_slice(repeats.at(rec.at));
+    repeats.actor(names, rec, line);
     if let Some(key) = key {
         name(line, b",\"key\":", key, plain);
     }
@@ -155,7 +268,7 @@ pub const CSV_HEADER: &str = "seq,t_ms,actor,key,event,outcome,error,cause,actio
 /// Writes one record as a CSV row (under [`CSV_HEADER`]).
 pub fn write_csv_row(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(96);
-    csv_line(names, rec, false, &mut line);
+    csv_line(names, rec, &mut Repeats::new(Format::Csv, false), &mut line);
     out.write_all(&line)
 }
 
@@ -177,15 +290,15 @@ fn number_cell(line: &mut Vec<u8>, n: u64) {
 }
 
 /// Appends one record's CSV row to `line`: the compact line's fields, in the header's order.
-fn csv_line(names: &Names<'_>, rec: &Record<Obs>, plain: bool, line: &mut Vec<u8>) {
+fn csv_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &mut Vec<u8>) {
     let scenario = names.scenario;
+    let plain = repeats.plain;
     let (key, outcome, error) = verdict(scenario, rec);
-    number_cell(line, rec.id);
+    line.extend_from_slice(repeats.seq(rec.id));
     line.push(b',');
-    number_cell(line, rec.at.as_ms());
+    line.extend_from_slice(repeats.at(rec.at));
     line.push(b',');
-    cell(line, &names.at(rec.actor, rec.id), plain);
-    line.push(b',');
+    repeats.actor(names, rec, line);
     if let Some(key) = key {
         cell(line, key, plain);
     }
@@ -250,12 +363,16 @@ pub fn write_all(run: &Run<'_>, format: Format, out: &mut impl Write) -> io::Res
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
     }
+    let mut repeats = Repeats::new(format, plain_names(run.scenario, format));
+    let mut line = Vec::with_capacity(160);
     for rec in &run.records {
+        line.clear();
         match format {
-            Format::Full => write_record(&run.names, rec, out)?,
-            Format::Compact => write_compact(&run.names, rec, out)?,
-            Format::Csv => write_csv_row(&run.names, rec, out)?,
+            Format::Full => write_record(&run.names, rec, &mut line)?,
+            Format::Compact => compact_line(&run.names, rec, &mut repeats, &mut line),
+            Format::Csv => csv_line(&run.names, rec, &mut repeats, &mut line),
         }
+        out.write_all(&line)?;
     }
     Ok(())
 }
@@ -285,8 +402,7 @@ struct Streamed<'s, W: Write> {
     time: (SimTime, String),
     /// Lines are made here, in place, and written out a chunk at a time: one copy per byte.
     buf: Vec<u8>,
-    /// Whether no actor or key name needs escaping (checked once, not on every line).
-    plain: bool,
+    repeats: Repeats,
 }
 
 /// Lines accumulate to this size before a write: small enough to stay in the cache the
@@ -306,7 +422,7 @@ impl<'s, W: Write> Streamed<'s, W> {
             error: None,
             time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)),
             buf,
-            plain: plain_names(scenario, format),
+            repeats: Repeats::new(format, plain_names(scenario, format)),
         }
     }
 
@@ -331,8 +447,8 @@ impl<'s, W: Write> Streamed<'s, W> {
         }
         self.names.observe(rec);
         match self.format {
-            Format::Compact => compact_line(&self.names, rec, self.plain, &mut self.buf),
-            Format::Csv => csv_line(&self.names, rec, self.plain, &mut self.buf),
+            Format::Compact => compact_line(&self.names, rec, &mut self.repeats, &mut self.buf),
+            Format::Csv => csv_line(&self.names, rec, &mut self.repeats, &mut self.buf),
             Format::Full => {
                 if self.time.0 != rec.at {
                     self.time = (rec.at, self.names.scenario.instant(rec.at));
@@ -390,10 +506,14 @@ pub fn in_background<T>(
         let writer = scope.spawn(move || {
             let mut streamed = Streamed::new(scenario, format, out);
             for mut batch in batches {
-                for rec in &batch {
-                    streamed.write(rec);
+                for rec in batch.drain(..) {
+                    streamed.write(&rec);
+                    // Dropping a record that owns nothing is forgetting it, without the drop
+                    // code of the kinds that do.
+                    if rec.obs.owns_nothing() {
+                        std::mem::forget(rec);
+                    }
                 }
-                batch.clear();
                 let _ = give_back.try_send(batch);
             }
             streamed.finish()
@@ -405,4 +525,20 @@ pub fn in_background<T>(
         let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (value, written)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Digits;
+
+    #[test]
+    fn digits_count_on_as_itoa_writes_the_next_number() {
+        for start in [0, 8, 9, 98, 99, 1_999, 10_u64.pow(19) - 2, u64::MAX - 3] {
+            let mut digits = Digits::of(start);
+            for n in start..start.saturating_add(3) {
+                assert_eq!(digits.as_bytes(), itoa::Buffer::new().format(n).as_bytes());
+                digits.increment();
+            }
+        }
+    }
 }
