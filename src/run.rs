@@ -122,7 +122,7 @@ fn first_actor(fleet: &FleetDecl) -> usize {
 
 /// A fleet's volumes per instance.
 fn per(fleet: &FleetDecl) -> usize {
-    fleet.volumes / fleet.instances
+    fleet.per_instance
 }
 
 fn actor(index: usize) -> ActorId {
@@ -228,7 +228,13 @@ pub fn role(scenario: &Scenario, id: ActorId) -> Role {
         scenario.fleets.iter().find(|f| (first_actor(f)..first_actor(f) + f.instances + f.volumes).contains(&i));
     match fleet {
         Some(f) => {
-            let (home, nth) = ((i - first_actor(f)) / (1 + per(f)), (i - first_actor(f)) % (1 + per(f)));
+            // A fleet's actors are its instances, each followed by its volumes; with one volume
+            // each (the common case), halving finds the place without a division.
+            let offset = i - first_actor(f);
+            let (home, nth) = match per(f) {
+                1 => (offset >> 1, offset & 1),
+                per => (offset / (1 + per), offset % (1 + per)),
+            };
             match nth {
                 0 => Role::Instance(f.first_instance + home),
                 n => Role::Volume(f.first_volume + home * per(f) + n - 1),

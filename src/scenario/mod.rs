@@ -185,6 +185,8 @@ pub struct FleetDecl {
     pub instance_cycle: Option<Arc<crate::actors::ec2::InstanceCycle>>,
     pub instances: usize,
     pub volumes: usize,
+    /// `volumes / instances`, kept: naming an actor of a fleet divides by it on every record.
+    pub per_instance: usize,
     /// Where the fleet's instances and volumes start in [`Scenario::instances`] and
     /// [`Scenario::volumes`]; instance `j` of the fleet has volumes `j * per` to `j * per + per - 1`.
     pub first_instance: usize,

@@ -798,6 +798,7 @@ fn expand_fleets(
             instance_cycle,
             instances: n_inst,
             volumes: n_vol,
+            per_instance: per as usize,
             first_instance,
             first_volume,
         });
