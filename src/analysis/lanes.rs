@@ -201,6 +201,9 @@ fn instance_kind(state: InstanceState) -> u8 {
 struct Counted {
     counts: [usize; 5],
     series: Vec<(SimTime, [usize; 5])>,
+    /// The end of the last point's bucket: a change before it updates that point (which saves
+    /// a division per change).
+    until: SimTime,
 }
 
 impl Counted {
@@ -212,10 +215,13 @@ impl Counted {
         if let Some(new) = new {
             self.counts[new as usize] += 1;
         }
-        let bucket = |t: SimTime| t.as_ms() / quantum.as_ms();
         match self.series.last_mut() {
-            Some(last) if bucket(last.0) == bucket(at) => last.1 = self.counts,
-            _ => self.series.push((at, self.counts)),
+            Some(last) if at < self.until => last.1 = self.counts,
+            _ => {
+                self.series.push((at, self.counts));
+                let q = quantum.as_ms();
+                self.until = SimTime::from_ms((at.as_ms() / q).saturating_add(1).saturating_mul(q));
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ pub struct TimelineFold<'s> {
     key_events: Vec<Kept>,
     /// The last records, named only when shown: they are within
     /// [`RECENT`](crate::run::RECENT) of the end, where the run's names still know them.
-    tail: std::collections::VecDeque<Record<Obs>>,
+    /// A ring: once full, the oldest is at `oldest`.
+    tail: Vec<Record<Obs>>,
+    oldest: usize,
     total: usize,
 }
 
@@ -42,7 +44,8 @@ impl<'s> TimelineFold<'s> {
             kept: Vec::new(),
             failures: Vec::new(),
             key_events: Vec::new(),
-            tail: std::collections::VecDeque::with_capacity(TAIL + 1),
+            tail: Vec::with_capacity(TAIL),
+            oldest: 0,
             total: 0,
         }
     }
@@ -83,13 +86,19 @@ impl<'s> TimelineFold<'s> {
         } else if self.key_events.len() < KEY_EVENTS && Self::key_event(&rec) {
             self.key_events.push(keep(&rec));
         }
-        self.tail.push_back(rec);
-        if self.tail.len() > TAIL { self.tail.pop_front() } else { None }
+        if self.tail.len() < TAIL {
+            self.tail.push(rec);
+            return None;
+        }
+        let oldest = std::mem::replace(&mut self.tail[self.oldest], rec);
+        self.oldest = (self.oldest + 1) % TAIL;
+        Some(oldest)
     }
 
     /// The records [`take`](Self::take) still holds, in order.
     pub fn held(&self) -> impl Iterator<Item = &Record<Obs>> {
-        self.tail.iter()
+        let (newer, older) = self.tail.split_at(self.oldest);
+        older.iter().chain(newer)
     }
 
     /// The records to show, `None` where some were left out, and what was left out in words;
@@ -111,8 +120,7 @@ impl<'s> TimelineFold<'s> {
         let mut middle: Vec<&Kept> = failures.iter().chain(&key_events).copied().collect();
         middle.sort_by_key(|r| r.0.id);
         let tail: Vec<Kept> = self
-            .tail
-            .iter()
+            .held()
             .filter(|r| middle.last().is_none_or(|m| r.id > m.0.id))
             .map(|r| (r.clone(), names.lives_at(r)))
             .collect();

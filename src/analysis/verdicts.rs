@@ -72,33 +72,37 @@ const SHOWN: usize = 8;
 pub struct VerdictFold<'s> {
     scenario: &'s Scenario,
     seen: Vec<Seen>,
-    /// The events any expectation is about: most records are about none, and cost one look.
-    events: Vec<&'static str>,
+    /// The expectations about each event any is about: most records are about none, and cost
+    /// one look.
+    events: Vec<(&'static str, Vec<usize>)>,
 }
 
 impl<'s> VerdictFold<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario) -> Self {
-        let mut events: Vec<&'static str> =
-            scenario.expectations.iter().filter_map(|e| pattern(&e.expect).map(|(p, _)| p.event)).collect();
-        events.sort_unstable();
-        events.dedup();
+        let mut events: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (i, e) in scenario.expectations.iter().enumerate() {
+            let Some((p, _)) = pattern(&e.expect) else { continue };
+            match events.iter_mut().find(|(event, _)| *event == p.event) {
+                Some((_, about)) => about.push(i),
+                None => events.push((p.event, vec![i])),
+            }
+        }
         VerdictFold { scenario, seen: scenario.expectations.iter().map(|_| Seen::default()).collect(), events }
     }
 
     /// Takes the next record of the run; `names` knows every record until this one.
     pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
         let event = rec.obs.event_name();
-        if !self.events.contains(&event) {
-            return;
-        }
+        let Some((_, about)) = self.events.iter().find(|(e, _)| *e == event) else { return };
         let s = self.scenario;
         let (key, outcome, error) = describe::verdict(s, rec);
         let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
         let hit = Hit { id: rec.id, at: rec.at, outcome, error };
-        for (e, seen) in s.expectations.iter().zip(&mut self.seen) {
+        for &i in about {
+            let (e, seen) = (&s.expectations[i], &mut self.seen[i]);
             let Some((p, w)) = pattern(&e.expect) else { continue };
-            if p.event != event || p.subject != *subject {
+            if p.subject != *subject {
                 continue;
             }
             let distance = rec.at.as_ms().abs_diff(w.from.as_ms());
