@@ -393,6 +393,8 @@ impl<'s> Names<'s> {
     #[must_use]
     pub fn life(&self, id: ActorId, at: RecordId) -> u32 {
         match &self.history {
+            // Most estates never replace an instance: every actor is in its first life.
+            None if self.lives.is_empty() => 0,
             Some(h) => h.get(&id).map_or(0, |l| u32::try_from(l.partition_point(|&r| r <= at)).unwrap_or(u32::MAX)),
             None => {
                 let now = self.lives.get(&id).copied().unwrap_or(0);

@@ -83,8 +83,9 @@ struct Repeats {
     /// from `start` for `len` bytes; a `len` of 0 is not yet made.
     spans: Vec<(u32, u32)>,
     arena: Vec<u8>,
-    /// The last record's number and instant, as digits right-aligned in their buffers.
-    seq: Option<(u64, Digits)>,
+    /// The last record's number (0 before the first) and instant, as digits right-aligned in
+    /// their buffers.
+    seq: (u64, Digits),
     at: Option<(SimTime, Digits)>,
 }
 
@@ -106,7 +107,13 @@ impl Digits {
     }
 
     /// The digits of the number one more.
+    #[inline]
     fn increment(&mut self) {
+        let last = self.bytes.len() - 1;
+        if self.bytes[last] < b'9' {
+            self.bytes[last] += 1;
+            return;
+        }
         for i in (0..self.bytes.len()).rev() {
             if self.bytes[i] == b'9' {
                 self.bytes[i] = b'0';
@@ -125,20 +132,19 @@ impl Digits {
 
 impl Repeats {
     fn new(format: Format, plain: bool) -> Self {
-        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: None, at: None }
+        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: (0, Digits::of(0)), at: None }
     }
 
     /// The digits of record number `id`.
     fn seq(&mut self, id: u64) -> &[u8] {
-        match &mut self.seq {
-            Some((last, digits)) if last.checked_add(1) == Some(id) => {
-                digits.increment();
-                *last = id;
-            }
-            Some((last, _)) if *last == id => {}
-            _ => self.seq = Some((id, Digits::of(id))),
+        let (last, digits) = &mut self.seq;
+        if last.checked_add(1) == Some(id) {
+            digits.increment();
+        } else if *last != id {
+            *digits = Digits::of(id);
         }
-        self.seq.as_ref().map_or(&[], |(_, d)| d.as_bytes())
+        *last = id;
+        digits.as_bytes()
     }
 
     /// The digits of instant `at` in milliseconds.
@@ -237,7 +243,6 @@ fn name(line: &mut Vec<u8>, field: &[u8], s: &str, plain: bool) {
 /// constants; only names from the scenario may need escaping (`plain`: none does).
 fn compact_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &mut Vec<u8>) {
     let scenario = names.scenario;
-    let plain = repeats.plain;
     let (key, outcome, error) = verdict(scenario, rec);
     line.extend_from_slice(b"{\"seq\":");
     line.extend_from_slice(repeats.seq(rec.id));
@@ -245,7 +250,7 @@ fn compact_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, lin
     line.extend_from_slice(repeats.at(rec.at));
     repeats.actor(names, rec, line);
     if let Some(key) = key {
-        name(line, b",\"key\":", key, plain);
+        name(line, b",\"key\":", key, repeats.plain);
     }
     constant(line, b",\"event\":", rec.obs.event_name());
     constant(line, b",\"outcome\":", outcome.as_str());
@@ -292,7 +297,6 @@ fn number_cell(line: &mut Vec<u8>, n: u64) {
 /// Appends one record's CSV row to `line`: the compact line's fields, in the header's order.
 fn csv_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &mut Vec<u8>) {
     let scenario = names.scenario;
-    let plain = repeats.plain;
     let (key, outcome, error) = verdict(scenario, rec);
     line.extend_from_slice(repeats.seq(rec.id));
     line.push(b',');
@@ -300,7 +304,7 @@ fn csv_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &
     line.push(b',');
     repeats.actor(names, rec, line);
     if let Some(key) = key {
-        cell(line, key, plain);
+        cell(line, key, repeats.plain);
     }
     line.push(b',');
     line.extend_from_slice(rec.obs.event_name().as_bytes());
