@@ -74,18 +74,48 @@ pub struct VerdictFold<'s> {
     seen: Vec<Seen>,
     /// The expectations about each event any is about: most records are about none, and cost
     /// one look.
-    events: Vec<(&'static str, Vec<usize>)>,
+    events: Vec<(&'static str, Vec<Watch<'s>>)>,
+}
+
+/// An expectation about events, made ready to compare with records.
+struct Watch<'s> {
+    index: usize,
+    /// As records name it: a key's subject is the scenario's own name of the key, the string
+    /// records carry, so comparing them is mostly comparing addresses.
+    subject: &'s str,
+    window: Window,
+    /// Whether each outcome matches, by [`describe::Outcome`] as a number.
+    outcomes: [bool; 3],
+    error: Option<&'s str>,
+}
+
+/// Whether two strings are equal, first by where they are.
+fn same(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
 }
 
 impl<'s> VerdictFold<'s> {
     #[must_use]
     pub fn new(scenario: &'s Scenario) -> Self {
-        let mut events: Vec<(&'static str, Vec<usize>)> = Vec::new();
-        for (i, e) in scenario.expectations.iter().enumerate() {
-            let Some((p, _)) = pattern(&e.expect) else { continue };
+        use describe::Outcome;
+        let mut events: Vec<(&'static str, Vec<Watch<'s>>)> = Vec::new();
+        for (index, e) in scenario.expectations.iter().enumerate() {
+            let Some((p, window)) = pattern(&e.expect) else { continue };
+            let key = scenario.keys.iter().find(|k| k.name == p.subject);
+            let mut outcomes = [false; 3];
+            for o in [Outcome::Ok, Outcome::Failed, Outcome::Info] {
+                outcomes[o as usize] = p.outcome.is_none_or(|wanted| o.as_str() == wanted);
+            }
+            let watch = Watch {
+                index,
+                subject: key.map_or(&p.subject, |k| k.name.as_str()),
+                window,
+                outcomes,
+                error: p.error.as_deref(),
+            };
             match events.iter_mut().find(|(event, _)| *event == p.event) {
-                Some((_, about)) => about.push(i),
-                None => events.push((p.event, vec![i])),
+                Some((_, about)) => about.push(watch),
+                None => events.push((p.event, vec![watch])),
             }
         }
         VerdictFold { scenario, seen: scenario.expectations.iter().map(|_| Seen::default()).collect(), events }
@@ -95,23 +125,20 @@ impl<'s> VerdictFold<'s> {
     pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
         let event = rec.obs.event_name();
         let Some((_, about)) = self.events.iter().find(|(e, _)| *e == event) else { return };
-        let s = self.scenario;
-        let (key, outcome, error) = describe::verdict(s, rec);
+        let (key, outcome, error) = describe::verdict(self.scenario, rec);
         let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
         let hit = Hit { id: rec.id, at: rec.at, outcome, error };
-        for &i in about {
-            let (e, seen) = (&s.expectations[i], &mut self.seen[i]);
-            let Some((p, w)) = pattern(&e.expect) else { continue };
-            if p.subject != *subject {
+        for watch in about {
+            if !same(watch.subject, &subject) {
                 continue;
             }
-            let distance = rec.at.as_ms().abs_diff(w.from.as_ms());
+            let seen = &mut self.seen[watch.index];
+            let distance = rec.at.as_ms().abs_diff(watch.window.from.as_ms());
             if seen.nearest.as_ref().is_none_or(|(d, _)| distance < *d) {
                 seen.nearest = Some((distance, hit));
             }
-            let matches =
-                p.outcome.is_none_or(|o| outcome.as_str() == o) && p.error.as_deref().is_none_or(|e| error == Some(e));
-            if matches && w.contains(rec.at) {
+            let matches = watch.outcomes[outcome as usize] && watch.error.is_none_or(|e| error == Some(e));
+            if matches && watch.window.contains(rec.at) {
                 seen.count += 1;
                 if seen.first.len() < SHOWN {
                     seen.first.push(hit);
