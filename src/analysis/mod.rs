@@ -41,6 +41,10 @@ pub struct Wanted {
     pub timeline: bool,
     /// What a report needs: the chart's model and the events it lists.
     pub report: bool,
+    /// The caller folds the records a timeline shows itself, beside the run (on the thread
+    /// that writes the report's trace, which has time to spare), and sets
+    /// [`Observed::shown`] from its [`TimelineFold`].
+    pub timeline_beside: bool,
 }
 
 /// A run observed in one pass, its records not kept.
@@ -48,10 +52,11 @@ pub struct Observed<'s> {
     pub run: Run<'s>,
     pub summary: Summary,
     pub verdicts: Vec<Verdict>,
-    /// The records a terminal's timeline shows, when asked for.
-    pub timeline: Option<Shown>,
-    /// For a report: the chart's model and the events it lists.
-    pub report: Option<(Lanes, Shown)>,
+    /// The records a timeline shows (the terminal's, and the events a report lists), when
+    /// either is wanted.
+    pub shown: Option<Shown>,
+    /// For a report: the chart's model.
+    pub lanes: Option<Lanes>,
 }
 
 /// Every fold of one pass, as one sink.
@@ -111,7 +116,7 @@ pub fn observe<'s>(
         names: Names::streaming(scenario),
         summary: SummaryFold::new(scenario),
         verdicts: VerdictFold::new(scenario),
-        timeline: (wanted.timeline || wanted.report).then(|| TimelineFold::new(scenario)),
+        timeline: ((wanted.timeline || wanted.report) && !wanted.timeline_beside).then(|| TimelineFold::new(scenario)),
         lanes: wanted.report.then(|| LanesFold::new(scenario, scenario.horizon)),
         extra,
     };
@@ -123,9 +128,8 @@ pub fn observe<'s>(
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
     let shown = folds.timeline.map(|t| t.select(&folds.names));
-    let timeline = if wanted.timeline { shown.clone() } else { None };
-    let report = folds.lanes.zip(shown.filter(|_| wanted.report)).map(|(l, e)| (l.finish(&summary), e));
-    Ok(Observed { run, summary, verdicts, timeline, report })
+    let lanes = folds.lanes.map(|l| l.finish(&summary));
+    Ok(Observed { run, summary, verdicts, shown, lanes })
 }
 
 /// Hands each record to two sinks.

@@ -453,22 +453,32 @@ pub(super) fn one_pass<'s>(
     cloudtrail: Option<&Path>,
 ) -> Result<crate::analysis::Observed<'s>, Failure> {
     let options = RunOptions { max_events: Some(common.max_events), ..RunOptions::default() };
-    let observe = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
+    let observe = |wanted, extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
         crate::analysis::observe(scenario, &options, wanted, extra)
             .map_err(|e| Failure::Limit(format!("{}: {e}", common.file.display())))
     };
     // The report's trace, beside the user's, if both.
     let with_report_trace = |extra: Option<&mut dyn crate::engine::Sink<crate::actors::Obs>>| {
-        let Some(path) = report_trace else { return observe(extra) };
+        let Some(path) = report_trace else { return observe(wanted, extra) };
         let cannot = |e: &io::Error| Failure::Output(format!("{}: cannot write: {e}", path.display()));
         let out = fs::File::create(path).map_err(|e| cannot(&e))?;
         let format = trace::report_format(scenario);
-        let (observed, written) = trace::in_background(scenario, format, out, |stream| match extra {
-            Some(extra) => observe(Some(&mut crate::analysis::Both(extra, stream))),
-            None => observe(Some(stream)),
+        // The records a timeline shows are chosen on the thread that writes the trace: the
+        // simulating thread is the busier of the two.
+        let mut timeline = crate::analysis::timeline::TimelineFold::new(scenario);
+        let beside = |names: &crate::run::Names<'_>, rec| {
+            if let Some(rec) = timeline.take(names, rec) {
+                trace::let_go(names, rec);
+            }
+        };
+        let wanted = crate::analysis::Wanted { timeline_beside: true, ..wanted };
+        let (observed, written) = trace::in_background_beside(scenario, format, out, beside, |stream| match extra {
+            Some(extra) => observe(wanted, Some(&mut crate::analysis::Both(extra, stream))),
+            None => observe(wanted, Some(stream)),
         });
-        let observed = observed?;
+        let mut observed = observed?;
         written.map_err(|e| cannot(&e))?;
+        observed.shown = Some(timeline.select(&observed.run.names));
         Ok(observed)
     };
     // The CloudTrail log, written as the run goes and put in place once whole.

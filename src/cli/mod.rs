@@ -481,7 +481,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let file = common.file.display().to_string();
             // One pass: the run's records go to the folds and the files as they come.
             let json = matches!(format, Format::Json);
-            let wanted = crate::analysis::Wanted { timeline: !quiet && !json, report: report_dir.is_some() };
+            let wanted = crate::analysis::Wanted {
+                timeline: !quiet && !json,
+                report: report_dir.is_some(),
+                timeline_beside: false,
+            };
             let trace = trace.map(|path| {
                 let format = trace_format(asked_format, &path, trace::Format::Full);
                 (path, format)
@@ -490,7 +494,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let report_trace = set.as_ref().map(|set| set.path("trace.jsonl"));
             let observed =
                 one_pass(&scenario, &common, wanted, trace.as_ref(), report_trace.as_deref(), cloudtrail.as_deref())?;
-            if let (Some(set), Some((lanes, events))) = (&mut set, &observed.report) {
+            if let (Some(set), Some(lanes), Some(events)) = (&mut set, &observed.lanes, &observed.shown) {
                 let parts = report::ReportParts {
                     run: &observed.run,
                     summary: &observed.summary,
@@ -515,7 +519,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 );
                 print_text(&text).or_else(stdout_error)?;
             }
-            if let Some(shown) = &observed.timeline {
+            if let Some(shown) = observed.shown.as_ref().filter(|_| wanted.timeline) {
                 let timeline = report::timeline_text(&observed.run.names, shown);
                 let text = report::run_text_of(&observed.run, &file, &timeline, &observed.summary, &observed.verdicts);
                 print_text(&text).or_else(stdout_error)?;

@@ -446,10 +446,11 @@ impl<'s, W: Write> Streamed<'s, W> {
     }
 
     fn write(&mut self, rec: &Record<Obs>) {
+        // Names stay up to date after an error: a fold beside the writer reads them.
+        self.names.observe(rec);
         if self.error.is_some() {
             return;
         }
-        self.names.observe(rec);
         match self.format {
             Format::Compact => compact_line(&self.names, rec, &mut self.repeats, &mut self.buf),
             Format::Csv => csv_line(&self.names, rec, &mut self.repeats, &mut self.buf),
@@ -504,6 +505,27 @@ pub fn in_background<T>(
     out: impl Write + Send,
     f: impl FnOnce(&mut Handoff) -> T,
 ) -> (T, io::Result<()>) {
+    in_background_beside(scenario, format, out, let_go, f)
+}
+
+/// Drops a record, without the drop code of the kinds that own nothing (forgetting one of
+/// those is dropping it). `names` is there to make it a fold [`in_background_beside`] takes.
+pub fn let_go(_: &Names<'_>, rec: Record<Obs>) {
+    if rec.obs.owns_nothing() {
+        std::mem::forget(rec);
+    }
+}
+
+/// [`in_background`], with `beside` given each record on the writing thread once it is
+/// written, and the names that know every record until it: a fold that needs records only
+/// as they pass, run where there is time to spare (the simulating thread is the busier).
+pub fn in_background_beside<T>(
+    scenario: &Scenario,
+    format: Format,
+    out: impl Write + Send,
+    mut beside: impl FnMut(&Names<'_>, Record<Obs>) + Send,
+    f: impl FnOnce(&mut Handoff) -> T,
+) -> (T, io::Result<()>) {
     std::thread::scope(|scope| {
         let (to_writer, batches) = mpsc::sync_channel::<Vec<Record<Obs>>>(2);
         let (give_back, spare) = mpsc::sync_channel(2);
@@ -512,11 +534,7 @@ pub fn in_background<T>(
             for mut batch in batches {
                 for rec in batch.drain(..) {
                     streamed.write(&rec);
-                    // Dropping a record that owns nothing is forgetting it, without the drop
-                    // code of the kinds that do.
-                    if rec.obs.owns_nothing() {
-                        std::mem::forget(rec);
-                    }
+                    beside(&streamed.names, rec);
                 }
                 let _ = give_back.try_send(batch);
             }

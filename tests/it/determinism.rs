@@ -203,17 +203,17 @@ fn looking_ahead_changes_nothing() {
 fn one_pass_without_the_records_gives_the_same_answers() {
     for (path, s) in bundled() {
         let kept = run(&s, &RunOptions::default(), None).unwrap();
-        let wanted = kmsim::analysis::Wanted { timeline: true, report: true };
+        let wanted = kmsim::analysis::Wanted { timeline: true, report: true, timeline_beside: false };
         let observed = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
         assert!(observed.run.records.is_empty(), "{}: nothing kept", path.display());
         assert_eq!(observed.run.stats, kept.stats, "{}", path.display());
         let summary = kmsim::analysis::summary::summarize(&kept);
         assert_eq!(observed.summary, summary, "{}", path.display());
         assert_eq!(observed.verdicts, kmsim::analysis::verdicts::evaluate(&kept, &summary), "{}", path.display());
-        let timeline = kmsim::report::timeline_text(&observed.run.names, observed.timeline.as_ref().unwrap());
+        let timeline = kmsim::report::timeline_text(&observed.run.names, observed.shown.as_ref().unwrap());
         assert_eq!(timeline, kmsim::report::timeline(&kept), "{}", path.display());
         // The report's files but its trace, byte for byte.
-        let (lanes, events) = observed.report.as_ref().unwrap();
+        let (lanes, events) = (observed.lanes.as_ref().unwrap(), observed.shown.as_ref().unwrap());
         let parts = kmsim::report::ReportParts {
             run: &observed.run,
             summary: &observed.summary,
@@ -237,7 +237,7 @@ fn one_pass_hands_on_every_record_in_order() {
     for (path, s) in bundled().chain([(std::path::PathBuf::from("bench/fleet-1k.ron"), fleet)]) {
         let kept = run(&s, &RunOptions::default(), None).unwrap();
         let mut handed: Vec<Record<Obs>> = Vec::new();
-        let wanted = kmsim::analysis::Wanted { timeline: true, report: true };
+        let wanted = kmsim::analysis::Wanted { timeline: true, report: true, timeline_beside: false };
         kmsim::analysis::observe(&s, &RunOptions::default(), wanted, Some(&mut handed)).unwrap();
         assert!(
             handed == kept.records,
@@ -245,6 +245,38 @@ fn one_pass_hands_on_every_record_in_order() {
             path.display(),
             handed.len(),
             kept.records.len()
+        );
+    }
+}
+
+/// The records a timeline shows, chosen on the thread that writes a trace (as `run --report`
+/// does), are those the pass chooses itself: a run past the timeline's whole length (the 1k
+/// fleet) and every bundled scenario.
+#[test]
+fn a_timeline_chosen_beside_the_trace_writer_is_the_one_chosen_in_the_pass() {
+    let fleet = super::scenarios_dir().join("bench/fleet-1k.ron");
+    let fleet = scenario::parse("fleet", &std::fs::read_to_string(&fleet).unwrap(), Overrides::default()).unwrap();
+    for (path, s) in bundled().chain([(std::path::PathBuf::from("bench/fleet-1k.ron"), fleet)]) {
+        let wanted = kmsim::analysis::Wanted { timeline: true, report: true, timeline_beside: false };
+        let in_pass = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
+        let mut timeline = kmsim::analysis::timeline::TimelineFold::new(&s);
+        let beside = |names: &kmsim::run::Names<'_>, rec| {
+            timeline.take(names, rec);
+        };
+        let wanted = kmsim::analysis::Wanted { timeline_beside: true, ..wanted };
+        let (observed, written) =
+            trace::in_background_beside(&s, trace::Format::Compact, std::io::sink(), beside, |h| {
+                kmsim::analysis::observe(&s, &RunOptions::default(), wanted, Some(h))
+            });
+        written.unwrap();
+        let observed = observed.unwrap();
+        assert!(observed.shown.is_none(), "{}: the pass leaves the timeline to the caller", path.display());
+        let text = |o: &kmsim::analysis::Observed<'_>, shown| kmsim::report::timeline_text(&o.run.names, shown);
+        assert_eq!(
+            text(&observed, &timeline.select(&observed.run.names)),
+            text(&in_pass, in_pass.shown.as_ref().unwrap()),
+            "{}",
+            path.display()
         );
     }
 }
@@ -263,9 +295,9 @@ fn a_long_timeline_shows_its_head_first_failures_and_tail() {
         ],
     )"#;
     let s = scenario::parse("long.ron", text, Overrides::default()).unwrap();
-    let wanted = kmsim::analysis::Wanted { timeline: true, report: false };
+    let wanted = kmsim::analysis::Wanted { timeline: true, report: false, timeline_beside: false };
     let observed = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
-    let timeline = kmsim::report::timeline_text(&observed.run.names, observed.timeline.as_ref().unwrap());
+    let timeline = kmsim::report::timeline_text(&observed.run.names, observed.shown.as_ref().unwrap());
     let total = observed.run.stats.records;
     assert!(total > 5_000, "a long run: {total}");
     let rows: Vec<&str> = timeline.lines().skip(1).collect();
