@@ -124,7 +124,7 @@ impl<'s> VerdictFold<'s> {
     /// Takes the next record of the run; `names` knows every record until this one.
     pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
         let event = rec.obs.event_name();
-        let Some((_, about)) = self.events.iter().find(|(e, _)| *e == event) else { return };
+        let Some((_, about)) = self.events.iter().find(|(e, _)| same(e, event)) else { return };
         let (key, outcome, error) = describe::verdict(self.scenario, rec);
         let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
         let hit = Hit { id: rec.id, at: rec.at, outcome, error };

@@ -466,11 +466,7 @@ pub(super) fn one_pass<'s>(
         // The records a timeline shows are chosen on the thread that writes the trace: the
         // simulating thread is the busier of the two.
         let mut timeline = crate::analysis::timeline::TimelineFold::new(scenario);
-        let beside = |names: &crate::run::Names<'_>, rec| {
-            if let Some(rec) = timeline.take(names, rec) {
-                trace::let_go(names, rec);
-            }
-        };
+        let beside = |names: &crate::run::Names<'_>, rec| timeline.take(names, rec);
         let wanted = crate::analysis::Wanted { timeline_beside: true, ..wanted };
         let (observed, written) = trace::in_background_beside(scenario, format, out, beside, |stream| match extra {
             Some(extra) => observe(wanted, Some(&mut crate::analysis::Both(extra, stream))),

@@ -83,10 +83,10 @@ struct Repeats {
     /// from `start` for `len` bytes; a `len` of 0 is not yet made.
     spans: Vec<(u32, u32)>,
     arena: Vec<u8>,
-    /// The last record's number (0 before the first) and instant, as digits right-aligned in
+    /// The last record's number and instant (0 before the first), as digits right-aligned in
     /// their buffers.
     seq: (u64, Digits),
-    at: Option<(SimTime, Digits)>,
+    at: (SimTime, Digits),
 }
 
 /// A number's decimal digits, right-aligned: `bytes[start..]`.
@@ -132,7 +132,8 @@ impl Digits {
 
 impl Repeats {
     fn new(format: Format, plain: bool) -> Self {
-        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: (0, Digits::of(0)), at: None }
+        let zero = Digits::of(0);
+        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: (0, zero), at: (SimTime::ZERO, zero) }
     }
 
     /// The digits of record number `id`.
@@ -149,19 +150,20 @@ impl Repeats {
 
     /// The digits of instant `at` in milliseconds.
     fn at(&mut self, at: SimTime) -> &[u8] {
-        if self.at.is_none_or(|(last, _)| last != at) {
-            self.at = Some((at, Digits::of(at.as_ms())));
+        if self.at.0 != at {
+            self.at = (at, Digits::of(at.as_ms()));
         }
-        self.at.as_ref().map_or(&[], |(_, d)| d.as_bytes())
+        self.at.1.as_bytes()
     }
 
     /// Appends the actor's name field of `rec` to `line`: made once per actor, unless the
     /// actor is an instance launched into another's place (its name changes with each launch).
     fn actor(&mut self, names: &Names<'_>, rec: &Record<Obs>, line: &mut Vec<u8>) {
         let i = rec.actor.index();
+        let first_life = names.life(rec.actor, rec.id) == 0;
         if let Some(&(start, len)) = self.spans.get(i)
             && len > 0
-            && names.life(rec.actor, rec.id) == 0
+            && first_life
         {
             line.extend_from_slice(&self.arena[start as usize..][..len as usize]);
             return;
@@ -175,15 +177,16 @@ impl Repeats {
             }
             Format::Compact | Format::Full => self::name(line, b",\"actor\":", &name, self.plain),
         }
-        let (Ok(start), Ok(len)) = (u32::try_from(self.arena.len()), u32::try_from(line.len() - from)) else {
-            return;
-        };
-        if names.life(rec.actor, rec.id) == 0 && start.checked_add(len).is_some() {
+        // Spans are 32-bit: an arena past 4 GiB (no estate's names come near) stops growing.
+        let made = &line[from..];
+        if let (true, Ok(start), Ok(len)) = (first_life, u32::try_from(self.arena.len()), u32::try_from(made.len()))
+            && start.checked_add(len).is_some()
+        {
             if self.spans.len() <= i {
                 self.spans.resize(i + 1, (0, 0));
             }
             self.spans[i] = (start, len);
-            self.arena.extend_from_slice(&line[from..]);
+            self.arena.extend_from_slice(made);
         }
     }
 }
@@ -505,12 +508,12 @@ pub fn in_background<T>(
     out: impl Write + Send,
     f: impl FnOnce(&mut Handoff) -> T,
 ) -> (T, io::Result<()>) {
-    in_background_beside(scenario, format, out, let_go, f)
+    in_background_beside(scenario, format, out, |_, rec| Some(rec), f)
 }
 
 /// Drops a record, without the drop code of the kinds that own nothing (forgetting one of
-/// those is dropping it). `names` is there to make it a fold [`in_background_beside`] takes.
-pub fn let_go(_: &Names<'_>, rec: Record<Obs>) {
+/// those is dropping it).
+fn let_go(rec: Record<Obs>) {
     if rec.obs.owns_nothing() {
         std::mem::forget(rec);
     }
@@ -518,12 +521,13 @@ pub fn let_go(_: &Names<'_>, rec: Record<Obs>) {
 
 /// [`in_background`], with `beside` given each record on the writing thread once it is
 /// written, and the names that know every record until it: a fold that needs records only
-/// as they pass, run where there is time to spare (the simulating thread is the busier).
+/// as they pass, run where there is time to spare (the simulating thread is the busier). It
+/// gives back the records it lets go of, which the writing thread drops.
 pub fn in_background_beside<T>(
     scenario: &Scenario,
     format: Format,
     out: impl Write + Send,
-    mut beside: impl FnMut(&Names<'_>, Record<Obs>) + Send,
+    mut beside: impl FnMut(&Names<'_>, Record<Obs>) -> Option<Record<Obs>> + Send,
     f: impl FnOnce(&mut Handoff) -> T,
 ) -> (T, io::Result<()>) {
     std::thread::scope(|scope| {
@@ -534,7 +538,9 @@ pub fn in_background_beside<T>(
             for mut batch in batches {
                 for rec in batch.drain(..) {
                     streamed.write(&rec);
-                    beside(&streamed.names, rec);
+                    if let Some(rec) = beside(&streamed.names, rec) {
+                        let_go(rec);
+                    }
                 }
                 let _ = give_back.try_send(batch);
             }

@@ -260,9 +260,7 @@ fn a_timeline_chosen_beside_the_trace_writer_is_the_one_chosen_in_the_pass() {
         let wanted = kmsim::analysis::Wanted { timeline: true, report: true, timeline_beside: false };
         let in_pass = kmsim::analysis::observe(&s, &RunOptions::default(), wanted, None).unwrap();
         let mut timeline = kmsim::analysis::timeline::TimelineFold::new(&s);
-        let beside = |names: &kmsim::run::Names<'_>, rec| {
-            timeline.take(names, rec);
-        };
+        let beside = |names: &kmsim::run::Names<'_>, rec| timeline.take(names, rec);
         let wanted = kmsim::analysis::Wanted { timeline_beside: true, ..wanted };
         let (observed, written) =
             trace::in_background_beside(&s, trace::Format::Compact, std::io::sink(), beside, |h| {
