@@ -352,25 +352,8 @@ impl<'s> Names<'s> {
     #[inline]
     pub fn observe(&mut self, rec: &Record<Obs>) {
         match &rec.obs {
-            // The first launch of an instance from its image is its first life; the launches
-            // into its place after it (by its group) are new instances, as auto scaling's are.
             Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) => {
-                let from_image = matches!(
-                    role(self.scenario, rec.actor),
-                    Role::Instance(i) if self.scenario.launches.contains_key(&i)
-                );
-                if !from_image || !self.first_launched.insert(rec.actor) {
-                    *self.lives.entry(rec.actor).or_default() += 1;
-                    match &mut self.history {
-                        Some(h) => h.entry(rec.actor).or_default().push(rec.id),
-                        None => {
-                            self.recent.push_back((rec.id, rec.actor));
-                            while self.recent.front().is_some_and(|(r, _)| r + RECENT < rec.id) {
-                                self.recent.pop_front();
-                            }
-                        }
-                    }
-                }
+                self.launched(rec);
             }
             Obs::Kms(KmsObs::Called {
                 key: Some(k),
@@ -380,6 +363,28 @@ impl<'s> Names<'s> {
                 self.rotating.entry(*k).or_insert(rec.id);
             }
             _ => {}
+        }
+    }
+
+    /// `observe` of an instance's launch: out of line, as few records are one.
+    #[inline(never)]
+    fn launched(&mut self, rec: &Record<Obs>) {
+        // The first launch of an instance from its image is its first life; the launches into
+        // its place after it (by its group) are new instances, as auto scaling's are.
+        let from_image =
+            matches!(role(self.scenario, rec.actor), Role::Instance(i) if self.scenario.launches.contains_key(&i));
+        if from_image && self.first_launched.insert(rec.actor) {
+            return;
+        }
+        *self.lives.entry(rec.actor).or_default() += 1;
+        match &mut self.history {
+            Some(h) => h.entry(rec.actor).or_default().push(rec.id),
+            None => {
+                self.recent.push_back((rec.id, rec.actor));
+                while self.recent.front().is_some_and(|(r, _)| r + RECENT < rec.id) {
+                    self.recent.pop_front();
+                }
+            }
         }
     }
 
@@ -424,12 +429,47 @@ impl<'s> Names<'s> {
     }
 }
 
+/// Sees a run's records as they are made, with the [`Names`] they are made under: what the
+/// run layer offers an analysis, so that it need not learn the names a second time.
+pub trait Observer {
+    fn record(&mut self, names: &Names<'_>, rec: Record<Obs>);
+
+    /// As [`Sink::prepare`].
+    fn prepare(&self, actor: ActorId) {
+        let _ = actor;
+    }
+}
+
+/// An engine sink as an observer: it needs no names.
+struct Plain<'a>(&'a mut dyn Sink<Obs>);
+
+impl Observer for Plain<'_> {
+    fn record(&mut self, _names: &Names<'_>, rec: Record<Obs>) {
+        self.0.record(rec);
+    }
+
+    fn prepare(&self, actor: ActorId) {
+        self.0.prepare(actor);
+    }
+}
+
 /// Builds the world of a scenario and runs it to its horizon. Records also go to `extra`, if
 /// given, as they are made (a streaming trace, for instance).
 pub fn run<'s>(
     scenario: &'s Scenario,
     options: &RunOptions,
-    mut extra: Option<&mut dyn Sink<Obs>>,
+    extra: Option<&mut dyn Sink<Obs>>,
+) -> Result<Run<'s>, EngineError> {
+    run_observed(scenario, options, extra.map(Plain).as_mut())
+}
+
+/// [`run`], its records going to `observer` with their names. Generic, so that the observer's
+/// `record` is called directly from the run's own sink (the engine calls that one through a
+/// pointer, once per record).
+pub fn run_observed<'s, X: Observer>(
+    scenario: &'s Scenario,
+    options: &RunOptions,
+    mut extra: Option<&mut X>,
 ) -> Result<Run<'s>, EngineError> {
     let (mut sim, mut inputs) = build(scenario);
     let mut records = Vec::new();
@@ -560,24 +600,24 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<O
 
 /// The run's own sink: it learns the names, keeps the records unless streaming, and hands
 /// each record to the caller's sink, if any.
-struct Tee<'a, 's, 'x> {
+struct Tee<'a, 's, X> {
     names: &'a mut Names<'s>,
     made: &'a mut u64,
     keep: Option<&'a mut Vec<Record<Obs>>>,
-    extra: Option<&'a mut (dyn Sink<Obs> + 'x)>,
+    extra: Option<&'a mut X>,
 }
 
-impl Sink<Obs> for Tee<'_, '_, '_> {
+impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
     fn record(&mut self, rec: Record<Obs>) {
         self.names.observe(&rec);
         *self.made += 1;
         match (&mut self.keep, &mut self.extra) {
             (Some(keep), Some(extra)) => {
-                extra.record(rec.clone());
+                extra.record(self.names, rec.clone());
                 keep.push(rec);
             }
             (Some(keep), None) => keep.push(rec),
-            (None, Some(extra)) => extra.record(rec),
+            (None, Some(extra)) => extra.record(self.names, rec),
             (None, None) => {}
         }
     }

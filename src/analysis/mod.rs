@@ -29,7 +29,7 @@ use crate::actors::Obs;
 use crate::analysis::lanes::{Lanes, LanesFold};
 use crate::analysis::verdicts::{Verdict, VerdictFold};
 use crate::engine::{ActorId, EngineError, Record, Sink};
-use crate::run::{Names, Run, RunOptions, run};
+use crate::run::{Names, Observer, Run, RunOptions, run_observed};
 use crate::scenario::Scenario;
 use summary::{Summary, SummaryFold};
 use timeline::{Shown, TimelineFold};
@@ -59,9 +59,8 @@ pub struct Observed<'s> {
     pub lanes: Option<Lanes>,
 }
 
-/// Every fold of one pass, as one sink.
+/// Every fold of one pass, as one observer of the run.
 struct Folds<'s, 'x> {
-    names: Names<'s>,
     summary: SummaryFold,
     verdicts: VerdictFold<'s>,
     /// The records a timeline shows: the terminal's and the report's are one selection.
@@ -70,18 +69,19 @@ struct Folds<'s, 'x> {
     extra: Option<&'x mut dyn Sink<Obs>>,
 }
 
-impl Sink<Obs> for Folds<'_, '_> {
-    fn record(&mut self, rec: Record<Obs>) {
-        self.names.observe(&rec);
-        self.summary.observe(&self.names, &rec);
-        self.verdicts.observe(&self.names, &rec);
+impl Observer for Folds<'_, '_> {
+    // Inlined into the run's own sink, so that a record is not copied on its way here.
+    #[inline]
+    fn record(&mut self, names: &Names<'_>, rec: Record<Obs>) {
+        self.summary.observe(names, &rec);
+        self.verdicts.observe(names, &rec);
         if let Some(l) = &mut self.lanes {
-            l.observe(&self.names, &rec);
+            l.observe(names, &rec);
         }
         // The timeline holds its last records as they are (a delay line): what it lets go of
         // goes on, in order, and what it still holds at the end goes on then (`observe`).
         let rec = match &mut self.timeline {
-            Some(t) => match t.take(&self.names, rec) {
+            Some(t) => match t.take(names, rec) {
                 Some(rec) => rec,
                 None => return,
             },
@@ -113,7 +113,6 @@ pub fn observe<'s>(
     extra: Option<&mut dyn Sink<Obs>>,
 ) -> Result<Observed<'s>, EngineError> {
     let mut folds = Folds {
-        names: Names::streaming(scenario),
         summary: SummaryFold::new(scenario),
         verdicts: VerdictFold::new(scenario),
         timeline: ((wanted.timeline || wanted.report) && !wanted.timeline_beside).then(|| TimelineFold::new(scenario)),
@@ -121,13 +120,13 @@ pub fn observe<'s>(
         extra,
     };
     let streamed = RunOptions { stream: true, ..options.clone() };
-    let run = run(scenario, &streamed, Some(&mut folds))?;
+    let run = run_observed(scenario, &streamed, Some(&mut folds))?;
     if let (Some(t), Some(extra)) = (&folds.timeline, &mut folds.extra) {
         t.held().for_each(|rec| extra.record(rec.clone()));
     }
     let summary = folds.summary.finish(&run);
     let verdicts = folds.verdicts.finish(&run, &summary);
-    let shown = folds.timeline.map(|t| t.select(&folds.names));
+    let shown = folds.timeline.map(|t| t.select(&run.names));
     let lanes = folds.lanes.map(|l| l.finish(&summary));
     Ok(Observed { run, summary, verdicts, shown, lanes })
 }

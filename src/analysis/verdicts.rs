@@ -122,9 +122,22 @@ impl<'s> VerdictFold<'s> {
     }
 
     /// Takes the next record of the run; `names` knows every record until this one.
+    #[inline]
     pub fn observe(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
+        if self.events.is_empty() {
+            return;
+        }
         let event = rec.obs.event_name();
-        let Some((_, about)) = self.events.iter().find(|(e, _)| same(e, event)) else { return };
+        if let Some(e) = self.events.iter().position(|(about, _)| same(about, event)) {
+            self.observe_about(e, names, rec);
+        }
+    }
+
+    /// `observe`'s work for a record some expectation is about (`self.events[e]`): out of
+    /// line, as most records are about none.
+    #[inline(never)]
+    fn observe_about(&mut self, e: usize, names: &Names<'_>, rec: &Record<Obs>) {
+        let about = &self.events[e].1;
         let (key, outcome, error) = describe::verdict(self.scenario, rec);
         let subject = key.map_or_else(|| names.at(rec.actor, rec.id), std::borrow::Cow::Borrowed);
         let hit = Hit { id: rec.id, at: rec.at, outcome, error };
