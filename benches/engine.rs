@@ -8,7 +8,7 @@
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use kmsim::analysis::sweep::Fold;
 use kmsim::engine::{Actor, ActorId, Cause, Ctx, Limits, NullSink, SimDuration, SimTime, Simulation};
-use kmsim::run::{Estate, build};
+use kmsim::run::{RunOptions, prepare};
 use kmsim::scenario::{self, Overrides};
 use rand::RngExt;
 
@@ -139,10 +139,10 @@ fn fleet(c: &mut Criterion) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench/fleet-1k.ron");
     let text = std::fs::read_to_string(path).expect("the bench scenario");
     let scenario = scenario::parse(path, &text, Overrides::default()).expect("a valid scenario");
+    let options = RunOptions { stream: true, ..RunOptions::default() };
     let events = {
         let mut fold = Fold::new(&scenario, 0, scenario.seed);
-        let (mut sim, mut inputs) = build(&scenario);
-        let _ = sim.run_with(Limits { horizon: scenario.horizon, max_events: None }, &mut inputs, &mut fold, &Estate);
+        prepare(&scenario).run(&options, Some(&mut fold)).expect("no limit");
         fold.finish().events
     };
     let mut g = c.benchmark_group("fleet");
@@ -150,10 +150,9 @@ fn fleet(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events));
     g.bench_function("fleet-1k, counted events", |b| {
         b.iter_batched(
-            || (build(&scenario), Fold::new(&scenario, 0, scenario.seed)),
-            |((mut sim, mut inputs), mut fold)| {
-                let limits = Limits { horizon: scenario.horizon, max_events: None };
-                let _ = sim.run_with(limits, &mut inputs, &mut fold, &Estate);
+            || (prepare(&scenario), Fold::new(&scenario, 0, scenario.seed)),
+            |(world, mut fold)| {
+                world.run(&options, Some(&mut fold)).expect("no limit");
                 fold.finish()
             },
             BatchSize::LargeInput,

@@ -353,7 +353,7 @@ impl<'s> Names<'s> {
     pub fn observe(&mut self, rec: &Record<Obs>) {
         match &rec.obs {
             Obs::Instance(InstanceObs::StateChanged { from: None, to: InstanceState::Pending, .. }) => {
-                self.launched(rec);
+                self.launched(rec.actor, rec.id);
             }
             Obs::Kms(KmsObs::Called {
                 key: Some(k),
@@ -366,22 +366,23 @@ impl<'s> Names<'s> {
         }
     }
 
-    /// `observe` of an instance's launch: out of line, as few records are one.
+    /// `observe` of the launch of instance `actor` at record `id`: out of line, as few records
+    /// are one.
     #[inline(never)]
-    fn launched(&mut self, rec: &Record<Obs>) {
+    fn launched(&mut self, actor: ActorId, id: RecordId) {
         // The first launch of an instance from its image is its first life; the launches into
         // its place after it (by its group) are new instances, as auto scaling's are.
         let from_image =
-            matches!(role(self.scenario, rec.actor), Role::Instance(i) if self.scenario.launches.contains_key(&i));
-        if from_image && self.first_launched.insert(rec.actor) {
+            matches!(role(self.scenario, actor), Role::Instance(i) if self.scenario.launches.contains_key(&i));
+        if from_image && self.first_launched.insert(actor) {
             return;
         }
-        *self.lives.entry(rec.actor).or_default() += 1;
+        *self.lives.entry(actor).or_default() += 1;
         match &mut self.history {
-            Some(h) => h.entry(rec.actor).or_default().push(rec.id),
+            Some(h) => h.entry(actor).or_default().push(id),
             None => {
-                self.recent.push_back((rec.id, rec.actor));
-                while self.recent.front().is_some_and(|(r, _)| r + RECENT < rec.id) {
+                self.recent.push_back((id, actor));
+                while self.recent.front().is_some_and(|(r, _)| r + RECENT < id) {
                     self.recent.pop_front();
                 }
             }
@@ -430,9 +431,23 @@ impl<'s> Names<'s> {
 }
 
 /// Sees a run's records as they are made, with the [`Names`] they are made under: what the
-/// run layer offers an analysis, so that it need not learn the names a second time.
+/// run layer offers an analysis, so that it need not learn the names a second time. Each
+/// record is first seen, then taken.
 pub trait Observer {
-    fn record(&mut self, names: &Names<'_>, rec: Record<Obs>);
+    /// Looks at `rec`.
+    fn see(&mut self, names: &Names<'_>, rec: &Record<Obs>);
+
+    /// Takes `rec` once seen: to pass it on (to a trace writer), or, by default, to let it go.
+    /// Apart from `see` so that an observer that only looks costs no copy of the record.
+    #[inline(always)]
+    fn take(&mut self, names: &Names<'_>, rec: Record<Obs>) {
+        let _ = names;
+        let_go(rec);
+    }
+
+    /// Whether `take` is more than the default: when not, the run lets each record go itself,
+    /// where it has it (handing it to `take` would copy it).
+    const TAKES: bool = true;
 
     /// As [`Sink::prepare`].
     fn prepare(&self, actor: ActorId) {
@@ -440,11 +455,23 @@ pub trait Observer {
     }
 }
 
+/// Drops a record. Most records own nothing, and forgetting one is dropping it without the
+/// drop code of every kind of record that does (see [`Obs::owns_nothing`]): a fifth of the
+/// cost of a record when millions go by.
+#[inline(always)]
+pub fn let_go(rec: Record<Obs>) {
+    if rec.obs.owns_nothing() {
+        std::mem::forget(rec);
+    }
+}
+
 /// An engine sink as an observer: it needs no names.
 struct Plain<'a>(&'a mut dyn Sink<Obs>);
 
 impl Observer for Plain<'_> {
-    fn record(&mut self, _names: &Names<'_>, rec: Record<Obs>) {
+    fn see(&mut self, _names: &Names<'_>, _rec: &Record<Obs>) {}
+
+    fn take(&mut self, _names: &Names<'_>, rec: Record<Obs>) {
         self.0.record(rec);
     }
 
@@ -463,49 +490,80 @@ pub fn run<'s>(
     run_observed(scenario, options, extra.map(Plain).as_mut())
 }
 
-/// [`run`], its records going to `observer` with their names. Generic, so that the observer's
-/// `record` is called directly from the run's own sink (the engine calls that one through a
-/// pointer, once per record).
+/// [`run`], its records going to `observer` with their names.
 pub fn run_observed<'s, X: Observer>(
     scenario: &'s Scenario,
     options: &RunOptions,
-    mut extra: Option<&mut X>,
+    extra: Option<&mut X>,
 ) -> Result<Run<'s>, EngineError> {
-    let (mut sim, mut inputs) = build(scenario);
-    let mut records = Vec::new();
-    let mut probes: Vec<SimTime> = scenario.expectations.iter().filter_map(|e| e.expect.probe()).collect();
-    probes.extend(options.probes.iter().copied());
-    probes.sort_unstable();
-    probes.dedup();
-    let mut snapshots = Vec::with_capacity(probes.len());
-    let mut names = if options.stream { Names::streaming(scenario) } else { Names::new(scenario) };
-    let mut records_made = 0;
-    // The engine pauses at each probe and resumes: the order of events is unchanged.
-    let mut last_event_at = SimTime::ZERO;
-    let mut events = 0;
-    let mut stopped_at_horizon = false;
-    for (leg, horizon) in probes.iter().copied().chain([scenario.horizon]).enumerate() {
-        let limits = Limits { horizon, max_events: options.max_events };
-        let keep = (!options.stream).then_some(&mut records);
-        let s = sim.run_with(
-            limits,
-            &mut inputs,
-            &mut Tee { names: &mut names, made: &mut records_made, keep, extra: extra.as_deref_mut() },
-            &Estate,
-        )?;
-        if s.events > events {
-            last_event_at = s.last_event_at;
+    prepare(scenario).run(options, extra)
+}
+
+/// A scenario's world built and ready to run ([`prepare`]): the building apart from the run, so
+/// that `kmsim bench` can time the two apart.
+pub struct Prepared<'s> {
+    scenario: &'s Scenario,
+    sim: Simulation<World>,
+    inputs: ScenarioInputs<'s>,
+}
+
+/// Builds the world of `scenario` ([`build`]), to run it with [`Prepared::run`].
+#[must_use]
+pub fn prepare(scenario: &Scenario) -> Prepared<'_> {
+    let (sim, inputs) = build(scenario);
+    Prepared { scenario, sim, inputs }
+}
+
+impl<'s> Prepared<'s> {
+    /// The one pass every command makes over a run: it runs the world to the scenario's
+    /// horizon, taking its snapshots at the probes on the way, and hands each record with its
+    /// names to `extra`, if given (the folds a command needs). Generic, so that the observer's
+    /// `record` is called directly from the run's own sink (the engine calls that one through
+    /// a pointer, once per record).
+    pub fn run<X: Observer>(self, options: &RunOptions, mut extra: Option<&mut X>) -> Result<Run<'s>, EngineError> {
+        let Prepared { scenario, mut sim, mut inputs } = self;
+        let mut records = Vec::new();
+        let mut probes: Vec<SimTime> = scenario.expectations.iter().filter_map(|e| e.expect.probe()).collect();
+        probes.extend(options.probes.iter().copied());
+        probes.sort_unstable();
+        probes.dedup();
+        let mut snapshots = Vec::with_capacity(probes.len());
+        let mut names = if options.stream { Names::streaming(scenario) } else { Names::new(scenario) };
+        // The engine pauses at each probe and resumes: the order of events is unchanged.
+        let mut last_event_at = SimTime::ZERO;
+        let mut events = 0;
+        let mut records_made = 0;
+        let mut stopped_at_horizon = false;
+        for (leg, horizon) in probes.iter().copied().chain([scenario.horizon]).enumerate() {
+            let limits = Limits { horizon, max_events: options.max_events };
+            let s = match (options.stream, &mut extra) {
+                (true, Some(extra)) => {
+                    sim.run_with(limits, &mut inputs, &mut Stream { names: &mut names, extra: &mut **extra }, &Estate)
+                }
+                (stream, extra) => {
+                    let keep = (!stream).then_some(&mut records);
+                    let tee = &mut Tee { names: &mut names, keep, extra: extra.as_deref_mut() };
+                    sim.run_with(limits, &mut inputs, tee, &Estate)
+                }
+            }?;
+            if s.events > events {
+                last_event_at = s.last_event_at;
+            }
+            events = s.events;
+            records_made += s.records;
+            stopped_at_horizon = s.stopped_at_horizon;
+            if leg < probes.len() {
+                snapshots.push(snapshot(&sim, scenario, horizon));
+            }
         }
-        events = s.events;
-        stopped_at_horizon = s.stopped_at_horizon;
-        if leg < probes.len() {
-            snapshots.push(snapshot(&sim, scenario, horizon));
-        }
+        let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
+        let (by_actor, by_key) = if options.stream {
+            (Vec::new(), Vec::new())
+        } else {
+            index(&records, sim.names().len(), scenario.keys.len())
+        };
+        Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key, names })
     }
-    let stats = RunStats { events, records: records_made, last_event_at, stopped_at_horizon };
-    let (by_actor, by_key) =
-        if options.stream { (Vec::new(), Vec::new()) } else { index(&records, sim.names().len(), scenario.keys.len()) };
-    Ok(Run { scenario, records, snapshots, stats, end: scenario.horizon, sim, by_actor, by_key, names })
 }
 
 fn index(records: &[Record<Obs>], actors: usize, keys: usize) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
@@ -591,18 +649,10 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
     Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images, services, groups }
 }
 
-/// Runs a scenario without keeping its records: they go to `sink` only. For sweeps and big
-/// fleets, whose outputs fold records as they come.
-pub fn simulate(scenario: &Scenario, options: &RunOptions, sink: &mut dyn Sink<Obs>) -> Result<RunStats, EngineError> {
-    let (mut sim, mut inputs) = build(scenario);
-    sim.run_with(Limits { horizon: scenario.horizon, max_events: options.max_events }, &mut inputs, sink, &Estate)
-}
-
 /// The run's own sink: it learns the names, keeps the records unless streaming, and hands
 /// each record to the caller's sink, if any.
 struct Tee<'a, 's, X> {
     names: &'a mut Names<'s>,
-    made: &'a mut u64,
     keep: Option<&'a mut Vec<Record<Obs>>>,
     extra: Option<&'a mut X>,
 }
@@ -610,14 +660,17 @@ struct Tee<'a, 's, X> {
 impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
     fn record(&mut self, rec: Record<Obs>) {
         self.names.observe(&rec);
-        *self.made += 1;
         match (&mut self.keep, &mut self.extra) {
             (Some(keep), Some(extra)) => {
-                extra.record(self.names, rec.clone());
+                extra.see(self.names, &rec);
+                extra.take(self.names, rec.clone());
                 keep.push(rec);
             }
             (Some(keep), None) => keep.push(rec),
-            (None, Some(extra)) => extra.record(self.names, rec),
+            (None, Some(extra)) => {
+                extra.see(self.names, &rec);
+                extra.take(self.names, rec);
+            }
             (None, None) => {}
         }
     }
@@ -626,6 +679,29 @@ impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
         if let Some(extra) = &self.extra {
             extra.prepare(actor);
         }
+    }
+}
+
+/// The run's sink when it keeps no records and hands each on (every command's): [`Tee`]'s
+/// common case, apart so that a record goes on without a copy.
+struct Stream<'a, 's, X> {
+    names: &'a mut Names<'s>,
+    extra: &'a mut X,
+}
+
+impl<X: Observer> Sink<Obs> for Stream<'_, '_, X> {
+    fn record(&mut self, rec: Record<Obs>) {
+        self.names.observe(&rec);
+        self.extra.see(self.names, &rec);
+        if X::TAKES {
+            self.extra.take(self.names, rec);
+        } else if rec.obs.owns_nothing() {
+            std::mem::forget(rec);
+        }
+    }
+
+    fn prepare(&self, actor: ActorId) {
+        self.extra.prepare(actor);
     }
 }
 

@@ -29,7 +29,7 @@ use crate::actors::Obs;
 use crate::analysis::lanes::{Lanes, LanesFold};
 use crate::analysis::verdicts::{Verdict, VerdictFold};
 use crate::engine::{ActorId, EngineError, Record, Sink};
-use crate::run::{Names, Observer, Run, RunOptions, run_observed};
+use crate::run::{Names, Observer, Run, RunOptions, let_go, run_observed};
 use crate::scenario::Scenario;
 use summary::{Summary, SummaryFold};
 use timeline::{Shown, TimelineFold};
@@ -70,14 +70,17 @@ struct Folds<'s, 'x> {
 }
 
 impl Observer for Folds<'_, '_> {
-    // Inlined into the run's own sink, so that a record is not copied on its way here.
-    #[inline]
-    fn record(&mut self, names: &Names<'_>, rec: Record<Obs>) {
-        self.summary.observe(names, &rec);
-        self.verdicts.observe(names, &rec);
+    #[inline(always)]
+    fn see(&mut self, names: &Names<'_>, rec: &Record<Obs>) {
+        self.summary.observe(names, rec);
+        self.verdicts.observe(names, rec);
         if let Some(l) = &mut self.lanes {
-            l.observe(names, &rec);
+            l.observe(names, rec);
         }
+    }
+
+    #[inline(always)]
+    fn take(&mut self, names: &Names<'_>, rec: Record<Obs>) {
         // The timeline holds its last records as they are (a delay line): what it lets go of
         // goes on, in order, and what it still holds at the end goes on then (`observe`).
         let rec = match &mut self.timeline {
@@ -89,10 +92,7 @@ impl Observer for Folds<'_, '_> {
         };
         match &mut self.extra {
             Some(extra) => extra.record(rec),
-            // Most records own nothing, and forgetting one is dropping it without the drop
-            // code of the kinds that do (see `Obs::owns_nothing`).
-            None if rec.obs.owns_nothing() => std::mem::forget(rec),
-            None => {}
+            None => let_go(rec),
         }
     }
 

@@ -18,8 +18,8 @@ use crate::actors::Obs;
 use crate::actors::ebs::VolumeObs;
 use crate::actors::kms::{Caller, KeyState, KmsException, KmsObs};
 use crate::actors::service::Effect;
-use crate::engine::{ActorId, Record, SimTime, Sink};
-use crate::run::{RunOptions, simulate};
+use crate::engine::{ActorId, Record, SimTime};
+use crate::run::{Names, Observer, RunOptions, run_observed};
 use crate::scenario::{Overrides, Scenario};
 
 /// Points of the time grid on which broken counts are sampled: a quarter spread over the whole
@@ -329,21 +329,19 @@ impl Fold {
     }
 }
 
-impl Sink<Obs> for Fold {
+impl Observer for Fold {
     fn prepare(&self, actor: ActorId) {
         if let Some(flags) = self.flags_index(actor.index()).and_then(|v| self.broken_flags.get(v)) {
             crate::engine::prefetch(flags);
         }
     }
 
-    fn record(&mut self, rec: Record<Obs>) {
-        self.fold(&rec);
-        // Most records own nothing, but dropping one runs the drop code of every kind of
-        // record: a fifth of the cost of a record when millions go by.
-        if rec.obs.owns_nothing() {
-            std::mem::forget(rec);
-        }
+    #[inline(always)]
+    fn see(&mut self, _names: &Names<'_>, rec: &Record<Obs>) {
+        self.fold(rec);
     }
+
+    const TAKES: bool = false;
 }
 
 /// Why a run of a sweep did not finish.
@@ -370,7 +368,7 @@ pub fn run_one(
     // Key IDs and fleets' key choices come from the seed too: each run is a whole new draw.
     let s = crate::scenario::parse(file, text, Overrides { seed: Some(seed), horizon })?;
     let mut fold = Fold::new(&s, i, seed);
-    simulate(&s, options, &mut fold)?;
+    run_observed(&s, &RunOptions { stream: true, ..options.clone() }, Some(&mut fold))?;
     Ok(fold.finish())
 }
 

@@ -374,11 +374,15 @@ pub(super) fn bench_command(
 ) -> Result<(), Failure> {
     use crate::actors::Obs;
     use crate::engine::{Record, Sink};
+    use crate::run::{Names, Observer};
     /// Counts for the figures, and streams the trace too.
     struct Both<'a>(&'a mut crate::analysis::sweep::Fold, &'a mut trace::Handoff);
-    impl Sink<Obs> for Both<'_> {
-        fn record(&mut self, rec: Record<Obs>) {
-            self.0.fold(&rec);
+    impl Observer for Both<'_> {
+        fn see(&mut self, _names: &Names<'_>, rec: &Record<Obs>) {
+            self.0.fold(rec);
+        }
+
+        fn take(&mut self, _names: &Names<'_>, rec: Record<Obs>) {
             self.1.record(rec);
         }
 
@@ -390,17 +394,18 @@ pub(super) fn bench_command(
     let started = std::time::Instant::now();
     let scenario = load(common)?;
     let mut fold = crate::analysis::sweep::Fold::new(&scenario, 0, scenario.seed);
-    let (mut sim, mut inputs) = crate::run::build(&scenario);
+    let world = crate::run::prepare(&scenario);
     let setup = started.elapsed().as_secs_f64();
-    let limits = crate::engine::Limits { horizon: scenario.horizon, max_events: Some(common.max_events) };
+    let options = crate::run::RunOptions { max_events: Some(common.max_events), stream: true, ..Default::default() };
     let limit = |e: crate::engine::EngineError| Failure::Limit(e.to_string());
     let started = std::time::Instant::now();
-    let stats = match trace {
-        None => sim.run_with(limits, &mut inputs, &mut fold, &crate::run::Estate).map_err(limit)?,
+    let run = match trace {
+        None => world.run(&options, Some(&mut fold)).map_err(limit)?,
         Some((path, format)) => with_trace(path, &scenario, format, |stream| {
-            sim.run_with(limits, &mut inputs, &mut Both(&mut fold, stream), &crate::run::Estate).map_err(limit)
+            world.run(&options, Some(&mut Both(&mut fold, stream))).map_err(limit)
         })?,
     };
+    let stats = run.stats;
     let sim_s = started.elapsed().as_secs_f64();
     let r = fold.finish();
     let hours = |ms: Option<u64>| ms.map_or_else(|| "nan".to_string(), |t| format!("{:.3}", t as f64 / 3_600_000.0));
