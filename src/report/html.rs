@@ -54,8 +54,14 @@ tr.failed td { background: #fff1f0; }
 .chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; }
 .chart svg { width: 100%; height: auto; display: block; }
 .chart.print { display: none; }
-/* A table wider than a narrow window scrolls within its own box; the page never does. */
+/* A table wider than a narrow window scrolls within its own box; the page never does. On a
+   screen its first column (an id) keeps to one line and its last (a sentence) to a few, so
+   that a narrow window scrolls the table rather than stacking each row a word per line. */
 .wide { overflow-x: auto; }
+@media screen {
+  .wide td:first-child { white-space: nowrap; }
+  .wide td:last-child { min-width: 16em; }
+}
 .keys li { margin: 2px 0; }
 code { font-size: 12px; background: var(--bg-soft); padding: 1px 4px; border-radius: 4px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
