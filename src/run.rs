@@ -445,8 +445,9 @@ pub trait Observer {
         let_go(rec);
     }
 
-    /// Whether `take` is more than the default: when not, the run lets each record go itself,
-    /// where it has it (handing it to `take` would copy it).
+    /// Whether `take` is more than the default (an observer that overrides it leaves this
+    /// true): when not, the run lets each record go itself, where it has it, since handing it
+    /// to `take` would copy it.
     const TAKES: bool = true;
 
     /// As [`Sink::prepare`].
@@ -490,7 +491,7 @@ pub fn run<'s>(
     run_observed(scenario, options, extra.map(Plain).as_mut())
 }
 
-/// [`run`], its records going to `observer` with their names.
+/// [`run`], its records going to the observer `extra` with their names.
 pub fn run_observed<'s, X: Observer>(
     scenario: &'s Scenario,
     options: &RunOptions,
@@ -518,8 +519,8 @@ impl<'s> Prepared<'s> {
     /// The one pass every command makes over a run: it runs the world to the scenario's
     /// horizon, taking its snapshots at the probes on the way, and hands each record with its
     /// names to `extra`, if given (the folds a command needs). Generic, so that the observer's
-    /// `record` is called directly from the run's own sink (the engine calls that one through
-    /// a pointer, once per record).
+    /// `see` and `take` are called directly from the run's own sink (the engine calls that one
+    /// through a pointer, once per record).
     pub fn run<X: Observer>(self, options: &RunOptions, mut extra: Option<&mut X>) -> Result<Run<'s>, EngineError> {
         let Prepared { scenario, mut sim, mut inputs } = self;
         let mut records = Vec::new();
@@ -650,7 +651,7 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
 }
 
 /// The run's own sink: it learns the names, keeps the records unless streaming, and hands
-/// each record to the caller's sink, if any.
+/// each record to the caller's observer, if any.
 struct Tee<'a, 's, X> {
     names: &'a mut Names<'s>,
     keep: Option<&'a mut Vec<Record<Obs>>>,
@@ -683,7 +684,8 @@ impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
 }
 
 /// The run's sink when it keeps no records and hands each on (every command's): [`Tee`]'s
-/// common case, apart so that a record goes on without a copy.
+/// common case, apart so that the sink the engine calls for every record is no more than the
+/// names and the observer.
 struct Stream<'a, 's, X> {
     names: &'a mut Names<'s>,
     extra: &'a mut X,
@@ -696,6 +698,7 @@ impl<X: Observer> Sink<Obs> for Stream<'_, '_, X> {
         if X::TAKES {
             self.extra.take(self.names, rec);
         } else if rec.obs.owns_nothing() {
+            // `let_go`, written where the record is: a call would copy it first.
             std::mem::forget(rec);
         }
     }

@@ -511,14 +511,6 @@ pub fn in_background<T>(
     in_background_beside(scenario, format, out, |_, rec| Some(rec), f)
 }
 
-/// Drops a record, without the drop code of the kinds that own nothing (forgetting one of
-/// those is dropping it).
-fn let_go(rec: Record<Obs>) {
-    if rec.obs.owns_nothing() {
-        std::mem::forget(rec);
-    }
-}
-
 /// [`in_background`], with `beside` given each record on the writing thread once it is
 /// written, and the names that know every record until it: a fold that needs records only
 /// as they pass, run where there is time to spare (the simulating thread is the busier). It
@@ -539,7 +531,7 @@ pub fn in_background_beside<T>(
                 for rec in batch.drain(..) {
                     streamed.write(&rec);
                     if let Some(rec) = beside(&streamed.names, rec) {
-                        let_go(rec);
+                        crate::run::let_go(rec);
                     }
                 }
                 let _ = give_back.try_send(batch);
