@@ -445,10 +445,13 @@ pub trait Observer {
         let_go(rec);
     }
 
-    /// Whether `take` is more than the default (an observer that overrides it leaves this
-    /// true): when not, the run lets each record go itself, where it has it, since handing it
-    /// to `take` would copy it.
-    const TAKES: bool = true;
+    /// Whether `take` would do more than the default now (an observer that overrides `take`
+    /// says when): when not, the run lets each record go itself, where it has it, since
+    /// handing it to `take` would copy it.
+    #[inline(always)]
+    fn takes(&self) -> bool {
+        true
+    }
 
     /// As [`Sink::prepare`].
     fn prepare(&self, actor: ActorId) {
@@ -695,7 +698,7 @@ impl<X: Observer> Sink<Obs> for Stream<'_, '_, X> {
     fn record(&mut self, rec: Record<Obs>) {
         self.names.observe(&rec);
         self.extra.see(self.names, &rec);
-        if X::TAKES {
+        if self.extra.takes() {
             self.extra.take(self.names, rec);
         } else if rec.obs.owns_nothing() {
             // `let_go`, written where the record is: a call would copy it first.

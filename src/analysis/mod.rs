@@ -80,6 +80,11 @@ impl Observer for Folds<'_, '_> {
     }
 
     #[inline(always)]
+    fn takes(&self) -> bool {
+        self.timeline.is_some() || self.extra.is_some()
+    }
+
+    #[inline(always)]
     fn take(&mut self, names: &Names<'_>, rec: Record<Obs>) {
         // The timeline holds its last records as they are (a delay line): what it lets go of
         // goes on, in order, and what it still holds at the end goes on then (`observe`).

@@ -341,7 +341,10 @@ impl Observer for Fold {
         self.fold(rec);
     }
 
-    const TAKES: bool = false;
+    #[inline(always)]
+    fn takes(&self) -> bool {
+        false
+    }
 }
 
 /// Why a run of a sweep did not finish.
