@@ -72,9 +72,9 @@ pub fn write_compact(names: &Names<'_>, rec: &Record<Obs>, out: &mut impl Write)
     out.write_all(&line)
 }
 
-/// What consecutive lines of a compact or CSV trace repeat, made once: each actor's name as a
-/// line writes it, and the digits of the last record's number and instant (a record's number
-/// is the last one's plus one, and records come in bursts at one instant).
+/// What consecutive lines of a trace repeat, made once: each actor's name as a line writes it,
+/// and the digits of the last record's number and instant, or the instant in words (a record's
+/// number is the last one's plus one, and records come in bursts at one instant).
 struct Repeats {
     format: Format,
     /// Whether no actor or key name needs escaping (checked once, not on every line).
@@ -87,6 +87,8 @@ struct Repeats {
     /// their buffers.
     seq: (u64, Digits),
     at: (SimTime, Digits),
+    /// The full format's last instant, in words.
+    instant: Option<(SimTime, String)>,
 }
 
 /// A number's decimal digits, right-aligned: `bytes[start..]`.
@@ -133,7 +135,15 @@ impl Digits {
 impl Repeats {
     fn new(format: Format, plain: bool) -> Self {
         let zero = Digits::of(0);
-        Repeats { format, plain, spans: Vec::new(), arena: Vec::new(), seq: (0, zero), at: (SimTime::ZERO, zero) }
+        Repeats {
+            format,
+            plain,
+            spans: Vec::new(),
+            arena: Vec::new(),
+            seq: (0, zero),
+            at: (SimTime::ZERO, zero),
+            instant: None,
+        }
     }
 
     /// The digits of record number `id`.
@@ -154,6 +164,16 @@ impl Repeats {
             self.at = (at, Digits::of(at.as_ms()));
         }
         self.at.1.as_bytes()
+    }
+
+    /// Instant `at` in words, as the full format writes it.
+    fn instant(&mut self, scenario: &Scenario, at: SimTime) -> &str {
+        let (last, words) = self.instant.get_or_insert_with(|| (at, scenario.instant(at)));
+        if *last != at {
+            *last = at;
+            *words = scenario.instant(at);
+        }
+        words
     }
 
     /// Appends the actor's name field of `rec` to `line`: made once per actor, unless the
@@ -374,14 +394,23 @@ pub fn write_all(run: &Run<'_>, format: Format, out: &mut impl Write) -> io::Res
     let mut line = Vec::with_capacity(160);
     for rec in &run.records {
         line.clear();
-        match format {
-            Format::Full => write_record(&run.names, rec, &mut line)?,
-            Format::Compact => compact_line(&run.names, rec, &mut repeats, &mut line),
-            Format::Csv => csv_line(&run.names, rec, &mut repeats, &mut line),
-        }
+        trace_line(&run.names, rec, &mut repeats, &mut line);
         out.write_all(&line)?;
     }
     Ok(())
+}
+
+/// Appends the line of `rec` in the trace's format (`repeats.format`) to `line`.
+#[inline(always)]
+fn trace_line(names: &Names<'_>, rec: &Record<Obs>, repeats: &mut Repeats, line: &mut Vec<u8>) {
+    match repeats.format {
+        Format::Compact => compact_line(names, rec, repeats, line),
+        Format::Csv => csv_line(names, rec, repeats, line),
+        Format::Full => {
+            let instant = repeats.instant(names.scenario, rec.at);
+            write_line(names, rec, instant, line).expect("writing to memory");
+        }
+    }
 }
 
 /// The form of a report's `trace.jsonl`: full, with a sentence per record, for an estate the
@@ -402,11 +431,8 @@ pub fn report_format(scenario: &Scenario) -> Format {
 struct Streamed<'s, W: Write> {
     /// Kept up to date with each record, to name each instance auto scaling launches.
     names: Names<'s>,
-    format: Format,
     out: W,
     error: Option<io::Error>,
-    /// The last instant formatted: records come in bursts at one instant.
-    time: (SimTime, String),
     /// Lines are made here, in place, and written out a chunk at a time: one copy per byte.
     buf: Vec<u8>,
     repeats: Repeats,
@@ -424,10 +450,8 @@ impl<'s, W: Write> Streamed<'s, W> {
         }
         Streamed {
             names: Names::streaming(scenario),
-            format,
             out,
             error: None,
-            time: (SimTime::ZERO, scenario.instant(SimTime::ZERO)),
             buf,
             repeats: Repeats::new(format, plain_names(scenario, format)),
         }
@@ -454,16 +478,7 @@ impl<'s, W: Write> Streamed<'s, W> {
         if self.error.is_some() {
             return;
         }
-        match self.format {
-            Format::Compact => compact_line(&self.names, rec, &mut self.repeats, &mut self.buf),
-            Format::Csv => csv_line(&self.names, rec, &mut self.repeats, &mut self.buf),
-            Format::Full => {
-                if self.time.0 != rec.at {
-                    self.time = (rec.at, self.names.scenario.instant(rec.at));
-                }
-                write_line(&self.names, rec, &self.time.1, &mut self.buf).expect("writing to memory");
-            }
-        }
+        trace_line(&self.names, rec, &mut self.repeats, &mut self.buf);
         if self.buf.len() >= CHUNK {
             self.flush();
         }
