@@ -7,14 +7,19 @@ scenarios/bench/fleet-<N>.ron), the heap loop and SimPy on the same N and seed, 
 and prints a table of the median simulation time (with the fastest and slowest run), events per
 second, peak memory and the ratios.
 
-usage: benches/compare.py [--n 1k,10k,100k] [--repeat 3] [--simpy-max 10k] [--markdown]
+usage: benches/compare.py [--n 1k,10k,100k] [--repeat 3] [--simpy-max 10k] [--neighbour] [--markdown]
 
 Times are the simulation alone as each program reports it (`sim_s`: kmsim excludes parsing and
 building the world, the references their set-up); peak memory is the whole process's maximum
 resident set, read by GNU time (/usr/bin/time). Machines are noisy: compare the ratios measured in one run.
+
+`--neighbour` measures the same with a busy neighbour: stress-ng's cache stressor runs on the last
+CPU and thrashes the last-level cache, as other tenants of a virtual machine's host do, while the
+programs run on the first CPU (Linux; stress-ng from the distribution, e.g. `apt install stress-ng`).
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,8 +67,8 @@ def python_with_simpy():
 GNU_TIME = Path("/usr/bin/time")
 
 
-def measure(cmd):
-    """Runs cmd; returns its key=value line as a dict, with its peak RSS in MiB.
+def measure(cmd, cpu=None):
+    """Runs cmd (on CPU `cpu` alone, if given); returns its key=value line as a dict, with its peak RSS in MiB.
 
     The peak is read by GNU time, a small process: a child forked from this Python would carry
     Python's own resident set into its maximum.
@@ -71,13 +76,28 @@ def measure(cmd):
     cmd = [str(c) for c in cmd]
     rss_file = TARGET / "bench-maxrss.txt"
     wrapped = [str(GNU_TIME), "-f", "%M", "-o", str(rss_file)] + cmd if GNU_TIME.exists() else cmd
-    proc = subprocess.run(wrapped, stdout=subprocess.PIPE, cwd=ROOT)
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    proc = subprocess.run(wrapped, stdout=subprocess.PIPE, cwd=ROOT, preexec_fn=pin)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
     line = next(l for l in proc.stdout.decode().splitlines() if l.startswith("impl="))
     fields = dict(kv.split("=", 1) for kv in line.split())
     fields["peak_mib"] = int(rss_file.read_text().split()[-1]) / 1024 if GNU_TIME.exists() else None
     return fields
+
+
+def start_neighbour():
+    """Starts stress-ng's cache stressor on the last CPU; returns (the process, the CPU the programs run on)."""
+    stress = shutil.which("stress-ng")
+    if stress is None:
+        raise SystemExit("--neighbour needs stress-ng: install it (apt install stress-ng) or leave the flag out")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--neighbour needs two CPUs: one for the programs, one for the neighbour")
+    log(f"a busy neighbour: stress-ng --cache 1 on CPU {cpus[-1]}; the programs on CPU {cpus[0]}")
+    proc = subprocess.Popen([stress, "--cache", "1", "--taskset", str(cpus[-1]), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, cpus[0]
 
 
 def fmt_mem(mib):
@@ -92,6 +112,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of each program per size (median)")
     ap.add_argument("--simpy-max", default="10k", help="largest size SimPy runs at (it takes minutes at 100k)")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--neighbour", action="store_true",
+                    help="run beside stress-ng's cache stressor on another CPU (a busy neighbour)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = ap.parse_args()
     sizes = [s.strip() for s in args.n.split(",") if s.strip()]
@@ -103,6 +125,17 @@ def main():
     py = python_with_simpy()
     simpy_script = ROOT / "benches" / "reference" / "simpy_fleet.py"
 
+    neighbour, cpu = start_neighbour() if args.neighbour else (None, None)
+    try:
+        rows = run_all(args, sizes, kmsim, heap, py, simpy_script, cpu)
+    finally:
+        if neighbour is not None:
+            neighbour.terminate()
+            neighbour.wait()
+    print_table(args, rows)
+
+
+def run_all(args, sizes, kmsim, heap, py, simpy_script, cpu):
     rows = []
     for size in sizes:
         n = SIZES[size]
@@ -117,7 +150,7 @@ def main():
         for r in range(args.repeat):
             for name, cmd in programs.items():  # alternated, so that drift hits all alike
                 log(f"N={size} run {r + 1}/{args.repeat}: {name}")
-                results[name].append(measure(cmd))
+                results[name].append(measure(cmd, cpu))
         for name, runs in results.items():
             rows.append(
                 {
@@ -130,7 +163,10 @@ def main():
                     "peak_mib": None if runs[0]["peak_mib"] is None else max(x["peak_mib"] for x in runs),
                 }
             )
+    return rows
 
+
+def print_table(args, rows):
     def row_for(size, impl):
         return next((r for r in rows if r["N"] == size and r["impl"] == impl), None)
 
@@ -157,8 +193,9 @@ def main():
         widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
         for t in [header] + table:
             print("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
+    where = "on one CPU, beside stress-ng --cache 1 on another" if args.neighbour else f"{os.cpu_count()} CPUs"
     print(f"\nmedian of {args.repeat} runs each (and the fastest and slowest), alternated; seed {args.seed}; "
-          f"{os.cpu_count()} CPUs; kmsim counts the initial import as one more key call.")
+          f"{where}; kmsim counts the initial import as one more key call.")
 
 
 if __name__ == "__main__":
