@@ -444,7 +444,38 @@ impl<'s> LanesFold<'s> {
     }
 
     /// Takes the next record of the run; `names` knows every record until this one.
+    #[inline]
     pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
+        // Most records of a big estate are an attach's or a detach's, counted in the aggregate
+        // view: those take a few lines here, and the rest the whole fold out of line.
+        if self.detail.is_none() && r.at < self.next_lapse {
+            match &r.obs {
+                // A request changes no band; a Decrypt marks nothing.
+                Obs::Volume(VolumeObs::AttachRequested { .. }) => return,
+                Obs::Kms(KmsObs::Called { op, .. }) if matches!(**op, KmsOp::Decrypt { .. }) => return,
+                Obs::Volume(VolumeObs::Attached { instance }) => {
+                    return self.volume_now(names, r.actor, r.at, |now| now.attached = Some((*instance, r.id)));
+                }
+                Obs::Volume(VolumeObs::Detached { .. }) => {
+                    return self.volume_now(names, r.actor, r.at, |now| {
+                        now.attached = None;
+                        now.cached = false;
+                    });
+                }
+                Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
+                    return self.volume_now(names, *volume, r.at, |now| now.cached = true);
+                }
+                Obs::Instance(InstanceObs::DataKeyEvicted { volume, .. }) => {
+                    return self.volume_now(names, *volume, r.at, |now| now.cached = false);
+                }
+                _ => {}
+            }
+        }
+        self.observe_all(names, r);
+    }
+
+    #[inline(never)]
+    fn observe_all(&mut self, names: &Names<'_>, r: &Record<Obs>) {
         if r.at >= self.next_lapse {
             self.lapse_until(r.at);
         }
@@ -543,10 +574,8 @@ impl<'s> LanesFold<'s> {
                 self.set_volume(names, v, now, r.at);
             }
             Obs::Instance(InstanceObs::DataKeyCached { volume } | InstanceObs::DataKeyEvicted { volume, .. }) => {
-                let Role::Volume(v) = role(self.scenario, *volume) else { unreachable!("keys cached are volumes'") };
-                let mut now = self.volumes[v];
-                now.cached = matches!(r.obs, Obs::Instance(InstanceObs::DataKeyCached { .. }));
-                self.set_volume(names, v, now, r.at);
+                let cached = matches!(r.obs, Obs::Instance(InstanceObs::DataKeyCached { .. }));
+                self.volume_now(names, *volume, r.at, |now| now.cached = cached);
             }
             Obs::Instance(o) => {
                 let Role::Instance(i) = role(self.scenario, r.actor) else {
@@ -673,6 +702,17 @@ impl<'s> LanesFold<'s> {
                 self.set_service(self.services_of_key[k][i], at);
             }
         }
+    }
+
+    /// The volume `actor` changes as `change` says at `at`.
+    #[inline(always)]
+    fn volume_now(&mut self, names: &Names<'_>, actor: ActorId, at: SimTime, change: impl FnOnce(&mut VolumeNow)) {
+        let Role::Volume(v) = role(self.scenario, actor) else {
+            unreachable!("only volumes attach and have keys cached")
+        };
+        let mut now = self.volumes[v];
+        change(&mut now);
+        self.set_volume(names, v, now, at);
     }
 
     /// The `v`-th volume is `now` from `at` on.
