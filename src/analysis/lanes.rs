@@ -450,9 +450,11 @@ impl<'s> LanesFold<'s> {
         // view: those take a few lines here, and the rest the whole fold out of line.
         if self.detail.is_none() && r.at < self.next_lapse {
             match &r.obs {
-                // A request changes no band; a Decrypt marks nothing.
-                Obs::Volume(VolumeObs::AttachRequested { .. }) => return,
+                // A Decrypt marks nothing.
                 Obs::Kms(KmsObs::Called { op, .. }) if matches!(**op, KmsOp::Decrypt { .. }) => return,
+                Obs::Volume(VolumeObs::Created) => {
+                    return self.volume_now(names, r.actor, r.at, |now| now.exists = true);
+                }
                 Obs::Volume(VolumeObs::Attached { instance }) => {
                     return self.volume_now(names, r.actor, r.at, |now| now.attached = Some((*instance, r.id)));
                 }
@@ -462,6 +464,9 @@ impl<'s> LanesFold<'s> {
                         now.cached = false;
                     });
                 }
+                // Nothing else a volume records moves it between bands; counted, its failures
+                // are not marked (the summary counts them).
+                Obs::Volume(_) => return,
                 Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
                     return self.volume_now(names, *volume, r.at, |now| now.cached = true);
                 }
