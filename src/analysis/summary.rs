@@ -382,7 +382,27 @@ impl SummaryFold {
     }
 
     /// Takes the next record of the run; `names` knows every record until this one.
+    #[inline]
     pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
+        // The records every attach and detach make, in a few lines; the rest out of line.
+        match &r.obs {
+            Obs::Kms(KmsObs::Called { op, caller, result: Ok(KmsOutput::Decrypted { .. }), .. }) => {
+                self.previous = Some((r.id, CauseWords::Call { op: op.operation().as_str(), caller: *caller }));
+            }
+            Obs::Volume(VolumeObs::Attached { .. }) => {
+                worked(&mut self.hot, &mut self.cold, r.actor.index(), r.at, "AttachVolume");
+            }
+            Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
+                worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
+            }
+            Obs::Volume(VolumeObs::AttachRequested { .. } | VolumeObs::Detached { .. })
+            | Obs::Instance(InstanceObs::DataKeyEvicted { .. }) => {}
+            _ => self.observe_all(names, r),
+        }
+    }
+
+    #[inline(never)]
+    fn observe_all(&mut self, names: &Names<'_>, r: &Record<Obs>) {
         match &r.obs {
             Obs::Kms(k) => {
                 self.kms(names, r, k);
