@@ -55,12 +55,14 @@ tr.failed td { background: #fff1f0; }
 .chart svg { width: 100%; height: auto; display: block; }
 .chart.print { display: none; }
 /* A table wider than a narrow window scrolls within its own box; the page never does. On a
-   screen its first column and its ids keep to one line and its last column (a sentence) to a
-   few, so that a narrow window scrolls the table rather than stacking each row a word per line. */
+   screen its first column and its ids keep to one line and its last column and other sentences
+   to a few, so that a narrow window scrolls the table rather than stacking each row a word per
+   line. */
 .wide { overflow-x: auto; }
 @media screen {
   .wide td:first-child, .wide td.id { white-space: nowrap; }
   .wide td:last-child { min-width: 16em; }
+  .wide td.text { min-width: 12em; }
 }
 .keys li { margin: 2px 0; }
 code { font-size: 12px; background: var(--bg-soft); padding: 1px 4px; border-radius: 4px; }
@@ -177,7 +179,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             for d in i.dependents.iter().take(crate::analysis::impact::DEPENDENTS_LISTED) {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{0} ({1})</td><td class=\"id\">{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td>{4}</td><td>{5}</td><td>{6}</td></tr>",
+                    "<tr><td>{0} ({1})</td><td class=\"id\">{2}</td><td><span class=\"pill sd-{3}\">{3}</span></td><td class=\"text\">{4}</td><td class=\"text\">{5}</td><td>{6}</td></tr>",
                     esc(&i.key),
                     esc(&i.key_state),
                     esc(&d.name),
@@ -199,7 +201,7 @@ pub fn render(run: &Run<'_>, input: &HtmlInput<'_>) -> String {
             for d in i.gone.iter().take(crate::analysis::impact::DEPENDENTS_LISTED) {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{0} ({1})</td><td class=\"id\">{2}</td><td><span class=\"pill sd-broken\">gone</span></td><td>{3}</td><td>{4}</td><td>no longer depends on it</td></tr>",
+                    "<tr><td>{0} ({1})</td><td class=\"id\">{2}</td><td><span class=\"pill sd-broken\">gone</span></td><td class=\"text\">{3}</td><td class=\"text\">{4}</td><td>no longer depends on it</td></tr>",
                     esc(&i.key),
                     esc(&i.key_state),
                     esc(&d.name),
