@@ -322,6 +322,32 @@ struct VolumeNow {
 }
 
 impl VolumeNow {
+    /// What a volume's own record changes: whether it exists, and where it is attached.
+    fn apply(&mut self, obs: &VolumeObs, id: RecordId) {
+        let moved = match obs {
+            VolumeObs::Created => {
+                self.exists = true;
+                true
+            }
+            VolumeObs::Attached { instance } => {
+                self.attached = Some((*instance, id));
+                true
+            }
+            VolumeObs::Detached { .. } => {
+                self.attached = None;
+                self.cached = false;
+                true
+            }
+            _ => false,
+        };
+        debug_assert_eq!(moved, Self::moved_by(obs), "moved_by names the records apply reads");
+    }
+
+    /// Whether [`VolumeNow::apply`] reads `obs` (the chart's fold skips the others unseen).
+    fn moved_by(obs: &VolumeObs) -> bool {
+        matches!(obs, VolumeObs::Created | VolumeObs::Attached { .. } | VolumeObs::Detached { .. })
+    }
+
     /// The kind of band the volume is in, if it exists, as [`Aggregate`] counts them.
     fn kind(self, usable: bool) -> Option<u8> {
         match (self.exists, self.attached, self.cached) {
@@ -452,21 +478,13 @@ impl<'s> LanesFold<'s> {
             match &r.obs {
                 // A Decrypt marks nothing.
                 Obs::Kms(KmsObs::Called { op, .. }) if matches!(**op, KmsOp::Decrypt { .. }) => return,
-                Obs::Volume(VolumeObs::Created) => {
-                    return self.volume_now(names, r.actor, r.at, |now| now.exists = true);
+                // Counted, a volume's failures are not marked (the summary counts them).
+                Obs::Volume(o) => {
+                    if VolumeNow::moved_by(o) {
+                        self.volume_now(names, r.actor, r.at, |now| now.apply(o, r.id));
+                    }
+                    return;
                 }
-                Obs::Volume(VolumeObs::Attached { instance }) => {
-                    return self.volume_now(names, r.actor, r.at, |now| now.attached = Some((*instance, r.id)));
-                }
-                Obs::Volume(VolumeObs::Detached { .. }) => {
-                    return self.volume_now(names, r.actor, r.at, |now| {
-                        now.attached = None;
-                        now.cached = false;
-                    });
-                }
-                // Nothing else a volume records moves it between bands; counted, its failures
-                // are not marked (the summary counts them).
-                Obs::Volume(_) => return,
                 Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
                     return self.volume_now(names, *volume, r.at, |now| now.cached = true);
                 }
@@ -555,13 +573,8 @@ impl<'s> LanesFold<'s> {
             Obs::Volume(o) => {
                 let Role::Volume(v) = role(self.scenario, r.actor) else { unreachable!("volumes record volume facts") };
                 let mut now = self.volumes[v];
+                now.apply(o, r.id);
                 match o {
-                    VolumeObs::Created => now.exists = true,
-                    VolumeObs::Attached { instance } => now.attached = Some((*instance, r.id)),
-                    VolumeObs::Detached { .. } => {
-                        now.attached = None;
-                        now.cached = false;
-                    }
                     VolumeObs::CreateFailed { error } => {
                         self.volume_failed(v, r.at, || format!("CreateVolume: {}", error.exception.as_str()));
                     }

@@ -381,31 +381,16 @@ impl SummaryFold {
         }
     }
 
-    /// Takes the next record of the run; `names` knows every record until this one.
+    /// Takes the next record of the run; `names` knows every record until this one. Inline,
+    /// as are the paths of an attach's and a detach's records; the rest is out of line.
     #[inline]
     pub fn observe(&mut self, names: &Names<'_>, r: &Record<Obs>) {
-        // The records every attach and detach make, in a few lines; the rest out of line.
-        match &r.obs {
-            Obs::Kms(KmsObs::Called { op, caller, result: Ok(KmsOutput::Decrypted { .. }), .. }) => {
-                self.previous = Some((r.id, CauseWords::Call { op: op.operation().as_str(), caller: *caller }));
-            }
-            Obs::Volume(VolumeObs::Attached { .. }) => {
-                worked(&mut self.hot, &mut self.cold, r.actor.index(), r.at, "AttachVolume");
-            }
-            Obs::Instance(InstanceObs::DataKeyCached { volume }) => {
-                worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
-            }
-            Obs::Volume(VolumeObs::AttachRequested { .. } | VolumeObs::Detached { .. })
-            | Obs::Instance(InstanceObs::DataKeyEvicted { .. }) => {}
-            _ => self.observe_all(names, r),
-        }
-    }
-
-    #[inline(never)]
-    fn observe_all(&mut self, names: &Names<'_>, r: &Record<Obs>) {
         match &r.obs {
             Obs::Kms(k) => {
-                self.kms(names, r, k);
+                // A Decrypt that worked tells the summary nothing but that it happened.
+                if !matches!(k, KmsObs::Called { result: Ok(KmsOutput::Decrypted { .. }), .. }) {
+                    self.kms(names, r, k);
+                }
                 // Only KMS's own records precede a key's state change in its step.
                 self.previous = Some((
                     r.id,
@@ -428,6 +413,7 @@ impl SummaryFold {
         }
     }
 
+    #[inline(never)]
     fn service(&mut self, r: &Record<Obs>, obs: &ServiceObs) {
         let me = r.actor.index();
         let how = match obs.effect() {
@@ -454,6 +440,7 @@ impl SummaryFold {
         }
     }
 
+    #[inline(never)]
     fn kms(&mut self, names: &Names<'_>, r: &Record<Obs>, obs: &KmsObs) {
         // Only a refusal of what a service needs a usable key for: a data key, or EC2's grant.
         if let KmsObs::Called { key: Some(k), result: Err(e), op, caller } = obs
@@ -510,12 +497,22 @@ impl SummaryFold {
         }
     }
 
+    /// A volume's record: an attach's and a detach's inline, the rest out of line.
+    #[inline]
     fn volume(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
+        match obs {
+            VolumeObs::Attached { .. } => worked(&mut self.hot, &mut self.cold, r.actor.index(), r.at, "AttachVolume"),
+            VolumeObs::AttachRequested { .. } | VolumeObs::Detached { .. } => {}
+            _ => self.volume_otherwise(r, obs),
+        }
+    }
+
+    #[inline(never)]
+    fn volume_otherwise(&mut self, r: &Record<Obs>, obs: &VolumeObs) {
         let me = r.actor.index();
         let (hot, cold) = (&mut self.hot, &mut self.cold);
         let how = match obs {
             VolumeObs::Created => return worked(hot, cold, me, r.at, "CreateVolume"),
-            VolumeObs::Attached { .. } => return worked(hot, cold, me, r.at, "AttachVolume"),
             VolumeObs::Io { kind, result: Ok(()) } => return worked(hot, cold, me, r.at, kind.as_str()),
             VolumeObs::AttachFailed { error, kms: Some(_), .. } => How { action: "AttachVolume", code: error.code },
             VolumeObs::KeyLoadFailed { error, .. } => How { action: "ReattachVolume", code: error.code },
@@ -534,6 +531,7 @@ impl SummaryFold {
         }
     }
 
+    #[inline(never)]
     fn snapshot(&mut self, r: &Record<Obs>, obs: &SnapshotObs) {
         let me = r.actor.index();
         let (hot, cold) = (&mut self.hot, &mut self.cold);
@@ -553,6 +551,7 @@ impl SummaryFold {
         failed(&mut self.hot[me], &mut self.cold[me], key, r.at, how);
     }
 
+    #[inline(never)]
     fn group(&mut self, r: &Record<Obs>, obs: &GroupObs) {
         let me = r.actor.index();
         match obs {
@@ -573,6 +572,7 @@ impl SummaryFold {
         }
     }
 
+    #[inline(never)]
     fn image(&mut self, r: &Record<Obs>, obs: &ImageObs) {
         let me = r.actor.index();
         match obs {
@@ -583,10 +583,20 @@ impl SummaryFold {
         }
     }
 
+    /// An instance's record: the host's key cache inline, the rest out of line.
+    #[inline]
     fn instance(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
-        if let InstanceObs::DataKeyCached { volume } = obs {
-            return worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
+        match obs {
+            InstanceObs::DataKeyCached { volume } => {
+                worked(&mut self.hot, &mut self.cold, volume.index(), r.at, "decrypted at start");
+            }
+            InstanceObs::DataKeyEvicted { .. } => {}
+            _ => self.instance_otherwise(r, obs),
         }
+    }
+
+    #[inline(never)]
+    fn instance_otherwise(&mut self, r: &Record<Obs>, obs: &InstanceObs) {
         let me = r.actor.index();
         let failed_start = self.cold[me].started_by.failed(obs);
         if let InstanceObs::StateChanged { to, reason, .. } = obs {
