@@ -469,6 +469,17 @@ pub fn let_go(rec: Record<Obs>) {
     }
 }
 
+/// No observer: a streaming run with nobody watching learns its names and lets each record go.
+struct Unobserved;
+
+impl Observer for Unobserved {
+    fn see(&mut self, _names: &Names<'_>, _rec: &Record<Obs>) {}
+
+    fn takes(&self) -> bool {
+        false
+    }
+}
+
 /// An engine sink as an observer: it needs no names.
 struct Plain<'a>(&'a mut dyn Sink<Obs>);
 
@@ -544,9 +555,14 @@ impl<'s> Prepared<'s> {
                 (true, Some(extra)) => {
                     sim.run_with(limits, &mut inputs, &mut Stream { names: &mut names, extra: &mut **extra }, &Estate)
                 }
-                (stream, extra) => {
-                    let keep = (!stream).then_some(&mut records);
-                    let tee = &mut Tee { names: &mut names, keep, extra: extra.as_deref_mut() };
+                (true, None) => sim.run_with(
+                    limits,
+                    &mut inputs,
+                    &mut Stream { names: &mut names, extra: &mut Unobserved },
+                    &Estate,
+                ),
+                (false, extra) => {
+                    let tee = &mut Tee { names: &mut names, keep: &mut records, extra: extra.as_deref_mut() };
                     sim.run_with(limits, &mut inputs, tee, &Estate)
                 }
             }?;
@@ -653,30 +669,24 @@ fn snapshot(sim: &Simulation<World>, scenario: &Scenario, at: SimTime) -> Snapsh
     Snapshot { at, keys, materials, current, volumes, instances, grants, snapshots, images, services, groups }
 }
 
-/// The run's own sink: it learns the names, keeps the records unless streaming, and hands
-/// each record to the caller's observer, if any.
+/// The run's sink when it keeps its records (tests, and a run whose records are read again):
+/// it learns the names, keeps each record, and shows it to the caller's observer, if any.
 struct Tee<'a, 's, X> {
     names: &'a mut Names<'s>,
-    keep: Option<&'a mut Vec<Record<Obs>>>,
+    keep: &'a mut Vec<Record<Obs>>,
     extra: Option<&'a mut X>,
 }
 
 impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
     fn record(&mut self, rec: Record<Obs>) {
         self.names.observe(&rec);
-        match (&mut self.keep, &mut self.extra) {
-            (Some(keep), Some(extra)) => {
-                extra.see(self.names, &rec);
+        if let Some(extra) = &mut self.extra {
+            extra.see(self.names, &rec);
+            if extra.takes() {
                 extra.take(self.names, rec.clone());
-                keep.push(rec);
             }
-            (Some(keep), None) => keep.push(rec),
-            (None, Some(extra)) => {
-                extra.see(self.names, &rec);
-                extra.take(self.names, rec);
-            }
-            (None, None) => {}
         }
+        self.keep.push(rec);
     }
 
     fn prepare(&self, actor: ActorId) {
@@ -686,9 +696,7 @@ impl<X: Observer> Sink<Obs> for Tee<'_, '_, X> {
     }
 }
 
-/// The run's sink when it keeps no records and hands each on (every command's): [`Tee`]'s
-/// common case, apart so that the sink the engine calls for every record is no more than the
-/// names and the observer.
+/// The run's sink when it keeps no records (every command's): the names, then the observer.
 struct Stream<'a, 's, X> {
     names: &'a mut Names<'s>,
     extra: &'a mut X,
